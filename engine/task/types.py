@@ -1,0 +1,46 @@
+"""Values of the task layer: an `Example` and a `Task`.
+
+A task is what APE optimises an instruction for: examples of inputs with their accepted outputs,
+the metric that compares a prediction with them, and, when the benchmark has one, the human
+instruction that serves as the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["METRICS", "Example", "Task"]
+
+#: Metric names understood by `engine.task.metrics`.
+METRICS = ("exact_match", "contains", "f1", "exact_set", "multiple_choice")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One input and the outputs accepted for it (a prediction is right if it matches any).
+
+    `choices` is set for multiple-choice tasks. `key` says where the example came from (the
+    file's line number or example key) so that errors and reports can point at it.
+    """
+
+    input: str
+    outputs: tuple[str, ...]
+    choices: tuple[str, ...] | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A named set of examples with its metric.
+
+    `test_examples` is set when the task ships its own held-out test file (instruction
+    induction's `execute` split); otherwise the test pool is split off `examples`.
+    """
+
+    name: str
+    examples: tuple[Example, ...]
+    metric: str = "exact_match"
+    human_instruction: str | None = None
+    description: str | None = None
+    test_examples: tuple[Example, ...] | None = None
+    source: str = field(default="", compare=False)
