@@ -1,0 +1,138 @@
+"""What a running study shows the outside: a snapshot to render, and the controls it obeys.
+
+The study produces `StudySnapshot` values (immutable, cheap to build several times a second);
+the terminal UI renders them with pure functions and the service serves them as JSON. Changes go
+the other way through the `StudyControl` protocol, which the study implements and which the UI
+keys and the service's PATCH route call. Nothing here does IO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "ArmRow",
+    "BudgetRow",
+    "LimiterRow",
+    "ProposalRow",
+    "StudyControl",
+    "StudySnapshot",
+    "ThroughputRow",
+]
+
+ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
+StudyStatus = Literal[
+    "starting", "running", "paused", "stopping", "finished", "failed", "cancelled"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmRow:
+    """One candidate on the leaderboard. `origin` is "proposal", "variant", "human" or "user";
+    `parent` is the arm a variant came from."""
+
+    arm: int
+    instruction: str
+    mean: float
+    lower: float
+    upper: float
+    pulls: int
+    pending: int
+    n: int
+    state: ArmState
+    origin: str
+    parent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputRow:
+    calls_per_s: float
+    recent_calls_per_s: tuple[float, ...]  # oldest first, one value per second, for a sparkline
+    latency_p50_s: float
+    latency_p95_s: float
+    in_flight: int
+    concurrency: int
+    retries: int
+    rate_limited: int  # 429 answers
+    errors: int  # calls that failed for good
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterRow:
+    """One bucket of an endpoint's limiter. `fill` in [0, 1]; rates per minute, None = unlimited."""
+
+    endpoint: str
+    requests_per_minute: float | None
+    tokens_per_minute: float | None
+    request_fill: float
+    token_fill: float
+    adaptive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """Spent and limit of one budget (limit None = unlimited)."""
+
+    name: Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
+    spent: float
+    limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRow:
+    generated: int
+    kept: int
+    duplicates: int
+    rejected: int
+    waiting: int  # proposal calls queued or in flight
+    new_candidate_share: float  # share of the scoring budget kept for new candidates
+
+
+@dataclass(frozen=True, slots=True)
+class StudySnapshot:
+    study_id: str
+    task: str
+    policy: str
+    status: StudyStatus
+    elapsed_s: float
+    eta_s: float | None
+    n: int  # size of the scoring pool
+    arms: tuple[ArmRow, ...]
+    throughput: ThroughputRow
+    limiters: tuple[LimiterRow, ...]
+    budgets: tuple[BudgetRow, ...]
+    proposals: ProposalRow
+    message: str = ""  # last notable event or error, for a status line
+    done: bool = False
+    winner: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+
+class StudyControl(Protocol):
+    """Live changes to a running study. Every method takes effect on the next scheduling step
+    and raises `engine.errors.ConfigError` (naming the field) for a value it cannot accept."""
+
+    def snapshot(self) -> StudySnapshot: ...
+
+    def set_concurrency(self, concurrency: int) -> None: ...
+
+    def set_rate_limits(
+        self, *, requests_per_minute: float | None, tokens_per_minute: float | None
+    ) -> None: ...
+
+    def set_budget(self, name: str, limit: float | None) -> None: ...
+
+    def set_new_candidate_share(self, share: float) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def drop_arm(self, arm: int) -> None: ...
+
+    def cancel(self) -> None: ...
