@@ -1,1 +1,76 @@
-"""engine.llm"""
+"""The async LLM client layer: limiter, retries, endpoints, capabilities (DESIGN.md section 4).
+
+Typical use::
+
+    config = EndpointConfig(name="target", base_url="http://127.0.0.1:8000/v1", model="sim-1",
+                            requests_per_minute=6000, tokens_per_minute=600_000, concurrency=256)
+    async with LLMClient(config) as client:
+        await client.require(Capability.PROMPT_LOGPROBS)
+        answer = await client.chat([{"role": "user", "content": "..."}], max_tokens=16)
+"""
+
+from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
+from engine.llm.client import LLMClient, estimate_tokens
+from engine.llm.clock import Clock, FakeClock, LoopClock
+from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
+from engine.llm.errors import (
+    ConnectionFailedError,
+    EndpointTimeoutError,
+    LLMError,
+    MalformedResponseError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    classify_response,
+)
+from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
+from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
+from engine.llm.pool import EndpointPool
+from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
+from engine.llm.retry import RetryPolicy, call_with_retries
+from engine.llm.stats import StatsSnapshot
+from engine.llm.transport import AiohttpTransport, RawResponse, Transport
+
+__all__ = [
+    "UNSET",
+    "AimdSettings",
+    "AiohttpTransport",
+    "BucketHint",
+    "Capabilities",
+    "Capability",
+    "Clock",
+    "Completion",
+    "ConnectionFailedError",
+    "ContinuationLogprob",
+    "EndpointConfig",
+    "EndpointPool",
+    "EndpointTimeoutError",
+    "FakeClock",
+    "LLMClient",
+    "LLMError",
+    "LimiterReading",
+    "LoopClock",
+    "MalformedResponseError",
+    "Permit",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RateLimiter",
+    "RawResponse",
+    "RequestRejectedError",
+    "RetryPolicy",
+    "Secret",
+    "ServerError",
+    "StatsSnapshot",
+    "TokenLogprobs",
+    "Transport",
+    "Usage",
+    "call_with_retries",
+    "classify_response",
+    "estimate_tokens",
+    "load_api_key",
+    "parse_rate_limit_headers",
+    "parse_retry_after_s",
+    "probe_capabilities",
+    "require_capability",
+]

@@ -1,0 +1,217 @@
+"""What an endpoint can do, probed once and cached: the checks log-probability scoring needs.
+
+Prompt-token log-probabilities come from completions with ``echo`` + ``logprobs`` (vLLM, OpenAI's
+legacy completion models). OpenAI chat models refuse ``echo``; llama.cpp's server rejects it or
+returns only generated tokens (which would score every instruction at chance); Ollama returns no
+log-probabilities. So the probe checks that the echoed tokens actually cover the prompt, and a
+scoring mode the endpoint cannot serve fails before the first scoring call, never silently.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.errors import EndpointError
+from engine.llm.errors import (
+    ConnectionFailedError,
+    EndpointTimeoutError,
+    LLMError,
+    QuotaExceededError,
+)
+from engine.llm.results import Completion
+
+__all__ = ["Capabilities", "Capability", "probe_capabilities", "require_capability"]
+
+_PROBE_PROMPT = "The capital of France is Paris. The capital of Italy is Rome."
+
+
+class Capability(enum.Enum):
+    COMPLETIONS = "completions"
+    CHAT = "chat"
+    PROMPT_LOGPROBS = "prompt_logprobs"  # log-probs of given text via completions echo
+    GENERATED_LOGPROBS = "generated_logprobs"  # completions logprobs of generated tokens
+    CHAT_LOGPROBS = "chat_logprobs"  # chat logprobs of generated tokens
+    SUFFIX = "suffix"  # completions suffix (fill in the middle)
+
+
+_ALTERNATIVE = {
+    Capability.PROMPT_LOGPROBS: "use execution-accuracy scoring, or a vLLM server for this role",
+    Capability.GENERATED_LOGPROBS: "use execution-accuracy scoring",
+    Capability.CHAT_LOGPROBS: "use the completions API or execution-accuracy scoring",
+    Capability.SUFFIX: "use the forward proposal template instead of insert",
+    Capability.COMPLETIONS: "use the chat API for this role",
+    Capability.CHAT: "use the completions API for this role",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    endpoint: str
+    completions: bool
+    chat: bool
+    prompt_logprobs: bool
+    generated_logprobs: bool
+    chat_logprobs: bool
+    suffix: bool
+    echo_max_tokens: int = 0  # 0, or 1 for servers that refuse max_tokens=0 with echo
+    notes: tuple[str, ...] = ()  # why a capability is missing, in the server's words
+
+    def has(self, capability: Capability) -> bool:
+        value: bool = getattr(self, capability.value)
+        return value
+
+
+class _Probed(Protocol):
+    name: str
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        stop: Sequence[str] | None = ...,
+        n: int = ...,
+        logprobs: int | None = ...,
+        echo: bool = ...,
+        suffix: str | None = ...,
+        seed: int | None = ...,
+        extra: Mapping[str, Any] | None = ...,
+    ) -> Completion: ...
+
+    async def chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        stop: Sequence[str] | None = ...,
+        n: int = ...,
+        logprobs: bool = ...,
+        top_logprobs: int | None = ...,
+        seed: int | None = ...,
+        extra: Mapping[str, Any] | None = ...,
+    ) -> Completion: ...
+
+
+def _fatal(error: LLMError) -> bool:
+    """Errors that say nothing about a capability: the endpoint is down or the account empty."""
+    return isinstance(error, (QuotaExceededError, ConnectionFailedError, EndpointTimeoutError)) or (
+        error.status is not None and (error.status >= 500 or error.status in (401, 429))
+    )
+
+
+def _echo_covers_prompt(result: Completion, prompt: str) -> str | None:
+    """None when the echoed log-probs cover the prompt's tokens, else the reason they do not."""
+    block = result.logprobs[0] if result.logprobs else None
+    if block is None or not block.tokens:
+        return "echo returned no token log-probabilities"
+    if not block.text_offset:
+        return "echo returned no text_offset"
+    inside = [i for i, offset in enumerate(block.text_offset) if offset < len(prompt)]
+    if len(inside) < 3:
+        return "echo returned only generated tokens, not the prompt's"
+    last = inside[-1]
+    if block.text_offset[last] + len(block.tokens[last]) < len(prompt):
+        return "echoed tokens stop before the end of the prompt"
+    if any(block.logprobs[i] is None for i in inside[1:]):
+        return "echoed prompt tokens have no log-probabilities"
+    return None
+
+
+async def probe_capabilities(client: _Probed) -> Capabilities:
+    """Ask the endpoint a handful of tiny questions (max_tokens <= 2) and record the answers."""
+    notes: list[str] = []
+
+    async def attempt(label: str, call: Any) -> Completion | None:
+        try:
+            result: Completion = await call
+        except LLMError as error:
+            if _fatal(error):
+                raise
+            notes.append(f"{label}: {error}")
+            return None
+        return result
+
+    completions = await attempt("completions", client.complete(_PROBE_PROMPT, max_tokens=1))
+    chat = await attempt(
+        "chat", client.chat([{"role": "user", "content": "Say OK."}], max_tokens=1)
+    )
+    prompt_logprobs = False
+    generated_logprobs = False
+    suffix = False
+    echo_max_tokens = 0
+    if completions is not None:
+        for max_tokens in (0, 1):
+            echoed = await attempt(
+                f"echo (max_tokens={max_tokens})",
+                client.complete(_PROBE_PROMPT, max_tokens=max_tokens, logprobs=1, echo=True),
+            )
+            if echoed is None:
+                continue
+            reason = _echo_covers_prompt(echoed, _PROBE_PROMPT)
+            if reason is None:
+                prompt_logprobs, echo_max_tokens = True, max_tokens
+                break
+            notes.append(f"echo (max_tokens={max_tokens}): {reason}")
+        generated = await attempt(
+            "logprobs", client.complete(_PROBE_PROMPT, max_tokens=2, logprobs=1)
+        )
+        if generated is not None and generated.logprobs and generated.logprobs[0] is not None:
+            block = generated.logprobs[0]
+            generated_logprobs = bool(block.tokens) and all(v is not None for v in block.logprobs)
+        elif generated is not None:
+            notes.append("logprobs: the answer carried no log-probabilities")
+        suffixed = await attempt(
+            "suffix", client.complete("def add(a, b):\n    return", suffix="\n", max_tokens=1)
+        )
+        suffix = suffixed is not None
+    chat_logprobs = False
+    if chat is not None:
+        answered = await attempt(
+            "chat logprobs",
+            client.chat([{"role": "user", "content": "Say OK."}], max_tokens=1, logprobs=True),
+        )
+        chat_logprobs = bool(
+            answered is not None and answered.logprobs and answered.logprobs[0] is not None
+        )
+    return Capabilities(
+        endpoint=client.name,
+        completions=completions is not None,
+        chat=chat is not None,
+        prompt_logprobs=prompt_logprobs,
+        generated_logprobs=generated_logprobs,
+        chat_logprobs=chat_logprobs,
+        suffix=suffix,
+        echo_max_tokens=echo_max_tokens,
+        notes=tuple(notes),
+    )
+
+
+def require_capability(capabilities: Capabilities, capability: Capability) -> None:
+    """Raise an `EndpointError` naming the endpoint, what it lacks and the alternative."""
+    if capabilities.has(capability):
+        return
+    relevant = [
+        note for note in capabilities.notes if note.split(":", 1)[0] in _NOTE_KEYS[capability]
+    ]
+    detail = f" ({'; '.join(relevant)})" if relevant else ""
+    raise EndpointError(
+        f"endpoint {capabilities.endpoint!r} cannot provide {capability.value.replace('_', ' ')}"
+        f"{detail} -- {_ALTERNATIVE[capability]}",
+        endpoint=capabilities.endpoint,
+        code=f"missing_{capability.value}",
+    )
+
+
+_NOTE_KEYS = {
+    Capability.PROMPT_LOGPROBS: ("echo (max_tokens=0)", "echo (max_tokens=1)", "completions"),
+    Capability.GENERATED_LOGPROBS: ("logprobs", "completions"),
+    Capability.CHAT_LOGPROBS: ("chat logprobs", "chat"),
+    Capability.SUFFIX: ("suffix", "completions"),
+    Capability.COMPLETIONS: ("completions",),
+    Capability.CHAT: ("chat",),
+}

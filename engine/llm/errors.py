@@ -1,0 +1,186 @@
+"""What went wrong with an LLM call, and whether trying again can help.
+
+Retryable: 408, 409, 429 rate limit, 5xx, 529 overloaded, timeouts, connection failures and
+bodies that are not the JSON expected. Final: every other 4xx (with the server's own message) and
+a 429 or 4xx that means quota or billing (OpenAI ``insufficient_quota``), which must stop the work
+rather than be retried. Error bodies are read in the OpenAI shape (``{"error": {"message", "type",
+"code"}}``), Anthropic's, vLLM's and llama.cpp's; the message never contains the API key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from engine.errors import EndpointError
+from engine.llm.headers import parse_duration_s, parse_retry_after_s
+
+__all__ = [
+    "ConnectionFailedError",
+    "EndpointTimeoutError",
+    "LLMError",
+    "MalformedResponseError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestRejectedError",
+    "ServerError",
+    "classify_response",
+]
+
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "quota_exceeded",
+        "insufficient_balance",
+    }
+)
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", re.IGNORECASE)
+_MAX_MESSAGE = 500
+
+
+class LLMError(EndpointError):
+    """An `EndpointError` with its class (`kind`, used for counters) and the server's wait hint."""
+
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        code: str | None = None,
+        endpoint: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, retryable=retryable, code=code, endpoint=endpoint)
+        self.retry_after_s = retry_after_s
+        self.attempts = 1  # set by the retry layer to the attempts made before giving up
+
+
+class RateLimitError(LLMError):
+    """429 rate limit: retry after the wait the server asked for."""
+
+    kind = "rate_limit"
+
+
+class QuotaExceededError(LLMError):
+    """Quota or billing exhausted: final, and the study should stop rather than keep calling."""
+
+    kind = "quota"
+
+
+class ServerError(LLMError):
+    """5xx, 529 overloaded, 408 or 409: the server could not answer this time."""
+
+    kind = "server"
+
+
+class RequestRejectedError(LLMError):
+    """Any other 4xx: the request itself is wrong (model, parameters, key); final."""
+
+    kind = "rejected"
+
+
+class EndpointTimeoutError(LLMError):
+    kind = "timeout"
+
+
+class ConnectionFailedError(LLMError):
+    kind = "connection"
+
+
+class MalformedResponseError(LLMError):
+    kind = "malformed"
+
+
+def _server_message(body: bytes) -> tuple[str, str | None]:
+    """The server's message and error code/type from an error body, whatever its dialect."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:_MAX_MESSAGE] or "(empty body)"), None
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, str):
+        return error[:_MAX_MESSAGE], None
+    if not isinstance(error, dict):
+        return str(data)[:_MAX_MESSAGE], None
+    message = (
+        error.get("message")
+        or error.get("detail")
+        or (data.get("message") if isinstance(data, dict) else None)
+    )
+    code = error.get("code")
+    kind = error.get("type")
+    code_text = code if isinstance(code, str) else (kind if isinstance(kind, str) else None)
+    if isinstance(kind, str) and kind in _QUOTA_CODES:
+        code_text = kind
+    if not isinstance(message, str):
+        message = orjson.dumps(error).decode()
+    return message[:_MAX_MESSAGE], code_text
+
+
+def _means_quota(message: str, code: str | None) -> bool:
+    if code is not None and code in _QUOTA_CODES:
+        return True
+    lowered = message.lower()
+    if "billing" in lowered or "credit balance" in lowered or "insufficient_quota" in lowered:
+        return True
+    per_period = "per minute" in lowered or "rate limit" in lowered or "per second" in lowered
+    return "quota" in lowered and not per_period
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 4 and secret in text:
+        return text.replace(secret, "<redacted>")
+    return text
+
+
+def classify_response(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    endpoint: str,
+    secret: str | None = None,
+) -> LLMError:
+    """The error for a non-2xx answer. `secret` (the API key) is cut out of the message."""
+    message, code = _server_message(body)
+    message = redact(message, secret)
+    where = f"endpoint {endpoint!r} answered HTTP {status}"
+    retry_after = parse_retry_after_s(headers)
+    if retry_after is None:
+        hint = _TRY_AGAIN.search(message)
+        if hint is not None:
+            retry_after = parse_duration_s(hint.group(1))
+    common: dict[str, Any] = {"status": status, "code": code, "endpoint": endpoint}
+    if (status == 429 or status in (400, 402, 403)) and _means_quota(message, code):
+        return QuotaExceededError(
+            f"{where}: {message} -- the account's quota or billing limit is exhausted; add "
+            "credit or raise the quota, or switch this role to another endpoint (not retried)",
+            retryable=False,
+            **common,
+        )
+    if status == 429:
+        return RateLimitError(
+            f"{where} (rate limited): {message}",
+            retryable=True,
+            retry_after_s=retry_after,
+            **common,
+        )
+    if status in (408, 409) or status >= 500:
+        return ServerError(
+            f"{where}: {message}", retryable=True, retry_after_s=retry_after, **common
+        )
+    advice = {
+        401: "check the API key (api_key_env / api_key_file) for this endpoint",
+        403: "the key is not allowed to use this model or endpoint",
+        404: "check base_url (it usually ends in /v1) and the model name",
+    }.get(status, "check the request parameters and the model name")
+    return RequestRejectedError(f"{where}: {message} -- {advice}", retryable=False, **common)
