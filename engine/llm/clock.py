@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,12 +30,16 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The running event loop's clock. Must be used from inside that loop."""
+    """The running event loop's clock (`time.monotonic`, which asyncio's loop uses, when read
+    outside a loop, so limiters can be built before the loop starts)."""
 
     __slots__ = ()
 
     def time(self) -> float:
-        return asyncio.get_running_loop().time()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            return time.monotonic()
 
     def call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         return asyncio.get_running_loop().call_at(when, callback)
