@@ -404,11 +404,13 @@ class LLMClient:
                 endpoint=self.name,
             )
         transport = self._transport
-        body = orjson.dumps(payload)
+        # orjson hands back a 4 KiB allocation whatever the length: keep an exact-size copy
+        body = bytes(memoryview(orjson.dumps(payload)))
         stats = self._stats
         limiter = self.limiter
         estimate = prompt_tokens + output_tokens
         secret = self._secret.reveal() if self._secret is not None else None
+        use_headers = self.config.rate_limit_headers
 
         async def attempt(number: int) -> Completion:
             permit = await limiter.acquire(estimate, output_tokens=output_tokens)
@@ -450,9 +452,10 @@ class LLMClient:
                     retryable=True,
                     endpoint=self.name,
                 ) from None
-            hints = parse_rate_limit_headers(raw.headers)
-            if hints:
-                limiter.sync(hints)
+            if use_headers:
+                hints = parse_rate_limit_headers(raw.headers)
+                if hints:
+                    limiter.sync(hints)
             limiter.on_success()
             if usage is None:
                 usage = Usage(prompt_tokens, 0, prompt_tokens)

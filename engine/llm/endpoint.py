@@ -65,6 +65,7 @@ class EndpointConfig:
     connect_timeout_s: float = 10.0
     timeout_s: float = 120.0
     adaptive: bool = False
+    rate_limit_headers: bool = True  # re-sync the limiter from x-ratelimit-* headers
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:

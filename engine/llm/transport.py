@@ -70,8 +70,10 @@ class AiohttpTransport:
             connector=connector,
             headers=self._headers,
             timeout=self._timeout,
-            skip_auto_headers=("User-Agent",),
-            auto_decompress=True,
+            # small JSON bodies: no compression to negotiate, and no cookies to keep
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
             raise_for_status=False,
         )
 
