@@ -60,7 +60,7 @@ class EndpointConfig:
     extra_headers: tuple[tuple[str, str], ...] | Mapping[str, str] = ()
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
-    burst_s: float = 1.0
+    burst_s: float = 0.5  # below the provider's own burst, so network jitter never drains it
     concurrency: int = 64
     connect_timeout_s: float = 10.0
     timeout_s: float = 120.0

@@ -236,7 +236,7 @@ class RateLimiter:
         *,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
-        burst_s: float = 1.0,
+        burst_s: float = 0.5,
         concurrency: int | None = None,
         adaptive: bool = False,
         aimd: AimdSettings | None = None,

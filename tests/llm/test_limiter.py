@@ -226,7 +226,7 @@ async def test_adaptive_decreases_then_climbs_additively() -> None:
 @pytest.mark.anyio
 async def test_header_sync_creates_buckets_and_lowers_levels() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_minute=100, clock=clock)
+    limiter = RateLimiter(requests_per_minute=100, burst_s=1.0, clock=clock)
     limiter.sync(
         [
             BucketHint("requests", 60, 0, 1.0),

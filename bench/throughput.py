@@ -1,0 +1,508 @@
+"""Throughput benchmark of the LLM client layer (issue 4), against the simulator on loopback.
+
+Five results in one run, each beside its goal:
+1. client CPU per call at 1,000 concurrent calls, zero latency, vs the baseline a user would
+   write (official ``openai`` AsyncOpenAI + ``asyncio.Semaphore``), ratio of medians over repeats;
+2. utilisation of a known limit (6,000 rpm / 600,000 tpm, 200 ms latency, engine told);
+3. adaptive mode with the limit unknown (with header re-sync, and with headers ignored: pure AIMD);
+4. resident memory per in-flight call at 10,000 concurrent calls with 2 s latency;
+5. 5 % faults: every logical call ends exactly once, success or final error.
+
+The simulator always runs in its own process (``python -m engine sim``), so its CPU and memory
+are not counted. Writes bench/results/throughput.json. ``--quick`` shortens every part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.llm import (  # noqa: E402
+    EndpointConfig,
+    LLMClient,
+    LLMError,
+    RetryPolicy,
+)
+
+RESULTS = ROOT / "bench" / "results"
+MESSAGES = [{"role": "user", "content": "Write the word in reverse.\n\nInput: engine\nOutput:"}]
+LIMIT_RPM = 6000
+LIMIT_TPM = 600_000
+
+
+# -- the simulator in its own process -----------------------------------------------------------
+
+
+def sim_arguments(
+    *,
+    latency_s: float = 0.0,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    fault_rate: float = 0.0,
+) -> list[str]:
+    """Command-line knobs of `ape-engine sim` for what a part needs."""
+    arguments = ["--latency", str(latency_s), "--latency-jitter", "0", "--debug-routes"]
+    if rpm is not None:
+        arguments += ["--rpm", str(rpm)]
+    if tpm is not None:
+        arguments += ["--tpm", str(tpm)]
+    if fault_rate:
+        arguments += ["--fault-rate", str(fault_rate)]
+    return arguments
+
+
+@contextlib.asynccontextmanager
+async def simulator(arguments: list[str]) -> AsyncIterator[str]:
+    """Start `python -m engine sim --port 0 ...` and yield its base URL once it is ready."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "engine",
+        "sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(ROOT),
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        url = line.decode().strip().split()[-1] if line else ""
+        if not url.startswith("http"):
+            stderr = (await process.stderr.read()).decode() if process.stderr else ""
+            raise RuntimeError(f"simulator did not start: {line!r} {stderr[-2000:]}")
+        yield url.rstrip("/")
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout=10)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def sim_stats(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/sim/stats") as response:
+        data: dict[str, Any] = await response.json()
+        return data
+
+
+def endpoint(url: str, **options: Any) -> EndpointConfig:
+    values: dict[str, Any] = {"name": "sim", "base_url": url, "model": "sim-1", "api_key": None}
+    values.update(options)
+    return EndpointConfig(**values)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- 1. client CPU per call ------------------------------------------------------------------------
+
+
+async def cpu_ours(url: str, calls: int, concurrency: int) -> tuple[float, float]:
+    config = endpoint(url, concurrency=concurrency)
+    async with LLMClient(config) as client:
+        await asyncio.gather(*(client.chat(MESSAGES, max_tokens=8) for _ in range(100)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(client.chat(MESSAGES, max_tokens=8) for _ in range(calls)))
+        return time.process_time() - cpu, time.perf_counter() - wall
+
+
+async def cpu_openai(url: str, calls: int, concurrency: int) -> tuple[float, float]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=url, api_key="sk-bench")
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> str | None:
+        async with semaphore:
+            answer = await client.chat.completions.create(
+                model="sim-1",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                max_tokens=8,
+                temperature=0.0,
+            )
+            return answer.choices[0].message.content
+
+    try:
+        await asyncio.gather(*(one() for _ in range(100)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(calls)))
+        return time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        await client.close()
+
+
+async def part_cpu(quick: bool) -> dict[str, Any]:
+    calls, repeats, concurrency = (3000, 2, 1000) if quick else (10_000, 3, 1000)
+    ours: list[tuple[float, float]] = []
+    base: list[tuple[float, float]] = []
+    async with simulator(sim_arguments()) as url:
+        for _ in range(repeats):
+            ours.append(await cpu_ours(url, calls, concurrency))
+            base.append(await cpu_openai(url, calls, concurrency))
+    ours_cpu = statistics.median(cpu for cpu, _ in ours) / calls * 1000
+    base_cpu = statistics.median(cpu for cpu, _ in base) / calls * 1000
+    return {
+        "calls": calls,
+        "repeats": repeats,
+        "concurrency": concurrency,
+        "ours_cpu_s_per_1000": ours_cpu,
+        "baseline_cpu_s_per_1000": base_cpu,
+        "ours_calls_per_s": statistics.median(calls / wall for _, wall in ours),
+        "baseline_calls_per_s": statistics.median(calls / wall for _, wall in base),
+        "cpu_ratio": ours_cpu / base_cpu,
+        "goal": "cpu_ratio <= 0.5",
+        "met": ours_cpu / base_cpu <= 0.5,
+    }
+
+
+# -- 2 and 3. limits -----------------------------------------------------------------------------------
+
+
+async def drive(
+    client: LLMClient, duration_s: float, workers: int, record: Callable[[float, bool], None]
+) -> None:
+    """`workers` loops calling until the deadline; `record(t, ok)` per logical call."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + duration_s
+
+    async def worker() -> None:
+        while loop.time() < deadline:
+            try:
+                await client.chat(MESSAGES, max_tokens=16)
+                record(loop.time() - start, True)
+            except LLMError:
+                record(loop.time() - start, False)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def limit_run(url: str, config: EndpointConfig, duration_s: float) -> dict[str, Any]:
+    successes: list[float] = []
+    failures = 0
+
+    def record(t: float, ok: bool) -> None:
+        nonlocal failures
+        if ok:
+            successes.append(t)
+        else:
+            failures += 1
+
+    async with LLMClient(config) as client:
+        before = await sim_stats(url)
+        await drive(client, duration_s, workers=256, record=record)
+        after = await sim_stats(url)
+        stats = client.stats()
+        reading = client.limiter.reading()
+
+    def count(status: str, stats_json: dict[str, Any]) -> int:
+        return int(stats_json.get("by_status", {}).get(status, 0))
+
+    limit_per_s = LIMIT_RPM / 60.0
+    warm = min(10.0, duration_s / 3)
+    late = [t for t in successes if warm <= t < duration_s]
+    return {
+        "duration_s": duration_s,
+        "successes": len(successes),
+        "failures": failures,
+        "achieved_share": len([t for t in successes if t < duration_s])
+        / (duration_s * limit_per_s),
+        "achieved_share_after_warmup": len(late) / ((duration_s - warm) * limit_per_s),
+        "client_429": stats.rate_limited,
+        "server_429": count("429", after) - count("429", before),
+        "attempts": stats.attempts,
+        "final_rpm_setting": reading.requests_per_minute,
+        "rate_limited_timeline": None,
+    }
+
+
+async def part_known_limit(quick: bool) -> dict[str, Any]:
+    duration = 15.0 if quick else 60.0
+    arguments = sim_arguments(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
+    async with simulator(arguments) as url:
+        config = endpoint(
+            url, requests_per_minute=LIMIT_RPM, tokens_per_minute=LIMIT_TPM, concurrency=256
+        )
+        result = await limit_run(url, config, duration)
+    result["goal"] = "achieved >= 98 % of the limit, zero 429s"
+    result["met"] = result["achieved_share"] >= 0.98 and result["server_429"] == 0
+    return result
+
+
+async def adaptive_run(url: str, duration: float, headers: bool) -> dict[str, Any]:
+    config = endpoint(url, adaptive=True, concurrency=256, rate_limit_headers=headers)
+    rate_limited: list[float] = []
+    attempts: list[float] = []
+    async with LLMClient(config) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        # sample the client's counters each 100 ms to split 429s before and after 10 s
+        done = asyncio.Event()
+
+        async def sampler() -> None:
+            while not done.is_set():
+                snapshot = client.stats()
+                attempts.append(snapshot.attempts)
+                rate_limited.append(snapshot.rate_limited)
+                await asyncio.sleep(0.1)
+
+        successes: list[float] = []
+
+        def record(t: float, ok: bool) -> None:
+            if ok:
+                successes.append(t)
+
+        task = asyncio.create_task(sampler())
+        await drive(client, duration, workers=256, record=record)
+        done.set()
+        await task
+        elapsed_samples = len(attempts)
+        index_10s = min(100, elapsed_samples - 1)
+        after_attempts = client.stats().attempts - attempts[index_10s]
+        after_429 = client.stats().rate_limited - rate_limited[index_10s]
+        reading = client.limiter.reading()
+        del start
+    warm = 10.0
+    late = [t for t in successes if warm <= t < duration]
+    share = after_429 / after_attempts if after_attempts else 0.0
+    achieved = len(late) / ((duration - warm) * LIMIT_RPM / 60.0)
+    return {
+        "headers": headers,
+        "duration_s": duration,
+        "share_429_after_10s": share,
+        "achieved_share_after_10s": achieved,
+        "total_429": client.stats().rate_limited,
+        "final_rpm_setting": reading.requests_per_minute,
+        "met": share < 0.01 and achieved >= 0.90,
+    }
+
+
+async def part_adaptive(quick: bool) -> dict[str, Any]:
+    duration = 25.0 if quick else 60.0
+    arguments = sim_arguments(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
+    runs = []
+    for headers in (True, False):
+        async with simulator(arguments) as url:
+            runs.append(await adaptive_run(url, duration, headers))
+    return {
+        "with_headers": runs[0],
+        "pure_aimd": runs[1],
+        "goal": "429 share after 10 s < 1 %, achieved >= 90 %",
+        "met": runs[0]["met"] and runs[1]["met"],
+    }
+
+
+# -- 4. memory per in-flight call ----------------------------------------------------------------------
+
+
+async def part_memory(quick: bool) -> dict[str, Any]:
+    calls = 3000 if quick else 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * calls + 1000)), hard))
+    async with simulator(sim_arguments(latency_s=2.0)) as url:
+        config = endpoint(url, concurrency=calls, timeout_s=120)
+        async with LLMClient(config) as client:
+            await asyncio.gather(*(client.chat(MESSAGES, max_tokens=8) for _ in range(200)))
+            gc.collect()
+            base = rss_bytes()
+            finished = 0
+
+            async def one() -> None:
+                nonlocal finished
+                await client.chat(MESSAGES, max_tokens=8)
+                finished += 1
+
+            tasks = [asyncio.create_task(one()) for _ in range(calls)]
+            peak_growth, peak_in_flight = 0, 0
+            while finished == 0 and not all(task.done() for task in tasks):
+                await asyncio.sleep(0.05)
+                if finished:
+                    break
+                growth, in_flight = rss_bytes() - base, client.limiter.in_flight
+                if in_flight >= peak_in_flight:
+                    peak_growth, peak_in_flight = growth, in_flight
+            await asyncio.gather(*tasks)
+    per_call = peak_growth / max(1, peak_in_flight)
+    return {
+        "calls": calls,
+        "in_flight_at_measurement": peak_in_flight,
+        "rss_growth_mb": peak_growth / 1e6,
+        "bytes_per_in_flight_call": per_call,
+        "goal": "< 10 KB per in-flight call",
+        "met": per_call < 10_240,
+    }
+
+
+# -- 5. faults ------------------------------------------------------------------------------------
+
+
+async def part_faults(quick: bool) -> dict[str, Any]:
+    calls = 2000 if quick else 10_000
+    outcomes = {"succeeded": 0, "failed": 0, "lost": 0}
+    final_kinds: dict[str, int] = {}
+    async with simulator(sim_arguments(fault_rate=0.05)) as url:
+        retry = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.2)
+        config = endpoint(url, concurrency=200, retry=retry, timeout_s=5.0)
+        async with LLMClient(config) as client:
+            before = await sim_stats(url)
+
+            async def one() -> None:
+                try:
+                    await client.chat(MESSAGES, max_tokens=8)
+                    outcomes["succeeded"] += 1
+                except LLMError as error:
+                    outcomes["failed"] += 1
+                    final_kinds[error.kind] = final_kinds.get(error.kind, 0) + 1
+
+            results = await asyncio.gather(*(one() for _ in range(calls)), return_exceptions=True)
+            outcomes["lost"] = sum(1 for result in results if isinstance(result, BaseException))
+            after = await sim_stats(url)
+            stats = client.stats()
+    server_requests = int(after.get("requests", 0)) - int(before.get("requests", 0))
+    ended = outcomes["succeeded"] + outcomes["failed"]
+    return {
+        "calls": calls,
+        **outcomes,
+        "final_errors": final_kinds,
+        "client_calls": stats.calls,
+        "client_attempts": stats.attempts,
+        "client_retries": stats.retries,
+        "errors_by_kind": stats.errors,
+        "server_requests": server_requests,
+        "goal": "every call ends once: succeeded + failed == calls, none lost",
+        "met": ended == calls and outcomes["lost"] == 0 and stats.calls == calls,
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = []
+    cpu = results.get("cpu")
+    if cpu:
+        rows.append(
+            (
+                "1 client CPU / call vs openai+Semaphore",
+                f"{cpu['cpu_ratio']:.3f}x ({cpu['ours_cpu_s_per_1000']:.3f} vs "
+                f"{cpu['baseline_cpu_s_per_1000']:.3f} CPU-s/1000 calls; "
+                f"{cpu['ours_calls_per_s']:.0f} vs {cpu['baseline_calls_per_s']:.0f} calls/s)",
+                "<= 0.5x",
+                cpu["met"],
+            )
+        )
+    known = results.get("known_limit")
+    if known:
+        rows.append(
+            (
+                "2 known limit 6000 rpm, 200 ms",
+                f"{known['achieved_share']:.1%} of limit, {known['server_429']} x 429",
+                ">= 98 %, 0 x 429",
+                known["met"],
+            )
+        )
+    adaptive = results.get("adaptive")
+    if adaptive:
+        for label, run in (
+            ("headers", adaptive["with_headers"]),
+            ("pure AIMD", adaptive["pure_aimd"]),
+        ):
+            rows.append(
+                (
+                    f"3 unknown limit ({label})",
+                    f"429 share after 10 s {run['share_429_after_10s']:.2%}, achieved "
+                    f"{run['achieved_share_after_10s']:.1%}",
+                    "< 1 %, >= 90 %",
+                    run["met"],
+                )
+            )
+    memory = results.get("memory")
+    if memory:
+        rows.append(
+            (
+                f"4 memory / in-flight call ({memory['in_flight_at_measurement']} in flight)",
+                f"{memory['bytes_per_in_flight_call'] / 1024:.1f} KB",
+                "< 10 KB",
+                memory["met"],
+            )
+        )
+    faults = results.get("faults")
+    if faults:
+        rows.append(
+            (
+                "5 faults 5 %",
+                f"{faults['succeeded']} ok + {faults['failed']} final = "
+                f"{faults['succeeded'] + faults['failed']} of {faults['calls']}, "
+                f"{faults['lost']} lost, {faults['client_attempts']} attempts "
+                f"(server saw {faults['server_requests']})",
+                "all end exactly once",
+                faults["met"],
+            )
+        )
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'part'.ljust(width)}  {'result':<70}  {'goal':<20}  met"]
+    for name, result, goal, met in rows:
+        lines.append(f"{name.ljust(width)}  {result:<70}  {goal:<20}  {'yes' if met else 'NO'}")
+    return "\n".join(lines)
+
+
+PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
+    "cpu": part_cpu,
+    "known_limit": part_known_limit,
+    "adaptive": part_adaptive,
+    "memory": part_memory,
+    "faults": part_faults,
+}
+
+
+async def main_async(quick: bool, parts: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {"quick": quick, "python": sys.version.split()[0]}
+    for name in parts:
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = await PARTS[name](quick)
+        results[name]["wall_s"] = time.perf_counter() - started
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
+    parser.add_argument("--parts", nargs="*", choices=list(PARTS), default=list(PARTS))
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args.quick, args.parts))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(table(results))
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
