@@ -44,6 +44,11 @@ _Parsed = tuple[
 ]
 
 
+def _encode(payload: dict[str, Any]) -> bytes:
+    # orjson hands back a 4 KiB allocation whatever the length: keep an exact-size copy
+    return bytes(memoryview(orjson.dumps(payload)))
+
+
 def estimate_tokens(text: str) -> int:
     """A cheap upper-leaning guess of the tokens in `text` (about 4 characters per token for
     English with BPE tokenizers); the limiter reconciles it with the reported usage."""
@@ -269,8 +274,10 @@ class LLMClient:
         if extra:
             payload.update(extra)
         prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages)
+        body = _encode(payload)
+        del payload  # only the bytes stay alive while the call is in flight
         return await self._completion(
-            "/chat/completions", payload, prompt_tokens, max_tokens * n, _parse_chat
+            "/chat/completions", body, prompt_tokens, max_tokens * n, _parse_chat
         )
 
     async def complete(
@@ -308,8 +315,10 @@ class LLMClient:
             payload["seed"] = seed
         if extra:
             payload.update(extra)
+        body = _encode(payload)
+        del payload
         return await self._completion(
-            "/completions", payload, estimate_tokens(prompt), max_tokens * n, _parse_completion
+            "/completions", body, estimate_tokens(prompt), max_tokens * n, _parse_completion
         )
 
     async def continuation_logprob(self, prompt: str, continuation: str) -> ContinuationLogprob:
@@ -393,7 +402,7 @@ class LLMClient:
     async def _completion(
         self,
         path: str,
-        payload: dict[str, Any],
+        body: bytes,
         prompt_tokens: int,
         output_tokens: int,
         parse: Callable[[Any], _Parsed],
@@ -404,8 +413,6 @@ class LLMClient:
                 endpoint=self.name,
             )
         transport = self._transport
-        # orjson hands back a 4 KiB allocation whatever the length: keep an exact-size copy
-        body = bytes(memoryview(orjson.dumps(payload)))
         stats = self._stats
         limiter = self.limiter
         estimate = prompt_tokens + output_tokens
