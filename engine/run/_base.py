@@ -1,0 +1,126 @@
+"""The seams the study is wired through: policy, scorer, proposer and recorder, as Protocols.
+
+The study only depends on these shapes; `engine.run.adapters` fits the real parts to them
+(the scheduler of `engine.search`, the scorers and proposer of `engine.propose`, the journal of
+`engine.run.journal`), and tests fit fakes to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.task.types import Example
+
+__all__ = [
+    "ArmStatsLike",
+    "PolicyLike",
+    "Proposal",
+    "ProposalBatch",
+    "ProposerLike",
+    "PullLike",
+    "Score",
+    "ScorerLike",
+]
+
+
+class PullLike(Protocol):
+    """One pull: score arm `arm` on example `example` (an index into the scoring pool)."""
+
+    @property
+    def arm(self) -> int: ...
+
+    @property
+    def example(self) -> int: ...
+
+
+class ArmStatsLike(Protocol):
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def lower(self) -> float: ...
+
+    @property
+    def upper(self) -> float: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+class PolicyLike(Protocol):
+    """A best-arm-identification policy over a finite scoring pool (pure, synchronous)."""
+
+    def add_arm(self) -> int: ...
+
+    def select(self, k: int) -> Sequence[PullLike]: ...
+
+    def observe(self, pull: PullLike, reward: float) -> None: ...
+
+    def cancel(self, pull: PullLike) -> None: ...
+
+    def record(self, arm: int, example: int, reward: float) -> None: ...
+
+    def drop(self, arm: int) -> None: ...
+
+    def set_budget(self, n: int | None) -> None: ...
+
+    def stats(self, arm: int) -> ArmStatsLike: ...
+
+    def recommendation(self) -> int | None: ...
+
+    def done(self) -> bool: ...
+
+    @property
+    def pulls_used(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """The reward of one scoring call and what it cost (`cached`: answered by the cache)."""
+
+    reward: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    model: str = ""
+
+
+class ScorerLike(Protocol):
+    async def score(self, instruction: str, example: Example) -> Score: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    text: str
+    origin: str  # "proposal", "variant", "human" or "user"
+    parent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalBatch:
+    """What one or more proposal calls produced, after normalisation and de-duplication."""
+
+    proposals: tuple[Proposal, ...]
+    calls: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    generated: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    cached_calls: int = 0
+    model: str = ""
+
+
+class ProposerLike(Protocol):
+    async def propose(self, count: int) -> ProposalBatch: ...
+
+    async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch: ...
