@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.task.types import Example
 
@@ -62,9 +62,9 @@ class PolicyLike(Protocol):
 
     def select(self, k: int) -> Sequence[PullLike]: ...
 
-    def observe(self, pull: PullLike, reward: float) -> None: ...
+    def observe(self, pull: Any, reward: float) -> None: ...
 
-    def cancel(self, pull: PullLike) -> None: ...
+    def cancel(self, pull: Any) -> None: ...
 
     def record(self, arm: int, example: int, reward: float) -> None: ...
 

@@ -90,6 +90,10 @@ class Recorder(Protocol):
 
     def budget(self, name: str, limit: float | None) -> None: ...
 
+    def drop(self, arm: int) -> None: ...
+
+    def failure(self, kind: str, message: str) -> None: ...
+
     def progress(self, spend: Spend) -> None: ...
 
     def result(self, result: dict[str, Any]) -> None: ...
@@ -298,6 +302,8 @@ class Study:
             return
         self._policy.drop(arm)
         self._dropped.add(arm)
+        if self.parts.recorder is not None:
+            self.parts.recorder.drop(arm)
         self._message = f"candidate {arm} dropped"
         self._notify()
 
@@ -474,6 +480,8 @@ class Study:
         self._failure_kinds[kind] = self._failure_kinds.get(kind, 0) + 1
         message = f"call failed for good ({kind}): {error}"
         self._message = message
+        if self.parts.recorder is not None:
+            self.parts.recorder.failure(kind, message)
         self.events.publish(ErrorEvent(message, kind, self._failures))
         calls = self.spend.scoring_calls + self.spend.proposal_calls + self._failures
         threshold = max(self.config.max_failures, self.config.max_failure_share * calls)
