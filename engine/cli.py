@@ -21,6 +21,8 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("engine.task.cli", "list the built-in tasks, or describe a task file"),
     "sim": ("engine.sim.cli", "run the simulated OpenAI-compatible LLM server"),
+    "run": ("engine.run.cli", "find the best instruction for a task (a study)"),
+    "resume": ("engine.run.resume_cli", "continue a study from its journal"),
 }
 
 

@@ -81,9 +81,6 @@ def estimate_spend(
     expected = math.ceil(full * ratio)
     if config.budget_calls is not None:
         expected = min(expected, config.budget_calls)
-        full_capped = min(full, config.budget_calls)
-    else:
-        full_capped = full
     proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
         config.variant_rounds * config.variant_leaders
     )
@@ -122,9 +119,9 @@ def estimate_spend(
         expected_scoring_calls=expected,
         proposal_calls=proposal_calls,
         evaluation_calls=evaluation,
-        worst_tokens=tokens(full_capped),
+        worst_tokens=tokens(full),
         expected_tokens=tokens(expected),
-        worst_usd=usd(full_capped),
+        worst_usd=usd(full),
         expected_usd=usd(expected),
         priced=scoring_model in prices and proposal_model in prices,
     )

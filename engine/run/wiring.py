@@ -1,0 +1,263 @@
+"""Wiring a `StudyConfig` to real parts: task, pools, endpoints (or the in-process simulator),
+policy, scorer, proposer, response cache and journal; then running the `Study`.
+
+`prepare` does everything that can fail without a call (task file, metric, pools, prices,
+journal compatibility) and estimates the spend; `execute` opens the endpoints and runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, JournalError
+from engine.llm.capabilities import Capability
+from engine.llm.client import LLMClient
+from engine.llm.endpoint import EndpointConfig
+from engine.run._base import ProposerLike, ScorerLike
+from engine.run.adapters import SCORING_MAX_TOKENS, SCORING_TEMPLATE, ClientProposer, ClientScorer
+from engine.run.budgets import PriceTable
+from engine.run.config import StudyConfig
+from engine.run.estimate import SpendEstimate, estimate_spend
+from engine.run.events import EventBus
+from engine.run.recording import DEFINING_FIELDS, JournalRecorder, Replay, task_fingerprint
+from engine.run.response_cache import CachedProposer, CachedScorer, ResponseCache
+from engine.run.result import StudyResult
+from engine.run.study import Study, StudyParts, UiHook
+from engine.search import make_policy
+from engine.task import METRICS, Splits, Task, load_task, split_task
+
+__all__ = ["Prepared", "execute", "prepare", "run_study"]
+
+DEFAULT_STATE_DIR = Path(".ape")
+
+
+@dataclass(slots=True)
+class Prepared:
+    config: StudyConfig
+    task: Task
+    splits: Splits
+    prices: PriceTable
+    estimate: SpendEstimate
+    study_id: str
+    journal_path: Path
+    replay: Replay | None = None
+
+    @property
+    def proposal_model(self) -> str:
+        return self.config.proposal_model or self.config.model
+
+
+def _splits(config: StudyConfig, task: Task) -> Splits:
+    sizes: dict[str, int] = {}
+    for name in ("demo_size", "scoring_size", "test_size"):
+        value = getattr(config, name)
+        if value is not None:
+            sizes[name] = value
+    return split_task(task, seed=config.seed, **sizes)
+
+
+def prepare(config: StudyConfig, *, replay: Replay | None = None) -> Prepared:
+    """Load and check everything a study needs before its first call."""
+    if not config.task:
+        raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
+    task = load_task(config.task, seed=config.seed, format=config.task_format)
+    if config.metric is not None:
+        if config.metric not in METRICS:
+            raise ConfigError(
+                f"metric: unknown metric {config.metric!r}; choose one of {', '.join(METRICS)}"
+            )
+        task = dataclasses.replace(task, metric=config.metric)
+    splits = _splits(config, task)
+    prices = PriceTable(config.prices)
+    proposal_model = config.proposal_model or config.model
+    if config.budget_usd is not None:
+        for model in {config.model, proposal_model}:
+            if model not in prices:
+                raise ConfigError(
+                    f"budget_usd: model {model!r} has no price; add it to the config file as "
+                    f'[prices."{model}"] input = ... output = ... (USD per million tokens)'
+                )
+    if replay is not None:
+        if replay.fingerprint != task_fingerprint(task):
+            raise JournalError(
+                f"journal of study {replay.study_id}: it was made on task {replay.task_name!r} "
+                f"with other examples (fingerprint {replay.fingerprint}, this task is "
+                f"{task_fingerprint(task)}); resume it with the task it was started on"
+            )
+        for name in DEFINING_FIELDS:
+            if getattr(replay.config, name) != getattr(config, name):
+                raise JournalError(
+                    f"journal of study {replay.study_id}: {name} was "
+                    f"{getattr(replay.config, name)!r}, not {getattr(config, name)!r}; a "
+                    "journal resumes only with the settings that define its study"
+                )
+    study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
+    journal = (
+        Path(config.journal)
+        if config.journal
+        else (DEFAULT_STATE_DIR / "journals" / f"{task.name}-{study_id}.jsonl")
+    )
+    estimate = estimate_spend(
+        config,
+        splits,
+        human=bool(task.human_instruction),
+        prices=prices,
+        scoring_model=config.model,
+        proposal_model=proposal_model,
+    )
+    return Prepared(config, task, splits, prices, estimate, study_id, journal, replay)
+
+
+@asynccontextmanager
+async def _simulator(prepared: Prepared, say: Callable[[str], None]) -> AsyncIterator[str]:
+    from engine.run.simulator import start_simulator
+
+    async with start_simulator(prepared.task, prepared.config) as base_url:
+        say(
+            f"no --base-url given: started the built-in simulated LLM server (a simulator, not "
+            f"a real model) on {base_url}"
+        )
+        yield base_url
+
+
+def _endpoint(
+    name: str, base_url: str, model: str, api_key_env: str | None, config: StudyConfig
+) -> EndpointConfig:
+    return EndpointConfig(
+        name=name,
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        requests_per_minute=config.rpm,
+        tokens_per_minute=config.tpm,
+        concurrency=config.concurrency,
+    )
+
+
+async def execute(
+    prepared: Prepared,
+    *,
+    ui: UiHook | None = None,
+    events: EventBus | None = None,
+    say: Callable[[str], None] = print,
+) -> StudyResult:
+    """Open the endpoints (starting the simulator when no base URL is given) and run."""
+    config = prepared.config
+    async with AsyncExitStack() as stack:
+        base_url = config.base_url
+        if base_url is None:
+            base_url = await stack.enter_async_context(_simulator(prepared, say))
+        target = await stack.enter_async_context(
+            LLMClient(_endpoint("target", base_url, config.model, config.api_key_env, config))
+        )
+        clients = [target]
+        proposal_url = config.proposal_base_url or base_url
+        proposal_model = prepared.proposal_model
+        if proposal_url != base_url or proposal_model != config.model:
+            proposal_client = await stack.enter_async_context(
+                LLMClient(
+                    _endpoint(
+                        "proposal",
+                        proposal_url,
+                        proposal_model,
+                        config.proposal_api_key_env or config.api_key_env,
+                        config,
+                    )
+                )
+            )
+            clients.append(proposal_client)
+        else:
+            proposal_client = target
+        if config.scoring == "logprob":
+            await target.require(Capability.PROMPT_LOGPROBS)
+        task, splits = prepared.task, prepared.splits
+        policy = make_policy(
+            config.policy,
+            n=len(splits.scoring),
+            seed=config.seed,
+            delta=config.delta,
+            epsilon=config.epsilon,
+            initial_arms=config.initial_candidates,
+        )
+        scorer: ScorerLike = ClientScorer(
+            target, metric=task.metric, mode=config.scoring, api=config.api
+        )
+        proposer: ProposerLike = ClientProposer(
+            proposal_client,
+            splits.demo,
+            seed=config.seed,
+            demos_per_call=config.demos_per_proposal,
+            api=config.api,
+        )
+        if not config.no_cache:
+            cache_path = Path(config.cache) if config.cache else DEFAULT_STATE_DIR / "cache.jsonl"
+            cache = ResponseCache(cache_path)
+            stack.callback(cache.close)
+            scorer = CachedScorer(
+                scorer,
+                cache,
+                {
+                    "kind": "score",
+                    "model": config.model,
+                    "base_url": base_url if config.base_url else "simulator",
+                    "mode": config.scoring,
+                    "api": config.api,
+                    "template": SCORING_TEMPLATE,
+                    "max_tokens": SCORING_MAX_TOKENS,
+                    "temperature": 0.0,
+                    "stop": ["\n"],
+                    "metric": task.metric,
+                    "sim_seed": config.seed if config.base_url is None else None,
+                },
+            )
+            proposer = CachedProposer(
+                proposer,
+                cache,
+                {
+                    "kind": "propose",
+                    "model": proposal_model,
+                    "base_url": proposal_url if config.base_url else "simulator",
+                    "api": config.api,
+                    "seed": config.seed,
+                    "demos": config.demos_per_proposal,
+                    "task": task_fingerprint(task),
+                },
+            )
+        recorder = JournalRecorder(prepared.journal_path)
+        stack.callback(recorder.close)
+        if prepared.replay is None:
+            models: dict[str, Any] = {
+                "target": {"model": config.model, "base_url": config.base_url or "simulator"},
+                "proposal": {"model": proposal_model, "base_url": config.proposal_base_url},
+            }
+            recorder.header(study_id=prepared.study_id, config=config, task=task, models=models)
+        else:
+            recorder.resumed()
+        say(
+            f"journal: {prepared.journal_path} (resume with: ape-engine resume {prepared.journal_path})"
+        )
+        parts = StudyParts(
+            task=task,
+            splits=splits,
+            policy=policy,
+            scorer=scorer,
+            proposer=proposer,
+            scoring_model=config.model,
+            recorder=recorder,
+            clients=tuple(clients),
+            prices=prepared.prices,
+            restored=prepared.replay.state if prepared.replay else None,
+        )
+        study = Study(config, parts, events=events, ui=ui, study_id=prepared.study_id)
+        return await study.run()
+
+
+async def run_study(config: StudyConfig, *, ui: UiHook | None = None) -> StudyResult:
+    """Prepare and run a study from its config (the programmatic entry)."""
+    return await execute(prepare(config), ui=ui, say=lambda _: None)

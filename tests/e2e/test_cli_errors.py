@@ -1,0 +1,70 @@
+"""Bad input fails with a clear message before any call is made."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConfigError, DatasetError, JournalError
+from engine.run import cli, resume_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.main(parser.parse_args(list(argv)))
+
+
+def test_an_unknown_task_names_the_built_in_tasks() -> None:
+    with pytest.raises(DatasetError, match="neither a built-in task"):
+        run("--task", "no-such-task", "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_a_broken_task_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "task.jsonl"
+    path.write_text('{"input": "a", "output": "b"}\n{not json\n')
+    with pytest.raises(DatasetError, match=r"task\.jsonl"):
+        run("--task", str(path), "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_an_unknown_config_key_fails_before_any_call(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text('task = "sum"\nbuget_calls = 100\n')
+    with pytest.raises(ConfigError, match=r"study\.toml.*'buget_calls'"):
+        run("--config", str(path), "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_a_dollar_budget_on_an_unpriced_model_is_refused() -> None:
+    with pytest.raises(ConfigError, match="has no price"):
+        run(
+            "--task",
+            "sum",
+            "--model",
+            "my-llama",
+            "--budget-usd",
+            "1",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        )
+
+
+def test_dry_run_prints_the_worst_case_and_the_expected_spend(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run("--task", "sum", "--dry-run", "--base-url", "http://127.0.0.1:9/v1") == 0
+    out = capsys.readouterr().out
+    assert "worst case (full evaluation" in out and "expected:" in out
+    assert "dry run: no call made" in out
+
+
+def test_resume_refuses_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text("hello\n")
+    parser = argparse.ArgumentParser()
+    resume_cli.add_arguments(parser)
+    with pytest.raises(JournalError):
+        resume_cli.main(parser.parse_args([str(path)]))
