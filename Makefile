@@ -23,5 +23,8 @@ lint: install
 	$(BIN)/ruff format --check engine tests bench
 	$(BIN)/mypy
 
+demo: install
+	$(BIN)/ape-engine run --task larger_number --sim-latency 0.05 --scoring-size 200 --budget-seconds 75 --concurrency 32 --journal .ape/journals/demo.jsonl --no-cache
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
