@@ -1,1 +1,10 @@
-"""engine.search"""
+"""Best-arm identification over a finite pool: the scheduler (pure, synchronous, seeded).
+
+DESIGN.md section 3. `make_policy(name, n=..., seed=...)` gives a `Policy`; the dispatcher asks it
+for pulls with `select(k)` and reports with `observe`, `cancel` and `record`.
+"""
+
+from engine.search._base import ArmStats, BasePolicy, Policy, Pull
+from engine.search.factory import POLICIES, make_policy
+
+__all__ = ["POLICIES", "ArmStats", "BasePolicy", "Policy", "Pull", "make_policy"]

@@ -1,0 +1,369 @@
+"""The scheduler's interface and the bookkeeping every policy shares.
+
+Best-arm identification over a finite pool (DESIGN.md section 3): each candidate instruction is
+an arm; a pull scores one arm on one example of the scoring pool of `n` examples; an arm's true
+score is its mean over the whole pool. Every arm walks the same seeded permutation of the pool
+(common random numbers) without replacement, so a fully evaluated arm has its exact score.
+
+Policies are pure and synchronous: `select(k)` hands out up to `k` pulls for free worker slots,
+counting pulls already in flight; `observe` and `cancel` report what became of them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.errors import ConfigError
+from engine.search.bounds import arm_delta, hard_bounds, radius
+
+__all__ = ["ArmStats", "BasePolicy", "Policy", "Pull"]
+
+ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """Score `arm` on example `example` (an index into the scoring pool)."""
+
+    arm: int
+    example: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArmStats:
+    arm: int
+    mean: float
+    count: int
+    pending: int
+    lower: float
+    upper: float
+    state: ArmState
+
+
+class Policy(Protocol):
+    name: str
+    n: int
+
+    def add_arm(self) -> int: ...
+    def select(self, k: int) -> list[Pull]: ...
+    def observe(self, pull: Pull, reward: float) -> None: ...
+    def cancel(self, pull: Pull) -> None: ...
+    def record(self, arm: int, example: int, reward: float) -> None: ...
+    def drop(self, arm: int) -> None: ...
+    def set_budget(self, total_pulls: int | None) -> None: ...
+    def stats(self, arm: int) -> ArmStats: ...
+    def arms(self) -> list[ArmStats]: ...
+    def recommendation(self) -> int | None: ...
+    def done(self) -> bool: ...
+    @property
+    def pulls_used(self) -> int: ...
+
+
+class BasePolicy:
+    """Arms, without-replacement order, counts, pending pulls and bounds; subclasses choose."""
+
+    name = "base"
+
+    def __init__(
+        self,
+        *,
+        n: int,
+        seed: int,
+        delta: float = 0.05,
+        epsilon: float | None = None,
+        budget: int | None = None,
+        max_pending_per_arm: int = 32,
+        initial_arms: int = 0,
+    ) -> None:
+        if n < 1:
+            raise ConfigError(f"the scoring pool needs at least one example, not n={n}")
+        if not 0.0 < delta < 1.0:
+            raise ConfigError(f"delta must be in (0, 1), not {delta}")
+        if max_pending_per_arm < 1:
+            raise ConfigError(f"max_pending_per_arm must be at least 1, not {max_pending_per_arm}")
+        self.n = n
+        self.delta = delta
+        self.epsilon = max(2.0 / n, 0.005) if epsilon is None else float(epsilon)
+        self.budget = budget
+        self.max_pending = max_pending_per_arm
+        self.initial_arms = initial_arms
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(n)
+        self._capacity = 0
+        self._k = 0
+        self.total: NDArray[Any] = np.zeros(0)
+        self.total_sq: NDArray[Any] = np.zeros(0)
+        self.count: NDArray[Any] = np.zeros(0)
+        self.pending: NDArray[Any] = np.zeros(0)
+        self.position: NDArray[Any] = np.zeros(0, dtype=np.int64)
+        self.taken: NDArray[Any] = np.zeros((0, n), dtype=bool)
+        self.eliminated: NDArray[Any] = np.zeros(0, dtype=bool)
+        self.dropped: NDArray[Any] = np.zeros(0, dtype=bool)
+        self.returned: list[deque[int]] = []
+        self._used = 0
+
+    # ---- arms and bookkeeping -------------------------------------------------------------
+
+    def _grow(self) -> None:
+        size = max(16, 2 * self._capacity)
+
+        def extend(array: NDArray[Any]) -> NDArray[Any]:
+            grown = np.zeros((size, *array.shape[1:]), dtype=array.dtype)
+            grown[: self._capacity] = array[: self._capacity]
+            return grown
+
+        self.total, self.total_sq, self.count, self.pending = (
+            extend(a) for a in (self.total, self.total_sq, self.count, self.pending)
+        )
+        self.position = extend(self.position)
+        self.taken = extend(self.taken)
+        self.eliminated = extend(self.eliminated)
+        self.dropped = extend(self.dropped)
+        self._capacity = size
+
+    def add_arm(self) -> int:
+        if self._k == self._capacity:
+            self._grow()
+        arm = self._k
+        self._k += 1
+        self.returned.append(deque())
+        self._on_add(arm)
+        return arm
+
+    def _on_add(self, arm: int) -> None:
+        """Hook for policies that track per-arm schedule state."""
+
+    @property
+    def num_arms(self) -> int:
+        return self._k
+
+    @property
+    def pulls_used(self) -> int:
+        return self._used
+
+    def set_budget(self, total_pulls: int | None) -> None:
+        if total_pulls is not None and total_pulls < 0:
+            raise ConfigError(f"budget must be at least 0 pulls, not {total_pulls}")
+        self.budget = total_pulls
+
+    def budget_left(self) -> float:
+        if self.budget is None:
+            return float("inf")
+        return float(self.budget - self._used - self.pending[: self._k].sum())
+
+    def _check(self, arm: int) -> None:
+        if not 0 <= arm < self._k:
+            raise ConfigError(f"no arm {arm}; arms are 0..{self._k - 1}")
+
+    def available(self, arm: int) -> int:
+        """Examples this arm has not yet been pulled on (observed or in flight)."""
+        return int(self.n - self.count[arm] - self.pending[arm])
+
+    def _take(self, arm: int) -> Pull | None:
+        """The arm's next example along the shared order, or None when it has none left."""
+        queue = self.returned[arm]
+        if queue:
+            example = queue.popleft()
+        else:
+            position = int(self.position[arm])
+            row = self.taken[arm]
+            while position < self.n and row[self.order[position]]:
+                position += 1
+            if position >= self.n:
+                self.position[arm] = position
+                return None
+            example = int(self.order[position])
+            self.position[arm] = position + 1
+        self.taken[arm, example] = True
+        self.pending[arm] += 1
+        return Pull(arm, example)
+
+    def observe(self, pull: Pull, reward: float) -> None:
+        self._check(pull.arm)
+        if not 0.0 <= reward <= 1.0:
+            raise ConfigError(f"reward must be in [0, 1], not {reward} (arm {pull.arm})")
+        if self.pending[pull.arm] > 0:
+            self.pending[pull.arm] -= 1
+        self._add_observation(pull.arm, reward)
+        self._used += 1
+        self._after_observe(pull.arm)
+
+    def _add_observation(self, arm: int, reward: float) -> None:
+        self.total[arm] += reward
+        self.total_sq[arm] += reward * reward
+        self.count[arm] += 1
+
+    def _after_observe(self, arm: int) -> None:
+        """Hook: eliminations and schedule updates."""
+
+    def cancel(self, pull: Pull) -> None:
+        """The call failed for good: the example goes back to the arm's pool, nothing is scored."""
+        self._check(pull.arm)
+        if self.pending[pull.arm] > 0:
+            self.pending[pull.arm] -= 1
+        self.taken[pull.arm, pull.example] = False
+        self.returned[pull.arm].append(pull.example)
+
+    def record(self, arm: int, example: int, reward: float) -> None:
+        """Replay an observation from a journal (it was never selected in this process)."""
+        self._check(arm)
+        if not 0 <= example < self.n:
+            raise ConfigError(f"example {example} is outside the scoring pool 0..{self.n - 1}")
+        if self.taken[arm, example]:
+            raise ConfigError(f"arm {arm} already has an observation of example {example}")
+        if not 0.0 <= reward <= 1.0:
+            raise ConfigError(f"reward must be in [0, 1], not {reward} (arm {arm})")
+        self.taken[arm, example] = True
+        self._add_observation(arm, reward)
+        self._used += 1
+        self._after_observe(arm)
+
+    def drop(self, arm: int) -> None:
+        self._check(arm)
+        self.dropped[arm] = True
+
+    # ---- read-outs --------------------------------------------------------------------------
+
+    def means(self) -> NDArray[np.float64]:
+        k = self._k
+        mean: NDArray[np.float64] = np.divide(
+            self.total[:k], self.count[:k], out=np.full(k, 0.5), where=self.count[:k] > 0
+        )
+        return mean
+
+    def variances(self) -> NDArray[np.float64]:
+        k = self._k
+        mean = self.means()
+        second = np.divide(
+            self.total_sq[:k], self.count[:k], out=np.full(k, 0.25), where=self.count[:k] > 0
+        )
+        variance: NDArray[np.float64] = np.maximum(second - mean * mean, 0.0)
+        return variance
+
+    def bounds(self, *, virtual: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Lower and upper bounds of every arm's pool mean.
+
+        With `virtual`, pulls in flight count in the width (mean unchanged, count + pending):
+        used only to choose pulls, never to stop or eliminate.
+        """
+        k = self._k
+        count = self.count[:k] + (self.pending[:k] if virtual else 0.0)
+        mean = self.means()
+        deltas = arm_delta(np.arange(k), delta=self.delta, initial_arms=self.initial_arms or k)
+        width = radius(count, self.variances(), n=self.n, arm_deltas=deltas)
+        hard_low, hard_high = hard_bounds(self.total[:k], self.count[:k], self.n)
+        lower = np.maximum(mean - width, hard_low)
+        upper = np.minimum(mean + width, hard_high)
+        return lower, upper
+
+    def live(self) -> NDArray[np.bool_]:
+        """Arms that may still receive pulls."""
+        k = self._k
+        live: NDArray[np.bool_] = ~self.eliminated[:k] & ~self.dropped[:k]
+        return live
+
+    def candidates(self) -> NDArray[np.bool_]:
+        """Arms that may still be recommended (not dropped)."""
+        candidates: NDArray[np.bool_] = ~self.dropped[: self._k]
+        return candidates
+
+    def recommendation(self) -> int | None:
+        """The best arm by lower bound among the arms that may be recommended."""
+        if self._k == 0:
+            return None
+        lower, _ = self.bounds()
+        lower = np.where(self.candidates(), lower + 1e-12 * self.means(), -np.inf)
+        if not np.isfinite(lower).any():
+            return None
+        return int(np.argmax(lower))
+
+    def state(self, arm: int) -> ArmState:
+        if self.dropped[arm]:
+            return "dropped"
+        if arm == self.recommendation():
+            return "leader"
+        if self.eliminated[arm]:
+            return "eliminated"
+        if self.count[arm] >= self.n:
+            return "complete"
+        return "active"
+
+    def stats(self, arm: int) -> ArmStats:
+        self._check(arm)
+        lower, upper = self.bounds()
+        return ArmStats(
+            arm=arm,
+            mean=float(self.means()[arm]),
+            count=int(self.count[arm]),
+            pending=int(self.pending[arm]),
+            lower=float(lower[arm]),
+            upper=float(upper[arm]),
+            state=self.state(arm),
+        )
+
+    def arms(self) -> list[ArmStats]:
+        if self._k == 0:
+            return []
+        lower, upper = self.bounds()
+        mean = self.means()
+        leader = self.recommendation()
+        rows = []
+        for arm in range(self._k):
+            state: ArmState = self.state(arm) if arm != leader else "leader"
+            if self.dropped[arm]:
+                state = "dropped"
+            rows.append(
+                ArmStats(
+                    arm,
+                    float(mean[arm]),
+                    int(self.count[arm]),
+                    int(self.pending[arm]),
+                    float(lower[arm]),
+                    float(upper[arm]),
+                    state,
+                )
+            )
+        return rows
+
+    def budget_exhausted(self) -> bool:
+        return self.budget is not None and self._used >= self.budget
+
+    def done(self) -> bool:
+        """The stopping rule holds, the budget is spent, or no arm can be pulled any more."""
+        if self._k == 0:
+            return False
+        if self.budget_exhausted():
+            return True
+        return self._stop_rule() or not self._anything_left()
+
+    def _anything_left(self) -> bool:
+        live = self.live()
+        k = self._k
+        return bool((live & (self.count[:k] + self.pending[:k] < self.n)).any()) or bool(
+            self.pending[:k].sum() > 0
+        )
+
+    def _stop_rule(self) -> bool:
+        return False
+
+    def select(self, k: int) -> list[Pull]:
+        if k <= 0 or self._k == 0 or self.done():
+            return []
+        allowance = self.budget_left()
+        k = int(min(k, allowance)) if np.isfinite(allowance) else k
+        if k <= 0:
+            return []
+        return self._select(k)
+
+    def _select(self, k: int) -> list[Pull]:
+        raise NotImplementedError
+
+    def can_pull(self, arm: int) -> bool:
+        return bool(
+            self.live()[arm] and self.pending[arm] < self.max_pending and self.available(arm) > 0
+        )

@@ -1,0 +1,61 @@
+"""`make_policy`: one entry for every scheduling policy by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.search._base import BasePolicy
+from engine.search.baselines import APEFilter, BatchedUCB, FullEvaluation, Uniform
+from engine.search.halving import SuccessiveHalving
+from engine.search.lucb import LUCB
+from engine.search.ttts import TopTwoThompson
+
+__all__ = ["POLICIES", "make_policy"]
+
+POLICIES: dict[str, type[BasePolicy]] = {
+    "lucb": LUCB,
+    "ttts": TopTwoThompson,
+    "halving": SuccessiveHalving,
+    "ape-filter": APEFilter,
+    "ucb": BatchedUCB,
+    "uniform": Uniform,
+    "full": FullEvaluation,
+}
+
+
+def make_policy(
+    name: str,
+    *,
+    n: int,
+    seed: int,
+    delta: float = 0.05,
+    epsilon: float | None = None,
+    budget: int | None = None,
+    max_pending_per_arm: int = 32,
+    initial_arms: int = 0,
+    **knobs: Any,
+) -> BasePolicy:
+    """A policy over a scoring pool of `n` examples.
+
+    `epsilon` defaults to max(2/n, 0.005); `budget` caps the pulls (None: until the stopping rule);
+    `initial_arms` says how many arms arrive at the start (they share delta/2; later arms get
+    delta/(2 k (k+1))); knobs are policy specific (halving: eta, first_rung; ape-filter: block,
+    finalists; ucb: c, block).
+    """
+    policy = POLICIES.get(name)
+    if policy is None:
+        raise ConfigError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
+    try:
+        return policy(
+            n=n,
+            seed=seed,
+            delta=delta,
+            epsilon=epsilon,
+            budget=budget,
+            max_pending_per_arm=max_pending_per_arm,
+            initial_arms=initial_arms,
+            **knobs,
+        )
+    except TypeError as error:
+        raise ConfigError(f"policy {name!r}: {error}") from None
