@@ -26,5 +26,9 @@ lint: install
 demo: install
 	$(BIN)/ape-engine run --task larger_number --sim-latency 0.05 --scoring-size 200 --budget-seconds 75 --concurrency 32 --journal .ape/journals/demo.jsonl --no-cache
 
+# The scheduler benchmark needs nothing else; bench/throughput.py needs the simulator (issue 3).
+bench: install
+	$(BIN)/python bench/efficiency.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -20,7 +20,6 @@ __all__ = ["main"]
 # name -> (module, one-line help). Keep in the order a new user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("engine.task.cli", "list the built-in tasks, or describe a task file"),
-    "sim": ("engine.sim.cli", "run the simulated OpenAI-compatible LLM server"),
     "run": ("engine.run.cli", "find the best instruction for a task (a study)"),
     "resume": ("engine.run.resume_cli", "continue a study from its journal"),
 }
