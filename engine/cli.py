@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("engine.task.cli", "list the built-in tasks, or describe a task file"),
     "run": ("engine.run.cli", "find the best instruction for a task (a study)"),
     "resume": ("engine.run.resume_cli", "continue a study from its journal"),
+    "sim": ("engine.sim.cli", "run the simulated OpenAI-compatible LLM server (not a real model)"),
 }
 
 

@@ -1,0 +1,204 @@
+"""How the simulated proposal model words instructions, and how an instruction is recognised.
+
+A proposal is built from what a model would pick up from the demos: the task's human
+instruction or description (its "core"), a phrasing variation (prefix, synonym, suffix), and now
+and then an off-task instruction, as real proposal models write. A variant rewrites its parent
+with one or two such edits (iterative APE's "Generate a variation ... keeping the semantic
+meaning"). `instruction_key` maps every wording of the same instruction (case, punctuation,
+quotes, a leading "The instruction was" or "to") to one key: qualities are keyed by it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+__all__ = [
+    "GENERIC_CORES",
+    "OFF_TASK",
+    "completion_form",
+    "instruction_key",
+    "proposal_text",
+    "variant_text",
+]
+
+_LEAD_IN = re.compile(r"^(?:the\s+)?(?:new\s+|revised\s+)?instruction\s+(?:was|is)\s*[:\-]?\s*")
+_NOT_WORD = re.compile(r"[^\w\s]+")
+
+OFF_TASK = (
+    "Repeat the input exactly.",
+    "Write a sentence that uses the input.",
+    "Describe the input in a few words.",
+    "Translate the input into French.",
+    "Say whether the input is interesting.",
+    "Write the input in capital letters.",
+    "Count the characters of the input.",
+    "Give an example of a similar input.",
+    "Explain what the input means.",
+)
+GENERIC_CORES = (
+    "Transform the input into the output.",
+    "Follow the pattern shown in the examples.",
+    "Give the output that belongs to each input.",
+    "Apply the same rule as in the examples to the input.",
+    "Answer with the output for the input.",
+)
+_PREFIXES = (
+    "Please ",
+    "For each input, ",
+    "Read the input and ",
+    "Given the input, ",
+    "Look at the input and ",
+    "Your task is to ",
+    "You need to ",
+    "Carefully ",
+)
+_SUFFIXES = (
+    " Answer with the result only.",
+    " Keep the answer short.",
+    " Do not explain your answer.",
+    " Give a single answer.",
+    " Be careful.",
+    " Use the same format as the examples.",
+)
+_TO_PREFIXES = ("read the input and ", "look at the input and ", "carefully ")
+_SYNONYMS = (
+    ("write", "give"),
+    ("write", "output"),
+    ("write", "state"),
+    ("answer with", "reply with"),
+    ("answer with", "respond with"),
+    ("given", "provided"),
+    ("number", "value"),
+    ("numbers", "values"),
+    ("the two", "both"),
+    ("first", "initial"),
+    ("backwards", "in reverse"),
+    ("larger", "bigger"),
+    ("letters", "characters"),
+    ("add", "sum up"),
+    ("word", "term"),
+    ("separated by", "split by"),
+)
+_SYNONYM_PATTERNS = tuple(
+    (re.compile(rf"\b{re.escape(a)}\b", re.IGNORECASE), b) for a, b in _SYNONYMS
+) + tuple((re.compile(rf"\b{re.escape(b)}\b", re.IGNORECASE), a) for a, b in _SYNONYMS)
+
+
+def instruction_key(text: str) -> str:
+    """One key for every wording of the same instruction."""
+    text = " ".join(text.lower().split())
+    text = text.strip("\"'`“”‘’ ")
+    text = _LEAD_IN.sub("", text)
+    text = text.strip("\"'`“”‘’ ")
+    if text.startswith("to "):
+        text = text[3:]
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) == 1 else text
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _swap_synonym(text: str, rng: random.Random) -> str:
+    options = [(p, r) for p, r in _SYNONYM_PATTERNS if p.search(text)]
+    if not options:
+        return text
+    pattern, replacement = options[rng.randrange(len(options))]
+
+    def keep_case(match: re.Match[str]) -> str:
+        return _upper_first(replacement) if match.group(0)[:1].isupper() else replacement
+
+    return pattern.sub(keep_case, text, count=1)
+
+
+def _without_given_clause(description: str) -> str | None:
+    """'Given a word, answer with its first letter.' -> 'Answer with its first letter.'"""
+    head, comma, rest = description.partition(", ")
+    if comma and head.lower().startswith("given ") and rest:
+        return _upper_first(rest)
+    return None
+
+
+def cores_of(human_instruction: str | None, description: str | None) -> list[str]:
+    cores: list[str] = []
+    if human_instruction:
+        cores += [human_instruction] * 3
+    if description:
+        cores += [description] * 2
+        short = _without_given_clause(description)
+        if short:
+            cores.append(short)
+    return cores or list(GENERIC_CORES)
+
+
+def proposal_text(cores: list[str], rng: random.Random, off_task_share: float = 0.12) -> str:
+    """One proposed instruction, as a chat model would reply with it."""
+    if rng.random() < off_task_share:
+        return OFF_TASK[rng.randrange(len(OFF_TASK))]
+    core = cores[rng.randrange(len(cores))]
+    if rng.random() < 0.5:
+        core = _swap_synonym(core, rng)
+    text = core
+    roll = rng.random()
+    if roll < 0.35 and not core.startswith("Given "):
+        prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
+        text = prefix + (core if prefix.endswith(". ") else _lower_first(core))
+    if rng.random() < 0.3:
+        text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+    return text
+
+
+def completion_form(text: str, rng: random.Random) -> str:
+    """How a completions model continues "... The instruction was": " to read the input and
+    write ..." (a leading polite word or clause is dropped, as such continuations do)."""
+    for prefix in _PREFIXES:
+        if text.startswith(prefix):
+            text = _upper_first(text[len(prefix) :])
+            break
+    text = _without_given_clause(text) or text
+    lead = _TO_PREFIXES[rng.randrange(len(_TO_PREFIXES))] if rng.random() < 0.2 else ""
+    return " to " + lead + _lower_first(text)
+
+
+def decorate(text: str, rng: random.Random) -> str:
+    """The small mess chat models add around an answer: quotes or a lead-in, now and then."""
+    roll = rng.random()
+    if roll < 0.06:
+        return f'"{text}"'
+    if roll < 0.1:
+        return f"The instruction was: {text}"
+    return text
+
+
+def variant_text(parent: str, rng: random.Random) -> str:
+    """A rewording of `parent` that keeps its meaning and differs from it."""
+    parent = " ".join(parent.split())
+    text = parent
+    for _ in range(1 + (rng.random() < 0.4)):
+        roll = rng.random()
+        if roll < 0.45:
+            text = _swap_synonym(text, rng)
+        elif roll < 0.65:
+            present = [p for p in _PREFIXES if text.startswith(p)]
+            if present:
+                text = _upper_first(text[len(present[0]) :])
+            else:
+                prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
+                text = prefix + _lower_first(text)
+        elif roll < 0.85:
+            present = [s for s in _SUFFIXES if text.endswith(s)]
+            if present:
+                text = text[: -len(present[0])]
+            else:
+                text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+        else:
+            text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+    if instruction_key(text) == instruction_key(parent):
+        suffixes = [s for s in _SUFFIXES if s not in text]
+        text = text + (suffixes[rng.randrange(len(suffixes))] if suffixes else " Thank you.")
+    return text

@@ -1,0 +1,436 @@
+"""The simulated world: a `Backend` whose truth is known.
+
+Every instruction has a latent quality q in [0, 1] on a task, drawn from a mixture (most
+mediocre, a few good; off-task proposals bad; the task's human instruction good) seeded by its
+normalised text and the server seed; a variant the world generated gets its parent's quality
+plus small noise. Every example e has a difficulty b_e shared by all instructions, and an
+instruction answers e correctly with probability p(q, e) = sigmoid(a_q - b_e), where a_q is
+solved so that the mean of p over the task's examples is exactly q: the empirical accuracy of
+an instruction converges to its quality, and hard examples are hard for every instruction.
+Whether an answer is right is decided by a uniform draw hashed from (seed, instruction,
+example, choice): the same question always gets the same answer. Echoed log-probabilities of
+an answer have exp(mean token log-prob) = p when the answer is right, less when it is wrong.
+
+Requests are recognised by the templates of DESIGN.md section 1: the forward proposal template
+(completions or chat), the variant template, and the scoring template
+``instruction + "\n\nInput: " + x + "\nOutput:"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.sim.config import SimConfig
+from engine.sim.phrasing import (
+    OFF_TASK,
+    completion_form,
+    cores_of,
+    decorate,
+    instruction_key,
+    proposal_text,
+    variant_text,
+)
+from engine.sim.protocol import Generation, GenerationRequest, Scored
+from engine.sim.tokens import tokenize, truncate
+from engine.task.metrics import normalise
+from engine.task.types import Task
+
+__all__ = ["World"]
+
+_DEMO = re.compile(r"Input: (.*?)\nOutput: ?(.*?)(?=\n\nInput: |\n\n|\Z)", re.DOTALL)
+_VARIANT_MARK = "generate a variation of the following instruction"
+_FORWARD_MARKS = ("input-output pairs", "the instruction was", "reply with the instruction")
+_SCORING_INPUT = "\n\nInput: "
+_SCORING_OUTPUT = "\nOutput:"
+_STOPWORDS = frozenset(
+    ("a", "an", "the", "of", "to", "and", "or", "with", "its", "it", "is", "in", "on", "for",
+     "each", "given", "answer", "write", "input", "output")
+)  # fmt: skip
+UNKNOWN_INPUT_ANSWER = "I do not know."
+GENERIC_ANSWER = "OK. This is the simulated LLM server; it does not recognise this prompt."
+_OFF_TASK_KEYS = frozenset(instruction_key(text) for text in OFF_TASK)
+_NORMAL = statistics.NormalDist()
+_KEY_CACHE_LIMIT = 100_000
+
+
+def _sigmoid(value: float) -> float:
+    if value >= 0:
+        return 1.0 / (1.0 + math.exp(-value))
+    z = math.exp(value)
+    return z / (1.0 + z)
+
+
+@dataclass(slots=True)
+class _TaskState:
+    task: Task
+    answers: list[tuple[str, ...]]
+    normalised: list[frozenset[str]]
+    difficulty: np.ndarray
+    human_key: str
+    words: frozenset[str]
+    cores: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    instruction: str
+    input: str
+    tail: str  # the text after "Output:" (the answer being scored, for echo)
+    tail_start: int  # its offset in the prompt
+
+
+class World:
+    """A `Backend` answering proposal and scoring prompts about the tasks it serves."""
+
+    def __init__(self, tasks: Sequence[Task], config: SimConfig) -> None:
+        self.config = config
+        self.seed = str(config.seed)
+        self.tasks: list[_TaskState] = []
+        self._by_input: dict[str, list[tuple[int, int]]] = {}
+        for t, task in enumerate(tasks):
+            rng = np.random.default_rng(
+                [config.seed, int.from_bytes(hashlib.blake2b(task.name.encode()).digest()[:4])]
+            )
+            examples = task.examples + (task.test_examples or ())
+            words = " ".join(filter(None, (task.human_instruction, task.description)))
+            self.tasks.append(
+                _TaskState(
+                    task=task,
+                    answers=[e.outputs for e in examples],
+                    normalised=[frozenset(normalise(o) for o in e.outputs) for e in examples],
+                    difficulty=rng.normal(0.0, config.difficulty_spread, len(examples)),
+                    human_key=instruction_key(task.human_instruction or ""),
+                    words=frozenset(instruction_key(words).split()) - _STOPWORDS,
+                    cores=cores_of(task.human_instruction, task.description),
+                )
+            )
+            for e, example in enumerate(examples):
+                self._by_input.setdefault(example.input.strip(), []).append((t, e))
+        self._keys: dict[str, str] = {}
+        self._qualities: dict[tuple[int, str], float] = {}
+        self._offsets: dict[tuple[int, str], float] = {}
+        self._parents: dict[str, str] = {}
+        self._fixed: set[str] = set()
+        self._origin: dict[str, int] = {}
+        self._seen_prompts: dict[str, int] = {}
+
+    # -- Backend --------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+    async def generate(self, request: GenerationRequest) -> list[Generation]:
+        return self.generate_now(request)
+
+    async def prompt_logprobs(self, prompt: str, top: int) -> list[Scored]:
+        return self.score_prompt(prompt)
+
+    # -- truth ----------------------------------------------------------------------------------
+
+    def key(self, instruction: str) -> str:
+        key = self._keys.get(instruction)
+        if key is None:
+            if len(self._keys) > _KEY_CACHE_LIMIT:
+                self._keys.clear()
+            key = self._keys[instruction] = instruction_key(instruction)
+        return key
+
+    def task_index(self, name: str | None, instruction_key_: str = "") -> int:
+        """The task called `name`, else the one the instruction belongs to."""
+        if name is not None:
+            for t, state in enumerate(self.tasks):
+                if state.task.name == name:
+                    return t
+            raise KeyError(name)
+        return self._task_of(instruction_key_)
+
+    def quality(self, instruction: str, task: str | None = None) -> float:
+        """The latent quality of `instruction` on `task` (default: the task it belongs to)."""
+        key = self.key(instruction)
+        return self._quality(key, self.task_index(task, key))
+
+    def p_correct(self, instruction: str, task: int, example: int) -> float:
+        key = self.key(instruction)
+        return self._p(key, task, example)
+
+    def _unit(self, *parts: object) -> float:
+        text = "\x1f".join((self.seed, *map(str, parts)))
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        return (int.from_bytes(digest, "big") + 0.5) / 2**64
+
+    def _draw(self, low_high: tuple[float, float], *parts: object) -> float:
+        low, high = low_high
+        return low + (high - low) * self._unit(*parts)
+
+    def _quality(self, key: str, t: int) -> float:
+        cached = self._qualities.get((t, key))
+        if cached is not None:
+            return cached
+        config = self.config
+        name = self.tasks[t].task.name if self.tasks else ""
+        parent = self._parents.get(key)
+        if parent is not None:
+            noise = _NORMAL.inv_cdf(self._unit("variant", name, key)) * config.variant_noise
+            quality = min(1.0, max(0.0, self._quality(parent, t) + noise))
+        elif self.tasks and key == self.tasks[t].human_key:
+            quality = self._draw(config.good_quality, "human", name, key)
+        elif key in _OFF_TASK_KEYS:
+            quality = self._draw(config.bad_quality, "bad", name, key)
+        elif self._unit("mixture", name, key) < config.good_share:
+            quality = self._draw(config.good_quality, "good", name, key)
+        else:
+            quality = self._draw(config.mediocre_quality, "mediocre", name, key)
+        self._qualities[(t, key)] = quality
+        self._fixed.add(key)
+        return quality
+
+    def _offset(self, key: str, t: int) -> float:
+        """a_q: the shift that makes the mean over the task's examples of p equal q."""
+        cached = self._offsets.get((t, key))
+        if cached is not None:
+            return cached
+        quality = min(1 - 1e-9, max(1e-9, self._quality(key, t)))
+        difficulty = self.tasks[t].difficulty
+        low, high = -60.0, 60.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            mean = float(np.mean(1.0 / (1.0 + np.exp(difficulty - middle))))
+            if mean < quality:
+                low = middle
+            else:
+                high = middle
+        offset = self._offsets[(t, key)] = (low + high) / 2
+        return offset
+
+    def _p(self, key: str, t: int, e: int) -> float:
+        return _sigmoid(self._offset(key, t) - float(self.tasks[t].difficulty[e]))
+
+    def register_variant(self, child: str, parent: str) -> None:
+        """Remember that `child` was written as a variant of `parent` (first writer wins; a text
+        whose quality is already known keeps it)."""
+        child_key, parent_key = self.key(child), self.key(parent)
+        if child_key == parent_key or child_key in self._fixed or child_key in self._parents:
+            return
+        self._parents[child_key] = parent_key
+        self._fixed.add(parent_key)  # a parent's quality never changes: no cycles
+        if parent_key in self._origin:
+            self._origin.setdefault(child_key, self._origin[parent_key])
+
+    def _task_of(self, key: str) -> int:
+        origin = self._origin.get(key)
+        if origin is not None:
+            return origin
+        if len(self.tasks) <= 1:
+            return 0
+        words = set(key.split())
+        overlaps = [len(words & state.words) for state in self.tasks]
+        return max(range(len(overlaps)), key=lambda t: (overlaps[t], -t))
+
+    # -- reading prompts ------------------------------------------------------------------------
+
+    def _question(self, prompt: str) -> _Question | None:
+        split = prompt.rfind(_SCORING_INPUT)
+        if split < 0:
+            return None
+        rest_start = split + len(_SCORING_INPUT)
+        end = prompt.find(_SCORING_OUTPUT, rest_start)
+        if end < 0:
+            return None
+        tail_start = end + len(_SCORING_OUTPUT)
+        return _Question(
+            instruction=prompt[:split],
+            input=prompt[rest_start:end],
+            tail=prompt[tail_start:],
+            tail_start=tail_start,
+        )
+
+    def _locate(self, question: _Question) -> tuple[str, int, int] | None:
+        found = self._by_input.get(question.input.strip())
+        if not found:
+            return None
+        key = self.key(question.instruction)
+        if len(found) == 1:
+            t, e = found[0]
+        else:
+            preferred = self._task_of(key)
+            t, e = next(((t, e) for t, e in found if t == preferred), found[0])
+        return key, t, e
+
+    def _wrong_answer(self, key: str, t: int, e: int, choice: int) -> str:
+        state = self.tasks[t]
+        right = state.answers[e][0] if state.answers[e] else ""
+        accepted = state.normalised[e]
+        unit = self._unit("wrong", key, t, e, choice)
+        if right.lstrip("-").isdigit():
+            value = int(right) + (1 + int(unit * 10)) * (1 if unit < 0.5 else -1)
+            return str(value)
+        count = len(state.answers)
+        start = int(unit * count)
+        for step in range(count):
+            other = state.answers[(start + step) % count]
+            if other and normalise(other[0]) not in accepted:
+                return other[0]
+        return right[::-1] + "?" if right else "?"
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def generate_now(self, request: GenerationRequest) -> list[Generation]:
+        prompt = request.prompt
+        lowered = prompt[:400].lower()
+        if _VARIANT_MARK in lowered:
+            texts = self._variants(request)
+        elif "Input:" in prompt and (
+            _FORWARD_MARKS[0] in lowered
+            or prompt.rstrip().lower().endswith(_FORWARD_MARKS[1])
+            or _FORWARD_MARKS[2] in prompt[-120:].lower()
+        ):
+            texts = self._proposals(request)
+        else:
+            question = self._question(prompt)
+            if question is not None:
+                return self._answers(request, question)
+            texts = [GENERIC_ANSWER] * request.n
+        return [self._finish(request, text) for text in texts]
+
+    def _finish(
+        self, request: GenerationRequest, text: str, mean_logprob: float | None = None
+    ) -> Generation:
+        text, reason = truncate(text, request.max_tokens, request.stop)
+        if request.logprobs is None:
+            return Generation(text, reason)
+        tokens = tokenize(text)
+        if mean_logprob is None:
+            scored = tuple(self._context_token(token) for token in tokens)
+        else:
+            scored = self._answer_tokens(tokens, mean_logprob)
+        return Generation(text, reason, scored)
+
+    def _rng(self, request: GenerationRequest) -> random.Random:
+        """Proposals sample: the same prompt asked again gets new samples (deterministic in the
+        order asked), unless temperature is 0 or the request gives a seed."""
+        if request.temperature == 0 or request.seed is not None:
+            occurrence = 0
+        else:
+            occurrence = self._seen_prompts.get(request.prompt, 0)
+            if len(self._seen_prompts) > _KEY_CACHE_LIMIT:
+                self._seen_prompts.clear()
+            self._seen_prompts[request.prompt] = occurrence + 1
+        digest = hashlib.blake2b(
+            "\x1f".join((self.seed, request.prompt, str(occurrence), str(request.seed))).encode(),
+            digest_size=8,
+        ).digest()
+        return random.Random(int.from_bytes(digest, "big"))
+
+    def _proposal_task(self, prompt: str) -> int | None:
+        votes: dict[int, int] = {}
+        for x, _ in _DEMO.findall(prompt):
+            for t, _e in self._by_input.get(x.strip(), ()):
+                votes[t] = votes.get(t, 0) + 1
+        if not votes:
+            return None
+        return max(votes, key=lambda t: (votes[t], -t))
+
+    def _proposals(self, request: GenerationRequest) -> list[str]:
+        rng = self._rng(request)
+        t = self._proposal_task(request.prompt)
+        cores = self.tasks[t].cores if t is not None else cores_of(None, None)
+        texts = []
+        for _ in range(request.n):
+            text = proposal_text(cores, rng)
+            if t is not None:
+                self._origin.setdefault(self.key(text), t)
+            if request.api == "completions":
+                completed = completion_form(text, rng)
+                if t is not None:
+                    self._origin.setdefault(self.key(completed), t)
+                texts.append(completed)
+            else:
+                texts.append(decorate(text, rng))
+        return texts
+
+    def _variants(self, request: GenerationRequest) -> list[str]:
+        prompt = request.prompt
+        start = prompt.find("Input:")
+        end = prompt.rfind("Output:")
+        if start < 0 or end <= start:
+            return [GENERIC_ANSWER] * request.n
+        parent = prompt[start + len("Input:") : end].strip()
+        rng = self._rng(request)
+        texts = []
+        for _ in range(request.n):
+            child = variant_text(parent, rng)
+            self.register_variant(child, parent)
+            texts.append((" " if request.api == "completions" else "") + child)
+        return texts
+
+    def _answers(self, request: GenerationRequest, question: _Question) -> list[Generation]:
+        located = self._locate(question)
+        if located is None:
+            return [self._finish(request, UNKNOWN_INPUT_ANSWER)] * request.n
+        key, t, e = located
+        p = self._p(key, t, e)
+        lead = " " if request.api == "completions" else ""
+        tail = "\n" if request.api == "completions" else ""
+        state = self.tasks[t]
+        generations = []
+        for choice in range(request.n):
+            draw = 0 if request.temperature == 0 else choice
+            if self._unit("answer", key, t, e, draw) < p:
+                answer, mean = state.answers[e][0] if state.answers[e] else "", math.log(p)
+            else:
+                answer = self._wrong_answer(key, t, e, draw)
+                mean = math.log(max(1.0 - p, 1e-12))
+            generations.append(self._finish(request, lead + answer + tail, max(mean, -30.0)))
+        return generations
+
+    # -- log-probabilities ----------------------------------------------------------------------
+
+    def _context_token(self, token: str) -> Scored:
+        value = -0.2 - 5.0 * self._unit("token", token)
+        return Scored(token, value, ((token, value),))
+
+    def _answer_tokens(self, tokens: list[str], mean: float) -> tuple[Scored, ...]:
+        """Token log-probs whose mean is `mean` (a little uneven, never above 0)."""
+        if not tokens:
+            return ()
+        weights = [self._unit("spread", token, i) * 2 - 1 for i, token in enumerate(tokens)]
+        centre = sum(weights) / len(weights)
+        scored = []
+        for token, weight in zip(tokens, weights, strict=True):
+            value = mean * (1.0 + 0.3 * (weight - centre))
+            other = math.log(max(1e-12, 1.0 - math.exp(value)))
+            scored.append(Scored(token, value, ((token, value), ("?", other))))
+        return tuple(scored)
+
+    def score_prompt(self, prompt: str) -> list[Scored]:
+        """Echo log-probs: context tokens get plausible values; the answer after "Output:" in
+        a scoring prompt gets exp(mean) = p when it is accepted, (1 - p) / 4 when it is not."""
+        tokens = tokenize(prompt)
+        question = self._question(prompt)
+        located = self._locate(question) if question is not None else None
+        if question is None or located is None or not question.tail.strip():
+            return [self._context_token(token) for token in tokens]
+        key, t, e = located
+        p = self._p(key, t, e)
+        answer = normalise(question.tail)
+        accepted = answer in self.tasks[t].normalised[e]
+        mean = math.log(p) if accepted else math.log(max(1.0 - p, 1e-12) / 4)
+        mean = max(mean, -30.0)
+        offset = 0
+        head: list[Scored] = []
+        answer_tokens: list[str] = []
+        for token in tokens:
+            if offset >= question.tail_start:
+                answer_tokens.append(token)
+            else:
+                head.append(self._context_token(token))
+            offset += len(token)
+        return head + list(self._answer_tokens(answer_tokens, mean))
