@@ -71,6 +71,53 @@ _IRREGULAR_PLURALS = {
     "glass": "glasses", "dish": "dishes", "watch": "watches", "church": "churches",
 }  # fmt: skip
 
+#: Word pairs of opposite meaning; each gives two examples, a -> b and b -> a, and
+#: no word appears twice, so every input has exactly one answer.
+_ANTONYM_PAIRS = (
+    "hot cold", "big small", "tall short", "fast slow", "happy sad", "light dark", "open closed",
+    "early late", "young old", "rich poor", "strong weak", "hard soft", "full empty", "wet dry",
+    "loud quiet", "clean dirty", "thick thin", "deep shallow", "high low", "near far",
+    "first last", "top bottom", "inside outside", "above below", "before after", "push pull",
+    "buy sell", "give take", "win lose", "laugh cry", "love hate", "remember forget",
+    "accept reject", "arrive depart", "ask answer", "begin end", "borrow lend", "build destroy",
+    "catch throw", "come go", "enter exit", "float sink", "increase decrease", "include exclude",
+    "lead follow", "join separate", "teach learn", "sit stand", "sleep wake", "spend save",
+    "whisper shout", "wide narrow", "sharp blunt", "smooth rough", "sweet sour", "brave cowardly",
+    "polite rude", "honest dishonest", "kind cruel", "generous stingy", "humble proud",
+    "calm anxious", "cheap expensive", "safe dangerous", "simple complex", "true false",
+    "right wrong", "alive dead", "ancient modern", "asleep awake", "absent present",
+    "guilty innocent", "major minor", "maximum minimum", "positive negative", "public private",
+    "male female", "north south", "east west", "day night", "summer winter", "sunrise sunset",
+    "friend enemy", "hero villain", "victory defeat", "success failure", "peace war", "joy sorrow",
+    "truth lie", "import export", "input output", "floor ceiling", "king queen", "husband wife",
+    "brother sister", "uncle aunt", "nephew niece", "boy girl", "predator prey", "teacher student",
+    "employer employee", "buyer seller", "host guest", "master servant", "majority minority",
+    "optimist pessimist", "temporary permanent", "visible invisible", "legal illegal",
+    "possible impossible", "patient impatient", "regular irregular", "responsible irresponsible",
+    "mature immature", "rational irrational", "frequent rare", "fresh stale", "tight loose",
+    "straight crooked", "fancy plain", "gentle harsh", "shiny dull", "noisy silent", "messy tidy",
+    "lazy diligent", "clever stupid", "fake genuine", "common unusual", "vertical horizontal",
+    "expand shrink", "attack defend", "appear vanish", "allow forbid", "admit deny",
+    "advance retreat", "agree disagree", "approve disapprove", "attach detach", "blame praise",
+    "bless curse", "capture release", "connect disconnect", "construct demolish", "continue stop",
+    "encourage discourage", "freeze melt", "gather scatter", "hide reveal", "hire fire",
+    "inhale exhale", "lengthen shorten", "lock unlock", "maximize minimize", "obey disobey",
+    "pack unpack", "raise lower", "reward punish", "rise fall", "tie untie", "victor loser",
+    "wealth poverty", "wisdom folly", "ally foe", "arrival departure", "beginning ending",
+    "birth death", "comedy tragedy", "dawn dusk", "feast famine", "gain loss", "hope despair",
+    "odd even", "order chaos", "plus minus", "rural urban", "sane insane", "strict lenient",
+    "sober drunk", "solid liquid", "spacious cramped", "transparent opaque", "uphill downhill",
+    "upstairs downstairs", "vacant occupied", "wild tame", "asset liability", "cautious reckless",
+    "colorful drab", "dim bright", "elderly youthful", "foolish wise", "fragile sturdy",
+    "frank evasive", "graceful clumsy", "hostile friendly", "idle busy", "inferior superior",
+    "innocence guilt", "knowledge ignorance", "modest arrogant", "natural artificial",
+    "obvious obscure", "ordinary extraordinary", "partial complete", "passive active",
+    "precise vague", "scarce plentiful", "serious playful", "sincere insincere", "single married",
+    "timid bold", "tiny huge", "valuable worthless", "vivid faint", "junior senior",
+    "mobile stationary", "native foreign", "outer inner", "rapid sluggish", "sacred profane",
+)  # fmt: skip
+
+
 _ONES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
@@ -137,6 +184,16 @@ def _plural(rng: np.random.Generator, count: int) -> list[Pair]:
     return [(w, plural(w)) for w in _words(rng, count, pool)]
 
 
+def antonym_pairs() -> list[tuple[str, str]]:
+    """The bundled pairs of opposites, each once, in the order written."""
+    return [(pair.split()[0], pair.split()[1]) for pair in _ANTONYM_PAIRS]
+
+
+def _antonyms(rng: np.random.Generator, count: int) -> list[Pair]:
+    both_ways = [p for a, b in antonym_pairs() for p in ((a, b), (b, a))]
+    return [both_ways[int(i)] for i in rng.permutation(len(both_ways))[:count]]
+
+
 def _sum(rng: np.random.Generator, count: int) -> list[Pair]:
     return [(f"{a} {b}", str(a + b)) for a, b in _pairs_of_numbers(rng, count, 100)]
 
@@ -176,6 +233,9 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
                     "Given a word, list its letters separated by single spaces.", _letters_list),
         BuiltinTask("singular_to_plural", "Write the plural form of the word.",
                     "Given a singular noun, answer with its plural.", _plural),
+        BuiltinTask("antonyms", "Write a word that means the opposite of the input word.",
+                    "Given a word, answer with its antonym (from a bundled list of opposites).",
+                    _antonyms),
         BuiltinTask("sum", "Add the two numbers.",
                     "Given two numbers, answer with their sum.", _sum),
         BuiltinTask("difference", "Subtract the second number from the first.",

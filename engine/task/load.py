@@ -1,4 +1,4 @@
-"""`load_task`: one entry for a built-in task name or a task file path."""
+"""`load_task`: one entry for a built-in task name or a task file path (`--task NAME|PATH`)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,35 @@ from engine.task.types import Task
 __all__ = ["load_task"]
 
 
-def load_task(spec: str, *, seed: int = 0, format: str | None = None) -> Task:
-    """A built-in task by name (generated with `seed`) or a task file by path."""
+def load_task(
+    spec: str,
+    *,
+    seed: int = 0,
+    format: str | None = None,
+    annotations: str | Path | None = None,
+) -> Task:
+    """A built-in task by name (generated with `seed`) or a task file by path.
+
+    `format` forces a file format (see `engine.task.FORMATS`) instead of guessing it; a directory
+    holding a BIG-Bench `task.json` stands for that file. `annotations` names a file of human
+    instructions (`{"annotations": [...]}`) whose first entry becomes the human baseline.
+    """
     if spec in BUILTIN_TASKS:
-        return builtin_task(spec, seed=seed)
+        task = builtin_task(spec, seed=seed)
+        if annotations is not None:
+            raise DatasetError(
+                f"{annotations}: annotations apply to task files, not to the built-in task {spec!r}"
+            )
+        return task
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "task.json").is_file():
         path = path / "task.json"
-    if path.exists():
-        return load_file(path, format=format)
+    if path.is_file():
+        return load_file(path, format=format, annotations=annotations)
+    if path.is_dir():
+        raise DatasetError(f"{path}: a directory; give a task file (or a folder with task.json)")
+    looks_like_name = path.suffix == "" and len(path.parts) == 1
+    what = "no built-in task named" if looks_like_name else "no such task file and no built-in task"
     raise DatasetError(
-        f"{spec!r} is neither a built-in task ({', '.join(BUILTIN_TASKS)}) nor an existing file"
+        f"{what} {spec!r}; built-in tasks: {', '.join(BUILTIN_TASKS)} (or give a task file path)"
     )

@@ -21,6 +21,9 @@ __all__ = ["Splits", "split_task"]
 
 @dataclass(frozen=True, slots=True)
 class Splits:
+    """The three disjoint pools of a task: demos for proposals, the scheduler's scoring pool and
+    the held-out test pool."""
+
     demo: tuple[Example, ...]
     scoring: tuple[Example, ...]
     test: tuple[Example, ...]
@@ -34,29 +37,40 @@ def split_task(
     scoring_size: int = 200,
     test_size: int = 100,
 ) -> Splits:
-    """Split `task` into disjoint pools; a small task shrinks the scoring pool first, never the
-    others below one example each. The same (task, seed, sizes) always gives the same pools."""
+    """Split `task` into disjoint pools; the same (task, seed, sizes) always gives the same pools.
+
+    The examples are shuffled with `seed`, then the test pool (unless the task has its own test
+    file), the demo pool and the scoring pool are taken in turn. A small task keeps a quarter for
+    the test pool and a quarter (at least 5, for the proposal's demos) for the demo pool, and
+    the scoring pool shrinks first. A task's own test file is the test pool whole, or a seeded
+    sample of `test_size` of it when it is larger.
+    """
     for name, size in (("demo_size", demo_size), ("scoring_size", scoring_size)):
         if size < 1:
             raise ConfigError(f"{name} must be at least 1, not {size}")
-    if test_size < 0:
-        raise ConfigError(f"test_size must be at least 0, not {test_size}")
+    if test_size < 1:
+        raise ConfigError(f"test_size must be at least 1, not {test_size}")
     rng = np.random.default_rng(seed)
     order = [task.examples[i] for i in rng.permutation(len(task.examples))]
-    own_test = task.test_examples is not None
-    needed_apart = 2 if own_test else 3
-    if len(order) < needed_apart:
+    own_test = task.test_examples
+    needed = 2 if own_test is not None else 3
+    if len(order) < needed:
         raise ConfigError(
-            f"task {task.name!r} has {len(order)} examples; it needs at least {needed_apart} "
+            f"task {task.name!r} has {len(order)} examples; it needs at least {needed} "
             "to split into demo, scoring and test pools"
         )
     test: tuple[Example, ...]
-    if own_test:
-        assert task.test_examples is not None
-        test = task.test_examples[:test_size] if test_size else task.test_examples
+    if own_test is not None:
+        if not own_test:
+            raise ConfigError(f"task {task.name!r}: its own test file has no examples")
+        if len(own_test) > test_size:
+            picked = sorted(rng.choice(len(own_test), size=test_size, replace=False).tolist())
+            test = tuple(own_test[i] for i in picked)
+        else:
+            test = own_test
     else:
         take = min(test_size, max(1, len(order) // 4))
         test, order = tuple(order[:take]), order[take:]
-    demo_take = min(demo_size, max(1, len(order) // 4))
+    demo_take = min(demo_size, len(order) - 1, max(5, len(order) // 4))
     demo, order = tuple(order[:demo_take]), order[demo_take:]
     return Splits(demo=demo, scoring=tuple(order[:scoring_size]), test=test)

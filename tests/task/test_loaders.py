@@ -111,7 +111,7 @@ def test_bigbench_multiple_choice_and_exact(tmp_path: Path) -> None:
         (
             "dup.json",
             '{"examples": {"1": {"input": "a", "output": "b"}, "1": {"input": "c", "output": "d"}}}',
-            r"dup\.json: duplicate key '1'",
+            r"dup\.json: line 1: duplicate key '1'",
         ),
         (
             "ii.json",
