@@ -143,7 +143,9 @@ class SimServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._closing = asyncio.Event()
-        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        runner = web.AppRunner(
+            self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
         await runner.setup()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -154,7 +156,7 @@ class SimServer:
             sock.close()
             await runner.cleanup()
             raise ConfigError(f"sim: cannot listen on {host}:{port}: {error}") from None
-        site = web.SockSite(runner, sock, shutdown_timeout=0.5, backlog=2048)
+        site = web.SockSite(runner, sock, backlog=2048)
         await site.start()
         self._runner = runner
         bound = sock.getsockname()[1]
