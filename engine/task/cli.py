@@ -1,4 +1,4 @@
-"""`ape-engine tasks`: list the built-in tasks, or describe a task file."""
+"""`ape-engine tasks`: list the built-in tasks, or describe a task (a file or a built-in name)."""
 
 from __future__ import annotations
 
@@ -7,46 +7,83 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from engine.errors import ConfigError
 from engine.task.builtin import builtin_task, builtin_task_names
 from engine.task.load import load_task
 from engine.task.loaders import FORMATS
+from engine.task.split import split_task
+from engine.task.types import Task
 
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", help="a task file to describe (default: list built-ins)")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        metavar="NAME|PATH",
+        help="a task file or built-in task to describe (default: list the built-in tasks)",
+    )
     parser.add_argument("--format", choices=FORMATS, help="the file's format (default: guessed)")
-    parser.add_argument("--examples", type=int, default=5, help="examples to show for a file")
+    parser.add_argument(
+        "--annotations", metavar="FILE", help="a file of human instructions for the task"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of built-in tasks and splits")
+    parser.add_argument("--examples", type=int, default=5, help="examples to show (default 5)")
 
 
-def _shorten(text: str, width: int = 60) -> str:
+def _shorten(text: str, width: int = 70) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _list_builtins(console: Console, seed: int) -> None:
+    table = Table(title="Built-in tasks (--task NAME; generated from code, no files)")
+    for column in ("name", "examples", "metric", "human instruction"):
+        table.add_column(column, overflow="fold")
+    for name in builtin_task_names():
+        task = builtin_task(name, seed=seed)
+        table.add_row(name, str(len(task.examples)), task.metric, task.human_instruction or "")
+    console.print(table)
+    console.print("Describe one with `ape-engine tasks NAME`, or a task file with a PATH.")
+
+
+def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
+    console.print(f"[bold]{task.name}[/bold]  ({task.source})")
+    if task.description:
+        console.print(f"description: {_shorten(task.description, 200)}")
+    counts = f"examples: {len(task.examples)}"
+    if task.test_examples is not None:
+        counts += f", own test file: {len(task.test_examples)}"
+    console.print(counts)
+    try:
+        splits = split_task(task, seed=seed)
+        console.print(
+            f"pools (defaults, seed {seed}): demo {len(splits.demo)}, "
+            f"scoring {len(splits.scoring)}, test {len(splits.test)}"
+        )
+    except ConfigError as error:
+        console.print(f"pools: {error}")
+    console.print(f"metric: {task.metric}")
+    console.print(f"human instruction: {task.human_instruction or '(none)'}")
+    table = Table()
+    for column in ("key", "input", "accepted outputs"):
+        table.add_column(column, overflow="fold")
+    if any(e.choices for e in task.examples[:shown]):
+        table.add_column("choices", overflow="fold")
+    for example in task.examples[:shown]:
+        row = [example.key, _shorten(example.input), _shorten(" | ".join(example.outputs))]
+        if len(table.columns) == 4:
+            row.append(_shorten(" | ".join(example.choices or ())))
+        table.add_row(*row)
+    console.print(table)
 
 
 def main(args: argparse.Namespace) -> int:
     console = Console()
     if args.path is None:
-        table = Table(title="Built-in tasks (use --task NAME)")
-        for column in ("name", "examples", "metric", "human instruction"):
-            table.add_column(column)
-        for name in builtin_task_names():
-            task = builtin_task(name)
-            table.add_row(name, str(len(task.examples)), task.metric, task.human_instruction or "")
-        console.print(table)
+        _list_builtins(console, args.seed)
         return 0
-    task = load_task(args.path, format=args.format)
-    console.print(f"[bold]{task.name}[/bold]  ({task.source})")
-    console.print(f"examples: {len(task.examples)}", end="")
-    if task.test_examples is not None:
-        console.print(f", own test file: {len(task.test_examples)}", end="")
-    console.print(f"\nmetric: {task.metric}")
-    console.print(f"human instruction: {task.human_instruction or '(none)'}")
-    table = Table()
-    for column in ("key", "input", "accepted outputs"):
-        table.add_column(column)
-    for example in task.examples[: args.examples]:
-        table.add_row(example.key, _shorten(example.input), _shorten(" | ".join(example.outputs)))
-    console.print(table)
+    task = load_task(args.path, seed=args.seed, format=args.format, annotations=args.annotations)
+    _describe(console, task, args.seed, max(0, args.examples))
     return 0

@@ -17,6 +17,7 @@ from engine.errors import ConfigError
 from engine.task.types import METRICS, Example
 
 __all__ = [
+    "chosen",
     "contains",
     "exact_match",
     "exact_set",
@@ -32,11 +33,21 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SET_SEPARATORS = re.compile(r",|\band\b|;|\n")
 
 
+def _plain(text: str) -> str:
+    """Lower case, hyphens as spaces, no punctuation, single spaces (no article removal)."""
+    return " ".join(text.lower().replace("-", " ").translate(_PUNCTUATION).split())
+
+
 def normalise(text: str) -> str:
-    """Lower case, drop punctuation and articles, collapse whitespace."""
-    text = text.lower().translate(_PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    """Lower case, drop punctuation and articles, collapse whitespace.
+
+    Hyphens become spaces ("forty-two" = "forty two"), as in the benchmark's normalisation. When
+    the text is nothing but articles ("a", the answer of a first-letter task) they are kept, so
+    that an empty prediction never matches it.
+    """
+    plain = _plain(text)
+    without_articles = " ".join(_ARTICLES.sub(" ", plain).split())
+    return without_articles or plain
 
 
 def exact_match(prediction: str, answer: str) -> float:
@@ -74,21 +85,45 @@ def exact_set(prediction: str, answer: str) -> float:
     return 1.0 if _items(prediction) == _items(answer) else 0.0
 
 
-def multiple_choice(prediction: str, answer: str, choices: tuple[str, ...] | None = None) -> float:
-    """1 when the prediction picks the answer among the choices.
+def chosen(prediction: str, choices: tuple[str, ...]) -> str | None:
+    """The choice a free-text prediction picks, or None when it picks none or is ambiguous.
 
-    The prediction picks a choice when it equals it after normalisation, or, failing that, when
-    it starts with exactly one choice (so "True, because ..." picks "True").
+    In order: the prediction equals a choice (case, punctuation and spacing aside); it starts
+    with a choice and names no other one after it ("True, because ..." picks "True", the longest
+    such choice wins, "true or false" picks nothing); it mentions exactly one choice as whole
+    words ("The answer is (b)." picks "(b)"). Articles are kept, since choices such as "(a)"
+    would otherwise vanish.
     """
-    said = normalise(prediction)
-    wanted = normalise(answer)
-    if said == wanted:
-        return 1.0
+    said = _plain(prediction)
+    plain = {_plain(choice): choice for choice in choices if _plain(choice)}
+    if said in plain:
+        return plain[said]
+    starting = [c for c in plain if said.startswith(c + " ")]
+    if starting:
+        first = max(starting, key=len)
+        rest = f" {said[len(first) :]} "
+        if any(f" {c} " in rest for c in plain if c != first):
+            return None  # "true or false": it names another choice too
+        return plain[first]
+    mentioned = [c for c in plain if f" {c} " in f" {said} "]
+    # "not entailment" mentions "entailment" too: a choice inside a longer one does not count
+    mentioned = [
+        c for c in mentioned if not any(c != d and f" {c} " in f" {d} " for d in mentioned)
+    ]
+    if len(mentioned) == 1:
+        return plain[mentioned[0]]
+    return None
+
+
+def multiple_choice(prediction: str, answer: str, choices: tuple[str, ...] | None = None) -> float:
+    """1 when the prediction picks `answer` among `choices` (see `chosen`).
+
+    Without choices it falls back to exact match.
+    """
     if not choices:
-        return 0.0
-    starting = [c for c in (normalise(c) for c in choices) if c and said.startswith(c + " ")]
-    longest = max(starting, key=len, default=None)
-    return 1.0 if longest == wanted else 0.0
+        return exact_match(prediction, answer)
+    pick = chosen(prediction, choices if answer in choices else (*choices, answer))
+    return 1.0 if pick is not None and _plain(pick) == _plain(answer) else 0.0
 
 
 _PAIRWISE: dict[str, Callable[[str, str], float]] = {
