@@ -39,8 +39,7 @@ def load_task(
         return load_file(path, format=format, annotations=annotations)
     if path.is_dir():
         raise DatasetError(f"{path}: a directory; give a task file (or a folder with task.json)")
-    looks_like_name = path.suffix == "" and len(path.parts) == 1
-    what = "no built-in task named" if looks_like_name else "no such task file and no built-in task"
     raise DatasetError(
-        f"{what} {spec!r}; built-in tasks: {', '.join(BUILTIN_TASKS)} (or give a task file path)"
+        f"{spec!r} is neither a built-in task nor an existing task file; built-in tasks: "
+        f"{', '.join(BUILTIN_TASKS)} (or give the path of a task file)"
     )

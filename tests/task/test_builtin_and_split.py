@@ -70,9 +70,12 @@ def test_antonyms_go_both_ways_and_every_word_has_one_answer() -> None:
 
 
 def test_unknown_builtin_lists_the_names() -> None:
-    with pytest.raises(DatasetError, match=r"no built-in task named 'no_such_task'.*first_letter"):
+    with pytest.raises(
+        DatasetError,
+        match=r"'no_such_task' is neither a built-in task nor an existing task file; built-in tasks: first_letter",
+    ):
         load_task("no_such_task")
-    with pytest.raises(DatasetError, match=r"no such task file.*'missing/x.jsonl'.*sum"):
+    with pytest.raises(DatasetError, match=r"'missing/x.jsonl' is neither.*sum"):
         load_task("missing/x.jsonl")
 
 
