@@ -19,6 +19,7 @@ from engine.errors import ConfigError, JournalError
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
+from engine.llm.limiter import RateLimiter
 from engine.run._base import ProposerLike, ScorerLike
 from engine.run.adapters import SCORING_MAX_TOKENS, SCORING_TEMPLATE, ClientProposer, ClientScorer
 from engine.run.budgets import PriceTable
@@ -146,22 +147,30 @@ async def execute(
     ui: UiHook | None = None,
     events: EventBus | None = None,
     say: Callable[[str], None] = print,
+    limiter_for: Callable[[EndpointConfig], RateLimiter | None] | None = None,
 ) -> StudyResult:
-    """Open the endpoints (starting the simulator when no base URL is given) and run."""
+    """Open the endpoints (starting the simulator when no base URL is given) and run.
+
+    `limiter_for` may supply the limiter of each endpoint's client (the service shares one per
+    endpoint among its studies); None, or a None answer, gives the client its own."""
     config = prepared.config
+
+    def client(endpoint: EndpointConfig) -> LLMClient:
+        return LLMClient(endpoint, limiter=limiter_for(endpoint) if limiter_for else None)
+
     async with AsyncExitStack() as stack:
         base_url = config.base_url
         if base_url is None:
             base_url = await stack.enter_async_context(_simulator(prepared, say))
         target = await stack.enter_async_context(
-            LLMClient(_endpoint("target", base_url, config.model, config.api_key_env, config))
+            client(_endpoint("target", base_url, config.model, config.api_key_env, config))
         )
         clients = [target]
         proposal_url = config.proposal_base_url or base_url
         proposal_model = prepared.proposal_model
         if proposal_url != base_url or proposal_model != config.model:
             proposal_client = await stack.enter_async_context(
-                LLMClient(
+                client(
                     _endpoint(
                         "proposal",
                         proposal_url,
