@@ -60,6 +60,9 @@ _FLAGS: dict[str, str] = {
     "no_cache": "no_cache",
     "json_out": "json_out",
     "sim_latency_s": "sim_latency_s",
+    "backend": "backend",
+    "local_model": "local_model",
+    "local_threads": "local_threads",
 }
 
 
@@ -76,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     endpoint.add_argument("--proposal-base-url", help="its base URL (= --base-url)")
     endpoint.add_argument("--proposal-api-key-env", metavar="VAR")
     endpoint.add_argument("--api", choices=("chat", "completions"), help="API to call (chat)")
+    endpoint.add_argument(
+        "--backend",
+        choices=("sim", "local"),
+        help="without --base-url: the simulator (sim), or a local GGUF model (local) (sim)",
+    )
+    endpoint.add_argument(
+        "--local-model", metavar="PATH|smollm2", help="the local model's .gguf file (smollm2)"
+    )
+    endpoint.add_argument("--local-threads", type=int, metavar="N", help="its CPU threads")
     search = parser.add_argument_group("search")
     search.add_argument("--policy", choices=POLICIES, help="scheduler policy (lucb)")
     search.add_argument("--metric", help="override the task's metric")
@@ -126,6 +138,10 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         value = getattr(args, dest, None)
         if value is not None:
             settings[name] = value
+    if settings.get("backend") == "local" and "model" not in settings:
+        from engine.local.models import served_model_name
+
+        settings["model"] = served_model_name(settings.get("local_model", "smollm2"))
     return StudyConfig(**settings)
 
 

@@ -81,6 +81,11 @@ class StudyConfig:
     json_out: str | None = None
     # the in-process simulator
     sim_latency_s: float = 0.0
+    # the in-process server when there is no base_url: "sim" (the simulator) or "local" (a
+    # GGUF model run by llama.cpp, engine.local: a path or "smollm2")
+    backend: str = "sim"
+    local_model: str = "smollm2"
+    local_threads: int | None = None
     prices: Mapping[str, Price] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -145,6 +150,16 @@ class StudyConfig:
                 raise ConfigError(f"{name}: must be in [0, 1) (got {value!r})")
         if self.sim_latency_s < 0:
             raise ConfigError(f"sim_latency_s: must be >= 0 (got {self.sim_latency_s})")
+        if self.backend not in ("sim", "local"):
+            raise ConfigError(f"backend: must be 'sim' or 'local' (got {self.backend!r})")
+        if self.local_threads is not None and (
+            isinstance(self.local_threads, bool)
+            or not isinstance(self.local_threads, int)
+            or self.local_threads < 1
+        ):
+            raise ConfigError(
+                f"local_threads: must be an integer >= 1 (got {self.local_threads!r})"
+            )
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"base_url: must start with http:// or https:// (got {self.base_url!r})"

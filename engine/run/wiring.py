@@ -127,6 +127,32 @@ async def _simulator(prepared: Prepared, say: Callable[[str], None]) -> AsyncIte
         yield base_url
 
 
+def _in_process(config: StudyConfig) -> str:
+    """What answers when there is no base URL (also the response cache's endpoint key)."""
+    if config.backend == "local":
+        return f"local model {config.local_model}"
+    return f"simulator (seed {config.seed})"
+
+
+@asynccontextmanager
+async def _local(prepared: Prepared, say: Callable[[str], None]) -> AsyncIterator[str]:
+    from engine.local import LocalSettings, serve_local
+
+    config = prepared.config
+    settings = LocalSettings(
+        model=config.local_model,
+        name=config.model,
+        threads=config.local_threads,
+        queue=max(64, 2 * config.concurrency),
+    )
+    async with serve_local(settings) as server:
+        say(
+            f"no --base-url given: started the local model {server.local.model.path.name} "
+            f"(llama.cpp) as {config.model!r} on {server.base_url}"
+        )
+        yield server.base_url
+
+
 def _endpoint(
     name: str, base_url: str, model: str, api_key_env: str | None, config: StudyConfig
 ) -> EndpointConfig:
@@ -161,7 +187,8 @@ async def execute(
     async with AsyncExitStack() as stack:
         base_url = config.base_url
         if base_url is None:
-            base_url = await stack.enter_async_context(_simulator(prepared, say))
+            server = _local(prepared, say) if config.backend == "local" else None
+            base_url = await stack.enter_async_context(server or _simulator(prepared, say))
         target = await stack.enter_async_context(
             client(_endpoint("target", base_url, config.model, config.api_key_env, config))
         )
@@ -214,7 +241,7 @@ async def execute(
                 {
                     "kind": "score",
                     "model": config.model,
-                    "base_url": base_url if config.base_url else "simulator",
+                    "base_url": base_url if config.base_url else _in_process(config),
                     "mode": config.scoring,
                     "api": config.api,
                     "template": SCORING_TEMPLATE,
@@ -231,7 +258,7 @@ async def execute(
                 {
                     "kind": "propose",
                     "model": proposal_model,
-                    "base_url": proposal_url if config.base_url else "simulator",
+                    "base_url": proposal_url if config.base_url else _in_process(config),
                     "api": config.api,
                     "seed": config.seed,
                     "demos": config.demos_per_proposal,

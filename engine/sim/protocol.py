@@ -452,7 +452,9 @@ def completions_response(
     }
 
 
-def models_response(model: str, created: int) -> dict[str, Any]:
+def models_response(
+    model: str, created: int, owned_by: str = "ape-engine simulator (not a real model)"
+) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
@@ -460,7 +462,7 @@ def models_response(model: str, created: int) -> dict[str, Any]:
                 "id": model,
                 "object": "model",
                 "created": created,
-                "owned_by": "ape-engine simulator (not a real model)",
+                "owned_by": owned_by,
             }
         ],
     }

@@ -116,6 +116,8 @@ class SimServer:
         self._closing: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._created = 1_700_000_000 + config.seed % 1000
+        # a backend other than the world names itself (a real model must not say "simulator")
+        self._owned_by: str | None = getattr(backend, "owned_by", None)
 
     # -- in-process API -------------------------------------------------------------------------
 
@@ -417,7 +419,12 @@ class SimServer:
             self._check_key(self._api_key(request))
         except ApiError as error:
             return self._error(error, "")
-        return self._respond(200, models_response(self.config.model, self._created))
+        return self._respond(200, self._models_response())
+
+    def _models_response(self) -> dict[str, Any]:
+        if self._owned_by is None:
+            return models_response(self.config.model, self._created)
+        return models_response(self.config.model, self._created, self._owned_by)
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
         self._stats.requests += 1
@@ -427,7 +434,7 @@ class SimServer:
             self._check_model(request.match_info["model"])
         except ApiError as error:
             return self._error(error, "")
-        listed: dict[str, Any] = models_response(self.config.model, self._created)["data"][0]
+        listed: dict[str, Any] = self._models_response()["data"][0]
         return self._respond(200, listed)
 
     async def _quality_route(self, request: web.Request) -> web.StreamResponse:
