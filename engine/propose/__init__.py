@@ -1,1 +1,35 @@
-"""engine.propose"""
+"""Proposals: APE's templates as data, the proposer (forward, insert, variant), and the cleaning
+and de-duplication of what the proposal model writes. Reference: Zhou et al., "Large Language
+Models are Human-Level Prompt Engineers" (ICLR 2023), section 3; DESIGN.md section 1."""
+
+from engine.propose._base import Proposal, ProposalBatch, ProposerLike
+from engine.propose.normalise import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_SIMILARITY,
+    Deduplicator,
+    clean_proposal,
+    instruction_key,
+    jaccard,
+    normalise_instruction,
+)
+from engine.propose.proposer import PROPOSAL_MODES, Deduplicating, Proposer
+from engine.propose.templates import PLACEHOLDERS, Templates, load_templates
+
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "DEFAULT_SIMILARITY",
+    "PLACEHOLDERS",
+    "PROPOSAL_MODES",
+    "Deduplicating",
+    "Deduplicator",
+    "Proposal",
+    "ProposalBatch",
+    "Proposer",
+    "ProposerLike",
+    "Templates",
+    "clean_proposal",
+    "instruction_key",
+    "jaccard",
+    "load_templates",
+    "normalise_instruction",
+]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine.propose._base import Proposal, ProposalBatch, ProposerLike
 from engine.task.types import Example
 
 __all__ = [
@@ -96,31 +97,3 @@ class Score:
 
 class ScorerLike(Protocol):
     async def score(self, instruction: str, example: Example) -> Score: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    text: str
-    origin: str  # "proposal", "variant", "human" or "user"
-    parent: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProposalBatch:
-    """What one or more proposal calls produced, after normalisation and de-duplication."""
-
-    proposals: tuple[Proposal, ...]
-    calls: int = 1
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    generated: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    cached_calls: int = 0
-    model: str = ""
-
-
-class ProposerLike(Protocol):
-    async def propose(self, count: int) -> ProposalBatch: ...
-
-    async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch: ...

@@ -55,6 +55,10 @@ _FLAGS: dict[str, str] = {
     "scoring_size": "scoring_size",
     "test_size": "test_size",
     "include_human": "include_human",
+    "proposal_template": "proposal_template",
+    "templates": "templates",
+    "duplicate_similarity": "duplicate_similarity",
+    "scorer": "scorer",
     "journal": "journal",
     "cache": "cache",
     "no_cache": "no_cache",
@@ -92,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--policy", choices=POLICIES, help="scheduler policy (lucb)")
     search.add_argument("--metric", help="override the task's metric")
     search.add_argument("--scoring", choices=("exec", "logprob"), help="reward (exec)")
+    search.add_argument(
+        "--scorer",
+        metavar="MODULE:FUNCTION",
+        help="custom scorer: async (instruction, example, client) -> float in [0, 1]",
+    )
     search.add_argument("--delta", type=float, help="error probability of the pick (0.05)")
     search.add_argument("--epsilon", type=float, help="tolerance of the pick (2 / pool size)")
     search.add_argument("--seed", type=int, help="seed of pools, proposals and policy (0)")
@@ -104,6 +113,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="also search over the task's human instruction",
+    )
+    search.add_argument(
+        "--proposal-template",
+        choices=("forward", "insert"),
+        help="forward, or insert (completions with suffix) (forward)",
+    )
+    search.add_argument("--templates", metavar="FILE", help="TOML/JSON file of prompt templates")
+    search.add_argument(
+        "--duplicate-similarity",
+        type=float,
+        metavar="J",
+        help="token-set Jaccard at which a proposal counts as a near copy (0.9)",
     )
     budget = parser.add_argument_group("budgets (all optional; the first reached stops)")
     budget.add_argument("--budget-calls", type=int, metavar="N", help="scoring calls")

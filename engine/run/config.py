@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.propose import PROPOSAL_MODES
 from engine.run.budgets import Price
 
 __all__ = ["POLICIES", "SCORING_MODES", "StudyConfig", "load_config_file"]
@@ -71,6 +72,11 @@ class StudyConfig:
     new_candidate_share: float = 0.25
     max_candidates: int = 200
     include_human: bool = False
+    proposal_template: str = "forward"  # "forward", or "insert" (completions with suffix)
+    templates: str | None = None  # a TOML/JSON file overriding the prompt templates
+    duplicate_similarity: float = 0.9  # token-set Jaccard at which a proposal is a near copy
+    max_instruction_chars: int = 400  # longer proposals are rejected
+    scorer: str | None = None  # "module:function" (or "file.py:function"): a custom scorer
     # failures
     max_failures: int = 20
     max_failure_share: float = 0.1
@@ -113,6 +119,7 @@ class StudyConfig:
             "variant_leaders",
             "variants_per_leader",
             "max_candidates",
+            "max_instruction_chars",
         )
         for name in positive_ints:
             value = getattr(self, name)
@@ -148,6 +155,24 @@ class StudyConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value < 1:
                 raise ConfigError(f"{name}: must be in [0, 1) (got {value!r})")
+        if self.proposal_template not in PROPOSAL_MODES:
+            raise ConfigError(
+                f"proposal_template: must be one of {', '.join(PROPOSAL_MODES)} "
+                f"(got {self.proposal_template!r})"
+            )
+        similarity = self.duplicate_similarity
+        if (
+            isinstance(similarity, bool)
+            or not isinstance(similarity, int | float)
+            or not (0 < similarity <= 1)
+        ):
+            raise ConfigError(f"duplicate_similarity: must be in (0, 1] (got {similarity!r})")
+        if self.scorer is not None and (
+            not isinstance(self.scorer, str) or ":" not in self.scorer.strip(":")
+        ):
+            raise ConfigError(
+                f"scorer: must be 'module:function' or 'file.py:function' (got {self.scorer!r})"
+            )
         if self.sim_latency_s < 0:
             raise ConfigError(f"sim_latency_s: must be >= 0 (got {self.sim_latency_s})")
         if self.backend not in ("sim", "local"):

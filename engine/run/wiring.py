@@ -11,23 +11,27 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, JournalError
-from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
-from engine.run._base import ProposerLike, ScorerLike
-from engine.run.adapters import SCORING_MAX_TOKENS, SCORING_TEMPLATE, ClientProposer, ClientScorer
+from engine.propose import Templates, load_templates
+from engine.run.adapters import (
+    ScorerFunction,
+    build_proposer,
+    build_scorer,
+    load_scorer_function,
+)
 from engine.run.budgets import PriceTable
 from engine.run.config import StudyConfig
 from engine.run.estimate import SpendEstimate, estimate_spend
 from engine.run.events import EventBus
 from engine.run.recording import DEFINING_FIELDS, JournalRecorder, Replay, task_fingerprint
-from engine.run.response_cache import CachedProposer, CachedScorer, ResponseCache
+from engine.run.response_cache import ResponseCache
 from engine.run.result import StudyResult
 from engine.run.study import Study, StudyParts, UiHook
 from engine.search import make_policy
@@ -48,6 +52,8 @@ class Prepared:
     study_id: str
     journal_path: Path
     replay: Replay | None = None
+    templates: Templates = field(default_factory=Templates)
+    custom_scorer: ScorerFunction | None = None
 
     @property
     def proposal_model(self) -> str:
@@ -112,7 +118,11 @@ def prepare(config: StudyConfig, *, replay: Replay | None = None) -> Prepared:
         scoring_model=config.model,
         proposal_model=proposal_model,
     )
-    return Prepared(config, task, splits, prices, estimate, study_id, journal, replay)
+    templates = load_templates(config.templates)
+    custom = load_scorer_function(config.scorer) if config.scorer else None
+    return Prepared(
+        config, task, splits, prices, estimate, study_id, journal, replay, templates, custom
+    )
 
 
 @asynccontextmanager
@@ -210,8 +220,6 @@ async def execute(
             clients.append(proposal_client)
         else:
             proposal_client = target
-        if config.scoring == "logprob":
-            await target.require(Capability.PROMPT_LOGPROBS)
         task, splits = prepared.task, prepared.splits
         policy = make_policy(
             config.policy,
@@ -221,50 +229,35 @@ async def execute(
             epsilon=config.epsilon,
             initial_arms=config.initial_candidates,
         )
-        scorer: ScorerLike = ClientScorer(
-            target, metric=task.metric, mode=config.scoring, api=config.api
-        )
-        proposer: ProposerLike = ClientProposer(
-            proposal_client,
-            splits.demo,
-            seed=config.seed,
-            demos_per_call=config.demos_per_proposal,
-            api=config.api,
-        )
+        cache: ResponseCache | None = None
         if not config.no_cache:
             cache_path = Path(config.cache) if config.cache else DEFAULT_STATE_DIR / "cache.jsonl"
             cache = ResponseCache(cache_path)
             stack.callback(cache.close)
-            scorer = CachedScorer(
-                scorer,
-                cache,
-                {
-                    "kind": "score",
-                    "model": config.model,
-                    "base_url": base_url if config.base_url else _in_process(config),
-                    "mode": config.scoring,
-                    "api": config.api,
-                    "template": SCORING_TEMPLATE,
-                    "max_tokens": SCORING_MAX_TOKENS,
-                    "temperature": 0.0,
-                    "stop": ["\n"],
-                    "metric": task.metric,
-                    "sim_seed": config.seed if config.base_url is None else None,
-                },
-            )
-            proposer = CachedProposer(
-                proposer,
-                cache,
-                {
-                    "kind": "propose",
-                    "model": proposal_model,
-                    "base_url": proposal_url if config.base_url else _in_process(config),
-                    "api": config.api,
-                    "seed": config.seed,
-                    "demos": config.demos_per_proposal,
-                    "task": task_fingerprint(task),
-                },
-            )
+        where = base_url if config.base_url else _in_process(config)
+        scorer = await build_scorer(
+            config,
+            target,
+            metric=task.metric,
+            templates=prepared.templates,
+            custom=prepared.custom_scorer,
+            cache=cache,
+            endpoint=where,
+            say=say,
+        )
+        known = [arm.instruction for arm in prepared.replay.state.arms] if prepared.replay else []
+        if config.include_human and task.human_instruction:
+            known.append(task.human_instruction)
+        proposer = await build_proposer(
+            config,
+            proposal_client,
+            splits.demo,
+            templates=prepared.templates,
+            cache=cache,
+            endpoint=proposal_url if config.base_url else where,
+            task=task_fingerprint(task),
+            known=known,
+        )
         recorder = JournalRecorder(prepared.journal_path)
         stack.callback(recorder.close)
         if prepared.replay is None:
