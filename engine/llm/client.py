@@ -25,6 +25,7 @@ from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
     LLMError,
     MalformedResponseError,
+    QuotaExceededError,
     RateLimitError,
     classify_response,
     redact,
@@ -171,6 +172,7 @@ class LLMClient:
         self._capabilities: Capabilities | None = None
         self._probe_lock: asyncio.Lock | None = None
         self._policy = config.retry
+        self._quota_error: QuotaExceededError | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -230,6 +232,22 @@ class LLMClient:
         )
         if not isinstance(concurrency, _Unset) and self._transport is not None:
             self._transport.resize(concurrency)
+
+    def clear_quota_stop(self) -> None:
+        """Send calls again after a quota or billing error (once credit was added): until then
+        every call fails at once with that error instead of reaching the server."""
+        self._quota_error = None
+
+    def _check_quota(self) -> None:
+        first = self._quota_error
+        if first is None:
+            return
+        raise QuotaExceededError(
+            f"{first} [not sent: an earlier call met this quota error; clear_quota_stop() resumes]",
+            status=first.status,
+            code=first.code,
+            endpoint=self.name,
+        )
 
     def stats(self) -> StatsSnapshot:
         return self._stats.snapshot()
@@ -420,7 +438,13 @@ class LLMClient:
         use_headers = self.config.rate_limit_headers
 
         async def attempt(number: int) -> Completion:
+            self._check_quota()
             permit = await limiter.acquire(estimate, output_tokens=output_tokens)
+            try:
+                self._check_quota()  # met by another call while this one queued?
+            except QuotaExceededError:
+                permit.release()
+                raise
             stats.attempts += 1
             started = time.perf_counter()
             try:
@@ -431,6 +455,11 @@ class LLMClient:
             finally:
                 permit.release()
             latency = time.perf_counter() - started
+            if use_headers:
+                # every answer re-syncs the buckets, a 429 (remaining 0) above all
+                hints = parse_rate_limit_headers(raw.headers)
+                if hints:
+                    limiter.sync(hints)
             if not 200 <= raw.status < 300:
                 failure = classify_response(
                     raw.status, raw.body, raw.headers, endpoint=self.name, secret=secret
@@ -440,6 +469,8 @@ class LLMClient:
                     stats.rate_limited += 1
                 if isinstance(failure, RateLimitError):
                     limiter.on_rate_limited(failure.retry_after_s, permit.sent_at)
+                elif isinstance(failure, QuotaExceededError):
+                    self._quota_error = failure
                 raise failure
             try:
                 texts, reasons, logprobs, usage = parse(orjson.loads(raw.body))
@@ -459,10 +490,6 @@ class LLMClient:
                     retryable=True,
                     endpoint=self.name,
                 ) from None
-            if use_headers:
-                hints = parse_rate_limit_headers(raw.headers)
-                if hints:
-                    limiter.sync(hints)
             limiter.on_success()
             if usage is None:
                 usage = Usage(prompt_tokens, 0, prompt_tokens)

@@ -54,6 +54,7 @@ class AimdSettings:
     start_requests_per_minute: float = 60.0
     min_requests_per_minute: float = 1.0
     decrease: float = 0.9  # after a 429: rate = decrease x the rate the server was accepting
+    stale_decrease: float = 0.8  # ... or x the current rate when that is already lower
     increase_per_s: float = 0.01  # additive step per second, as a share of the post-429 rate
     default_pause_s: float = 1.0  # pause after a 429 without Retry-After
     window_s: float = 2.0  # window over which the accepted rate is measured
@@ -199,13 +200,18 @@ class _RateMeter:
             self._slots.popleft()
 
     def rate_per_s(self, now: float) -> float:
+        """The larger of the rates over the whole window and over its second half: a rate that
+        was climbing until now is underestimated by the whole window's mean."""
         self._trim(now)
         if self._first is None or not self._slots:
             return 0.0
         span = min(self._window_s, now - self._first)
         if span <= 0.05:
             return 0.0
-        return sum(slot[1] for slot in self._slots) / span
+        whole = sum(slot[1] for slot in self._slots) / span
+        half_s = span / 2.0
+        recent = sum(slot[1] for slot in self._slots if slot[0] >= now - half_s)
+        return max(whole, recent / half_s) if half_s > 0.05 else whole
 
 
 def _amount(bucket_name: str, tokens: int, output_tokens: int) -> int:
@@ -481,12 +487,20 @@ class RateLimiter:
         if self._adaptive and bucket is not None and bucket.adaptive and fresh:
             accepted = self._meter.rate_per_s(now)
             if accepted > 0:
-                rate = min(bucket.rate_per_s, accepted) * self._aimd.decrease
+                if bucket.rate_per_s < accepted:
+                    # refused although already below what was accepted lately: that rate came
+                    # from the server's stored burst, now spent; cut harder than to 0.9 x it
+                    rate = bucket.rate_per_s * self._aimd.stale_decrease
+                else:
+                    rate = accepted * self._aimd.decrease
+                self._slow_start = False
             else:
+                # nothing of ours was accepted lately: the server's bucket was empty before we
+                # came (another client, an earlier run), which says nothing about its rate;
+                # back off but keep searching fast
                 rate = bucket.rate_per_s * 0.5
             rate = max(rate, self._aimd.min_requests_per_minute / 60.0)
             bucket.set_rate(rate, self._burst_s, now)
-            self._slow_start = False
             self._step_per_s = rate * self._aimd.increase_per_s
             self._last_decrease_at = now
         self._dispatch()

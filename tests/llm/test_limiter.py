@@ -224,6 +224,45 @@ async def test_adaptive_decreases_then_climbs_additively() -> None:
 
 
 @pytest.mark.anyio
+async def test_adaptive_429_with_nothing_accepted_keeps_searching() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        adaptive=True, aimd=AimdSettings(start_requests_per_minute=600), clock=clock
+    )
+    # the very first answer is a 429: the server's bucket was empty before we came
+    limiter.on_rate_limited(0.1, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(300)
+    for step in range(1, 11):  # then 1 s of successes while the limiter holds the rate back
+        await advance_to(clock, 0.1 + step * 0.1)
+        limiter._last_constrained_at = clock.time()
+        limiter.on_success()
+    rate = limiter.reading().requests_per_minute
+    assert rate is not None and rate > 300 * 1.8  # still doubling (slow start), not +1 %/s
+
+
+@pytest.mark.anyio
+async def test_adaptive_cuts_harder_when_already_below_the_accepted_rate() -> None:
+    clock = FakeClock()
+    aimd = AimdSettings(start_requests_per_minute=600)
+    limiter = RateLimiter(requests_per_minute=600, adaptive=True, aimd=aimd, clock=clock)
+    limiter.reconfigure(requests_per_minute=None)  # keeps 600/min, searching from there
+    for step in range(20):  # 20/s accepted for 1 s: the server's stored burst
+        await advance_to(clock, step * 0.05)
+        limiter.on_success()
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(600 * 0.8)
+    await advance_to(clock, clock.time() + 0.2)
+    limiter.on_rate_limited(None, sent_at=clock.time())  # a fresh 429 at 480/min
+    assert limiter.reading().requests_per_minute == pytest.approx(600 * 0.8 * 0.8)
+    await advance_to(clock, clock.time() + 3.0)
+    for _ in range(10):  # now 5/s accepted for 2 s, below the rate: back to 0.9 x accepted
+        await advance_to(clock, clock.time() + 0.2)
+        limiter.on_success()
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(0.9 * 5 * 60, rel=0.06)
+
+
+@pytest.mark.anyio
 async def test_header_sync_creates_buckets_and_lowers_levels() -> None:
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=100, burst_s=1.0, clock=clock)
