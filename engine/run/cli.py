@@ -143,6 +143,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--json", dest="json_out", metavar="OUT", help="write the result as JSON")
     output.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
     output.add_argument(
+        "--tui",
+        action="store_true",
+        help="live terminal UI with keys to tune the study (plain lines when not a terminal)",
+    )
+    output.add_argument(
         "--sim-latency",
         dest="sim_latency_s",
         type=float,
@@ -218,4 +223,11 @@ def run_prepared(
 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    return run_prepared(prepare(config), dry_run=bool(args.dry_run))
+    prepared = prepare(config)
+    if not getattr(args, "tui", False) or args.dry_run:
+        return run_prepared(prepared, dry_run=bool(args.dry_run))
+    from engine.ui import make_ui  # the UI sits above engine.run: imported only when asked for
+
+    console = Console()
+    with make_ui(console) as ui:
+        return run_prepared(prepared, console=console, ui=ui)

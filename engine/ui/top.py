@@ -1,0 +1,227 @@
+"""`ape-engine top [URL]`: the live screen of a study running in an `ape-engine serve` process.
+
+It lists the service's studies and follows one (`--study ID`, else the first running one, else
+the first): snapshots come from the study's server-sent-event stream (`event: snapshot`), and
+when the stream cannot be opened or breaks, from polling `GET /v1/studies/{id}` every 0.25 s.
+Keys PATCH the study (`engine.ui.remote.HttpControl`); `q` only detaches, the study goes on in
+the service. Without a terminal (a pipe, CI) or with `--plain` it prints a plain line every few
+seconds until the study ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio
+import orjson
+from rich.console import Console
+
+from engine.errors import ConfigError
+from engine.run.snapshot import SnapshotError, StudySnapshot
+from engine.ui.live import LiveScreen
+from engine.ui.remote import HttpControl, ServiceClient, ServiceError
+from engine.ui.render import plain_line
+from engine.ui.terminal import KeyReader
+
+__all__ = [
+    "DEFAULT_TOKEN_ENV",
+    "DEFAULT_URL",
+    "add_arguments",
+    "follow",
+    "main",
+    "pick_study",
+    "top",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
+POLL_S = 0.25
+_FRAME_S = 0.05
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url", nargs="?", default=DEFAULT_URL, help=f"the service's address ({DEFAULT_URL})"
+    )
+    parser.add_argument("--study", metavar="ID", help="the study to follow (first running one)")
+    parser.add_argument(
+        "--token-env",
+        metavar="VAR",
+        default=DEFAULT_TOKEN_ENV,
+        help=f"environment variable holding the service's bearer token ({DEFAULT_TOKEN_ENV})",
+    )
+    parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between plain lines (2)",
+    )
+
+
+def pick_study(studies: list[dict[str, Any]], wanted: str | None, url: str) -> str:
+    """The id to follow: `wanted` (an id or a unique prefix of one), else the first running
+    study, else the first one."""
+    ids = [str(study.get("id")) for study in studies if study.get("id") is not None]
+    if not ids:
+        raise ConfigError(f"no study on the service at {url}; create one with POST /v1/studies")
+    if wanted:
+        matches = [study_id for study_id in ids if study_id.startswith(wanted)]
+        if wanted in ids:
+            return wanted
+        if len(matches) == 1:
+            return matches[0]
+        raise ConfigError(
+            f"--study {wanted}: {'several studies match' if matches else 'no such study'} on "
+            f"{url}; the studies are {', '.join(ids)}"
+        )
+    for study in studies:
+        if study.get("status") == "running":
+            return str(study["id"])
+    return ids[0]
+
+
+async def follow(
+    client: ServiceClient,
+    study_id: str,
+    on_snapshot: Callable[[StudySnapshot], None],
+    *,
+    on_notice: Callable[[str], None] = lambda text: None,
+    poll_s: float = POLL_S,
+    give_up_after_s: float | None = 10.0,
+) -> StudySnapshot | None:
+    """Hand every new snapshot of the study to `on_snapshot` until it is done; returns the last.
+    The event stream first; polling when it fails or ends early. A service unreachable for
+    longer than `give_up_after_s` raises `ServiceError` (None: keep trying)."""
+    last: StudySnapshot | None = None
+    try:
+        async for event, data in client.events(study_id):
+            if event == "snapshot":
+                last = StudySnapshot.from_json(orjson.loads(data))
+                on_snapshot(last)
+                if last.done:
+                    return last
+            elif event == "end":
+                last = await client.snapshot(study_id)
+                on_snapshot(last)
+                return last
+        on_notice(f"the event stream ended early; polling every {poll_s:g} s")
+    except (ServiceError, SnapshotError, orjson.JSONDecodeError) as error:
+        if isinstance(error, ServiceError) and error.status in (401, 403, 404):
+            raise
+        on_notice(f"no event stream ({error}); polling every {poll_s:g} s")
+    failing_since: float | None = None
+    while True:
+        try:
+            last = await client.snapshot(study_id)
+        except ServiceError as error:
+            if error.status in (401, 403, 404):
+                raise
+            now = anyio.current_time()
+            failing_since = now if failing_since is None else failing_since
+            if give_up_after_s is not None and now - failing_since > give_up_after_s:
+                raise
+            on_notice(f"service unreachable, retrying: {error}")
+        else:
+            failing_since = None
+            on_snapshot(last)
+            if last.done:
+                return last
+        await anyio.sleep(poll_s)
+
+
+async def _plain(
+    client: ServiceClient, study_id: str, console: Console, every_s: float
+) -> StudySnapshot | None:
+    last_line = -math.inf
+
+    def show(snapshot: StudySnapshot) -> None:
+        nonlocal last_line
+        now = anyio.current_time()
+        if snapshot.done or now - last_line >= every_s:
+            last_line = now
+            console.print(f"{study_id} {plain_line(snapshot)}", highlight=False, markup=False)
+
+    def notice(text: str) -> None:
+        console.print(f"{study_id} {text}", highlight=False, markup=False)
+
+    return await follow(client, study_id, show, on_notice=notice)
+
+
+async def _live(
+    client: ServiceClient,
+    study_id: str,
+    console: Console,
+    first: StudySnapshot,
+    reader: KeyReader | None,
+) -> None:
+    screen = LiveScreen(console, reader=reader, source=client.url)
+    control = HttpControl(client, study_id, first, on_error=screen.state.say)
+
+    async def stream() -> None:
+        last = await follow(
+            client,
+            study_id,
+            control.receive,
+            on_notice=screen.state.say,
+            give_up_after_s=None,
+        )
+        if last is not None:
+            screen.state.say(f"the study is {last.status}: q leaves")
+
+    screen.start()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(control.run)
+            group.start_soon(stream)
+            drawn: tuple[StudySnapshot | None, str] = (None, "")
+            while not screen.state.quit:
+                pressed = screen.handle_keys(control)
+                now = (control.snapshot(), screen.state.current_notice())
+                if pressed or now[0] is not drawn[0] or now[1] != drawn[1]:
+                    screen.draw(now[0], force=True)
+                    drawn = now
+                await anyio.sleep(_FRAME_S)
+            group.cancel_scope.cancel()
+    finally:
+        screen.stop()
+
+
+async def top(
+    url: str,
+    *,
+    study: str | None = None,
+    token_env: str | None = DEFAULT_TOKEN_ENV,
+    console: Console | None = None,
+    plain: bool = False,
+    every_s: float = 2.0,
+    reader: KeyReader | None = None,
+) -> int:
+    console = console or Console()
+    async with ServiceClient.from_env(url, token_env) as client:
+        study_id = pick_study(await client.studies(), study, client.url)
+        first = await client.snapshot(study_id)
+        if plain or not console.is_terminal or console.is_dumb_terminal:
+            await _plain(client, study_id, console, every_s)
+        else:
+            await _live(client, study_id, console, first, reader)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.every > 0:
+        raise ConfigError(f"--every: must be a positive number of seconds (got {args.every})")
+    run = partial(
+        top,
+        args.url,
+        study=args.study,
+        token_env=args.token_env,
+        plain=bool(args.plain),
+        every_s=args.every,
+    )
+    return anyio.run(run)

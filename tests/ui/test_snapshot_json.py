@@ -1,0 +1,57 @@
+"""`StudySnapshot.from_json` rebuilds what `to_json` gives, through real JSON, and names the
+field it cannot read."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from engine.run.snapshot import SnapshotError, StudySnapshot
+from tests.ui.snapshots import make_snapshot
+
+
+def through_json(snapshot: StudySnapshot) -> StudySnapshot:
+    return StudySnapshot.from_json(orjson.loads(orjson.dumps(snapshot.to_json())))
+
+
+def test_round_trip_through_json() -> None:
+    snapshot = make_snapshot(extra={"spend": {"tokens": 3}, "reason": ""})
+    again = through_json(snapshot)
+    assert again == snapshot
+    assert isinstance(again.arms, tuple) and isinstance(again.throughput.recent_calls_per_s, tuple)
+    assert again.arms[3].parent == 1 and again.limiters[0].adaptive is True
+
+
+def test_unknown_keys_are_ignored_and_defaults_may_be_missing() -> None:
+    data = make_snapshot().to_json()
+    data["added_later"] = 1
+    data["arms"][0]["score_now"] = 0.5
+    for name in ("message", "done", "winner", "extra"):
+        del data[name]
+    again = StudySnapshot.from_json(data)
+    assert again.message == "" and again.done is False and again.winner is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("arms"), "snapshot has no field 'arms'"),
+        (lambda d: d["arms"][2].pop("mean"), "arms[2] has no field 'mean'"),
+        (lambda d: d["arms"][0].update(pulls="many"), "arms[0].pulls must be int"),
+        (lambda d: d["throughput"].update(errors=True), "throughput.errors must be int"),
+        (lambda d: d["budgets"][1].update(limit="none"), "budgets[1].limit must be float | None"),
+        (lambda d: d.update(limiters={}), "limiters must be a list"),
+        (lambda d: d.update(proposals=[]), "proposals must be an object"),
+        (lambda d: d.update(status=3), "snapshot.status must be StudyStatus"),
+    ],
+)
+def test_a_bad_field_is_named(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    data = make_snapshot().to_json()
+    change(data)
+    with pytest.raises(SnapshotError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        StudySnapshot.from_json(data)
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(SnapshotError, match="snapshot must be an object, not list"):
+        StudySnapshot.from_json([])
