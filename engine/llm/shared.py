@@ -105,6 +105,14 @@ class SharedEndpoint:
         self.members: dict[int, FairShareLimiter] = {}
         self.admitted: dict[int, int] = {}
 
+    def set_limits(self, limits: dict[str, float | None]) -> None:
+        """Change the endpoint's own limits (``requests_per_minute``, ``tokens_per_minute``;
+        None removes one) for every study on it; names left out keep their value."""
+        rpm = limits.get("requests_per_minute", self.requests_per_minute)
+        tpm = limits.get("tokens_per_minute", self.tokens_per_minute)
+        self.limiter.reconfigure(requests_per_minute=rpm, tokens_per_minute=tpm)
+        self.requests_per_minute, self.tokens_per_minute = rpm, tpm
+
     def join(self, limiter: FairShareLimiter) -> int:
         self._flows += 1
         self.members[self._flows] = limiter
@@ -265,8 +273,7 @@ class SharedEndpoints:
             rpm = _lower(endpoint.requests_per_minute, config.requests_per_minute)
             tpm = _lower(endpoint.tokens_per_minute, config.tokens_per_minute)
             if rpm != endpoint.requests_per_minute or tpm != endpoint.tokens_per_minute:
-                endpoint.limiter.reconfigure(requests_per_minute=rpm, tokens_per_minute=tpm)
-                endpoint.requests_per_minute, endpoint.tokens_per_minute = rpm, tpm
+                endpoint.set_limits({"requests_per_minute": rpm, "tokens_per_minute": tpm})
         return FairShareLimiter(
             endpoint, concurrency=config.concurrency, burst_s=config.burst_s, clock=self._clock
         )

@@ -1,1 +1,23 @@
-"""engine.service"""
+"""The long-lived service: studies behind an HTTP JSON API (`ape-engine serve`).
+
+`StudyManager` holds and runs the studies (shared endpoint limiters, resume on start, drain on
+SIGTERM); `build_app` is the aiohttp application over it; `serve` runs both until a signal.
+"""
+
+from engine.service.app import build_app
+from engine.service.cli import ServeOptions, serve
+from engine.service.manager import StudyEntry, StudyManager
+from engine.service.state import StateDir, StudyRecord
+from engine.service.validation import Patch, RequestError
+
+__all__ = [
+    "Patch",
+    "RequestError",
+    "ServeOptions",
+    "StateDir",
+    "StudyEntry",
+    "StudyManager",
+    "StudyRecord",
+    "build_app",
+    "serve",
+]

@@ -1,0 +1,464 @@
+"""The studies a service holds: create, run, change, cancel, drain, and resume on start.
+
+Every study runs as one task in the manager's task group, through `engine.run.wiring.execute`
+with three things of the service's: the `StudyEntry` as the study's `UiHook` (it gets the
+running `Study`, the `StudyControl` the API's PATCH and DELETE call), an `EventBus` per study
+(the SSE stream subscribes to it), and the `SharedEndpoints` that give studies on the same
+endpoint one fairly shared limiter. Draining (SIGTERM): no new study, every study paused so no
+new call starts, calls in flight get a grace period, then each study is stopped and writes its
+result record; its service record stays "active" so the next start resumes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from engine.errors import ConfigError, DatasetError, EngineError, JournalError
+from engine.llm.endpoint import EndpointConfig
+from engine.llm.limiter import RateLimiter
+from engine.llm.shared import FairShareLimiter, SharedEndpoints
+from engine.run.budgets import Budgets, Spend
+from engine.run.config import StudyConfig
+from engine.run.events import EventBus
+from engine.run.recording import replay_journal
+from engine.run.result import StudyResult
+from engine.run.snapshot import ProposalRow, StudySnapshot, ThroughputRow
+from engine.run.study import Study
+from engine.run.wiring import Prepared, execute, prepare
+from engine.service.state import StateDir, StudyRecord
+from engine.service.validation import (
+    InlineTask,
+    Patch,
+    RequestError,
+    config_field,
+    write_inline_task,
+)
+
+__all__ = ["StudyEntry", "StudyManager"]
+
+logger = logging.getLogger("engine.service")
+
+_ATTACH_WAIT_S = 10.0
+_CANCEL_WAIT_S = 10.0
+_DRAIN_REASON = "the service stopped; it resumes this study when it starts again"
+
+
+class StudyEntry:
+    """One study of the service: the `UiHook` its `Study` attaches to, its event bus, the
+    limiters it took from the shared endpoints, and how it ended."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        record: StudyRecord,
+        endpoints: SharedEndpoints,
+        say: Callable[[str], None],
+    ) -> None:
+        self.id = prepared.study_id
+        self.prepared = prepared
+        self.record = record
+        self.bus = EventBus()
+        self.control: Study | None = None
+        self.attached = anyio.Event()
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.limiters: list[FairShareLimiter] = []
+        self.rate_caps: dict[str, float | None] = {
+            "requests_per_minute": None,
+            "tokens_per_minute": None,
+        }
+        self.result: StudyResult | None = None
+        self.error: str | None = None
+        self.cancel_requested = False
+        self.stop_reason: str | None = None
+        self.messages: deque[str] = deque(maxlen=50)
+        self._endpoints = endpoints
+        self._say = say
+
+    # -- the UiHook the study attaches to ---------------------------------------------------------
+
+    def attach(self, control: Study) -> None:
+        self.control = control
+        if self.cancel_requested:
+            control.cancel()
+        elif self.stop_reason is not None:
+            self._stop_control(control, self.stop_reason)
+        elif self.record.paused:
+            control.pause()
+        self.attached.set()
+
+    def update(self, snapshot: StudySnapshot) -> None:
+        pass  # snapshots are taken when asked for (control.snapshot())
+
+    # -- what the wiring calls -------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.messages.append(text)
+        self._say(f"study {self.id}: {text}")
+
+    def limiter_for(self, endpoint: EndpointConfig) -> RateLimiter:
+        limiter = self._endpoints.limiter_for(endpoint)
+        self.limiters.append(limiter)
+        return limiter
+
+    # -- read-outs ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> StudySnapshot:
+        if self.control is not None:
+            snapshot = self.control.snapshot()
+            if self.error is not None and not snapshot.done:
+                snapshot = dataclasses.replace(
+                    snapshot, status="failed", done=True, message=self.error
+                )
+            return snapshot
+        return self._blank()
+
+    def _blank(self) -> StudySnapshot:
+        """The snapshot of a study that has not started (or failed before it could)."""
+        config = self.prepared.config
+        if self.error is not None:
+            status: Any = "failed"
+        elif self.done.is_set():
+            status = "cancelled"
+        else:
+            status = "starting"
+        message = self.error or (self.messages[-1] if self.messages else "")
+        return StudySnapshot(
+            study_id=self.id,
+            task=self.prepared.task.name,
+            policy=config.policy,
+            status=status,
+            elapsed_s=0.0,
+            eta_s=None,
+            n=len(self.prepared.splits.scoring),
+            arms=(),
+            throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, config.concurrency, 0, 0, 0),
+            limiters=(),
+            budgets=Budgets(config.budget_limits()).rows(Spend()),
+            proposals=ProposalRow(0, 0, 0, 0, 0, config.new_candidate_share),
+            message=message,
+            done=status != "starting",
+            extra={"reason": message} if self.error else {},
+        )
+
+    def summary(self) -> dict[str, Any]:
+        snapshot = self.snapshot()
+        return {
+            "id": self.id,
+            "task": snapshot.task,
+            "policy": snapshot.policy,
+            "status": snapshot.status,
+            "elapsed_s": snapshot.elapsed_s,
+            "done": snapshot.done,
+            "journal": self.record.journal,
+            "message": snapshot.message,
+        }
+
+    def in_flight(self) -> int:
+        return self.control.snapshot().throughput.in_flight if self.control is not None else 0
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stop_control(control: Study, reason: str) -> None:
+        # Study.cancel() says "cancelled by the user"; a drain says why it stopped instead.
+        control._stop("cancelled", reason)
+
+    def stop(self, reason: str) -> None:
+        """Stop for the service's sake (not the user's): the journal gets its result record."""
+        self.stop_reason = reason
+        if self.control is not None:
+            self._stop_control(self.control, reason)
+        else:
+            self.scope.cancel()  # not started yet: nothing is written before the study runs
+
+
+class StudyManager:
+    """Holds the studies; use as ``async with StudyManager(state) as manager:`` (the task group
+    the studies run in lives as long as the block)."""
+
+    def __init__(
+        self,
+        state: StateDir,
+        *,
+        say: Callable[[str], None] = print,
+        endpoints: SharedEndpoints | None = None,
+    ) -> None:
+        self.state = state
+        self.say = say
+        self.endpoints = endpoints or SharedEndpoints()
+        self.entries: dict[str, StudyEntry] = {}
+        self.closing = False
+        self._force = anyio.Event()
+        self._group_context: TaskGroup | None = None
+        self._group: TaskGroup | None = None
+
+    async def __aenter__(self) -> StudyManager:
+        self._group_context = anyio.create_task_group()
+        self._group = await self._group_context.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._group_context is not None
+        if exc is not None:
+            self._group_context.cancel_scope.cancel()
+        try:
+            return await self._group_context.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._group = None
+
+    # -- creating and starting ---------------------------------------------------------------
+
+    def get(self, study_id: str) -> StudyEntry:
+        entry = self.entries.get(study_id)
+        if entry is None:
+            raise RequestError(f"no study {study_id!r} in this service", "id", status=404)
+        return entry
+
+    async def create(self, settings: dict[str, Any], task: InlineTask | None) -> StudyEntry:
+        """Check, prepare and start a study; a `RequestError` (naming the field) leaves
+        nothing behind."""
+        if self.closing:
+            raise RequestError("the service is shutting down; it takes no new study", status=503)
+        settings = dict(settings)
+        if not settings.get("no_cache") and not settings.get("cache"):
+            settings["cache"] = str(self.state.cache)
+        try:
+            config = StudyConfig(**settings)
+        except ConfigError as error:
+            raise RequestError(str(error), config_field(error)) from None
+        task_folder: Path | None = None
+        if task is not None:
+            path = write_inline_task(task, self.state.tasks)
+            task_folder = path.parent
+            config = config.replace(task=str(path), task_format="bigbench")
+        try:
+            prepared = await anyio.to_thread.run_sync(prepare, config)
+        except EngineError as error:
+            if task_folder is not None and not any(
+                entry.prepared.config.task == config.task for entry in self.entries.values()
+            ):
+                shutil.rmtree(task_folder, ignore_errors=True)
+            field: str | None = config_field(error)
+            if isinstance(error, DatasetError):
+                field = "task" if task is not None else "config.task"
+            raise RequestError(str(error), field) from None
+        journal = self.state.journal_path(prepared.task.name, prepared.study_id)
+        prepared.config = config.replace(journal=str(journal))
+        prepared.journal_path = journal
+        record = StudyRecord(prepared.study_id, str(journal))
+        self.state.save(record)
+        return self._start(prepared, record)
+
+    def _start(self, prepared: Prepared, record: StudyRecord) -> StudyEntry:
+        if self._group is None:
+            raise EngineError("the study manager is not running (use 'async with')")
+        entry = StudyEntry(prepared, record, self.endpoints, self.say)
+        self.entries[entry.id] = entry
+        self._group.start_soon(self._run, entry, name=f"study {entry.id}")
+        return entry
+
+    async def _run(self, entry: StudyEntry) -> None:
+        try:
+            with entry.scope:
+                try:
+                    entry.result = await execute(
+                        entry.prepared,
+                        ui=entry,
+                        events=entry.bus,
+                        say=entry.say,
+                        limiter_for=entry.limiter_for,
+                    )
+                except EngineError as error:
+                    entry.error = str(error)
+                    entry.say(f"failed: {error}")
+                except Exception as error:  # a bug: keep serving the other studies
+                    logger.exception("study %s crashed", entry.id)
+                    entry.error = f"internal error: {type(error).__name__}: {error}"
+                    entry.say(entry.error)
+        finally:
+            self.endpoints.release(entry.limiters)
+            self._settle(entry)
+            entry.bus.close()
+            entry.done.set()
+
+    def _settle(self, entry: StudyEntry) -> None:
+        record = entry.record
+        if entry.cancel_requested:
+            record.state = "cancelled"
+        elif entry.stop_reason is not None or (entry.result is None and entry.error is None):
+            record.state = "active"  # stopped by the service: resume on the next start
+        else:
+            record.state = "done"
+            record.error = entry.error
+        if entry.result is not None:
+            entry.say(f"{entry.result.status}: {entry.result.reason}")
+        try:
+            self.state.save(record)
+        except JournalError as error:
+            self.say(str(error))
+
+    # -- changing -------------------------------------------------------------------------------
+
+    async def _attached(self, entry: StudyEntry) -> Study:
+        with anyio.move_on_after(_ATTACH_WAIT_S):
+            await entry.attached.wait()
+        if entry.control is None:
+            state = "failed" if entry.error else "still starting"
+            raise RequestError(f"study {entry.id} is {state}; nothing to change", status=409)
+        return entry.control
+
+    async def patch(self, entry: StudyEntry, patch: Patch) -> StudySnapshot:
+        """Apply a checked patch; the candidate numbers are checked here first, so a bad one
+        changes nothing."""
+        if self.closing:
+            raise RequestError("the service is shutting down; studies take no change", status=503)
+        control = await self._attached(entry)
+        snapshot = control.snapshot()
+        if entry.done.is_set() or snapshot.done:
+            raise RequestError(
+                f"study {entry.id} is {snapshot.status}; nothing to change", status=409
+            )
+        count = len(snapshot.arms)
+        for index, arm in enumerate(patch.drop):
+            if not 0 <= arm < count:
+                raise RequestError(
+                    f"drop[{index}]: no candidate {arm}; the study has {count} (0 to {count - 1})",
+                    f"drop[{index}]",
+                )
+        if patch.concurrency is not None:
+            control.set_concurrency(patch.concurrency)
+        if patch.rate_limits:
+            entry.rate_caps.update(patch.rate_limits)
+            control.set_rate_limits(**entry.rate_caps)
+        if patch.endpoint_rate_limits:
+            for endpoint in {id(lim.endpoint): lim.endpoint for lim in entry.limiters}.values():
+                endpoint.set_limits(patch.endpoint_rate_limits)
+        for name, limit in patch.budgets.items():
+            control.set_budget(name, limit)
+        if patch.new_candidate_share is not None:
+            control.set_new_candidate_share(patch.new_candidate_share)
+        for arm in patch.drop:
+            control.drop_arm(arm)
+        if patch.paused is not None:
+            if patch.paused:
+                control.pause()
+            else:
+                control.resume()
+            entry.record.paused = patch.paused
+            self.state.save(entry.record)
+        return control.snapshot()
+
+    async def cancel(self, entry: StudyEntry) -> StudySnapshot:
+        """Cancel at the user's request (the study is not resumed on restart)."""
+        if not entry.done.is_set():
+            entry.cancel_requested = True
+            if entry.control is not None:
+                entry.control.cancel()
+            else:
+                entry.scope.cancel()
+            with anyio.move_on_after(_CANCEL_WAIT_S):
+                await entry.done.wait()
+        return entry.snapshot()
+
+    # -- stopping the service -----------------------------------------------------------------
+
+    def force(self) -> None:
+        """Skip what is left of the grace periods (a second signal)."""
+        self._force.set()
+
+    async def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
+        """Until `done()` holds (checked every 50 ms: in-flight counts have no event of their
+        own), `timeout_s` passes, or `force()` is called."""
+        with anyio.move_on_after(timeout_s):
+            while not done() and not self._force.is_set():
+                with anyio.move_on_after(0.05):
+                    await self._force.wait()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking work; give calls in flight `grace_s` to finish, then stop every study
+        (each writes its result record), and after another `grace_s` cancel what still runs
+        (a final evaluation): its journal lacks the result, and the next start resumes it."""
+        self.closing = True
+        live = [entry for entry in self.entries.values() if not entry.done.is_set()]
+        if not live:
+            return
+        calls = sum(entry.in_flight() for entry in live)
+        self.say(
+            f"stopping: {len(live)} studies running, {calls} calls in flight get up to "
+            f"{grace_s:g} s to finish"
+        )
+        for entry in live:
+            entry.stop_reason = _DRAIN_REASON
+            if entry.control is not None:
+                entry.control.pause()
+        await self._wait(lambda: all(e.done.is_set() or e.in_flight() == 0 for e in live), grace_s)
+        for entry in live:
+            if not entry.done.is_set():
+                entry.stop(_DRAIN_REASON)
+        await self._wait(lambda: all(e.done.is_set() for e in live), grace_s)
+        for entry in live:
+            if not entry.done.is_set():
+                self.say(f"study {entry.id}: still running after the grace period; cancelled")
+                entry.scope.cancel()
+        for entry in live:
+            await entry.done.wait()
+
+    # -- starting the service -------------------------------------------------------------------
+
+    def _prepare_resume(self, record: StudyRecord) -> Prepared | None:
+        journal = Path(record.journal)
+        if not journal.is_file():
+            raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
+        replay = replay_journal(journal)
+        if replay.result is not None and replay.result.get("status") in ("finished", "failed"):
+            return None
+        prepared = prepare(replay.config.replace(journal=str(journal)), replay=replay)
+        prepared.journal_path = journal
+        return prepared
+
+    async def resume_unfinished(self) -> list[StudyEntry]:
+        """Start again every study of this state directory that the service was running when
+        it stopped (its record "active", its journal without a final result)."""
+        started: list[StudyEntry] = []
+        for record in self.state.load():
+            if record.state != "active" or record.id in self.entries:
+                continue
+            try:
+                prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
+            except EngineError as error:
+                record.state = "broken"
+                record.error = str(error)
+                self.state.save(record)
+                self.say(f"study {record.id}: cannot resume it: {error}")
+                continue
+            if prepared is None:
+                record.state = "done"
+                self.state.save(record)
+                continue
+            replay = prepared.replay
+            assert replay is not None
+            self.say(
+                f"study {record.id}: resuming from {record.journal} ({len(replay.state.arms)} "
+                f"candidates, {len(replay.state.observations)} observations)"
+            )
+            started.append(self._start(prepared, record))
+        return started
+
+    def running(self) -> int:
+        return sum(1 for entry in self.entries.values() if not entry.done.is_set())
