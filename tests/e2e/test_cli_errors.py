@@ -68,3 +68,36 @@ def test_resume_refuses_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     resume_cli.add_arguments(parser)
     with pytest.raises(JournalError):
         resume_cli.main(parser.parse_args([str(path)]))
+
+
+def test_a_templates_file_missing_a_placeholder_names_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "templates.toml"
+    path.write_text('variant = "Reword this instruction."\n')
+    with pytest.raises(ConfigError, match=r"templates\.toml.*'variant' lacks .*\{instruction\}"):
+        run("--task", "sum", "--templates", str(path), "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_a_custom_scorer_that_cannot_be_imported_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^scorer 'no_such_scorer_mod:f': importing"):
+        run(
+            "--task",
+            "sum",
+            "--scorer",
+            "no_such_scorer_mod:f",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        )
+    path = tmp_path / "scorers.py"
+    path.write_text("def f(instruction, example, client):\n    return 1.0\n")
+    with pytest.raises(ConfigError, match=r"must be an async function"):
+        run("--task", "sum", "--scorer", f"{path}:f", "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_config_file_proposal_settings_are_checked_before_any_call(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text('task = "sum"\nproposal_template = "sideways"\n')
+    with pytest.raises(ConfigError, match=r"proposal_template: must be one of forward, insert"):
+        run("--config", str(path), "--base-url", "http://127.0.0.1:9/v1")
+    path.write_text('task = "sum"\nduplicate_similarity = 1.5\n')
+    with pytest.raises(ConfigError, match=r"duplicate_similarity: must be in \(0, 1\]"):
+        run("--config", str(path), "--base-url", "http://127.0.0.1:9/v1")
