@@ -321,9 +321,14 @@ def proposals_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Pan
 
 
 def status_line(snapshot: StudySnapshot, notice: str = "", source: str = "") -> Text:
-    """Status, study, elapsed and ETA, then the key's notice or the study's last message."""
+    """Status, then a key's notice (first, so a narrow screen still shows it), the study,
+    elapsed time and ETA, and the study's last message when there is no notice."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"● {snapshot.status}", style=_STATUS_STYLE.get(snapshot.status, "bold"))
+    if notice:
+        line.append("  │ ", style="dim")
+        line.append(notice, style="bold yellow")
+        line.append(" │", style="dim")
     line.append(
         f"  {snapshot.task} · {snapshot.policy} · n={snapshot.n} · study {snapshot.study_id}"
     )
@@ -336,10 +341,9 @@ def status_line(snapshot: StudySnapshot, notice: str = "", source: str = "") -> 
         left_s = time_left(snapshot)
         if left_s is not None:
             line.append(f"  ETA {fmt.duration(left_s)}")
-    message = notice or snapshot.message
-    if message:
+    if snapshot.message and not notice:
         line.append("  │ ", style="dim")
-        line.append(message, style="bold yellow" if notice else "")
+        line.append(snapshot.message)
     return line
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "top",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_URL = "http://127.0.0.1:8750"  # the port `ape-engine serve` binds by default
 DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
 POLL_S = 0.25
 _FRAME_S = 0.05
@@ -112,7 +112,7 @@ async def follow(
                 return last
         on_notice(f"the event stream ended early; polling every {poll_s:g} s")
     except (ServiceError, SnapshotError, orjson.JSONDecodeError) as error:
-        if isinstance(error, ServiceError) and error.status in (401, 403, 404):
+        if isinstance(error, ServiceError) and error.status in (401, 403):
             raise
         on_notice(f"no event stream ({error}); polling every {poll_s:g} s")
     failing_since: float | None = None
@@ -160,7 +160,7 @@ async def _live(
     first: StudySnapshot,
     reader: KeyReader | None,
 ) -> None:
-    screen = LiveScreen(console, reader=reader, source=client.url)
+    screen = LiveScreen(console, reader=reader, source=client.url.split("://", 1)[-1])
     control = HttpControl(client, study_id, first, on_error=screen.state.say)
 
     async def stream() -> None:

@@ -131,7 +131,8 @@ def test_a_notice_replaces_the_message_on_the_status_line() -> None:
         make_snapshot(), 120, 40, notice="concurrency 16 -> 20", source="in-process"
     )
     first = noticed.splitlines()[0]
-    assert "│ concurrency 16 -> 20" in first and "variant round" not in first
+    assert first.startswith("● running  │ concurrency 16 -> 20 │  larger_number")
+    assert "variant round" not in first
     assert "@ in-process" in first
 
 

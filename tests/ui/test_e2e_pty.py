@@ -1,0 +1,141 @@
+"""End to end in a pseudo-terminal: `ape-engine top` attached to a (stand-in) service and
+`ape-engine run --tui` on the built-in simulator; keys pressed, the change seen in the service
+or in the study's journal, and the terminal left as it was found."""
+
+from __future__ import annotations
+
+import termios
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.ui.fake_service import FakeService, ServiceThread
+from tests.ui.pty_driver import PtyProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_until(condition, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def cooked(process: PtyProcess) -> bool:
+    """Is the terminal in line mode with echo (as the program found it)?"""
+    mode = process.final_mode or termios.tcgetattr(process.leader)
+    lflag = int(mode[3])  # type: ignore[call-overload]
+    return bool(lflag & termios.ICANON and lflag & termios.ECHO and lflag & termios.ISIG)
+
+
+def test_top_in_a_pty_keys_patch_the_service() -> None:
+    service = FakeService()
+    study = service.add("s1")
+    with ServiceThread(service) as server:
+        top = PtyProcess(["top", server.url, "--study", "s1"], width=100, height=32)
+        try:
+            top.wait_for("q quit")
+            top.wait_for("★ leader")
+            top.press(b"C")
+            wait_until(lambda: service.patches == [{"concurrency": 20}])
+            top.wait_for("concurrency 16 -> 20")
+            top.press(b"\x1b[Bd")  # down one row, then drop it
+            wait_until(lambda: len(service.patches) == 2)
+            top.press(b"p")
+            wait_until(lambda: len(service.patches) == 3)
+            top.wait_for("● paused")
+            assert not cooked(top)
+            top.press(b"q")
+            code = top.finish()
+        finally:
+            if top.process.poll() is None:
+                top.process.kill()
+    assert code == 0 and cooked(top)
+    assert service.patches == [{"concurrency": 20}, {"drop": [3]}, {"paused": True}]
+    assert study.current.throughput.concurrency == 20 and study.current.status == "paused"
+    assert not any(method == "DELETE" for method, _, _ in service.log)  # q only detached
+
+
+def test_run_tui_in_a_pty_keys_change_the_study(tmp_path: Path) -> None:
+    journal = tmp_path / "tui.jsonl"
+    run = PtyProcess(
+        [
+            "run",
+            "--task",
+            "larger_number",
+            "--sim-latency",
+            "0.05",
+            "--scoring-size",
+            "100",
+            "--budget-calls",
+            "20000",
+            "--concurrency",
+            "4",
+            "--journal",
+            str(journal),
+            "--no-cache",
+            "--tui",
+        ],
+        width=100,
+        height=32,
+    )
+    try:
+        run.wait_for("★ leader", 60)
+        shown = run.wait_for("q quit")
+        assert not cooked(run)
+        run.press(b"b")  # scoring budget down: 80 % of 20000
+        run.wait_for("scoring budget 20000 -> 16000 calls", after=shown)
+        run.press(b"+")
+        run.wait_for("concurrency 4 -> 5", after=shown)
+        run.press(b"q")
+        code = run.finish(60)
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+    assert code == 1  # a cancelled study is not a finished one
+    assert cooked(run)
+    text = run.text()
+    after_screen = text[text.rfind("\x1b[?1049l") :]  # what was printed after the live screen
+    assert "cancelled by the user" in after_screen
+    records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    assert {"type": "budget", "name": "scoring_calls", "limit": 16000} in records
+    result = next(r["result"] for r in records if r["type"] == "result")
+    assert result["status"] == "cancelled" and result["reason"] == "cancelled by the user"
+
+
+def test_run_tui_without_a_terminal_prints_plain_lines(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.ui.pty_driver import ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--task",
+            "larger_number",
+            "--scoring-size",
+            "50",
+            "--budget-calls",
+            "300",
+            "--journal",
+            str(tmp_path / "plain.jsonl"),
+            "--no-cache",
+            "--tui",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if " scoring calls | " in line]
+    assert lines and lines[-1].startswith("finished ")
+    assert "\x1b[" not in done.stdout  # no screen drawing into a pipe
