@@ -180,14 +180,14 @@ async def serve(options: ServeOptions) -> int:
                         f"--host/--port: cannot listen on {options.host}:{options.port} "
                         f"({error.strerror or error})"
                     ) from None
+                if options.resume:  # before saying where: a client then sees them all
+                    await manager.resume_unfinished()
                 port = runner.addresses[0][1]
                 host = f"[{options.host}]" if ":" in options.host else options.host
                 _say(
                     f"listening on http://{host}:{port} (state {state.root}, auth "
                     f"{'on' if options.token else 'off'})"
                 )
-                if options.resume:
-                    await manager.resume_unfinished()
                 async for signum in signals:
                     _say(f"{signal.Signals(signum).name}: taking no new work")
                     break

@@ -50,6 +50,7 @@ logger = logging.getLogger("engine.service")
 
 _ATTACH_WAIT_S = 10.0
 _CANCEL_WAIT_S = 10.0
+_UNWIND_S = 3.0  # a stopped study cancels its calls and writes its result record in this time
 _DRAIN_REASON = "the service stopped; it resumes this study when it starts again"
 
 
@@ -382,18 +383,21 @@ class StudyManager:
         """Skip what is left of the grace periods (a second signal)."""
         self._force.set()
 
-    async def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
-        """Until `done()` holds (checked every 50 ms: in-flight counts have no event of their
-        own), `timeout_s` passes, or `force()` is called."""
+    async def _quiet(self, entries: list[StudyEntry], timeout_s: float) -> None:
+        """Until no entry has a call in flight (checked every 50 ms: in-flight counts have no
+        event of their own), `timeout_s` passes, or `force()` is called."""
         with anyio.move_on_after(timeout_s):
-            while not done() and not self._force.is_set():
+            while any(not e.done.is_set() and e.in_flight() > 0 for e in entries):
                 with anyio.move_on_after(0.05):
                     await self._force.wait()
+                if self._force.is_set():
+                    return
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking work; give calls in flight `grace_s` to finish, then stop every study
-        (each writes its result record), and after another `grace_s` cancel what still runs
-        (a final evaluation): its journal lacks the result, and the next start resumes it."""
+        (it cancels what is still in flight and writes its result record), and after another
+        `grace_s` (at least 3 s) cancel what still runs (a final evaluation): its journal then
+        lacks the result, and the next start resumes it."""
         self.closing = True
         live = [entry for entry in self.entries.values() if not entry.done.is_set()]
         if not live:
@@ -407,11 +411,14 @@ class StudyManager:
             entry.stop_reason = _DRAIN_REASON
             if entry.control is not None:
                 entry.control.pause()
-        await self._wait(lambda: all(e.done.is_set() or e.in_flight() == 0 for e in live), grace_s)
+        await self._quiet(live, grace_s)
         for entry in live:
             if not entry.done.is_set():
                 entry.stop(_DRAIN_REASON)
-        await self._wait(lambda: all(e.done.is_set() for e in live), grace_s)
+        unwind_s = _UNWIND_S if self._force.is_set() else max(grace_s, _UNWIND_S)
+        with anyio.move_on_after(unwind_s):
+            for entry in live:
+                await entry.done.wait()
         for entry in live:
             if not entry.done.is_set():
                 self.say(f"study {entry.id}: still running after the grace period; cancelled")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from engine.service import StateDir, StudyManager, build_app
 from engine.sim import SimConfig, serve_sim
+from engine.sim.server import SimServer
 
 
 class Service:
@@ -110,10 +111,16 @@ async def running_service(
 
 
 @asynccontextmanager
-async def simulator(**settings: Any) -> AsyncIterator[str]:
+async def simulator_server(**settings: Any) -> AsyncIterator[SimServer]:
     """A simulator serving larger_number on loopback (a simulator, not a real model)."""
-    config = SimConfig(tasks=("larger_number",), **settings)
-    async with serve_sim(config) as server:
+    async with serve_sim(SimConfig(tasks=("larger_number",), **settings)) as server:
+        yield server
+
+
+@asynccontextmanager
+async def simulator(**settings: Any) -> AsyncIterator[str]:
+    """The base URL of `simulator_server`."""
+    async with simulator_server(**settings) as server:
         yield str(server.base_url)
 
 

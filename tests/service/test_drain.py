@@ -1,0 +1,111 @@
+"""Stopping the service drains its studies (calls in flight finish, each journal gets its
+result record) and the next start resumes what it was running, and only that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine.run.recording import read_journal
+from tests.service.helpers import (
+    Service,
+    running_service,
+    simulator,
+    simulator_server,
+    spent,
+    study_config,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def journal(service: Service, study_id: str) -> list[dict[str, Any]]:
+    return list(read_journal(service.manager.get(study_id).record.journal))
+
+
+async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_studies(
+    tmp_path: Path,
+) -> None:
+    async with simulator_server(latency_base_s=0.05) as sim:
+        base_url = str(sim.base_url)
+        async with running_service(tmp_path) as service:
+            running = await service.create(study_config(base_url, concurrency=4))
+            paused = await service.create(study_config(base_url, seed=1))
+            cancelled = await service.create(study_config(base_url, seed=2))
+            finished = await service.create(study_config(base_url, seed=3, budget_calls=12))
+            for study_id in (running, paused, cancelled):
+                await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 4)
+            for study_id in (paused, cancelled):
+                await service.call("PATCH", f"/v1/studies/{study_id}", {"paused": True})
+                await service.wait_for(study_id, lambda s: s["throughput"]["in_flight"] == 0)
+            await service.call("DELETE", f"/v1/studies/{cancelled}")
+            await service.wait_for(finished, lambda s: s["done"])
+            assert (await service.snapshot(running))["throughput"]["in_flight"] > 0
+
+            await service.manager.drain(5.0)
+
+            status, answer = await service.call(
+                "POST", "/v1/studies", {"config": study_config(base_url)}
+            )
+            assert status == 503 and "shutting down" in answer["error"]["message"]
+            records = journal(service, running)
+            assert records[-1]["type"] == "result"
+            result = records[-1]["result"]
+            assert result["status"] == "cancelled"
+            assert "service stopped" in result["reason"]
+            # the calls in flight finished: every request the simulator got was recorded
+            sent = sum(
+                r.get("calls", 0) if r["type"] == "proposals" else 1
+                for name in (running, paused, cancelled, finished)
+                for r in journal(service, name)
+                if r["type"] in ("observation", "proposals")
+            )
+            evaluated = next(
+                r["result"]["spend"]["evaluation_calls"]
+                for r in journal(service, finished)
+                if r["type"] == "result"
+            )
+            assert sim.stats()["requests"] == sent + evaluated
+            observations = sum(1 for r in records if r["type"] == "observation")
+            arms = sum(1 for r in records if r["type"] == "candidate")
+            states = {
+                name: service.manager.get(name).record.state
+                for name in (running, paused, cancelled, finished)
+            }
+            assert states == {
+                running: "active",
+                paused: "active",
+                cancelled: "cancelled",
+                finished: "done",
+            }
+
+        async with running_service(tmp_path) as service:
+            resumed = await service.manager.resume_unfinished()
+            assert sorted(entry.id for entry in resumed) == sorted([running, paused])
+            snapshot = await service.wait_for(
+                running, lambda s: spent(s, "scoring_calls") > observations
+            )
+            assert snapshot["status"] == "running"
+            assert len(snapshot["arms"]) == arms  # candidates replayed, not proposed again
+            snapshot = await service.wait_for(paused, lambda s: s["status"] == "paused")
+            status, listing = await service.call("GET", "/v1/studies")
+            assert sorted(s["id"] for s in listing["studies"]) == sorted([running, paused])
+            types = [r["type"] for r in journal(service, running)]
+            assert "resumed" in types[types.index("result") :]
+
+
+async def test_grace_zero_cancels_calls_in_flight_and_the_journal_is_still_complete(
+    tmp_path: Path,
+) -> None:
+    async with simulator(latency_base_s=0.5) as base_url, running_service(tmp_path) as service:
+        study_id = await service.create(study_config(base_url, concurrency=8))
+        await service.wait_for(study_id, lambda s: s["throughput"]["in_flight"] >= 4)
+        with anyio.fail_after(3):
+            await service.manager.drain(0.0)
+        records = journal(service, study_id)
+        assert records[-1]["type"] == "result"
+        assert records[-1]["result"]["status"] == "cancelled"
+        assert service.manager.get(study_id).record.state == "active"
