@@ -5,6 +5,13 @@ legacy completion models). OpenAI chat models refuse ``echo``; llama.cpp's serve
 returns only generated tokens (which would score every instruction at chance); Ollama returns no
 log-probabilities. So the probe checks that the echoed tokens actually cover the prompt, and a
 scoring mode the endpoint cannot serve fails before the first scoring call, never silently.
+
+Two faults of llama-cpp-python's own server (``python -m llama_cpp.server``, 0.3.x) are caught
+too: it reads ``max_tokens=0`` as "no limit" (the echo then generates a whole answer: the probe
+switches to ``max_tokens=1``), and for models without a BOS token (Qwen2.5, SmolLM2) its echoed
+log-probabilities are shifted by one token (each token gets the log-prob of the token after it).
+The shift shows when the greedy next token, appended to the prompt and echoed, does not get the
+log-prob it was generated with; such an endpoint is refused for log-probability scoring.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from engine.llm.results import Completion
 __all__ = ["Capabilities", "Capability", "probe_capabilities", "require_capability"]
 
 _PROBE_PROMPT = "The capital of France is Paris. The capital of Italy is Rome."
+_ALIGN_PROMPT = "The capital of France is Paris. The capital of Italy is"
+_ALIGN_TOLERANCE = 0.1  # nats: batched and one-token evaluation may differ by rounding only
 
 
 class Capability(enum.Enum):
@@ -122,6 +131,39 @@ def _echo_covers_prompt(result: Completion, prompt: str) -> str | None:
     return None
 
 
+def _generated_past(result: Completion, prompt: str) -> bool:
+    """Whether the echo carries tokens after the prompt (generated ones)."""
+    block = result.logprobs[0] if result.logprobs else None
+    return block is not None and any(offset >= len(prompt) for offset in block.text_offset)
+
+
+async def _echo_shift(client: _Probed, echo_max_tokens: int) -> str | None:
+    """None when an echoed token gets the log-prob it was generated with (or the check cannot
+    tell), else the reason: the echo's log-probabilities are not those of their tokens."""
+    generated = await client.complete(_ALIGN_PROMPT, max_tokens=1, temperature=0.0, logprobs=1)
+    block = generated.logprobs[0] if generated.logprobs else None
+    if block is None or not block.tokens or block.logprobs[0] is None:
+        return None
+    token, expected = block.tokens[0], block.logprobs[0]
+    echoed = await client.complete(
+        _ALIGN_PROMPT + token, max_tokens=echo_max_tokens, logprobs=1, echo=True, stop=["\n"]
+    )
+    block = echoed.logprobs[0] if echoed.logprobs else None
+    if block is None:
+        return None
+    for index, offset in enumerate(block.text_offset):
+        if offset == len(_ALIGN_PROMPT) and block.tokens[index] == token:
+            value = block.logprobs[index]
+            if value is not None and abs(value - expected) > _ALIGN_TOLERANCE:
+                return (
+                    f"echoed log-probabilities are not their tokens' ({token!r} was generated "
+                    f"with {expected:.3f} but echoed with {value:.3f}: shifted by one token, as "
+                    "llama-cpp-python's server does for models without a BOS token)"
+                )
+            return None
+    return None  # the tokens did not line up: nothing to compare
+
+
 async def probe_capabilities(client: _Probed) -> Capabilities:
     """Ask the endpoint a handful of tiny questions (max_tokens <= 2) and record the answers."""
     notes: list[str] = []
@@ -146,13 +188,25 @@ async def probe_capabilities(client: _Probed) -> Capabilities:
     echo_max_tokens = 0
     if completions is not None:
         for max_tokens in (0, 1):
+            # stop bounds a server that reads max_tokens=0 as "no limit" (OpenAI ignores it)
             echoed = await attempt(
                 f"echo (max_tokens={max_tokens})",
-                client.complete(_PROBE_PROMPT, max_tokens=max_tokens, logprobs=1, echo=True),
+                client.complete(
+                    _PROBE_PROMPT, max_tokens=max_tokens, logprobs=1, echo=True, stop=["\n", "."]
+                ),
             )
             if echoed is None:
                 continue
             reason = _echo_covers_prompt(echoed, _PROBE_PROMPT)
+            if reason is None and max_tokens == 0 and _generated_past(echoed, _PROBE_PROMPT):
+                reason = "the server generated tokens for max_tokens=0 (it reads 0 as no limit)"
+            if reason is None:
+                try:
+                    reason = await _echo_shift(client, max_tokens)
+                except LLMError as error:
+                    if _fatal(error):
+                        raise
+                    notes.append(f"echo alignment check: {error}")
             if reason is None:
                 prompt_logprobs, echo_max_tokens = True, max_tokens
                 break

@@ -48,7 +48,10 @@ def _completion_body(body: dict[str, Any], mode: str) -> dict[str, Any]:
             for token in tokens:
                 offsets.append(position)
                 position += len(token)
-            values: list[float | None] = [None] + [-0.5] * (len(tokens) - 1)
+            # " Paris" echoes with the log-prob it is generated with below, as a real server's
+            values: list[float | None] = [None] + [
+                -0.1 if t == " Paris" else -0.5 for t in tokens[1:]
+            ]
         else:
             tokens, values, offsets = [" Paris"], [-0.1], [len(prompt)]
         choice["logprobs"] = {"tokens": tokens, "token_logprobs": values, "text_offset": offsets}
