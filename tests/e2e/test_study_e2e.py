@@ -228,3 +228,33 @@ def test_resume_after_kill_9_pays_for_no_completed_call_twice(tmp_path: Path) ->
     records = [orjson.loads(x) for x in journal.read_bytes().splitlines() if x.strip()]
     scoring = [(r["arm"], r["example"]) for r in records if r["type"] == "observation"]
     assert len(set(scoring)) == len(scoring), "an (arm, example) was scored twice"
+
+
+@pytest.mark.anyio
+async def test_a_custom_scorer_from_the_config_drives_the_study(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    scorers = tmp_path / "scorers.py"
+    scorers.write_text(
+        "async def short_answers(instruction, example, client):\n"
+        "    answer = await client.chat([{'role': 'user', 'content': instruction + '\\n\\nInput: '"
+        " + example.input + '\\nOutput:'}], max_tokens=8, stop=['\\n'])\n"
+        "    return 1.0 if answer.text.strip() in example.outputs else 0.0\n"
+    )
+    result = await execute(
+        prepare(
+            config(
+                sim.base_url,
+                tmp_path,
+                scorer=f"{scorers}:short_answers",
+                budget_calls=300,
+                variant_rounds=0,
+                no_cache=True,
+            )
+        ),
+        say=lambda _: None,
+    )
+    assert result.status == "finished" and result.winner is not None
+    assert 300 <= result.spend.scoring_calls <= 316
+    assert result.spend.tokens > 0  # the scorer's calls are counted through its client
+    assert 0 <= result.winner.test_score <= 1
