@@ -162,7 +162,7 @@ class StudyEntry:
             "elapsed_s": snapshot.elapsed_s,
             "done": snapshot.done,
             "journal": self.record.journal,
-            "message": snapshot.message,
+            "message": (snapshot.done and snapshot.extra.get("reason")) or snapshot.message,
         }
 
     def in_flight(self) -> int:
@@ -256,7 +256,7 @@ class StudyManager:
             ):
                 shutil.rmtree(task_folder, ignore_errors=True)
             field: str | None = config_field(error)
-            if isinstance(error, DatasetError):
+            if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
                 field = "task" if task is not None else "config.task"
             raise RequestError(str(error), field) from None
         journal = self.state.journal_path(prepared.task.name, prepared.study_id)

@@ -151,6 +151,7 @@ BAD_CREATES: list[tuple[Any, int, str | None]] = [
         400,
         "task.name",
     ),
+    ({"task": {"name": "tiny", "examples": [{"input": "a", "output": "b"}]}}, 400, "task"),
     (
         {
             "config": {"task": "larger_number"},
