@@ -31,7 +31,9 @@ class Binding:
 
 BINDINGS: tuple[Binding, ...] = (
     Binding(("C", "+"), "concurrency_up", "C/c conc", "concurrency up (+25 %, at least 1)"),
-    Binding(("c", "-"), "concurrency_down", "", "concurrency down (-20 %, at least 1, min 1)"),
+    Binding(
+        ("c", "-"), "concurrency_down", "", "concurrency down (-20 %, at least 1; never below 1)"
+    ),
     Binding(("R",), "rate_up", "R/r rate", "rate limits (requests and tokens per minute) up 25 %"),
     Binding(
         ("r",),

@@ -117,7 +117,11 @@ def _arm_cells(
         (f"{marker}#{row.arm}".rjust(5) if row.arm < 1000 else f"{marker}{row.arm}", -5, ""),
         (names.get(row.state, row.state), columns.state, ""),
         (f"{row.mean:.3f}" if row.pulls else "-", -5, ""),
-        (fmt.confidence_bar(row.lower, row.mean, row.upper, columns.bar), columns.bar, ""),
+        (
+            fmt.confidence_bar(row.lower, row.mean if row.pulls else None, row.upper, columns.bar),
+            columns.bar,
+            "",
+        ),
     ]
     if columns.interval:
         cells.append((f"{row.lower:.2f}-{row.upper:.2f}", 9, "dim"))
@@ -409,7 +413,7 @@ def plain_line(snapshot: StudySnapshot) -> str:
         else ""
     )
     t = snapshot.throughput
-    eta = time_left(snapshot)
+    eta = None if snapshot.done else time_left(snapshot)
     return (
         f"{snapshot.status} {fmt.duration(snapshot.elapsed_s)} | {spent}{limit} scoring calls | "
         f"{len(arms)} candidates ({in_play} in play){lead} | {t.calls_per_s:.1f} calls/s "

@@ -1,8 +1,8 @@
 """What the terminal UI remembers between frames: the selected candidate, a notice, quitting.
 
 The leaderboard order is a pure function of a snapshot (`ordered_arms`): the leader first, then
-candidates still in play and the fully evaluated ones by mean, then the eliminated, then the
-dropped. The selection follows an arm id, not a row, so it stays on its candidate when the
+candidates still in play and the fully evaluated ones by mean (those not pulled yet after them),
+then the eliminated, then the dropped. The selection follows an arm id, not a row, so it stays on its candidate when the
 order changes under it.
 """
 
@@ -22,7 +22,10 @@ _RANK = {"leader": 0, "active": 1, "complete": 1, "eliminated": 2, "dropped": 3}
 
 
 def ordered_arms(snapshot: StudySnapshot) -> list[ArmRow]:
-    return sorted(snapshot.arms, key=lambda row: (_RANK.get(row.state, 1), -row.mean, row.arm))
+    return sorted(
+        snapshot.arms,
+        key=lambda row: (_RANK.get(row.state, 1), row.pulls == 0, -row.mean, row.arm),
+    )
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ keys, so Ctrl-C arrives as a key and quits cleanly instead of raising in the eve
 processing stays on so rich's newlines still work), reads bytes on a daemon thread with
 `select` (no busy loop), decodes them with `engine.ui.keys.decode` and queues the keys. The
 event loop takes them with `keys()` (never blocks). The saved terminal settings are put back by
-`close()`, by the context manager's exit whatever the error, and at interpreter exit as a last
-resort. On something that is not a terminal it reads nothing.
+`close()`, by the context manager's exit whatever the error, on SIGTERM (which then exits
+through the program's own cleanup), and at interpreter exit as a last resort. On something that is not a terminal it reads nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import io
 import os
 import queue
 import select
+import signal
 import sys
 import termios
 import threading
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Self
 
 from engine.ui.keys import decode
@@ -64,6 +65,7 @@ class KeyReader(Closing):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved: list[Any] | None = None
+        self._previous_sigterm: Any = None
 
     @property
     def active(self) -> bool:
@@ -80,6 +82,8 @@ class KeyReader(Closing):
         mode[6][termios.VTIME] = 0
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
         atexit.register(self._restore)
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         self._stop.clear()
         self._thread = threading.Thread(target=self._read, name="ape-keys", daemon=True)
         self._thread.start()
@@ -101,7 +105,15 @@ class KeyReader(Closing):
             thread.join(timeout=1.0)
         self._restore()
 
+    def _on_sigterm(self, number: int, frame: FrameType | None) -> None:
+        """SIGTERM: give the terminal back, then exit through the program's cleanup."""
+        self._restore()
+        raise SystemExit(128 + number)
+
     def _restore(self) -> None:
+        previous, self._previous_sigterm = self._previous_sigterm, None
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
         saved, self._saved = self._saved, None
         if saved is not None:
             with contextlib.suppress(termios.error):  # the terminal is gone: nothing to do

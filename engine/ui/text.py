@@ -55,14 +55,15 @@ def fill_bar(fraction: float, width: int) -> str:
     return bar + BAR_EMPTY * (width - len(bar))
 
 
-def confidence_bar(lower: float, mean: float, upper: float, width: int) -> str:
+def confidence_bar(lower: float, mean: float | None, upper: float, width: int) -> str:
     """The axis [0, 1] in `width` cells: the interval [lower, upper] drawn heavy, the mean as a
-    dot, the rest as a thin rule. A cell covers [i/width, (i+1)/width)."""
+    dot (none when there is no mean yet), the rest as a thin rule. A cell covers
+    [i/width, (i+1)/width)."""
     if width <= 0:
         return ""
-    lower, mean, upper = _unit(lower), _unit(mean), _unit(upper)
+    lower, upper = _unit(lower), _unit(upper)
     lower, upper = min(lower, upper), max(lower, upper)
-    mean_cell = min(width - 1, int(mean * width))
+    mean_cell = -1 if mean is None else min(width - 1, int(_unit(mean) * width))
     first = min(width - 1, int(lower * width))
     last = min(width - 1, int(upper * width))
     cells = []

@@ -17,18 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class PtyProcess:
-    def __init__(self, args: list[str], *, width: int = 100, height: int = 32) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        width: int = 100,
+        height: int = 32,
+        env: dict[str, str] | None = None,
+    ) -> None:
         leader, follower = pty.openpty()
         fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "CI")}
-        env.update(TERM="xterm-256color", PYTHONPATH=str(ROOT))
+        child_env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "CI")}
+        child_env.update(TERM="xterm-256color", PYTHONPATH=str(ROOT), **(env or {}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine", *args],
             stdin=follower,
             stdout=follower,
             stderr=follower,
             cwd=ROOT,
-            env=env,
+            env=child_env,
             start_new_session=True,
         )
         os.close(follower)

@@ -4,6 +4,7 @@ or in the study's journal, and the terminal left as it was found."""
 
 from __future__ import annotations
 
+import signal
 import termios
 import time
 from pathlib import Path
@@ -58,6 +59,24 @@ def test_top_in_a_pty_keys_patch_the_service() -> None:
     assert service.patches == [{"concurrency": 20}, {"drop": [3]}, {"paused": True}]
     assert study.current.throughput.concurrency == 20 and study.current.status == "paused"
     assert not any(method == "DELETE" for method, _, _ in service.log)  # q only detached
+
+
+def test_sigterm_gives_the_terminal_back() -> None:
+    service = FakeService()
+    service.add("s1")
+    with ServiceThread(service) as server:
+        top = PtyProcess(["top", server.url])
+        try:
+            top.wait_for("q quit")
+            assert not cooked(top)
+            top.process.send_signal(signal.SIGTERM)
+            code = top.finish()
+        finally:
+            if top.process.poll() is None:
+                top.process.kill()
+    assert code == 128 + signal.SIGTERM
+    assert cooked(top)
+    assert "\x1b[?1049l" in top.text()  # and left the alternate screen
 
 
 def test_run_tui_in_a_pty_keys_change_the_study(tmp_path: Path) -> None:
@@ -139,3 +158,60 @@ def test_run_tui_without_a_terminal_prints_plain_lines(tmp_path: Path) -> None:
     lines = [line for line in done.stdout.splitlines() if " scoring calls | " in line]
     assert lines and lines[-1].startswith("finished ")
     assert "\x1b[" not in done.stdout  # no screen drawing into a pipe
+
+
+def test_top_in_a_pty_against_the_real_service(tmp_path: Path) -> None:
+    """`ape-engine serve` with a token, a study on the built-in simulator, `ape-engine top`
+    attached in a pseudo-terminal: each key's change is read back from the service's API."""
+    from tests.service.test_process import TOKEN, Server
+
+    server = Server(tmp_path / "state", env={"APE_ENGINE_TOKEN": TOKEN})
+    top: PtyProcess | None = None
+    try:
+        status, created = server.call(
+            "POST",
+            "/v1/studies",
+            {
+                "config": {
+                    "task": "larger_number",
+                    "sim_latency_s": 0.05,
+                    "no_cache": True,
+                    "budget_calls": 20_000,
+                    "scoring_size": 100,
+                    "concurrency": 4,
+                }
+            },
+        )
+        assert status == 201, created
+        study_id = created["id"]
+        top = PtyProcess(["top", server.url], env={"APE_ENGINE_TOKEN": TOKEN})
+        top.wait_for(f"study {study_id}", 30)
+        top.wait_for("★ leader", 30)
+
+        def study() -> dict:  # type: ignore[type-arg]
+            code, body = server.call("GET", f"/v1/studies/{study_id}")
+            assert code == 200, body
+            return body  # type: ignore[no-any-return]
+
+        top.press(b"C")
+        wait_until(lambda: study()["throughput"]["concurrency"] == 5)
+        top.press(b"b")  # 80 % of 20000
+        wait_until(
+            lambda: {b["name"]: b["limit"] for b in study()["budgets"]}["scoring_calls"] == 16000
+        )
+        top.press(b"p")
+        wait_until(lambda: study()["status"] == "paused")
+        top.wait_for("● paused")
+        top.press(b"p")
+        wait_until(lambda: study()["status"] == "running")
+        top.press(b"q")
+        assert top.finish() == 0
+        assert cooked(top)
+        after = study()
+        assert not after["done"] and after["status"] == "running"  # top only detached
+        assert TOKEN not in top.text()
+    finally:
+        if top is not None and top.process.poll() is None:
+            top.process.kill()
+        server.process.terminate()
+        server.process.wait(30)

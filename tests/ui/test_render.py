@@ -10,6 +10,7 @@ import pytest
 from engine.run.snapshot import ArmRow, LimiterRow
 from engine.ui import text as fmt
 from engine.ui.render import leaderboard_panel, plain_line
+from engine.ui.state import ordered_arms
 from tests.ui.snapshots import LONG_TEXT, line_of, make_snapshot, render, render_screen
 
 
@@ -121,7 +122,10 @@ def test_edge_states_empty_board_unlimited_limits_and_done() -> None:
     assert "done after 1m15s" in done
     unpulled = replace(make_snapshot().arms[0], pulls=0, mean=0.5)
     board = render(leaderboard_panel(make_snapshot(arms=(unpulled,)), 80, 6), 80, 6)
-    assert "    - " in line_of(board, "#0 ")  # no mean before the first pull
+    assert "    - ─────━━━── " in line_of(board, "#0 ")  # no mean (and no dot) before a pull
+    low = replace(make_snapshot().arms[0], arm=9, mean=0.3, pulls=10)
+    order = [row.arm for row in ordered_arms(make_snapshot(arms=(unpulled, low)))]
+    assert order == [9, 0]  # a candidate not pulled yet comes after those with a mean
 
 
 def test_a_notice_replaces_the_message_on_the_status_line() -> None:

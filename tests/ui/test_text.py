@@ -25,6 +25,7 @@ def test_confidence_bar_marks_interval_and_mean() -> None:
     assert fmt.confidence_bar(0.9, 1.0, 1.0, 4) == "───●"  # the top value stays on the axis
     assert fmt.confidence_bar(0.6, 0.5, 0.4, 10) == "────━●━───"  # bounds given the wrong way
     assert fmt.confidence_bar(0.1, 0.2, 0.3, 0) == ""
+    assert fmt.confidence_bar(0.0, None, 1.0, 4) == "━━━━"  # no mean before the first pull
 
 
 def test_sparkline_scales_to_its_maximum() -> None:
