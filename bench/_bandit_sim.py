@@ -46,10 +46,18 @@ def run_policy(
     epsilon: float | None = None,
     budget: int | None = None,
     max_pulls: int | None = None,
+    rewards: str = "binary",
 ) -> Outcome:
     arms, n = table.shape
     policy = make_policy(
-        policy_name, n=n, seed=seed, delta=delta, epsilon=epsilon, budget=budget, initial_arms=arms
+        policy_name,
+        n=n,
+        seed=seed,
+        delta=delta,
+        epsilon=epsilon,
+        budget=budget,
+        initial_arms=arms,
+        rewards=rewards,
     )
     for _ in range(arms):
         policy.add_arm()

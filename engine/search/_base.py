@@ -19,11 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.errors import ConfigError
-from engine.search.bounds import arm_delta, hard_bounds, radius
+from engine.search.bounds import HypergeometricBounds, arm_delta, radius
 
 __all__ = ["ArmStats", "BasePolicy", "Policy", "Pull"]
 
 ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
+Rewards = Literal["binary", "continuous"]
+REWARDS: tuple[Rewards, ...] = ("binary", "continuous")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class BasePolicy:
         budget: int | None = None,
         max_pending_per_arm: int = 32,
         initial_arms: int = 0,
+        rewards: str = "continuous",
     ) -> None:
         if n < 1:
             raise ConfigError(f"the scoring pool needs at least one example, not n={n}")
@@ -86,7 +89,11 @@ class BasePolicy:
             raise ConfigError(f"delta must be in (0, 1), not {delta}")
         if max_pending_per_arm < 1:
             raise ConfigError(f"max_pending_per_arm must be at least 1, not {max_pending_per_arm}")
+        if rewards not in REWARDS:
+            raise ConfigError(f"rewards must be one of {', '.join(REWARDS)}, not {rewards!r}")
         self.n = n
+        self.rewards = rewards
+        self._exact = HypergeometricBounds.for_pool(n) if rewards == "binary" else None
         self.delta = delta
         self.epsilon = max(2.0 / n, 0.005) if epsilon is None else float(epsilon)
         self.budget = budget
@@ -104,6 +111,9 @@ class BasePolicy:
         self.taken: NDArray[Any] = np.zeros((0, n), dtype=bool)
         self.eliminated: NDArray[Any] = np.zeros(0, dtype=bool)
         self.dropped: NDArray[Any] = np.zeros(0, dtype=bool)
+        self.lower: NDArray[Any] = np.zeros(0)  # bounds of each arm's pool mean, kept current
+        self.upper: NDArray[Any] = np.zeros(0)
+        self.arm_deltas: NDArray[Any] = np.zeros(0)
         self.returned: list[deque[int]] = []
         self._used = 0
 
@@ -124,6 +134,9 @@ class BasePolicy:
         self.taken = extend(self.taken)
         self.eliminated = extend(self.eliminated)
         self.dropped = extend(self.dropped)
+        self.lower, self.upper, self.arm_deltas = (
+            extend(a) for a in (self.lower, self.upper, self.arm_deltas)
+        )
         self._capacity = size
 
     def add_arm(self) -> int:
@@ -132,6 +145,10 @@ class BasePolicy:
         arm = self._k
         self._k += 1
         self.returned.append(deque())
+        self.arm_deltas[arm] = float(
+            arm_delta(arm, delta=self.delta, initial_arms=self.initial_arms)
+        )
+        self.lower[arm], self.upper[arm] = 0.0, 1.0
         self._on_add(arm)
         return arm
 
@@ -194,9 +211,44 @@ class BasePolicy:
         self._after_observe(pull.arm)
 
     def _add_observation(self, arm: int, reward: float) -> None:
+        if self._exact is not None and reward not in (0.0, 1.0):
+            raise ConfigError(
+                f"reward {reward} for arm {arm} is not 0 or 1, but the policy was told the rewards "
+                f"are binary (rewards='binary'); use rewards='continuous' for this metric"
+            )
         self.total[arm] += reward
         self.total_sq[arm] += reward * reward
         self.count[arm] += 1
+        self.lower[arm], self.upper[arm] = self.arm_bounds(arm)
+
+    def arm_bounds(self, arm: int, extra: int = 0) -> tuple[float, float]:
+        """Bounds of one arm's pool mean; `extra` pulls in flight count as draws at the current
+        mean (virtual counts, to choose pulls only: never to stop or eliminate)."""
+        count = float(self.count[arm])
+        if count == 0:
+            return 0.0, 1.0
+        mean = float(self.total[arm]) / count
+        virtual = min(count + extra, float(self.n))
+        if self._exact is not None:
+            level = self._exact.level(float(self.arm_deltas[arm]))
+            ones = round(mean * virtual) if extra else round(float(self.total[arm]))
+            exact_low, exact_high = self._exact.bounds(int(ones), int(virtual), level)
+            if not extra:
+                return exact_low, exact_high
+            half = (exact_high - exact_low) / 2.0
+            return max(mean - half, 0.0), min(mean + half, 1.0)
+        variance = max(float(self.total_sq[arm]) / count - mean * mean, 0.0)
+        width = float(
+            radius(
+                np.array([virtual]),
+                np.array([variance]),
+                n=self.n,
+                arm_deltas=self.arm_deltas[arm : arm + 1],
+            )[0]
+        )
+        hard_low = float(self.total[arm]) / self.n
+        hard_high = (float(self.total[arm]) + self.n - count) / self.n
+        return max(mean - width, hard_low), min(mean + width, hard_high)
 
     def _after_observe(self, arm: int) -> None:
         """Hook: eliminations and schedule updates."""
@@ -252,13 +304,10 @@ class BasePolicy:
         used only to choose pulls, never to stop or eliminate.
         """
         k = self._k
-        count = self.count[:k] + (self.pending[:k] if virtual else 0.0)
-        mean = self.means()
-        deltas = arm_delta(np.arange(k), delta=self.delta, initial_arms=self.initial_arms or k)
-        width = radius(count, self.variances(), n=self.n, arm_deltas=deltas)
-        hard_low, hard_high = hard_bounds(self.total[:k], self.count[:k], self.n)
-        lower = np.maximum(mean - width, hard_low)
-        upper = np.minimum(mean + width, hard_high)
+        lower, upper = self.lower[:k].copy(), self.upper[:k].copy()
+        if virtual:
+            for arm in np.flatnonzero(self.pending[:k] > 0):
+                lower[arm], upper[arm] = self.arm_bounds(int(arm), int(self.pending[arm]))
         return lower, upper
 
     def live(self) -> NDArray[np.bool_]:
@@ -362,6 +411,16 @@ class BasePolicy:
 
     def _select(self, k: int) -> list[Pull]:
         raise NotImplementedError
+
+    def pullable(self) -> NDArray[np.bool_]:
+        """Every arm's `can_pull`, at once."""
+        k = self._k
+        mask: NDArray[np.bool_] = (
+            self.live()
+            & (self.pending[:k] < self.max_pending)
+            & (self.count[:k] + self.pending[:k] < self.n)
+        )
+        return mask
 
     def can_pull(self, arm: int) -> bool:
         return bool(

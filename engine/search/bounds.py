@@ -7,17 +7,26 @@ replacement with reward sum `s` (rewards in [0, 1]):
   `[s / n, (s + n - m) / n]`; they collapse to the exact score when `m == n`;
 - Hoeffding–Serfling and empirical Bernstein–Serfling (Bardenet & Maillard 2015, "Concentration
   inequalities for sampling without replacement", Bernoulli 21(3), Thm 2.4 and Thm 3.5 with
-  the correction factor rho_m), made uniform over the `n` possible sample sizes by a union bound.
+  the correction factor rho_m), made uniform over the `n` possible sample sizes by a union bound;
+  valid for any rewards in [0, 1];
+- for 0/1 rewards (exact match and the other right-or-wrong metrics), the exact hypergeometric
+  bounds: the number of ones seen in `m` draws from a pool holding `S` ones is hypergeometric,
+  and the bound keeps every `S` that the observed count does not reject at level delta' on
+  either side (the without-replacement analogue of Clopper–Pearson). Much tighter than the
+  Serfling bounds, mostly for scores near 0 or 1 and for arms past half the pool; also made
+  uniform over sample sizes by a union bound.
 
 Everything is vectorised over arms: the scheduler evaluates bounds of every arm on every step.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["arm_delta", "hard_bounds", "radius", "serfling_rho"]
+__all__ = ["HypergeometricBounds", "arm_delta", "hard_bounds", "radius", "serfling_rho"]
 
 FloatArray = NDArray[np.float64]
 
@@ -36,14 +45,16 @@ def arm_delta(index: np.ndarray | int, *, delta: float, initial_arms: int) -> Fl
 
     The first `initial_arms` arms (known at the start) share delta/2 equally; the k-th arm to
     arrive after them gets (delta/2) / (k (k + 1)), so the total over any number of streaming arms
-    stays below delta.
+    stays below delta. With no initial arms (`initial_arms=0`) every arm streams: the k-th gets
+    delta / (k (k + 1)).
     """
     k = np.asarray(index, dtype=np.float64)
-    initial = max(initial_arms, 1)
-    late = k - initial + 1.0
+    if initial_arms <= 0:
+        return delta / ((k + 1.0) * (k + 2.0))
+    late = k - initial_arms + 1.0
     return np.where(
-        k < initial,
-        delta / 2.0 / initial,
+        k < initial_arms,
+        delta / 2.0 / initial_arms,
         delta / 2.0 / np.maximum(late * (late + 1.0), 1.0),
     )
 
@@ -78,3 +89,80 @@ def radius(
 def hard_bounds(total: FloatArray, count: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
     """The pool mean's range whatever the unseen rewards are."""
     return total / n, (total + (n - count)) / n
+
+
+class HypergeometricBounds:
+    """Exact bounds on the mean of a 0/1 pool of `n` after `m` draws without replacement.
+
+    For an arm given error probability `arm_delta`, each of the `n` sample sizes and each side
+    gets delta' = arm_delta / (2 n), so the bounds hold for all sample sizes at once (what a
+    sequential stop needs). delta' is rounded down to a grid of quarter powers of two (a smaller
+    delta' only widens the bound), so arms with nearby deltas share the cached tables: one table
+    per (grid level, m) gives the bounds for every count s in 0..m, computed in O(n m) once.
+    """
+
+    @staticmethod
+    def for_pool(n: int) -> HypergeometricBounds:
+        """The shared instance for pools of `n` (its tables are reused by every policy)."""
+        return _for_pool(n)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        logs = np.log(np.arange(1, n + 1, dtype=np.float64))
+        self._log_factorial = np.concatenate([[0.0], np.cumsum(logs)])
+        self._rows: dict[tuple[int, int], tuple[NDArray[np.int64], NDArray[np.int64]]] = {}
+
+    def level(self, arm_delta: float) -> int:
+        """Grid level of an arm's per-side, per-size delta' (higher = smaller delta')."""
+        side = arm_delta / (2.0 * self.n)
+        return int(np.ceil(-4.0 * np.log2(side)))
+
+    def _log_choose(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float64]:
+        valid = (b >= 0) & (b <= a)
+        a_safe, b_safe = np.where(valid, a, 0), np.where(valid, b, 0)
+        f = self._log_factorial
+        value: NDArray[np.float64] = np.where(
+            valid, f[a_safe] - f[b_safe] - f[a_safe - b_safe], -np.inf
+        )
+        return value
+
+    def row(self, level: int, m: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Lowest and highest pool count of ones not rejected, for each observed count 0..m."""
+        key = (level, m)
+        cached = self._rows.get(key)
+        if cached is not None:
+            return cached
+        n = self.n
+        ones = np.arange(n + 1, dtype=np.int64)[:, None]  # S, the ones in the pool
+        seen = np.arange(m + 1, dtype=np.int64)[None, :]  # x, the ones among the m draws
+        log_pmf = (
+            self._log_choose(ones, seen)
+            + self._log_choose(n - ones, m - seen)
+            - self._log_choose(np.array(n), np.array(m))
+        )
+        pmf = np.exp(log_pmf)
+        at_most = np.cumsum(pmf, axis=1)  # P(X <= x | S)
+        at_least = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # P(X >= x | S)
+        side = 2.0 ** (-level / 4.0)
+        # P(X <= s | S) falls as S grows: the highest S it does not reject bounds S above
+        kept_high = at_most > side
+        high = n - np.argmax(kept_high[::-1], axis=0)
+        kept_low = at_least > side
+        low = np.argmax(kept_low, axis=0)
+        result = (low.astype(np.int64), high.astype(np.int64))
+        self._rows[key] = result
+        return result
+
+    def bounds(self, ones: int, m: int, level: int) -> tuple[float, float]:
+        """Bounds on the pool mean after `ones` ones in `m` draws."""
+        if m <= 0:
+            return 0.0, 1.0
+        if m >= self.n:
+            return ones / self.n, ones / self.n
+        low, high = self.row(level, m)
+        return float(low[ones]) / self.n, float(high[ones]) / self.n
+
+
+@lru_cache(maxsize=8)
+def _for_pool(n: int) -> HypergeometricBounds:
+    return HypergeometricBounds(n)

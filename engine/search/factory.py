@@ -34,13 +34,16 @@ def make_policy(
     budget: int | None = None,
     max_pending_per_arm: int = 32,
     initial_arms: int = 0,
+    rewards: str = "continuous",
     **knobs: Any,
 ) -> BasePolicy:
     """A policy over a scoring pool of `n` examples.
 
     `epsilon` defaults to max(2/n, 0.005); `budget` caps the pulls (None: until the stopping rule);
     `initial_arms` says how many arms arrive at the start (they share delta/2; later arms get
-    delta/(2 k (k+1))); knobs are policy specific (halving: eta, first_rung; ape-filter: block,
+    delta/(2 k (k+1)); with none, every arm streams); `rewards="binary"` (every reward 0 or 1, as
+    with exact match) switches to the exact hypergeometric bounds, much tighter than the
+    Serfling bounds that hold for any rewards in [0, 1] (`"continuous"`, the default); knobs are policy specific (halving: eta, first_rung; ape-filter: block,
     finalists; ucb: c, block).
     """
     policy = POLICIES.get(name)
@@ -55,6 +58,7 @@ def make_policy(
             budget=budget,
             max_pending_per_arm=max_pending_per_arm,
             initial_arms=initial_arms,
+            rewards=rewards,
             **knobs,
         )
     except TypeError as error:

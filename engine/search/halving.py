@@ -1,12 +1,20 @@
-"""Successive halving in rungs (Karnin et al. 2013; asynchronous rungs as in ASHA, Li et al. 2020).
+"""Successive halving in rungs (Karnin et al. 2013, "Almost optimal exploration in multi-armed
+bandits"; asynchronous rungs as in ASHA, Li et al. 2020, "A system for massively parallel
+hyperparameter tuning").
 
-Rung i asks for min(n, r0 * eta^i) pulls of an arm (cumulative: earlier pulls count). Work goes
-breadth first: every arm completes rung 0 before promotions are served, so with all arms present
-at the start this is sequential halving with cumulative means; an arm that streams in later
-starts at rung 0 and is promoted as soon as it ranks in the top 1/eta of the arms that completed
-its rung (the asynchronous rule). With a budget, r0 is the largest value in [8, 16] whose whole
-schedule fits it. When the budget ends, the recommendation is the arm with the best lower bound
-among those that reached the highest rung.
+Rung r asks for `target[r]` pulls of an arm, cumulative (earlier pulls count; every arm walks the
+same example order, so arms in a rung are compared on the same examples). The arms present when
+a rung closes (every one of them has completed it) are ranked by mean; the top 1/eta go on to
+the next rung and the others are eliminated: with all arms at the start this is sequential
+halving with cumulative means. With a budget, each rung gets an equal share of what is left for
+the rungs still to come, split over its arms (Karnin et al.'s schedule); without one, rung r asks
+for r0 * eta^r pulls. The first rung asks for 8-16 examples (fewer when the budget cannot pay
+for that).
+
+An arm that streams in after a rung closed climbs the rungs asynchronously (the ASHA rule): when
+it completes a closed rung it goes on if its mean ranks in the top 1/eta of the means every arm
+had when it completed that rung, and is eliminated otherwise. When the budget ends, the
+recommendation is the best mean among the arms on the highest rung.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import math
 
 import numpy as np
 
+from engine.errors import ConfigError
 from engine.search._base import BasePolicy, Pull
 
 __all__ = ["SuccessiveHalving"]
@@ -25,98 +34,166 @@ class SuccessiveHalving(BasePolicy):
 
     def __init__(self, *, eta: int = 3, first_rung: int | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        if eta < 2:
+            raise ConfigError(f"eta must be at least 2, not {eta}")
+        if first_rung is not None and first_rung < 1:
+            raise ConfigError(f"first_rung must be at least 1, not {first_rung}")
         self.eta = eta
         self._first_rung = first_rung
-        self.rung = np.zeros(0, dtype=np.int64)  # rung the arm is working towards
+        self.rung = np.zeros(0, dtype=np.int64)  # the rung each arm works towards
+        self.targets: list[int] = []  # cumulative pulls each rung asks for
+        self.records: list[list[float]] = []  # means of the arms that completed each rung
+        self.closed = 0  # rungs closed by the synchronous schedule
 
     def _on_add(self, arm: int) -> None:
         if len(self.rung) < len(self.count):
             grown = np.zeros(len(self.count), dtype=np.int64)
             grown[: len(self.rung)] = self.rung
             self.rung = grown
+        self.rung[arm] = 0
 
-    def _schedule_cost(self, r0: int, arms: int) -> int:
-        cost, survivors, level = 0, arms, 0
-        while survivors >= 1:
-            cost += survivors * self.target(level, r0)
-            if self.target(level, r0) >= self.n or survivors == 1:
-                break
-            survivors = max(1, math.ceil(survivors / self.eta))
-            level += 1
-        return cost
+    # ---- the schedule ----------------------------------------------------------------------
 
-    @property
-    def r0(self) -> int:
+    def _rounds(self, arms: int) -> int:
+        """Rungs needed to halve `arms` down to one."""
+        return max(1, math.ceil(math.log(max(arms, 2)) / math.log(self.eta) - 1e-9))
+
+    def _first_target(self) -> int:
         if self._first_rung is not None:
-            return self._first_rung
+            return min(self.n, self._first_rung)
         if self.budget is None:
-            return 12
+            return min(self.n, 12)
         arms = max(self.num_arms, self.initial_arms, 1)
-        fitting = [r for r in range(16, 7, -1) if self._schedule_cost(r, arms) <= self.budget]
-        return fitting[0] if fitting else 8
+        share = self.budget // (self._rounds(arms) * arms)
+        # 8-16 examples, but never more than half the budget on the first rung
+        r0 = min(max(share, 8), 16, max(1, self.budget // (2 * arms)))
+        return int(min(self.n, r0))
 
-    def target(self, level: int, r0: int | None = None) -> int:
-        return int(min(self.n, (r0 or self.r0) * self.eta**level))
+    def _next_target(self, rung: int, survivors: int) -> int:
+        """Pulls of rung `rung + 1`, decided when `rung` closes with `survivors` going on."""
+        previous = self.targets[rung]
+        if self.budget is None:
+            return int(min(self.n, self.targets[0] * self.eta ** (rung + 1)))
+        left = self.budget_left()
+        share = left / (self._rounds(survivors) * max(survivors, 1))
+        return int(min(self.n, previous + max(1, math.floor(share))))
 
-    def _completed(self, level: int) -> np.ndarray:
+    def _target(self, rung: int) -> int:
+        while len(self.targets) <= rung:
+            if not self.targets:
+                self.targets.append(self._first_target())
+            else:  # a streaming arm ran past the schedule: the no-budget growth
+                self.targets.append(int(min(self.n, self.targets[-1] * self.eta)))
+        return self.targets[rung]
+
+    # ---- promotions ------------------------------------------------------------------------
+
+    def _complete(self, arm: int) -> bool:
+        return bool(self.count[arm] >= self._target(int(self.rung[arm])) and not self.pending[arm])
+
+    def _close_rung(self) -> None:
+        """Close the schedule's current rung once every live arm on it has completed it."""
         k = self.num_arms
-        return self.candidates() & (self.count[:k] >= self.target(level))
+        while True:
+            rung = self.closed
+            live = self.live()
+            members = [a for a in range(k) if live[a] and self.rung[a] == rung]
+            if not members or not all(self._complete(a) for a in members):
+                return
+            if self._target(rung) >= self.n or len(members) == 1:
+                return  # the last rung: nothing to promote to
+            means = self.means()
+            for arm in members:
+                self.records[rung].append(float(means[arm]))
+            ranked = sorted(members, key=lambda a: -float(means[a]))
+            survivors = max(1, math.ceil(len(members) / self.eta))
+            for arm in ranked[survivors:]:
+                self.eliminated[arm] = True
+            for arm in ranked[:survivors]:
+                self.rung[arm] = rung + 1
+            if len(self.targets) <= rung + 1:
+                self.targets.append(self._next_target(rung, survivors))
+            self.closed = rung + 1
 
-    def _promotable(self, arm: int, means: np.ndarray | None = None) -> bool:
-        level = int(self.rung[arm])
-        if self.count[arm] < self.target(level) or self.target(level) >= self.n:
-            return False
-        means = self.means() if means is None else means
-        # rank by the mean over the rung's own examples count (cumulative means)
-        done = self._completed(level)
-        ranked = np.sort(means[done])[::-1]
-        keep = max(1, len(ranked) // self.eta)
-        return bool(means[arm] >= ranked[keep - 1])
+    def _promote_late(self, arm: int) -> None:
+        """An arm that completed a rung the schedule already closed: the ASHA rule."""
+        rung = int(self.rung[arm])
+        while rung < self.closed and self._complete(arm):
+            mean = float(self.means()[arm])
+            record = self.records[rung]
+            record.append(mean)
+            keep = max(1, math.ceil(len(record) / self.eta))
+            if mean < sorted(record, reverse=True)[keep - 1]:
+                self.eliminated[arm] = True
+                return
+            rung += 1
+            self.rung[arm] = rung
+
+    def _after_observe(self, arm: int) -> None:
+        while len(self.records) <= len(self.targets):
+            self.records.append([])
+        if int(self.rung[arm]) < self.closed:
+            self._promote_late(arm)
+        self._close_rung()
+
+    # ---- selection -------------------------------------------------------------------------
 
     def _select(self, k: int) -> list[Pull]:
+        self._after_observe_all()
         pulls: list[Pull] = []
         live = self.live()
-        arms = range(self.num_arms)
         means = self.means()
-        for arm in arms:
-            if live[arm] and self._promotable(arm, means):
-                self.rung[arm] += 1
-        # breadth first: lower rungs first, then by mean
+        # lower rungs first, then the arms furthest from their target, then by mean
         order = sorted(
-            (a for a in arms if live[a]),
-            key=lambda a: (int(self.rung[a]), -float(means[a])),
+            (a for a in range(self.num_arms) if live[a]),
+            key=lambda a: (int(self.rung[a]), self.count[a] + self.pending[a], -float(means[a])),
         )
-        for arm in order:
-            need = self.target(int(self.rung[arm])) - int(self.count[arm] + self.pending[arm])
-            while need > 0 and len(pulls) < k and self.can_pull(arm):
+        while len(pulls) < k:
+            progressed = False
+            for arm in order:
+                need = self._target(int(self.rung[arm])) - int(self.count[arm] + self.pending[arm])
+                if need <= 0 or not self.can_pull(arm):
+                    continue
                 pull = self._take(arm)
                 if pull is None:
-                    break
+                    continue
                 pulls.append(pull)
-                need -= 1
-            if len(pulls) >= k:
+                progressed = True
+                if len(pulls) >= k:
+                    break
+            if not progressed:
                 break
         return pulls
+
+    def _after_observe_all(self) -> None:
+        while len(self.records) <= len(self.targets):
+            self.records.append([])
+        live = self.live()
+        for arm in np.flatnonzero(
+            live[: self.num_arms] & (self.rung[: self.num_arms] < self.closed)
+        ):
+            if not self.eliminated[arm]:
+                self._promote_late(int(arm))
+        self._close_rung()
 
     def _anything_left(self) -> bool:
         k = self.num_arms
         if self.pending[:k].sum() > 0:
             return True
         live = self.live()
-        means = self.means()
-        for arm in range(k):
-            if not live[arm]:
-                continue
-            if self.count[arm] < self.target(int(self.rung[arm])):
-                return True
-            if self._promotable(arm, means):
-                return True
-        return False
+        return any(
+            live[a] and self.count[a] < min(self._target(int(self.rung[a])), self.n)
+            for a in range(k)
+        )
 
     def recommendation(self) -> int | None:
         if self.num_arms == 0:
             return None
-        candidates = self.candidates()
-        top = int(np.max(np.where(candidates, self.count[: self.num_arms], -1)))
-        eligible = candidates & (self.count[: self.num_arms] >= top)
+        candidates = self.candidates() & ~self.eliminated[: self.num_arms]
+        if not candidates.any():
+            candidates = self.candidates()
+        if not candidates.any():
+            return None
+        top = int(np.max(np.where(candidates, self.rung[: self.num_arms], -1)))
+        eligible = candidates & (self.rung[: self.num_arms] == top)
         return int(np.argmax(np.where(eligible, self.means(), -np.inf)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from engine.search._base import BasePolicy, Pull
-from engine.search.bounds import arm_delta, hard_bounds, radius
 
 __all__ = ["LUCB"]
 
@@ -47,35 +46,30 @@ class LUCB(BasePolicy):
         return super().recommendation()
 
     def _after_observe(self, arm: int) -> None:
-        lower, upper = self.bounds()
+        k = self.num_arms
         candidates = self.candidates()
-        best_lower = float(np.max(np.where(candidates, lower, -np.inf)))
-        self.eliminated[: self.num_arms] |= candidates & (upper < best_lower)
+        best_lower = float(np.max(np.where(candidates, self.lower[:k], -np.inf)))
+        self.eliminated[:k] |= candidates & (self.upper[:k] < best_lower)
 
     def _virtual_bounds_of(self, arm: int) -> tuple[float, float]:
-        count = np.array([self.count[arm] + self.pending[arm]])
-        mean = self.total[arm] / self.count[arm] if self.count[arm] else 0.5
-        second = self.total_sq[arm] / self.count[arm] if self.count[arm] else 0.25
-        width = radius(
-            count,
-            np.array([max(second - mean * mean, 0.0)]),
-            n=self.n,
-            arm_deltas=arm_delta(
-                arm, delta=self.delta, initial_arms=self.initial_arms or self.num_arms
-            ),
-        )[0]
-        low, high = hard_bounds(self.total[arm : arm + 1], self.count[arm : arm + 1], self.n)
-        return max(mean - width, float(low[0])), min(mean + width, float(high[0]))
+        return self.arm_bounds(arm, int(self.pending[arm]))
 
     def _select(self, k: int) -> list[Pull]:
         lower, upper = self.bounds(virtual=True)
         mean = self.means()
-        pullable = np.array([self.can_pull(a) for a in range(self.num_arms)])
+        pullable = self.pullable()
         live = self.live()
         pulls: list[Pull] = []
+        idle = self.pending[: self.num_arms].sum() == 0
         while len(pulls) < k and pullable.any():
             leader_scores = np.where(live, mean, -np.inf)
             leader = int(np.argmax(leader_scores))
+            # arms the pulls already in flight are not expected to settle: a challenger is open
+            # while its virtual upper bound, less epsilon, still reaches the leader's lower bound
+            open_arms = live & (upper - self.epsilon >= lower[leader])
+            open_arms[leader] = False
+            if not open_arms.any() and not (idle and not pulls):
+                break  # what is in flight should decide it: wait for the results
             challenger_scores = np.where(live, upper, -np.inf)
             challenger_scores[leader] = -np.inf
             options = [leader]
@@ -85,8 +79,13 @@ class LUCB(BasePolicy):
             if options:
                 arm = max(options, key=lambda a: upper[a] - lower[a])
             else:
-                # both deciding arms are saturated: the most optimistic arm that can take a pull
-                arm = int(np.argmax(np.where(pullable, upper, -np.inf)))
+                # both deciding arms are saturated: the most optimistic open arm
+                candidates = pullable & open_arms
+                if not candidates.any():
+                    if pulls or not idle:
+                        break
+                    candidates = pullable
+                arm = int(np.argmax(np.where(candidates, upper, -np.inf)))
             pull = self._take(arm)
             if pull is None:
                 pullable[arm] = False

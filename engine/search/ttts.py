@@ -7,10 +7,18 @@ Beta posterior of the arm's rate, so the spread shrinks to zero as the arm is fu
 the leader; with probability 1/2 the pull goes to a challenger (the argmax of a fresh draw among
 the others). Pulls in flight count as virtual observations at the current mean.
 
-The stop is a Gaussian generalised-likelihood-ratio test between the leader and every other arm
-with effective counts m (n - 1) / (n - m) (finite-population correction), against the threshold
-log((1 + log t) K / delta). This threshold is a heuristic: unlike `lucb`, TTTS's delta is not a
-proven guarantee here; the efficiency benchmark measures its error rate.
+The stop is a Bernoulli generalised-likelihood-ratio test between the leader and every other arm
+taken at its mean less epsilon (the alternative is "arm a beats the leader by more than
+epsilon"), with effective counts m (n - 1) / (n - m) (finite-population correction), against
+the threshold log((1 + log t) / delta) that Garivier & Kaufmann (2016, "Optimal best arm
+identification with fixed confidence", section 6) use in their experiments. This threshold is a
+heuristic: unlike `lucb`, TTTS's delta is not a proven guarantee here; the efficiency benchmark
+measures its error rate.
+
+With many pulls in flight, the same test with the pending pulls counted as observations at the
+current means says which arms the results already on their way should settle: no new pull goes
+to a settled arm, and when every arm but the leader is settled the policy waits for the results
+instead of filling every free slot.
 """
 
 from __future__ import annotations
@@ -37,12 +45,52 @@ class TopTwoThompson(BasePolicy):
         sample: np.ndarray = (total + np.clip(rest, 0.0, unseen)) / self.n
         return sample
 
+    def _glr(self, extra: np.ndarray | None = None) -> tuple[int, np.ndarray, float]:
+        """Leader, each arm's GLR statistic against it (inf for the leader and dropped arms),
+        and the threshold; `extra` pulls count as observations at the current means."""
+        k = self.num_arms
+        count = self.count[:k] + (extra if extra is not None else 0.0)
+        means = self.means()
+        candidates = self.candidates()
+        leader = int(np.argmax(np.where(candidates, means, -np.inf)))
+        effective = np.where(
+            count >= self.n, 1e12, count * (self.n - 1) / np.maximum(self.n - count, 1e-9)
+        )
+        rival = np.maximum(means - self.epsilon, 0.0)  # the alternative: a beats L by epsilon
+        mixed = (effective[leader] * means[leader] + effective * rival) / np.maximum(
+            effective[leader] + effective, 1e-12
+        )
+        statistic = np.where(
+            (means[leader] > rival) & (count >= 1),
+            effective[leader] * _kl(means[leader], mixed) + effective * _kl(rival, mixed),
+            0.0,
+        )
+        statistic[leader] = np.inf
+        statistic[~candidates] = np.inf
+        t = max(float(count.sum()), 2.0)
+        return leader, statistic, float(np.log((1.0 + np.log(t)) / self.delta))
+
     def _select(self, k: int) -> list[Pull]:
         live = self.live()
         virtual = self.pending[: self.num_arms].copy()
-        pullable = np.array([self.can_pull(a) for a in range(self.num_arms)]) & live
+        pullable = self.pullable() & live
+        idle = virtual.sum() == 0
         pulls: list[Pull] = []
         while len(pulls) < k and pullable.any():
+            must_pull = idle and not pulls  # never leave the study waiting on nothing
+            if self.num_arms > 1:
+                leader, statistic, threshold = self._glr(virtual)
+                settled = statistic > threshold
+                settled[leader] = False
+                rivals = live & ~settled
+                rivals[leader] = False
+                if not rivals.any():
+                    if not must_pull:
+                        break  # what is in flight should settle it: wait for the results
+                elif (pullable & ~settled).any():
+                    pullable &= ~settled
+                elif not must_pull:
+                    break
             # the leader is drawn among all live arms; a saturated leader hands its slot on
             sample = np.where(live, self._posterior_sample(virtual), -np.inf)
             arm = int(np.argmax(sample))
@@ -64,27 +112,20 @@ class TopTwoThompson(BasePolicy):
         k = self.num_arms
         if k < 2:
             return bool(k == 1 and self.count[0] >= self.n)
-        count = self.count[:k]
-        if (count[self.candidates()] < 1).any():
+        if (self.count[:k][self.candidates()] < 1).any():
             return False
-        mean = np.where(self.candidates(), self.means(), -np.inf)
-        leader = int(np.argmax(mean))
-        effective = np.where(
-            count >= self.n, 1e12, count * (self.n - 1) / np.maximum(self.n - count, 1e-9)
-        )
-        variance = np.maximum(
-            np.clip(self.means(), 0.02, 0.98) * (1 - np.clip(self.means(), 0.02, 0.98)), 1e-4
-        )
-        gap = mean[leader] - mean + self.epsilon
-        scale = variance[leader] / effective[leader] + variance / effective
-        statistic = np.where(gap > 0, gap * gap / (2.0 * scale), 0.0)
-        statistic[leader] = np.inf
-        statistic[~self.candidates()] = np.inf
-        t = max(float(count.sum()), 2.0)
-        threshold = np.log((1.0 + np.log(t)) * k / self.delta)
+        _, statistic, threshold = self._glr()
         return bool(statistic.min() > threshold)
 
     def recommendation(self) -> int | None:
         if self.num_arms and self._stop_rule():
             return int(np.argmax(np.where(self.candidates(), self.means(), -np.inf)))
         return super().recommendation()
+
+
+def _kl(p: np.ndarray | float, q: np.ndarray) -> np.ndarray:
+    """Bernoulli Kullback-Leibler divergence kl(p, q), clipped away from 0 and 1."""
+    p = np.clip(p, 1e-9, 1.0 - 1e-9)
+    q = np.clip(q, 1e-9, 1.0 - 1e-9)
+    value: np.ndarray = p * np.log(p / q) + (1.0 - p) * np.log((1.0 - p) / (1.0 - q))
+    return value

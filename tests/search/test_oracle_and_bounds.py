@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.search.bounds import arm_delta, hard_bounds, radius
+from engine.search.bounds import HypergeometricBounds, arm_delta, hard_bounds, radius
 from engine.search.oracle import (
     characteristic_time,
     finite_population_draws,
@@ -63,3 +63,49 @@ def test_bounds_cover_the_pool_mean_uniformly_over_sample_sizes() -> None:
         truth = pool.mean()
         failures += bool(((lower > truth + 1e-12) | (upper < truth - 1e-12)).any())
     assert failures / paths <= delta
+
+
+def test_hypergeometric_bounds_cover_the_pool_mean_uniformly_over_sample_sizes() -> None:
+    """Exact bounds for 0/1 pools: a path whose bound misses at any sample size is a failure."""
+    rng = np.random.default_rng(1)
+    n, delta, failures, paths = 120, 0.2, 0, 300
+    exact = HypergeometricBounds(n)
+    level = exact.level(delta)
+    for _ in range(paths):
+        pool = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(int)
+        truth = pool.mean()
+        sums = np.cumsum(pool[rng.permutation(n)])
+        for m in range(1, n + 1):
+            low, high = exact.bounds(int(sums[m - 1]), m, level)
+            if not low <= truth <= high:
+                failures += 1
+                break
+    assert failures / paths <= delta
+
+
+def test_hypergeometric_bounds_are_tighter_than_serfling_and_exact_at_the_end() -> None:
+    n, arm_delta_ = 200, 0.001
+    exact = HypergeometricBounds(n)
+    level = exact.level(arm_delta_)
+    for m, ones in [(20, 18), (100, 90), (150, 60)]:
+        low, high = exact.bounds(ones, m, level)
+        serfling = radius(
+            np.array([float(m)]), np.array([0.09]), n=n, arm_deltas=np.array([arm_delta_])
+        )[0]
+        hard_low, hard_high = hard_bounds(np.array([float(ones)]), np.array([float(m)]), n)
+        assert hard_low[0] <= low <= ones / m <= high <= hard_high[0]
+        assert high - low < min(hard_high[0], ones / m + serfling) - max(
+            hard_low[0], ones / m - serfling
+        )
+    assert exact.bounds(37, n, level) == (37 / n, 37 / n)
+    assert exact.bounds(0, 0, level) == (0.0, 1.0)
+    # a smaller delta gives a wider bound
+    wide = exact.bounds(90, 100, exact.level(1e-6))
+    narrow = exact.bounds(90, 100, level)
+    assert wide[0] <= narrow[0] and wide[1] >= narrow[1]
+
+
+def test_arms_stream_from_the_first_when_none_is_announced() -> None:
+    deltas = arm_delta(np.arange(100_000), delta=0.05, initial_arms=0)
+    assert deltas.sum() <= 0.05
+    assert deltas[0] == pytest.approx(0.05 / 2)
