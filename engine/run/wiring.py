@@ -60,6 +60,18 @@ class Prepared:
         return self.config.proposal_model or self.config.model
 
 
+#: metrics whose every reward is 0 or 1: the scheduler can use its exact hypergeometric bounds
+BINARY_METRICS = frozenset({"exact_match", "contains", "exact_set", "multiple_choice"})
+
+
+def _reward_kind(config: StudyConfig, task: Task) -> str:
+    """The scheduler's reward kind: binary when every reward is right or wrong (execution
+    accuracy with a 0/1 metric, no custom scorer), continuous otherwise (log-probability, F1,
+    a custom scorer)."""
+    binary = config.scoring == "exec" and not config.scorer and task.metric in BINARY_METRICS
+    return "binary" if binary else "continuous"
+
+
 def _splits(config: StudyConfig, task: Task) -> Splits:
     sizes: dict[str, int] = {}
     for name in ("demo_size", "scoring_size", "test_size"):
@@ -228,6 +240,7 @@ async def execute(
             delta=config.delta,
             epsilon=config.epsilon,
             initial_arms=config.initial_candidates,
+            rewards=_reward_kind(config, task),
         )
         cache: ResponseCache | None = None
         if not config.no_cache:
