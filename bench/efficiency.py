@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bandit_sim import run_policy, synthetic_table
+from _bandit_sim import Outcome, run_policy, synthetic_table
 
 from engine.search.oracle import lower_bound_samples
 
@@ -66,6 +68,21 @@ def summarise(outcomes: list, tables: list[np.ndarray], oracle: list[float]) -> 
     }
 
 
+def _job(job: tuple[np.ndarray, str, int, int, float, int | None]) -> Outcome:
+    table, name, seed, in_flight, delta, budget = job
+    rewards = "binary" if np.isin(table, (0.0, 1.0)).all() else "continuous"
+    return run_policy(
+        table, name, seed=seed, in_flight=in_flight, delta=delta, budget=budget, rewards=rewards
+    )
+
+
+def _oracle(table: np.ndarray, delta: float) -> float:
+    mu = table.mean(axis=1)
+    top = np.argsort(-mu)[:8]  # the oracle's cost is dominated by the arms near the best
+    rest = table.shape[0] - len(top)  # the others: one pull each (exact-best oracle, fast)
+    return lower_bound_samples(mu[top], delta, table.shape[1]) + rest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +93,14 @@ def main() -> int:
     parser.add_argument("--delta", type=float, default=0.05)
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4])
+    parser.add_argument(
+        "--sizes",
+        nargs="*",
+        default=["50x500", "200x200", "200x500"],
+        help="further KxN synthetic sizes, run at the largest in-flight level (none: skip)",
+    )
+    parser.add_argument("--size-instances", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--table", type=Path, nargs="*", default=[], help="replay saved K x n tables (.npy)"
     )
@@ -88,25 +113,24 @@ def main() -> int:
             synthetic_table(np.random.default_rng(i), args.arms, args.n)
             for i in range(args.instances)
         ]
-    oracle = []
-    for table in tables:
-        mu = table.mean(axis=1)
-        top = np.argsort(-mu)[:8]  # the oracle's cost is dominated by the arms near the best
-        rest = table.shape[0] - len(top)
-        oracle.append(
-            lower_bound_samples(mu[top], args.delta, table.shape[1])
-            + rest  # exact-best oracle (fast)
-        )
     started = time.perf_counter()
+    pool = ProcessPoolExecutor(max_workers=args.workers)
+
+    def run_all(
+        group: list[np.ndarray], name: str, flight: int, share: float | None = None
+    ) -> list[Outcome]:
+        jobs = [
+            (t, name, i, flight, args.delta, None if share is None else int(share * t.size))
+            for i, t in enumerate(group)
+        ]
+        return list(pool.map(_job, jobs, chunksize=max(1, len(jobs) // (4 * args.workers))))
+
+    oracle = list(pool.map(_oracle, tables, [args.delta] * len(tables)))
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name in ADAPTIVE:
         results[name] = {}
         for flight in args.in_flight:
-            outcomes = [
-                run_policy(t, name, seed=i, in_flight=flight, delta=args.delta)
-                for i, t in enumerate(tables)
-            ]
-            results[name][str(flight)] = summarise(outcomes, tables, oracle)
+            results[name][str(flight)] = summarise(run_all(tables, name, flight), tables, oracle)
             row = results[name][str(flight)]
             print(f"{name:>10} in flight {flight:>4}: cost median {row['cost_median']:.3f} p90 {row['cost_p90']:.3f}  "
                   f"x oracle {row['oracle_ratio_median']:.2f}  wrong {row['wrong']}/{len(tables)}  "
@@ -116,17 +140,27 @@ def main() -> int:
     for name in (*FIXED_BUDGET, "lucb", "ttts"):
         curves[name] = {}
         for share in args.budgets:
-            outcomes = [
-                run_policy(
-                    t, name, seed=i, in_flight=flight, delta=args.delta, budget=int(share * t.size)
-                )
-                for i, t in enumerate(tables)
-            ]
+            outcomes = run_all(tables, name, flight, share)
             curves[name][str(share)] = summarise(outcomes, tables, oracle)
             row = curves[name][str(share)]
             print(f"{name:>10} budget {share:.0%}: P(eps-good) {row['p_correct']:.2f} "
                   f"[{row['p_correct_ci'][0]:.2f}, {row['p_correct_ci'][1]:.2f}]  regret mean {row['regret_mean']:.4f}",
                   flush=True)  # fmt: skip
+    sizes: dict[str, dict[str, dict[str, float]]] = {}
+    for size in args.sizes:
+        arms, n = (int(x) for x in size.lower().split("x"))
+        group = [
+            synthetic_table(np.random.default_rng(10_000 + i), arms, n)
+            for i in range(args.size_instances)
+        ]
+        group_oracle = list(pool.map(_oracle, group, [args.delta] * len(group)))
+        sizes[size] = {}
+        for name in ADAPTIVE:
+            sizes[size][name] = summarise(run_all(group, name, flight), group, group_oracle)
+            row = sizes[size][name]
+            print(f"{size:>8} {name:>10} in flight {flight}: cost median {row['cost_median']:.3f}  "
+                  f"x oracle {row['oracle_ratio_median']:.2f}  wrong {row['wrong']}/{len(group)}", flush=True)  # fmt: skip
+    pool.shutdown()
     seconds = time.perf_counter() - started
 
     lucb, ttts = results["lucb"], results["ttts"]
@@ -151,7 +185,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "efficiency.json"
     out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "adaptive": results,
-                               "fixed_budget": curves, "goals": [[g, v, m] for g, v, m in goals],
+                               "fixed_budget": curves, "sizes": sizes, "goals": [[g, v, m] for g, v, m in goals],
                                "seconds": seconds}, indent=2))  # fmt: skip
     try:
         import matplotlib
