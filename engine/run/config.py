@@ -82,7 +82,7 @@ class StudyConfig:
     max_failure_share: float = 0.1
     # state and output
     journal: str | None = None
-    cache: str | None = None  # response cache file; None = beside the journal
+    cache: str | None = None  # response cache file; None = .ape/cache.jsonl (shared by studies)
     no_cache: bool = False
     json_out: str | None = None
     # the in-process simulator

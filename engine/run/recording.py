@@ -54,6 +54,8 @@ DEFINING_FIELDS = (
     "demo_size",
     "scoring_size",
     "test_size",
+    "scorer",  # a custom scorer, or the templates (the scoring template), change every reward
+    "templates",
 )
 _FSYNC_EVERY_S = 0.2
 VERSION = 1
