@@ -18,7 +18,7 @@ from engine.errors import EngineError
 from engine.run.snapshot import StudyControl, StudySnapshot
 from engine.ui.state import UiState
 
-__all__ = ["BINDINGS", "Binding", "apply_key", "decode", "help_text", "keys_table"]
+__all__ = ["BINDINGS", "TERMINATE", "Binding", "apply_key", "decode", "help_text", "keys_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,9 @@ BINDINGS: tuple[Binding, ...] = (
         "quit: in-process the study is cancelled and reports; attached, `top` just detaches",
     ),
 )
+TERMINATE = "terminate"  # not a key: what the reader hands over on SIGTERM
 _ACTIONS = {key: binding.action for binding in BINDINGS for key in binding.keys}
+_ACTIONS[TERMINATE] = "quit"
 
 _ESCAPES = {
     b"\x1b[A": "up",

@@ -280,6 +280,19 @@ class HttpControl:
     def cancel(self) -> None:
         self._queue({_DELETE: True})
 
+    @property
+    def pending(self) -> int:
+        """Changes queued or on their way, not answered yet."""
+        return self._pending
+
+    async def flush(self, timeout_s: float = 3.0) -> None:
+        """Wait (up to `timeout_s`) until every queued change has been answered."""
+        with anyio.move_on_after(timeout_s):
+            while True:
+                if self._pending == 0:
+                    return
+                await anyio.sleep(0.02)
+
     # -- sending --------------------------------------------------------------------------------
 
     def _queue(self, body: dict[str, Any]) -> None:

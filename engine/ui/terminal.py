@@ -5,8 +5,8 @@ keys, so Ctrl-C arrives as a key and quits cleanly instead of raising in the eve
 processing stays on so rich's newlines still work), reads bytes on a daemon thread with
 `select` (no busy loop), decodes them with `engine.ui.keys.decode` and queues the keys. The
 event loop takes them with `keys()` (never blocks). The saved terminal settings are put back by
-`close()`, by the context manager's exit whatever the error, on SIGTERM (which then exits
-through the program's own cleanup), and at interpreter exit as a last resort. On something that is not a terminal it reads nothing.
+`close()`, by the context manager's exit whatever the error, on SIGTERM (which then quits as
+`q` does), and at interpreter exit as a last resort. On something that is not a terminal it reads nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-from engine.ui.keys import decode
+from engine.ui.keys import TERMINATE, decode
 
 __all__ = ["Closing", "KeyReader"]
 
@@ -106,9 +106,10 @@ class KeyReader(Closing):
         self._restore()
 
     def _on_sigterm(self, number: int, frame: FrameType | None) -> None:
-        """SIGTERM: give the terminal back, then exit through the program's cleanup."""
+        """SIGTERM: give the terminal back at once, and ask the program to quit as `q` does
+        (through its own cleanup). A second SIGTERM gets the handler that was there before."""
         self._restore()
-        raise SystemExit(128 + number)
+        self._keys.put(TERMINATE)
 
     def _restore(self) -> None:
         previous, self._previous_sigterm = self._previous_sigterm, None

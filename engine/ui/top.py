@@ -187,6 +187,7 @@ async def _live(
                     screen.draw(now[0], force=True)
                     drawn = now
                 await anyio.sleep(_FRAME_S)
+            await control.flush()  # a key pressed just before q still reaches the service
             group.cancel_scope.cancel()
     finally:
         screen.stop()

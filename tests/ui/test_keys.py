@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import signal
 import termios
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from engine.run.snapshot import BudgetRow, LimiterRow
-from engine.ui.keys import BINDINGS, apply_key, decode, help_text, keys_table
+from engine.ui.keys import BINDINGS, TERMINATE, apply_key, decode, help_text, keys_table
 from engine.ui.state import UiState
 from engine.ui.terminal import KeyReader
 from tests.ui.snapshots import FakeControl, make_snapshot
@@ -209,3 +210,17 @@ def test_key_reader_reads_nothing_from_a_pipe() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_sigterm_restores_the_terminal_and_quits_like_q(terminal: tuple[int, int]) -> None:
+    _, follower = terminal
+    before = termios.tcgetattr(follower)
+    handler = signal.getsignal(signal.SIGTERM)
+    with KeyReader(follower) as reader:
+        assert termios.tcgetattr(follower) != before
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert wait_for(reader, 1) == [TERMINATE]
+        assert termios.tcgetattr(follower) == before  # given back at once
+        assert signal.getsignal(signal.SIGTERM) == handler  # a second SIGTERM: as before
+    state = UiState()
+    assert apply_key(TERMINATE, FakeControl(), state) == "quit" and state.quit

@@ -76,9 +76,9 @@ async def test_keys_become_patches_in_order_and_show_at_once() -> None:
                 apply_key(key, control, state)
             # the second C stepped from the first one's value before any answer came back
             assert control.snapshot().throughput.concurrency == 25
-            await eventually(lambda: len(service.patches) == 7 and not control._pending)
+            await eventually(lambda: len(service.patches) == 7 and not control.pending)
             apply_key("p", control, state)  # the service says paused now: p resumes
-            await eventually(lambda: len(service.patches) == 8 and not control._pending)
+            await eventually(lambda: len(service.patches) == 8 and not control.pending)
             group.cancel_scope.cancel()
         assert service.patches == [
             {"concurrency": 20},
