@@ -1,6 +1,6 @@
 """`ape-engine top [URL]`: the live screen of a study running in an `ape-engine serve` process.
 
-It lists the service's studies and follows one (`--study ID`, else the first running one, else
+It lists the service's studies (`--list` prints them and stops) and follows one (`--study ID`, else the first running one, else
 the first): snapshots come from the study's server-sent-event stream (`event: snapshot`), and
 when the stream cannot be opened or breaks, from polling `GET /v1/studies/{id}` every 0.25 s.
 Keys PATCH the study (`engine.ui.remote.HttpControl`); `q` only detaches, the study goes on in
@@ -22,6 +22,7 @@ from rich.console import Console
 
 from engine.errors import ConfigError
 from engine.run.snapshot import SnapshotError, StudySnapshot
+from engine.ui import text as fmt
 from engine.ui.live import LiveScreen
 from engine.ui.remote import HttpControl, ServiceClient, ServiceError
 from engine.ui.render import plain_line
@@ -54,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TOKEN_ENV,
         help=f"environment variable holding the service's bearer token ({DEFAULT_TOKEN_ENV})",
     )
+    parser.add_argument("--list", action="store_true", help="list the service's studies and stop")
     parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     parser.add_argument(
         "--every",
@@ -193,10 +195,24 @@ async def _live(
         screen.stop()
 
 
+def study_lines(studies: list[dict[str, Any]]) -> list[str]:
+    """The studies as aligned lines: id, status, task, policy, elapsed."""
+    lines = [f"{'id':<14} {'status':<10} {'task':<24} {'policy':<12} elapsed"]
+    for row in studies:
+        elapsed = row.get("elapsed_s")
+        lines.append(
+            f"{row.get('id', '?')!s:<14} {row.get('status', '?')!s:<10} "
+            f"{row.get('task', '?')!s:<24} {row.get('policy', '?')!s:<12} "
+            f"{fmt.duration(elapsed) if isinstance(elapsed, int | float) else '-'}"
+        )
+    return lines
+
+
 async def top(
     url: str,
     *,
     study: str | None = None,
+    list_only: bool = False,
     token_env: str | None = DEFAULT_TOKEN_ENV,
     console: Console | None = None,
     plain: bool = False,
@@ -205,7 +221,12 @@ async def top(
 ) -> int:
     console = console or Console()
     async with ServiceClient.from_env(url, token_env) as client:
-        study_id = pick_study(await client.studies(), study, client.url)
+        studies = await client.studies()
+        if list_only:
+            for line in study_lines(studies):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+            return 0
+        study_id = pick_study(studies, study, client.url)
         first = await client.snapshot(study_id)
         if plain or not console.is_terminal or console.is_dumb_terminal:
             await _plain(client, study_id, console, every_s)
@@ -221,6 +242,7 @@ def main(args: argparse.Namespace) -> int:
         top,
         args.url,
         study=args.study,
+        list_only=bool(args.list),
         token_env=args.token_env,
         plain=bool(args.plain),
         every_s=args.every,

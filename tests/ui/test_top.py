@@ -211,3 +211,19 @@ async def test_live_top_keys_patch_the_service_and_quit_only_detaches() -> None:
     assert study.current.status == "paused" and not study.current.done
     text = console.export_text()
     assert "★ leader" in text and f"@ {url.split('://')[1]}" in text
+
+
+@pytest.mark.anyio
+async def test_list_prints_the_studies_and_stops() -> None:
+    service = FakeService()
+    service.add("older", status="finished", done=True)
+    service.add("s2")
+    out = io.StringIO()
+    async with serving(service) as url:
+        code = await top(url, list_only=True, console=Console(file=out, width=200), token_env=None)
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["id", "status", "task", "policy", "elapsed"]
+    assert lines[1].split() == ["older", "finished", "larger_number", "lucb", "1m15s"]
+    assert lines[2].split() == ["s2", "running", "larger_number", "lucb", "1m15s"]
+    assert not any("/events" in path for _, path, _ in service.log)
