@@ -20,6 +20,7 @@ and llama-cpp-python 0.3 ``Llama.eval`` / ``Llama.generate``.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 from collections.abc import Sequence
@@ -34,6 +35,9 @@ from engine.sim.protocol import ApiError, Generation, GenerationRequest, Scored
 __all__ = ["LocalModel", "log_softmax_rows", "split_text"]
 
 INSTALL_HINT = "pip install 'ape-engine[local]' (llama-cpp-python==0.3.36), or `make install`"
+# llama.cpp's own sampling defaults (its server's too): with temperature > 0, a tiny model
+# sampled from the whole vocabulary writes noise; the request's top_p is not read
+_SAMPLING = {"top_k": 40, "top_p": 0.95, "min_p": 0.05}
 _FALLBACK_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n"
     "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
@@ -113,13 +117,17 @@ class LocalModel:
         self.name = name or self.path.stem
         self._lib = llama_cpp
         self._lock = threading.Lock()
+        # llama.cpp's threads spin while they wait for each other: more threads than idle cores
+        # costs ten times the time. Half the logical cores (the physical ones, usually), for the
+        # prompt as for generation (llama-cpp-python would take every core for prompts).
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(self.path),
                 n_ctx=context,
                 n_batch=min(512, context),
-                n_threads=threads,
-                n_threads_batch=threads,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
                 logits_all=True,
                 verbose=False,
             )
@@ -209,6 +217,10 @@ class LocalModel:
             if old != new:
                 break
             common += 1
+        # llama.cpp computes a one-token batch with other kernels than a longer one (logits
+        # differ by up to 0.1): the last two tokens are always evaluated together, so that no
+        # value depends on what the previous call left in the cache
+        common = min(common, max(len(ids) - 2, 0))
         llama.n_tokens = common
         llama._requires_eval = True  # the context's last logits are no longer the state's
         if common < len(ids):
@@ -289,9 +301,8 @@ class LocalModel:
         scored_rows: list[tuple[float, list[tuple[int, float]]]] = []
         finish = "length"
         text = ""
-        generator = llama.generate(
-            ids, temp=request.temperature, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0
-        )
+        self._evaluate(ids)  # generate() then samples from these logits without a re-evaluation
+        generator = llama.generate(ids, temp=request.temperature, repeat_penalty=1.0, **_SAMPLING)
         try:
             for token in generator:
                 if self._lib.llama_vocab_is_eog(self._vocab, token):
