@@ -22,6 +22,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,11 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.llm import (  # noqa: E402
+    AiohttpTransport,
     EndpointConfig,
     LLMClient,
     LLMError,
     RetryPolicy,
 )
+from engine.sim import SimConfig, start_sim_process  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MESSAGES = [{"role": "user", "content": "Write the word in reverse.\n\nInput: engine\nOutput:"}]
@@ -49,57 +52,34 @@ LIMIT_TPM = 600_000
 # -- the simulator in its own process -----------------------------------------------------------
 
 
-def sim_arguments(
+def sim_config(
     *,
     latency_s: float = 0.0,
     rpm: int | None = None,
     tpm: int | None = None,
     fault_rate: float = 0.0,
-) -> list[str]:
-    """Command-line knobs of `ape-engine sim` for what a part needs."""
-    arguments = ["--latency", str(latency_s), "--latency-jitter", "0", "--debug-routes"]
-    if rpm is not None:
-        arguments += ["--rpm", str(rpm)]
-    if tpm is not None:
-        arguments += ["--tpm", str(tpm)]
-    if fault_rate:
-        arguments += ["--fault-rate", str(fault_rate)]
-    return arguments
+) -> SimConfig:
+    """The simulator a part needs; `start_sim_process` turns it into `ape-engine sim` flags.
+    Faults are the issue's four kinds (500, 503, reset, malformed) in equal shares."""
+    share = fault_rate / 4
+    return SimConfig(
+        tasks=("reverse_word",),
+        latency_base_s=latency_s,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        fault_500=share,
+        fault_503=share,
+        fault_reset=share,
+        fault_malformed=share,
+        debug_routes=True,
+    )
 
 
 @contextlib.asynccontextmanager
-async def simulator(arguments: list[str]) -> AsyncIterator[str]:
-    """Start `python -m engine sim --port 0 ...` and yield its base URL once it is ready."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "engine",
-        "sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        *arguments,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(ROOT),
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        url = line.decode().strip().split()[-1] if line else ""
-        if not url.startswith("http"):
-            stderr = (await process.stderr.read()).decode() if process.stderr else ""
-            raise RuntimeError(f"simulator did not start: {line!r} {stderr[-2000:]}")
+async def simulator(config: SimConfig) -> AsyncIterator[str]:
+    """`python -m engine sim --port 0 ...` in a child process, for the duration of the block."""
+    with start_sim_process(config) as url:
         yield url.rstrip("/")
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), timeout=10)
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
 
 async def sim_stats(url: str) -> dict[str, Any]:
@@ -160,7 +140,7 @@ async def part_cpu(quick: bool) -> dict[str, Any]:
     calls, repeats, concurrency = (3000, 2, 1000) if quick else (10_000, 3, 1000)
     ours: list[tuple[float, float]] = []
     base: list[tuple[float, float]] = []
-    async with simulator(sim_arguments()) as url:
+    async with simulator(sim_config()) as url:
         for _ in range(repeats):
             ours.append(await cpu_ours(url, calls, concurrency))
             base.append(await cpu_openai(url, calls, concurrency))
@@ -243,7 +223,7 @@ async def limit_run(url: str, config: EndpointConfig, duration_s: float) -> dict
 
 async def part_known_limit(quick: bool) -> dict[str, Any]:
     duration = 15.0 if quick else 60.0
-    arguments = sim_arguments(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
+    arguments = sim_config(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
     async with simulator(arguments) as url:
         config = endpoint(
             url, requests_per_minute=LIMIT_RPM, tokens_per_minute=LIMIT_TPM, concurrency=256
@@ -254,24 +234,41 @@ async def part_known_limit(quick: bool) -> dict[str, Any]:
     return result
 
 
+async def drain_server(url: str) -> int:
+    """Spend the simulator's stored allowance (a full minute of requests, as OpenAI's buckets
+    hold) with plain requests until it answers 429, so that the limit binds from the start."""
+    body = {"model": "sim-1", "messages": MESSAGES, "max_tokens": 1}
+    sent = 0
+    connector = aiohttp.TCPConnector(limit=500)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> int:
+            async with session.post(f"{url}/chat/completions", json=body) as response:
+                await response.read()
+                return response.status
+
+        while True:
+            statuses = await asyncio.gather(*(one() for _ in range(500)))
+            sent += len(statuses)
+            if 429 in statuses:
+                return sent
+
+
 async def adaptive_run(url: str, duration: float, headers: bool) -> dict[str, Any]:
     config = endpoint(url, adaptive=True, concurrency=256, rate_limit_headers=headers)
-    rate_limited: list[float] = []
-    attempts: list[float] = []
+    drained = await drain_server(url)
+    samples: list[tuple[float, int, int]] = []  # (seconds, attempts, 429s) every 100 ms
+    successes: list[float] = []
     async with LLMClient(config) as client:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        # sample the client's counters each 100 ms to split 429s before and after 10 s
         done = asyncio.Event()
 
         async def sampler() -> None:
             while not done.is_set():
                 snapshot = client.stats()
-                attempts.append(snapshot.attempts)
-                rate_limited.append(snapshot.rate_limited)
+                samples.append((loop.time() - start, snapshot.attempts, snapshot.rate_limited))
                 await asyncio.sleep(0.1)
-
-        successes: list[float] = []
 
         def record(t: float, ok: bool) -> None:
             if ok:
@@ -281,22 +278,23 @@ async def adaptive_run(url: str, duration: float, headers: bool) -> dict[str, An
         await drive(client, duration, workers=256, record=record)
         done.set()
         await task
-        elapsed_samples = len(attempts)
-        index_10s = min(100, elapsed_samples - 1)
-        after_attempts = client.stats().attempts - attempts[index_10s]
-        after_429 = client.stats().rate_limited - rate_limited[index_10s]
+        stats = client.stats()
         reading = client.limiter.reading()
-        del start
     warm = 10.0
+    at_warm = next((sample for sample in samples if sample[0] >= warm), samples[-1])
+    after_attempts = stats.attempts - at_warm[1]
+    after_429 = stats.rate_limited - at_warm[2]
     late = [t for t in successes if warm <= t < duration]
     share = after_429 / after_attempts if after_attempts else 0.0
     achieved = len(late) / ((duration - warm) * LIMIT_RPM / 60.0)
     return {
         "headers": headers,
         "duration_s": duration,
+        "drained_before": drained,
         "share_429_after_10s": share,
+        "attempts_after_10s": after_attempts,
         "achieved_share_after_10s": achieved,
-        "total_429": client.stats().rate_limited,
+        "total_429": stats.rate_limited,
         "final_rpm_setting": reading.requests_per_minute,
         "met": share < 0.01 and achieved >= 0.90,
     }
@@ -304,7 +302,7 @@ async def adaptive_run(url: str, duration: float, headers: bool) -> dict[str, An
 
 async def part_adaptive(quick: bool) -> dict[str, Any]:
     duration = 25.0 if quick else 60.0
-    arguments = sim_arguments(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
+    arguments = sim_config(latency_s=0.2, rpm=LIMIT_RPM, tpm=LIMIT_TPM)
     runs = []
     for headers in (True, False):
         async with simulator(arguments) as url:
@@ -319,18 +317,43 @@ async def part_adaptive(quick: bool) -> dict[str, Any]:
 
 # -- 4. memory per in-flight call ----------------------------------------------------------------------
 
+MEMORY_LATENCY_S = 2.0
 
-async def part_memory(quick: bool) -> dict[str, Any]:
-    calls = 3000 if quick else 10_000
+
+async def memory_run(calls: int, connections: int, queue: str) -> dict[str, Any]:
+    """`calls` concurrent calls over `connections` HTTP/1.1 connections. Calls beyond the
+    connections wait in the client's limiter (``queue="limiter"``: concurrency = connections) or
+    inside aiohttp's connector (``queue="connector"``: limiter unbounded, connector pool sized
+    to `connections`). Resident growth is read once every connection carries a request and
+    before the first answer (the simulator answers after 2 s)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * calls + 1000)), hard))
-    async with simulator(sim_arguments(latency_s=2.0)) as url:
-        config = endpoint(url, concurrency=calls, timeout_s=120)
-        async with LLMClient(config) as client:
+    async with simulator(sim_config(latency_s=MEMORY_LATENCY_S)) as url:
+        limit = connections if queue == "limiter" else calls
+        config = endpoint(url, concurrency=limit, timeout_s=120)
+        transport = AiohttpTransport(
+            url,
+            endpoint="sim",
+            headers={"Accept": "application/json"},
+            connections=connections,
+            connect_timeout_s=30,
+            timeout_s=120,
+        )
+        async with (
+            LLMClient(config, transport=transport) as client,
+            aiohttp.ClientSession() as probe,
+        ):
             await asyncio.gather(*(client.chat(MESSAGES, max_tokens=8) for _ in range(200)))
+
+            async def at_server() -> int:
+                async with probe.get(f"{url}/sim/stats") as response:
+                    return int((await response.json())["requests"]) - 200
+
+            await at_server()
             gc.collect()
             base = rss_bytes()
             finished = 0
+            started = time.perf_counter()
 
             async def one() -> None:
                 nonlocal finished
@@ -338,21 +361,53 @@ async def part_memory(quick: bool) -> dict[str, Any]:
                 finished += 1
 
             tasks = [asyncio.create_task(one()) for _ in range(calls)]
-            peak_growth, peak_in_flight = 0, 0
-            while finished == 0 and not all(task.done() for task in tasks):
+            growth, sent = 0, 0
+            while finished == 0:
                 await asyncio.sleep(0.05)
-                if finished:
+                sent = await at_server()
+                growth = rss_bytes() - base
+                if sent >= connections:  # every connection carries a request
+                    await asyncio.sleep(0.2)
+                    growth = rss_bytes() - base
                     break
-                growth, in_flight = rss_bytes() - base, client.limiter.in_flight
-                if in_flight >= peak_in_flight:
-                    peak_growth, peak_in_flight = growth, in_flight
             await asyncio.gather(*tasks)
-    per_call = peak_growth / max(1, peak_in_flight)
+            wall = time.perf_counter() - started
     return {
         "calls": calls,
-        "in_flight_at_measurement": peak_in_flight,
-        "rss_growth_mb": peak_growth / 1e6,
+        "connections": connections,
+        "queue": queue,
+        "requests_at_server_when_measured": sent,
+        "rss_growth_mb": growth / 1e6,
+        "bytes_per_call": growth / calls,
+        "calls_per_s": calls / wall,
+        "seconds_for_all": wall,
+    }
+
+
+def memory_child(calls: int, connections: int, queue: str) -> dict[str, Any]:
+    """One variant in a fresh interpreter: resident growth depends on what the heap held
+    before, so each variant starts from the same empty process."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-child"]
+    command += [str(calls), str(connections), queue]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=str(ROOT))
+    if done.returncode != 0:
+        raise RuntimeError(f"memory variant {calls}/{connections}/{queue}: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def part_memory(quick: bool) -> dict[str, Any]:
+    calls = 3000 if quick else 10_000
+    pool = calls // 5
+    one_each = memory_child(calls, calls, "limiter")
+    pooled = [memory_child(calls, pool, queue) for queue in ("limiter", "connector")]
+    per_call = one_each["bytes_per_call"]
+    return {
+        "calls": calls,
+        "latency_s": MEMORY_LATENCY_S,
         "bytes_per_in_flight_call": per_call,
+        "one_connection_per_call": one_each,
+        "pooled": pooled,
         "goal": "< 10 KB per in-flight call",
         "met": per_call < 10_240,
     }
@@ -365,7 +420,7 @@ async def part_faults(quick: bool) -> dict[str, Any]:
     calls = 2000 if quick else 10_000
     outcomes = {"succeeded": 0, "failed": 0, "lost": 0}
     final_kinds: dict[str, int] = {}
-    async with simulator(sim_arguments(fault_rate=0.05)) as url:
+    async with simulator(sim_config(fault_rate=0.05)) as url:
         retry = RetryPolicy(max_attempts=6, base_delay_s=0.01, max_delay_s=0.2)
         config = endpoint(url, concurrency=200, retry=retry, timeout_s=5.0)
         async with LLMClient(config) as client:
@@ -394,8 +449,12 @@ async def part_faults(quick: bool) -> dict[str, Any]:
         "client_retries": stats.retries,
         "errors_by_kind": stats.errors,
         "server_requests": server_requests,
-        "goal": "every call ends once: succeeded + failed == calls, none lost",
-        "met": ended == calls and outcomes["lost"] == 0 and stats.calls == calls,
+        "goal": "every call ends once: succeeded + failed == calls, none lost, each attempt "
+        "counted once (client attempts == requests the server saw)",
+        "met": ended == calls
+        and outcomes["lost"] == 0
+        and stats.calls == calls
+        and stats.attempts == server_requests,
     }
 
 
@@ -421,7 +480,8 @@ def table(results: dict[str, Any]) -> str:
         rows.append(
             (
                 "2 known limit 6000 rpm, 200 ms",
-                f"{known['achieved_share']:.1%} of limit, {known['server_429']} x 429",
+                f"{known['achieved_share']:.1%} of limit ({known['achieved_share_after_warmup']:.1%} "
+                f"after warm-up), {known['server_429']} x 429",
                 ">= 98 %, 0 x 429",
                 known["met"],
             )
@@ -443,14 +503,26 @@ def table(results: dict[str, Any]) -> str:
             )
     memory = results.get("memory")
     if memory:
+        one = memory["one_connection_per_call"]
         rows.append(
             (
-                f"4 memory / in-flight call ({memory['in_flight_at_measurement']} in flight)",
-                f"{memory['bytes_per_in_flight_call'] / 1024:.1f} KB",
+                f"4 memory / in-flight call ({memory['calls']} calls, one connection each)",
+                f"{one['bytes_per_call'] / 1024:.1f} KB ({one['calls_per_s']:.0f} calls/s)",
                 "< 10 KB",
                 memory["met"],
             )
         )
+        for variant in memory["pooled"]:
+            rows.append(
+                (
+                    f"  same calls over {variant['connections']} connections, "
+                    f"queued in the {variant['queue']}",
+                    f"{variant['bytes_per_call'] / 1024:.1f} KB per call "
+                    f"({variant['calls_per_s']:.0f} calls/s)",
+                    "(the trade)",
+                    variant["bytes_per_call"] < 10_240,
+                )
+            )
     faults = results.get("faults")
     if faults:
         rows.append(
@@ -494,13 +566,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     parser.add_argument("--parts", nargs="*", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument(
+        "--json", metavar="PATH", default=None,
+        help="where to write the results (default bench/results/throughput[-quick].json; "
+        "'-' prints them instead of the table)",
+    )  # fmt: skip
+    parser.add_argument("--memory-child", nargs=3, metavar=("CALLS", "CONNECTIONS", "QUEUE"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
+    if args.memory_child:
+        calls, connections, queue = args.memory_child
+        print(json.dumps(asyncio.run(memory_run(int(calls), int(connections), queue))))
+        return 0
     results = asyncio.run(main_async(args.quick, args.parts))
+    text = json.dumps(results, indent=2, default=str)
+    if args.json == "-":
+        print(text)
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
-    path.write_text(json.dumps(results, indent=2, default=str))
+    default = RESULTS / ("throughput-quick.json" if args.quick else "throughput.json")
+    path = Path(args.json) if args.json else default
+    path.write_text(text)
     print(table(results))
-    print(f"\nwritten: {path.relative_to(ROOT)}")
+    print(f"\nwritten: {path}")
     return 0
 
 

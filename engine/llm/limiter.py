@@ -53,8 +53,8 @@ class AimdSettings:
 
     start_requests_per_minute: float = 60.0
     min_requests_per_minute: float = 1.0
-    decrease: float = 0.9  # after a 429: rate = decrease x the rate the server was accepting
-    stale_decrease: float = 0.8  # ... or x the current rate when that is already lower
+    decrease: float = 0.95  # after a 429: rate = decrease x the rate the server was accepting
+    stale_decrease: float = 0.9  # ... or x the current rate when that is already lower
     increase_per_s: float = 0.01  # additive step per second, as a share of the post-429 rate
     default_pause_s: float = 1.0  # pause after a 429 without Retry-After
     window_s: float = 2.0  # window over which the accepted rate is measured
@@ -198,6 +198,17 @@ class _RateMeter:
     def _trim(self, now: float) -> None:
         while self._slots and self._slots[0][0] < now - self._window_s:
             self._slots.popleft()
+
+    def rate_since(self, since: float, now: float) -> float:
+        """Successes per second from `since` (rounded down to a slot) until now; 0 when that is
+        shorter than half a second or outside the window."""
+        if since < now - self._window_s:
+            return 0.0
+        start = math.floor(since * 10.0) / 10.0
+        if now - start < 0.5:
+            return 0.0
+        self._trim(now)
+        return sum(slot[1] for slot in self._slots if slot[0] >= start) / (now - start)
 
     def rate_per_s(self, now: float) -> float:
         """The larger of the rates over the whole window and over its second half: a rate that
@@ -489,8 +500,13 @@ class RateLimiter:
             if accepted > 0:
                 if bucket.rate_per_s < accepted:
                     # refused although already below what was accepted lately: that rate came
-                    # from the server's stored burst, now spent; cut harder than to 0.9 x it
-                    rate = bucket.rate_per_s * self._aimd.stale_decrease
+                    # from the server's stored burst, now spent. What it accepted since our
+                    # last cut is its real rate; without that, cut the current rate
+                    since = self._meter.rate_since(self._last_decrease_at, now)
+                    if 0 < since < bucket.rate_per_s:
+                        rate = since * self._aimd.decrease
+                    else:
+                        rate = bucket.rate_per_s * self._aimd.stale_decrease
                 else:
                     rate = accepted * self._aimd.decrease
                 self._slow_start = False

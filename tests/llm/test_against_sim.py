@@ -355,7 +355,7 @@ async def test_adaptive_finds_an_unknown_limit_with_few_429s() -> None:
     # about the rate: the search goes on)
     aimd = AimdSettings(start_requests_per_minute=300)
     limiter = RateLimiter(adaptive=True, concurrency=32, aimd=aimd)
-    duration, warm = 7.0, 4.5
+    duration, warm = 7.5, 5.0
     async with sim(requests_per_minute=600) as server:
         await drain(server, 620)
         async with recorded(server, rate_limit_headers=False, concurrency=32, limiter=limiter) as (
@@ -366,7 +366,8 @@ async def test_adaptive_finds_an_unknown_limit_with_few_429s() -> None:
             successes = await run_for(client, duration, workers=32)
             final_rpm = client.limiter.reading().requests_per_minute
     after = [e for e in transport.log if e.sent_at - start >= warm]
-    assert sum(1 for e in after if e.status == 429) <= 3  # of about 25 requests
+    # the slow start overshoots on the allowance the server saved meanwhile, then settles
+    assert sum(1 for e in after if e.status == 429) <= 2  # of about 25 requests
     achieved = sum(1 for t in successes if warm <= t < duration) / ((duration - warm) * 10)
     assert 0.75 <= achieved <= 1.1
     assert final_rpm is not None and 400 <= final_rpm <= 700

@@ -209,7 +209,7 @@ async def test_adaptive_decreases_then_climbs_additively() -> None:
     limiter.on_rate_limited(None, sent_at=sent)
     decreased = limiter.reading().requests_per_minute
     assert decreased is not None
-    assert decreased <= 0.9 * 11 * 60
+    assert decreased <= 0.95 * 11 * 60
     limiter.on_rate_limited(None, sent_at=sent - 1)  # stale 429: no second decrease
     assert limiter.reading().requests_per_minute == decreased
     await advance_to(clock, clock.time() + 1.0)  # through the pause
@@ -241,7 +241,7 @@ async def test_adaptive_429_with_nothing_accepted_keeps_searching() -> None:
 
 
 @pytest.mark.anyio
-async def test_adaptive_cuts_harder_when_already_below_the_accepted_rate() -> None:
+async def test_adaptive_429_below_a_burst_inflated_accepted_rate() -> None:
     clock = FakeClock()
     aimd = AimdSettings(start_requests_per_minute=600)
     limiter = RateLimiter(requests_per_minute=600, adaptive=True, aimd=aimd, clock=clock)
@@ -249,17 +249,24 @@ async def test_adaptive_cuts_harder_when_already_below_the_accepted_rate() -> No
     for step in range(20):  # 20/s accepted for 1 s: the server's stored burst
         await advance_to(clock, step * 0.05)
         limiter.on_success()
+    # refused at 10/s while 20/s were accepted: the measure is inflated, cut the current rate
     limiter.on_rate_limited(None, sent_at=clock.time())
-    assert limiter.reading().requests_per_minute == pytest.approx(600 * 0.8)
-    await advance_to(clock, clock.time() + 0.2)
-    limiter.on_rate_limited(None, sent_at=clock.time())  # a fresh 429 at 480/min
-    assert limiter.reading().requests_per_minute == pytest.approx(600 * 0.8 * 0.8)
+    assert limiter.reading().requests_per_minute == pytest.approx(600 * 0.9)
+    for step in range(1, 6):  # the server now takes 5/s
+        await advance_to(clock, 0.95 + step * 0.2)
+        limiter.on_success()
+    # refused again: what was accepted since the cut (about 6/s) is the server's rate
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    since_cut = 7 / (clock.time() - 0.9)  # the cut's 100 ms slot held two of the burst
+    assert limiter.reading().requests_per_minute == pytest.approx(0.95 * since_cut * 60)
     await advance_to(clock, clock.time() + 3.0)
-    for _ in range(10):  # now 5/s accepted for 2 s, below the rate: back to 0.9 x accepted
+    for _ in range(10):  # 5/s accepted for 2 s, below the rate: 0.95 x accepted
         await advance_to(clock, clock.time() + 0.2)
         limiter.on_success()
+    rate = limiter.reading().requests_per_minute
+    assert rate is not None and rate > 0.95 * 5 * 60
     limiter.on_rate_limited(None, sent_at=clock.time())
-    assert limiter.reading().requests_per_minute == pytest.approx(0.9 * 5 * 60, rel=0.06)
+    assert limiter.reading().requests_per_minute == pytest.approx(0.95 * 5 * 60, rel=0.06)
 
 
 @pytest.mark.anyio
