@@ -99,7 +99,7 @@ def main() -> int:
         default=["50x500", "200x200", "200x500"],
         help="further KxN synthetic sizes, run at the largest in-flight level (none: skip)",
     )
-    parser.add_argument("--size-instances", type=int, default=10)
+    parser.add_argument("--size-instances", type=int, default=6)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--table", type=Path, nargs="*", default=[], help="replay saved K x n tables (.npy)"
