@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 demo: install
-	$(BIN)/ape-engine run --task larger_number --sim-latency 0.05 --scoring-size 200 --budget-seconds 75 --concurrency 32 --journal .ape/journals/demo.jsonl --no-cache
+	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --journal .ape/journals/demo.jsonl --no-cache --tui
 
 # The scheduler benchmark needs nothing else; bench/throughput.py needs the simulator (issue 3).
 bench: install
