@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 demo: install
-	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --journal .ape/journals/demo.jsonl --no-cache --tui
+	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --no-cache --tui
 
 # The scheduler benchmark needs nothing else; bench/throughput.py needs the simulator (issue 3).
 bench: install
@@ -37,7 +37,7 @@ bench: install
 
 # APE on a built-in task with a real model (SmolLM2-135M on the CPU, no API key): a few minutes
 demo-real: install
-	$(BIN)/ape-engine run --backend local --local-model smollm2 --task antonyms --scoring logprob --api completions --initial-candidates 12 --scoring-size 60 --test-size 60 --budget-seconds 150 --concurrency 8 --journal .ape/journals/demo-real.jsonl --no-cache
+	$(BIN)/ape-engine run --backend local --local-model smollm2 --task antonyms --scoring logprob --api completions --initial-candidates 12 --scoring-size 60 --test-size 60 --budget-seconds 150 --concurrency 8 --no-cache
 
 # APE's instruction against the human one with SmolLM2 as proposer and target (under 30 min)
 bench-real: install

@@ -122,6 +122,11 @@ def prepare(config: StudyConfig, *, replay: Replay | None = None) -> Prepared:
         if config.journal
         else (DEFAULT_STATE_DIR / "journals" / f"{task.name}-{study_id}.jsonl")
     )
+    if replay is None and journal.exists() and journal.stat().st_size > 0:
+        raise JournalError(
+            f"journal: {journal} already holds a study; continue it with 'ape-engine resume "
+            f"{journal}', or give another --journal path (or none: a new file per study)"
+        )
     estimate = estimate_spend(
         config,
         splits,

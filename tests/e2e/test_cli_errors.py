@@ -101,3 +101,11 @@ def test_config_file_proposal_settings_are_checked_before_any_call(tmp_path: Pat
     path.write_text('task = "sum"\nduplicate_similarity = 1.5\n')
     with pytest.raises(ConfigError, match=r"duplicate_similarity: must be in \(0, 1\]"):
         run("--config", str(path), "--base-url", "http://127.0.0.1:9/v1")
+
+
+def test_a_new_study_never_appends_to_another_studys_journal(tmp_path: Path) -> None:
+    journal = tmp_path / "study.jsonl"
+    journal.write_text('{"type": "header", "study_id": "abc"}\n')
+    with pytest.raises(JournalError, match=r"study\.jsonl already holds a study.*resume"):
+        run("--task", "sum", "--journal", str(journal), "--base-url", "http://127.0.0.1:9/v1")
+    assert journal.read_text() == '{"type": "header", "study_id": "abc"}\n'  # untouched
