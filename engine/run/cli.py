@@ -218,16 +218,21 @@ def run_prepared(
         say(f"result written to {config.json_out}")
     if result.error:
         console.print(f"[red]{result.error}[/red]")
-    return 0 if result.ok else 1
+    # a study the user ended (the UI's quit key) printed its report: that is not a failure
+    return 0 if result.ok or (result.status == "cancelled" and not result.error) else 1
 
 
-def main(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    prepared = prepare(config)
-    if not getattr(args, "tui", False) or args.dry_run:
-        return run_prepared(prepared, dry_run=bool(args.dry_run))
+def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool) -> int:
+    """`run_prepared`, with the live terminal UI when `tui` (shared by run and resume)."""
+    if not tui or dry_run:
+        return run_prepared(prepared, dry_run=dry_run)
     from engine.ui import make_ui  # the UI sits above engine.run: imported only when asked for
 
     console = Console()
     with make_ui(console) as ui:
         return run_prepared(prepared, console=console, ui=ui)
+
+
+def main(args: argparse.Namespace) -> int:
+    prepared = prepare(config_from_args(args))
+    return run_with_ui(prepared, tui=bool(getattr(args, "tui", False)), dry_run=bool(args.dry_run))

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from engine.errors import JournalError
-from engine.run.cli import run_prepared
+from engine.run.cli import run_with_ui
 from engine.run.recording import replay_journal
 from engine.run.wiring import prepare
 
@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--json" if name == "json_out" else "--" + name.replace("_", "-")
         parser.add_argument(flag, dest=name, type=kind, help=f"override {name}")
     parser.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
+    parser.add_argument(
+        "--tui",
+        action="store_true",
+        help="live terminal UI with keys to tune the study (plain lines when not a terminal)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,4 +61,6 @@ def main(args: argparse.Namespace) -> int:
             f"journal {args.journal!r}: study {replay.study_id} already finished; "
             "raise a budget to continue it"
         )
-    return run_prepared(prepare(config, replay=replay), dry_run=bool(args.dry_run))
+    return run_with_ui(
+        prepare(config, replay=replay), tui=bool(args.tui), dry_run=bool(args.dry_run)
+    )
