@@ -64,6 +64,15 @@ class Prepared:
 BINARY_METRICS = frozenset({"exact_match", "contains", "exact_set", "multiple_choice"})
 
 
+def planned_candidates(config: StudyConfig) -> int:
+    """How many candidates the study plans: the initial batch, every variant round and the
+    human instruction. The scheduler shares delta/2 equally among that many arms, whenever they
+    arrive; only arms beyond the plan get the smaller streaming shares."""
+    variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
+    planned = config.initial_candidates + variants + int(config.include_human)
+    return max(1, min(planned, config.max_candidates))
+
+
 def _reward_kind(config: StudyConfig, task: Task) -> str:
     """The scheduler's reward kind: binary when every reward is right or wrong (execution
     accuracy with a 0/1 metric, no custom scorer), continuous otherwise (log-probability, F1,
@@ -244,7 +253,7 @@ async def execute(
             seed=config.seed,
             delta=config.delta,
             epsilon=config.epsilon,
-            initial_arms=config.initial_candidates,
+            initial_arms=planned_candidates(config),
             rewards=_reward_kind(config, task),
         )
         cache: ResponseCache | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from engine.errors import ConfigError
 from engine.run.budgets import Budgets, Price, PriceTable, Spend
 from engine.run.config import StudyConfig, load_config_file
 from engine.run.intervals import mean_interval, student_t_quantile, wilson_interval
+from engine.run.wiring import _reward_kind, planned_candidates
+from engine.task import load_task
 
 
 def test_the_first_budget_reached_is_named() -> None:
@@ -94,3 +97,13 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
     path.write_text("task = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config_file(path)
+
+
+def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> None:
+    config = StudyConfig(task="sum", initial_candidates=20, variant_rounds=2)
+    assert planned_candidates(config) == 20 + 2 * 3 * 3
+    assert planned_candidates(config.replace(include_human=True, max_candidates=30)) == 30
+    task = load_task("sum")
+    assert _reward_kind(config, task) == "binary"
+    assert _reward_kind(config.replace(scoring="logprob"), task) == "continuous"
+    assert _reward_kind(config, dataclasses.replace(task, metric="f1")) == "continuous"
