@@ -95,6 +95,7 @@ class GenerationRequest:
     logprobs: int | None = None  # alternatives per token wanted; None: no log-probs
     seed: int | None = None
     messages: tuple[tuple[str, str], ...] = ()
+    suffix: str = ""  # completions fill-in-the-middle: the text after the insertion
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +335,7 @@ def parse_completions(body: Any) -> ParsedCompletions:
             stop=stop,
             logprobs=logprobs,
             seed=seed,
+            suffix=suffix or "",
         )
         for text in prompts
     )

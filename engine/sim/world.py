@@ -285,7 +285,9 @@ class World:
     def generate_now(self, request: GenerationRequest) -> list[Generation]:
         prompt = request.prompt
         lowered = prompt[:400].lower()
-        if _VARIANT_MARK in lowered:
+        if request.suffix and "Input:" in request.suffix:
+            texts = self._proposals(request)  # fill in the middle: insert (reverse) proposals
+        elif _VARIANT_MARK in lowered:
             texts = self._variants(request)
         elif "Input:" in prompt and (
             _FORWARD_MARKS[0] in lowered
@@ -316,15 +318,16 @@ class World:
     def _rng(self, request: GenerationRequest) -> random.Random:
         """Proposals sample: the same prompt asked again gets new samples (deterministic in the
         order asked), unless temperature is 0 or the request gives a seed."""
+        text = request.prompt + request.suffix
         if request.temperature == 0 or request.seed is not None:
             occurrence = 0
         else:
-            occurrence = self._seen_prompts.get(request.prompt, 0)
+            occurrence = self._seen_prompts.get(text, 0)
             if len(self._seen_prompts) > _KEY_CACHE_LIMIT:
                 self._seen_prompts.clear()
-            self._seen_prompts[request.prompt] = occurrence + 1
+            self._seen_prompts[text] = occurrence + 1
         digest = hashlib.blake2b(
-            "\x1f".join((self.seed, request.prompt, str(occurrence), str(request.seed))).encode(),
+            "\x1f".join((self.seed, text, str(occurrence), str(request.seed))).encode(),
             digest_size=8,
         ).digest()
         return random.Random(int.from_bytes(digest, "big"))
@@ -340,7 +343,7 @@ class World:
 
     def _proposals(self, request: GenerationRequest) -> list[str]:
         rng = self._rng(request)
-        t = self._proposal_task(request.prompt)
+        t = self._proposal_task(request.prompt + request.suffix)
         cores = self.tasks[t].cores if t is not None else cores_of(None, None)
         texts = []
         for _ in range(request.n):
@@ -349,6 +352,8 @@ class World:
                 self._origin.setdefault(self.key(text), t)
             if request.api == "completions":
                 completed = completion_form(text, rng)
+                if request.suffix:  # "I instructed my friend to" + the verb phrase
+                    completed = " " + completed.removeprefix(" to ")
                 if t is not None:
                     self._origin.setdefault(self.key(completed), t)
                 texts.append(completed)

@@ -154,3 +154,26 @@ def test_echo_logprobs_follow_the_probability_of_being_right() -> None:
             assert all(v <= 0 for v in answer)
             wrong = w.score_prompt(prompt + " 123456789")
             assert sum(s.logprob for s in wrong[-3:]) / 3 < math.log(max(1 - p, 1e-12)) + 1e-9
+
+
+def test_insert_proposals_fill_the_middle_from_the_demos_in_the_suffix() -> None:
+    w = world(0)
+    task = w.tasks[0].task
+    demos = "".join(f"Input: {e.input}\nOutput: {e.outputs[0]}\n\n" for e in task.examples[:5])
+    request = GenerationRequest(
+        api="completions", model="sim-1", prompt="I instructed my friend to", max_tokens=64,
+        n=12, temperature=1.0,
+        suffix=". The friend read the instruction and wrote an output for every one of the "
+        "inputs. Here are the input-output pairs:\n\n" + demos,
+    )  # fmt: skip
+    filled = [g.text for g in w.generate_now(request)]
+    assert all(t.startswith(" ") and not t.startswith(" to ") for t in filled)
+    assert sum("larger" in t or "bigger" in t for t in filled) >= 6
+    assert max(w.quality(t) for t in filled) > 0.5
+    # the same request again samples anew; without demos in the suffix it is no proposal
+    assert [g.text for g in w.generate_now(request)] != filled
+    plain = GenerationRequest(
+        api="completions", model="sim-1", prompt="I instructed my friend to", max_tokens=8,
+        suffix=" and then left.",
+    )  # fmt: skip
+    assert "larger" not in w.generate_now(plain)[0].text
