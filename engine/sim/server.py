@@ -219,7 +219,7 @@ class SimServer:
             raise ApiError(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it. "
-                f"This simulator serves `{self.config.model}`.",
+                f"This {'simulator' if self.world else 'server'} serves `{self.config.model}`.",
                 code="model_not_found",
                 param="model",
             )
