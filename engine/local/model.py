@@ -271,6 +271,14 @@ class LocalModel:
 
     def generate(self, request: GenerationRequest) -> list[Generation]:
         """`request.n` continuations of the prompt (chat: of the rendered conversation)."""
+        if request.suffix:
+            raise ApiError(
+                400,
+                "suffix (fill in the middle) is not supported by the local server; use the "
+                "forward proposal template",
+                param="suffix",
+                code="unsupported_parameter",
+            )
         with self._lock:
             if request.api == "chat":
                 ids = self._chat_ids(request)

@@ -124,6 +124,9 @@ async def test_errors_parse_into_the_sdk_exception_types(smollm2: Any) -> None:
         with pytest.raises(openai.BadRequestError) as bad:
             await client.completions.create(model="smollm2", prompt="x", max_tokens=-1)
         assert bad.value.param == "max_tokens"
+        with pytest.raises(openai.BadRequestError) as suffix:
+            await client.completions.create(model="smollm2", prompt="x", suffix="y", max_tokens=1)
+        assert suffix.value.param == "suffix"
         # the server still answers after errors
         ok = await client.completions.create(model="smollm2", prompt="x", max_tokens=1)
         assert len(ok.choices) == 1
@@ -220,6 +223,7 @@ async def test_the_probe_accepts_this_server_and_refuses_a_shifted_echo(smollm2:
         async with LLMClient(endpoint) as client:
             await client.require(Capability.PROMPT_LOGPROBS)
             assert (await client.capabilities()).echo_max_tokens == 0
+            assert not (await client.capabilities()).suffix  # no fill in the middle
             shifted_backend = _ShiftedEcho(server.local)
     shifted = SimServer(SimConfig(model="smollm2"), shifted_backend)
     await shifted.start()
