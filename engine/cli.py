@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("engine.sim.cli", "run the simulated OpenAI-compatible LLM server (not a real model)"),
     "serve": ("engine.service.cli", "run studies in a long-lived service with an HTTP JSON API"),
     "top": ("engine.ui.top", "live terminal UI of a study in a running service (ape-engine serve)"),
-    "local": ("engine.local.cli", "serve a local GGUF model (llama.cpp) as an OpenAI-compatible server"),
+    "local": (
+        "engine.local.cli",
+        "serve a local GGUF model (llama.cpp) as an OpenAI-compatible server",
+    ),
 }
 
 
