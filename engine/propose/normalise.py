@@ -60,7 +60,8 @@ def normalise_instruction(
     """One paragraph on one line, without lead-in, quotes or a trailing demo; '' when nothing
     usable is left. `imperative` drops the leading "to " of a forward-template continuation
     and capitalises the first letter. Longer than `max_chars` (after cleaning): ''."""
-    text = text.strip()
+    # a completions model continuing "The instruction was" often starts with ": " or "- "
+    text = re.sub(r"^[\s:;,\-\u2013\u2014]+", "", text)
     if not text:
         return ""
     paragraph = re.split(r"\n\s*\n", text, maxsplit=1)[0]

@@ -39,6 +39,12 @@ def test_imperative_turns_a_forward_continuation_into_an_instruction() -> None:
     assert normalise(" to add the two numbers") == "to add the two numbers"
 
 
+def test_a_leading_colon_or_dash_of_a_continuation_goes() -> None:
+    assert normalise(": add the two numbers.", imperative=True) == "Add the two numbers."
+    assert normalise(" - to add them", imperative=True) == "Add them"
+    assert normalise("\u2014 reverse the word") == "reverse the word"
+
+
 def test_the_length_cap_rejects_instead_of_cutting() -> None:
     text = "Write " + "very " * 20 + "carefully."
     assert normalise(text, max_chars=len(text)) == text
