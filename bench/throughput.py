@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -396,6 +397,81 @@ async def memory_run(calls: int, connections: int, queue: str) -> dict[str, Any]
     }
 
 
+class _BareRequest(asyncio.Protocol):
+    """One request on its own asyncio connection, answered when the status line and headers
+    arrive: the floor under any HTTP client (no parser, no pool, no timeouts)."""
+
+    def __init__(self, answered: asyncio.Future[None]) -> None:
+        self.answered = answered
+        self.received = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if b"\r\n\r\n" in self.received and not self.answered.done():
+            self.answered.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(ConnectionError("closed before an answer"))
+
+
+async def bare_run(calls: int) -> dict[str, Any]:
+    """What `calls` bare asyncio connections with a task and a request each cost: the part of
+    part 4 that no HTTP client on asyncio can avoid."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * calls + 1000)), hard))
+    async with simulator(sim_config(latency_s=MEMORY_LATENCY_S)) as url:
+        address = url.split("//", 1)[1].split("/", 1)[0]
+        host, port = address.rsplit(":", 1)
+        body = orjson.dumps({"model": "sim-1", "messages": MESSAGES, "max_tokens": 8})
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        request = head.encode() + body
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as probe:
+
+            async def at_server() -> int:
+                async with probe.get(f"{url}/sim/stats") as response:
+                    return int((await response.json())["requests"])
+
+            await at_server()
+            gc.collect()
+            base = rss_bytes()
+
+            async def one() -> None:
+                answered: asyncio.Future[None] = loop.create_future()
+                transport, _ = await loop.create_connection(
+                    lambda: _BareRequest(answered), host, int(port)
+                )
+                try:
+                    transport.write(request)
+                    await answered
+                finally:
+                    transport.close()
+
+            tasks = [asyncio.create_task(one()) for _ in range(calls)]
+            sent, growth = 0, 0
+            while not any(task.done() for task in tasks):
+                await asyncio.sleep(0.05)
+                sent = await at_server()
+                growth = rss_bytes() - base
+                if sent >= calls:
+                    await asyncio.sleep(0.2)
+                    growth = rss_bytes() - base
+                    break
+            await asyncio.gather(*tasks)
+    return {
+        "calls": calls,
+        "connections": calls,
+        "queue": "bare asyncio",
+        "requests_at_server_when_measured": sent,
+        "rss_growth_mb": growth / 1e6,
+        "bytes_per_call": growth / calls,
+    }
+
+
 def memory_child(calls: int, connections: int, queue: str) -> dict[str, Any]:
     """One variant in a fresh interpreter: resident growth depends on what the heap held
     before, so each variant starts from the same empty process."""
@@ -413,6 +489,7 @@ async def part_memory(quick: bool) -> dict[str, Any]:
     pool = calls // 5
     one_each = memory_child(calls, calls, "limiter")
     pooled = [memory_child(calls, pool, queue) for queue in ("limiter", "connector")]
+    bare = memory_child(calls, calls, "bare")
     per_call = one_each["bytes_per_call"]
     return {
         "calls": calls,
@@ -420,6 +497,7 @@ async def part_memory(quick: bool) -> dict[str, Any]:
         "bytes_per_in_flight_call": per_call,
         "one_connection_per_call": one_each,
         "pooled": pooled,
+        "bare_asyncio_floor": bare,
         "goal": "< 10 KB per in-flight call",
         "met": per_call < 10_240,
     }
@@ -549,6 +627,15 @@ def table(results: dict[str, Any]) -> str:
                     variant["bytes_per_call"] < 10_240,
                 )
             )
+        bare = memory["bare_asyncio_floor"]
+        rows.append(
+            (
+                "  floor: a bare asyncio connection + task per call, no HTTP client",
+                f"{bare['bytes_per_call'] / 1024:.1f} KB per call",
+                "(for reference)",
+                bare["bytes_per_call"] < 10_240,
+            )
+        )
     faults = results.get("faults")
     for run in faults["runs"] if faults else ():
         rows.append(
@@ -602,7 +689,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.memory_child:
         calls, connections, queue = args.memory_child
-        print(json.dumps(asyncio.run(memory_run(int(calls), int(connections), queue))))
+        if queue == "bare":
+            print(json.dumps(asyncio.run(bare_run(int(calls)))))
+        else:
+            print(json.dumps(asyncio.run(memory_run(int(calls), int(connections), queue))))
         return 0
     results = asyncio.run(main_async(args.quick, args.parts))
     text = json.dumps(results, indent=2, default=str)
