@@ -31,9 +31,13 @@ lint: install
 demo: install
 	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --no-cache --tui
 
-# The scheduler benchmark needs nothing else; bench/throughput.py needs the simulator (issue 3).
+# Every number the README quotes: the scheduler on synthetic instances (about 10 min on 2
+# cores), the client against the simulator in its own process (a few minutes), whole studies
+# against the simulator's ground truth (a minute). Each writes JSON to bench/results/.
 bench: install
 	$(BIN)/python bench/efficiency.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/study_calls.py
 
 # APE on a built-in task with a real model (SmolLM2-135M on the CPU, no API key): a few minutes
 demo-real: install
