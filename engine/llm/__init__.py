@@ -25,6 +25,7 @@ from engine.llm.errors import (
     classify_response,
 )
 from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
+from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
 from engine.llm.pool import EndpointPool
 from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
@@ -49,6 +50,7 @@ __all__ = [
     "FakeClock",
     "LLMClient",
     "LLMError",
+    "LeanTransport",
     "LimiterReading",
     "LoopClock",
     "MalformedResponseError",

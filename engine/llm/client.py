@@ -32,6 +32,7 @@ from engine.llm.errors import (
     redact,
 )
 from engine.llm.headers import parse_rate_limit_headers
+from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, RateLimiter, _Unset
 from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import call_with_retries
@@ -205,7 +206,8 @@ class LLMClient:
             if self._secret is not None:
                 headers["Authorization"] = f"Bearer {self._secret.reveal()}"
             headers.update(self.config.headers_items())
-            self._transport = AiohttpTransport(
+            transport = LeanTransport if self.config.transport == "lean" else AiohttpTransport
+            self._transport = transport(
                 self.config.base_url,
                 endpoint=self.name,
                 headers=headers,

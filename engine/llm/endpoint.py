@@ -17,7 +17,9 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.llm.retry import RetryPolicy
 
-__all__ = ["EndpointConfig", "Secret", "load_api_key"]
+__all__ = ["TRANSPORTS", "EndpointConfig", "Secret", "load_api_key"]
+
+TRANSPORTS = ("aiohttp", "lean")
 
 
 class Secret:
@@ -67,6 +69,8 @@ class EndpointConfig:
     adaptive: bool = False
     rate_limit_headers: bool = True  # re-sync the limiter from x-ratelimit-* headers
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # "aiohttp", or "lean": engine.llm.lean, less memory per call in flight (opt-in)
+    transport: str = "aiohttp"
 
     def __post_init__(self) -> None:
         if isinstance(self.extra_headers, Mapping):
@@ -90,6 +94,11 @@ class EndpointConfig:
                 raise ConfigError(f"{where}: {label} must be positive or None (got {value!r})")
         if self.timeout_s <= 0 or self.connect_timeout_s <= 0 or self.burst_s <= 0:
             raise ConfigError(f"{where}: timeout_s, connect_timeout_s and burst_s must be > 0")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(
+                f"{where}: transport must be one of {', '.join(TRANSPORTS)} "
+                f"(got {self.transport!r})"
+            )
         if sum(x is not None for x in (self.api_key_env, self.api_key_file, self.api_key)) > 1:
             raise ConfigError(f"{where}: give at most one of api_key_env, api_key_file, api_key")
 

@@ -1,0 +1,552 @@
+"""A lean HTTP/1.1 client transport on ``asyncio.Protocol``, behind the `Transport` protocol.
+
+Opt-in (``EndpointConfig(transport="lean")``): for many thousands of calls in flight, where
+aiohttp's per-request objects (its request coroutine, ``ClientResponse``, ``StreamReader``,
+header multidicts) cost more than the call itself (bench/throughput.py part 4). It does what the
+LLM client needs and no more: POST an already encoded JSON body to one endpoint, read a response
+framed by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection, no
+compression (no ``Accept-Encoding`` is sent), keep-alive connections reused (the most recently
+used first), one request in flight per connection, at most `connections` open, connect and total
+timeouts, TLS (``ssl.create_default_context()``) for ``https://`` URLs. Failures are the same
+`engine.llm.errors` values the aiohttp transport raises: `EndpointTimeoutError` for timeouts,
+`ConnectionFailedError` for refused, reset or closed connections, TLS failures and bytes that are
+not HTTP; a body that is not the JSON expected is the client's `MalformedResponseError`, as before.
+
+While a call is in flight it holds a slotted `_Connection` (the protocol, reused across calls), a
+future and a timer handle, besides asyncio's socket transport. Reference: RFC 9112 (HTTP/1.1
+message syntax and routing: status line, field lines, message body length, chunked transfer
+coding, persistence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from typing import cast
+from urllib.parse import urlsplit
+
+from engine.errors import ConfigError
+from engine.llm.errors import ConnectionFailedError, EndpointTimeoutError
+from engine.llm.transport import RawResponse
+
+__all__ = ["LeanTransport"]
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+DNS_CACHE_S = 300.0
+
+# what a connection is reading
+_IDLE, _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE = range(7)
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+class _ProtocolError(Exception):
+    """The server's bytes are not an HTTP/1.1 response this transport can read."""
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection and the parser of the response it is waiting for."""
+
+    __slots__ = (
+        "body",
+        "buffer",
+        "closed",
+        "counted",
+        "headers",
+        "keep_alive",
+        "owner",
+        "remaining",
+        "state",
+        "status",
+        "timer",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(self, owner: LeanTransport) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[RawResponse] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.buffer = bytearray()
+        self.body = bytearray()
+        self.headers: dict[str, str] = {}
+        self.state = _IDLE
+        self.status = 0
+        self.remaining = 0
+        self.keep_alive = True
+        self.closed = False
+        self.counted = False  # counted among the owner's open connections
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None or self.waiter.done():
+            self.abort()  # bytes nobody asked for: the connection cannot be trusted again
+            return
+        self.buffer += data
+        try:
+            complete = self._parse()
+        except _ProtocolError as error:
+            self._fail(error)
+            return
+        if complete:
+            self._finish()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            if self.state == _UNTIL_CLOSE and exc is None:
+                self.keep_alive = False
+                self._finish()
+            else:
+                started = self.state != _HEAD or bool(self.buffer)
+                where = "in the middle of the answer" if started else "before answering"
+                self._fail(exc or ConnectionResetError(f"the server closed the connection {where}"))
+        self.owner._lost(self)
+
+    # -- one exchange -----------------------------------------------------------------------
+
+    def send(self, request: bytes, deadline: float) -> asyncio.Future[RawResponse]:
+        """Write `request`; the future gets the response, or fails at `deadline` (loop time)."""
+        assert self.transport is not None
+        loop = self.owner._loop
+        waiter: asyncio.Future[RawResponse] = loop.create_future()
+        self.waiter = waiter
+        self.state = _HEAD
+        self.keep_alive = True
+        self.timer = loop.call_at(deadline, self._time_out)
+        self.transport.write(request)
+        return waiter
+
+    def abort(self) -> None:
+        """Drop the connection at once (a failed, timed-out or cancelled exchange)."""
+        self.closed = True
+        self._stop_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _time_out(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
+        self.abort()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _finish(self) -> None:
+        self._stop_timer()
+        waiter = self.waiter
+        response = RawResponse(self.status, self.headers, bytes(self.body))
+        self.waiter = None
+        self.headers = {}
+        self.body = bytearray()
+        self.state = _IDLE
+        if self.buffer:  # bytes beyond the answer: the framing is not what it said
+            self.keep_alive = False
+            self.buffer.clear()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _fail(self, error: BaseException) -> None:
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        self.abort()
+
+    # -- the parser (RFC 9112 sections 4-7) ---------------------------------------------------
+
+    def _parse(self) -> bool:
+        """Consume what the buffer holds; True once the whole response is in."""
+        buffer = self.buffer
+        while True:
+            state = self.state
+            if state == _HEAD:
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buffer) > MAX_HEAD_BYTES:
+                        raise _ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
+                    return False
+                head = bytes(buffer[:end])
+                del buffer[: end + 4]
+                if self._read_head(head):
+                    return True
+            elif state == _LENGTH:
+                if len(buffer) < self.remaining:
+                    return False
+                self.body = buffer[: self.remaining]
+                del buffer[: self.remaining]
+                return True
+            elif state == _CHUNK_SIZE:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if len(buffer) > 1024:
+                        raise _ProtocolError("chunk size line longer than 1024 bytes")
+                    return False
+                digits = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                del buffer[: end + 2]
+                if not digits or not _HEX_DIGITS.issuperset(digits):
+                    raise _ProtocolError(f"bad chunk size {digits[:20]!r}")
+                size = int(digits, 16)
+                if size == 0:
+                    self.state = _TRAILERS
+                else:
+                    self._check_size(len(self.body) + size)
+                    self.remaining = size
+                    self.state = _CHUNK_DATA
+            elif state == _CHUNK_DATA:
+                size = self.remaining
+                if len(buffer) < size + 2:
+                    return False
+                if buffer[size : size + 2] != b"\r\n":
+                    raise _ProtocolError("chunk data not followed by CRLF")
+                self.body += buffer[:size]
+                del buffer[: size + 2]
+                self.state = _CHUNK_SIZE
+            elif state == _TRAILERS:
+                if buffer[:2] == b"\r\n":
+                    del buffer[:2]
+                    return True
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buffer) > MAX_HEAD_BYTES:
+                        raise _ProtocolError("trailer section too long")
+                    return False
+                del buffer[: end + 4]  # trailer fields: nothing the client reads
+                return True
+            else:  # _UNTIL_CLOSE
+                self.body += buffer
+                buffer.clear()
+                self._check_size(len(self.body))
+                return False
+
+    def _read_head(self, head: bytes) -> bool:
+        """Read the status line and fields and choose how the body is framed; True when the
+        response has no body (it is complete)."""
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if (
+            len(parts) < 2
+            or not parts[0].startswith(b"HTTP/1.")
+            or len(parts[1]) != 3
+            or not parts[1].isdigit()
+        ):
+            raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name[-1:] in b" \t" or line[:1] in b" \t":
+                raise _ProtocolError(f"bad header line {line[:60]!r}")
+            key = name.decode("latin-1").lower()
+            text = value.strip(b" \t").decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if 100 <= status < 200:
+            return False  # an interim answer (100 Continue): the real one follows
+        self.status = status
+        self.headers = headers
+        tokens = headers.get("connection", "").lower()
+        if parts[0] == b"HTTP/1.0":
+            self.keep_alive = "keep-alive" in tokens
+        else:
+            self.keep_alive = "close" not in tokens
+        if status in (204, 304):
+            return True
+        coding = headers.get("transfer-encoding")
+        if coding is not None:
+            if coding.lower().rsplit(",", 1)[-1].strip() == "chunked":
+                self.state = _CHUNK_SIZE
+            else:
+                self.state = _UNTIL_CLOSE
+                self.keep_alive = False
+            return False
+        length = headers.get("content-length")
+        if length is not None:
+            values = {value.strip() for value in length.split(",")}
+            if len(values) != 1 or not next(iter(values)).isdigit():
+                raise _ProtocolError(f"bad Content-Length {length[:40]!r}")
+            self.remaining = int(values.pop())
+            self._check_size(self.remaining)
+            if self.remaining == 0:
+                return True
+            self.state = _LENGTH
+            return False
+        self.state = _UNTIL_CLOSE
+        self.keep_alive = False
+        return False
+
+    @staticmethod
+    def _check_size(size: int) -> None:
+        if size > MAX_BODY_BYTES:
+            raise _ProtocolError(f"response body over {MAX_BODY_BYTES // 2**20} MiB")
+
+
+class LeanTransport:
+    """HTTP/1.1 keep-alive connections to one endpoint, at most `connections` open at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        endpoint: str,
+        headers: Mapping[str, str],
+        connections: int,
+        connect_timeout_s: float,
+        timeout_s: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"endpoint {endpoint!r}: base_url must be http:// or https:// with a host "
+                f"(got {base_url!r})"
+            )
+        self._endpoint = endpoint
+        self._base_url = base_url.rstrip("/")
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = (
+            (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        )
+        self._prefix = parts.path.rstrip("/")
+        self._fields = self._header_block(headers)
+        self._heads: dict[str, bytes] = {}
+        self._connect_timeout_s = connect_timeout_s
+        self._timeout_s = timeout_s
+        self._limit = connections
+        self._open = 0  # connected or connecting
+        self._idle: dict[_Connection, None] = {}  # insertion-ordered: popitem() = most recent
+        self._busy: set[_Connection] = set()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._literal_address = _is_ip_literal(self._host)
+        self._addresses: list[tuple[int, str, int]] = []
+        self._addresses_until = 0.0
+        self._lookup: asyncio.Task[list[tuple[int, str, int]]] | None = None
+        self._loop: asyncio.AbstractEventLoop = cast(asyncio.AbstractEventLoop, None)
+        self._closed = False
+        self.connections_opened = 0  # over the transport's life: keep-alive reuse shows here
+
+    def _header_block(self, headers: Mapping[str, str]) -> bytes:
+        fields = {name.lower(): (name, value) for name, value in headers.items()}
+        fields.setdefault("content-type", ("Content-Type", "application/json"))
+        for forbidden in ("host", "content-length", "transfer-encoding", "connection"):
+            fields.pop(forbidden, None)  # this transport writes those itself
+        lines = [f"Host: {self._host_field()}"]
+        for lowered, (name, value) in fields.items():
+            if any(c in name or c in value for c in "\r\n\0") or not name or ":" in name:
+                raise ConfigError(
+                    f"endpoint {self._endpoint!r}: header {lowered!r} has a line break, NUL or "
+                    "colon in its name or value; fix extra_headers or the API key"
+                )
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+
+    def _host_field(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        default = 443 if self._ssl is not None else 80
+        return host if self._port == default else f"{host}:{self._port}"
+
+    def _head(self, path: str) -> bytes:
+        head = self._heads.get(path)
+        if head is None:
+            head = f"POST {self._prefix}{path} HTTP/1.1\r\n".encode("latin-1") + self._fields
+            self._heads[path] = head
+        return head
+
+    # -- the Transport protocol ------------------------------------------------------------------
+
+    async def post(self, path: str, body: bytes) -> RawResponse:
+        if self._closed:
+            raise ConnectionFailedError(
+                f"endpoint {self._endpoint!r}: the transport is closed", endpoint=self._endpoint
+            )
+        loop = self._loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        connection: _Connection | None = None
+        try:
+            connection = await self._acquire(deadline)
+            request = b"%b%d\r\n\r\n%b" % (self._head(path), len(body), body)
+            response = await connection.send(request, deadline)
+        except TimeoutError:
+            self._drop(connection)
+            raise EndpointTimeoutError(
+                f"endpoint {self._endpoint!r} did not answer within {self._timeout_s:g} s "
+                "(lean transport); raise timeout_s or lower the concurrency",
+                retryable=True,
+                endpoint=self._endpoint,
+            ) from None
+        except (OSError, _ProtocolError) as error:
+            self._drop(connection)
+            raise ConnectionFailedError(
+                f"endpoint {self._endpoint!r} at {self._base_url}: {_describe(error)}",
+                retryable=True,
+                endpoint=self._endpoint,
+            ) from None
+        except BaseException:
+            self._drop(connection)  # cancelled mid-exchange: the connection's state is unknown
+            raise
+        self._busy.discard(connection)
+        if connection.keep_alive and not connection.closed and not self._closed:
+            self._idle[connection] = None
+        else:
+            connection.abort()
+        self._wake()
+        return response
+
+    def resize(self, connections: int) -> None:
+        """Allow this many connections from now on (never fewer than before, as the aiohttp
+        transport: open connections finish their calls)."""
+        grew = connections > self._limit
+        self._limit = max(self._limit, connections)
+        if grew:
+            for _ in range(min(len(self._waiters), connections)):
+                self._wake()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._lookup is not None:
+            self._lookup.cancel()
+        for connection in (*self._idle, *self._busy):
+            connection.abort()
+        self._idle.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("the transport was closed"))
+        await asyncio.sleep(0)  # let the transports run connection_lost
+
+    # -- the pool ----------------------------------------------------------------------------------
+
+    async def _acquire(self, deadline: float) -> _Connection:
+        while True:
+            idle = self._idle
+            while idle:
+                connection, _ = idle.popitem()
+                if not connection.closed:
+                    self._busy.add(connection)
+                    return connection
+            if self._open < self._limit:
+                self._open += 1
+                try:
+                    connection = await self._connect(deadline)
+                except BaseException:
+                    self._open -= 1
+                    self._wake()
+                    raise
+                self._busy.add(connection)
+                return connection
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._wake()  # woken and leaving anyway: pass the turn on
+                else:
+                    waiter.cancel()
+                raise
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _drop(self, connection: _Connection | None) -> None:
+        if connection is not None:
+            self._busy.discard(connection)
+            connection.abort()
+
+    def _lost(self, connection: _Connection) -> None:
+        """A connection closed (by either side): it no longer counts, and frees a place."""
+        self._idle.pop(connection, None)
+        self._busy.discard(connection)
+        if connection.counted:
+            connection.counted = False
+            self._open -= 1
+            self._wake()
+
+    async def _connect(self, deadline: float) -> _Connection:
+        loop = self._loop
+        connection = _Connection(self)
+        timeout = min(self._connect_timeout_s, deadline - loop.time())
+        failure: OSError | None = None
+        async with asyncio.timeout(max(timeout, 0.0)):
+            for family, host, port in await self._resolve():
+                try:
+                    await loop.create_connection(
+                        lambda: connection,
+                        host,
+                        port,
+                        family=family,
+                        ssl=self._ssl,
+                        server_hostname=self._host if self._ssl is not None else None,
+                    )
+                except OSError as error:
+                    failure = error
+                    continue
+                connection.counted = True
+                self.connections_opened += 1
+                if self._closed:
+                    connection.abort()
+                    raise ConnectionResetError("the transport was closed")
+                return connection
+        raise failure or OSError(f"no address for {self._host}")
+
+    async def _resolve(self) -> list[tuple[int, str, int]]:
+        """The host's addresses: an IP literal as it is, a name looked up once per
+        `DNS_CACHE_S` however many connections open at the same moment."""
+        if self._literal_address:
+            return [(0, self._host, self._port)]
+        if self._addresses and self._loop.time() < self._addresses_until:
+            return self._addresses
+        if self._lookup is None or self._lookup.done():
+            self._lookup = self._loop.create_task(self._look_up())
+        return await asyncio.shield(self._lookup)
+
+    async def _look_up(self) -> list[tuple[int, str, int]]:
+        infos = await self._loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        addresses = [(family, str(address[0]), int(address[1])) for family, *_, address in infos]
+        self._addresses = list(dict.fromkeys(addresses))
+        self._addresses_until = self._loop.time() + DNS_CACHE_S
+        return self._addresses
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong on the wire, and what to check."""
+    if isinstance(error, ssl.SSLError):
+        return (
+            f"TLS handshake failed ({type(error).__name__}: {error}); check that the server "
+            "serves https on this port (use http:// in base_url if it does not) and its certificate"
+        )
+    if isinstance(error, _ProtocolError):
+        return f"the answer is not HTTP/1.1 this client can read ({error}); check base_url"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection refused ({error}); check that the server is up and base_url"
+    return (
+        f"connection failed ({type(error).__name__}: {error}); check that the server is up "
+        "and base_url"
+    )

@@ -1,0 +1,373 @@
+"""The lean HTTP/1.1 transport (`engine.llm.lean`) under the real client, against the simulator
+on loopback and a few tiny servers for what the simulator does not send (chunked bodies, closes,
+bytes that are not HTTP): both APIs, keep-alive reuse counted at both ends, the pool limit, 429
+headers, each fault class retried, timeouts, cancellation, TLS refused by a plain server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from engine.errors import ConfigError
+from engine.llm import (
+    ConnectionFailedError,
+    EndpointConfig,
+    EndpointTimeoutError,
+    LLMClient,
+    LLMError,
+    MalformedResponseError,
+    RetryPolicy,
+)
+from engine.llm.lean import LeanTransport
+from engine.sim import SimConfig, SimServer, serve_sim
+from tests.llm.test_against_sim import MESSAGES, TASK, drain
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+FAST = RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.01)
+PROMPT = "Add the two numbers.\n\nInput: 2 3\nOutput:"
+CHAT_ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "5"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+}
+
+
+def lean_config(base_url: str, **options: Any) -> EndpointConfig:
+    values: dict[str, Any] = {
+        "name": "sim",
+        "base_url": base_url,
+        "model": "sim-1",
+        "retry": FAST,
+        "timeout_s": 10.0,
+        "transport": "lean",
+    }
+    values.update(options)
+    return EndpointConfig(**values)
+
+
+def lean_transport(client: LLMClient) -> LeanTransport:
+    transport = client._transport
+    assert isinstance(transport, LeanTransport)
+    return transport
+
+
+class PeerCountingSim(SimServer):
+    """The simulator, noting the client address and port of each request's connection."""
+
+    def __init__(self, config: SimConfig) -> None:
+        super().__init__(config)
+        self.peers: list[tuple[str, int]] = []
+
+    def app(self) -> web.Application:
+        app = super().app()
+
+        @web.middleware
+        async def note(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            assert request.transport is not None
+            self.peers.append(request.transport.get_extra_info("peername")[:2])
+            return await handler(request)
+
+        app.middlewares.append(note)
+        return app
+
+
+@asynccontextmanager
+async def peer_counting_sim(**knobs: Any) -> AsyncIterator[PeerCountingSim]:
+    server = PeerCountingSim(SimConfig(tasks=(TASK,), **knobs))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def raw_server(answer: Callable[[bytes], list[bytes]]) -> AsyncIterator[str]:
+    """A loopback server that reads one request head and body and writes `answer(body)` piece
+    by piece (an empty piece closes the connection); its base URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                body = await reader.readexactly(length)
+                for piece in answer(body):
+                    if not piece:
+                        writer.close()
+                        return
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.close()
+
+
+# -- both APIs, the same answers as the aiohttp transport ---------------------------------------
+
+
+async def test_chat_and_completions_answer_as_through_aiohttp() -> None:
+    async with serve_sim(SimConfig(tasks=(TASK,))) as server:
+        answers = {}
+        for name in ("aiohttp", "lean"):
+            async with LLMClient(lean_config(server.base_url, transport=name)) as client:
+                chat = await client.chat(MESSAGES, max_tokens=8)
+                text = await client.complete(PROMPT, max_tokens=8, logprobs=1, echo=True)
+                scored = await client.continuation_logprob("Input: 2 3\nOutput:", " 5")
+                answers[name] = (chat.texts, chat.usage, text.texts, text.logprobs, scored.logprob)
+                assert client.stats().succeeded == 3 and client.stats().errors == {}
+    assert answers["lean"] == answers["aiohttp"]
+    assert answers["lean"][3][0] is not None  # echo log-probs came through whole
+
+
+async def test_keep_alive_reuses_one_connection_for_calls_in_turn() -> None:
+    async with (
+        peer_counting_sim() as server,
+        LLMClient(lean_config(server.base_url)) as client,
+    ):
+        for _ in range(10):
+            await client.chat(MESSAGES, max_tokens=4)
+        transport = lean_transport(client)
+        assert transport.connections_opened == 1
+    assert len(server.peers) == 10 and len(set(server.peers)) == 1
+
+
+async def test_pool_holds_at_most_its_connections_and_loses_no_call() -> None:
+    async with peer_counting_sim(latency_base_s=0.02) as server:
+        transport = LeanTransport(
+            server.base_url,
+            endpoint="sim",
+            headers={},
+            connections=3,
+            connect_timeout_s=5,
+            timeout_s=10,
+        )
+        body = orjson.dumps({"model": "sim-1", "messages": MESSAGES, "max_tokens": 4})
+        try:
+            answers = await asyncio.gather(
+                *(transport.post("/chat/completions", body) for _ in range(30))
+            )
+            transport.resize(6)
+            more = await asyncio.gather(
+                *(transport.post("/chat/completions", body) for _ in range(30))
+            )
+        finally:
+            await transport.aclose()
+    assert [raw.status for raw in answers + more] == [200] * 60
+    assert all(orjson.loads(raw.body)["choices"] for raw in answers)
+    assert transport.connections_opened == 6
+    assert len(set(server.peers[:30])) == 3 and len(set(server.peers)) == 6
+
+
+async def test_chunked_answer_read_whole() -> None:
+    # aiohttp's server sends a StreamResponse without a length as chunks, one per write
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        data = orjson.dumps(CHAT_ANSWER)
+        for start in range(0, len(data), 17):
+            await response.write(data[start : start + 17])
+            await asyncio.sleep(0.005)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with LLMClient(lean_config(f"http://127.0.0.1:{port}/v1")) as client:
+            first = await client.chat(MESSAGES, max_tokens=4)
+            second = await client.chat(MESSAGES, max_tokens=4)
+            opened = lean_transport(client).connections_opened
+    finally:
+        await runner.cleanup()
+    assert first.text == second.text == "5" and first.usage.total_tokens == 10
+    assert opened == 1  # a chunked answer ends cleanly, so its connection is reused
+
+
+async def test_chunk_extensions_trailers_and_a_body_ended_by_close() -> None:
+    data = orjson.dumps(CHAT_ANSWER)
+    half = len(data) // 2
+
+    def chunked(body: bytes) -> list[bytes]:
+        return [
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Ratelimit-Limit-Requests: 50\r\n",
+            b"\r\n%x;ext=1\r\n%b\r\n" % (half, data[:half]),
+            b"%x\r\n%b\r\n0\r\nX-Trailer: t\r\n\r\n" % (len(data) - half, data[half:]),
+        ]
+
+    def until_close(body: bytes) -> list[bytes]:
+        return [b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n", data, b""]
+
+    for answer, reused in ((chunked, True), (until_close, False)):
+        async with (
+            raw_server(answer) as url,
+            LLMClient(lean_config(url)) as client,
+        ):
+            texts = [(await client.chat(MESSAGES, max_tokens=4)).text for _ in range(2)]
+            assert texts == ["5", "5"]
+            assert lean_transport(client).connections_opened == (1 if reused else 2)
+            if reused:  # the head of a chunked answer is read like any other
+                assert client.limiter.reading().requests_per_minute == pytest.approx(50)
+
+
+# -- errors: the same classes as the aiohttp transport --------------------------------------------
+
+
+async def test_rate_limit_429_headers_read_then_retried() -> None:
+    async with serve_sim(SimConfig(tasks=(TASK,), requests_per_minute=120)) as server:
+        await drain(server, 120)  # the server's bucket spent: the next request meets a 429
+        async with LLMClient(lean_config(server.base_url)) as client:
+            started = time.monotonic()
+            answer = await client.chat(MESSAGES, max_tokens=4)
+            waited = time.monotonic() - started
+            stats = client.stats()
+            reading = client.limiter.reading()
+    assert answer.text and answer.attempts == 2
+    assert stats.rate_limited == 1 and stats.retries == 1 and stats.errors == {"rate_limit": 1}
+    assert reading.requests_per_minute == pytest.approx(120)  # x-ratelimit-* read from the 429
+    assert 0.2 < waited < 2.0  # retry-after-ms (about 0.5 s) honoured
+    assert server.stats()["by_status"] == {"200": 121, "429": 1}
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "error_type"),
+    [
+        ("reset", "connection", ConnectionFailedError),
+        ("malformed", "malformed", MalformedResponseError),
+        ("hang", "timeout", EndpointTimeoutError),
+    ],
+)
+async def test_faults_are_retried_and_bounded(
+    fault: str, kind: str, error_type: type[LLMError]
+) -> None:
+    async with (
+        serve_sim(SimConfig(tasks=(TASK,), hang_s=5.0, **{f"fault_{fault}": 1.0})) as server,
+        LLMClient(lean_config(server.base_url, timeout_s=0.3)) as client,
+    ):
+        with pytest.raises(error_type) as caught:
+            await client.chat(MESSAGES, max_tokens=4)
+        stats = client.stats()
+    assert caught.value.retryable and caught.value.attempts == 3
+    assert "gave up after 3 attempts" in str(caught.value)
+    assert stats.attempts == 3 and stats.errors == {kind: 3} and stats.final_errors == {kind: 1}
+    assert server.stats()["faults"] == {fault: 3}
+
+
+async def test_faults_at_a_rate_all_recover() -> None:
+    retry = RetryPolicy(max_attempts=10, base_delay_s=0.001, max_delay_s=0.01)
+    rates = {"fault_500": 0.06, "fault_503": 0.06, "fault_reset": 0.06, "fault_malformed": 0.06}
+    async with (
+        serve_sim(SimConfig(tasks=(TASK,), seed=3, **rates)) as server,
+        LLMClient(lean_config(server.base_url, retry=retry, concurrency=16)) as client,
+    ):
+        texts = await asyncio.gather(*(client.chat(MESSAGES, max_tokens=4) for _ in range(80)))
+        stats = client.stats()
+        opened = lean_transport(client).connections_opened
+    seen = server.stats()
+    faults = sum(seen["faults"].values())
+    assert len(texts) == 80 and stats.succeeded == 80 and stats.in_flight == 0
+    assert faults > 0 and stats.retries == faults and stats.attempts == seen["requests"]
+    # every reset costs its connection; the rest are reused
+    assert opened <= 16 + seen["faults"].get("reset", 0)
+
+
+async def test_not_http_and_early_close_are_connection_failures() -> None:
+    cases: list[tuple[Callable[[bytes], list[bytes]], str]] = [
+        (lambda body: [b"SSH-2.0-OpenSSH\r\n\r\n"], "not an HTTP/1.x status line"),
+        (lambda body: [b"HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\n"], "bad Content-Length"),
+        (lambda body: [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "chunk"),
+        (lambda body: [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", b""], "middle"),
+        (lambda body: [b""], "before answering"),
+    ]
+    for answer, words in cases:
+        async with (
+            raw_server(answer) as url,
+            LLMClient(lean_config(url, timeout_s=2.0)) as client,
+        ):
+            with pytest.raises(ConnectionFailedError) as caught:
+                await client.chat(MESSAGES, max_tokens=4)
+            assert words in str(caught.value) and caught.value.attempts == 3
+            assert caught.value.retryable and "'sim'" in str(caught.value)
+
+
+async def test_refused_and_https_against_plain_http_fail_cleanly() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    async with LLMClient(lean_config(f"http://127.0.0.1:{closed_port}/v1")) as client:
+        with pytest.raises(ConnectionFailedError, match="connection refused"):
+            await client.chat(MESSAGES, max_tokens=4)
+    async with serve_sim(SimConfig(tasks=(TASK,))) as server:
+        https = server.base_url.replace("http://", "https://")
+        async with LLMClient(lean_config(https, timeout_s=5.0)) as client:
+            started = time.monotonic()
+            with pytest.raises(ConnectionFailedError) as caught:
+                await client.chat(MESSAGES, max_tokens=4)
+            elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "TLS handshake failed" in message and "use http://" in message
+    assert caught.value.attempts == 3 and elapsed < 2.0
+    assert server.stats()["requests"] == 0
+
+
+async def test_cancelled_call_drops_its_connection_and_the_next_one_works() -> None:
+    async with (
+        serve_sim(SimConfig(tasks=(TASK,), latency_base_s=0.5)) as server,
+        LLMClient(lean_config(server.base_url, concurrency=1)) as client,
+    ):
+        call = asyncio.ensure_future(client.chat(MESSAGES, max_tokens=4))
+        await asyncio.sleep(0.1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        answer = await client.chat(MESSAGES, max_tokens=4)
+        transport = lean_transport(client)
+        assert answer.text and client.stats().cancelled == 1
+        assert transport.connections_opened == 2  # the cancelled call's connection was dropped
+        assert transport._open == 1 and len(transport._idle) == 1
+
+
+async def test_config_errors() -> None:
+    with pytest.raises(ConfigError, match="transport must be one of aiohttp, lean"):
+        lean_config("http://127.0.0.1:1/v1", transport="httpx")
+    with pytest.raises(ConfigError, match="'x-extra' has a line break") as caught:
+        LeanTransport(
+            "http://127.0.0.1:1/v1",
+            endpoint="e",
+            headers={"X-Extra": "sk-secret\r\nInjected: 1"},
+            connections=1,
+            connect_timeout_s=1,
+            timeout_s=1,
+        )
+    assert "sk-secret" not in str(caught.value)
