@@ -366,6 +366,11 @@ class LeanTransport:
             self._heads[path] = head
         return head
 
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests written and not yet answered (one per busy connection at most)."""
+        return sum(1 for connection in self._busy if connection.waiter is not None)
+
     # -- the Transport protocol ------------------------------------------------------------------
 
     async def post(self, path: str, body: bytes) -> RawResponse:
