@@ -225,9 +225,10 @@ class BasePolicy:
         """Bounds of one arm's pool mean; `extra` pulls in flight count as draws at the current
         mean (virtual counts, to choose pulls only: never to stop or eliminate)."""
         count = float(self.count[arm])
-        if count == 0:
+        if count == 0 and not extra:
             return 0.0, 1.0
-        mean = float(self.total[arm]) / count
+        # an arm with only pulls in flight counts them at 1/2, so a first batch spreads out
+        mean = float(self.total[arm]) / count if count else 0.5
         virtual = min(count + extra, float(self.n))
         if self._exact is not None:
             level = self._exact.level(float(self.arm_deltas[arm]))
@@ -237,7 +238,7 @@ class BasePolicy:
                 return exact_low, exact_high
             half = (exact_high - exact_low) / 2.0
             return max(mean - half, 0.0), min(mean + half, 1.0)
-        variance = max(float(self.total_sq[arm]) / count - mean * mean, 0.0)
+        variance = max(float(self.total_sq[arm]) / count - mean * mean, 0.0) if count else 0.25
         width = float(
             radius(
                 np.array([virtual]),

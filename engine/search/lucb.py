@@ -61,8 +61,11 @@ class LUCB(BasePolicy):
         live = self.live()
         pulls: list[Pull] = []
         idle = self.pending[: self.num_arms].sum() == 0
+        # ties (arms not yet separated by their bounds) go to the arm with fewer pulls taken
+        taken = (self.count[: self.num_arms] + self.pending[: self.num_arms]).astype(float)
         while len(pulls) < k and pullable.any():
-            leader_scores = np.where(live, mean, -np.inf)
+            tie_break = 1e-9 * taken
+            leader_scores = np.where(live, mean - tie_break, -np.inf)
             leader = int(np.argmax(leader_scores))
             # arms the pulls already in flight are not expected to settle: a challenger is open
             # while its virtual upper bound, less epsilon, still reaches the leader's lower bound
@@ -70,14 +73,14 @@ class LUCB(BasePolicy):
             open_arms[leader] = False
             if not open_arms.any() and not (idle and not pulls):
                 break  # what is in flight should decide it: wait for the results
-            challenger_scores = np.where(live, upper, -np.inf)
+            challenger_scores = np.where(live, upper - tie_break, -np.inf)
             challenger_scores[leader] = -np.inf
             options = [leader]
             if np.isfinite(challenger_scores).any():
                 options.append(int(np.argmax(challenger_scores)))
             options = [a for a in options if pullable[a]]
             if options:
-                arm = max(options, key=lambda a: upper[a] - lower[a])
+                arm = max(options, key=lambda a: upper[a] - lower[a] - tie_break[a])
             else:
                 # both deciding arms are saturated: the most optimistic open arm
                 candidates = pullable & open_arms
@@ -85,12 +88,13 @@ class LUCB(BasePolicy):
                     if pulls or not idle:
                         break
                     candidates = pullable
-                arm = int(np.argmax(np.where(candidates, upper, -np.inf)))
+                arm = int(np.argmax(np.where(candidates, upper - tie_break, -np.inf)))
             pull = self._take(arm)
             if pull is None:
                 pullable[arm] = False
                 continue
             pulls.append(pull)
+            taken[arm] += 1
             lower[arm], upper[arm] = self._virtual_bounds_of(arm)
             pullable[arm] = self.can_pull(arm)
         return pulls

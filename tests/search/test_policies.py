@@ -268,3 +268,15 @@ def test_halving_judges_a_late_arm_by_the_rung_records() -> None:
     assert policy.stats(weak).state == "eliminated"
     assert policy.stats(weak).count == 10
     assert policy.recommendation() == strong
+
+
+@pytest.mark.parametrize("rewards", ["binary", "continuous"])
+@pytest.mark.parametrize("name", ["lucb", "ttts"])
+def test_a_first_batch_spreads_over_every_arm(name: str, rewards: str) -> None:
+    """Before any result, 256 slots over 50 arms go about 5 to each, not 32 to the first 8."""
+    policy = make_policy(name, n=200, seed=0, rewards=rewards, initial_arms=50)
+    for _ in range(50):
+        policy.add_arm()
+    per_arm = np.bincount([p.arm for p in policy.select(256)], minlength=50)
+    assert per_arm.sum() == 256
+    assert per_arm.min() >= 2 and per_arm.max() <= 8
