@@ -21,6 +21,7 @@ coding, persistence).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import socket
 import ssl
@@ -42,6 +43,9 @@ DNS_CACHE_S = 300.0
 # what a connection is reading
 _IDLE, _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE = range(7)
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_NO_HEADERS: dict[str, str] = {}  # shared between answers, never written to
+# timers run in one shared, empty context instead of a copy of the caller's per call
+_TIMER_CONTEXT = contextvars.Context()
 
 
 class _ProtocolError(Exception):
@@ -73,8 +77,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[RawResponse] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.buffer = bytearray()
-        self.body = bytearray()
-        self.headers: dict[str, str] = {}
+        self.body: bytes | bytearray = b""
+        self.headers = _NO_HEADERS
         self.state = _IDLE
         self.status = 0
         self.remaining = 0
@@ -123,7 +127,7 @@ class _Connection(asyncio.Protocol):
         self.waiter = waiter
         self.state = _HEAD
         self.keep_alive = True
-        self.timer = loop.call_at(deadline, self._time_out)
+        self.timer = loop.call_at(deadline, self._time_out, context=_TIMER_CONTEXT)
         self.transport.write(request)
         return waiter
 
@@ -151,8 +155,8 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         response = RawResponse(self.status, self.headers, bytes(self.body))
         self.waiter = None
-        self.headers = {}
-        self.body = bytearray()
+        self.headers = _NO_HEADERS
+        self.body = b""
         self.state = _IDLE
         if self.buffer:  # bytes beyond the answer: the framing is not what it said
             self.keep_alive = False
@@ -187,7 +191,7 @@ class _Connection(asyncio.Protocol):
             elif state == _LENGTH:
                 if len(buffer) < self.remaining:
                     return False
-                self.body = buffer[: self.remaining]
+                self.body = bytes(memoryview(buffer)[: self.remaining])  # one copy
                 del buffer[: self.remaining]
                 return True
             elif state == _CHUNK_SIZE:
@@ -267,6 +271,7 @@ class _Connection(asyncio.Protocol):
             return True
         coding = headers.get("transfer-encoding")
         if coding is not None:
+            self.body = bytearray()
             if coding.lower().rsplit(",", 1)[-1].strip() == "chunked":
                 self.state = _CHUNK_SIZE
             else:
@@ -284,6 +289,7 @@ class _Connection(asyncio.Protocol):
                 return True
             self.state = _LENGTH
             return False
+        self.body = bytearray()
         self.state = _UNTIL_CLOSE
         self.keep_alive = False
         return False
@@ -383,8 +389,10 @@ class LeanTransport:
         connection: _Connection | None = None
         try:
             connection = await self._acquire(deadline)
-            request = b"%b%d\r\n\r\n%b" % (self._head(path), len(body), body)
-            response = await connection.send(request, deadline)
+            # the request bytes are not kept in this frame while the answer is awaited
+            response = await connection.send(
+                b"%b%d\r\n\r\n%b" % (self._head(path), len(body), body), deadline
+            )
         except TimeoutError:
             self._drop(connection)
             raise EndpointTimeoutError(
@@ -414,11 +422,10 @@ class LeanTransport:
     def resize(self, connections: int) -> None:
         """Allow this many connections from now on (never fewer than before, as the aiohttp
         transport: open connections finish their calls)."""
-        grew = connections > self._limit
+        added = connections - self._limit
         self._limit = max(self._limit, connections)
-        if grew:
-            for _ in range(min(len(self._waiters), connections)):
-                self._wake()
+        for _ in range(min(len(self._waiters), max(added, 0))):
+            self._wake()
 
     async def aclose(self) -> None:
         self._closed = True
