@@ -61,10 +61,12 @@ class LUCB(BasePolicy):
         live = self.live()
         pulls: list[Pull] = []
         idle = self.pending[: self.num_arms].sum() == 0
-        # ties (arms not yet separated by their bounds) go to the arm with fewer pulls taken
-        taken = (self.count[: self.num_arms] + self.pending[: self.num_arms]).astype(float)
+        # among arms with no result yet, ties go to the one with fewer pulls in flight, so a
+        # first batch spreads; once results are in, LUCB keeps at one challenger at a time
+        unseen = self.count[: self.num_arms] == 0
+        taken = self.pending[: self.num_arms].astype(float)
         while len(pulls) < k and pullable.any():
-            tie_break = 1e-9 * taken
+            tie_break = 1e-9 * taken * unseen
             leader_scores = np.where(live, mean - tie_break, -np.inf)
             leader = int(np.argmax(leader_scores))
             # arms the pulls already in flight are not expected to settle: a challenger is open
