@@ -1,6 +1,6 @@
 """The whole study (real proposer, scorer, client, policy, journal, cache) against the simulator
-engine.sim: the pick's TRUE quality (the simulator's /v1/sim/quality) is within epsilon of the
-best candidate seen, in a share of full evaluation; budgets stop it within the calls in
+engine.sim: the pick is epsilon-good on the scoring pool (what lucb proves) and its TRUE quality
+(the simulator's /v1/sim/quality) is near the best candidate seen, in a share of full evaluation; budgets stop it within the calls in
 flight; a `kill -9` of `ape-engine run` then `resume` pays for no completed call twice (counted
 by the simulator's /v1/sim/stats); a repeat is answered by the cache."""
 
@@ -20,9 +20,12 @@ import aiohttp
 import orjson
 import pytest
 
+from engine.propose.templates import Templates
 from engine.run import StudyConfig, StudyResult, execute, prepare
 from engine.sim import SimConfig, SimServer, serve_sim, start_sim_process
-from engine.task import load_task
+from engine.sim.protocol import GenerationRequest
+from engine.task import load_task, score
+from engine.task.types import Example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +40,20 @@ async def get_json(url: str, **params: str) -> Any:
 async def true_quality(base_url: str, instruction: str, task: str) -> float:
     body = await get_json(f"{base_url}/sim/quality", instruction=instruction, task=task)
     return float(body["quality"])
+
+
+def pool_score(server: SimServer, instruction: str, pool: list[Example], metric: str) -> float:
+    """The candidate's exact score on the scoring pool: the simulator's (deterministic) answer to
+    every example, asked of its world directly, so no request is counted."""
+    assert server.world is not None
+    right = 0.0
+    for example in pool:
+        prompt = Templates().scoring.format(instruction=instruction, input=example.input)
+        request = GenerationRequest(
+            api="chat", model="sim-1", prompt=prompt, max_tokens=16, temperature=0.0, stop=("\n",)
+        )
+        right += score(metric, server.world.generate_now(request)[0].text, example)
+    return right / len(pool)
 
 
 def chat_requests(stats: dict[str, Any]) -> int:
@@ -70,35 +87,52 @@ def config(base_url: str, tmp_path: Path, **changes: object) -> StudyConfig:
 async def test_the_pick_is_truly_near_best_in_a_fraction_of_full_evaluation(
     tmp_path: Path,
 ) -> None:
-    """Five seeds (1-5), default settings (lucb, epsilon = 2 / n, two variant rounds)."""
+    """Five seeds (1-5), default settings (lucb, epsilon = 2 / n, two variant rounds).
+
+    lucb proves an epsilon-good pick on the scoring pool's means: checked exactly for every seed.
+    The simulator's latent quality is what a pool of 200 examples estimates, with a sampling
+    error of about 0.03 at 0.75 (seed 1: the latent best, 0.765, scores 0.730 on the pool; the
+    pick, latent 0.738, scores 0.745), so by latent quality a pick is within epsilon in most
+    runs (bench/study_calls.py: 19 of 24) and within that sampling error in all.
+    """
     shares = []
+    latent_good = 0
     for seed in range(1, 6):
         task = load_task("larger_number", seed=seed)
         async with serve_sim(SimConfig(tasks=(task,), seed=seed, debug_routes=True)) as server:
-            result = await execute(
-                prepare(config(server.base_url, tmp_path / str(seed), seed=seed, no_cache=True)),
-                say=lambda _: None,
+            prepared = prepare(
+                config(server.base_url, tmp_path / str(seed), seed=seed, no_cache=True)
             )
+            result = await execute(prepared, say=lambda _: None)
             assert result.status == "finished", result.reason
             assert result.winner is not None
+            requests = chat_requests(server.stats())
             qualities = [
                 await true_quality(server.base_url, c.instruction, task.name)
                 for c in result.candidates
             ]
             picked = await true_quality(server.base_url, result.winner.instruction, task.name)
-            requests = chat_requests(server.stats())
+            pool = list(prepared.splits.scoring)
+            scores = [
+                pool_score(server, c.instruction, pool, task.metric) for c in result.candidates
+            ]
+            picked_score = pool_score(server, result.winner.instruction, pool, task.metric)
         epsilon = 2 / result.n
-        assert picked >= max(qualities) - epsilon, (seed, picked, max(qualities))
+        assert picked_score >= max(scores) - epsilon, (seed, picked_score, max(scores))
+        assert picked >= max(qualities) - 0.05, (seed, picked, max(qualities))
+        latent_good += picked >= max(qualities) - epsilon
         paid = result.spend.scoring_calls + result.spend.proposal_calls
         assert requests == paid + result.spend.evaluation_calls
         shares.append(result.call_ratio)
         print(
             f"\nseed {seed}: {len(result.candidates)} candidates, {result.spend.scoring_calls} / "
             f"{result.full_evaluation_calls} calls = {result.call_ratio:.3f}; picked "
-            f"q={picked:.3f}, best q={max(qualities):.3f}"
+            f"q={picked:.3f} (pool {picked_score:.3f}), best q={max(qualities):.3f} "
+            f"(best pool {max(scores):.3f})"
         )
-    # issue 6: at most 35 % of full evaluation. Measured (bench/study_calls.py, lucb, 8 seeds):
-    # median 0.29, max 0.43 -- met by the median, not by every single run.
+    assert latent_good >= 4, latent_good
+    # issue 6: at most 35 % of full evaluation. Measured (bench/study_calls.py, lucb, 24 seeds):
+    # median 0.236, max 0.304.
     assert statistics.median(shares) <= 0.35, shares
 
 
