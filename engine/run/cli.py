@@ -36,6 +36,7 @@ _FLAGS: dict[str, str] = {
     "proposal_base_url": "proposal_base_url",
     "proposal_api_key_env": "proposal_api_key_env",
     "api": "api",
+    "transport": "transport",
     "policy": "policy",
     "metric": "metric",
     "scoring": "scoring",
@@ -83,6 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     endpoint.add_argument("--proposal-base-url", help="its base URL (= --base-url)")
     endpoint.add_argument("--proposal-api-key-env", metavar="VAR")
     endpoint.add_argument("--api", choices=("chat", "completions"), help="API to call (chat)")
+    endpoint.add_argument(
+        "--transport",
+        choices=("aiohttp", "lean"),
+        help="HTTP client: aiohttp, or lean (HTTP/1.1, about half the memory per call) (aiohttp)",
+    )
     endpoint.add_argument(
         "--backend",
         choices=("sim", "local"),

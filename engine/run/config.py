@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.llm.endpoint import TRANSPORTS
 from engine.propose import PROPOSAL_MODES
 from engine.run.budgets import Price
 
@@ -42,6 +43,7 @@ class StudyConfig:
     proposal_base_url: str | None = None
     proposal_api_key_env: str | None = None
     api: str = "chat"  # "chat" or "completions" for scoring and proposals
+    transport: str = "aiohttp"  # HTTP client: "aiohttp", or "lean" (less memory per call)
     policy: str = "lucb"
     metric: str | None = None
     scoring: str = "exec"
@@ -107,6 +109,10 @@ class StudyConfig:
             raise ConfigError(f"scoring: unknown mode {self.scoring!r}; choose exec or logprob")
         if self.api not in ("chat", "completions"):
             raise ConfigError(f"api: must be 'chat' or 'completions' (got {self.api!r})")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(
+                f"transport: must be one of {', '.join(TRANSPORTS)} (got {self.transport!r})"
+            )
         if not 0 < self.delta < 1:
             raise ConfigError(f"delta: must be in (0, 1) (got {self.delta})")
         if self.epsilon is not None and not 0 <= self.epsilon < 1:

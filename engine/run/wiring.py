@@ -200,6 +200,7 @@ def _endpoint(
         requests_per_minute=config.rpm,
         tokens_per_minute=config.tpm,
         concurrency=config.concurrency,
+        transport=config.transport,
     )
 
 

@@ -13,7 +13,7 @@ from engine.errors import ConfigError
 from engine.run.budgets import Budgets, Price, PriceTable, Spend
 from engine.run.config import StudyConfig, load_config_file
 from engine.run.intervals import mean_interval, student_t_quantile, wilson_interval
-from engine.run.wiring import _reward_kind, planned_candidates
+from engine.run.wiring import _endpoint, _reward_kind, planned_candidates
 from engine.task import load_task
 
 
@@ -107,3 +107,10 @@ def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> N
     assert _reward_kind(config, task) == "binary"
     assert _reward_kind(config.replace(scoring="logprob"), task) == "continuous"
     assert _reward_kind(config, dataclasses.replace(task, metric="f1")) == "continuous"
+
+
+def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
+    config = StudyConfig(task="sum", transport="lean")
+    assert _endpoint("target", "http://h/v1", "m", None, config).transport == "lean"
+    with pytest.raises(ConfigError, match="transport"):
+        StudyConfig(task="sum", transport="curl").validate()
