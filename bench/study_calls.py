@@ -132,10 +132,15 @@ def main() -> None:
             "within_epsilon": hits,
             "runs": len(shares),
         }
-        met = "met" if statistics.median(shares) <= 0.35 else "NOT met"
+        if max(shares) <= 0.35:
+            met = "met by every run"
+        elif statistics.median(shares) <= 0.35:
+            met = "met by the median only"
+        else:
+            met = "NOT met"
         print(
             f"{policy:6}  {statistics.median(shares):.3f}         {statistics.fmean(shares):.3f}  "
-            f"{max(shares):.3f}  {hits}/{len(shares)}        {met} (median)"
+            f"{max(shares):.3f}  {hits}/{len(shares)}        {met}"
         )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "study_calls.json"
