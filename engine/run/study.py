@@ -215,6 +215,8 @@ class Study:
         self._duplicates = 0
         self._rejected = 0
         self._evaluations: tuple[Evaluation, ...] = ()
+        self._evaluation_done = 0
+        self._evaluation_total = 0
         self._restore(parts.restored)
 
     # -- restoring from a journal --------------------------------------------------------------
@@ -332,8 +334,12 @@ class Study:
             self._status = "stopping"
             self._message = "evaluating the winner on the test pool"
             self._publish_ui()
-            await self._final_evaluation()
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._evaluation_ticker)  # the UI keeps moving meanwhile
+                await self._final_evaluation()
+                group.cancel_scope.cancel()
             self._status = "finished"
+            self._message = f"finished: {self._reason}" if self._reason else "finished"
         self.spend.seconds = self._seconds_before + (self._time_s() - self._started_at)
         result = self._result()
         if self.parts.recorder is not None:
@@ -840,6 +846,7 @@ class Study:
             targets.append(("human", human))
         if not targets or not self.parts.splits.test:
             return
+        self._evaluation_total = len(targets) * len(self.parts.splits.test)
         self._evaluations = await evaluate_instructions(
             targets,
             self.parts.splits.test,
@@ -848,7 +855,18 @@ class Study:
             on_score=self._on_evaluation_score,
         )
 
+    async def _evaluation_ticker(self) -> None:
+        while True:
+            await anyio.sleep(_TICK_S)
+            self.spend.seconds = self._seconds_before + (self._time_s() - self._started_at)
+            self._publish_ui()
+
     def _on_evaluation_score(self, score: Any) -> None:
+        self._evaluation_done += 1
+        self._message = (
+            f"evaluating the winner on the test pool: {self._evaluation_done} of "
+            f"{self._evaluation_total} calls"
+        )
         usd = self.parts.prices.cost(
             score.model or self.parts.scoring_model, score.prompt_tokens, score.completion_tokens
         )

@@ -211,3 +211,25 @@ async def test_snapshot_shows_the_leaderboard_and_budgets() -> None:
     budgets = {row.name: row for row in snapshot.budgets}
     assert budgets["scoring_calls"].limit == 1000
     assert snapshot.to_json()["proposals"]["kept"] == 6
+
+
+@pytest.mark.anyio
+async def test_the_ui_keeps_getting_snapshots_during_the_final_evaluation() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        def attach(self, control: object) -> None:
+            pass
+
+        def update(self, snapshot: object) -> None:
+            self.messages.append(getattr(snapshot, "message", ""))
+
+    study, *_ = make_study(scorer=FakeScorer(delay_s=0.01), concurrency=2)
+    ui = Recorder()
+    study.ui = ui
+    await study.run()
+    progress = [int(m.split(": ")[1].split()[0]) for m in ui.messages if "of 60 calls" in m]
+    assert len(progress) >= 3  # several updates while the 3 x 20 test calls ran
+    assert progress == sorted(progress) and progress[-1] > 30
+    assert ui.messages[-1].startswith("finished")
