@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 
 from engine.errors import ConfigError
 from engine.local.backend import DEFAULT_QUEUE
 from engine.local.server import DEFAULT_CONTEXT, LocalSettings, serve_local
+from engine.sim.cli import stop_on_signals
 
 __all__ = ["add_arguments", "main", "settings_from_arguments"]
 
@@ -64,11 +63,7 @@ def settings_from_arguments(args: argparse.Namespace) -> LocalSettings:
 
 
 async def _serve(settings: LocalSettings, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(number, stop.set)
+    stop = stop_on_signals()
     async with serve_local(settings, host=host, port=port) as server:
         model = server.local.model
         print(

@@ -141,12 +141,18 @@ def config_from_arguments(args: argparse.Namespace) -> SimConfig:
     )
 
 
-async def _serve(config: SimConfig, host: str, port: int) -> None:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (for a server command's main loop to wait on)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(number, stop.set)
+    return stop
+
+
+async def _serve(config: SimConfig, host: str, port: int) -> None:
+    stop = stop_on_signals()
     async with serve_sim(config, host=host, port=port) as server:
         tasks = ", ".join(state.task.name for state in server.world.tasks) if server.world else ""
         print(
