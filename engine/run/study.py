@@ -309,8 +309,8 @@ class Study:
         self._message = f"candidate {arm} dropped"
         self._notify()
 
-    def cancel(self) -> None:
-        self._stop("cancelled", "cancelled by the user")
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self._stop("cancelled", reason)
 
     # -- running -------------------------------------------------------------------------------
 

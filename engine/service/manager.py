@@ -172,8 +172,7 @@ class StudyEntry:
 
     @staticmethod
     def _stop_control(control: Study, reason: str) -> None:
-        # Study.cancel() says "cancelled by the user"; a drain says why it stopped instead.
-        control._stop("cancelled", reason)
+        control.cancel(reason)  # a drain says why it stopped, not "cancelled by the user"
 
     def stop(self, reason: str) -> None:
         """Stop for the service's sake (not the user's): the journal gets its result record."""

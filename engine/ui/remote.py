@@ -277,8 +277,8 @@ class HttpControl:
         )
         self._latest = dataclasses.replace(self._latest, arms=arms)
 
-    def cancel(self) -> None:
-        self._queue({_DELETE: True})
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self._queue({_DELETE: True})  # the service records its own reason
 
     @property
     def pending(self) -> int:

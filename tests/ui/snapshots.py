@@ -183,6 +183,6 @@ class FakeControl:
             ),
         )
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str = "cancelled by the user") -> None:
         self._call("cancel", None)
         self.current = replace(self.current, status="cancelled", done=True)
