@@ -31,6 +31,7 @@ from engine.llm.errors import (
     classify_response,
     redact,
 )
+from engine.llm.gate import SEND_GATE
 from engine.llm.headers import parse_rate_limit_headers
 from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, RateLimiter, _Unset
@@ -480,7 +481,13 @@ class LLMClient:
     async def _attempt(self, call: _Call, number: int) -> Completion:
         self._check_quota()
         limiter = self.limiter
+        gate = SEND_GATE.get()
+        if gate is not None:
+            gate.check()  # a paused caller: not even queued
         permit = await limiter.acquire(call.estimate, output_tokens=call.output_tokens)
+        if gate is not None and not gate.is_open:
+            permit.release()  # shut while this call queued: taken back before it was sent
+            gate.check()
         try:
             self._check_quota()  # met by another call while this one queued?
         except QuotaExceededError:

@@ -30,6 +30,7 @@ from typing import Any
 from engine.errors import ConfigError, EndpointError
 from engine.llm.capabilities import Capability, require_capability
 from engine.llm.client import LLMClient
+from engine.llm.gate import CallHeldBack
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Deduplicating, Proposer, Templates, normalise_instruction
 from engine.run._base import ProposerLike, Score, ScorerLike
@@ -255,7 +256,7 @@ class CustomScorer:
         metered = _MeteredClient(self.client)
         try:
             value = await self.function(instruction, example, metered)
-        except EndpointError:
+        except (EndpointError, CallHeldBack):  # a paused study takes its call back
             raise
         except Exception as error:
             raise EndpointError(

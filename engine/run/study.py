@@ -29,6 +29,7 @@ from anyio.abc import TaskGroup
 from engine.errors import ConfigError, EndpointError, EngineError
 from engine.llm.client import LLMClient
 from engine.llm.errors import QuotaExceededError
+from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
 from engine.run._base import PolicyLike, ProposalBatch, ProposerLike, PullLike, ScorerLike
 from engine.run.budgets import BUDGET_NAMES, BudgetName, Budgets, PriceTable, Spend
 from engine.run.config import StudyConfig
@@ -217,6 +218,7 @@ class Study:
         self._evaluations: tuple[Evaluation, ...] = ()
         self._evaluation_done = 0
         self._evaluation_total = 0
+        self._gate = SendGate()  # shut while paused: scoring calls not yet sent come back
         self._restore(parts.restored)
 
     # -- restoring from a journal --------------------------------------------------------------
@@ -287,12 +289,14 @@ class Study:
     def pause(self) -> None:
         if self._status == "running":
             self._paused = True
+            self._gate.shut()  # calls queued at the limiter come back too, not only new pulls
             self._status = "paused"
             self._message = "paused"
 
     def resume(self) -> None:
         if self._paused:
             self._paused = False
+            self._gate.open()
             self._status = "running"
             self._message = "resumed"
             self._notify()
@@ -357,6 +361,7 @@ class Study:
         if self._stop_requested:
             return
         self._stop_requested = True
+        self._gate.open()
         if status in ("failed", "cancelled"):
             self._status = status
         self._reason = reason
@@ -411,6 +416,7 @@ class Study:
         return pulls[0] if pulls else None
 
     async def _worker(self, index: int) -> None:
+        SEND_GATE.set(self._gate)  # this task's calls (its own context) obey pause
         while not self._stop_requested:
             if index >= self._concurrency:
                 await self._changed.wait()
@@ -429,6 +435,10 @@ class Study:
         try:
             score = await self.parts.scorer.score(arm.instruction, example)
             settled = True
+        except CallHeldBack:  # paused before it was sent: the pull goes back, nothing was paid
+            self._policy.cancel(pull)
+            settled = True
+            return
         except QuotaExceededError as error:
             self._policy.cancel(pull)
             settled = True

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import orjson
 import pytest
 
@@ -292,3 +293,40 @@ async def test_a_custom_scorer_from_the_config_drives_the_study(
     assert 300 <= result.spend.scoring_calls <= 316
     assert result.spend.tokens > 0  # the scorer's calls are counted through its client
     assert 0 <= result.winner.test_score <= 1
+
+
+@pytest.mark.anyio
+async def test_pause_holds_back_the_calls_queued_at_the_limiter(tmp_path: Path) -> None:
+    """At 600 requests a minute with 16 workers, most calls of a running study wait at the
+    limiter; a pause must hold those back too, not only stop handing out new pulls."""
+    task = load_task("larger_number", seed=3)
+    sim = SimConfig(tasks=(task,), seed=3, latency_base_s=0.1)
+    async with serve_sim(sim) as server:
+        prepared = prepare(config(server.base_url, tmp_path, rpm=600, no_cache=True))
+        study_box: list[Any] = []
+
+        class Hook:
+            def attach(self, control: Any) -> None:
+                study_box.append(control)
+
+            def update(self, snapshot: Any) -> None:
+                pass
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: execute(prepared, ui=Hook(), say=lambda _: None))
+            for _ in range(600):  # up to 30 s for the study to get going
+                if chat_requests(server.stats()) >= 40:
+                    break
+                await anyio.sleep(0.05)
+            study = study_box[0]
+            study.pause()
+            at_pause = chat_requests(server.stats())
+            await anyio.sleep(2.0)  # 20 calls' worth of the rate limit
+            held = chat_requests(server.stats()) - at_pause
+            assert study.snapshot().status == "paused"
+            study.resume()
+            await anyio.sleep(1.0)
+            assert chat_requests(server.stats()) - at_pause - held >= 5  # going again
+            study.cancel()
+    # only the calls already sent when the pause came (about 1 at 10/s and 0.1 s) may land
+    assert held <= 3, held

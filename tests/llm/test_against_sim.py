@@ -39,6 +39,7 @@ from engine.llm import (
     Secret,
     ServerError,
 )
+from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
 from engine.sim import SimConfig, SimServer, serve_sim
 from engine.sim.protocol import Scored
 from engine.sim.world import World
@@ -528,3 +529,28 @@ async def test_capability_probe_refuses_generated_only_echo_before_scoring() -> 
     message = str(caught.value)
     assert "'llama'" in message and "prompt logprobs" in message
     assert "execution-accuracy" in message and "only generated tokens" in message
+
+
+async def test_a_shut_send_gate_takes_back_calls_not_yet_sent() -> None:
+    """A paused caller: a call made while its gate is shut never goes out, and calls queued at
+    the limiter when it shuts come back unsent (CallHeldBack), freeing their slots."""
+    async with sim() as server, LLMClient(endpoint(server, requests_per_minute=120)) as client:
+        gate = SendGate()
+        token = SEND_GATE.set(gate)
+        try:
+            calls = [asyncio.ensure_future(client.chat(MESSAGES, max_tokens=4)) for _ in range(8)]
+            await asyncio.sleep(0.3)  # a burst of one second's worth went out; the rest queue
+            gate.shut()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            sent = server.stats()["requests"]
+            held = [r for r in results if isinstance(r, CallHeldBack)]
+            assert len(held) == 8 - sent and held
+            with pytest.raises(CallHeldBack):
+                await client.chat(MESSAGES, max_tokens=4)
+            assert server.stats()["requests"] == sent
+            gate.open()
+            await client.chat(MESSAGES, max_tokens=4)
+            assert server.stats()["requests"] == sent + 1
+        finally:
+            SEND_GATE.reset(token)
+        assert client.stats().in_flight == 0

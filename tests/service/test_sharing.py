@@ -41,7 +41,7 @@ async def test_two_studies_share_one_endpoint_limit_fairly(tmp_path: Path) -> No
 
         status, _ = await service.call("PATCH", f"/v1/studies/{first}", {"paused": True})
         assert status == 200
-        # the calls it had queued at the limiter still go (pause stops new pulls only)
+        # the calls it had queued at the limiter come back unsent; those already sent land
         await service.wait_for(first, lambda s: s["throughput"]["in_flight"] == 0)
         rate_first, rate_second = await rates(service, first, second)
         assert rate_first == 0
