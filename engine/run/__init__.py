@@ -25,10 +25,11 @@ from engine.run.events import (
     StudyFinished,
     Subscription,
 )
+from engine.run.parts import StudyParts, UiHook
 from engine.run.recording import replay_journal
 from engine.run.result import CandidateResult, StudyResult
 from engine.run.snapshot import StudyControl, StudySnapshot
-from engine.run.study import Study, StudyParts, UiHook
+from engine.run.study import Study
 from engine.run.wiring import Prepared, execute, prepare, run_study
 
 __all__ = [

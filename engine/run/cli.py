@@ -17,10 +17,10 @@ import orjson
 from rich.console import Console
 
 from engine.run.config import POLICIES, StudyConfig, load_config_file
+from engine.run.parts import UiHook
 from engine.run.progress import ProgressDisplay
 from engine.run.report import render_report
 from engine.run.result import StudyResult
-from engine.run.study import UiHook
 from engine.run.wiring import Prepared, execute, prepare
 
 __all__ = ["add_arguments", "main", "run_prepared"]

@@ -26,7 +26,7 @@ from engine import __version__
 from engine.errors import JournalError
 from engine.run.budgets import Spend
 from engine.run.config import StudyConfig
-from engine.run.study import Arm, RestoredState
+from engine.run.parts import Arm, RestoredState
 from engine.task.types import Task
 
 __all__ = [
@@ -73,7 +73,7 @@ def task_fingerprint(task: Task) -> str:
 
 
 class JournalRecorder:
-    """Appends the study's records to one file (implements `engine.run.study.Recorder`)."""
+    """Appends the study's records to one file (implements `engine.run.parts.Recorder`)."""
 
     def __init__(self, path: str | Path, *, time_s: Any = time.monotonic) -> None:
         self.path = Path(path)

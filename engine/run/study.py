@@ -16,22 +16,18 @@ Reference: DESIGN.md sections 1-3 and 5; APE (Zhou et al., ICLR 2023), section 3
 from __future__ import annotations
 
 import math
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from engine.errors import ConfigError, EndpointError, EngineError
-from engine.llm.client import LLMClient
 from engine.llm.errors import QuotaExceededError
 from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
-from engine.run._base import PolicyLike, ProposalBatch, ProposerLike, PullLike, ScorerLike
-from engine.run.budgets import BUDGET_NAMES, BudgetName, Budgets, PriceTable, Spend
+from engine.run._base import ProposalBatch, PullLike
+from engine.run.budgets import BUDGET_NAMES, BudgetName, Budgets, Spend
 from engine.run.config import StudyConfig
 from engine.run.evaluation import Evaluation, evaluate_instructions
 from engine.run.events import (
@@ -44,6 +40,7 @@ from engine.run.events import (
     PullDone,
     StudyFinished,
 )
+from engine.run.parts import Arm, CallRate, RestoredState, StudyParts, UiHook
 from engine.run.result import CandidateResult, StudyResult
 from engine.run.snapshot import (
     ArmRow,
@@ -52,115 +49,10 @@ from engine.run.snapshot import (
     StudySnapshot,
     ThroughputRow,
 )
-from engine.task.split import Splits
-from engine.task.types import Task
 
-__all__ = ["Arm", "Recorder", "RestoredState", "Study", "StudyParts", "UiHook"]
+__all__ = ["Study"]
 
 _TICK_S = 0.1
-
-
-@dataclass(slots=True)
-class Arm:
-    index: int
-    instruction: str
-    origin: str
-    parent: int | None = None
-
-
-class Recorder(Protocol):
-    """Where the study writes what must survive a crash (the journal adapter)."""
-
-    def candidate(self, arm: int, instruction: str, origin: str, parent: int | None) -> None: ...
-
-    def observation(
-        self,
-        arm: int,
-        example: int,
-        reward: float,
-        prompt_tokens: int,
-        completion_tokens: int,
-        usd: float,
-        latency_s: float,
-        cached: bool,
-    ) -> None: ...
-
-    def proposals(self, calls: int, tokens: int, usd: float, cached_calls: int) -> None: ...
-
-    def variant_round(self, number: int) -> None: ...
-
-    def budget(self, name: str, limit: float | None) -> None: ...
-
-    def drop(self, arm: int) -> None: ...
-
-    def failure(self, kind: str, message: str) -> None: ...
-
-    def progress(self, spend: Spend) -> None: ...
-
-    def result(self, result: dict[str, Any]) -> None: ...
-
-
-class UiHook(Protocol):
-    """An optional live consumer of snapshots (the terminal UI or a progress bar): `attach` is
-    called once with the study (its `StudyControl`), then `update` about ten times a second."""
-
-    def attach(self, control: Study) -> None: ...
-
-    def update(self, snapshot: StudySnapshot) -> None: ...
-
-
-@dataclass(slots=True)
-class RestoredState:
-    """What replaying a journal gives back: candidates in arm order, observations, spend."""
-
-    arms: list[Arm] = field(default_factory=list)
-    observations: list[tuple[int, int, float]] = field(default_factory=list)
-    dropped: list[int] = field(default_factory=list)
-    spend: Spend = field(default_factory=Spend)
-    variant_rounds_done: int = 0
-    budgets: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class StudyParts:
-    """The parts a study is wired from (real ones by `engine.run.wiring`, fakes in tests)."""
-
-    task: Task
-    splits: Splits
-    policy: PolicyLike
-    scorer: ScorerLike
-    proposer: ProposerLike
-    scoring_model: str = ""
-    recorder: Recorder | None = None
-    clients: tuple[LLMClient, ...] = ()
-    prices: PriceTable = field(default_factory=PriceTable)
-    restored: RestoredState | None = None
-    time_s: Callable[[], float] = time.monotonic
-
-
-class _Counter:
-    """Completed calls per second over a short window (for calls/s and the sparkline)."""
-
-    def __init__(self, time_s: Callable[[], float]) -> None:
-        self._time_s = time_s
-        self._times: deque[float] = deque(maxlen=20_000)
-
-    def add(self) -> None:
-        self._times.append(self._time_s())
-
-    def rate(self, window_s: float = 5.0) -> float:
-        now = self._time_s()
-        recent = sum(1 for t in self._times if t >= now - window_s)
-        return recent / window_s
-
-    def per_second(self, seconds: int = 30) -> tuple[float, ...]:
-        now = self._time_s()
-        buckets = [0.0] * seconds
-        for t in self._times:
-            age = int(now - t)
-            if 0 <= age < seconds:
-                buckets[seconds - 1 - age] += 1
-        return tuple(buckets)
 
 
 class Study:
@@ -211,7 +103,7 @@ class Study:
         self._leader: int | None = None
         self._states: dict[int, str] = {}
         self._dropped: set[int] = set()
-        self._completed = _Counter(self._time_s)
+        self._completed = CallRate(self._time_s)
         self._generated = 0
         self._duplicates = 0
         self._rejected = 0
@@ -668,9 +560,8 @@ class Study:
         while True:
             await anyio.sleep(_TICK_S)
             now = self._time_s()
-            self.spend.seconds = self._seconds_before + (now - self._started_at)
             self._track_arms()
-            self._publish_ui()
+            self._tick()
             if self.parts.recorder is not None and now - last_progress >= 1.0:
                 self.parts.recorder.progress(self.spend)
                 last_progress = now
@@ -734,6 +625,11 @@ class Study:
             if state in ("leader", "active", "eliminated", "complete", "dropped")
             else "active"
         )
+
+    def _tick(self) -> None:
+        """The study's clock and the UI, brought up to date."""
+        self.spend.seconds = self._seconds_before + (self._time_s() - self._started_at)
+        self._publish_ui()
 
     def _publish_ui(self) -> None:
         if self.ui is not None:
@@ -868,8 +764,7 @@ class Study:
     async def _evaluation_ticker(self) -> None:
         while True:
             await anyio.sleep(_TICK_S)
-            self.spend.seconds = self._seconds_before + (self._time_s() - self._started_at)
-            self._publish_ui()
+            self._tick()
 
     def _on_evaluation_score(self, score: Any) -> None:
         self._evaluation_done += 1

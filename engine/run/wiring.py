@@ -30,12 +30,13 @@ from engine.run.budgets import PriceTable
 from engine.run.config import StudyConfig
 from engine.run.estimate import SpendEstimate, estimate_spend
 from engine.run.events import EventBus
+from engine.run.parts import StudyParts, UiHook
 from engine.run.recording import DEFINING_FIELDS, JournalRecorder, Replay, task_fingerprint
 from engine.run.response_cache import ResponseCache
 from engine.run.result import StudyResult
-from engine.run.study import Study, StudyParts, UiHook
+from engine.run.study import Study
 from engine.search import make_policy
-from engine.task import METRICS, Splits, Task, load_task, split_task
+from engine.task import BINARY_METRICS, METRICS, Splits, Task, load_task, split_task
 
 __all__ = ["Prepared", "execute", "prepare", "run_study"]
 
@@ -58,10 +59,6 @@ class Prepared:
     @property
     def proposal_model(self) -> str:
         return self.config.proposal_model or self.config.model
-
-
-#: metrics whose every reward is 0 or 1: the scheduler can use its exact hypergeometric bounds
-BINARY_METRICS = frozenset({"exact_match", "contains", "exact_set", "multiple_choice"})
 
 
 def planned_candidates(config: StudyConfig) -> int:

@@ -93,6 +93,7 @@ class BasePolicy:
             raise ConfigError(f"rewards must be one of {', '.join(REWARDS)}, not {rewards!r}")
         self.n = n
         self.rewards = rewards
+        self._levels: list[int] = []  # each arm's grid level of the exact bounds
         self._exact = HypergeometricBounds.for_pool(n) if rewards == "binary" else None
         self.delta = delta
         self.epsilon = max(2.0 / n, 0.005) if epsilon is None else float(epsilon)
@@ -148,6 +149,8 @@ class BasePolicy:
         self.arm_deltas[arm] = float(
             arm_delta(arm, delta=self.delta, initial_arms=self.initial_arms)
         )
+        if self._exact is not None:
+            self._levels.append(self._exact.level(float(self.arm_deltas[arm])))
         self.lower[arm], self.upper[arm] = 0.0, 1.0
         self._on_add(arm)
         return arm
@@ -231,7 +234,7 @@ class BasePolicy:
         mean = float(self.total[arm]) / count if count else 0.5
         virtual = min(count + extra, float(self.n))
         if self._exact is not None:
-            level = self._exact.level(float(self.arm_deltas[arm]))
+            level = self._levels[arm]
             ones = round(mean * virtual) if extra else round(float(self.total[arm]))
             exact_low, exact_high = self._exact.bounds(int(ones), int(virtual), level)
             if not extra:

@@ -129,9 +129,12 @@ class SuccessiveHalving(BasePolicy):
             rung += 1
             self.rung[arm] = rung
 
-    def _after_observe(self, arm: int) -> None:
+    def _grow_records(self) -> None:
         while len(self.records) <= len(self.targets):
             self.records.append([])
+
+    def _after_observe(self, arm: int) -> None:
+        self._grow_records()
         if int(self.rung[arm]) < self.closed:
             self._promote_late(arm)
         self._close_rung()
@@ -166,8 +169,7 @@ class SuccessiveHalving(BasePolicy):
         return pulls
 
     def _after_observe_all(self) -> None:
-        while len(self.records) <= len(self.targets):
-            self.records.append([])
+        self._grow_records()
         live = self.live()
         for arm in np.flatnonzero(
             live[: self.num_arms] & (self.rung[: self.num_arms] < self.closed)

@@ -32,8 +32,7 @@ from engine.run.config import StudyConfig
 from engine.run.events import EventBus
 from engine.run.recording import replay_journal
 from engine.run.result import StudyResult
-from engine.run.snapshot import ProposalRow, StudySnapshot, ThroughputRow
-from engine.run.study import Study
+from engine.run.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
 from engine.run.wiring import Prepared, execute, prepare
 from engine.service.state import StateDir, StudyRecord
 from engine.service.validation import (
@@ -69,7 +68,7 @@ class StudyEntry:
         self.prepared = prepared
         self.record = record
         self.bus = EventBus()
-        self.control: Study | None = None
+        self.control: StudyControl | None = None
         self.attached = anyio.Event()
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
@@ -88,7 +87,7 @@ class StudyEntry:
 
     # -- the UiHook the study attaches to ---------------------------------------------------------
 
-    def attach(self, control: Study) -> None:
+    def attach(self, control: StudyControl) -> None:
         self.control = control
         if self.cancel_requested:
             control.cancel()
@@ -171,7 +170,7 @@ class StudyEntry:
     # -- stopping --------------------------------------------------------------------------------
 
     @staticmethod
-    def _stop_control(control: Study, reason: str) -> None:
+    def _stop_control(control: StudyControl, reason: str) -> None:
         control.cancel(reason)  # a drain says why it stopped, not "cancelled by the user"
 
     def stop(self, reason: str) -> None:
@@ -315,7 +314,7 @@ class StudyManager:
 
     # -- changing -------------------------------------------------------------------------------
 
-    async def _attached(self, entry: StudyEntry) -> Study:
+    async def _attached(self, entry: StudyEntry) -> StudyControl:
         with anyio.move_on_after(_ATTACH_WAIT_S):
             await entry.attached.wait()
         if entry.control is None:

@@ -5,9 +5,10 @@ from engine.task.load import load_task
 from engine.task.loaders import FORMATS, load_file
 from engine.task.metrics import metric_function, normalise, score
 from engine.task.split import Splits, split_task
-from engine.task.types import METRICS, Example, Task
+from engine.task.types import BINARY_METRICS, METRICS, Example, Task
 
 __all__ = [
+    "BINARY_METRICS",
     "FORMATS",
     "METRICS",
     "Example",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["METRICS", "Example", "Task"]
+__all__ = ["BINARY_METRICS", "METRICS", "Example", "Task"]
 
 #: Metric names understood by `engine.task.metrics`.
 METRICS = ("exact_match", "contains", "f1", "exact_set", "multiple_choice")
+#: the metrics whose every reward is 0 or 1 (the scheduler then uses exact bounds)
+BINARY_METRICS = frozenset({"exact_match", "contains", "exact_set", "multiple_choice"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ import pytest
 
 from engine.run.config import StudyConfig
 from engine.run.events import EventBus
-from engine.run.study import Study, StudyParts
+from engine.run.parts import StudyParts
+from engine.run.study import Study
 from engine.task.split import Splits
 from engine.task.types import Task
 from tests.run.fakes import FakePolicy, FakeProposer, FakeScorer, pool
