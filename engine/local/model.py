@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ConfigError
+from engine.local.runnable import check_runnable
 from engine.sim.protocol import ApiError, Generation, GenerationRequest, Scored
 
 __all__ = ["LocalModel", "log_softmax_rows", "split_text"]
@@ -112,8 +113,9 @@ class LocalModel:
         context: int = 2048,
         name: str | None = None,
     ) -> None:
-        llama_cpp = _import_llama()
         self.path = Path(path)
+        check_runnable(self.path)  # a build this CPU cannot run dies by SIGILL in a child
+        llama_cpp = _import_llama()
         self.name = name or self.path.stem
         self._lib = llama_cpp
         self._lock = threading.Lock()
