@@ -32,10 +32,10 @@ from typing import Any
 
 import anyio
 
+from engine.app import StudyConfig, execute, prepare
 from engine.local import LocalSettings, serve_local
 from engine.local.models import served_model_name
-from engine.run import StudyConfig, execute, prepare
-from engine.run.result import StudyResult
+from engine.study.result import StudyResult
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"

@@ -27,7 +27,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.run import StudyConfig, execute, prepare
+from engine.app import StudyConfig, execute, prepare
 from engine.sim import SimConfig, serve_sim
 from engine.task import load_task
 

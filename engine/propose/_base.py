@@ -1,5 +1,5 @@
 """The values and the seam of the proposal side: a `Proposal`, what a call produced (a
-`ProposalBatch`), and the `ProposerLike` protocol the study calls. `engine.run._base`
+`ProposalBatch`), and the `ProposerLike` protocol the study calls. `engine.study.interfaces`
 re-exports them, so the study depends on these shapes and not on the proposer."""
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ SIGTERM); `build_app` is the aiohttp application over it; `serve` runs both unti
 """
 
 from engine.service.app import build_app
-from engine.service.cli import ServeOptions, serve
 from engine.service.manager import StudyEntry, StudyManager
+from engine.service.process import ServeOptions, serve
 from engine.service.state import StateDir, StudyRecord
 from engine.service.validation import Patch, RequestError
 

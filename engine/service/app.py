@@ -23,10 +23,10 @@ import orjson
 from aiohttp import web
 
 from engine import __version__
-from engine.run.events import Event
 from engine.service.manager import StudyEntry, StudyManager
 from engine.service.openapi import openapi_document
 from engine.service.validation import RequestError, parse_create, parse_patch
+from engine.study.events import Event
 
 __all__ = ["DEFAULT_MAX_BODY", "MANAGER", "build_app"]
 

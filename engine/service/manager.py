@@ -1,6 +1,6 @@
 """The studies a service holds: create, run, change, cancel, drain, and resume on start.
 
-Every study runs as one task in the manager's task group, through `engine.run.wiring.execute`
+Every study runs as one task in the manager's task group, through `engine.app.execute.execute`
 with three things of the service's: the `StudyEntry` as the study's `UiHook` (it gets the
 running `Study`, the `StudyControl` the API's PATCH and DELETE call), an `EventBus` per study
 (the SSE stream subscribes to it), and the `SharedEndpoints` that give studies on the same
@@ -23,17 +23,11 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from engine.app.execute import Prepared, execute, prepare
 from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.shared import FairShareLimiter, SharedEndpoints
-from engine.run.budgets import Budgets, Spend
-from engine.run.config import StudyConfig
-from engine.run.events import EventBus
-from engine.run.recording import replay_journal
-from engine.run.result import StudyResult
-from engine.run.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
-from engine.run.wiring import Prepared, execute, prepare
 from engine.service.state import StateDir, StudyRecord
 from engine.service.validation import (
     InlineTask,
@@ -42,6 +36,12 @@ from engine.service.validation import (
     config_field,
     write_inline_task,
 )
+from engine.study.budgets import Budgets, Spend
+from engine.study.config import StudyConfig
+from engine.study.events import EventBus
+from engine.study.journal import replay_journal
+from engine.study.result import StudyResult
+from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
 
 __all__ = ["StudyEntry", "StudyManager"]
 

@@ -13,9 +13,9 @@ import typing
 from typing import Any
 
 from engine import __version__
-from engine.run import snapshot as snapshot_module
-from engine.run.budgets import BUDGET_NAMES
 from engine.service.validation import CONFIG_TYPES, RATE_LIMIT_NAMES, SERVICE_OWNED
+from engine.study import snapshot as snapshot_module
+from engine.study.budgets import BUDGET_NAMES
 
 __all__ = ["openapi_document"]
 

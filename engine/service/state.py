@@ -3,7 +3,7 @@ study that says whether the service should resume it when it starts.
 
 Layout under ``--state-dir`` (default ``.ape``)::
 
-    journals/<task>-<id>.jsonl      each study's journal (engine.run.recording)
+    journals/<task>-<id>.jsonl      each study's journal (engine.study.journal)
     tasks/<name>-<hash>/task.json   tasks given inline, so a resumed study finds its task
     cache.jsonl                     the response cache the studies share (unless they set one)
     service/studies/<id>.json       {"id", "journal", "state", "paused", "created"}

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from engine.errors import ConfigError, EngineError
-from engine.run.budgets import BUDGET_NAMES, Price
-from engine.run.config import StudyConfig, load_config_file
+from engine.study.budgets import BUDGET_NAMES, Price
+from engine.study.config import StudyConfig, load_config_file
 from engine.task import METRICS
 
 __all__ = [

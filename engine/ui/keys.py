@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from engine.errors import EngineError
-from engine.run.snapshot import StudyControl, StudySnapshot
+from engine.study.snapshot import StudyControl, StudySnapshot
 from engine.ui.state import UiState
 
 __all__ = ["BINDINGS", "TERMINATE", "Binding", "apply_key", "decode", "help_text", "keys_table"]

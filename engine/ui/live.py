@@ -15,7 +15,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.live import Live
 
-from engine.run.snapshot import StudyControl, StudySnapshot
+from engine.study.snapshot import StudyControl, StudySnapshot
 from engine.ui.keys import apply_key
 from engine.ui.render import plain_line, screen
 from engine.ui.state import UiState

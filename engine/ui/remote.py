@@ -24,7 +24,7 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from engine.errors import ConfigError, EngineError
-from engine.run.snapshot import StudySnapshot
+from engine.study.snapshot import StudySnapshot
 
 __all__ = ["HttpControl", "ServiceClient", "ServiceError", "normalise_url", "sse_events"]
 

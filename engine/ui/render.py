@@ -17,7 +17,7 @@ from rich.layout import Layout
 from rich.panel import Panel
 from rich.text import Text
 
-from engine.run.snapshot import ArmRow, BudgetRow, StudySnapshot
+from engine.study.snapshot import ArmRow, BudgetRow, StudySnapshot
 from engine.ui import text as fmt
 from engine.ui.keys import help_text
 from engine.ui.state import ordered_arms

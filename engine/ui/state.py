@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.run.snapshot import ArmRow, StudySnapshot
+from engine.study.snapshot import ArmRow, StudySnapshot
 
 __all__ = ["NOTICE_S", "UiState", "ordered_arms"]
 

@@ -10,10 +10,8 @@ seconds until the study ends.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import anyio
@@ -21,7 +19,7 @@ import orjson
 from rich.console import Console
 
 from engine.errors import ConfigError
-from engine.run.snapshot import SnapshotError, StudySnapshot
+from engine.study.snapshot import SnapshotError, StudySnapshot
 from engine.ui import text as fmt
 from engine.ui.live import LiveScreen
 from engine.ui.remote import HttpControl, ServiceClient, ServiceError
@@ -31,9 +29,7 @@ from engine.ui.terminal import KeyReader
 __all__ = [
     "DEFAULT_TOKEN_ENV",
     "DEFAULT_URL",
-    "add_arguments",
     "follow",
-    "main",
     "pick_study",
     "top",
 ]
@@ -42,28 +38,6 @@ DEFAULT_URL = "http://127.0.0.1:8750"  # the port `ape-engine serve` binds by de
 DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
 POLL_S = 0.25
 _FRAME_S = 0.05
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "url", nargs="?", default=DEFAULT_URL, help=f"the service's address ({DEFAULT_URL})"
-    )
-    parser.add_argument("--study", metavar="ID", help="the study to follow (first running one)")
-    parser.add_argument(
-        "--token-env",
-        metavar="VAR",
-        default=DEFAULT_TOKEN_ENV,
-        help=f"environment variable holding the service's bearer token ({DEFAULT_TOKEN_ENV})",
-    )
-    parser.add_argument("--list", action="store_true", help="list the service's studies and stop")
-    parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
-    parser.add_argument(
-        "--every",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="seconds between plain lines (2)",
-    )
 
 
 def pick_study(studies: list[dict[str, Any]], wanted: str | None, url: str) -> str:
@@ -233,18 +207,3 @@ async def top(
         else:
             await _live(client, study_id, console, first, reader)
     return 0
-
-
-def main(args: argparse.Namespace) -> int:
-    if not args.every > 0:
-        raise ConfigError(f"--every: must be a positive number of seconds (got {args.every})")
-    run = partial(
-        top,
-        args.url,
-        study=args.study,
-        list_only=bool(args.list),
-        token_env=args.token_env,
-        plain=bool(args.plain),
-        every_s=args.every,
-    )
-    return anyio.run(run)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.cli import resume as resume_cli
+from engine.cli import run as cli
 from engine.errors import ConfigError, DatasetError, JournalError
-from engine.run import cli, resume_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.app import StudyConfig, execute, prepare
 from engine.propose import instruction_key
-from engine.run import StudyConfig, execute, prepare
 from engine.sim import SimConfig, serve_sim
 from engine.task import load_task
 

@@ -21,10 +21,11 @@ import anyio
 import orjson
 import pytest
 
+from engine.app import StudyConfig, execute, prepare
 from engine.propose.templates import Templates
-from engine.run import StudyConfig, StudyResult, execute, prepare
 from engine.sim import SimConfig, SimServer, serve_sim, start_sim_process
 from engine.sim.protocol import GenerationRequest
+from engine.study import StudyResult
 from engine.task import load_task, score
 from engine.task.types import Example
 

@@ -13,8 +13,8 @@ import anyio
 import orjson
 import pytest
 
-from engine.run.recording import read_journal
-from engine.run.snapshot import StudySnapshot
+from engine.study.journal import read_journal
+from engine.study.snapshot import StudySnapshot
 from tests.service.helpers import Service, running_service, simulator, spent, study_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.run.recording import read_journal
+from engine.study.journal import read_journal
 from tests.service.helpers import (
     Service,
     running_service,

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from engine.cli import main as cli_main
-from engine.run.recording import read_journal
+from engine.study.journal import read_journal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -176,7 +176,7 @@ def test_binding_beyond_loopback_needs_a_good_token(
 
 
 def test_token_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.service.cli import is_loopback, load_token
+    from engine.cli.serve import is_loopback, load_token
 
     monkeypatch.delenv("APE_ENGINE_TOKEN", raising=False)
     token_file = tmp_path / "token"

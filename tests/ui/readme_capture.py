@@ -12,9 +12,9 @@ from tempfile import TemporaryDirectory
 
 import anyio
 
-from engine.run.config import StudyConfig
-from engine.run.snapshot import StudyControl, StudySnapshot
-from engine.run.wiring import run_study
+from engine.app.execute import run_study
+from engine.study.config import StudyConfig
+from engine.study.snapshot import StudyControl, StudySnapshot
 from tests.ui.snapshots import render_screen
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from engine.errors import ConfigError
-from engine.run.snapshot import (
+from engine.study.snapshot import (
     ArmRow,
     BudgetRow,
     LimiterRow,

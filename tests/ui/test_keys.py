@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.run.snapshot import BudgetRow, LimiterRow
+from engine.study.snapshot import BudgetRow, LimiterRow
 from engine.ui.keys import BINDINGS, TERMINATE, apply_key, decode, help_text, keys_table
 from engine.ui.state import UiState
 from engine.ui.terminal import KeyReader

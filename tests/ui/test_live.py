@@ -9,10 +9,10 @@ import anyio
 import pytest
 from rich.console import Console
 
-from engine.run.snapshot import StudySnapshot
+from engine.study.snapshot import StudySnapshot
 from engine.ui.live import PlainLines, TerminalUi, make_ui
-from tests.run.fakes import FakeScorer
-from tests.run.test_study import make_study
+from tests.study.fakes import FakeScorer
+from tests.study.test_study import make_study
 from tests.ui.test_snapshot_json import through_json
 
 

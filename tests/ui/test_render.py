@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.run.snapshot import ArmRow, LimiterRow
+from engine.study.snapshot import ArmRow, LimiterRow
 from engine.ui import text as fmt
 from engine.ui.render import leaderboard_panel, plain_line
 from engine.ui.state import ordered_arms

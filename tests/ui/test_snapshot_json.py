@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from engine.run.snapshot import SnapshotError, StudySnapshot
+from engine.study.snapshot import SnapshotError, StudySnapshot
 from tests.ui.snapshots import make_snapshot
 
 

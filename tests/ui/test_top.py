@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from engine.errors import ConfigError
-from engine.run.snapshot import StudySnapshot
+from engine.study.snapshot import StudySnapshot
 from engine.ui.keys import apply_key
 from engine.ui.remote import HttpControl, ServiceClient, ServiceError, normalise_url, sse_events
 from engine.ui.state import UiState

@@ -1,0 +1,127 @@
+"""What a study will cost, said before its first call: the worst case and the expected spend.
+
+Worst case = full evaluation: every candidate the study may hold (initial batch plus every
+variant round) scored on the whole scoring pool, plus the proposal calls and the final
+evaluation on the test pool. Expected = the worst case times the cost ratio each policy reached
+in the scheduler's simulation (DESIGN.md section 3: LUCB 0.23, top-two Thompson 0.18, the
+paper's filter 0.10-0.14), capped by the budgets. Tokens are estimated from the prompts the study
+will send (about four characters per token); dollars from the price table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from engine.llm.client import estimate_tokens
+from engine.study.budgets import PriceTable
+from engine.study.config import StudyConfig
+from engine.task.split import Splits
+
+__all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
+
+#: Expected scoring calls / full evaluation, per policy (DESIGN.md section 3, rounded up).
+EXPECTED_RATIO = {
+    "lucb": 0.25,
+    "ttts": 0.20,
+    "halving": 0.30,
+    "ape-filter": 0.15,
+    "ucb": 0.50,
+    "uniform": 1.0,
+    "full": 1.0,
+}
+_INSTRUCTION_CHARS = 100
+_PROPOSAL_OUTPUT_TOKENS = 40
+SCORING_MAX_TOKENS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class SpendEstimate:
+    candidates: int
+    n: int
+    test: int
+    full_scoring_calls: int
+    expected_scoring_calls: int
+    proposal_calls: int
+    evaluation_calls: int
+    worst_tokens: int
+    expected_tokens: int
+    worst_usd: float
+    expected_usd: float
+    priced: bool  # False when a model has no price (dollars then read 0)
+
+    def lines(self) -> list[str]:
+        usd = "" if self.priced else " (a model has no price: add it under [prices])"
+        return [
+            f"worst case (full evaluation of {self.candidates} candidates x {self.n} examples): "
+            f"{self.full_scoring_calls + self.proposal_calls + self.evaluation_calls:,} calls "
+            f"({self.full_scoring_calls:,} scoring, {self.proposal_calls:,} proposal, "
+            f"{self.evaluation_calls:,} test), ~{self.worst_tokens:,} tokens, "
+            f"~${self.worst_usd:,.4f}{usd}",
+            f"expected: ~{self.expected_scoring_calls + self.proposal_calls + self.evaluation_calls:,} "
+            f"calls ({self.expected_scoring_calls:,} scoring), ~{self.expected_tokens:,} tokens, "
+            f"~${self.expected_usd:,.4f}",
+        ]
+
+
+def estimate_spend(
+    config: StudyConfig,
+    splits: Splits,
+    *,
+    human: bool,
+    prices: PriceTable,
+    scoring_model: str,
+    proposal_model: str,
+) -> SpendEstimate:
+    n = len(splits.scoring)
+    variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
+    candidates = min(config.max_candidates, config.initial_candidates + variants)
+    full = candidates * n
+    ratio = EXPECTED_RATIO.get(config.policy, 1.0)
+    expected = math.ceil(full * ratio)
+    if config.budget_calls is not None:
+        expected = min(expected, config.budget_calls)
+    proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
+        config.variant_rounds * config.variant_leaders
+    )
+    if config.budget_proposal_calls is not None:
+        proposal_calls = min(proposal_calls, config.budget_proposal_calls)
+    evaluation = (2 + int(human)) * len(splits.test)
+    pool = splits.scoring or splits.test
+    mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
+    mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
+    prompt = estimate_tokens("x" * int(_INSTRUCTION_CHARS + mean_input + 20))
+    if config.scoring == "logprob":
+        scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
+    else:
+        scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
+    demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
+    proposal_in = estimate_tokens("x" * int(demo_chars))
+    proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
+
+    def tokens(scoring_calls: int) -> int:
+        return (scoring_calls + evaluation) * (scoring_in + scoring_out) + proposal_calls * (
+            proposal_in + proposal_out
+        )
+
+    def usd(scoring_calls: int) -> float:
+        return prices.cost(
+            scoring_model,
+            (scoring_calls + evaluation) * scoring_in,
+            (scoring_calls + evaluation) * scoring_out,
+        ) + prices.cost(proposal_model, proposal_calls * proposal_in, proposal_calls * proposal_out)
+
+    return SpendEstimate(
+        candidates=candidates,
+        n=n,
+        test=len(splits.test),
+        full_scoring_calls=full,
+        expected_scoring_calls=expected,
+        proposal_calls=proposal_calls,
+        evaluation_calls=evaluation,
+        worst_tokens=tokens(full),
+        expected_tokens=tokens(expected),
+        worst_usd=usd(full),
+        expected_usd=usd(expected),
+        priced=scoring_model in prices and proposal_model in prices,
+    )

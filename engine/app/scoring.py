@@ -1,0 +1,141 @@
+"""The study's scorer from its config: the client scorer (execution accuracy or log-probability,
+checked against the endpoint before any scoring call), or a user's custom scorer imported by
+name; then the response cache around it (`engine.study.scoring` has the scorers themselves)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.llm.client import LLMClient
+from engine.propose import Templates
+from engine.study.cache import CachedScorer, ResponseCache
+from engine.study.config import StudyConfig
+from engine.study.interfaces import ScorerLike
+from engine.study.scoring import (
+    SCORING_MAX_TOKENS,
+    SCORING_STOP,
+    ClientScorer,
+    CustomScorer,
+    ScorerFunction,
+    logprob_path,
+)
+
+__all__ = ["build_scorer", "load_scorer_function"]
+
+
+def _import(module_name: str, where: str) -> Any:
+    """The module `module_name`, or the file it names; the current directory is searched too
+    (so that `--scorer myscorers:f` finds ./myscorers.py)."""
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        if not (module_name.endswith(".py") or "/" in module_name):
+            return importlib.import_module(module_name)
+        path = Path(module_name)
+        if not path.is_file():
+            raise ConfigError(f"{where}: no file {module_name!r}")
+        spec = importlib.util.spec_from_file_location(f"_ape_scorer_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"{where}: cannot load {module_name!r} as Python")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(
+            f"{where}: importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def load_scorer_function(spec: str, *, field: str = "scorer") -> ScorerFunction:
+    """Import ``module:function`` (or ``path/file.py:function``) and check that it is
+    ``async def f(instruction, example, client) -> float``; a `ConfigError` naming `field`
+    otherwise."""
+    where = f"{field} {spec!r}"
+    module_name, _, name = spec.strip().rpartition(":")
+    if not module_name or not name:
+        raise ConfigError(f"{where}: give it as 'module:function' or 'file.py:function'")
+    module = _import(module_name, where)
+    function = module
+    for part in name.split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise ConfigError(f"{where}: {module_name!r} has no attribute {name!r}")
+    call = function if inspect.isfunction(function) else getattr(function, "__call__", None)  # noqa: B004
+    if not callable(function) or not inspect.iscoroutinefunction(call):
+        raise ConfigError(
+            f"{where}: must be an async function 'async def {name}(instruction, example, "
+            f"client) -> float' (got {type(function).__name__})"
+        )
+    try:
+        inspect.signature(function).bind("instruction", None, None)
+    except TypeError as error:
+        raise ConfigError(
+            f"{where}: must take three arguments (instruction, example, client): {error}"
+        ) from None
+    return function  # type: ignore[no-any-return]
+
+
+async def build_scorer(
+    config: StudyConfig,
+    client: LLMClient,
+    *,
+    metric: str,
+    templates: Templates,
+    custom: ScorerFunction | None = None,
+    cache: ResponseCache | None = None,
+    endpoint: str = "",
+    say: Callable[[str], None] = print,
+) -> ScorerLike:
+    """The study's scorer for `config`, checked against the endpoint before any scoring call."""
+    identity: dict[str, Any]
+    scorer: ScorerLike
+    if custom is not None and config.scorer is not None:
+        scorer = CustomScorer(custom, client, config.scorer)
+        identity = {"mode": "custom", "scorer": config.scorer}
+    else:
+        path = "echo"
+        if config.scoring == "logprob":
+            path = await logprob_path(client, config.api)
+            if path == "chat":
+                say(
+                    f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
+                    "log-probability scoring uses the chat answer's own log-probs instead: "
+                    "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
+                )
+        scorer = ClientScorer(
+            client,
+            metric=metric,
+            mode=config.scoring,
+            api=config.api,
+            template=templates.scoring,
+            logprobs=path,
+        )
+        identity = {
+            "mode": config.scoring,
+            "logprobs": path if config.scoring == "logprob" else None,
+            "api": config.api,
+            "template": templates.scoring,
+            "max_tokens": SCORING_MAX_TOKENS,
+            "temperature": 0.0,
+            "stop": list(SCORING_STOP),
+            "metric": metric,
+        }
+    if cache is None:
+        return scorer
+    return CachedScorer(
+        scorer, cache, {"kind": "score", "model": config.model, "base_url": endpoint, **identity}
+    )

@@ -1,0 +1,67 @@
+"""The `ape-engine` command line.
+
+Each subcommand lives beside the code it drives, in a module that provides
+``add_arguments(parser)`` and ``main(args) -> int``; this file only names them, so that
+``ape-engine --help`` lists every command and importing the CLI stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import EngineError
+
+__all__ = ["main"]
+
+# name -> (module, one-line help). Keep in the order a new user meets them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tasks": ("engine.cli.tasks", "list the built-in tasks, or describe a task file"),
+    "run": ("engine.cli.run", "find the best instruction for a task (a study)"),
+    "resume": ("engine.cli.resume", "continue a study from its journal"),
+    "sim": ("engine.cli.sim", "run the simulated OpenAI-compatible LLM server (not a real model)"),
+    "serve": ("engine.cli.serve", "run studies in a long-lived service with an HTTP JSON API"),
+    "top": (
+        "engine.cli.top",
+        "live terminal UI of a study in a running service (ape-engine serve)",
+    ),
+    "local": (
+        "engine.cli.local",
+        "serve a local GGUF model (llama.cpp) as an OpenAI-compatible server",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ape-engine",
+        description="Automatic Prompt Engineer as an async engine: find the best instruction "
+        "for a task for a fraction of the calls of full evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"ape-engine {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        result: int = args._module.main(args)
+    except EngineError as error:
+        print(f"ape-engine {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

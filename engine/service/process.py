@@ -1,0 +1,132 @@
+"""The service as a process: bind, resume unfinished studies, serve until SIGTERM or SIGINT,
+then drain (calls in flight get a grace period, every journal gets its result record).
+
+It binds 127.0.0.1 by default; binding any other address needs a bearer token, read from an
+environment variable or a file (`load_token`), never from the command line and never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from aiohttp import web
+
+from engine.errors import ConfigError
+from engine.service.app import DEFAULT_MAX_BODY, build_app
+from engine.service.manager import StudyManager
+from engine.service.state import StateDir
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TOKEN_ENV",
+    "MIN_TOKEN_LENGTH",
+    "ServeOptions",
+    "is_loopback",
+    "load_token",
+    "serve",
+]
+
+DEFAULT_PORT = 8750
+DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
+MIN_TOKEN_LENGTH = 16
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    state_dir: str = ".ape"
+    grace_s: float = 10.0
+    token: str | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    resume: bool = True
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_token(token_env: str | None, token_file: str | None) -> str | None:
+    """The bearer token from a file or an environment variable (None when neither is set);
+    errors name where it was looked for, never the token."""
+    if token_file is not None:
+        path = Path(token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise ConfigError(f"--token-file: cannot read {str(path)!r} ({reason})") from None
+        where = f"--token-file {str(path)!r}"
+    else:
+        name = token_env or DEFAULT_TOKEN_ENV
+        token = os.environ.get(name, "").strip()
+        if not token:
+            if token_env is not None:
+                raise ConfigError(f"--token-env: environment variable {name} is not set or empty")
+            return None
+        where = f"environment variable {name}"
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise ConfigError(
+            f"{where}: the token must be at least {MIN_TOKEN_LENGTH} characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
+def _say(text: str) -> None:
+    print(f"ape-engine serve: {text}", flush=True)
+
+
+async def serve(options: ServeOptions) -> int:
+    """Serve until SIGTERM or SIGINT, then drain and return 0."""
+    state = StateDir(options.state_dir)
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with StudyManager(state, say=_say) as manager:
+            app = build_app(manager, token=options.token, max_body=options.max_body)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, options.host, options.port)
+                try:
+                    await site.start()
+                except OSError as error:
+                    raise ConfigError(
+                        f"--host/--port: cannot listen on {options.host}:{options.port} "
+                        f"({error.strerror or error})"
+                    ) from None
+                if options.resume:  # before saying where: a client then sees them all
+                    await manager.resume_unfinished()
+                port = runner.addresses[0][1]
+                host = f"[{options.host}]" if ":" in options.host else options.host
+                _say(
+                    f"listening on http://{host}:{port} (state {state.root}, auth "
+                    f"{'on' if options.token else 'off'})"
+                )
+                async for signum in signals:
+                    _say(f"{signal.Signals(signum).name}: taking no new work")
+                    break
+                async with anyio.create_task_group() as group:
+
+                    async def second_signal() -> None:
+                        async for _ in signals:
+                            _say("second signal: cancelling the calls in flight now")
+                            manager.force()
+
+                    group.start_soon(second_signal)
+                    await manager.drain(options.grace_s)
+                    group.cancel_scope.cancel()
+            finally:
+                await runner.cleanup()
+    _say("stopped; journals flushed")
+    return 0

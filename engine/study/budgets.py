@@ -1,0 +1,216 @@
+"""Budgets of a study: what it has spent and the limits it stops at.
+
+Five budgets, each optional and changeable while the study runs (the UI's keys and the service's
+PATCH route): scoring calls, proposal calls, total tokens, dollars and wall-clock seconds. The
+study stops at the first one reached. Dollars come from a per-model price table (USD per million
+prompt and completion tokens) that users extend in their config; a dollar budget on a model with
+no price is refused before the first call, never silently counted as free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+from engine.errors import ConfigError
+from engine.study.snapshot import BudgetRow
+
+__all__ = [
+    "BUDGET_NAMES",
+    "DEFAULT_PRICES",
+    "BudgetName",
+    "Budgets",
+    "Price",
+    "PriceTable",
+    "Spend",
+]
+
+BudgetName = Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
+BUDGET_NAMES: tuple[BudgetName, ...] = (
+    "scoring_calls",
+    "proposal_calls",
+    "tokens",
+    "usd",
+    "seconds",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million prompt (input) and completion (output) tokens."""
+
+    input_per_million: float
+    output_per_million: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+        ) / 1e6
+
+
+#: List prices (USD per 1M tokens) of common models; extend or override with `[prices]` in the
+#: config. The simulator is free.
+DEFAULT_PRICES: dict[str, Price] = {
+    "sim-1": Price(0.0, 0.0),
+    "gpt-4o": Price(2.50, 10.00),
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4.1": Price(2.00, 8.00),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "gpt-3.5-turbo-instruct": Price(1.50, 2.00),
+    "davinci-002": Price(2.00, 2.00),
+    "babbage-002": Price(0.40, 0.40),
+}
+
+
+class PriceTable:
+    """Model name -> `Price`. A model the table does not know costs nothing but is reported by
+    `unknown()` so the study can say so (and refuse a dollar budget)."""
+
+    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+        self._prices = dict(DEFAULT_PRICES)
+        if prices:
+            self._prices.update(prices)
+
+    def __contains__(self, model: object) -> bool:
+        return model in self._prices
+
+    def price(self, model: str) -> Price | None:
+        return self._prices.get(model)
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self._prices.get(model)
+        return 0.0 if price is None else price.cost(prompt_tokens, completion_tokens)
+
+
+@dataclass(slots=True)
+class Spend:
+    """What a study has paid for, across resumes (the study owns the one instance).
+
+    Calls answered from the response cache are counted in `cached_calls` and cost nothing.
+    `evaluation_calls` are the final held-out evaluation, outside the scoring budget.
+    """
+
+    scoring_calls: int = 0
+    proposal_calls: int = 0
+    evaluation_calls: int = 0
+    tokens: int = 0
+    usd: float = 0.0
+    seconds: float = 0.0
+    cached_calls: int = 0
+    failed_calls: int = 0
+
+    def value(self, name: BudgetName) -> float:
+        return float(getattr(self, name))
+
+    def add_call(
+        self,
+        kind: Literal["scoring", "proposal", "evaluation"],
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        usd: float,
+        cached: bool = False,
+    ) -> None:
+        if kind == "scoring":
+            self.scoring_calls += 1
+        elif kind == "proposal":
+            self.proposal_calls += 1
+        else:
+            self.evaluation_calls += 1
+        if cached:
+            self.cached_calls += 1
+            return
+        self.tokens += prompt_tokens + completion_tokens
+        self.usd += usd
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "scoring_calls": self.scoring_calls,
+            "proposal_calls": self.proposal_calls,
+            "evaluation_calls": self.evaluation_calls,
+            "tokens": self.tokens,
+            "usd": round(self.usd, 6),
+            "seconds": round(self.seconds, 3),
+            "cached_calls": self.cached_calls,
+            "failed_calls": self.failed_calls,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Spend:
+        spend = cls()
+        for name in (
+            "scoring_calls",
+            "proposal_calls",
+            "evaluation_calls",
+            "tokens",
+            "cached_calls",
+            "failed_calls",
+        ):
+            setattr(spend, name, int(cast(int, data.get(name, 0))))
+        spend.usd = float(cast(float, data.get("usd", 0.0)))
+        spend.seconds = float(cast(float, data.get("seconds", 0.0)))
+        return spend
+
+
+def check_limit(name: str, limit: float | None) -> float | None:
+    """Validate one budget limit (None = unlimited); raise `ConfigError` naming it."""
+    if name not in BUDGET_NAMES:
+        raise ConfigError(f"unknown budget {name!r}; the budgets are {', '.join(BUDGET_NAMES)}")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | float):
+        raise ConfigError(f"budget {name}: expected a number or none (got {limit!r})")
+    value = float(limit)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"budget {name}: must be a finite number >= 0 (got {limit!r})")
+    return value
+
+
+@dataclass(slots=True)
+class Budgets:
+    """The limits, changeable live. `reached(spend)` names the first budget spent, or None."""
+
+    limits: dict[str, float | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checked: dict[str, float | None] = {name: None for name in BUDGET_NAMES}
+        for name, limit in self.limits.items():
+            checked[name] = check_limit(name, limit)
+        self.limits = checked
+
+    def set(self, name: str, limit: float | None) -> float | None:
+        """Change one limit; returns the old one."""
+        value = check_limit(name, limit)
+        old = self.limits[name]
+        self.limits[name] = value
+        return old
+
+    def limit(self, name: BudgetName) -> float | None:
+        return self.limits[name]
+
+    def reached(self, spend: Spend) -> BudgetName | None:
+        for name in BUDGET_NAMES:
+            limit = self.limits[name]
+            if limit is not None and spend.value(name) >= limit:
+                return name
+        return None
+
+    def allows_scoring_call(self, spend: Spend, in_flight: int) -> bool:
+        """May one more scoring call start, counting those in flight against the call budget?"""
+        limit = self.limits["scoring_calls"]
+        if limit is not None and spend.scoring_calls + in_flight >= limit:
+            return False
+        return self.reached(spend) is None
+
+    def allows_proposal_call(self, spend: Spend, in_flight: int) -> bool:
+        limit = self.limits["proposal_calls"]
+        if limit is not None and spend.proposal_calls + in_flight >= limit:
+            return False
+        return self.reached(spend) is None
+
+    def rows(self, spend: Spend) -> tuple[BudgetRow, ...]:
+        return tuple(BudgetRow(name, spend.value(name), self.limits[name]) for name in BUDGET_NAMES)

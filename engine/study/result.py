@@ -1,0 +1,97 @@
+"""What a study returns: the winner and baselines with their test scores, every candidate, and
+the spend, as a frozen `StudyResult` with a JSON form (the `--json` output and the journal's
+last record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.study.budgets import Spend
+from engine.study.evaluation import Evaluation
+
+__all__ = ["CandidateResult", "StudyResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    arm: int
+    instruction: str
+    origin: str
+    parent: int | None
+    mean: float
+    lower: float
+    upper: float
+    pulls: int
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arm": self.arm,
+            "instruction": self.instruction,
+            "origin": self.origin,
+            "parent": self.parent,
+            "mean": round(self.mean, 6),
+            "lower": round(self.lower, 6),
+            "upper": round(self.upper, 6),
+            "pulls": self.pulls,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StudyResult:
+    study_id: str
+    task: str
+    policy: str
+    status: str  # "finished", "failed" or "cancelled"
+    reason: str
+    n: int
+    winner_arm: int | None
+    runner_up_arm: int | None
+    winner: Evaluation | None
+    runner_up: Evaluation | None
+    human: Evaluation | None
+    candidates: tuple[CandidateResult, ...]
+    spend: Spend
+    full_evaluation_calls: int
+    failures: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+    @property
+    def call_ratio(self) -> float:
+        """Scoring calls spent / calls of full evaluation."""
+        if self.full_evaluation_calls == 0:
+            return 0.0
+        return self.spend.scoring_calls / self.full_evaluation_calls
+
+    def to_json(self) -> dict[str, Any]:
+        def evaluation(value: Evaluation | None, arm: int | None) -> dict[str, Any] | None:
+            if value is None:
+                return None
+            data = value.to_json()
+            if arm is not None:
+                data["arm"] = arm
+            return data
+
+        return {
+            "study_id": self.study_id,
+            "task": self.task,
+            "policy": self.policy,
+            "status": self.status,
+            "reason": self.reason,
+            "error": self.error,
+            "n": self.n,
+            "winner": evaluation(self.winner, self.winner_arm),
+            "runner_up": evaluation(self.runner_up, self.runner_up_arm),
+            "human": evaluation(self.human, None),
+            "candidates": [candidate.to_json() for candidate in self.candidates],
+            "spend": self.spend.to_json(),
+            "full_evaluation_calls": self.full_evaluation_calls,
+            "call_ratio": round(self.call_ratio, 4),
+            "failures": dict(self.failures),
+        }

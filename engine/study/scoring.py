@@ -1,0 +1,211 @@
+"""Scorers, and the builders that fit the scorer and the proposer of `engine.propose` to the
+study's seams (`engine.study.interfaces`) from a `StudyConfig`.
+
+Scoring (DESIGN.md section 1, APE section 3.2) sends the target model the scoring template
+(``instruction + "\\n\\nInput: x\\nOutput:"`` by default, overridable in the templates file):
+
+- *execution accuracy* (``scoring = "exec"``): greedy answer (temperature 0), stop at the end of
+  the line, at most 16 tokens, the task's metric against the accepted outputs;
+- *log-probability* (``scoring = "logprob"``): exp(mean token log-prob) of the example's first
+  accepted output after the prompt, from completions ``echo`` + ``logprobs`` (exact). An
+  endpoint without echo but with chat ``logprobs`` (with ``api = "chat"``) is scored on the greedy
+  chat answer instead: exp(mean token log-prob) of that answer times its metric, so an answer
+  the task does not accept scores 0 (the probability of the accepted output is not observable
+  there; this is a confidence-weighted accuracy, and the study says so before it starts);
+- *custom* (``scorer = "module:function"``): ``async def f(instruction, example, client) ->
+  float`` in [0, 1]; `client` is the target `LLMClient` (its calls' tokens are counted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.errors import EndpointError
+from engine.llm.capabilities import Capability, require_capability
+from engine.llm.client import LLMClient
+from engine.llm.gate import CallHeldBack
+from engine.llm.results import Completion, ContinuationLogprob, Usage
+from engine.propose import Templates
+from engine.study.interfaces import Score
+from engine.task.metrics import metric_function
+from engine.task.types import Example
+
+__all__ = [
+    "SCORING_MAX_TOKENS",
+    "SCORING_STOP",
+    "ClientScorer",
+    "CustomScorer",
+    "ScorerFunction",
+    "logprob_path",
+]
+
+SCORING_MAX_TOKENS = 16
+SCORING_STOP = ("\n",)
+ScorerFunction = Callable[[str, Example, Any], Awaitable[float]]
+
+
+class ClientScorer:
+    """Execution-accuracy or log-probability scoring through one client.
+
+    `logprobs` is where log-probabilities come from: ``"echo"`` (completions echo, exact) or
+    ``"chat"`` (the greedy chat answer's own tokens; see the module docstring)."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        *,
+        metric: str,
+        mode: str = "exec",
+        api: str = "chat",
+        template: str = Templates().scoring,
+        logprobs: str = "echo",
+    ) -> None:
+        self.client = client
+        self.mode = mode
+        self.api = api
+        self.template = template
+        self.logprobs = logprobs
+        self._metric = metric_function(metric)
+
+    def prompt(self, instruction: str, example: Example) -> str:
+        return self.template.format(instruction=instruction, input=example.input)
+
+    async def score(self, instruction: str, example: Example) -> Score:
+        prompt = self.prompt(instruction, example)
+        if self.mode == "logprob" and self.logprobs == "echo":
+            answer = example.outputs[0] if example.outputs else ""
+            result = await self.client.continuation_logprob(prompt, " " + answer)
+            return Score(
+                result.score,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                latency_s=result.latency_s,
+                model=self.client.config.model,
+            )
+        with_logprobs = self.mode == "logprob"
+        completion: Completion
+        if self.api == "chat" or with_logprobs:
+            completion = await self.client.chat(
+                [{"role": "user", "content": prompt}],
+                max_tokens=SCORING_MAX_TOKENS,
+                temperature=0.0,
+                stop=list(SCORING_STOP),
+                logprobs=with_logprobs,
+            )
+        else:
+            completion = await self.client.complete(
+                prompt, max_tokens=SCORING_MAX_TOKENS, temperature=0.0, stop=list(SCORING_STOP)
+            )
+        reward = self._metric(completion.text.strip(), example)
+        if with_logprobs:
+            reward *= self._confidence(completion)
+        return Score(
+            reward,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            latency_s=completion.latency_s,
+            model=completion.model,
+        )
+
+    def _confidence(self, completion: Completion) -> float:
+        """exp(mean token log-prob) of the chat answer's tokens."""
+        block = completion.logprobs[0] if completion.logprobs else None
+        values = [v for v in (block.logprobs if block else ()) if v is not None]
+        if block is None or (block.tokens and not values):
+            raise EndpointError(
+                f"endpoint {self.client.name!r} returned no log-probabilities for a chat answer "
+                "asked with logprobs=true; use execution-accuracy scoring",
+                endpoint=self.client.name,
+                code="no_chat_logprobs",
+            )
+        return math.exp(math.fsum(values) / len(values)) if values else 1.0
+
+
+async def logprob_path(client: LLMClient, api: str) -> str:
+    """Where log-probability scoring gets its numbers on this endpoint: "echo" when it echoes
+    prompt log-probs, else "chat" when `api` is chat and chat answers carry log-probs; else an
+    `EndpointError` naming the endpoint, before any scoring call."""
+    capabilities = await client.capabilities()
+    if capabilities.prompt_logprobs:
+        return "echo"
+    if api == "chat" and capabilities.chat_logprobs:
+        return "chat"
+    require_capability(capabilities, Capability.PROMPT_LOGPROBS)
+    raise AssertionError("unreachable: require_capability raised")  # pragma: no cover
+
+
+class _MeteredClient:
+    """The target client as the custom scorer sees it: every call's usage is added up, so the
+    study counts the tokens and dollars the scorer spends."""
+
+    def __init__(self, client: LLMClient) -> None:
+        self._client = client
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.latency_s = 0.0
+
+    def _count(self, usage: Usage, latency_s: float) -> None:
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.latency_s += latency_s
+
+    async def chat(self, *args: Any, **kwargs: Any) -> Completion:
+        result = await self._client.chat(*args, **kwargs)
+        self._count(result.usage, result.latency_s)
+        return result
+
+    async def complete(self, *args: Any, **kwargs: Any) -> Completion:
+        result = await self._client.complete(*args, **kwargs)
+        self._count(result.usage, result.latency_s)
+        return result
+
+    async def continuation_logprob(self, prompt: str, continuation: str) -> ContinuationLogprob:
+        result = await self._client.continuation_logprob(prompt, continuation)
+        self._count(result.usage, result.latency_s)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class CustomScorer:
+    """A user's ``async (instruction, example, client) -> float`` as a study scorer. A call
+    that raises or returns something other than a number in [0, 1] is a failed call (never a
+    0): it is counted, and the study stops when failures pass its threshold."""
+
+    def __init__(self, function: ScorerFunction, client: LLMClient, spec: str) -> None:
+        self.function = function
+        self.client = client
+        self.spec = spec
+
+    async def score(self, instruction: str, example: Example) -> Score:
+        metered = _MeteredClient(self.client)
+        try:
+            value = await self.function(instruction, example, metered)
+        except (EndpointError, CallHeldBack):  # a paused study takes its call back
+            raise
+        except Exception as error:
+            raise EndpointError(
+                f"custom scorer {self.spec!r} raised {type(error).__name__}: {error}",
+                code="custom_scorer",
+            ) from error
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= 1
+        ):
+            raise EndpointError(
+                f"custom scorer {self.spec!r} returned {value!r} for example {example.key or '?'}"
+                "; it must return a float in [0, 1]",
+                code="custom_scorer",
+            )
+        return Score(
+            float(value),
+            prompt_tokens=metered.prompt_tokens,
+            completion_tokens=metered.completion_tokens,
+            latency_s=metered.latency_s,
+            model=self.client.config.model,
+        )

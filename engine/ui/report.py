@@ -1,0 +1,103 @@
+"""The report at the end of a study: a readable table (rich) of the winner, the runner-up and
+the human instruction with their held-out scores, the leaderboard, and the spend beside what
+full evaluation would have cost. Pure functions of a `StudyResult`; `render_report` prints."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from engine.study.evaluation import Evaluation
+from engine.study.result import StudyResult
+
+__all__ = ["build_report", "render_report"]
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _score(evaluation: Evaluation | None) -> tuple[str, str]:
+    if evaluation is None:
+        return ("-", "")
+    low, high = evaluation.test_ci
+    failed = f", {evaluation.failed} failed" if evaluation.failed else ""
+    return (f"{evaluation.test_score:.3f}", f"[{low:.3f}, {high:.3f}] n={evaluation.n}{failed}")
+
+
+def build_report(result: StudyResult, *, top: int = 10) -> Group:
+    title = Text(
+        f"Study {result.study_id} on task {result.task!r} with policy {result.policy}: "
+        f"{result.status} ({result.reason})",
+        style="bold",
+    )
+    parts: list[Table | Text] = [title]
+    if result.error:
+        parts.append(Text(result.error, style="red"))
+    final = Table(title="Held-out test pool (95 % interval)", title_justify="left")
+    final.add_column("role")
+    final.add_column("instruction")
+    final.add_column("test score", justify="right")
+    final.add_column("interval")
+    for role, evaluation in (
+        ("winner", result.winner),
+        ("runner-up", result.runner_up),
+        ("human", result.human),
+    ):
+        if evaluation is not None:
+            score, interval = _score(evaluation)
+            final.add_row(role, _clip(evaluation.instruction), score, interval)
+    if final.row_count:
+        parts.append(final)
+    board = Table(title=f"Candidates (scoring pool n={result.n})", title_justify="left")
+    for column, justify in (
+        ("#", "right"),
+        ("instruction", "left"),
+        ("origin", "left"),
+        ("mean", "right"),
+        ("bounds", "left"),
+        ("pulls", "right"),
+        ("state", "left"),
+    ):
+        board.add_column(column, justify=justify)  # type: ignore[arg-type]
+    ranked = sorted(
+        result.candidates,
+        key=lambda c: (c.arm != result.winner_arm, -c.mean if c.pulls else 1.0, c.arm),
+    )
+    for candidate in ranked[:top]:
+        board.add_row(
+            str(candidate.arm),
+            _clip(candidate.instruction, 60),
+            candidate.origin,
+            f"{candidate.mean:.3f}" if candidate.pulls else "-",
+            f"[{candidate.lower:.2f}, {candidate.upper:.2f}]",
+            str(candidate.pulls),
+            candidate.state,
+        )
+    if len(ranked) > top:
+        board.add_row("", f"... and {len(ranked) - top} more", "", "", "", "", "")
+    parts.append(board)
+    spend = result.spend
+    ratio = f"{result.call_ratio:.1%}" if result.full_evaluation_calls else "-"
+    summary = Table(title="Spend (across resumes)", title_justify="left", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row(
+        "scoring calls",
+        f"{spend.scoring_calls:,} = {ratio} of full evaluation ({result.full_evaluation_calls:,})",
+    )
+    summary.add_row("proposal calls", f"{spend.proposal_calls:,}")
+    summary.add_row("test-pool calls", f"{spend.evaluation_calls:,}")
+    summary.add_row("answered by the cache", f"{spend.cached_calls:,}")
+    summary.add_row("failed for good", f"{spend.failed_calls:,}")
+    summary.add_row("tokens", f"{spend.tokens:,}")
+    summary.add_row("dollars", f"${spend.usd:,.4f}")
+    summary.add_row("seconds", f"{spend.seconds:,.1f}")
+    parts.append(summary)
+    return Group(*parts)
+
+
+def render_report(result: StudyResult, console: Console | None = None) -> None:
+    (console or Console()).print(build_report(result))

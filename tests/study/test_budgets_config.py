@@ -1,0 +1,116 @@
+"""Budgets, prices, intervals and the config file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.app.execute import _endpoint, _reward_kind, planned_candidates
+from engine.errors import ConfigError
+from engine.study.budgets import Budgets, Price, PriceTable, Spend
+from engine.study.config import StudyConfig, load_config_file
+from engine.study.intervals import mean_interval, student_t_quantile, wilson_interval
+from engine.task import load_task
+
+
+def test_the_first_budget_reached_is_named() -> None:
+    budgets = Budgets({"scoring_calls": 10, "usd": 0.5})
+    spend = Spend(scoring_calls=9)
+    assert budgets.reached(spend) is None
+    assert not budgets.allows_scoring_call(spend, in_flight=1)
+    spend.usd = 0.5
+    assert budgets.reached(spend) == "usd"
+    assert budgets.set("usd", None) == 0.5
+    assert budgets.reached(spend) is None
+
+
+def test_a_bad_budget_is_refused_with_its_name() -> None:
+    with pytest.raises(ConfigError, match="unknown budget 'calls'"):
+        Budgets({"calls": 3})
+    with pytest.raises(ConfigError, match="budget usd"):
+        Budgets().set("usd", -1)
+
+
+def test_prices_are_per_million_tokens_and_the_table_extends() -> None:
+    table = PriceTable({"mine": Price(1.0, 3.0)})
+    assert table.cost("mine", 1_000_000, 1_000_000) == pytest.approx(4.0)
+    assert table.cost("gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.15)
+    assert table.cost("unknown-model", 10, 10) == 0.0 and "unknown-model" not in table
+
+
+def test_cached_calls_cost_nothing() -> None:
+    spend = Spend()
+    spend.add_call("scoring", prompt_tokens=10, completion_tokens=2, usd=1.0, cached=True)
+    spend.add_call("scoring", prompt_tokens=10, completion_tokens=2, usd=1.0)
+    assert (spend.scoring_calls, spend.cached_calls, spend.tokens, spend.usd) == (2, 1, 12, 1.0)
+    assert Spend.from_json(spend.to_json()) == spend
+
+
+@given(st.integers(0, 200), st.integers(1, 200))
+def test_wilson_interval_holds_the_proportion(successes: int, n: int) -> None:
+    successes = min(successes, n)
+    low, high = wilson_interval(successes, n)
+    assert 0.0 <= low <= successes / n <= high <= 1.0
+
+
+def test_t_quantiles_match_the_tables() -> None:
+    for df, value in ((1, 12.706), (5, 2.571), (10, 2.228), (30, 2.042), (1000, 1.962)):
+        assert student_t_quantile(df) == pytest.approx(value, abs=1e-3)
+
+
+def test_mean_interval_picks_wilson_for_binary_and_t_for_continuous() -> None:
+    mean, interval = mean_interval([1.0, 0.0, 1.0, 1.0])
+    assert mean == 0.75 and interval == wilson_interval(3, 4)
+    mean, (low, high) = mean_interval([0.2, 0.4, 0.6])
+    assert mean == pytest.approx(0.4) and low < 0.4 < high
+
+
+def test_config_file_settings_and_prices(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'task = "antonyms"\nbudget_calls = 500\npolicy = "ttts"\n'
+        '[prices."my-model"]\ninput = 0.5\noutput = 1.5\n'
+    )
+    settings = load_config_file(path)
+    config = StudyConfig(**settings)
+    assert config.budget_calls == 500 and config.policy == "ttts"
+    assert config.prices["my-model"] == Price(0.5, 1.5)
+
+
+def test_an_unknown_config_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text('task = "x"\nbudget_cals = 5\n')
+    with pytest.raises(ConfigError, match=r"study\.toml.*'budget_cals'"):
+        load_config_file(path)
+
+
+def test_bad_values_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="policy: unknown policy 'best'"):
+        StudyConfig(task="x", policy="best")
+    with pytest.raises(ConfigError, match="concurrency"):
+        StudyConfig(task="x", concurrency=0)
+    path = tmp_path / "broken.toml"
+    path.write_text("task = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config_file(path)
+
+
+def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> None:
+    config = StudyConfig(task="sum", initial_candidates=20, variant_rounds=2)
+    assert planned_candidates(config) == 20 + 2 * 3 * 3
+    assert planned_candidates(config.replace(include_human=True, max_candidates=30)) == 30
+    task = load_task("sum")
+    assert _reward_kind(config, task) == "binary"
+    assert _reward_kind(config.replace(scoring="logprob"), task) == "continuous"
+    assert _reward_kind(config, dataclasses.replace(task, metric="f1")) == "continuous"
+
+
+def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
+    config = StudyConfig(task="sum", transport="lean")
+    assert _endpoint("target", "http://h/v1", "m", None, config).transport == "lean"
+    with pytest.raises(ConfigError, match="transport"):
+        StudyConfig(task="sum", transport="curl").validate()

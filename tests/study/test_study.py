@@ -1,0 +1,236 @@
+"""The study loop against fakes: dispatch bounds, cancellation of failed calls, budgets, events."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from engine.study.config import StudyConfig
+from engine.study.events import EventBus
+from engine.study.parts import StudyParts
+from engine.study.study import Study
+from engine.task.split import Splits
+from engine.task.types import Task
+from tests.study.fakes import FakePolicy, FakeProposer, FakeScorer, pool
+
+
+def make_study(
+    *,
+    qualities: list[int] | None = None,
+    n: int = 40,
+    stop_after: int | None = None,
+    scorer: FakeScorer | None = None,
+    events: EventBus | None = None,
+    **config: object,
+) -> tuple[Study, FakePolicy, FakeScorer, FakeProposer]:
+    qualities = qualities or [30, 50, 80, 40, 60, 20]
+    settings: dict[str, object] = {
+        "task": "fake",
+        "initial_candidates": len(qualities),
+        "candidates_per_call": 3,
+        "variant_rounds": 0,
+        "concurrency": 4,
+    }
+    settings.update(config)
+    study_config = StudyConfig(**settings)  # type: ignore[arg-type]
+    examples = pool(n)
+    task = Task("fake", examples, human_instruction="human q55")
+    policy = FakePolicy(n, stop_after)
+    scorer = scorer or FakeScorer()
+    proposer = FakeProposer(qualities)
+    parts = StudyParts(
+        task=task,
+        splits=Splits(demo=examples[:3], scoring=examples, test=examples[:20]),
+        policy=policy,
+        scorer=scorer,
+        proposer=proposer,
+        scoring_model="sim-1",
+    )
+    return Study(study_config, parts, events=events), policy, scorer, proposer
+
+
+@pytest.mark.anyio
+async def test_study_finds_the_best_candidate_and_evaluates_it_beside_the_human_one() -> None:
+    study, _, _, proposer = make_study()
+    result = await study.run()
+    assert result.status == "finished"
+    assert result.winner is not None
+    assert result.winner.instruction.endswith("q80")
+    assert result.human is not None and result.human.instruction == "human q55"
+    assert result.runner_up is not None and result.runner_up.instruction.endswith("q60")
+    assert result.winner.n == 20
+    low, high = result.winner.test_ci
+    assert low <= result.winner.test_score <= high
+    assert result.spend.scoring_calls == 6 * 40 == result.full_evaluation_calls
+    assert result.spend.proposal_calls == proposer.calls == 2
+    assert result.spend.evaluation_calls == 3 * 20
+    data = result.to_json()
+    assert {"winner", "human", "candidates", "spend", "full_evaluation_calls"} <= set(data)
+    assert data["candidates"][2]["pulls"] == 40
+
+
+@pytest.mark.anyio
+async def test_calls_in_flight_are_bounded_by_concurrency_not_by_candidates() -> None:
+    scorer = FakeScorer(delay_s=0.001)
+    study, *_ = make_study(qualities=list(range(10, 60)), n=10, scorer=scorer, concurrency=7)
+    result = await study.run()
+    assert result.status == "finished"
+    assert scorer.max_in_flight == 7
+
+
+@pytest.mark.anyio
+async def test_a_failed_call_is_cancelled_never_scored_as_zero() -> None:
+    scorer = FakeScorer(fail_every=9)
+    study, policy, *_ = make_study(qualities=[100 - 1] * 1 + [50], scorer=scorer, max_failures=100)
+    result = await study.run()
+    assert result.status == "finished"
+    assert policy.cancelled, "failed calls go back to the pool"
+    assert result.spend.failed_calls == len(policy.cancelled)
+    # the q99 arm answers every example right: a failure scored as 0 would show
+    assert result.candidates[0].mean == 1.0 and result.candidates[0].pulls == 40
+    assert result.failures == {"server": len(policy.cancelled)}
+
+
+@pytest.mark.anyio
+async def test_the_study_stops_with_a_clear_message_when_failures_pass_the_threshold() -> None:
+    study, *_ = make_study(scorer=FakeScorer(fail_every=2), max_failures=5)
+    result = await study.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "calls failed for good" in result.error and "threshold" in result.error
+    assert result.winner is None  # no final evaluation of a failed study
+
+
+@pytest.mark.anyio
+async def test_a_call_budget_stops_within_the_calls_in_flight() -> None:
+    scorer = FakeScorer(delay_s=0.001)
+    study, policy, *_ = make_study(scorer=scorer, budget_calls=50, concurrency=8)
+    result = await study.run()
+    assert result.status == "finished"
+    assert "scoring_calls" in result.reason
+    assert 50 <= result.spend.scoring_calls <= 50 + 8
+    assert policy.pulls_used == result.spend.scoring_calls
+    assert result.winner is not None
+
+
+@pytest.mark.anyio
+async def test_budgets_can_be_raised_while_the_study_runs() -> None:
+    scorer = FakeScorer(delay_s=0.002)
+    events = EventBus()
+    pulls = events.subscribe(kinds={"pull_done"})
+    study, *_ = make_study(scorer=scorer, budget_calls=30, concurrency=4, events=events)
+
+    async def raise_budget() -> None:
+        for _ in range(10):
+            await pulls.receive.receive()
+        study.set_budget("scoring_calls", 100)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(raise_budget)
+        result = await study.run()
+    assert 100 <= result.spend.scoring_calls <= 104
+
+
+@pytest.mark.anyio
+async def test_events_reach_subscribers_and_a_slow_one_drops_instead_of_blocking() -> None:
+    events = EventBus()
+    slow = events.subscribe(buffer=2)
+    fast = events.subscribe(buffer=100_000)
+    study, *_ = make_study(events=events)
+    result = await study.run()
+    kinds: dict[str, int] = {}
+    while True:
+        try:
+            event = fast.receive.receive_nowait()
+        except anyio.WouldBlock:
+            break
+        kinds[event.kind] = kinds.get(event.kind, 0) + 1
+    assert kinds["candidate_added"] == 6
+    assert kinds["pull_done"] == result.spend.scoring_calls
+    assert kinds["leader_changed"] >= 1
+    assert kinds["finished"] == 1
+    assert slow.dropped > 0 and fast.dropped == 0
+
+
+@pytest.mark.anyio
+async def test_variants_of_the_leaders_join_the_running_study() -> None:
+    study, _, _, proposer = make_study(
+        variant_rounds=2, variant_leaders=2, variants_per_leader=2, stop_after=10
+    )
+    result = await study.run()
+    assert proposer.vary_calls == 4
+    variants = [c for c in result.candidates if c.origin == "variant"]
+    assert len(variants) == 8
+    assert all(c.pulls == 10 for c in variants)
+    assert result.winner is not None
+    assert result.full_evaluation_calls == 14 * 40
+
+
+@pytest.mark.anyio
+async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
+    study, *_ = make_study(
+        variant_rounds=1,
+        variant_leaders=1,
+        variants_per_leader=3,
+        budget_calls=200,
+        new_candidate_share=0.25,
+    )
+    result = await study.run()
+    variant_pulls = sum(c.pulls for c in result.candidates if c.origin == "variant")
+    assert variant_pulls >= 40
+    assert result.spend.scoring_calls <= 200 + 4
+
+
+@pytest.mark.anyio
+async def test_cancel_stops_the_study_and_skips_the_final_evaluation() -> None:
+    scorer = FakeScorer(delay_s=0.002)
+    events = EventBus()
+    pulls = events.subscribe(kinds={"pull_done"})
+    study, policy, *_ = make_study(scorer=scorer, events=events)
+
+    async def cancel_soon() -> None:
+        for _ in range(5):
+            await pulls.receive.receive()
+        study.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(cancel_soon)
+        result = await study.run()
+    assert result.status == "cancelled"
+    assert sum(policy.pending) == 0, "calls in flight were cancelled in the policy"
+    assert result.spend.evaluation_calls == 0
+
+
+@pytest.mark.anyio
+async def test_snapshot_shows_the_leaderboard_and_budgets() -> None:
+    study, *_ = make_study(budget_calls=1000)
+    await study.run()
+    snapshot = study.snapshot()
+    assert snapshot.done and snapshot.status == "finished"
+    assert len(snapshot.arms) == 6
+    assert snapshot.arms[snapshot.winner or 0].instruction.endswith("q80")
+    budgets = {row.name: row for row in snapshot.budgets}
+    assert budgets["scoring_calls"].limit == 1000
+    assert snapshot.to_json()["proposals"]["kept"] == 6
+
+
+@pytest.mark.anyio
+async def test_the_ui_keeps_getting_snapshots_during_the_final_evaluation() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        def attach(self, control: object) -> None:
+            pass
+
+        def update(self, snapshot: object) -> None:
+            self.messages.append(getattr(snapshot, "message", ""))
+
+    study, *_ = make_study(scorer=FakeScorer(delay_s=0.01), concurrency=2)
+    ui = Recorder()
+    study.ui = ui
+    await study.run()
+    progress = [int(m.split(": ")[1].split()[0]) for m in ui.messages if "of 60 calls" in m]
+    assert len(progress) >= 3  # several updates while the 3 x 20 test calls ran
+    assert progress == sorted(progress) and progress[-1] > 30
+    assert ui.messages[-1].startswith("finished")
