@@ -44,7 +44,7 @@ def run_policy(
     in_flight: int,
     delta: float = 0.05,
     epsilon: float | None = None,
-    budget: int | None = None,
+    scoring_calls: int | None = None,
     max_pulls: int | None = None,
     rewards: str = "binary",
 ) -> Outcome:
@@ -55,7 +55,7 @@ def run_policy(
         seed=seed,
         delta=delta,
         epsilon=epsilon,
-        budget=budget,
+        scoring_calls=scoring_calls,
         initial_arms=arms,
         rewards=rewards,
     )

@@ -72,7 +72,13 @@ def _job(job: tuple[np.ndarray, str, int, int, float, int | None]) -> Outcome:
     table, name, seed, in_flight, delta, budget = job
     rewards = "binary" if np.isin(table, (0.0, 1.0)).all() else "continuous"
     return run_policy(
-        table, name, seed=seed, in_flight=in_flight, delta=delta, budget=budget, rewards=rewards
+        table,
+        name,
+        seed=seed,
+        in_flight=in_flight,
+        delta=delta,
+        scoring_calls=budget,
+        rewards=rewards,
     )
 
 

@@ -4,7 +4,7 @@ DESIGN.md section 3. `make_policy(name, n=..., seed=...)` gives a `Policy`; the 
 for pulls with `select(k)` and reports with `observe`, `cancel` and `record`.
 """
 
-from engine.search._base import ArmStats, BasePolicy, Policy, Pull
 from engine.search.factory import POLICIES, make_policy
+from engine.search.policy import ArmStats, BasePolicy, Policy, Pull
 
 __all__ = ["POLICIES", "ArmStats", "BasePolicy", "Policy", "Pull", "make_policy"]

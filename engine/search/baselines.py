@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from engine.search._base import BasePolicy, Pull
+from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["APEFilter", "BatchedUCB", "FullEvaluation", "Uniform"]
 
@@ -64,7 +64,7 @@ class FullEvaluation(Uniform):
 
     def set_budget(self, total_pulls: int | None) -> None:
         """Full evaluation has no budget: it is the cost every other policy is measured against."""
-        self.budget = None
+        self.scoring_calls = None
 
 
 class BatchedUCB(BasePolicy):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.search._base import BasePolicy
 from engine.search.baselines import APEFilter, BatchedUCB, FullEvaluation, Uniform
 from engine.search.halving import SuccessiveHalving
 from engine.search.lucb import LUCB
+from engine.search.policy import BasePolicy
 from engine.search.ttts import TopTwoThompson
 
 __all__ = ["POLICIES", "make_policy"]
@@ -31,7 +31,7 @@ def make_policy(
     seed: int,
     delta: float = 0.05,
     epsilon: float | None = None,
-    budget: int | None = None,
+    scoring_calls: int | None = None,
     max_pending_per_arm: int = 32,
     initial_arms: int = 0,
     rewards: str = "continuous",
@@ -39,7 +39,7 @@ def make_policy(
 ) -> BasePolicy:
     """A policy over a scoring pool of `n` examples.
 
-    `epsilon` defaults to max(2/n, 0.005); `budget` caps the pulls (None: until the stopping rule);
+    `epsilon` defaults to max(2/n, 0.005); `scoring_calls` caps the pulls (None: until the stopping rule);
     `initial_arms` says how many arms arrive at the start (they share delta/2; later arms get
     delta/(2 k (k+1)); with none, every arm streams); `rewards="binary"` (every reward 0 or 1, as
     with exact match) switches to the exact hypergeometric bounds, much tighter than the
@@ -55,7 +55,7 @@ def make_policy(
             seed=seed,
             delta=delta,
             epsilon=epsilon,
-            budget=budget,
+            scoring_calls=scoring_calls,
             max_pending_per_arm=max_pending_per_arm,
             initial_arms=initial_arms,
             rewards=rewards,

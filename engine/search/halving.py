@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from engine.errors import ConfigError
-from engine.search._base import BasePolicy, Pull
+from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["SuccessiveHalving"]
 
@@ -61,18 +61,18 @@ class SuccessiveHalving(BasePolicy):
     def _first_target(self) -> int:
         if self._first_rung is not None:
             return min(self.n, self._first_rung)
-        if self.budget is None:
+        if self.scoring_calls is None:
             return min(self.n, 12)
         arms = max(self.num_arms, self.initial_arms, 1)
-        share = self.budget // (self._rounds(arms) * arms)
+        share = self.scoring_calls // (self._rounds(arms) * arms)
         # 8-16 examples, but never more than half the budget on the first rung
-        r0 = min(max(share, 8), 16, max(1, self.budget // (2 * arms)))
+        r0 = min(max(share, 8), 16, max(1, self.scoring_calls // (2 * arms)))
         return int(min(self.n, r0))
 
     def _next_target(self, rung: int, survivors: int) -> int:
         """Pulls of rung `rung + 1`, decided when `rung` closes with `survivors` going on."""
         previous = self.targets[rung]
-        if self.budget is None:
+        if self.scoring_calls is None:
             return int(min(self.n, self.targets[0] * self.eta ** (rung + 1)))
         left = self.budget_left()
         share = left / (self._rounds(survivors) * max(survivors, 1))

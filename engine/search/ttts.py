@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.search._base import BasePolicy, Pull
+from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["TopTwoThompson"]
 

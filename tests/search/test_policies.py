@@ -38,7 +38,7 @@ def test_every_policy_runs_and_recommends(name: str) -> None:
         name,
         n=rewards.shape[1],
         seed=3,
-        budget=300 if name in ("ucb", "uniform", "halving") else None,
+        scoring_calls=300 if name in ("ucb", "uniform", "halving") else None,
     )
     for _ in range(rewards.shape[0]):
         policy.add_arm()
@@ -123,10 +123,10 @@ def test_record_replays_into_the_same_state() -> None:
     for _ in range(4):
         replay.add_arm()
     for arm, example, reward in observed:
-        replay.record(arm, example, reward)
+        replay.observe(Pull(arm, example), reward)
     assert [(s.count, s.mean) for s in live.arms()] == [(s.count, s.mean) for s in replay.arms()]
     with pytest.raises(ConfigError, match="already"):
-        replay.record(*observed[0])
+        replay.observe(Pull(*observed[0][:2]), observed[0][2])
     taken = {(p.arm, p.example) for p in replay.select(8)}
     assert not taken & {(a, e) for a, e, _ in observed}
 
@@ -144,7 +144,7 @@ def test_dropped_arm_is_never_pulled_or_recommended() -> None:
 
 
 def test_budget_caps_pulls_and_live_change_takes_effect() -> None:
-    policy = make_policy("uniform", n=100, seed=0, budget=10)
+    policy = make_policy("uniform", n=100, seed=0, scoring_calls=10)
     for _ in range(5):
         policy.add_arm()
     assert len(policy.select(50)) == 10
@@ -172,7 +172,7 @@ def test_pending_cap_spreads_pulls_in_flight() -> None:
 )
 def test_no_example_is_pulled_twice_for_an_arm(name: str, ops: list, seed: int) -> None:
     n = 12
-    policy = make_policy(name, n=n, seed=seed, budget=10_000 if name == "halving" else None)
+    policy = make_policy(name, n=n, seed=seed, scoring_calls=10_000 if name == "halving" else None)
     for _ in range(3):
         policy.add_arm()
     seen: set[tuple[int, int]] = set()
@@ -243,7 +243,7 @@ def test_many_in_flight_wait_for_results_but_never_stall(name: str) -> None:
 def test_halving_spends_its_budget_in_rungs_and_keeps_a_third() -> None:
     arms, n, budget = 27, 200, 1500
     rewards = table(8, arms=arms, n=n)
-    policy = make_policy("halving", n=n, seed=0, budget=budget, initial_arms=arms)
+    policy = make_policy("halving", n=n, seed=0, scoring_calls=budget, initial_arms=arms)
     for _ in range(arms):
         policy.add_arm()
     drive(policy, rewards, in_flight=64)

@@ -12,6 +12,7 @@ counting pulls already in flight; `observe` and `cancel` report what became of t
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -48,22 +49,55 @@ class ArmStats:
 
 
 class Policy(Protocol):
-    name: str
-    n: int
+    """What the study asks of a scheduling policy (pure, synchronous, seeded). `BasePolicy`
+    implements the bookkeeping; `engine.search.factory.make_policy` builds one by name."""
 
-    def add_arm(self) -> int: ...
-    def select(self, k: int) -> list[Pull]: ...
-    def observe(self, pull: Pull, reward: float) -> None: ...
-    def cancel(self, pull: Pull) -> None: ...
-    def record(self, arm: int, example: int, reward: float) -> None: ...
-    def drop(self, arm: int) -> None: ...
-    def set_budget(self, total_pulls: int | None) -> None: ...
-    def stats(self, arm: int) -> ArmStats: ...
-    def arms(self) -> list[ArmStats]: ...
-    def recommendation(self) -> int | None: ...
-    def done(self) -> bool: ...
+    def add_arm(self) -> int:
+        """A new candidate entered the pool (at the start, or a variant while scoring runs);
+        returns its arm number, the next integer from 0."""
+        ...
+
+    def select(self, k: int) -> Sequence[Pull]:
+        """Called when up to `k` calls can be sent now: the pulls to send, counting those in
+        flight; empty when nothing should be pulled (done, budget spent, or waiting for the
+        results in flight)."""
+        ...
+
+    def observe(self, pull: Pull, reward: float) -> None:
+        """A pull's reward in [0, 1] came back: one `select` handed out, or one replayed from a
+        journal (never selected in this process). An example is observed once per arm."""
+        ...
+
+    def cancel(self, pull: Pull) -> None:
+        """A selected pull will not be scored (the call failed for good, or was taken back
+        unsent): its example goes back to the arm's pool."""
+        ...
+
+    def drop(self, arm: int) -> None:
+        """The user dropped a candidate: it is never pulled or recommended again."""
+        ...
+
+    def set_budget(self, scoring_calls: int | None) -> None:
+        """The scoring calls the policy may use in all (None: until its stopping rule),
+        whenever the budget or the share kept for later candidates changes."""
+        ...
+
+    def stats(self, arm: int) -> ArmStats:
+        """One arm's read-out (for the leaderboard, the leaders that get variants)."""
+        ...
+
+    def recommendation(self) -> int | None:
+        """The arm the policy would pick now (None before any result)."""
+        ...
+
+    def done(self) -> bool:
+        """The stopping rule holds, the budget is spent, or no arm can be pulled."""
+        ...
+
     @property
-    def pulls_used(self) -> int: ...
+    def pulls_used(self) -> int:
+        """Observations so far (replayed ones included)."""
+        ...
 
 
 class BasePolicy:
@@ -78,7 +112,7 @@ class BasePolicy:
         seed: int,
         delta: float = 0.05,
         epsilon: float | None = None,
-        budget: int | None = None,
+        scoring_calls: int | None = None,
         max_pending_per_arm: int = 32,
         initial_arms: int = 0,
         rewards: str = "continuous",
@@ -97,7 +131,7 @@ class BasePolicy:
         self._exact = HypergeometricBounds.for_pool(n) if rewards == "binary" else None
         self.delta = delta
         self.epsilon = max(2.0 / n, 0.005) if epsilon is None else float(epsilon)
-        self.budget = budget
+        self.scoring_calls = scoring_calls
         self.max_pending = max_pending_per_arm
         self.initial_arms = initial_arms
         self.rng = np.random.default_rng(seed)
@@ -166,15 +200,15 @@ class BasePolicy:
     def pulls_used(self) -> int:
         return self._used
 
-    def set_budget(self, total_pulls: int | None) -> None:
-        if total_pulls is not None and total_pulls < 0:
-            raise ConfigError(f"budget must be at least 0 pulls, not {total_pulls}")
-        self.budget = total_pulls
+    def set_budget(self, scoring_calls: int | None) -> None:
+        if scoring_calls is not None and scoring_calls < 0:
+            raise ConfigError(f"budget must be at least 0 scoring calls, not {scoring_calls}")
+        self.scoring_calls = scoring_calls
 
     def budget_left(self) -> float:
-        if self.budget is None:
+        if self.scoring_calls is None:
             return float("inf")
-        return float(self.budget - self._used - self.pending[: self._k].sum())
+        return float(self.scoring_calls - self._used - self.pending[: self._k].sum())
 
     def _check(self, arm: int) -> None:
         if not 0 <= arm < self._k:
@@ -204,14 +238,21 @@ class BasePolicy:
         return Pull(arm, example)
 
     def observe(self, pull: Pull, reward: float) -> None:
-        self._check(pull.arm)
+        arm, example = pull.arm, pull.example
+        self._check(arm)
+        if not 0 <= example < self.n:
+            raise ConfigError(f"example {example} is outside the scoring pool 0..{self.n - 1}")
         if not 0.0 <= reward <= 1.0:
-            raise ConfigError(f"reward must be in [0, 1], not {reward} (arm {pull.arm})")
-        if self.pending[pull.arm] > 0:
-            self.pending[pull.arm] -= 1
-        self._add_observation(pull.arm, reward)
+            raise ConfigError(f"reward must be in [0, 1], not {reward} (arm {arm})")
+        if not self.taken[arm, example]:  # replayed: never selected in this process
+            self.taken[arm, example] = True
+        elif self.pending[arm] > 0:  # handed out by select
+            self.pending[arm] -= 1
+        else:
+            raise ConfigError(f"arm {arm} already has an observation of example {example}")
+        self._add_observation(arm, reward)
         self._used += 1
-        self._after_observe(pull.arm)
+        self._after_observe(arm)
 
     def _add_observation(self, arm: int, reward: float) -> None:
         if self._exact is not None and reward not in (0.0, 1.0):
@@ -384,7 +425,7 @@ class BasePolicy:
         return rows
 
     def budget_exhausted(self) -> bool:
-        return self.budget is not None and self._used >= self.budget
+        return self.scoring_calls is not None and self._used >= self.scoring_calls
 
     def done(self) -> bool:
         """The stopping rule holds, the budget is spent, or no arm can be pulled any more."""
