@@ -10,7 +10,17 @@ Programmatic use::
 `prepare(config)` checks everything before a call; `execute(prepared, ...)` runs it.
 """
 
-from engine.app.execute import Prepared, execute, prepare, run_study
+from engine.app.execute import execute, open_study, run_study
+from engine.app.prepare import Prepared, prepare, prepare_resume
 from engine.study.config import StudyConfig, load_config_file
 
-__all__ = ["Prepared", "StudyConfig", "execute", "load_config_file", "prepare", "run_study"]
+__all__ = [
+    "Prepared",
+    "StudyConfig",
+    "execute",
+    "load_config_file",
+    "open_study",
+    "prepare",
+    "prepare_resume",
+    "run_study",
+]

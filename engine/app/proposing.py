@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.llm.client import LLMClient
-from engine.propose import Deduplicating, Proposer, Templates
+from engine.propose import CandidateSource, Deduplicating, Proposer, Templates
 from engine.study.cache import CachedProposer, ResponseCache
 from engine.study.config import StudyConfig
-from engine.study.interfaces import ProposerLike
 from engine.task.types import Example
 
 __all__ = ["build_proposer"]
@@ -25,7 +24,7 @@ async def build_proposer(
     endpoint: str = "",
     task: str = "",
     known: Iterable[str] = (),
-) -> ProposerLike:
+) -> CandidateSource:
     """The study's proposer: the template the config names (insert is checked against the
     endpoint now), the response cache, then de-duplication against `known` and everything
     proposed since."""
@@ -40,7 +39,7 @@ async def build_proposer(
         max_chars=config.max_instruction_chars,
     )
     await proposer.check()
-    inner: ProposerLike = proposer
+    inner: CandidateSource = proposer
     if cache is not None:
         request = {
             "kind": "propose",

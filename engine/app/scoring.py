@@ -17,12 +17,12 @@ from engine.llm.client import LLMClient
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.config import StudyConfig
-from engine.study.interfaces import ScorerLike
 from engine.study.scoring import (
     SCORING_MAX_TOKENS,
     SCORING_STOP,
     ClientScorer,
     CustomScorer,
+    Scorer,
     ScorerFunction,
     logprob_path,
 )
@@ -99,10 +99,10 @@ async def build_scorer(
     cache: ResponseCache | None = None,
     endpoint: str = "",
     say: Callable[[str], None] = print,
-) -> ScorerLike:
+) -> Scorer:
     """The study's scorer for `config`, checked against the endpoint before any scoring call."""
     identity: dict[str, Any]
-    scorer: ScorerLike
+    scorer: Scorer
     if custom is not None and config.scorer is not None:
         scorer = CustomScorer(custom, client, config.scorer)
         identity = {"mode": "custom", "scorer": config.scorer}

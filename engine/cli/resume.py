@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.app.execute import prepare
+from engine.app.prepare import config_of, prepare
 from engine.cli.run import run_with_ui
 from engine.errors import JournalError
 from engine.study.journal import replay_journal
@@ -54,8 +54,8 @@ def main(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
-    config = replay.config.replace(**changes)
-    finished = replay.result is not None and replay.result.get("status") == "finished"
+    config = config_of(replay).replace(**changes)
+    finished = replay.finished is not None and replay.finished.status == "finished"
     if finished and not any(name.startswith("budget_") for name in changes):
         raise JournalError(
             f"journal {args.journal!r}: study {replay.study_id} already finished; "

@@ -16,10 +16,11 @@ import anyio
 import orjson
 from rich.console import Console
 
-from engine.app.execute import Prepared, execute, prepare
+from engine.app.execute import execute
+from engine.app.prepare import Prepared, prepare
 from engine.study.config import POLICIES, StudyConfig, load_config_file
-from engine.study.parts import UiHook
 from engine.study.result import StudyResult
+from engine.ui import Display, follow, make_ui
 from engine.ui.progress import ProgressDisplay
 from engine.ui.report import render_report
 
@@ -188,7 +189,7 @@ def run_prepared(
     *,
     dry_run: bool = False,
     console: Console | None = None,
-    ui: UiHook | None = None,
+    ui: Display | None = None,
 ) -> int:
     console = console or Console()
     config = prepared.config
@@ -204,17 +205,20 @@ def run_prepared(
     for line in prepared.estimate.lines():
         say(line)
     if prepared.replay is not None:
-        state = prepared.replay.state
+        candidates, observations = prepared.replay.counts()
         say(
-            f"resuming study {prepared.study_id}: {len(state.arms)} candidates and "
-            f"{len(state.observations)} observations replayed from the journal"
+            f"resuming study {prepared.study_id}: {candidates} candidates and "
+            f"{observations} observations replayed from the journal"
         )
     if dry_run:
         say("dry run: no call made")
         return 0
     display = ProgressDisplay(console) if ui is None else None
+    shown: Display = ui or display  # type: ignore[assignment]
     try:
-        result = anyio.run(lambda: execute(prepared, ui=ui or display, say=say))
+        result = anyio.run(
+            lambda: execute(prepared, say=say, watch=lambda study: follow(shown, study))
+        )
     finally:
         if display is not None:
             display.close()
@@ -232,8 +236,6 @@ def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool) -> int:
     """`run_prepared`, with the live terminal UI when `tui` (shared by run and resume)."""
     if not tui or dry_run:
         return run_prepared(prepared, dry_run=dry_run)
-    from engine.ui import make_ui  # the UI sits above engine.study: imported only when asked for
-
     console = Console()
     with make_ui(console) as ui:
         return run_prepared(prepared, console=console, ui=ui)

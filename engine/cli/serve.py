@@ -16,6 +16,7 @@ import sys
 
 import anyio
 
+from engine.app.launcher import Launcher
 from engine.errors import ConfigError
 from engine.service.app import DEFAULT_MAX_BODY
 from engine.service.process import (
@@ -110,4 +111,4 @@ def _options(args: argparse.Namespace) -> ServeOptions:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     options = _options(args)
-    return anyio.run(serve, options)
+    return anyio.run(serve, options, Launcher())

@@ -2,7 +2,6 @@
 and de-duplication of what the proposal model writes. Reference: Zhou et al., "Large Language
 Models are Human-Level Prompt Engineers" (ICLR 2023), section 3; DESIGN.md section 1."""
 
-from engine.propose._base import Proposal, ProposalBatch, ProposerLike
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,
     DEFAULT_SIMILARITY,
@@ -12,6 +11,7 @@ from engine.propose.normalise import (
     jaccard,
     normalise_instruction,
 )
+from engine.propose.proposal import CandidateSource, Proposal, ProposalBatch
 from engine.propose.proposer import PROPOSAL_MODES, Deduplicating, Proposer
 from engine.propose.templates import PLACEHOLDERS, Templates, load_templates
 
@@ -20,12 +20,12 @@ __all__ = [
     "DEFAULT_SIMILARITY",
     "PLACEHOLDERS",
     "PROPOSAL_MODES",
+    "CandidateSource",
     "Deduplicating",
     "Deduplicator",
     "Proposal",
     "ProposalBatch",
     "Proposer",
-    "ProposerLike",
     "Templates",
     "clean_proposal",
     "instruction_key",

@@ -1,13 +1,13 @@
-"""The values and the seam of the proposal side: a `Proposal`, what a call produced (a
-`ProposalBatch`), and the `ProposerLike` protocol the study calls. `engine.study.interfaces`
-re-exports them, so the study depends on these shapes and not on the proposer."""
+"""The values and the interface of the proposal side: a `Proposal`, what a call produced (a
+`ProposalBatch`), and `CandidateSource`, what the study calls for new candidates (the
+`Proposer`, and the cache and de-duplication around it, implement it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Proposal", "ProposalBatch", "ProposerLike"]
+__all__ = ["CandidateSource", "Proposal", "ProposalBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,15 @@ class ProposalBatch:
     model: str = ""
 
 
-class ProposerLike(Protocol):
-    async def propose(self, count: int) -> ProposalBatch: ...
+class CandidateSource(Protocol):
+    """Where the study's candidates come from."""
 
-    async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch: ...
+    async def propose(self, count: int) -> ProposalBatch:
+        """Called for the first batch: about `count` new instructions from the task's demos
+        (one or more calls; what they cost is in the batch)."""
+        ...
+
+    async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch:
+        """Called in each variant round, once per leader: `n` variants of the leader's
+        instruction (origin "variant", parent `parent_id`)."""
+        ...

@@ -23,9 +23,9 @@ import numpy as np
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.results import Completion
-from engine.propose._base import Proposal, ProposalBatch, ProposerLike
 from engine.propose.normalise import DEFAULT_MAX_CHARS, DEFAULT_SIMILARITY, Deduplicator
 from engine.propose.normalise import clean_proposal as _clean
+from engine.propose.proposal import CandidateSource, Proposal, ProposalBatch
 from engine.propose.templates import Templates
 from engine.task.types import Example
 
@@ -185,7 +185,7 @@ class Deduplicating:
 
     def __init__(
         self,
-        proposer: ProposerLike,
+        proposer: CandidateSource,
         *,
         similarity: float = DEFAULT_SIMILARITY,
         known: Iterable[str] = (),

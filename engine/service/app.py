@@ -15,10 +15,10 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 import anyio
+import msgspec
 import orjson
 from aiohttp import web
 
@@ -174,7 +174,8 @@ def _sse(kind: str, data: Any) -> bytes:
 
 
 def _event_json(event: Event) -> dict[str, Any]:
-    return asdict(event)
+    data: dict[str, Any] = msgspec.to_builtins(event)  # with its "kind"
+    return data
 
 
 async def study_events(request: web.Request) -> web.StreamResponse:

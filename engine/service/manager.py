@@ -1,10 +1,11 @@
 """The studies a service holds: create, run, change, cancel, drain, and resume on start.
 
-Every study runs as one task in the manager's task group, through `engine.app.execute.execute`
-with three things of the service's: the `StudyEntry` as the study's `UiHook` (it gets the
-running `Study`, the `StudyControl` the API's PATCH and DELETE call), an `EventBus` per study
-(the SSE stream subscribes to it), and the `SharedEndpoints` that give studies on the same
-endpoint one fairly shared limiter. Draining (SIGTERM): no new study, every study paused so no
+The service sits below the composition: it runs studies through a `Launcher` it is given
+(`engine.app.launcher.Launcher` in `ape-engine serve`), which prepares a study from its config or
+its journal and opens it. Every study runs as one task in the manager's task group; its
+`StudyEntry` holds the running study (the `StudyControl` the API's PATCH and DELETE call), an
+`EventBus` observing it (the SSE stream subscribes to it), and the limiters it took from the
+`SharedEndpoints`, which give studies on the same endpoint one fairly shared limiter. Draining (SIGTERM): no new study, every study paused so no
 new call starts, calls in flight get a grace period, then each study is stopped and writes its
 result record; its service record stays "active" so the next start resumes it.
 """
@@ -15,15 +16,15 @@ import dataclasses
 import logging
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 
-from engine.app.execute import Prepared, execute, prepare
 from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
@@ -38,12 +39,13 @@ from engine.service.validation import (
 )
 from engine.study.budgets import Budgets, Spend
 from engine.study.config import StudyConfig
-from engine.study.events import EventBus
-from engine.study.journal import replay_journal
+from engine.study.journal import Replay
+from engine.study.observers import EventBus, Observer
 from engine.study.result import StudyResult
 from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
+from engine.study.study import Study
 
-__all__ = ["StudyEntry", "StudyManager"]
+__all__ = ["Launcher", "PreparedStudy", "StudyEntry", "StudyManager"]
 
 logger = logging.getLogger("engine.service")
 
@@ -53,13 +55,52 @@ _UNWIND_S = 3.0  # a stopped study cancels its calls and writes its result recor
 _DRAIN_REASON = "the service stopped; it resumes this study when it starts again"
 
 
+class PreparedStudy(Protocol):
+    """A study checked and ready to open (`engine.app.prepare.Prepared`)."""
+
+    study_id: str
+    config: StudyConfig
+    journal_path: Path
+    replay: Replay | None
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def scoring_pool(self) -> int: ...
+
+
+class Launcher(Protocol):
+    """What the service needs from the composition."""
+
+    def prepare(self, config: StudyConfig, *, journals: Path) -> PreparedStudy:
+        """Check a new study (task, pools, prices, ...) before any call; its journal goes in
+        `journals`. Raises `EngineError` naming the setting."""
+        ...
+
+    def prepare_resume(self, journal: Path) -> PreparedStudy | None:
+        """A study read back from its journal, or None when it ended (finished or failed)."""
+        ...
+
+    def open(
+        self,
+        prepared: PreparedStudy,
+        *,
+        observers: Iterable[Observer],
+        say: Callable[[str], None],
+        limiter_for: Callable[[EndpointConfig], RateLimiter | None],
+    ) -> AbstractAsyncContextManager[Study]:
+        """The study, its endpoints open, ready to run; closed when the block ends."""
+        ...
+
+
 class StudyEntry:
-    """One study of the service: the `UiHook` its `Study` attaches to, its event bus, the
+    """One study of the service: the running study (once it is open), its event bus, the
     limiters it took from the shared endpoints, and how it ended."""
 
     def __init__(
         self,
-        prepared: Prepared,
+        prepared: PreparedStudy,
         record: StudyRecord,
         endpoints: SharedEndpoints,
         say: Callable[[str], None],
@@ -85,22 +126,18 @@ class StudyEntry:
         self._endpoints = endpoints
         self._say = say
 
-    # -- the UiHook the study attaches to ---------------------------------------------------------
-
-    def attach(self, control: StudyControl) -> None:
-        self.control = control
+    def hold(self, study: StudyControl) -> None:
+        """The study is open: requests that came before it now take effect."""
+        self.control = study
         if self.cancel_requested:
-            control.cancel()
+            study.cancel()
         elif self.stop_reason is not None:
-            self._stop_control(control, self.stop_reason)
+            study.cancel(self.stop_reason)  # a drain says why it stopped
         elif self.record.paused:
-            control.pause()
+            study.pause()
         self.attached.set()
 
-    def update(self, snapshot: StudySnapshot) -> None:
-        pass  # snapshots are taken when asked for (control.snapshot())
-
-    # -- what the wiring calls -------------------------------------------------------------------
+    # -- what the launcher calls -------------------------------------------------------------------
 
     def say(self, text: str) -> None:
         self.messages.append(text)
@@ -135,12 +172,12 @@ class StudyEntry:
         message = self.error or (self.messages[-1] if self.messages else "")
         return StudySnapshot(
             study_id=self.id,
-            task=self.prepared.task.name,
+            task=self.prepared.task_name,
             policy=config.policy,
             status=status,
             elapsed_s=0.0,
             eta_s=None,
-            n=len(self.prepared.splits.scoring),
+            n=self.prepared.scoring_pool,
             arms=(),
             throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, config.concurrency, 0, 0, 0),
             limiters=(),
@@ -169,15 +206,11 @@ class StudyEntry:
 
     # -- stopping --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _stop_control(control: StudyControl, reason: str) -> None:
-        control.cancel(reason)  # a drain says why it stopped, not "cancelled by the user"
-
     def stop(self, reason: str) -> None:
         """Stop for the service's sake (not the user's): the journal gets its result record."""
         self.stop_reason = reason
         if self.control is not None:
-            self._stop_control(self.control, reason)
+            self.control.cancel(reason)
         else:
             self.scope.cancel()  # not started yet: nothing is written before the study runs
 
@@ -189,11 +222,13 @@ class StudyManager:
     def __init__(
         self,
         state: StateDir,
+        launcher: Launcher,
         *,
         say: Callable[[str], None] = print,
         endpoints: SharedEndpoints | None = None,
     ) -> None:
         self.state = state
+        self.launcher = launcher
         self.say = say
         self.endpoints = endpoints or SharedEndpoints()
         self.entries: dict[str, StudyEntry] = {}
@@ -247,7 +282,9 @@ class StudyManager:
             task_folder = path.parent
             config = config.replace(task=str(path), task_format="bigbench")
         try:
-            prepared = await anyio.to_thread.run_sync(prepare, config)
+            prepared = await anyio.to_thread.run_sync(
+                lambda: self.launcher.prepare(config, journals=self.state.journals)
+            )
         except EngineError as error:
             if task_folder is not None and not any(
                 entry.prepared.config.task == config.task for entry in self.entries.values()
@@ -257,14 +294,11 @@ class StudyManager:
             if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
                 field = "task" if task is not None else "config.task"
             raise RequestError(str(error), field) from None
-        journal = self.state.journal_path(prepared.task.name, prepared.study_id)
-        prepared.config = config.replace(journal=str(journal))
-        prepared.journal_path = journal
-        record = StudyRecord(prepared.study_id, str(journal))
+        record = StudyRecord(prepared.study_id, str(prepared.journal_path))
         self.state.save(record)
         return self._start(prepared, record)
 
-    def _start(self, prepared: Prepared, record: StudyRecord) -> StudyEntry:
+    def _start(self, prepared: PreparedStudy, record: StudyRecord) -> StudyEntry:
         if self._group is None:
             raise EngineError("the study manager is not running (use 'async with')")
         entry = StudyEntry(prepared, record, self.endpoints, self.say)
@@ -276,13 +310,7 @@ class StudyManager:
         try:
             with entry.scope:
                 try:
-                    entry.result = await execute(
-                        entry.prepared,
-                        ui=entry,
-                        events=entry.bus,
-                        say=entry.say,
-                        limiter_for=entry.limiter_for,
-                    )
+                    await self._run_study(entry)
                 except EngineError as error:
                     entry.error = str(error)
                     entry.say(f"failed: {error}")
@@ -295,6 +323,17 @@ class StudyManager:
             self._settle(entry)
             entry.bus.close()
             entry.done.set()
+
+    async def _run_study(self, entry: StudyEntry) -> None:
+        opened = self.launcher.open(
+            entry.prepared,
+            observers=[entry.bus.publish],
+            say=entry.say,
+            limiter_for=entry.limiter_for,
+        )
+        async with opened as study:
+            entry.hold(study)
+            entry.result = await study.run()
 
     def _settle(self, entry: StudyEntry) -> None:
         record = entry.record
@@ -426,16 +465,11 @@ class StudyManager:
 
     # -- starting the service -------------------------------------------------------------------
 
-    def _prepare_resume(self, record: StudyRecord) -> Prepared | None:
+    def _prepare_resume(self, record: StudyRecord) -> PreparedStudy | None:
         journal = Path(record.journal)
         if not journal.is_file():
             raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
-        replay = replay_journal(journal)
-        if replay.result is not None and replay.result.get("status") in ("finished", "failed"):
-            return None
-        prepared = prepare(replay.config.replace(journal=str(journal)), replay=replay)
-        prepared.journal_path = journal
-        return prepared
+        return self.launcher.prepare_resume(journal)
 
     async def resume_unfinished(self) -> list[StudyEntry]:
         """Start again every study of this state directory that the service was running when
@@ -456,11 +490,11 @@ class StudyManager:
                 record.state = "done"
                 self.state.save(record)
                 continue
-            replay = prepared.replay
-            assert replay is not None
+            assert prepared.replay is not None
+            candidates, observations = prepared.replay.counts()
             self.say(
-                f"study {record.id}: resuming from {record.journal} ({len(replay.state.arms)} "
-                f"candidates, {len(replay.state.observations)} observations)"
+                f"study {record.id}: resuming from {record.journal} ({candidates} "
+                f"candidates, {observations} observations)"
             )
             started.append(self._start(prepared, record))
         return started

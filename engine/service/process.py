@@ -18,7 +18,7 @@ from aiohttp import web
 
 from engine.errors import ConfigError
 from engine.service.app import DEFAULT_MAX_BODY, build_app
-from engine.service.manager import StudyManager
+from engine.service.manager import Launcher, StudyManager
 from engine.service.state import StateDir
 
 __all__ = [
@@ -88,11 +88,12 @@ def _say(text: str) -> None:
     print(f"ape-engine serve: {text}", flush=True)
 
 
-async def serve(options: ServeOptions) -> int:
-    """Serve until SIGTERM or SIGINT, then drain and return 0."""
+async def serve(options: ServeOptions, launcher: Launcher) -> int:
+    """Serve until SIGTERM or SIGINT, then drain and return 0; studies are prepared and
+    opened by `launcher` (the composition's)."""
     state = StateDir(options.state_dir)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with StudyManager(state, say=_say) as manager:
+        async with StudyManager(state, launcher, say=_say) as manager:
             app = build_app(manager, token=options.token, max_body=options.max_body)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
             await runner.setup()

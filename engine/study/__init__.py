@@ -1,56 +1,45 @@
 """The study: proposals, scoring with a bandit policy, budgets, events, journal and resume.
 
-`Study` (a `StudyControl`) is the running study that the UI and the service drive;
-`engine.app` assembles one from a config.
+`Study` (a `StudyControl`) is the running study that the UI and the service drive; it is built
+from a `StudySetup` (`engine.app` assembles one from a config). Its facts are the events of
+`engine.study.events`, applied to a `StudyState` and written to the journal.
 """
 
-from engine.study.budgets import BUDGET_NAMES, Budgets, Price, PriceTable, Spend
-from engine.study.config import POLICIES, StudyConfig, load_config_file
+from engine.study.budgets import Budgets, Price, PriceTable, Spend
+from engine.study.config import StudyConfig, load_config_file
 from engine.study.evaluation import Evaluation
-from engine.study.events import (
-    ArmEliminated,
-    BudgetChanged,
-    CandidateAdded,
-    ErrorEvent,
-    Event,
-    EventBus,
-    LeaderChanged,
-    PullDone,
-    StudyFinished,
-    Subscription,
-)
-from engine.study.journal import replay_journal
-from engine.study.parts import StudyParts, UiHook
+from engine.study.events import Event
+from engine.study.journal import JournalWriter, Replay, replay_journal
+from engine.study.observers import EventBus, Observer, Subscription
 from engine.study.result import CandidateResult, StudyResult
+from engine.study.settings import BUDGET_NAMES, StudySettings
+from engine.study.shared import StudySetup
 from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.study.state import StudyState
 from engine.study.study import Study
 
 __all__ = [
     "BUDGET_NAMES",
-    "POLICIES",
-    "ArmEliminated",
-    "BudgetChanged",
     "Budgets",
-    "CandidateAdded",
     "CandidateResult",
-    "ErrorEvent",
     "Evaluation",
     "Event",
     "EventBus",
-    "LeaderChanged",
+    "JournalWriter",
+    "Observer",
     "Price",
     "PriceTable",
-    "PullDone",
+    "Replay",
     "Spend",
     "Study",
     "StudyConfig",
     "StudyControl",
-    "StudyFinished",
-    "StudyParts",
     "StudyResult",
+    "StudySettings",
+    "StudySetup",
     "StudySnapshot",
+    "StudyState",
     "Subscription",
-    "UiHook",
     "load_config_file",
     "replay_journal",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from engine.errors import ConfigError
+from engine.study.settings import BUDGET_NAMES, BudgetName
 from engine.study.snapshot import BudgetRow
 
 __all__ = [
@@ -26,15 +27,6 @@ __all__ = [
     "PriceTable",
     "Spend",
 ]
-
-BudgetName = Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
-BUDGET_NAMES: tuple[BudgetName, ...] = (
-    "scoring_calls",
-    "proposal_calls",
-    "tokens",
-    "usd",
-    "seconds",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,19 +184,17 @@ class Budgets:
     def limit(self, name: BudgetName) -> float | None:
         return self.limits[name]
 
-    def reached(self, spend: Spend) -> BudgetName | None:
+    def reached(self, spend: Spend, *, seconds: float | None = None) -> BudgetName | None:
+        """The first budget spent; `seconds` is the running time now, when it is ahead of the
+        last recorded in `spend`."""
         for name in BUDGET_NAMES:
             limit = self.limits[name]
-            if limit is not None and spend.value(name) >= limit:
+            value = spend.value(name)
+            if name == "seconds" and seconds is not None:
+                value = max(value, seconds)
+            if limit is not None and value >= limit:
                 return name
         return None
-
-    def allows_scoring_call(self, spend: Spend, in_flight: int) -> bool:
-        """May one more scoring call start, counting those in flight against the call budget?"""
-        limit = self.limits["scoring_calls"]
-        if limit is not None and spend.scoring_calls + in_flight >= limit:
-            return False
-        return self.reached(spend) is None
 
     def allows_proposal_call(self, spend: Spend, in_flight: int) -> bool:
         limit = self.limits["proposal_calls"]
@@ -212,5 +202,12 @@ class Budgets:
             return False
         return self.reached(spend) is None
 
-    def rows(self, spend: Spend) -> tuple[BudgetRow, ...]:
-        return tuple(BudgetRow(name, spend.value(name), self.limits[name]) for name in BUDGET_NAMES)
+    def rows(self, spend: Spend, *, seconds: float | None = None) -> tuple[BudgetRow, ...]:
+        return tuple(
+            BudgetRow(
+                name,
+                seconds if name == "seconds" and seconds is not None else spend.value(name),
+                self.limits[name],
+            )
+            for name in BUDGET_NAMES
+        )

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from engine.errors import JournalError
-from engine.study.interfaces import Proposal, ProposalBatch, ProposerLike, Score, ScorerLike
+from engine.propose import CandidateSource, Proposal, ProposalBatch
+from engine.study.scoring import Score, Scorer
 from engine.task.types import Example
 
 __all__ = ["CachedProposer", "CachedScorer", "ResponseCache"]
@@ -75,13 +76,13 @@ class ResponseCache:
 class CachedScorer:
     """A scorer whose answers come from the cache when the same request was made before."""
 
-    def __init__(self, scorer: ScorerLike, cache: ResponseCache, request: dict[str, Any]) -> None:
+    def __init__(self, scorer: Scorer, cache: ResponseCache, request: dict[str, Any]) -> None:
         self.scorer = scorer
         self.cache = cache
         self.request = request  # model, endpoint, mode, template, sampling parameters
 
-    async def score(self, instruction: str, example: Example) -> Score:
-        key = self.cache.key(
+    def _key(self, instruction: str, example: Example) -> str:
+        return self.cache.key(
             {
                 **self.request,
                 "instruction": instruction,
@@ -89,9 +90,19 @@ class CachedScorer:
                 "outputs": list(example.outputs),
             }
         )
-        hit = self.cache.get(key)
+
+    def cached(self, instruction: str, example: Example) -> Score | None:
+        """The answer the cache holds, without a call (None when it holds none)."""
+        hit = self.cache.get(self._key(instruction, example))
+        if hit is None:
+            return None
+        return Score(float(hit[0]), hit[1], hit[2], 0.0, cached=True, model=str(hit[3]))
+
+    async def score(self, instruction: str, example: Example) -> Score:
+        key = self._key(instruction, example)
+        hit = self.cached(instruction, example)
         if hit is not None:
-            return Score(float(hit[0]), hit[1], hit[2], 0.0, cached=True, model=str(hit[3]))
+            return hit
         score = await self.scorer.score(instruction, example)
         self.cache.put(
             key, [score.reward, score.prompt_tokens, score.completion_tokens, score.model]
@@ -103,7 +114,7 @@ class CachedProposer:
     """A proposer whose batches replay from the cache in the order they were first made."""
 
     def __init__(
-        self, proposer: ProposerLike, cache: ResponseCache, request: dict[str, Any]
+        self, proposer: CandidateSource, cache: ResponseCache, request: dict[str, Any]
     ) -> None:
         self.proposer = proposer
         self.cache = cache

@@ -21,6 +21,7 @@ from engine.errors import ConfigError
 from engine.llm.endpoint import TRANSPORTS
 from engine.propose import PROPOSAL_MODES
 from engine.study.budgets import Price
+from engine.study.settings import BudgetLimits, FailureLimits, ProposalPlan, StudySettings
 
 __all__ = ["POLICIES", "SCORING_MODES", "StudyConfig", "load_config_file"]
 
@@ -198,6 +199,31 @@ class StudyConfig:
 
     def replace(self, **changes: Any) -> StudyConfig:
         return dataclasses.replace(self, **changes)
+
+    def study_settings(self) -> StudySettings:
+        """The groups of settings the running study reads."""
+        return StudySettings(
+            policy=self.policy,
+            concurrency=self.concurrency,
+            budgets=BudgetLimits(
+                scoring_calls=self.budget_calls,
+                proposal_calls=self.budget_proposal_calls,
+                tokens=self.budget_tokens,
+                usd=self.budget_usd,
+                seconds=self.budget_seconds,
+            ),
+            proposals=ProposalPlan(
+                initial_candidates=self.initial_candidates,
+                candidates_per_call=self.candidates_per_call,
+                variant_rounds=self.variant_rounds,
+                variant_leaders=self.variant_leaders,
+                variants_per_leader=self.variants_per_leader,
+                new_candidate_share=self.new_candidate_share,
+                max_candidates=self.max_candidates,
+                include_human=self.include_human,
+            ),
+            failures=FailureLimits(self.max_failures, self.max_failure_share),
+        )
 
     def budget_limits(self) -> dict[str, float | None]:
         return {

@@ -3,24 +3,27 @@
 The running mean of the winner is biased upwards (it won because it was lucky as well as good:
 the winner's curse), so the report gives its score on examples the search never saw, beside the
 runner-up and the task's human instruction, each with a 95 % interval (`engine.study.intervals`).
-Calls run through the same scorer as the search, at most `concurrency` at a time; a call that
-fails for good is left out of the score and counted in `failed`, never scored as 0.
+Calls run through the same scorer as the search, each holding a slot of the study's concurrency.
+Every answer is an `EvaluationDone` event, so a study stopped during its evaluation and resumed
+pays only for the examples not yet scored. A call that fails for good is left out of the score
+and counted in `failed`, never scored as 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
 from engine.errors import EndpointError
-from engine.study.interfaces import Score, ScorerLike
+from engine.study.events import EvaluationDone
 from engine.study.intervals import mean_interval
-from engine.task.types import Example
+from engine.study.shared import Shared
 
-__all__ = ["Evaluation", "evaluate_instructions"]
+__all__ = ["Evaluation", "FinalEvaluation", "Role"]
+
+Role = Literal["winner", "runner_up", "human"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,42 +45,68 @@ class Evaluation:
         }
 
 
-async def evaluate_instructions(
-    targets: Sequence[tuple[str, str]],
-    examples: Sequence[Example],
-    scorer: ScorerLike,
-    *,
-    concurrency: int,
-    on_score: Callable[[Score], None] | None = None,
-) -> tuple[Evaluation, ...]:
-    """Score every (role, instruction) on every example; returns one `Evaluation` per target."""
-    rewards: list[list[float]] = [[] for _ in targets]
-    failed = [0] * len(targets)
-    jobs = [(t, e) for t in range(len(targets)) for e in range(len(examples))]
-    send, receive = anyio.create_memory_object_stream[tuple[int, int]](len(jobs) or 1)
-    for job in jobs:
-        send.send_nowait(job)
-    send.close()
+class FinalEvaluation:
+    """Scores `targets` ((role, instruction) pairs) on every test example not scored yet."""
 
-    async def worker() -> None:
-        async for target, example in receive.clone():
-            try:
-                score = await scorer.score(targets[target][1], examples[example])
-            except EndpointError:
-                failed[target] += 1
-                continue
-            rewards[target].append(min(1.0, max(0.0, float(score.reward))))
-            if on_score is not None:
-                on_score(score)
+    def __init__(self, shared: Shared, targets: list[tuple[Role, str]]) -> None:
+        self._shared = shared
+        self.targets = targets
+        self.failed: dict[str, int] = {}
+        examples = len(shared.setup.splits.test)
+        evaluated = shared.state.evaluated
+        self.jobs = [
+            (role, instruction, index)
+            for role, instruction in targets
+            for index in range(examples)
+            if index not in evaluated.get(instruction, {})
+        ]
 
-    async with anyio.create_task_group() as group:
-        for _ in range(max(1, min(concurrency, len(jobs)))):
-            group.start_soon(worker)
-    receive.close()
-    results = []
-    for index, (role, instruction) in enumerate(targets):
-        mean, interval = mean_interval(rewards[index])
-        results.append(
-            Evaluation(role, instruction, mean, interval, len(rewards[index]), failed[index])
+    async def run(self) -> tuple[Evaluation, ...]:
+        activity = self._shared.activity
+        activity.evaluation_total = len(self.jobs)
+        async with anyio.create_task_group() as group:
+            for job in self.jobs:
+                slot = object()
+                await activity.capacity.acquire_on_behalf_of(slot)  # the concurrency bounds it
+                group.start_soon(self._score, slot, *job)
+        return self.evaluations()
+
+    async def _score(self, slot: object, role: Role, instruction: str, index: int) -> None:
+        shared = self._shared
+        setup = shared.setup
+        try:
+            score = await setup.scorer.score(instruction, setup.splits.test[index])
+        except EndpointError:
+            self.failed[instruction] = self.failed.get(instruction, 0) + 1
+            return
+        finally:
+            shared.activity.capacity.release_on_behalf_of(slot)
+        usd = setup.prices.cost(
+            score.model or setup.scoring_model, score.prompt_tokens, score.completion_tokens
         )
-    return tuple(results)
+        shared.emit(
+            EvaluationDone(
+                role=role,
+                instruction=instruction,
+                example=index,
+                reward=min(1.0, max(0.0, float(score.reward))),
+                prompt_tokens=score.prompt_tokens,
+                completion_tokens=score.completion_tokens,
+                usd=0.0 if score.cached else usd,
+                cached=score.cached,
+            )
+        )
+        shared.activity.evaluation_done += 1
+        shared.activity.message = (
+            f"evaluating the winner on the test pool: {shared.activity.evaluation_done} of "
+            f"{shared.activity.evaluation_total} calls"
+        )
+
+    def evaluations(self) -> tuple[Evaluation, ...]:
+        results = []
+        for role, instruction in self.targets:
+            rewards = list(self._shared.state.evaluated.get(instruction, {}).values())
+            mean, interval = mean_interval(rewards)
+            failed = self.failed.get(instruction, 0)
+            results.append(Evaluation(role, instruction, mean, interval, len(rewards), failed))
+        return tuple(results)

@@ -1,157 +1,219 @@
-"""What happens in a study, as events, and the small bus that hands them to subscribers.
+"""The study's facts: every change to a study is one of these values.
 
-Events are frozen values (a candidate joined, a pull finished, an arm was eliminated, the leader
-changed, a budget changed, an error, the study finished). Subscribers (the terminal UI, the
-service's server-sent-event stream, tests) each get an anyio memory object stream with a bounded
-buffer; the study publishes with `send_nowait`, so a slow subscriber never blocks it: when its
-buffer is full the event is dropped and counted in `dropped`, and the subscriber is expected to
-catch up from the next `StudySnapshot`. The journal is not a subscriber: the study writes it
-directly so that no observation can be dropped (see `engine.study.journal`).
-Reference: anyio, "Streams" (memory object streams with a bounded buffer).
+The study emits an event; `StudyState.apply(event)` is the only state transition; the observers
+of the study (the journal, the event bus of the UI and the service's stream, tests) each get
+the event after it is applied. The journal writes every event as one JSON line (its ``kind``
+names it) and resume reads the lines back into these types and applies them again, so the live
+study and a replayed one run the same code. Decoding is typed: a record with a wrong type or a
+value out of range (a reward of 7.5, a negative arm) is refused with its field path.
+
+Events a journal replays change the state; `ArmEliminated` and `LeaderChanged` are read-outs
+of the policy, published for the screens and kept in the journal for the record.
+Reference: Optuna's JournalStorage (operations written to a log, replayed to rebuild state).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import msgspec
+
+from engine.study.settings import BudgetName
 
 __all__ = [
+    "JOURNAL_VERSION",
+    "ArmDropped",
     "ArmEliminated",
     "BudgetChanged",
+    "CallFailed",
     "CandidateAdded",
-    "ErrorEvent",
+    "EvaluationDone",
     "Event",
-    "EventBus",
+    "Fact",
     "LeaderChanged",
+    "Origin",
+    "ProposalsDone",
     "PullDone",
+    "ShareChanged",
+    "StatusChanged",
     "StudyFinished",
-    "Subscription",
+    "StudyResumed",
+    "StudyStarted",
+    "StudyStatus",
+    "TaskIdentity",
+    "TimePassed",
+    "VariantRoundStarted",
+]
+
+#: The journal's format; a journal of another version is refused with a clear message.
+JOURNAL_VERSION = 2
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Index = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+Reward = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
+Money = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
+Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+Origin = Literal["proposal", "variant", "human", "user"]
+Role = Literal["scoring", "proposal", "evaluation"]
+StudyStatus = Literal[
+    "starting", "running", "paused", "stopping", "finished", "failed", "cancelled"
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateAdded:
-    arm: int
-    instruction: str
-    origin: str
-    parent: int | None = None
-    kind: str = "candidate_added"
+class Fact(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of the events; ``kind`` is the tag a JSON line carries."""
+
+    @property
+    def kind(self) -> str:
+        tag = self.__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
 
 
-@dataclass(frozen=True, slots=True)
-class PullDone:
-    arm: int
-    example: int
-    reward: float
-    tokens: int
-    latency_s: float
-    cached: bool = False
-    kind: str = "pull_done"
-
-
-@dataclass(frozen=True, slots=True)
-class ArmEliminated:
-    arm: int
-    upper: float
-    kind: str = "arm_eliminated"
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderChanged:
-    arm: int
-    previous: int | None
-    mean: float
-    kind: str = "leader_changed"
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetChanged:
+class TaskIdentity(msgspec.Struct, frozen=True):
     name: str
-    limit: float | None
-    previous: float | None
-    kind: str = "budget_changed"
+    fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
-    """A call that failed for good (its pull went back to the pool), or a study-level error."""
+class StudyStarted(Fact, frozen=True, tag="study_started"):
+    """The journal's first line. `config` is the composition's settings (engine.app.config),
+    opaque to the study; `models` names the endpoints and models it ran with."""
 
-    message: str
+    version: int
+    study_id: str
+    engine: str
+    created: float
+    config: dict[str, Any]
+    task: TaskIdentity
+    models: dict[str, Any] = {}
+
+
+class StudyResumed(Fact, frozen=True, tag="study_resumed"):
+    at: float
+
+
+class CandidateAdded(Fact, frozen=True, tag="candidate_added"):
+    arm: Index
+    instruction: Text
+    origin: Origin
+    parent: Index | None = None
+
+
+class PullDone(Fact, frozen=True, tag="pull_done"):
+    """One scoring call's reward (a cached answer costs nothing: `usd` 0, `cached`)."""
+
+    arm: Index
+    example: Index
+    reward: Reward
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    usd: Money = 0.0
+    latency_s: Seconds = 0.0
+    cached: bool = False
+
+
+class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
+    """What proposal calls cost and produced (before the candidates they add)."""
+
+    calls: Count
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    usd: Money = 0.0
+    cached_calls: Count = 0
+    generated: Count = 0
+    duplicates: Count = 0
+    rejected: Count = 0
+    model: str = ""
+
+
+class VariantRoundStarted(Fact, frozen=True, tag="variant_round_started"):
+    number: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class BudgetChanged(Fact, frozen=True, tag="budget_changed"):
+    name: BudgetName
+    limit: Annotated[float, msgspec.Meta(ge=0.0, le=2**53)] | None
+    previous: float | None = None
+
+
+class ShareChanged(Fact, frozen=True, tag="share_changed"):
+    """The share of the scoring budget kept for candidates still to come."""
+
+    share: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)]
+
+
+class ArmDropped(Fact, frozen=True, tag="arm_dropped"):
+    arm: Index
+
+
+class CallFailed(Fact, frozen=True, tag="call_failed"):
+    """A call that failed for good: its pull went back to the pool, it was never scored."""
+
+    role: Role
     error_kind: str
-    failures: int
-    kind: str = "error"
+    message: Text
+    fatal: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class StudyFinished:
-    status: str
+class TimePassed(Fact, frozen=True, tag="time_passed"):
+    """The study's running time so far, across resumes (written about once a second)."""
+
+    seconds: Seconds
+
+
+class ArmEliminated(Fact, frozen=True, tag="arm_eliminated"):
+    arm: Index
+    upper: float
+
+
+class LeaderChanged(Fact, frozen=True, tag="leader_changed"):
+    arm: Index
+    previous: Index | None
+    mean: float
+
+
+class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
+    """One call of the final evaluation on the held-out test pool; a resumed study does not
+    pay for it again."""
+
+    role: Literal["winner", "runner_up", "human"]
+    instruction: Text
+    example: Index
+    reward: Reward
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    usd: Money = 0.0
+    cached: bool = False
+
+
+class StatusChanged(Fact, frozen=True, tag="status_changed"):
+    status: StudyStatus
+    reason: str = ""
+
+
+class StudyFinished(Fact, frozen=True, tag="finished"):
+    status: StudyStatus
     reason: str
-    winner: int | None
-    kind: str = "finished"
+    winner: Index | None
+    result: dict[str, Any] = {}
 
 
 Event = (
-    CandidateAdded
+    StudyStarted
+    | StudyResumed
+    | CandidateAdded
     | PullDone
+    | ProposalsDone
+    | VariantRoundStarted
+    | BudgetChanged
+    | ShareChanged
+    | ArmDropped
+    | CallFailed
+    | TimePassed
     | ArmEliminated
     | LeaderChanged
-    | BudgetChanged
-    | ErrorEvent
+    | EvaluationDone
+    | StatusChanged
     | StudyFinished
 )
-
-
-@dataclass(slots=True)
-class Subscription:
-    """One subscriber's end: iterate `receive` (``async for event in sub.receive``)."""
-
-    receive: MemoryObjectReceiveStream[Event]
-    send: MemoryObjectSendStream[Event]
-    dropped: int = 0
-    kinds: frozenset[str] | None = field(default=None)
-
-
-class EventBus:
-    """Fan-out of events to bounded subscriber streams; publishing never waits."""
-
-    def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
-        self.published = 0
-
-    def subscribe(
-        self, *, buffer: int = 1024, kinds: frozenset[str] | set[str] | None = None
-    ) -> Subscription:
-        """A new subscriber with a buffer of `buffer` events; `kinds` filters by event kind."""
-        if buffer < 1:
-            raise ValueError("an event subscription needs a buffer of at least one event")
-        send, receive = anyio.create_memory_object_stream[Event](buffer)
-        subscription = Subscription(
-            receive, send, kinds=frozenset(kinds) if kinds is not None else None
-        )
-        self._subscriptions.append(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
-        subscription.send.close()
-
-    def publish(self, event: Event) -> None:
-        self.published += 1
-        for subscription in tuple(self._subscriptions):
-            if subscription.kinds is not None and event.kind not in subscription.kinds:
-                continue
-            try:
-                subscription.send.send_nowait(event)
-            except anyio.WouldBlock:
-                subscription.dropped += 1
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscriptions.remove(subscription)
-
-    def close(self) -> None:
-        """End every subscription (their `async for` loops finish)."""
-        for subscription in self._subscriptions:
-            subscription.send.close()
-        self._subscriptions.clear()

@@ -1,13 +1,14 @@
-"""The study's journal records: what the study writes, and how a journal is replayed.
+"""The journal: a study's events, one JSON line each, in one append-only file.
 
-Every study appends JSON lines (orjson) to its journal: a header (config, task fingerprint,
-seed, engine version, models), then candidates, observations, proposal spend, variant rounds,
-budget changes, dropped arms, failures, progress (seconds) and finally the result. Each record
-is handed to the operating system as soon as it is made (one `write` per record, no user-space
-buffer), so `kill -9` loses only the calls in flight; `fsync` runs at most every 200 ms and at
-close. Replay rebuilds `RestoredState`; a torn last line is tolerated, and a journal of another
-task or of a different study-defining config is refused with a clear message.
-Reference: Optuna's JournalStorage (an append-only log of operations replayed to rebuild state).
+`JournalFile` knows lines, not studies (as Optuna's journal file backend): it reads them back
+with a torn last line tolerated, and appends with every write checked, synced to disk at most
+every 200 ms and at close. Before the first append to an existing file, a torn last line (a
+crash in the middle of a write) is cut off and kept beside the journal in ``<name>.torn``, so a
+second resume never reads a line glued onto it. `JournalWriter` is the study's observer that
+writes every event and never drops one. `replay_journal` reads the events back with their types
+and ranges checked (`engine.study.events`); a line that does not decode is an error naming the
+file, the line and the field, never a traceback. The first event is `StudyStarted`, whose
+``version`` is the journal's format: a journal of another format is refused with a message.
 """
 
 from __future__ import annotations
@@ -15,50 +16,38 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
-from engine import __version__
 from engine.errors import JournalError
-from engine.study.budgets import Spend
-from engine.study.config import StudyConfig
-from engine.study.parts import Arm, RestoredState
+from engine.study.events import (
+    JOURNAL_VERSION,
+    CandidateAdded,
+    Event,
+    PullDone,
+    StudyFinished,
+    StudyResumed,
+    StudyStarted,
+)
 from engine.task.types import Task
 
 __all__ = [
-    "DEFINING_FIELDS",
-    "JournalRecorder",
+    "JournalFile",
+    "JournalWriter",
     "Replay",
-    "read_journal",
+    "read_events",
+    "read_records",
     "replay_journal",
     "task_fingerprint",
 ]
 
-#: Settings that define a study: a journal is resumed only with the same values.
-DEFINING_FIELDS = (
-    "task",
-    "task_format",
-    "model",
-    "proposal_model",
-    "api",
-    "policy",
-    "metric",
-    "scoring",
-    "delta",
-    "epsilon",
-    "seed",
-    "demo_size",
-    "scoring_size",
-    "test_size",
-    "scorer",  # a custom scorer, or the templates (the scoring template), change every reward
-    "templates",
-)
 _FSYNC_EVERY_S = 0.2
-VERSION = 1
+_DECODER = msgspec.json.Decoder(Event)
 
 
 def task_fingerprint(task: Task) -> str:
@@ -72,222 +61,185 @@ def task_fingerprint(task: Task) -> str:
     return digest.hexdigest()[:16]
 
 
-class JournalRecorder:
-    """Appends the study's records to one file (implements `engine.study.parts.Recorder`)."""
+class JournalFile:
+    """One journal file as lines."""
 
-    def __init__(self, path: str | Path, *, time_s: Any = time.monotonic) -> None:
+    def __init__(self, path: str | Path, *, time_s: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self._time_s = time_s
+        self._fd = -1
+        self._last_sync = 0.0
+
+    def where(self) -> str:
+        return f"journal {str(self.path)!r}"
+
+    def read_lines(self) -> list[tuple[int, bytes]]:
+        """(line number, bytes) of every non-empty line; a last line with no newline that is
+        not JSON is a torn write and left out."""
+        try:
+            data = self.path.read_bytes()
+        except OSError as error:
+            raise JournalError(f"{self.where()}: cannot read it ({error.strerror})") from None
+        lines = data.split(b"\n")
+        torn = lines.pop()  # what follows the last newline: empty, or a write cut short
+        numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+        if torn.strip() and _parses(torn):
+            numbered.append((len(lines) + 1, torn))
+        return numbered
+
+    def open(self) -> None:
+        """Open for appending; an existing torn last line is cut off first (and kept)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._repair_tail()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as error:
             raise JournalError(
-                f"journal {str(self.path)!r}: cannot open it for writing ({error.strerror})"
+                f"{self.where()}: cannot open it for writing ({error.strerror})"
             ) from None
         self._last_sync = self._time_s()
-        self.records = 0
 
-    def _write(self, record: dict[str, Any]) -> None:
-        line = orjson.dumps(record) + b"\n"
+    def _repair_tail(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        if _parses(tail):  # a whole record whose newline was not written
+            with self.path.open("ab") as file:
+                file.write(b"\n")
+            return
+        self.path.with_name(self.path.name + ".torn").write_bytes(tail)
+        os.truncate(self.path, start)
+
+    def append(self, line: bytes) -> None:
+        """Write one line (`line` ends with a newline), all of it, or raise `JournalError`."""
+        view = memoryview(line)
         try:
-            os.write(self._fd, line)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            now = self._time_s()
+            if now - self._last_sync >= _FSYNC_EVERY_S:
+                os.fsync(self._fd)
+                self._last_sync = now
         except OSError as error:
             raise JournalError(
-                f"journal {str(self.path)!r}: cannot write ({error.strerror}); free some space "
-                "and resume the study from it"
+                f"{self.where()}: cannot write ({error.strerror}); the study stopped here: "
+                "free some space, then resume it from this journal"
             ) from None
-        self.records += 1
-        now = self._time_s()
-        if now - self._last_sync >= _FSYNC_EVERY_S:
-            os.fsync(self._fd)
-            self._last_sync = now
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-
-    # -- the records -------------------------------------------------------------------------
-
-    def header(
-        self, *, study_id: str, config: StudyConfig, task: Task, models: dict[str, Any]
-    ) -> None:
-        self._write(
-            {
-                "type": "header",
-                "version": VERSION,
-                "engine": __version__,
-                "study_id": study_id,
-                "created": time.time(),
-                "config": config.to_json(),
-                "task": {"name": task.name, "fingerprint": task_fingerprint(task)},
-                "models": models,
-            }
-        )
-
-    def resumed(self) -> None:
-        self._write({"type": "resumed", "at": time.time()})
-
-    def candidate(self, arm: int, instruction: str, origin: str, parent: int | None) -> None:
-        self._write(
-            {
-                "type": "candidate",
-                "arm": arm,
-                "instruction": instruction,
-                "origin": origin,
-                "parent": parent,
-            }
-        )
-
-    def observation(
-        self,
-        arm: int,
-        example: int,
-        reward: float,
-        prompt_tokens: int,
-        completion_tokens: int,
-        usd: float,
-        latency_s: float,
-        cached: bool,
-    ) -> None:
-        self._write(
-            {
-                "type": "observation",
-                "arm": arm,
-                "example": example,
-                "reward": reward,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "usd": usd,
-                "latency_s": round(latency_s, 4),
-                "cached": cached,
-            }
-        )
-
-    def proposals(self, calls: int, tokens: int, usd: float, cached_calls: int) -> None:
-        self._write(
-            {
-                "type": "proposals",
-                "calls": calls,
-                "tokens": tokens,
-                "usd": usd,
-                "cached_calls": cached_calls,
-            }
-        )
-
-    def variant_round(self, number: int) -> None:
-        self._write({"type": "variant_round", "number": number})
-
-    def budget(self, name: str, limit: float | None) -> None:
-        self._write({"type": "budget", "name": name, "limit": limit})
-
-    def drop(self, arm: int) -> None:
-        self._write({"type": "drop", "arm": arm})
-
-    def failure(self, kind: str, message: str) -> None:
-        self._write({"type": "failure", "kind": kind, "message": message[:300]})
-
-    def progress(self, spend: Spend) -> None:
-        self._write({"type": "progress", "seconds": round(spend.seconds, 3)})
-
-    def result(self, result: dict[str, Any]) -> None:
-        self._write({"type": "result", "result": result})
+            fd, self._fd = self._fd, -1
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # nothing more can be saved; the next open repairs a torn tail
+            finally:
+                os.close(fd)
 
 
-def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of a journal; a torn (unparseable) last line is skipped, a torn line in the
-    middle is a `JournalError` naming the line."""
-    file = Path(path)
+def _parses(line: bytes) -> bool:
     try:
-        lines = file.read_bytes().split(b"\n")
-    except OSError as error:
-        raise JournalError(f"journal {str(file)!r}: cannot read it ({error.strerror})") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class JournalWriter:
+    """The study's observer that appends every event to its journal."""
+
+    def __init__(self, path: str | Path, *, time_s: Callable[[], float] = time.monotonic) -> None:
+        self.file = JournalFile(path, time_s=time_s)
+        self.file.open()
+        self.path = self.file.path
+        self._encoder = msgspec.json.Encoder()
+        self.records = 0
+
+    def __call__(self, event: Event) -> None:
+        self.file.append(self._encoder.encode(event) + b"\n")
+        self.records += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Every line of a journal as plain JSON (for tools that show or export it)."""
+    return [orjson.loads(line) for _, line in JournalFile(path).read_lines()]
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Every event of a journal, decoded with types and ranges; a `JournalError` names the
+    line and the field of the first one that does not decode."""
+    file = JournalFile(path)
+    events: list[Event] = []
+    for number, line in file.read_lines():
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            if number == len(lines):
-                return  # torn by a crash while writing
+            events.append(_DECODER.decode(line))
+        except msgspec.ValidationError as error:
+            if number == 1:
+                _refuse_header(file, line)
+            raise JournalError(f"{file.where()}, line {number}: {error}") from None
+        except msgspec.DecodeError:
             raise JournalError(
-                f"journal {str(file)!r}, line {number}: not JSON; the journal is damaged"
+                f"{file.where()}, line {number}: not JSON; the journal is damaged"
             ) from None
-        if not isinstance(record, dict) or "type" not in record:
-            raise JournalError(f"journal {str(file)!r}, line {number}: not a journal record")
-        yield record
+    return events
+
+
+def _refuse_header(file: JournalFile, line: bytes) -> None:
+    record = orjson.loads(line)
+    if isinstance(record, dict) and record.get("type") == "header":
+        raise JournalError(
+            f"{file.where()}: written by an older ape-engine (journal format "
+            f"{record.get('version')}); this version reads format {JOURNAL_VERSION}. Resume it "
+            "with the version that started it, or start a new study"
+        )
 
 
 @dataclass(slots=True)
 class Replay:
-    study_id: str
-    config: StudyConfig
-    fingerprint: str
-    task_name: str
-    state: RestoredState
-    result: dict[str, Any] | None
+    """A journal read back: its first event, every event (the first included), and the
+    `StudyFinished` of the last run, when it ended."""
+
+    started: StudyStarted
+    events: list[Event]
+    finished: StudyFinished | None = None
+    path: Path = field(default_factory=Path)
+
+    @property
+    def study_id(self) -> str:
+        return self.started.study_id
+
+    def counts(self) -> tuple[int, int]:
+        """(candidates, observations) in the journal."""
+        candidates = sum(isinstance(event, CandidateAdded) for event in self.events)
+        return candidates, sum(isinstance(event, PullDone) for event in self.events)
 
 
 def replay_journal(path: str | Path) -> Replay:
-    """Read a journal back into the config it was started with and the state it reached."""
+    """Read a journal back; refuse one that does not start with a study of this format."""
     where = f"journal {str(path)!r}"
-    records = iter(read_journal(path))
-    header = next(records, None)
-    if header is None or header.get("type") != "header":
+    events = read_events(path)
+    first = events[0] if events else None
+    if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
-    if header.get("version") != VERSION:
-        raise JournalError(f"{where}: journal version {header.get('version')} is not {VERSION}")
-    config = StudyConfig.from_json(header["config"], where=where)
-    state = RestoredState()
-    spend = state.spend
-    result: dict[str, Any] | None = None
-    for record in records:
-        kind = record["type"]
-        if kind == "candidate":
-            if record["arm"] != len(state.arms):
-                raise JournalError(
-                    f"{where}: candidate {record['arm']} out of order (expected {len(state.arms)})"
-                )
-            state.arms.append(
-                Arm(record["arm"], record["instruction"], record["origin"], record["parent"])
-            )
-        elif kind == "observation":
-            if not 0 <= record["arm"] < len(state.arms):
-                raise JournalError(f"{where}: observation of unknown candidate {record['arm']}")
-            state.observations.append((record["arm"], record["example"], float(record["reward"])))
-            spend.scoring_calls += 1
-            if record.get("cached"):
-                spend.cached_calls += 1
-            else:
-                spend.tokens += int(record["prompt_tokens"]) + int(record["completion_tokens"])
-                spend.usd += float(record["usd"])
-        elif kind == "proposals":
-            spend.proposal_calls += int(record["calls"])
-            spend.cached_calls += int(record.get("cached_calls", 0))
-            spend.tokens += int(record["tokens"])
-            spend.usd += float(record["usd"])
-        elif kind == "variant_round":
-            state.variant_rounds_done = max(state.variant_rounds_done, int(record["number"]))
-        elif kind == "budget":
-            state.budgets[record["name"]] = record["limit"]
-        elif kind == "drop":
-            state.dropped.append(int(record["arm"]))
-        elif kind == "failure":
-            spend.failed_calls += 1
-        elif kind == "progress":
-            spend.seconds = max(spend.seconds, float(record["seconds"]))
-        elif kind == "result":
-            result = record["result"]
-            spend.evaluation_calls = int(result.get("spend", {}).get("evaluation_calls", 0))
-    return Replay(
-        study_id=str(header.get("study_id", "")),
-        config=config,
-        fingerprint=str(header["task"]["fingerprint"]),
-        task_name=str(header["task"]["name"]),
-        state=state,
-        result=result,
-    )
+    if first.version != JOURNAL_VERSION:
+        raise JournalError(
+            f"{where}: journal format {first.version}; this version of ape-engine reads "
+            f"format {JOURNAL_VERSION}"
+        )
+    finished = None
+    for event in events[1:]:
+        if isinstance(event, StudyStarted):
+            raise JournalError(f"{where}: holds a second study; one journal holds one study")
+        if isinstance(event, StudyFinished):
+            finished = event
+        elif isinstance(event, StudyResumed):
+            finished = None  # a finished study went on (a raised budget)
+    return Replay(first, events, finished, Path(path))

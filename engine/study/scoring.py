@@ -1,7 +1,6 @@
-"""Scorers, and the builders that fit the scorer and the proposer of `engine.propose` to the
-study's seams (`engine.study.interfaces`) from a `StudyConfig`.
+"""Scoring an instruction on one example: the `Scorer` interface and the scorers.
 
-Scoring (DESIGN.md section 1, APE section 3.2) sends the target model the scoring template
+Scoring (docs/design.md, "Scoring"; APE section 3.2) sends the target model the scoring template
 (``instruction + "\\n\\nInput: x\\nOutput:"`` by default, overridable in the templates file):
 
 - *execution accuracy* (``scoring = "exec"``): greedy answer (temperature 0), stop at the end of
@@ -20,7 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import EndpointError
 from engine.llm.capabilities import Capability, require_capability
@@ -28,15 +28,17 @@ from engine.llm.client import LLMClient
 from engine.llm.gate import CallHeldBack
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
-from engine.study.interfaces import Score
 from engine.task.metrics import metric_function
 from engine.task.types import Example
 
 __all__ = [
     "SCORING_MAX_TOKENS",
     "SCORING_STOP",
+    "CachingScorer",
     "ClientScorer",
     "CustomScorer",
+    "Score",
+    "Scorer",
     "ScorerFunction",
     "logprob_path",
 ]
@@ -44,6 +46,39 @@ __all__ = [
 SCORING_MAX_TOKENS = 16
 SCORING_STOP = ("\n",)
 ScorerFunction = Callable[[str, Example, Any], Awaitable[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """The reward of one scoring call and what it cost (`cached`: answered by the cache)."""
+
+    reward: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    model: str = ""
+
+
+class Scorer(Protocol):
+    """What the study calls to score a candidate."""
+
+    async def score(self, instruction: str, example: Example) -> Score:
+        """Called once per pull, and per example of the final evaluation: the reward of
+        `instruction` on `example` in [0, 1]. A call that fails for good raises
+        `EndpointError` (the pull goes back to the pool; it is never scored as 0); a paused
+        study's call not yet sent raises `CallHeldBack`."""
+        ...
+
+
+@runtime_checkable
+class CachingScorer(Scorer, Protocol):
+    """A scorer that may already hold an answer (the response cache)."""
+
+    def cached(self, instruction: str, example: Example) -> Score | None:
+        """Called before a scoring call is started: the answer held for it, without a call
+        (the dispatcher takes such answers at once, so the policy's next choice knows them)."""
+        ...
 
 
 class ClientScorer:

@@ -40,7 +40,7 @@ class BudgetLimits:
     usd: float | None = None
     seconds: float | None = None
 
-    def as_dict(self) -> dict[BudgetName, float | None]:
+    def as_dict(self) -> dict[str, float | None]:
         return {name: getattr(self, name) for name in BUDGET_NAMES}
 
 

@@ -6,13 +6,14 @@ a `StudyControl` (`apply_key`), the in-process hook of `ape-engine run --tui` (`
 """
 
 from engine.ui.keys import BINDINGS, apply_key, decode, help_text, keys_table
-from engine.ui.live import LiveScreen, PlainLines, TerminalUi, make_ui
+from engine.ui.live import Display, LiveScreen, PlainLines, TerminalUi, follow, make_ui
 from engine.ui.render import plain_line, screen
 from engine.ui.state import UiState, ordered_arms
 from engine.ui.terminal import KeyReader
 
 __all__ = [
     "BINDINGS",
+    "Display",
     "KeyReader",
     "LiveScreen",
     "PlainLines",
@@ -20,6 +21,7 @@ __all__ = [
     "UiState",
     "apply_key",
     "decode",
+    "follow",
     "help_text",
     "keys_table",
     "make_ui",

@@ -1,8 +1,10 @@
 """The live screen: `LiveScreen` draws snapshots in place and applies keys; `TerminalUi` is the
-in-process `UiHook` of `ape-engine run --tui`; `PlainLines` is the fallback without a terminal.
+in-process display of `ape-engine run --tui`; `PlainLines` is the fallback without a terminal.
 
-The study calls `update` about ten times a second on its event loop; keys read on the
-`KeyReader` thread are applied there, on the loop, so `StudyControl` calls never cross threads.
+Displays pull: `follow(display, control)` asks the study for a snapshot about ten times a second
+on the event loop and hands it to the display's `update`, until a snapshot says the study is
+done; keys read on the `KeyReader` thread are applied there, on the loop, so `StudyControl`
+calls never cross threads.
 `Live` runs on the alternate screen with auto refresh off: each snapshot redraws once, a fixed
 layout of the console's size, so nothing scrolls or flickers.
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
+import anyio
 from rich.console import Console
 from rich.live import Live
 
@@ -21,9 +25,40 @@ from engine.ui.render import plain_line, screen
 from engine.ui.state import UiState
 from engine.ui.terminal import Closing, KeyReader
 
-__all__ = ["LiveScreen", "PlainLines", "TerminalUi", "make_ui"]
+__all__ = [
+    "FOLLOW_EVERY_S",
+    "Display",
+    "LiveScreen",
+    "PlainLines",
+    "TerminalUi",
+    "follow",
+    "make_ui",
+]
 
 _MIN_FRAME_S = 0.05  # at most 20 frames a second, however often snapshots come
+FOLLOW_EVERY_S = 0.1
+
+
+class Display(Protocol):
+    """A screen of a running study: `attach` once with its controls, then `update` with each
+    snapshot `follow` takes."""
+
+    def attach(self, control: StudyControl) -> None: ...
+
+    def update(self, snapshot: StudySnapshot) -> None: ...
+
+
+async def follow(
+    display: Display, control: StudyControl, *, every_s: float = FOLLOW_EVERY_S
+) -> None:
+    """Feed `display` a snapshot of `control` every `every_s` seconds until one is done."""
+    display.attach(control)
+    while True:
+        snapshot = control.snapshot()
+        display.update(snapshot)
+        if snapshot.done:
+            return
+        await anyio.sleep(every_s)
 
 
 class LiveScreen:
@@ -95,7 +130,7 @@ class LiveScreen:
 
 
 class TerminalUi(Closing):
-    """`UiHook` for `ape-engine run --tui`. Use it as a context manager around the run so the
+    """The display of `ape-engine run --tui`. Use it as a context manager around the run so the
     terminal is restored even when the run fails; it leaves the screen by itself when the study
     is done (so the report prints on the normal screen). Quit cancels the study, which then
     stops cleanly and reports."""
@@ -127,7 +162,7 @@ class TerminalUi(Closing):
 
 
 class PlainLines(Closing):
-    """`UiHook` without a terminal: one progress line every `every_s` seconds and at the end."""
+    """The display without a terminal: one progress line every `every_s` seconds and at the end."""
 
     def __init__(
         self,

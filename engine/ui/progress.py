@@ -1,5 +1,6 @@
 """A progress display for `ape-engine run`: a rich progress bar on a terminal, plain lines
-otherwise. It is a `UiHook` (attach, update with snapshots), the same seam the terminal UI uses."""
+otherwise. It is a `engine.ui.live.Display` (attach, then update with each snapshot), as the
+terminal UI is."""
 
 from __future__ import annotations
 

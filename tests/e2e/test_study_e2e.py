@@ -138,20 +138,35 @@ async def test_the_pick_is_truly_near_best_in_a_fraction_of_full_evaluation(
     assert statistics.median(shares) <= 0.35, shares
 
 
+def _paid_pulls(journal: Path) -> set[tuple[int, int]]:
+    records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    return {
+        (r["arm"], r["example"]) for r in records if r["kind"] == "pull_done" and not r["cached"]
+    }
+
+
 @pytest.mark.anyio
 async def test_a_repeated_study_is_answered_by_the_cache(sim: SimServer, tmp_path: Path) -> None:
+    """The cache's promise: no request is paid for twice. With 16 calls in flight the two
+    studies' policies see results in another order, so the repeat may choose a few pulls the
+    first never made (measured: 0-7 of about 750 over seeds 1-7); those, and only those, are
+    paid."""
     url = sim.base_url
     first = await execute(prepare(config(url, tmp_path, variant_rounds=0)), say=lambda _: None)
     paid = chat_requests(await get_json(f"{url}/sim/stats"))
+    journal = tmp_path / "j2.jsonl"
     second = await execute(
-        prepare(config(url, tmp_path, variant_rounds=0, journal=str(tmp_path / "j2.jsonl"))),
+        prepare(config(url, tmp_path, variant_rounds=0, journal=str(journal))),
         say=lambda _: None,
     )
-    assert chat_requests(await get_json(f"{url}/sim/stats")) == paid, "the repeat made no call"
+    repaid = _paid_pulls(journal)
+    assert not repaid & _paid_pulls(tmp_path / "journal.jsonl"), "a pull was paid twice"
+    assert chat_requests(await get_json(f"{url}/sim/stats")) == paid + len(repaid)
     assert second.winner is not None and first.winner is not None
     assert second.winner.instruction == first.winner.instruction
-    assert second.spend.tokens == 0
-    assert second.spend.cached_calls >= second.spend.scoring_calls > 0
+    calls = second.spend.scoring_calls + second.spend.evaluation_calls
+    assert second.spend.cached_calls >= 0.98 * calls
+    assert second.spend.proposal_calls == second.spend.cached_calls - calls + len(repaid)
 
 
 @pytest.mark.anyio
@@ -182,11 +197,11 @@ async def test_a_token_budget_stops_the_study_within_the_calls_in_flight(
     spent = largest = 0  # tokens of the search, before the final evaluation
     for line in (tmp_path / "journal.jsonl").read_bytes().splitlines():
         record = orjson.loads(line)
-        if record["type"] == "observation":
+        if record["kind"] == "pull_done":
             tokens = record["prompt_tokens"] + record["completion_tokens"]
             spent, largest = spent + tokens, max(largest, tokens)
-        elif record["type"] == "proposals":
-            spent += record["tokens"]
+        elif record["kind"] == "proposals_done":
+            spent += record["prompt_tokens"] + record["completion_tokens"]
     assert 30_000 <= spent <= 30_000 + 16 * largest
 
 
@@ -197,9 +212,9 @@ def _journal_counts(path: Path) -> tuple[int, int]:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue  # the torn last line of a killed writer
-        if record.get("type") == "observation":
+        if record.get("kind") == "pull_done":
             observations += 1
-        elif record.get("type") == "proposals":
+        elif record.get("kind") == "proposals_done":
             proposals += int(record["calls"]) - int(record["cached_calls"])
     return observations, proposals
 
@@ -262,7 +277,7 @@ def test_resume_after_kill_9_pays_for_no_completed_call_twice(tmp_path: Path) ->
     assert paid_after - paid_before == new_work + spend["evaluation_calls"]
     assert spend["scoring_calls"] == observed_total
     records = [orjson.loads(x) for x in journal.read_bytes().splitlines() if x.strip()]
-    scoring = [(r["arm"], r["example"]) for r in records if r["type"] == "observation"]
+    scoring = [(r["arm"], r["example"]) for r in records if r["kind"] == "pull_done"]
     assert len(set(scoring)) == len(scoring), "an (arm, example) was scored twice"
 
 
@@ -306,15 +321,11 @@ async def test_pause_holds_back_the_calls_queued_at_the_limiter(tmp_path: Path) 
         prepared = prepare(config(server.base_url, tmp_path, rpm=600, no_cache=True))
         study_box: list[Any] = []
 
-        class Hook:
-            def attach(self, control: Any) -> None:
-                study_box.append(control)
-
-            def update(self, snapshot: Any) -> None:
-                pass
+        async def hold(study: Any) -> None:
+            study_box.append(study)
 
         async with anyio.create_task_group() as group:
-            group.start_soon(lambda: execute(prepared, ui=Hook(), say=lambda _: None))
+            group.start_soon(lambda: execute(prepared, watch=hold, say=lambda _: None))
             for _ in range(600):  # up to 30 s for the study to get going
                 if chat_requests(server.stats()) >= 40:
                     break

@@ -12,6 +12,7 @@ import anyio
 import orjson
 from aiohttp import web
 
+from engine.app.launcher import Launcher
 from engine.service import StateDir, StudyManager, build_app
 from engine.sim import SimConfig, serve_sim
 from engine.sim.server import SimServer
@@ -95,7 +96,7 @@ async def running_service(
     state_dir: Path, *, token: str | None = None, max_body: int = 1 << 20, ping_s: float = 15.0
 ) -> AsyncIterator[Service]:
     state = StateDir(state_dir)
-    async with StudyManager(state, say=lambda _: None) as manager:
+    async with StudyManager(state, Launcher(), say=lambda _: None) as manager:
         app = build_app(manager, token=token, max_body=max_body, ping_s=ping_s)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()

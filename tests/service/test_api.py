@@ -13,7 +13,7 @@ import anyio
 import orjson
 import pytest
 
-from engine.study.journal import read_journal
+from engine.study.journal import read_records
 from engine.study.snapshot import StudySnapshot
 from tests.service.helpers import Service, running_service, simulator, spent, study_config
 
@@ -80,8 +80,8 @@ async def test_create_list_inspect_and_finish_a_study_by_task_name(tmp_path: Pat
         assert final["arms"] and final["winner"] is not None
         rebuilt = StudySnapshot.from_json(final)  # the JSON is the contract's snapshot
         assert rebuilt.study_id == study_id and rebuilt.done
-        records = list(read_journal(created["journal"]))
-        assert records[0]["type"] == "header" and records[-1]["type"] == "result"
+        records = list(read_records(created["journal"]))
+        assert records[0]["kind"] == "study_started" and records[-1]["kind"] == "finished"
         status, listing = await service.call("GET", "/v1/studies")
         assert listing["studies"][0]["done"] is True
         status, health = await service.call("GET", "/health")
@@ -115,7 +115,7 @@ async def test_inline_task_and_config_file(tmp_path: Path) -> None:
         assert final["task"] == "bigger"
         assert final["status"] == "finished"
         assert spent(final, "scoring_calls") <= 20
-        header = next(iter(read_journal(created["journal"])))
+        header = next(iter(read_records(created["journal"])))
         task_file = anyio.Path(header["config"]["task"])
         assert await task_file.is_file()
         assert Path(task_file).is_relative_to(tmp_path / "state" / "tasks")
@@ -259,9 +259,10 @@ async def test_patch_effects_show_in_the_snapshot(tmp_path: Path) -> None:
         assert snapshot["status"] == "running"
         await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") > before)
 
-        journal = [r for r in read_journal(service.manager.get(study_id).record.journal)]
-        assert {"type": "budget", "name": "scoring_calls", "limit": 5000} in journal
-        assert {"type": "drop", "arm": 0} in journal
+        journal = [r for r in read_records(service.manager.get(study_id).record.journal)]
+        changes = [(r["name"], r["limit"]) for r in journal if r["kind"] == "budget_changed"]
+        assert ("scoring_calls", 5000) in changes
+        assert {"kind": "arm_dropped", "arm": 0} in journal
 
 
 def settings(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -319,8 +320,8 @@ async def test_cancel_ends_the_study_with_its_result_record(tmp_path: Path) -> N
         status, answer = await service.call("DELETE", f"/v1/studies/{study_id}")
         assert status == 200 and answer == {"id": study_id, "status": "cancelled"}
         entry = service.manager.get(study_id)
-        records = list(read_journal(entry.record.journal))
-        assert records[-1]["type"] == "result"
+        records = list(read_records(entry.record.journal))
+        assert records[-1]["kind"] == "finished"
         assert records[-1]["result"]["status"] == "cancelled"
         assert entry.record.state == "cancelled"  # not resumed by the next start
         status, answer = await service.call("DELETE", f"/v1/studies/{study_id}")

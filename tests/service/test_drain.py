@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.study.journal import read_journal
+from engine.study.journal import read_records
 from tests.service.helpers import (
     Service,
     running_service,
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 def journal(service: Service, study_id: str) -> list[dict[str, Any]]:
-    return list(read_journal(service.manager.get(study_id).record.journal))
+    return list(read_records(service.manager.get(study_id).record.journal))
 
 
 async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_studies(
@@ -52,25 +52,25 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
             )
             assert status == 503 and "shutting down" in answer["error"]["message"]
             records = journal(service, running)
-            assert records[-1]["type"] == "result"
+            assert records[-1]["kind"] == "finished"
             result = records[-1]["result"]
             assert result["status"] == "cancelled"
             assert "service stopped" in result["reason"]
             # the calls in flight finished: every request the simulator got was recorded
             sent = sum(
-                r.get("calls", 0) if r["type"] == "proposals" else 1
+                r.get("calls", 0) if r["kind"] == "proposals_done" else 1
                 for name in (running, paused, cancelled, finished)
                 for r in journal(service, name)
-                if r["type"] in ("observation", "proposals")
+                if r["kind"] in ("pull_done", "proposals_done")
             )
             evaluated = next(
                 r["result"]["spend"]["evaluation_calls"]
                 for r in journal(service, finished)
-                if r["type"] == "result"
+                if r["kind"] == "finished"
             )
             assert sim.stats()["requests"] == sent + evaluated
-            observations = sum(1 for r in records if r["type"] == "observation")
-            arms = sum(1 for r in records if r["type"] == "candidate")
+            observations = sum(1 for r in records if r["kind"] == "pull_done")
+            arms = sum(1 for r in records if r["kind"] == "candidate_added")
             states = {
                 name: service.manager.get(name).record.state
                 for name in (running, paused, cancelled, finished)
@@ -93,8 +93,8 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
             snapshot = await service.wait_for(paused, lambda s: s["status"] == "paused")
             status, listing = await service.call("GET", "/v1/studies")
             assert sorted(s["id"] for s in listing["studies"]) == sorted([running, paused])
-            types = [r["type"] for r in journal(service, running)]
-            assert "resumed" in types[types.index("result") :]
+            types = [r["kind"] for r in journal(service, running)]
+            assert "study_resumed" in types[types.index("finished") :]
 
 
 async def test_grace_zero_cancels_calls_in_flight_and_the_journal_is_still_complete(
@@ -106,6 +106,6 @@ async def test_grace_zero_cancels_calls_in_flight_and_the_journal_is_still_compl
         with anyio.fail_after(3):
             await service.manager.drain(0.0)
         records = journal(service, study_id)
-        assert records[-1]["type"] == "result"
+        assert records[-1]["kind"] == "finished"
         assert records[-1]["result"]["status"] == "cancelled"
         assert service.manager.get(study_id).record.state == "active"

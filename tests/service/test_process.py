@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from engine.cli import main as cli_main
-from engine.study.journal import read_journal
+from engine.study.journal import read_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -131,10 +131,10 @@ def test_sigterm_drains_the_journal_and_a_restart_resumes_the_study(tmp_path: Pa
         output = server.stop(signal.SIGTERM)
     assert "SIGTERM" in output
     assert TOKEN not in output
-    records = list(read_journal(created["journal"]))
-    assert records[-1]["type"] == "result"
+    records = list(read_records(created["journal"]))
+    assert records[-1]["kind"] == "finished"
     assert records[-1]["result"]["status"] == "cancelled"
-    observed = sum(1 for record in records if record["type"] == "observation")
+    observed = sum(1 for record in records if record["kind"] == "pull_done")
     assert observed >= 8
 
     server = Server(state, env=env)  # starts again: resumes the study
@@ -146,9 +146,9 @@ def test_sigterm_drains_the_journal_and_a_restart_resumes_the_study(tmp_path: Pa
     finally:
         output = server.stop(signal.SIGINT)
     assert "resuming" in output
-    records = list(read_journal(created["journal"]))
-    assert records[-1]["type"] == "result"
-    assert [r["type"] for r in records].count("resumed") == 1
+    records = list(read_records(created["journal"]))
+    assert records[-1]["kind"] == "finished"
+    assert [r["kind"] for r in records].count("study_resumed") == 1
 
 
 def serve_exit(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

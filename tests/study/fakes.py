@@ -8,7 +8,8 @@ import anyio
 import anyio.lowlevel
 
 from engine.llm.errors import ServerError
-from engine.study.interfaces import Proposal, ProposalBatch, Score
+from engine.propose import Proposal, ProposalBatch
+from engine.study.scoring import Score
 from engine.task.types import Example
 
 
@@ -44,6 +45,7 @@ class FakePolicy:
         self.budget: int | None = None
         self.observed: list[tuple[int, int, float]] = []
         self.cancelled: list[FakePull] = []
+        self.out: set[tuple[int, int]] = set()  # pulls handed out and not yet back
         self.pulls_used = 0
 
     def add_arm(self) -> int:
@@ -70,19 +72,24 @@ class FakePolicy:
                 example = self.next_example[arm]
                 self.next_example[arm] += 1
             self.pending[arm] += 1
+            self.out.add((arm, example))
             pulls.append(FakePull(arm, example))
         return pulls
 
     def observe(self, pull: FakePull, reward: float) -> None:
-        self.pending[pull.arm] -= 1
-        self.record(pull.arm, pull.example, reward)
+        """A pull handed out came back, or one replayed from a journal."""
+        if (pull.arm, pull.example) in self.out:
+            self.out.discard((pull.arm, pull.example))
+            self.pending[pull.arm] -= 1
+        self._record(pull.arm, pull.example, reward)
 
     def cancel(self, pull: FakePull) -> None:
+        self.out.discard((pull.arm, pull.example))
         self.pending[pull.arm] -= 1
         self.returned[pull.arm].append(pull.example)
         self.cancelled.append(pull)
 
-    def record(self, arm: int, example: int, reward: float) -> None:
+    def _record(self, arm: int, example: int, reward: float) -> None:
         self.sums[arm] += reward
         self.counts[arm] += 1
         self.pulls_used += 1

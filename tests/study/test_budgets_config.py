@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.app.execute import _endpoint, _reward_kind, planned_candidates
+from engine.app.execute import endpoint_config, reward_kind
 from engine.errors import ConfigError
 from engine.study.budgets import Budgets, Price, PriceTable, Spend
 from engine.study.config import StudyConfig, load_config_file
@@ -21,7 +20,7 @@ def test_the_first_budget_reached_is_named() -> None:
     budgets = Budgets({"scoring_calls": 10, "usd": 0.5})
     spend = Spend(scoring_calls=9)
     assert budgets.reached(spend) is None
-    assert not budgets.allows_scoring_call(spend, in_flight=1)
+    assert budgets.reached(Spend(scoring_calls=10)) == "scoring_calls"
     spend.usd = 0.5
     assert budgets.reached(spend) == "usd"
     assert budgets.set("usd", None) == 0.5
@@ -101,16 +100,17 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
 
 def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> None:
     config = StudyConfig(task="sum", initial_candidates=20, variant_rounds=2)
-    assert planned_candidates(config) == 20 + 2 * 3 * 3
-    assert planned_candidates(config.replace(include_human=True, max_candidates=30)) == 30
+    assert config.study_settings().proposals.planned() == 20 + 2 * 3 * 3
+    more = config.replace(include_human=True, max_candidates=30)
+    assert more.study_settings().proposals.planned() == 30
     task = load_task("sum")
-    assert _reward_kind(config, task) == "binary"
-    assert _reward_kind(config.replace(scoring="logprob"), task) == "continuous"
-    assert _reward_kind(config, dataclasses.replace(task, metric="f1")) == "continuous"
+    assert reward_kind(config, task.metric) == "binary"
+    assert reward_kind(config.replace(scoring="logprob"), task.metric) == "continuous"
+    assert reward_kind(config, "f1") == "continuous"
 
 
 def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
     config = StudyConfig(task="sum", transport="lean")
-    assert _endpoint("target", "http://h/v1", "m", None, config).transport == "lean"
+    assert endpoint_config("target", "http://h/v1", "m", None, config).transport == "lean"
     with pytest.raises(ConfigError, match="transport"):
         StudyConfig(task="sum", transport="curl").validate()

@@ -6,11 +6,12 @@ import anyio
 import pytest
 
 from engine.study.config import StudyConfig
-from engine.study.events import EventBus
-from engine.study.parts import StudyParts
+from engine.study.observers import EventBus
+from engine.study.shared import StudySetup
 from engine.study.study import Study
 from engine.task.split import Splits
 from engine.task.types import Task
+from engine.ui.live import follow
 from tests.study.fakes import FakePolicy, FakeProposer, FakeScorer, pool
 
 
@@ -38,7 +39,8 @@ def make_study(
     policy = FakePolicy(n, stop_after)
     scorer = scorer or FakeScorer()
     proposer = FakeProposer(qualities)
-    parts = StudyParts(
+    setup = StudySetup(
+        settings=study_config.study_settings(),
         task=task,
         splits=Splits(demo=examples[:3], scoring=examples, test=examples[:20]),
         policy=policy,
@@ -46,7 +48,8 @@ def make_study(
         proposer=proposer,
         scoring_model="sim-1",
     )
-    return Study(study_config, parts, events=events), policy, scorer, proposer
+    observers = [events.publish] if events is not None else []
+    return Study(setup, observers=observers), policy, scorer, proposer
 
 
 @pytest.mark.anyio
@@ -215,7 +218,7 @@ async def test_snapshot_shows_the_leaderboard_and_budgets() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_ui_keeps_getting_snapshots_during_the_final_evaluation() -> None:
+async def test_a_display_keeps_getting_snapshots_during_the_final_evaluation() -> None:
     class Recorder:
         def __init__(self) -> None:
             self.messages: list[str] = []
@@ -228,8 +231,9 @@ async def test_the_ui_keeps_getting_snapshots_during_the_final_evaluation() -> N
 
     study, *_ = make_study(scorer=FakeScorer(delay_s=0.01), concurrency=2)
     ui = Recorder()
-    study.ui = ui
-    await study.run()
+    async with anyio.create_task_group() as group:
+        group.start_soon(follow, ui, study)
+        await study.run()
     progress = [int(m.split(": ")[1].split()[0]) for m in ui.messages if "of 60 calls" in m]
     assert len(progress) >= 3  # several updates while the 3 x 20 test calls ran
     assert progress == sorted(progress) and progress[-1] > 30

@@ -12,9 +12,10 @@ from tempfile import TemporaryDirectory
 
 import anyio
 
-from engine.app.execute import run_study
+from engine.app import execute, prepare
 from engine.study.config import StudyConfig
 from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.ui.live import follow
 from tests.ui.snapshots import render_screen
 
 
@@ -44,7 +45,10 @@ def capture(at_s: float, width: int = 100, height: int = 32) -> str:
             journal=str(Path(folder) / "capture.jsonl"),
             no_cache=True,
         )
-        anyio.run(lambda: run_study(config, ui=Keep()))
+        keep = Keep()
+        anyio.run(
+            lambda: execute(prepare(config), say=lambda _: None, watch=lambda s: follow(keep, s))
+        )
     running = [s for s in snapshots if not s.done] or snapshots
     chosen = min(running, key=lambda s: abs(s.elapsed_s - at_s))
     return render_screen(chosen, width, height, selected=chosen.winner)

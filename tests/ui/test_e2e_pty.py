@@ -121,8 +121,9 @@ def test_run_tui_in_a_pty_keys_change_the_study(tmp_path: Path) -> None:
     after_screen = text[text.rfind("\x1b[?1049l") :]  # what was printed after the live screen
     assert "cancelled by the user" in after_screen
     records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
-    assert {"type": "budget", "name": "scoring_calls", "limit": 16000} in records
-    result = next(r["result"] for r in records if r["type"] == "result")
+    budgets = [r for r in records if r["kind"] == "budget_changed"]
+    assert budgets and budgets[-1]["name"] == "scoring_calls" and budgets[-1]["limit"] == 16000
+    result = next(r["result"] for r in records if r["kind"] == "finished")
     assert result["status"] == "cancelled" and result["reason"] == "cancelled by the user"
 
 

@@ -9,8 +9,10 @@ import anyio
 import pytest
 from rich.console import Console
 
+from engine.study.result import StudyResult
 from engine.study.snapshot import StudySnapshot
-from engine.ui.live import PlainLines, TerminalUi, make_ui
+from engine.study.study import Study
+from engine.ui.live import Display, PlainLines, TerminalUi, follow, make_ui
 from tests.study.fakes import FakeScorer
 from tests.study.test_study import make_study
 from tests.ui.test_snapshot_json import through_json
@@ -37,6 +39,14 @@ class ScriptedReader:
         self.closed = True
 
 
+async def run_shown(study: Study, display: Display) -> StudyResult:
+    """Run the study with `display` following it, as `ape-engine run` does."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(follow, display, study)
+        result = await study.run()
+    return result
+
+
 def terminal_console(width: int = 100, height: int = 32) -> Console:
     return Console(record=True, width=width, height=height, file=io.StringIO(), force_terminal=True)
 
@@ -58,7 +68,7 @@ async def test_keys_change_the_running_study_and_quit_cancels_it() -> None:
             polls = reader.polls
             if polls == 3:
                 seen["concurrency"] = study.snapshot().throughput.concurrency
-                seen["budget"] = study.budgets.limit("scoring_calls")
+                seen["budget"] = study.state.budgets.limit("scoring_calls")
             if polls == 4:
                 seen["status"] = study.status
             if polls == 6:
@@ -68,8 +78,7 @@ async def test_keys_change_the_running_study_and_quit_cancels_it() -> None:
     console = terminal_console(160, 32)  # wide enough for the whole status line
     ui = Watch(console, reader=reader)  # type: ignore[arg-type]
     with ui:
-        study.ui = ui
-        result = await study.run()
+        result = await run_shown(study, ui)
     assert reader.started and reader.closed
     assert seen["concurrency"] == 5  # 4 + max(1, 25 %)
     assert seen["budget"] == 3200.0  # 80 % of 4000
@@ -96,8 +105,7 @@ async def test_the_snapshot_of_a_real_study_survives_json() -> None:
         def update(self, snapshot: StudySnapshot) -> None:
             snapshots.append(snapshot)
 
-    study.ui = Keep()  # type: ignore[assignment]
-    await study.run()
+    await run_shown(study, Keep())  # type: ignore[arg-type]
     assert snapshots and snapshots[-1].done
     for snapshot in (snapshots[0], snapshots[len(snapshots) // 2], snapshots[-1]):
         assert through_json(snapshot) == snapshot
@@ -119,9 +127,8 @@ async def test_without_a_terminal_plain_lines_every_few_seconds() -> None:
         ui.update(snapshot)
     lines = out.getvalue().splitlines()
     assert len(lines) == 3  # at 0, 3.1 and 6.5 s
-    study.ui = ui
     with anyio.fail_after(30):
-        await study.run()
+        await run_shown(study, ui)
     final = out.getvalue().splitlines()[-1]
     assert final.startswith("finished ") and "scoring calls" in final and "leader #" in final
 

@@ -1,0 +1,44 @@
+"""The composition as the service uses it: `engine.service` runs studies through a `Launcher`
+it is given, so that it never imports the composition above it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+from engine.app.execute import LimiterFor, open_study
+from engine.app.prepare import Prepared, config_of, prepare
+from engine.errors import EngineError
+from engine.service.manager import PreparedStudy
+from engine.study.config import StudyConfig
+from engine.study.journal import replay_journal
+from engine.study.observers import Observer
+from engine.study.study import Study
+
+__all__ = ["Launcher"]
+
+
+class Launcher:
+    """Implements `engine.service.manager.Launcher` with `engine.app`."""
+
+    def prepare(self, config: StudyConfig, *, journals: Path) -> Prepared:
+        return prepare(config, journals=journals)
+
+    def prepare_resume(self, journal: Path) -> Prepared | None:
+        replay = replay_journal(journal)
+        if replay.finished is not None and replay.finished.status in ("finished", "failed"):
+            return None
+        return prepare(config_of(replay).replace(journal=str(journal)), replay=replay)
+
+    def open(
+        self,
+        prepared: PreparedStudy,
+        *,
+        observers: Iterable[Observer],
+        say: Callable[[str], None],
+        limiter_for: LimiterFor,
+    ) -> AbstractAsyncContextManager[Study]:
+        if not isinstance(prepared, Prepared):
+            raise EngineError(f"the launcher opens studies it prepared, not {prepared!r}")
+        return open_study(prepared, observers=observers, say=say, limiter_for=limiter_for)

@@ -1,0 +1,184 @@
+"""Everything a study needs that can fail without a call: the task and its pools, the metric,
+prices, templates, a custom scorer, the journal's place, and -- for a resumed study -- that the
+journal belongs to this task and these settings. Then the spend it may reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.app.estimate import SpendEstimate, estimate_spend
+from engine.app.scoring import load_scorer_function
+from engine.errors import ConfigError, JournalError
+from engine.propose import Templates, load_templates
+from engine.study.budgets import PriceTable
+from engine.study.config import StudyConfig
+from engine.study.journal import Replay, replay_journal, task_fingerprint
+from engine.study.scoring import ScorerFunction
+from engine.task import METRICS, Splits, Task, load_task, split_task
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "DEFINING_FIELDS",
+    "Prepared",
+    "config_of",
+    "prepare",
+    "prepare_resume",
+]
+
+DEFAULT_STATE_DIR = Path(".ape")
+
+#: Settings that define a study: a journal is resumed only with the same values.
+DEFINING_FIELDS = (
+    "task",
+    "task_format",
+    "model",
+    "proposal_model",
+    "api",
+    "policy",
+    "metric",
+    "scoring",
+    "delta",
+    "epsilon",
+    "seed",
+    "demo_size",
+    "scoring_size",
+    "test_size",
+    "scorer",  # a custom scorer, or the templates (the scoring template), change every reward
+    "templates",
+)
+
+
+@dataclass(slots=True)
+class Prepared:
+    config: StudyConfig
+    task: Task
+    splits: Splits
+    prices: PriceTable
+    estimate: SpendEstimate
+    study_id: str
+    journal_path: Path
+    replay: Replay | None = None
+    templates: Templates = field(default_factory=Templates)
+    custom_scorer: ScorerFunction | None = None
+
+    @property
+    def proposal_model(self) -> str:
+        return self.config.proposal_model or self.config.model
+
+    @property
+    def task_name(self) -> str:
+        return self.task.name
+
+    @property
+    def scoring_pool(self) -> int:
+        return len(self.splits.scoring)
+
+
+def _splits(config: StudyConfig, task: Task) -> Splits:
+    sizes: dict[str, int] = {}
+    for name in ("demo_size", "scoring_size", "test_size"):
+        value = getattr(config, name)
+        if value is not None:
+            sizes[name] = value
+    return split_task(task, seed=config.seed, **sizes)
+
+
+def _task(config: StudyConfig) -> Task:
+    if not config.task:
+        raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
+    task = load_task(config.task, seed=config.seed, format=config.task_format)
+    if config.metric is not None:
+        if config.metric not in METRICS:
+            raise ConfigError(
+                f"metric: unknown metric {config.metric!r}; choose one of {', '.join(METRICS)}"
+            )
+        task = dataclasses.replace(task, metric=config.metric)
+    return task
+
+
+def _check_prices(config: StudyConfig, prices: PriceTable) -> None:
+    if config.budget_usd is None:
+        return
+    for model in {config.model, config.proposal_model or config.model}:
+        if model not in prices:
+            raise ConfigError(
+                f"budget_usd: model {model!r} has no price; add it to the config file as "
+                f'[prices."{model}"] input = ... output = ... (USD per million tokens)'
+            )
+
+
+def config_of(replay: Replay) -> StudyConfig:
+    """The settings a journal's study was started with."""
+    return StudyConfig.from_json(replay.started.config, where=f"journal {str(replay.path)!r}")
+
+
+def _check_replay(replay: Replay, config: StudyConfig, task: Task) -> None:
+    started = replay.started
+    if started.task.fingerprint != task_fingerprint(task):
+        raise JournalError(
+            f"journal of study {replay.study_id}: it was made on task {started.task.name!r} "
+            f"with other examples (fingerprint {started.task.fingerprint}, this task is "
+            f"{task_fingerprint(task)}); resume it with the task it was started on"
+        )
+    before = config_of(replay)
+    for name in DEFINING_FIELDS:
+        if getattr(before, name) != getattr(config, name):
+            raise JournalError(
+                f"journal of study {replay.study_id}: {name} was {getattr(before, name)!r}, "
+                f"not {getattr(config, name)!r}; a journal resumes only with the settings "
+                "that define its study"
+            )
+
+
+def _journal_path(
+    config: StudyConfig, task: Task, study_id: str, resuming: bool, journals: Path | None
+) -> Path:
+    folder = journals if journals is not None else DEFAULT_STATE_DIR / "journals"
+    journal = Path(config.journal) if config.journal else folder / f"{task.name}-{study_id}.jsonl"
+    if not resuming and journal.exists() and journal.stat().st_size > 0:
+        raise JournalError(
+            f"journal: {journal} already holds a study; continue it with 'ape-engine resume "
+            f"{journal}', or give another --journal path (or none: a new file per study)"
+        )
+    return journal
+
+
+def prepare(
+    config: StudyConfig, *, replay: Replay | None = None, journals: Path | None = None
+) -> Prepared:
+    """Load and check everything a study needs before its first call; without a journal path
+    in `config`, the study's journal is a new file in `journals` (.ape/journals)."""
+    task = _task(config)
+    splits = _splits(config, task)
+    prices = PriceTable(config.prices)
+    _check_prices(config, prices)
+    if replay is not None:
+        _check_replay(replay, config, task)
+    study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
+    journal = _journal_path(config, task, study_id, replay is not None, journals)
+    config = config.replace(journal=str(journal))
+    estimate = estimate_spend(
+        config,
+        splits,
+        human=bool(task.human_instruction),
+        prices=prices,
+        scoring_model=config.model,
+        proposal_model=config.proposal_model or config.model,
+    )
+    templates = load_templates(config.templates)
+    custom = load_scorer_function(config.scorer) if config.scorer else None
+    return Prepared(
+        config, task, splits, prices, estimate, study_id, journal, replay, templates, custom
+    )
+
+
+def prepare_resume(journal: str | Path, **changes: object) -> Prepared:
+    """A study read back from its journal, with `changes` to the settings that may change
+    (budgets, concurrency, limits, endpoints)."""
+    replay = replay_journal(journal)
+    config = config_of(replay).replace(journal=str(journal), **changes)
+    return prepare(config, replay=replay)

@@ -1,0 +1,222 @@
+"""The proposal loop: the first batch of candidates, then variants of the leaders while scoring
+runs (iterative APE, docs/design.md "Proposals").
+
+The task's human instruction joins first when asked for. The first batch comes from several
+proposal calls at once, retried a bounded number of times. Then, once per variant round, when
+the policy is done with the pool it has or enough pulls have come in since the last round, the
+current leaders get variants. Until the rounds are over a share of the scoring budget is kept for
+the candidates still to come (`scoring_limit`). Every proposal call holds a concurrency slot and
+counts against the proposal-call budget; a call that fails for good is reported, never fatal by
+itself unless it is a quota error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from engine.errors import EndpointError
+from engine.llm.errors import QuotaExceededError
+from engine.propose import Proposal, ProposalBatch, instruction_key
+from engine.study.dispatch import FailureReport
+from engine.study.events import CandidateAdded, ProposalsDone, VariantRoundStarted
+from engine.study.shared import Shared
+
+__all__ = ["ProposalLoop", "scoring_limit", "variants_due"]
+
+
+def variants_due(shared: Shared) -> bool:
+    """Are variant rounds still to come?"""
+    plan = shared.setup.settings.proposals
+    return (
+        shared.state.variant_rounds_done < plan.variant_rounds
+        and len(shared.state.arms) < plan.max_candidates
+        and not shared.activity.proposer_idle
+    )
+
+
+def scoring_limit(shared: Shared) -> float | None:
+    """The scoring-call budget open to the current pool: while variant rounds are due, a share
+    of it is kept for the candidates still to come."""
+    limit = shared.state.budgets.limit("scoring_calls")
+    if limit is None:
+        return None
+    return limit * (1.0 - shared.state.share) if variants_due(shared) else limit
+
+
+class ProposalLoop:
+    def __init__(
+        self, shared: Shared, failed: FailureReport, budget_changed: Callable[[], None]
+    ) -> None:
+        self._shared = shared
+        self._failed = failed
+        self._budget_changed = budget_changed  # the policy's share of the budget moved
+
+    async def run(self) -> None:
+        await self._first_batch()
+        activity = self._shared.activity
+        activity.initial_done = True
+        if not self._shared.state.arms:
+            return  # the study's monitor stops it: nothing could be proposed
+        self._budget_changed()
+        while variants_due(self._shared) and not activity.stop_requested:
+            if not await self._round_is_due() or not self._room_for_variants():
+                break
+            await self._variant_round()
+        activity.proposer_idle = True
+        self._budget_changed()
+
+    # -- the first batch -------------------------------------------------------------------------
+
+    async def _first_batch(self) -> None:
+        shared = self._shared
+        plan = shared.setup.settings.proposals
+        human = shared.setup.task.human_instruction
+        if human and plan.include_human and not shared.state.arms:
+            self._add(human, "human", None)
+        attempts = 0
+        per_call = plan.candidates_per_call
+        max_attempts = 3 * math.ceil(plan.initial_candidates / per_call) + 3
+        while (
+            len(shared.state.arms) < plan.initial_candidates
+            and attempts < max_attempts
+            and not shared.activity.stop_requested
+        ):
+            wanted = plan.initial_candidates - len(shared.state.arms)
+            calls = min(math.ceil(wanted / per_call), max(1, shared.activity.concurrency))
+            attempts += calls
+            results: list[bool] = []
+            async with anyio.create_task_group() as group:
+                for _ in range(calls):
+                    group.start_soon(self._propose_into, results)
+            if not all(results):
+                break
+
+    async def _propose_into(self, results: list[bool]) -> None:
+        proposer = self._shared.setup.proposer
+        per_call = self._shared.setup.settings.proposals.candidates_per_call
+        results.append(await self._call(lambda: proposer.propose(per_call)))
+
+    # -- variant rounds --------------------------------------------------------------------------
+
+    async def _round_is_due(self) -> bool:
+        """Wait until the policy is done with the current pool or enough pulls came in; False
+        when the study stops meanwhile."""
+        shared = self._shared
+        every = max(50, 4 * len(shared.state.arms))
+        policy = shared.state.policy
+        while not (
+            policy.done() or policy.pulls_used - shared.activity.pulls_at_last_round >= every
+        ):
+            await shared.activity.changed.wait()
+            if shared.activity.stop_requested:
+                return False
+        return True
+
+    def _room_for_variants(self) -> bool:
+        """Is there budget left for a round of variants (the share kept for them)?"""
+        shared = self._shared
+        limit = shared.state.budgets.limit("scoring_calls")
+        if limit is None:
+            return True
+        return shared.state.spend.scoring_calls + shared.activity.scoring_in_flight < limit
+
+    async def _variant_round(self) -> None:
+        shared = self._shared
+        plan = shared.setup.settings.proposals
+        number = shared.state.variant_rounds_done + 1
+        shared.activity.pulls_at_last_round = shared.state.policy.pulls_used
+        shared.emit(VariantRoundStarted(number=number))
+        proposer = shared.setup.proposer
+        async with anyio.create_task_group() as group:
+            for leader in self._leaders(plan.variant_leaders):
+                arm = shared.state.arms[leader]
+
+                async def vary(text: str = arm.instruction, index: int = arm.index) -> None:
+                    await self._call(lambda: proposer.vary(text, index, plan.variants_per_leader))
+
+                group.start_soon(vary)
+        shared.activity.message = f"variant round {number}: {len(shared.state.arms)} candidates"
+        self._budget_changed()
+
+    def _leaders(self, count: int) -> list[int]:
+        state = self._shared.state
+        ranked = []
+        for arm in state.arms:
+            if arm.index in state.dropped:
+                continue
+            stats = state.policy.stats(arm.index)
+            if stats.count == 0 or stats.state in ("eliminated", "dropped"):
+                continue
+            ranked.append((stats.mean, stats.count, -arm.index, arm.index))
+        ranked.sort(reverse=True)
+        return [item[3] for item in ranked[:count]]
+
+    # -- calls and candidates --------------------------------------------------------------------
+
+    async def _call(self, call: Callable[[], Awaitable[ProposalBatch]]) -> bool:
+        """One proposal call under the proposal budget, holding a concurrency slot; False when
+        no more calls should be made (budget, quota)."""
+        shared = self._shared
+        activity = shared.activity
+        if not shared.state.budgets.allows_proposal_call(
+            shared.state.spend, activity.proposals_in_flight
+        ):
+            return False
+        activity.proposals_in_flight += 1
+        try:
+            async with activity.capacity:
+                batch = await call()
+        except EndpointError as error:
+            fatal = isinstance(error, QuotaExceededError)
+            self._failed(error, "proposal", fatal)
+            return not fatal and not activity.stop_requested
+        finally:
+            activity.proposals_in_flight -= 1
+        self._take(batch)
+        return True
+
+    def _take(self, batch: ProposalBatch) -> None:
+        """Record what the calls cost, then add the proposals the study does not have yet."""
+        shared = self._shared
+        plan = shared.setup.settings.proposals
+        fresh: list[Proposal] = []
+        seen: set[str] = set()
+        for proposal in batch.proposals:
+            key = instruction_key(proposal.text)
+            copy = not key or key in shared.state.keys or key in seen
+            if not copy and len(shared.state.arms) + len(fresh) < plan.max_candidates:
+                fresh.append(proposal)
+                seen.add(key)
+        usd = shared.setup.prices.cost(batch.model, batch.prompt_tokens, batch.completion_tokens)
+        shared.emit(
+            ProposalsDone(
+                calls=batch.calls,
+                prompt_tokens=batch.prompt_tokens,
+                completion_tokens=batch.completion_tokens,
+                usd=usd,
+                cached_calls=batch.cached_calls,
+                generated=batch.generated or len(batch.proposals),
+                duplicates=batch.duplicates + len(batch.proposals) - len(fresh),
+                rejected=batch.rejected,
+                model=batch.model,
+            )
+        )
+        for proposal in fresh:
+            self._add(proposal.text, proposal.origin, proposal.parent)
+
+    def _add(self, instruction: str, origin: str, parent: int | None) -> None:
+        shared = self._shared
+        if shared.state.knows(instruction):
+            return
+        shared.emit(
+            CandidateAdded(
+                arm=len(shared.state.arms),
+                instruction=instruction,
+                origin=origin,  # type: ignore[arg-type]
+                parent=parent,
+            )
+        )
+        shared.activity.notify()

@@ -1,0 +1,54 @@
+"""What a study is built from (`StudySetup`), and what its running parts share (`Shared`).
+
+`engine.app` builds the setup from a config (clients, the policy of `engine.search`, the
+scorer and proposer, prices); tests build one from fakes. The facade (`engine.study.study`),
+the dispatcher, the proposal loop, the monitor and the views all work over one `Shared`: the
+setup, the state of facts, the live activity, and `emit`, the one way to change the state
+(as anyio's memory stream ends share one state object).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.llm.client import LLMClient
+from engine.propose import CandidateSource
+from engine.search.policy import Policy
+from engine.study.activity import Activity
+from engine.study.budgets import PriceTable
+from engine.study.events import Event
+from engine.study.scoring import Scorer
+from engine.study.settings import StudySettings
+from engine.study.state import StudyState
+from engine.task.split import Splits
+from engine.task.types import Task
+
+__all__ = ["Shared", "StudySetup"]
+
+
+@dataclass(slots=True)
+class StudySetup:
+    """The parts of one study. `clients` are its endpoints (their limits and statistics show
+    in the snapshot and change with the controls); `scoring_model` prices scores that do not
+    name their model."""
+
+    settings: StudySettings
+    task: Task
+    splits: Splits
+    policy: Policy
+    scorer: Scorer
+    proposer: CandidateSource
+    clients: tuple[LLMClient, ...] = ()
+    prices: PriceTable = field(default_factory=PriceTable)
+    scoring_model: str = ""
+    time_s: Callable[[], float] = time.monotonic
+
+
+@dataclass(slots=True)
+class Shared:
+    setup: StudySetup
+    state: StudyState
+    activity: Activity
+    emit: Callable[[Event], None]

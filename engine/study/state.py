@@ -1,0 +1,204 @@
+"""What a study knows, and the one way it changes: `StudyState.apply(event)`.
+
+The live study and a resumed one run the same code: the study emits each event (applied, then
+handed to its observers, the journal among them), and resume applies the journal's events to a
+fresh state before the study goes on. The policy is part of the state: a candidate added is an
+arm added, a reward observed is a pull observed (the policy tells a replayed observation from
+one it handed out). What is going on right now (calls in flight, pause, the clock) is not a
+fact and lives in `engine.study.activity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import JournalError
+from engine.propose import instruction_key
+from engine.search.policy import Policy, Pull
+from engine.study.budgets import Budgets, Spend
+from engine.study.events import (
+    ArmDropped,
+    ArmEliminated,
+    BudgetChanged,
+    CallFailed,
+    CandidateAdded,
+    EvaluationDone,
+    Event,
+    LeaderChanged,
+    ProposalsDone,
+    PullDone,
+    ShareChanged,
+    StatusChanged,
+    StudyFinished,
+    StudyResumed,
+    StudyStarted,
+    StudyStatus,
+    TimePassed,
+    VariantRoundStarted,
+)
+from engine.study.settings import StudySettings
+
+__all__ = ["Arm", "StudyState"]
+
+
+@dataclass(slots=True)
+class Arm:
+    """A candidate: its number (the policy's arm), text, where it came from and its parent."""
+
+    index: int
+    instruction: str
+    origin: str
+    parent: int | None = None
+
+
+class StudyState:
+    """The facts of one study so far; change it only with `apply`."""
+
+    def __init__(self, settings: StudySettings, policy: Policy) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.study_id = ""
+        self.status: StudyStatus = "starting"
+        self.reason = ""
+        self.arms: list[Arm] = []
+        self.keys: set[str] = set()  # `instruction_key` of every candidate
+        self.dropped: set[int] = set()
+        self.eliminated: set[int] = set()
+        self.leader: int | None = None
+        self.spend = Spend()
+        self.budgets = Budgets(settings.budgets.as_dict())
+        self.share = settings.proposals.new_candidate_share
+        self.variant_rounds_done = 0
+        self.generated = self.duplicates = self.rejected = 0
+        self.failures = 0
+        self.failure_kinds: dict[str, int] = {}
+        self.fatal: str | None = None
+        self.evaluated: dict[str, dict[int, float]] = {}  # instruction -> test example -> reward
+        self.result: dict[str, Any] | None = None
+
+    def apply(self, event: Event) -> None:
+        """Change the state by one fact (live, or replayed from a journal)."""
+        _APPLY[type(event)](self, event)
+
+    def knows(self, instruction: str) -> bool:
+        """Is `instruction` (up to case, spacing and punctuation) a candidate already?"""
+        return instruction_key(instruction) in self.keys
+
+    # -- one method per fact ---------------------------------------------------------------------
+
+    def _started(self, event: StudyStarted) -> None:
+        self.study_id = event.study_id
+
+    def _resumed(self, event: StudyResumed) -> None:
+        pass  # a mark in the journal: the study went on from here
+
+    def _candidate(self, event: CandidateAdded) -> None:
+        arm = self.policy.add_arm()
+        if arm != event.arm or arm != len(self.arms):
+            raise JournalError(
+                f"candidate {event.arm} out of order: the study has {len(self.arms)} candidates"
+            )
+        self.arms.append(Arm(arm, event.instruction, event.origin, event.parent))
+        self.keys.add(instruction_key(event.instruction))
+
+    def _pull(self, event: PullDone) -> None:
+        self._check_arm(event.arm)
+        self.policy.observe(Pull(event.arm, event.example), event.reward)
+        self.spend.add_call(
+            "scoring",
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            usd=event.usd,
+            cached=event.cached,
+        )
+
+    def _proposals(self, event: ProposalsDone) -> None:
+        spend = self.spend
+        spend.proposal_calls += event.calls
+        spend.cached_calls += event.cached_calls
+        if event.calls > event.cached_calls:
+            spend.tokens += event.prompt_tokens + event.completion_tokens
+            spend.usd += event.usd
+        self.generated += event.generated
+        self.duplicates += event.duplicates
+        self.rejected += event.rejected
+
+    def _variant_round(self, event: VariantRoundStarted) -> None:
+        self.variant_rounds_done = max(self.variant_rounds_done, event.number)
+
+    def _budget(self, event: BudgetChanged) -> None:
+        self.budgets.set(event.name, event.limit)
+
+    def _share(self, event: ShareChanged) -> None:
+        self.share = event.share
+
+    def _drop(self, event: ArmDropped) -> None:
+        self._check_arm(event.arm)
+        self.policy.drop(event.arm)
+        self.dropped.add(event.arm)
+
+    def _failure(self, event: CallFailed) -> None:
+        self.failures += 1
+        self.spend.failed_calls += 1
+        self.failure_kinds[event.error_kind] = self.failure_kinds.get(event.error_kind, 0) + 1
+
+    def _time(self, event: TimePassed) -> None:
+        self.spend.seconds = max(self.spend.seconds, event.seconds)
+
+    def _eliminated(self, event: ArmEliminated) -> None:
+        self.eliminated.add(event.arm)
+
+    def _leader(self, event: LeaderChanged) -> None:
+        self.leader = event.arm
+
+    def _evaluation(self, event: EvaluationDone) -> None:
+        self.evaluated.setdefault(event.instruction, {})[event.example] = event.reward
+        self.spend.add_call(
+            "evaluation",
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            usd=event.usd,
+            cached=event.cached,
+        )
+
+    def _status(self, event: StatusChanged) -> None:
+        self.status = event.status
+        if event.reason:
+            self.reason = event.reason
+        if event.status == "failed" and self.fatal is None:
+            self.fatal = event.reason
+
+    def _finished(self, event: StudyFinished) -> None:
+        self.status = event.status
+        self.reason = event.reason
+        self.result = event.result
+
+    def _check_arm(self, arm: int) -> None:
+        if not 0 <= arm < len(self.arms):
+            raise JournalError(f"no candidate {arm}: the study has {len(self.arms)}")
+
+
+def _table() -> dict[type[Any], Callable[[StudyState, Any], None]]:
+    return {
+        StudyStarted: StudyState._started,
+        StudyResumed: StudyState._resumed,
+        CandidateAdded: StudyState._candidate,
+        PullDone: StudyState._pull,
+        ProposalsDone: StudyState._proposals,
+        VariantRoundStarted: StudyState._variant_round,
+        BudgetChanged: StudyState._budget,
+        ShareChanged: StudyState._share,
+        ArmDropped: StudyState._drop,
+        CallFailed: StudyState._failure,
+        TimePassed: StudyState._time,
+        ArmEliminated: StudyState._eliminated,
+        LeaderChanged: StudyState._leader,
+        EvaluationDone: StudyState._evaluation,
+        StatusChanged: StudyState._status,
+        StudyFinished: StudyState._finished,
+    }
+
+
+_APPLY = _table()
