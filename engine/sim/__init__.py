@@ -7,7 +7,6 @@ so in its `/v1/models` answer.
 """
 
 from engine.sim.config import FAULT_KINDS, SimConfig
-from engine.sim.protocol import ApiError, Backend, Generation, GenerationRequest, Scored
 from engine.sim.server import (
     SimServer,
     resolve_tasks,
@@ -20,11 +19,6 @@ from engine.sim.world import World
 
 __all__ = [
     "FAULT_KINDS",
-    "ApiError",
-    "Backend",
-    "Generation",
-    "GenerationRequest",
-    "Scored",
     "SimConfig",
     "SimServer",
     "World",

@@ -1,10 +1,11 @@
 """Serving the simulator: routes, keys, rate limits, latency, faults and counts.
 
 `SimServer` puts a `Backend` (by default the simulated `World`) behind the OpenAI protocol of
-`engine.sim.protocol`, on aiohttp.web. In process: ``async with serve_sim(config) as server`` gives
-``server.base_url`` (``http://127.0.0.1:PORT/v1``) and ``server.stats()``; in its own process (for
-benchmarks, so its CPU is not the client's): ``with start_sim_process(config) as base_url``, which
-runs ``python -m engine sim --port 0 ...`` and waits for the URL line it prints when ready.
+`engine.serving.protocol`, on aiohttp.web. In process: ``async with serve_sim(config) as
+server`` gives ``server.base_url`` (``http://127.0.0.1:PORT/v1``) and ``server.stats()``; in its
+own process (for benchmarks, so its CPU is not the client's): ``with start_sim_process(config)
+as base_url``, which runs ``python -m engine sim --port 0 ...`` and waits for the URL line it
+prints when ready.
 
 Per request, in order: count it; check the API key (401); parse the body (400); check the model
 (404); the quota (429 ``insufficient_quota``); the rate limits (429 with ``Retry-After``); draw a
@@ -33,8 +34,7 @@ import orjson
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.sim.config import FAULT_KINDS, SimConfig
-from engine.sim.protocol import (
+from engine.serving.protocol import (
     ApiError,
     Backend,
     Scored,
@@ -47,7 +47,8 @@ from engine.sim.protocol import (
     parse_chat,
     parse_completions,
 )
-from engine.sim.ratelimit import RateLimiter, format_duration
+from engine.serving.ratelimit import RateLimiter, format_duration
+from engine.sim.config import FAULT_KINDS, SimConfig
 from engine.sim.world import World
 from engine.task import builtin_task_names, load_task
 from engine.task.types import Task

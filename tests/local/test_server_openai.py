@@ -18,8 +18,8 @@ from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalServer, LocalSettings, serve_local
+from engine.serving.protocol import Scored
 from engine.sim.config import SimConfig
-from engine.sim.protocol import Scored
 from engine.sim.server import SimServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from engine.cli import build_parser
 from engine.cli.sim import config_from_arguments
 from engine.llm.headers import parse_duration_s
+from engine.serving.protocol import ApiError, parse_chat, parse_completions
+from engine.serving.ratelimit import Bucket, RateLimiter, format_duration
 from engine.sim import SimConfig, count_tokens, tokenize
-from engine.sim.protocol import ApiError, parse_chat, parse_completions
-from engine.sim.ratelimit import Bucket, RateLimiter, format_duration
 from engine.sim.server import sim_arguments
 from engine.sim.tokens import truncate
 

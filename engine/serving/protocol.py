@@ -1,4 +1,4 @@
-"""The OpenAI wire protocol of the simulator, apart from what the text says.
+"""The OpenAI wire protocol the server speaks, apart from what the text says.
 
 References: OpenAI API reference, "Chat Completions" (``POST /v1/chat/completions``: messages,
 max_tokens / max_completion_tokens, n, stop, temperature, logprobs + top_logprobs; answer with
@@ -9,7 +9,7 @@ max_tokens / max_completion_tokens, n, stop, temperature, logprobs + top_logprob
 
 This module parses and validates request bodies into a `GenerationRequest`, and builds answers
 from what a `Backend` generated. A backend decides only the text and its log-probabilities: the
-simulated world (`engine.sim.world`) is one; a local model can be another behind the same layer.
+simulated world (`engine.sim.world`) is one, a local model (`engine.local`) another.
 """
 
 from __future__ import annotations

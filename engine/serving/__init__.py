@@ -1,0 +1,8 @@
+"""The OpenAI-compatible HTTP server into which backends plug: the wire protocol (parsing,
+validation, error and answer shapes), the `Backend` a server answers with, and the server-side
+rate limits. The simulated world (`engine.sim`) and a local model (`engine.local`) are backends.
+"""
+
+from engine.serving.protocol import ApiError, Backend, Generation, GenerationRequest, Scored
+
+__all__ = ["ApiError", "Backend", "Generation", "GenerationRequest", "Scored"]
