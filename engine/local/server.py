@@ -19,8 +19,7 @@ from engine.errors import ConfigError
 from engine.local.backend import DEFAULT_QUEUE, LocalBackend
 from engine.local.model import LocalModel
 from engine.local.models import resolve_model_path, served_model_name
-from engine.sim.config import SimConfig
-from engine.sim.server import SimServer
+from engine.sim import SimConfig, SimServer
 
 __all__ = ["DEFAULT_CONTEXT", "LocalServer", "LocalSettings", "load_model", "serve_local"]
 

@@ -19,8 +19,7 @@ from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalServer, LocalSettings, serve_local
 from engine.serving.protocol import Scored
-from engine.sim.config import SimConfig
-from engine.sim.server import SimServer
+from engine.sim import SimConfig, SimServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

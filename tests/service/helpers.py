@@ -13,8 +13,7 @@ import orjson
 from aiohttp import web
 
 from engine.service import StateDir, StudyManager, build_app
-from engine.sim import SimConfig, serve_sim
-from engine.sim.server import SimServer
+from engine.sim import SimConfig, SimServer, serve_sim
 
 
 class Service:
