@@ -12,8 +12,8 @@ import os
 
 from engine.cli.signals import stop_on_signals
 from engine.errors import ConfigError
-from engine.sim import serve_sim
 from engine.sim.config import FAULT_KINDS, SimConfig
+from engine.sim.server import serve_sim
 
 __all__ = ["add_arguments", "config_from_arguments", "main"]
 

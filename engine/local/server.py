@@ -1,5 +1,5 @@
-"""The local model behind the simulator's OpenAI protocol layer: same routes, error shapes and
-rate-limit headers (`engine.sim.server.SimServer` with a `LocalBackend` instead of the world).
+"""The local model behind the OpenAI-compatible server of `engine.serving`: the routes, error
+shapes and rate-limit headers of the simulator, with a `LocalBackend` instead of the world.
 
     async with serve_local(LocalSettings(model="smollm2")) as server:
         ...  # any OpenAI client at server.base_url, model "smollm2"
@@ -19,7 +19,8 @@ from engine.errors import ConfigError
 from engine.local.backend import DEFAULT_QUEUE, LocalBackend
 from engine.local.model import LocalModel
 from engine.local.models import resolve_model_path, served_model_name
-from engine.sim import SimConfig, SimServer
+from engine.serving.server import OpenAIServer, listening
+from engine.sim.config import SimConfig
 
 __all__ = ["DEFAULT_CONTEXT", "LocalServer", "LocalSettings", "load_model", "serve_local"]
 
@@ -59,8 +60,8 @@ def load_model(settings: LocalSettings) -> LocalModel:
     )
 
 
-class LocalServer(SimServer):
-    """`SimServer` answering with a local model; `backend` holds its counters."""
+class LocalServer(OpenAIServer):
+    """`OpenAIServer` answering with a local model; `local` holds its counters."""
 
     def __init__(self, settings: LocalSettings, backend: LocalBackend) -> None:
         config = SimConfig(
@@ -87,11 +88,8 @@ async def serve_local(
         model = await anyio.to_thread.run_sync(load_model, settings)
     try:
         server = LocalServer(settings, LocalBackend(model, queue=settings.queue))
-        await server.start(host, port)
-        try:
+        async with listening(server, host, port):
             yield server
-        finally:
-            await server.stop()
     finally:
         if owned:
             model.close()

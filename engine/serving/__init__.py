@@ -4,5 +4,15 @@ rate limits. The simulated world (`engine.sim`) and a local model (`engine.local
 """
 
 from engine.serving.protocol import ApiError, Backend, Generation, GenerationRequest, Scored
+from engine.serving.server import OpenAIServer, listening, serve
 
-__all__ = ["ApiError", "Backend", "Generation", "GenerationRequest", "Scored"]
+__all__ = [
+    "ApiError",
+    "Backend",
+    "Generation",
+    "GenerationRequest",
+    "OpenAIServer",
+    "Scored",
+    "listening",
+    "serve",
+]

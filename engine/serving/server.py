@@ -1,11 +1,8 @@
-"""Serving the simulator: routes, keys, rate limits, latency, faults and counts.
+"""The OpenAI-compatible server: routes, keys, rate limits, latency, faults and counts.
 
-`SimServer` puts a `Backend` (by default the simulated `World`) behind the OpenAI protocol of
-`engine.serving.protocol`, on aiohttp.web. In process: ``async with serve_sim(config) as
-server`` gives ``server.base_url`` (``http://127.0.0.1:PORT/v1``) and ``server.stats()``; in its
-own process (for benchmarks, so its CPU is not the client's): ``with start_sim_process(config)
-as base_url``, which runs ``python -m engine sim --port 0 ...`` and waits for the URL line it
-prints when ready.
+`OpenAIServer` puts a `Backend` behind the OpenAI protocol of `engine.serving.protocol`, on
+aiohttp.web: ``async with serve(config, backend) as server`` gives ``server.base_url``
+(``http://127.0.0.1:PORT/v1``) and ``server.stats()``.
 
 Per request, in order: count it; check the API key (401); parse the body (400); check the model
 (404); the quota (429 ``insufficient_quota``); the rate limits (429 with ``Retry-After``); draw a
@@ -18,17 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import random
-import select
 import socket
-import subprocess
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -48,23 +39,15 @@ from engine.serving.protocol import (
     parse_completions,
 )
 from engine.serving.ratelimit import RateLimiter, format_duration
-from engine.sim.config import FAULT_KINDS, SimConfig
-from engine.sim.world import World
-from engine.task import builtin_task_names, load_task
-from engine.task.types import Task
 
-__all__ = ["SimServer", "resolve_tasks", "serve_sim", "sim_arguments", "start_sim_process"]
+if TYPE_CHECKING:
+    from engine.sim.config import SimConfig
+
+__all__ = ["OpenAIServer", "listening", "serve"]
 
 _JSON = "application/json"
 _ROUTE_CHAT = "/v1/chat/completions"
 _ROUTE_COMPLETIONS = "/v1/completions"
-
-
-def resolve_tasks(config: SimConfig) -> list[Task]:
-    """The tasks a config names (every built-in task when it names none)."""
-    seed = config.seed if config.task_seed is None else config.task_seed
-    specs: Sequence[Task | str] = config.tasks or tuple(builtin_task_names())
-    return [spec if isinstance(spec, Task) else load_task(spec, seed=seed) for spec in specs]
 
 
 class _Stats:
@@ -91,16 +74,17 @@ class _Reset(Exception):
     """The connection was aborted on purpose (a reset fault)."""
 
 
-class SimServer:
-    """The simulated OpenAI-compatible server; start it with `serve_sim`."""
+_Server = TypeVar("_Server", bound="OpenAIServer")
 
-    def __init__(self, config: SimConfig, backend: Backend | None = None) -> None:
+
+class OpenAIServer:
+    """An OpenAI-compatible server answering with `backend`; start it with `serve`. It calls
+    itself `kind` ("server", or "simulator" for the simulated world) in its messages."""
+
+    def __init__(self, config: SimConfig, backend: Backend, *, kind: str = "server") -> None:
         self.config = config
-        self.world: World | None = None
-        if backend is None:
-            self.world = World(resolve_tasks(config), config)
-            backend = self.world
-        self.backend: Backend = backend
+        self.kind = kind
+        self.backend = backend
         self.limiter = RateLimiter(
             config.requests_per_minute,
             config.tokens_per_minute,
@@ -126,23 +110,22 @@ class SimServer:
         """``{"requests", "by_status", "by_route", "tokens", "faults"}`` so far."""
         return self._stats.as_dict()
 
-    def quality(self, instruction: str, task: str | None = None) -> float:
-        """The latent quality of `instruction` on `task` (the world's truth)."""
-        if self.world is None:
-            raise ConfigError("this simulator runs another backend: it has no latent qualities")
-        return self.world.quality(instruction, task)
-
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post(_ROUTE_CHAT, self._chat)
         app.router.add_post(_ROUTE_COMPLETIONS, self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._model)
-        if self.config.debug_routes:
-            app.router.add_get("/v1/sim/quality", self._quality_route)
-            app.router.add_get("/v1/sim/stats", self._stats_route)
+        app.router.add_routes(self.debug_routes())
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         return app
+
+    def debug_routes(self) -> list[web.RouteDef]:
+        """Routes served before the catch-all 404 when debug routes are on; a subclass adds
+        its own."""
+        if not self.config.debug_routes:
+            return []
+        return [web.get("/v1/sim/stats", self._stats_route)]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._closing = asyncio.Event()
@@ -220,7 +203,7 @@ class SimServer:
             raise ApiError(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it. "
-                f"This {'simulator' if self.world else 'server'} serves `{self.config.model}`.",
+                f"This {self.kind} serves `{self.config.model}`.",
                 code="model_not_found",
                 param="model",
             )
@@ -438,31 +421,6 @@ class SimServer:
         listed: dict[str, Any] = self._models_response()["data"][0]
         return self._respond(200, listed)
 
-    async def _quality_route(self, request: web.Request) -> web.StreamResponse:
-        instruction = request.query.get("instruction")
-        if instruction is None or self.world is None:
-            message = (
-                "give ?instruction=TEXT (and optionally &task=NAME)"
-                if instruction is None
-                else "this simulator runs another backend: it has no latent qualities"
-            )
-            return web.Response(
-                body=orjson.dumps(error_body(message, type="invalid_request_error")),
-                status=400,
-                content_type=_JSON,
-            )
-        task = request.query.get("task")
-        try:
-            quality = self.world.quality(instruction, task)
-        except KeyError:
-            names = ", ".join(state.task.name for state in self.world.tasks)
-            body = error_body(f"no task {task!r} here; served: {names}", type="not_found_error")
-            return web.Response(body=orjson.dumps(body), status=404, content_type=_JSON)
-        name = self.world.tasks[self.world.task_index(task, self.world.key(instruction))].task.name
-        return web.Response(
-            body=orjson.dumps({"quality": quality, "task": name}), content_type=_JSON
-        )
-
     async def _stats_route(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=orjson.dumps(self.stats()), content_type=_JSON)
 
@@ -476,15 +434,10 @@ class SimServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_sim(
-    config: SimConfig | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    backend: Backend | None = None,
-) -> AsyncIterator[SimServer]:
-    """Run the simulator on `host`:`port` (0: a free port) for the duration of the block."""
-    server = SimServer(config or SimConfig(), backend)
+async def listening(
+    server: _Server, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[_Server]:
+    """Run `server` on `host`:`port` (0: a free port) for the duration of the block."""
     await server.start(host, port)
     try:
         yield server
@@ -492,95 +445,10 @@ async def serve_sim(
         await server.stop()
 
 
-# -- in its own process --------------------------------------------------------------------------
-
-
-def _pair(values: tuple[float, float]) -> str:
-    return f"{values[0]},{values[1]}"
-
-
-def sim_arguments(config: SimConfig) -> list[str]:
-    """The `ape-engine sim` flags that reproduce `config` (its tasks must be names or paths)."""
-    arguments: list[str] = []
-    for spec in config.tasks:
-        if not isinstance(spec, str):
-            raise ConfigError(
-                "sim: a simulator in its own process needs tasks as built-in names or file "
-                f"paths, not the Task value {spec.name!r}"
-            )
-        arguments += ["--task", spec]
-    if config.task_seed is not None:
-        arguments += ["--task-seed", str(config.task_seed)]
-    arguments += ["--seed", str(config.seed), "--model", config.model]
-    arguments += ["--good-share", str(config.good_share)]
-    arguments += ["--good-quality", _pair(config.good_quality)]
-    arguments += ["--mediocre-quality", _pair(config.mediocre_quality)]
-    arguments += ["--bad-quality", _pair(config.bad_quality)]
-    arguments += ["--variant-noise", str(config.variant_noise)]
-    arguments += ["--difficulty-spread", str(config.difficulty_spread)]
-    arguments += ["--latency-base-ms", str(config.latency_base_s * 1000)]
-    arguments += ["--latency-per-token-ms", str(config.latency_per_token_s * 1000)]
-    arguments += ["--latency-jitter", str(config.latency_jitter)]
-    if config.requests_per_minute is not None:
-        arguments += ["--rpm", str(config.requests_per_minute)]
-    if config.tokens_per_minute is not None:
-        arguments += ["--tpm", str(config.tokens_per_minute)]
-    if config.per_key_limits:
-        arguments.append("--per-key-limits")
-    if config.quota_requests is not None:
-        arguments += ["--quota-requests", str(config.quota_requests)]
-    for kind in FAULT_KINDS:
-        arguments += [f"--fault-{kind}", str(getattr(config, f"fault_{kind}"))]
-    arguments += ["--hang-s", str(config.hang_s)]
-    if config.debug_routes:
-        arguments.append("--debug-routes")
-    return arguments
-
-
-@contextlib.contextmanager
-def start_sim_process(
-    config: SimConfig | None = None, *, host: str = "127.0.0.1", timeout_s: float = 30.0
-) -> Iterator[str]:
-    """Run ``python -m engine sim --port 0`` with `config` in a child process and yield its base
-    URL once it listens; the process is stopped when the block ends. API keys go through the
-    environment (``--api-key-env``), never the command line."""
-    config = config or SimConfig()
-    arguments = [sys.executable, "-m", "engine", "sim", "--host", host, "--port", "0"]
-    arguments += sim_arguments(config)
-    environment = dict(os.environ)
-    for index, api_key in enumerate(config.api_keys):
-        name = f"APE_SIM_KEY_{index}"
-        environment[name] = api_key
-        arguments += ["--api-key-env", name]
-    root = Path(__file__).resolve().parent.parent.parent
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(
-            arguments,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            env=environment,
-            cwd=str(root),
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-            line = process.stdout.readline() if ready else ""
-            url = line.strip().split()[-1] if line.strip() else ""
-            if not url.startswith("http"):
-                process.kill()
-                process.wait()
-                errors.seek(0)
-                detail = errors.read().decode(errors="replace")[-2000:]
-                raise ConfigError(f"sim: the simulator process did not start: {detail}")
-            yield url
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+@contextlib.asynccontextmanager
+async def serve(
+    config: SimConfig, backend: Backend, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[OpenAIServer]:
+    """Serve `backend` on `host`:`port` (0: a free port) for the duration of the block."""
+    async with listening(OpenAIServer(config, backend), host, port) as server:
+        yield server

@@ -6,14 +6,14 @@ so in its `/v1/models` answer.
         ...  # any OpenAI client at server.base_url, model "sim-1"
 """
 
-from engine.serving.server import (
+from engine.sim.config import FAULT_KINDS, SimConfig
+from engine.sim.server import (
     SimServer,
     resolve_tasks,
     serve_sim,
     sim_arguments,
     start_sim_process,
 )
-from engine.sim.config import FAULT_KINDS, SimConfig
 from engine.sim.tokens import count_tokens, tokenize
 from engine.sim.world import World
 

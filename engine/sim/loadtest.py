@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from engine.sim import start_sim_process
 from engine.sim.config import SimConfig
+from engine.sim.server import start_sim_process
 from engine.task import load_task
 
 __all__ = ["main"]

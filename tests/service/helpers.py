@@ -13,7 +13,8 @@ import orjson
 from aiohttp import web
 
 from engine.service import StateDir, StudyManager, build_app
-from engine.sim import SimConfig, SimServer, serve_sim
+from engine.sim import SimConfig, serve_sim
+from engine.sim.server import SimServer
 
 
 class Service:

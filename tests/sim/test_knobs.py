@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from engine.cli import build_parser
 from engine.cli.sim import config_from_arguments
-from engine.sim import SimConfig, count_tokens, sim_arguments, tokenize
+from engine.sim import SimConfig, count_tokens, tokenize
+from engine.sim.server import sim_arguments
 from engine.sim.tokens import truncate
 
 
