@@ -34,7 +34,6 @@ class LocalBackend:
             raise ValueError(f"queue must be >= 1, not {queue}")
         self.model = model
         self.queue = queue
-        self.owned_by = f"ape-engine local model (llama.cpp): {model.path.name}"
         self._lock: anyio.Lock | None = None
         self._pending = 0
         self._service_s = 0.1  # moving average of one call's time, for Retry-After

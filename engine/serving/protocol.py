@@ -462,9 +462,7 @@ def completions_response(
     }
 
 
-def models_response(
-    model: str, created: int, owned_by: str = "ape-engine simulator (not a real model)"
-) -> dict[str, Any]:
+def models_response(model: str, created: int, owned_by: str) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [

@@ -1,7 +1,7 @@
 """The OpenAI-compatible server: routes, keys, rate limits, latency, faults and counts.
 
 `OpenAIServer` puts a `Backend` behind the OpenAI protocol of `engine.serving.protocol`, on
-aiohttp.web: ``async with serve(config, backend) as server`` gives ``server.base_url``
+aiohttp.web: ``async with serve(settings, backend) as server`` gives ``server.base_url``
 (``http://127.0.0.1:PORT/v1``) and ``server.stats()``.
 
 Per request, in order: count it; check the API key (401); parse the body (400); check the model
@@ -19,7 +19,7 @@ import random
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -39,9 +39,7 @@ from engine.serving.protocol import (
     parse_completions,
 )
 from engine.serving.ratelimit import RateLimiter, format_duration
-
-if TYPE_CHECKING:
-    from engine.sim.config import SimConfig
+from engine.serving.settings import ServerSettings
 
 __all__ = ["OpenAIServer", "listening", "serve"]
 
@@ -78,31 +76,28 @@ _Server = TypeVar("_Server", bound="OpenAIServer")
 
 
 class OpenAIServer:
-    """An OpenAI-compatible server answering with `backend`; start it with `serve`. It calls
-    itself `kind` ("server", or "simulator" for the simulated world) in its messages."""
+    """An OpenAI-compatible server answering with `backend` as `settings` say; start it with
+    `serve` (or `listening`, for a subclass)."""
 
-    def __init__(self, config: SimConfig, backend: Backend, *, kind: str = "server") -> None:
-        self.config = config
-        self.kind = kind
+    def __init__(self, settings: ServerSettings, backend: Backend) -> None:
+        self.settings = settings
         self.backend = backend
         self.limiter = RateLimiter(
-            config.requests_per_minute,
-            config.tokens_per_minute,
-            per_key=config.per_key_limits,
+            settings.requests_per_minute,
+            settings.tokens_per_minute,
+            per_key=settings.per_key_limits,
         )
         self.base_url = ""
         self._stats = _Stats()
         self._served = 0
-        self._faults = random.Random(f"faults:{config.seed}")
-        self._fault_rates = tuple((k, r) for k, r in config.fault_rates() if r > 0)
-        self._latency = random.Random(f"latency:{config.seed}")
-        self._keys = frozenset(config.api_keys)
+        self._faults = random.Random(f"faults:{settings.seed}")
+        self._fault_rates = tuple((k, r) for k, r in settings.fault_rates() if r > 0)
+        self._latency = random.Random(f"latency:{settings.seed}")
+        self._keys = frozenset(settings.api_keys)
         self._count = backend.tokenize
         self._closing: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
-        self._created = 1_700_000_000 + config.seed % 1000
-        # a backend other than the world names itself (a real model must not say "simulator")
-        self._owned_by: str | None = getattr(backend, "owned_by", None)
+        self._created = 1_700_000_000 + settings.seed % 1000
 
     # -- in-process API -------------------------------------------------------------------------
 
@@ -121,11 +116,11 @@ class OpenAIServer:
         return app
 
     def debug_routes(self) -> list[web.RouteDef]:
-        """Routes served before the catch-all 404 when debug routes are on; a subclass adds
+        """Routes served besides the OpenAI ones, before the catch-all 404; a subclass adds
         its own."""
-        if not self.config.debug_routes:
+        if self.settings.stats_path is None:
             return []
-        return [web.get("/v1/sim/stats", self._stats_route)]
+        return [web.get(self.settings.stats_path, self._stats_route)]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._closing = asyncio.Event()
@@ -141,7 +136,9 @@ class OpenAIServer:
         except OSError as error:
             sock.close()
             await runner.cleanup()
-            raise ConfigError(f"sim: cannot listen on {host}:{port}: {error}") from None
+            raise ConfigError(
+                f"{self.settings.kind}: cannot listen on {host}:{port}: {error}"
+            ) from None
         site = web.SockSite(runner, sock, backlog=2048)
         await site.start()
         self._runner = runner
@@ -193,23 +190,24 @@ class OpenAIServer:
         if key not in self._keys:
             raise ApiError(
                 401,
-                "Incorrect API key provided. This simulator accepts only the keys it was "
+                f"Incorrect API key provided. This {self.settings.kind} accepts only the keys it was "
                 "started with (--require-key / --api-key-env).",
                 code="invalid_api_key",
             )
 
     def _check_model(self, model: str) -> None:
-        if model != self.config.model:
+        if model != self.settings.model:
             raise ApiError(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it. "
-                f"This {self.kind} serves `{self.config.model}`.",
+                f"This {self.settings.kind} serves `{self.settings.model}`.",
                 code="model_not_found",
                 param="model",
             )
 
     def _admit(self, key: str, estimate: int) -> None:
-        quota = self.config.quota_requests
+        settings = self.settings
+        quota = settings.quota_requests
         if quota is not None and self._served >= quota:
             raise ApiError(
                 429,
@@ -224,14 +222,12 @@ class OpenAIServer:
             return
         wait = admission.retry_after_s
         name = admission.bucket
-        limit = (
-            self.config.requests_per_minute if name == "requests" else self.config.tokens_per_minute
-        )
+        limit = settings.requests_per_minute if name == "requests" else settings.tokens_per_minute
         unit = "requests per min (RPM)" if name == "requests" else "tokens per min (TPM)"
         requested = 1 if name == "requests" else estimate
         raise ApiError(
             429,
-            f"Rate limit reached for {self.config.model} (simulator) on {unit}: Limit "
+            f"Rate limit reached for {settings.model} ({settings.kind}) on {unit}: Limit "
             f"{int(limit or 0)}, Requested {requested}. Please try again in "
             f"{format_duration(wait)}.",
             type=name,
@@ -272,7 +268,7 @@ class OpenAIServer:
             # Until the client gives up (the handler is cancelled), the server stops, or hang_s.
             assert self._closing is not None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.hang_s)
+                await asyncio.wait_for(self._closing.wait(), self.settings.hang_s)
         if kind == "reset" or (self._closing is not None and self._closing.is_set()):
             self._stats.by_status["reset"] += 1
             if request.transport is not None:
@@ -280,12 +276,12 @@ class OpenAIServer:
             raise _Reset
 
     async def _sleep_latency(self, tokens: int) -> None:
-        config = self.config
-        delay = config.latency_base_s + config.latency_per_token_s * tokens
+        settings = self.settings
+        delay = settings.latency_base_s + settings.latency_per_token_s * tokens
         if delay <= 0:
             return
-        if config.latency_jitter > 0:
-            delay *= self._latency.lognormvariate(0.0, config.latency_jitter)
+        if settings.latency_jitter > 0:
+            delay *= self._latency.lognormvariate(0.0, settings.latency_jitter)
         await asyncio.sleep(delay)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -406,9 +402,7 @@ class OpenAIServer:
         return self._respond(200, self._models_response())
 
     def _models_response(self) -> dict[str, Any]:
-        if self._owned_by is None:
-            return models_response(self.config.model, self._created)
-        return models_response(self.config.model, self._created, self._owned_by)
+        return models_response(self.settings.model, self._created, self.settings.owned_by)
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
         self._stats.requests += 1
@@ -426,7 +420,7 @@ class OpenAIServer:
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         body = error_body(
-            f"Invalid URL ({request.method} {request.path}); this simulator serves "
+            f"Invalid URL ({request.method} {request.path}); this {self.settings.kind} serves "
             f"POST {_ROUTE_CHAT}, POST {_ROUTE_COMPLETIONS} and GET /v1/models",
             type="invalid_request_error",
         )
@@ -447,8 +441,8 @@ async def listening(
 
 @contextlib.asynccontextmanager
 async def serve(
-    config: SimConfig, backend: Backend, *, host: str = "127.0.0.1", port: int = 0
+    settings: ServerSettings, backend: Backend, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[OpenAIServer]:
     """Serve `backend` on `host`:`port` (0: a free port) for the duration of the block."""
-    async with listening(OpenAIServer(config, backend), host, port) as server:
+    async with listening(OpenAIServer(settings, backend), host, port) as server:
         yield server

@@ -23,9 +23,10 @@ import orjson
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.serving.protocol import Backend, error_body
+from engine.serving.protocol import error_body
 from engine.serving.server import OpenAIServer, listening
-from engine.sim.config import FAULT_KINDS, SimConfig
+from engine.serving.settings import FAULT_KINDS
+from engine.sim.config import SimConfig
 from engine.sim.world import World
 from engine.task import builtin_task_names, load_task
 from engine.task.types import Task
@@ -43,19 +44,17 @@ def resolve_tasks(config: SimConfig) -> list[Task]:
 
 
 class SimServer(OpenAIServer):
-    """The simulated OpenAI-compatible server; start it with `serve_sim`."""
+    """The simulated OpenAI-compatible server: the world (by default the one `config` describes)
+    behind `OpenAIServer`, and its truth in process (`quality`) and, with `debug_routes`, at
+    GET ``/v1/sim/quality``. Start it with `serve_sim`."""
 
-    def __init__(self, config: SimConfig, backend: Backend | None = None) -> None:
-        self.world: World | None = None
-        if backend is None:
-            self.world = World(resolve_tasks(config), config)
-            backend = self.world
-        super().__init__(config, backend, kind="server" if self.world is None else "simulator")
+    def __init__(self, config: SimConfig, world: World | None = None) -> None:
+        self.config = config
+        self.world = world if world is not None else World(resolve_tasks(config), config)
+        super().__init__(config.server_settings(), self.world)
 
     def quality(self, instruction: str, task: str | None = None) -> float:
         """The latent quality of `instruction` on `task` (the world's truth)."""
-        if self.world is None:
-            raise ConfigError("this simulator runs another backend: it has no latent qualities")
         return self.world.quality(instruction, task)
 
     def debug_routes(self) -> list[web.RouteDef]:
@@ -66,12 +65,8 @@ class SimServer(OpenAIServer):
 
     async def _quality_route(self, request: web.Request) -> web.StreamResponse:
         instruction = request.query.get("instruction")
-        if instruction is None or self.world is None:
-            message = (
-                "give ?instruction=TEXT (and optionally &task=NAME)"
-                if instruction is None
-                else "this simulator runs another backend: it has no latent qualities"
-            )
+        if instruction is None:
+            message = "give ?instruction=TEXT (and optionally &task=NAME)"
             return web.Response(
                 body=orjson.dumps(error_body(message, type="invalid_request_error")),
                 status=400,
@@ -96,9 +91,10 @@ async def serve_sim(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    backend: Backend | None = None,
+    backend: World | None = None,
 ) -> AsyncIterator[SimServer]:
-    """Run the simulator on `host`:`port` (0: a free port) for the duration of the block."""
+    """Run the simulator on `host`:`port` (0: a free port) for the duration of the block;
+    `backend` is a world to serve instead of the one `config` describes."""
     async with listening(SimServer(config or SimConfig(), backend), host, port) as server:
         yield server
 
