@@ -7,69 +7,49 @@ aiohttp.web: ``async with serve(settings, backend) as server`` gives ``server.ba
 Per request, in order: count it; check the API key (401); parse the body (400); check the model
 (404); the quota (429 ``insufficient_quota``); the rate limits (429 with ``Retry-After``); draw a
 fault (500, 503, hang, reset, malformed body); generate; wait the latency; answer. Every answer
-carries the ``x-ratelimit-*`` headers when limits are set.
+carries the ``x-ratelimit-*`` headers when limits are set. The steps live beside this module:
+`keys`, `completions` (the body, its tokens, the answer), `ratelimit`, `faults`, `latency`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
-import random
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.serving.protocol import (
-    ApiError,
-    Backend,
-    Scored,
-    chat_prompt_tokens,
-    chat_response,
-    completion_logprobs,
-    completions_response,
-    error_body,
-    models_response,
-    parse_chat,
-    parse_completions,
-)
+from engine.serving.completions import Api, answer, read_call
+from engine.serving.faults import FaultReset, Faults
+from engine.serving.keys import AcceptedKeys, request_key
+from engine.serving.latency import Latency
+from engine.serving.protocol import ApiError, Backend, error_body, models_response
 from engine.serving.ratelimit import RateLimiter, format_duration
 from engine.serving.settings import ServerSettings
 
 __all__ = ["OpenAIServer", "listening", "serve"]
 
 _JSON = "application/json"
-_ROUTE_CHAT = "/v1/chat/completions"
-_ROUTE_COMPLETIONS = "/v1/completions"
+_ROUTES: dict[Api, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
 
 class _Stats:
-    __slots__ = ("by_route", "by_status", "faults", "requests", "tokens")
+    __slots__ = ("by_route", "by_status", "requests", "tokens")
 
     def __init__(self) -> None:
         self.requests = 0
         self.tokens = 0
         self.by_status: Counter[str] = Counter()
         self.by_route: Counter[str] = Counter()
-        self.faults: Counter[str] = Counter()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "by_status": dict(self.by_status),
-            "by_route": dict(self.by_route),
-            "tokens": self.tokens,
-            "faults": dict(self.faults),
-        }
-
-
-class _Reset(Exception):
-    """The connection was aborted on purpose (a reset fault)."""
+    def count(self, route: str) -> None:
+        self.requests += 1
+        self.by_route[route] += 1
 
 
 _Server = TypeVar("_Server", bound="OpenAIServer")
@@ -90,12 +70,10 @@ class OpenAIServer:
         self.base_url = ""
         self._stats = _Stats()
         self._served = 0
-        self._faults = random.Random(f"faults:{settings.seed}")
-        self._fault_rates = tuple((k, r) for k, r in settings.fault_rates() if r > 0)
-        self._latency = random.Random(f"latency:{settings.seed}")
-        self._keys = frozenset(settings.api_keys)
-        self._count = backend.tokenize
-        self._closing: asyncio.Event | None = None
+        self._keys = AcceptedKeys(settings.api_keys, settings.kind)
+        self._faults = Faults(settings)
+        self._latency = Latency(settings)
+        self._tokenize = backend.tokenize
         self._runner: web.AppRunner | None = None
         self._created = 1_700_000_000 + settings.seed % 1000
 
@@ -103,12 +81,19 @@ class OpenAIServer:
 
     def stats(self) -> dict[str, Any]:
         """``{"requests", "by_status", "by_route", "tokens", "faults"}`` so far."""
-        return self._stats.as_dict()
+        stats = self._stats
+        return {
+            "requests": stats.requests,
+            "by_status": dict(stats.by_status),
+            "by_route": dict(stats.by_route),
+            "tokens": stats.tokens,
+            "faults": dict(self._faults.counts),
+        }
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post(_ROUTE_CHAT, self._chat)
-        app.router.add_post(_ROUTE_COMPLETIONS, self._completions)
+        app.router.add_post(_ROUTES["chat"], self._chat)
+        app.router.add_post(_ROUTES["completions"], self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_routes(self.debug_routes())
@@ -123,7 +108,6 @@ class OpenAIServer:
         return [web.get(self.settings.stats_path, self._stats_route)]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._closing = asyncio.Event()
         runner = web.AppRunner(
             self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
@@ -148,8 +132,7 @@ class OpenAIServer:
         return self.base_url
 
     async def stop(self) -> None:
-        if self._closing is not None:
-            self._closing.set()
+        self._faults.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -168,32 +151,6 @@ class OpenAIServer:
         headers = self.limiter.headers(key)
         headers.update(error.headers)
         return self._respond(error.status, error.body(), headers)
-
-    @staticmethod
-    def _api_key(request: web.Request) -> str | None:
-        authorization = request.headers.get("Authorization")
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        return request.headers.get("api-key")
-
-    def _check_key(self, key: str | None) -> None:
-        if not self._keys:
-            return
-        if key is None:
-            raise ApiError(
-                401,
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                code="missing_api_key",
-            )
-        if key not in self._keys:
-            raise ApiError(
-                401,
-                f"Incorrect API key provided. This {self.settings.kind} accepts only the keys it was "
-                "started with (--require-key / --api-key-env).",
-                code="invalid_api_key",
-            )
 
     def _check_model(self, model: str) -> None:
         if model != self.settings.model:
@@ -238,165 +195,62 @@ class OpenAIServer:
             },
         )
 
-    def _draw_fault(self) -> str | None:
-        if not self._fault_rates:
-            return None
-        roll = self._faults.random()
-        for kind, rate in self._fault_rates:
-            if roll < rate:
-                return kind
-            roll -= rate
-        return None
-
-    async def _fault(self, kind: str, request: web.Request) -> None:
-        """Act out a fault: raise the error answer, hang, or abort the connection."""
-        self._stats.faults[kind] += 1
-        if kind == "500":
-            raise ApiError(
-                500,
-                "The server had an error while processing your request (simulated fault).",
-                type="server_error",
-            )
-        if kind == "503":
-            raise ApiError(
-                503,
-                "The server is overloaded or not ready yet (simulated fault).",
-                type="server_error",
-                code="overloaded",
-            )
-        if kind == "hang":
-            # Until the client gives up (the handler is cancelled), the server stops, or hang_s.
-            assert self._closing is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.settings.hang_s)
-        if kind == "reset" or (self._closing is not None and self._closing.is_set()):
-            self._stats.by_status["reset"] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise _Reset
-
-    async def _sleep_latency(self, tokens: int) -> None:
-        settings = self.settings
-        delay = settings.latency_base_s + settings.latency_per_token_s * tokens
-        if delay <= 0:
-            return
-        if settings.latency_jitter > 0:
-            delay *= self._latency.lognormvariate(0.0, settings.latency_jitter)
-        await asyncio.sleep(delay)
-
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, _ROUTE_CHAT)
+        return await self._serve(request, "chat")
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, _ROUTE_COMPLETIONS)
+        return await self._serve(request, "completions")
 
-    async def _serve(self, request: web.Request, route: str) -> web.StreamResponse:
-        stats = self._stats
-        stats.requests += 1
-        stats.by_route[route] += 1
-        api_key = self._api_key(request)
+    async def _serve(self, request: web.Request, api: Api) -> web.StreamResponse:
+        """Per request, in the order of the module's docstring."""
+        self._stats.count(_ROUTES[api])
+        api_key = request_key(request)
         key = api_key or ""
         try:
-            self._check_key(api_key)
-            raw = await request.read()
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise ApiError(
-                    400,
-                    "We could not parse the JSON body of your request. The body must be a JSON "
-                    "object with the fields of the OpenAI API.",
-                ) from None
-            if route == _ROUTE_CHAT:
-                chat = parse_chat(body)
-                self._check_model(chat.model)
-                prompt_tokens = chat_prompt_tokens(chat, self._count_tokens)
-                estimate = prompt_tokens + chat.n * min(chat.max_tokens, 256)
-            else:
-                parsed = parse_completions(body)
-                self._check_model(parsed.requests[0].model)
-                prompt_tokens = sum(self._count_tokens(r.prompt) for r in parsed.requests)
-                estimate = prompt_tokens + sum(r.n * r.max_tokens for r in parsed.requests)
+            self._keys.check(api_key)
+            call = read_call(api, await request.read())
+            self._check_model(call.model)
+            prompt_tokens = call.prompt_tokens(self._count_tokens)
+            estimate = call.estimate(prompt_tokens)
             self._admit(key, estimate)
-            fault = self._draw_fault()
+            fault = self._faults.draw()
             if fault is not None:
-                await self._fault(fault, request)
-            if route == _ROUTE_CHAT:
-                payload, completion_tokens = await self._chat_payload(chat, prompt_tokens)
-            else:
-                payload, completion_tokens = await self._completions_payload(parsed, prompt_tokens)
-            await self._sleep_latency(completion_tokens)
+                await self._faults.act(fault, request)
+            payload, completion_tokens = await answer(
+                self.backend, call, prompt_tokens, self._count_tokens
+            )
+            await self._latency.wait(completion_tokens)
         except ApiError as error:
             return self._error(error, key)
-        except _Reset:
+        except FaultReset:
+            self._stats.by_status["reset"] += 1
             return web.Response(status=500)
         self._served += 1
         total = prompt_tokens + completion_tokens
-        stats.tokens += total
+        self._stats.tokens += total
+        headers: dict[str, str] | None = None
         if self.limiter.active:
             self.limiter.reconcile(key, estimate, total)
-            headers: dict[str, str] | None = self.limiter.headers(key)
-        else:
-            headers = None
+            headers = self.limiter.headers(key)
         if fault == "malformed":
-            body_bytes = orjson.dumps(payload)
-            stats.by_status["200"] += 1
-            return web.Response(
-                body=body_bytes[: len(body_bytes) // 2], content_type=_JSON, headers=headers
-            )
+            return self._malformed(payload, headers)
         return self._respond(200, payload, headers)
 
+    def _malformed(self, payload: Any, headers: dict[str, str] | None) -> web.Response:
+        """A 200 whose JSON body is cut in half (the malformed fault)."""
+        body = orjson.dumps(payload)
+        self._stats.by_status["200"] += 1
+        return web.Response(body=body[: len(body) // 2], content_type=_JSON, headers=headers)
+
     def _count_tokens(self, text: str) -> int:
-        return len(self._count(text))
-
-    async def _chat_payload(self, chat: Any, prompt_tokens: int) -> tuple[dict[str, Any], int]:
-        generations = await self.backend.generate(chat)
-        completion_tokens = sum(self._count_tokens(g.text) for g in generations)
-        payload = chat_response(
-            chat.model, generations, prompt_tokens, completion_tokens, chat.logprobs is not None
-        )
-        return payload, completion_tokens
-
-    async def _completions_payload(
-        self, parsed: Any, prompt_tokens: int
-    ) -> tuple[dict[str, Any], int]:
-        choices: list[dict[str, Any]] = []
-        completion_tokens = 0
-        for request in parsed.requests:
-            generations = await self.backend.generate(request)
-            prefix: Sequence[Scored] = ()
-            if parsed.echo and request.logprobs is not None:
-                prefix = await self.backend.prompt_logprobs(request.prompt, request.logprobs)
-            for generation in generations:
-                completion_tokens += self._count_tokens(generation.text)
-                logprobs = None
-                if request.logprobs is not None:
-                    logprobs = completion_logprobs(
-                        prefix,
-                        generation,
-                        request.logprobs,
-                        start_offset=0 if parsed.echo else len(request.prompt),
-                    )
-                choices.append(
-                    {
-                        "text": (request.prompt if parsed.echo else "") + generation.text,
-                        "index": len(choices),
-                        "logprobs": logprobs,
-                        "finish_reason": generation.finish_reason,
-                    }
-                )
-        model = parsed.requests[0].model
-        return completions_response(model, choices, prompt_tokens, completion_tokens), (
-            completion_tokens
-        )
+        return len(self._tokenize(text))
 
     # -- other routes ---------------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        self._stats.requests += 1
-        self._stats.by_route["/v1/models"] += 1
+        self._stats.count("/v1/models")
         try:
-            self._check_key(self._api_key(request))
+            self._keys.check(request_key(request))
         except ApiError as error:
             return self._error(error, "")
         return self._respond(200, self._models_response())
@@ -405,10 +259,9 @@ class OpenAIServer:
         return models_response(self.settings.model, self._created, self.settings.owned_by)
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
-        self._stats.requests += 1
-        self._stats.by_route["/v1/models/{model}"] += 1
+        self._stats.count("/v1/models/{model}")
         try:
-            self._check_key(self._api_key(request))
+            self._keys.check(request_key(request))
             self._check_model(request.match_info["model"])
         except ApiError as error:
             return self._error(error, "")
@@ -421,7 +274,7 @@ class OpenAIServer:
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         body = error_body(
             f"Invalid URL ({request.method} {request.path}); this {self.settings.kind} serves "
-            f"POST {_ROUTE_CHAT}, POST {_ROUTE_COMPLETIONS} and GET /v1/models",
+            f"POST {_ROUTES['chat']}, POST {_ROUTES['completions']} and GET /v1/models",
             type="invalid_request_error",
         )
         return web.Response(body=orjson.dumps(body), status=404, content_type=_JSON)
