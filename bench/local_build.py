@@ -41,7 +41,7 @@ CHILD = """
 import json, sys, time
 from engine.local import LocalModel, resolve_model_path
 from engine.local.runnable import system_info
-from engine.sim.protocol import GenerationRequest
+from engine.serving.protocol import GenerationRequest
 from engine.task import load_task
 calls = int(sys.argv[1])
 model = LocalModel(resolve_model_path("smollm2"), threads=1, context=512, name="smollm2")

@@ -12,7 +12,8 @@ import os
 
 from engine.cli.signals import stop_on_signals
 from engine.errors import ConfigError
-from engine.sim.config import FAULT_KINDS, SimConfig
+from engine.serving.settings import FAULT_KINDS
+from engine.sim.config import SimConfig
 from engine.sim.server import serve_sim
 
 __all__ = ["add_arguments", "config_from_arguments", "main"]

@@ -1,5 +1,5 @@
 """A real model with no API key: a local GGUF model (llama.cpp) behind the OpenAI protocol of
-the simulator (`engine.sim.protocol`), with exact prompt-token log-probabilities.
+`engine.serving`, with exact prompt-token log-probabilities.
 
     async with serve_local(LocalSettings(model="smollm2")) as server:
         ...  # any OpenAI client at server.base_url, model "smollm2"

@@ -1,4 +1,4 @@
-"""`LocalBackend`: a `LocalModel` as the `engine.sim.protocol.Backend` the server answers with.
+"""`LocalBackend`: a `LocalModel` as the `engine.serving.Backend` the server answers with.
 
 Each call runs in a worker thread (`anyio.to_thread.run_sync`) so the event loop keeps serving,
 one at a time per model (an `anyio.Lock`, first come first served; llama.cpp is not
@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 
 from engine.local.model import LocalModel
-from engine.sim.protocol import ApiError, Generation, GenerationRequest, Scored
+from engine.serving.protocol import ApiError, Generation, GenerationRequest, Scored
 
 __all__ = ["DEFAULT_QUEUE", "LocalBackend"]
 
@@ -34,7 +34,6 @@ class LocalBackend:
             raise ValueError(f"queue must be >= 1, not {queue}")
         self.model = model
         self.queue = queue
-        self.owned_by = f"ape-engine local model (llama.cpp): {model.path.name}"
         self._lock: anyio.Lock | None = None
         self._pending = 0
         self._service_s = 0.1  # moving average of one call's time, for Retry-After

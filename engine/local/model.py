@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.errors import ConfigError
 from engine.local.runnable import check_runnable
-from engine.sim.protocol import ApiError, Generation, GenerationRequest, Scored
+from engine.serving.protocol import ApiError, Generation, GenerationRequest, Scored
 
 __all__ = ["LocalModel", "log_softmax_rows", "split_text"]
 

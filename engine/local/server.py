@@ -1,5 +1,6 @@
-"""The local model behind the simulator's OpenAI protocol layer: same routes, error shapes and
-rate-limit headers (`engine.sim.server.SimServer` with a `LocalBackend` instead of the world).
+"""The local model behind the OpenAI-compatible server of `engine.serving`: a `LocalBackend`
+plugged into `OpenAIServer`, with the same routes, error shapes and rate-limit headers as the
+simulator.
 
     async with serve_local(LocalSettings(model="smollm2")) as server:
         ...  # any OpenAI client at server.base_url, model "smollm2"
@@ -19,8 +20,8 @@ from engine.errors import ConfigError
 from engine.local.backend import DEFAULT_QUEUE, LocalBackend
 from engine.local.model import LocalModel
 from engine.local.models import resolve_model_path, served_model_name
-from engine.sim.config import SimConfig
-from engine.sim.server import SimServer
+from engine.serving.server import OpenAIServer, listening
+from engine.serving.settings import ServerSettings
 
 __all__ = ["DEFAULT_CONTEXT", "LocalServer", "LocalSettings", "load_model", "serve_local"]
 
@@ -60,17 +61,18 @@ def load_model(settings: LocalSettings) -> LocalModel:
     )
 
 
-class LocalServer(SimServer):
-    """`SimServer` answering with a local model; `backend` holds its counters."""
+class LocalServer(OpenAIServer):
+    """`OpenAIServer` answering with a local model; `local` holds its counters."""
 
     def __init__(self, settings: LocalSettings, backend: LocalBackend) -> None:
-        config = SimConfig(
+        serving = ServerSettings(
             model=backend.model.name,
             requests_per_minute=settings.requests_per_minute,
             tokens_per_minute=settings.tokens_per_minute,
             api_keys=settings.api_keys,
+            owned_by=f"ape-engine local model (llama.cpp): {backend.model.path.name}",
         )
-        super().__init__(config, backend)
+        super().__init__(serving, backend)
         self.local = backend
 
 
@@ -88,11 +90,8 @@ async def serve_local(
         model = await anyio.to_thread.run_sync(load_model, settings)
     try:
         server = LocalServer(settings, LocalBackend(model, queue=settings.queue))
-        await server.start(host, port)
-        try:
+        async with listening(server, host, port):
             yield server
-        finally:
-            await server.stop()
     finally:
         if owned:
             model.close()

@@ -1,13 +1,12 @@
 """The simulated OpenAI-compatible LLM server (DESIGN.md section 6): a stand-in for a real model,
-with a ground-truth world, realistic rate limits, latency and faults. It is a simulator, and says
-so in its `/v1/models` answer.
+with a ground-truth world behind the server of `engine.serving` (its rate limits, latency and
+faults). It is a simulator, and says so in its `/v1/models` answer.
 
     async with serve_sim(SimConfig(tasks=("sum",), seed=1)) as server:
         ...  # any OpenAI client at server.base_url, model "sim-1"
 """
 
-from engine.sim.config import FAULT_KINDS, SimConfig
-from engine.sim.protocol import ApiError, Backend, Generation, GenerationRequest, Scored
+from engine.sim.config import SimConfig
 from engine.sim.server import (
     SimServer,
     resolve_tasks,
@@ -19,12 +18,6 @@ from engine.sim.tokens import count_tokens, tokenize
 from engine.sim.world import World
 
 __all__ = [
-    "FAULT_KINDS",
-    "ApiError",
-    "Backend",
-    "Generation",
-    "GenerationRequest",
-    "Scored",
     "SimConfig",
     "SimServer",
     "World",

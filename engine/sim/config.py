@@ -1,7 +1,8 @@
 """`SimConfig`: every knob of the simulated LLM server, as one frozen value.
 
 The defaults are those of the tests: no latency, no limits, no faults, any API key accepted,
-every built-in task served. `ape-engine sim --help` documents the same knobs as flags.
+every built-in task served. `ape-engine sim --help` documents the same knobs as flags, which is
+why the serving knobs are flat fields here too; `server_settings()` gathers them for the server.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
+from engine.serving.settings import ServerSettings
 from engine.task.types import Task
 
-__all__ = ["FAULT_KINDS", "SimConfig"]
+__all__ = ["SIMULATOR_OWNED_BY", "SimConfig"]
 
-#: Injected faults, in the order they are drawn: HTTP 500, HTTP 503, a hang past the client's
-#: timeout, a reset connection, and a 200 answer whose JSON body is cut short.
-FAULT_KINDS = ("500", "503", "hang", "reset", "malformed")
+#: What `/v1/models` says owns the model: a simulator says so, so that no one takes it for a model.
+SIMULATOR_OWNED_BY = "ape-engine simulator (not a real model)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +30,9 @@ class SimConfig:
     parent's quality plus normal noise of standard deviation `variant_noise`. `difficulty_spread`
     is the spread (logistic scale) of example difficulties shared by all instructions.
 
-    Serving: latency in seconds is ``(latency_base_s + latency_per_token_s * tokens) *
-    lognormal(0, latency_jitter)``. Limits are per minute (None: unlimited), per API key when
-    `per_key_limits`. `api_keys`, when set, are the only keys accepted (401 otherwise).
-    `quota_requests`, when set, is how many requests succeed before every call gets 429
-    ``insufficient_quota``. Fault rates are probabilities per request; a hang lasts `hang_s`.
+    Serving: the fields of `engine.serving.ServerSettings` of the same names (latency, limits,
+    keys, quota, faults), seeded by `seed`. `debug_routes` serves GET ``/v1/sim/quality`` (the
+    world's truth) and GET ``/v1/sim/stats`` (the server's counts).
     """
 
     tasks: tuple[Task | str, ...] = ()
@@ -65,37 +64,37 @@ class SimConfig:
     debug_routes: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("good_share", *(f"fault_{kind}" for kind in FAULT_KINDS)):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"sim: {name} must lie in [0, 1], not {value}")
-        if self.fault_total() > 1.0:
-            raise ConfigError(f"sim: the fault rates add up to {self.fault_total()}, above 1")
+        if not 0.0 <= self.good_share <= 1.0:
+            raise ConfigError(f"sim: good_share must lie in [0, 1], not {self.good_share}")
         for name in ("good_quality", "mediocre_quality", "bad_quality"):
             low, high = getattr(self, name)
             if not 0.0 <= low <= high <= 1.0:
                 raise ConfigError(f"sim: {name} must be (low, high) with 0 <= low <= high <= 1")
-        for name in (
-            "latency_base_s",
-            "latency_per_token_s",
-            "latency_jitter",
-            "variant_noise",
-            "difficulty_spread",
-            "hang_s",
-        ):
+        for name in ("variant_noise", "difficulty_spread"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim: {name} must not be negative, not {getattr(self, name)}")
-        for name in ("requests_per_minute", "tokens_per_minute"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"sim: {name} must be positive (or unset), not {value}")
-        if self.quota_requests is not None and self.quota_requests < 0:
-            raise ConfigError(f"sim: quota_requests must be >= 0, not {self.quota_requests}")
-        if not self.model:
-            raise ConfigError("sim: model must be a non-empty name")
+        self.server_settings()  # checks the serving knobs
 
-    def fault_rates(self) -> tuple[tuple[str, float], ...]:
-        return tuple((kind, getattr(self, f"fault_{kind}")) for kind in FAULT_KINDS)
-
-    def fault_total(self) -> float:
-        return sum(rate for _, rate in self.fault_rates())
+    def server_settings(self) -> ServerSettings:
+        """How the simulator serves: its serving knobs, under the name of a simulator."""
+        return ServerSettings(
+            model=self.model,
+            seed=self.seed,
+            latency_base_s=self.latency_base_s,
+            latency_per_token_s=self.latency_per_token_s,
+            latency_jitter=self.latency_jitter,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            per_key_limits=self.per_key_limits,
+            api_keys=self.api_keys,
+            quota_requests=self.quota_requests,
+            fault_500=self.fault_500,
+            fault_503=self.fault_503,
+            fault_hang=self.fault_hang,
+            fault_reset=self.fault_reset,
+            fault_malformed=self.fault_malformed,
+            hang_s=self.hang_s,
+            stats_path="/v1/sim/stats" if self.debug_routes else None,
+            kind="simulator",
+            owned_by=SIMULATOR_OWNED_BY,
+        )

@@ -1,53 +1,32 @@
-"""Serving the simulator: routes, keys, rate limits, latency, faults and counts.
+"""The simulator served: the simulated `World` behind the OpenAI-compatible server of
+`engine.serving`, with the world's debug route.
 
-`SimServer` puts a `Backend` (by default the simulated `World`) behind the OpenAI protocol of
-`engine.sim.protocol`, on aiohttp.web. In process: ``async with serve_sim(config) as server`` gives
-``server.base_url`` (``http://127.0.0.1:PORT/v1``) and ``server.stats()``; in its own process (for
-benchmarks, so its CPU is not the client's): ``with start_sim_process(config) as base_url``, which
-runs ``python -m engine sim --port 0 ...`` and waits for the URL line it prints when ready.
-
-Per request, in order: count it; check the API key (401); parse the body (400); check the model
-(404); the quota (429 ``insufficient_quota``); the rate limits (429 with ``Retry-After``); draw a
-fault (500, 503, hang, reset, malformed body); generate; wait the latency; answer. Every answer
-carries the ``x-ratelimit-*`` headers when limits are set.
+In process: ``async with serve_sim(config) as server`` gives ``server.base_url``
+(``http://127.0.0.1:PORT/v1``), ``server.stats()`` and ``server.quality(instruction)``; in its
+own process (for benchmarks, so its CPU is not the client's): ``with start_sim_process(config)
+as base_url``, which runs ``python -m engine sim --port 0 ...`` and waits for the URL line it
+prints when ready.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import math
 import os
-import random
 import select
-import socket
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.sim.config import FAULT_KINDS, SimConfig
-from engine.sim.protocol import (
-    ApiError,
-    Backend,
-    Scored,
-    chat_prompt_tokens,
-    chat_response,
-    completion_logprobs,
-    completions_response,
-    error_body,
-    models_response,
-    parse_chat,
-    parse_completions,
-)
-from engine.sim.ratelimit import RateLimiter, format_duration
+from engine.serving.protocol import error_body
+from engine.serving.server import OpenAIServer, listening
+from engine.serving.settings import FAULT_KINDS
+from engine.sim.config import SimConfig
 from engine.sim.world import World
 from engine.task import builtin_task_names, load_task
 from engine.task.types import Task
@@ -55,8 +34,6 @@ from engine.task.types import Task
 __all__ = ["SimServer", "resolve_tasks", "serve_sim", "sim_arguments", "start_sim_process"]
 
 _JSON = "application/json"
-_ROUTE_CHAT = "/v1/chat/completions"
-_ROUTE_COMPLETIONS = "/v1/completions"
 
 
 def resolve_tasks(config: SimConfig) -> list[Task]:
@@ -66,385 +43,30 @@ def resolve_tasks(config: SimConfig) -> list[Task]:
     return [spec if isinstance(spec, Task) else load_task(spec, seed=seed) for spec in specs]
 
 
-class _Stats:
-    __slots__ = ("by_route", "by_status", "faults", "requests", "tokens")
+class SimServer(OpenAIServer):
+    """The simulated OpenAI-compatible server: the world (by default the one `config` describes)
+    behind `OpenAIServer`, and its truth in process (`quality`) and, with `debug_routes`, at
+    GET ``/v1/sim/quality``. Start it with `serve_sim`."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-        self.tokens = 0
-        self.by_status: Counter[str] = Counter()
-        self.by_route: Counter[str] = Counter()
-        self.faults: Counter[str] = Counter()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "by_status": dict(self.by_status),
-            "by_route": dict(self.by_route),
-            "tokens": self.tokens,
-            "faults": dict(self.faults),
-        }
-
-
-class _Reset(Exception):
-    """The connection was aborted on purpose (a reset fault)."""
-
-
-class SimServer:
-    """The simulated OpenAI-compatible server; start it with `serve_sim`."""
-
-    def __init__(self, config: SimConfig, backend: Backend | None = None) -> None:
+    def __init__(self, config: SimConfig, world: World | None = None) -> None:
         self.config = config
-        self.world: World | None = None
-        if backend is None:
-            self.world = World(resolve_tasks(config), config)
-            backend = self.world
-        self.backend: Backend = backend
-        self.limiter = RateLimiter(
-            config.requests_per_minute,
-            config.tokens_per_minute,
-            per_key=config.per_key_limits,
-        )
-        self.base_url = ""
-        self._stats = _Stats()
-        self._served = 0
-        self._faults = random.Random(f"faults:{config.seed}")
-        self._fault_rates = tuple((k, r) for k, r in config.fault_rates() if r > 0)
-        self._latency = random.Random(f"latency:{config.seed}")
-        self._keys = frozenset(config.api_keys)
-        self._count = backend.tokenize
-        self._closing: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
-        self._created = 1_700_000_000 + config.seed % 1000
-        # a backend other than the world names itself (a real model must not say "simulator")
-        self._owned_by: str | None = getattr(backend, "owned_by", None)
-
-    # -- in-process API -------------------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        """``{"requests", "by_status", "by_route", "tokens", "faults"}`` so far."""
-        return self._stats.as_dict()
+        self.world = world if world is not None else World(resolve_tasks(config), config)
+        super().__init__(config.server_settings(), self.world)
 
     def quality(self, instruction: str, task: str | None = None) -> float:
         """The latent quality of `instruction` on `task` (the world's truth)."""
-        if self.world is None:
-            raise ConfigError("this simulator runs another backend: it has no latent qualities")
         return self.world.quality(instruction, task)
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post(_ROUTE_CHAT, self._chat)
-        app.router.add_post(_ROUTE_COMPLETIONS, self._completions)
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_get("/v1/models/{model}", self._model)
+    def debug_routes(self) -> list[web.RouteDef]:
+        routes = super().debug_routes()
         if self.config.debug_routes:
-            app.router.add_get("/v1/sim/quality", self._quality_route)
-            app.router.add_get("/v1/sim/stats", self._stats_route)
-        app.router.add_route("*", "/{tail:.*}", self._unknown)
-        return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._closing = asyncio.Event()
-        runner = web.AppRunner(
-            self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            sock.close()
-            await runner.cleanup()
-            raise ConfigError(f"sim: cannot listen on {host}:{port}: {error}") from None
-        site = web.SockSite(runner, sock, backlog=2048)
-        await site.start()
-        self._runner = runner
-        bound = sock.getsockname()[1]
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
-        self.base_url = f"http://{shown}:{bound}/v1"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._closing is not None:
-            self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    # -- answers --------------------------------------------------------------------------------
-
-    def _respond(
-        self, status: int, payload: Any, headers: dict[str, str] | None = None
-    ) -> web.Response:
-        self._stats.by_status[str(status)] += 1
-        return web.Response(
-            body=orjson.dumps(payload), status=status, content_type=_JSON, headers=headers
-        )
-
-    def _error(self, error: ApiError, key: str) -> web.Response:
-        headers = self.limiter.headers(key)
-        headers.update(error.headers)
-        return self._respond(error.status, error.body(), headers)
-
-    @staticmethod
-    def _api_key(request: web.Request) -> str | None:
-        authorization = request.headers.get("Authorization")
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        return request.headers.get("api-key")
-
-    def _check_key(self, key: str | None) -> None:
-        if not self._keys:
-            return
-        if key is None:
-            raise ApiError(
-                401,
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                code="missing_api_key",
-            )
-        if key not in self._keys:
-            raise ApiError(
-                401,
-                "Incorrect API key provided. This simulator accepts only the keys it was "
-                "started with (--require-key / --api-key-env).",
-                code="invalid_api_key",
-            )
-
-    def _check_model(self, model: str) -> None:
-        if model != self.config.model:
-            raise ApiError(
-                404,
-                f"The model `{model}` does not exist or you do not have access to it. "
-                f"This {'simulator' if self.world else 'server'} serves `{self.config.model}`.",
-                code="model_not_found",
-                param="model",
-            )
-
-    def _admit(self, key: str, estimate: int) -> None:
-        quota = self.config.quota_requests
-        if quota is not None and self._served >= quota:
-            raise ApiError(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                type="insufficient_quota",
-                code="insufficient_quota",
-            )
-        if not self.limiter.active:
-            return
-        admission = self.limiter.admit(key, estimate)
-        if admission.admitted:
-            return
-        wait = admission.retry_after_s
-        name = admission.bucket
-        limit = (
-            self.config.requests_per_minute if name == "requests" else self.config.tokens_per_minute
-        )
-        unit = "requests per min (RPM)" if name == "requests" else "tokens per min (TPM)"
-        requested = 1 if name == "requests" else estimate
-        raise ApiError(
-            429,
-            f"Rate limit reached for {self.config.model} (simulator) on {unit}: Limit "
-            f"{int(limit or 0)}, Requested {requested}. Please try again in "
-            f"{format_duration(wait)}.",
-            type=name,
-            code="rate_limit_exceeded",
-            headers={
-                "Retry-After": str(max(1, math.ceil(wait))),
-                "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
-            },
-        )
-
-    def _draw_fault(self) -> str | None:
-        if not self._fault_rates:
-            return None
-        roll = self._faults.random()
-        for kind, rate in self._fault_rates:
-            if roll < rate:
-                return kind
-            roll -= rate
-        return None
-
-    async def _fault(self, kind: str, request: web.Request) -> None:
-        """Act out a fault: raise the error answer, hang, or abort the connection."""
-        self._stats.faults[kind] += 1
-        if kind == "500":
-            raise ApiError(
-                500,
-                "The server had an error while processing your request (simulated fault).",
-                type="server_error",
-            )
-        if kind == "503":
-            raise ApiError(
-                503,
-                "The server is overloaded or not ready yet (simulated fault).",
-                type="server_error",
-                code="overloaded",
-            )
-        if kind == "hang":
-            # Until the client gives up (the handler is cancelled), the server stops, or hang_s.
-            assert self._closing is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.hang_s)
-        if kind == "reset" or (self._closing is not None and self._closing.is_set()):
-            self._stats.by_status["reset"] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise _Reset
-
-    async def _sleep_latency(self, tokens: int) -> None:
-        config = self.config
-        delay = config.latency_base_s + config.latency_per_token_s * tokens
-        if delay <= 0:
-            return
-        if config.latency_jitter > 0:
-            delay *= self._latency.lognormvariate(0.0, config.latency_jitter)
-        await asyncio.sleep(delay)
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, _ROUTE_CHAT)
-
-    async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, _ROUTE_COMPLETIONS)
-
-    async def _serve(self, request: web.Request, route: str) -> web.StreamResponse:
-        stats = self._stats
-        stats.requests += 1
-        stats.by_route[route] += 1
-        api_key = self._api_key(request)
-        key = api_key or ""
-        try:
-            self._check_key(api_key)
-            raw = await request.read()
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise ApiError(
-                    400,
-                    "We could not parse the JSON body of your request. The body must be a JSON "
-                    "object with the fields of the OpenAI API.",
-                ) from None
-            if route == _ROUTE_CHAT:
-                chat = parse_chat(body)
-                self._check_model(chat.model)
-                prompt_tokens = chat_prompt_tokens(chat, self._count_tokens)
-                estimate = prompt_tokens + chat.n * min(chat.max_tokens, 256)
-            else:
-                parsed = parse_completions(body)
-                self._check_model(parsed.requests[0].model)
-                prompt_tokens = sum(self._count_tokens(r.prompt) for r in parsed.requests)
-                estimate = prompt_tokens + sum(r.n * r.max_tokens for r in parsed.requests)
-            self._admit(key, estimate)
-            fault = self._draw_fault()
-            if fault is not None:
-                await self._fault(fault, request)
-            if route == _ROUTE_CHAT:
-                payload, completion_tokens = await self._chat_payload(chat, prompt_tokens)
-            else:
-                payload, completion_tokens = await self._completions_payload(parsed, prompt_tokens)
-            await self._sleep_latency(completion_tokens)
-        except ApiError as error:
-            return self._error(error, key)
-        except _Reset:
-            return web.Response(status=500)
-        self._served += 1
-        total = prompt_tokens + completion_tokens
-        stats.tokens += total
-        if self.limiter.active:
-            self.limiter.reconcile(key, estimate, total)
-            headers: dict[str, str] | None = self.limiter.headers(key)
-        else:
-            headers = None
-        if fault == "malformed":
-            body_bytes = orjson.dumps(payload)
-            stats.by_status["200"] += 1
-            return web.Response(
-                body=body_bytes[: len(body_bytes) // 2], content_type=_JSON, headers=headers
-            )
-        return self._respond(200, payload, headers)
-
-    def _count_tokens(self, text: str) -> int:
-        return len(self._count(text))
-
-    async def _chat_payload(self, chat: Any, prompt_tokens: int) -> tuple[dict[str, Any], int]:
-        generations = await self.backend.generate(chat)
-        completion_tokens = sum(self._count_tokens(g.text) for g in generations)
-        payload = chat_response(
-            chat.model, generations, prompt_tokens, completion_tokens, chat.logprobs is not None
-        )
-        return payload, completion_tokens
-
-    async def _completions_payload(
-        self, parsed: Any, prompt_tokens: int
-    ) -> tuple[dict[str, Any], int]:
-        choices: list[dict[str, Any]] = []
-        completion_tokens = 0
-        for request in parsed.requests:
-            generations = await self.backend.generate(request)
-            prefix: Sequence[Scored] = ()
-            if parsed.echo and request.logprobs is not None:
-                prefix = await self.backend.prompt_logprobs(request.prompt, request.logprobs)
-            for generation in generations:
-                completion_tokens += self._count_tokens(generation.text)
-                logprobs = None
-                if request.logprobs is not None:
-                    logprobs = completion_logprobs(
-                        prefix,
-                        generation,
-                        request.logprobs,
-                        start_offset=0 if parsed.echo else len(request.prompt),
-                    )
-                choices.append(
-                    {
-                        "text": (request.prompt if parsed.echo else "") + generation.text,
-                        "index": len(choices),
-                        "logprobs": logprobs,
-                        "finish_reason": generation.finish_reason,
-                    }
-                )
-        model = parsed.requests[0].model
-        return completions_response(model, choices, prompt_tokens, completion_tokens), (
-            completion_tokens
-        )
-
-    # -- other routes ---------------------------------------------------------------------------
-
-    async def _models(self, request: web.Request) -> web.StreamResponse:
-        self._stats.requests += 1
-        self._stats.by_route["/v1/models"] += 1
-        try:
-            self._check_key(self._api_key(request))
-        except ApiError as error:
-            return self._error(error, "")
-        return self._respond(200, self._models_response())
-
-    def _models_response(self) -> dict[str, Any]:
-        if self._owned_by is None:
-            return models_response(self.config.model, self._created)
-        return models_response(self.config.model, self._created, self._owned_by)
-
-    async def _model(self, request: web.Request) -> web.StreamResponse:
-        self._stats.requests += 1
-        self._stats.by_route["/v1/models/{model}"] += 1
-        try:
-            self._check_key(self._api_key(request))
-            self._check_model(request.match_info["model"])
-        except ApiError as error:
-            return self._error(error, "")
-        listed: dict[str, Any] = self._models_response()["data"][0]
-        return self._respond(200, listed)
+            routes.append(web.get("/v1/sim/quality", self._quality_route))
+        return routes
 
     async def _quality_route(self, request: web.Request) -> web.StreamResponse:
         instruction = request.query.get("instruction")
-        if instruction is None or self.world is None:
-            message = (
-                "give ?instruction=TEXT (and optionally &task=NAME)"
-                if instruction is None
-                else "this simulator runs another backend: it has no latent qualities"
-            )
+        if instruction is None:
+            message = "give ?instruction=TEXT (and optionally &task=NAME)"
             return web.Response(
                 body=orjson.dumps(error_body(message, type="invalid_request_error")),
                 status=400,
@@ -462,17 +84,6 @@ class SimServer:
             body=orjson.dumps({"quality": quality, "task": name}), content_type=_JSON
         )
 
-    async def _stats_route(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=orjson.dumps(self.stats()), content_type=_JSON)
-
-    async def _unknown(self, request: web.Request) -> web.StreamResponse:
-        body = error_body(
-            f"Invalid URL ({request.method} {request.path}); this simulator serves "
-            f"POST {_ROUTE_CHAT}, POST {_ROUTE_COMPLETIONS} and GET /v1/models",
-            type="invalid_request_error",
-        )
-        return web.Response(body=orjson.dumps(body), status=404, content_type=_JSON)
-
 
 @contextlib.asynccontextmanager
 async def serve_sim(
@@ -480,15 +91,12 @@ async def serve_sim(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    backend: Backend | None = None,
+    backend: World | None = None,
 ) -> AsyncIterator[SimServer]:
-    """Run the simulator on `host`:`port` (0: a free port) for the duration of the block."""
-    server = SimServer(config or SimConfig(), backend)
-    await server.start(host, port)
-    try:
+    """Run the simulator on `host`:`port` (0: a free port) for the duration of the block;
+    `backend` is a world to serve instead of the one `config` describes."""
+    async with listening(SimServer(config or SimConfig(), backend), host, port) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 # -- in its own process --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.serving.protocol import Generation, GenerationRequest, Scored
 from engine.sim.config import SimConfig
 from engine.sim.phrasing import (
     OFF_TASK,
@@ -38,7 +39,6 @@ from engine.sim.phrasing import (
     proposal_text,
     variant_text,
 )
-from engine.sim.protocol import Generation, GenerationRequest, Scored
 from engine.sim.tokens import tokenize, truncate
 from engine.task.metrics import normalise
 from engine.task.types import Task

@@ -23,8 +23,8 @@ import pytest
 
 from engine.app import StudyConfig, execute, prepare
 from engine.propose.templates import Templates
+from engine.serving.protocol import GenerationRequest
 from engine.sim import SimConfig, SimServer, serve_sim, start_sim_process
-from engine.sim.protocol import GenerationRequest
 from engine.study import StudyResult
 from engine.task import load_task, score
 from engine.task.types import Example

@@ -40,8 +40,8 @@ from engine.llm import (
     ServerError,
 )
 from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
+from engine.serving.protocol import Scored
 from engine.sim import SimConfig, SimServer, serve_sim
-from engine.sim.protocol import Scored
 from engine.sim.world import World
 from engine.task import load_task
 

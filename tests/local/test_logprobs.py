@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.local import log_softmax_rows, split_text
-from engine.sim.protocol import ApiError, GenerationRequest
+from engine.serving.protocol import ApiError, GenerationRequest
 
 PROMPT = "Write a word that means the opposite of the input word.\n\nInput: hot\nOutput: cold"
 

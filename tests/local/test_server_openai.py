@@ -18,9 +18,7 @@ from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalServer, LocalSettings, serve_local
-from engine.sim.config import SimConfig
-from engine.sim.protocol import Scored
-from engine.sim.server import SimServer
+from engine.serving import OpenAIServer, Scored, ServerSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -225,7 +223,7 @@ async def test_the_probe_accepts_this_server_and_refuses_a_shifted_echo(smollm2:
             assert (await client.capabilities()).echo_max_tokens == 0
             assert not (await client.capabilities()).suffix  # no fill in the middle
             shifted_backend = _ShiftedEcho(server.local)
-    shifted = SimServer(SimConfig(model="smollm2"), shifted_backend)
+    shifted = OpenAIServer(ServerSettings(model="smollm2"), shifted_backend)
     await shifted.start()
     try:
         endpoint = EndpointConfig(name="stock", base_url=shifted.base_url, model="smollm2")

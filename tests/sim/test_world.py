@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from engine.sim import GenerationRequest, SimConfig, World
+from engine.serving import GenerationRequest
+from engine.sim import SimConfig, World
 from engine.sim.phrasing import OFF_TASK, instruction_key
 from engine.task import load_task, normalise
 

@@ -1,4 +1,4 @@
-"""The OpenAI wire protocol of the simulator, apart from what the text says.
+"""The OpenAI wire protocol the server speaks, apart from what the text says.
 
 References: OpenAI API reference, "Chat Completions" (``POST /v1/chat/completions``: messages,
 max_tokens / max_completion_tokens, n, stop, temperature, logprobs + top_logprobs; answer with
@@ -9,7 +9,7 @@ max_tokens / max_completion_tokens, n, stop, temperature, logprobs + top_logprob
 
 This module parses and validates request bodies into a `GenerationRequest`, and builds answers
 from what a `Backend` generated. A backend decides only the text and its log-probabilities: the
-simulated world (`engine.sim.world`) is one; a local model can be another behind the same layer.
+simulated world (`engine.sim.world`) is one, a local model (`engine.local`) another.
 """
 
 from __future__ import annotations
@@ -118,19 +118,27 @@ class Generation:
 
 
 class Backend(Protocol):
-    """What answers: the text of each choice and the log-probabilities of a given text."""
+    """What answers: the text of each choice and the log-probabilities of a given text. The
+    server owns everything else (keys, parsing, limits, faults, latency, answer shapes); an
+    `ApiError` a backend raises is answered as it is (a full queue's 429, a long prompt's 400).
+    """
 
     def tokenize(self, text: str) -> list[str]:
-        """Tokens that concatenate to `text`."""
+        """Tokens that concatenate to `text`. Called on every request that parses, before it
+        is admitted (its prompt tokens count toward usage and the tokens-per-minute limit),
+        then on each generated text; it may run while a generation does."""
         ...
 
     async def generate(self, request: GenerationRequest) -> Sequence[Generation]:
-        """`request.n` choices, each cut at `stop` and `max_tokens`."""
+        """`request.n` choices, each cut at `stop` and `max_tokens`. Called once per chat
+        request and once per prompt of a completions request, after the key, the model, the
+        quota, the rate limits and the fault draw have let the request through."""
         ...
 
     async def prompt_logprobs(self, prompt: str, top: int) -> Sequence[Scored]:
         """The tokens of `prompt`, each scored given the ones before it (the first token's
-        log-prob is ignored: it has no context)."""
+        log-prob is ignored: it has no context). Called after `generate`, once per prompt of
+        a completions request that asks for ``echo`` and ``logprobs``."""
         ...
 
 
@@ -454,9 +462,7 @@ def completions_response(
     }
 
 
-def models_response(
-    model: str, created: int, owned_by: str = "ape-engine simulator (not a real model)"
-) -> dict[str, Any]:
+def models_response(model: str, created: int, owned_by: str) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
