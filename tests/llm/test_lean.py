@@ -304,7 +304,7 @@ async def test_faults_at_a_rate_all_recover() -> None:
 
 async def test_not_http_and_early_close_are_connection_failures() -> None:
     cases: list[tuple[Callable[[bytes], list[bytes]], str]] = [
-        (lambda body: [b"SSH-2.0-OpenSSH\r\n\r\n"], "not an HTTP/1.x status line"),
+        (lambda body: [b"SSH-2.0-OpenSSH\r\n\r\n"], "illegal status line"),
         (lambda body: [b"HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\n"], "bad Content-Length"),
         (lambda body: [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "chunk"),
         (lambda body: [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", b""], "middle"),
