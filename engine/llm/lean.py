@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 client transport on ``asyncio.Protocol``, behind the `Transport` protocol.
+"""A lean HTTP/1.1 client transport on ``asyncio.Protocol`` and h11, behind the `Transport` protocol.
 
 Opt-in (``EndpointConfig(transport="lean")``): for many thousands of calls in flight, where
 aiohttp's per-request objects (its request coroutine, ``ClientResponse``, ``StreamReader``,
@@ -12,10 +12,11 @@ timeouts, TLS (``ssl.create_default_context()``) for ``https://`` URLs. Failures
 `ConnectionFailedError` for refused, reset or closed connections, TLS failures and bytes that are
 not HTTP; a body that is not the JSON expected is the client's `MalformedResponseError`, as before.
 
-While a call is in flight it holds a slotted `_Connection` (the protocol, reused across calls), a
-future and a timer handle, besides asyncio's socket transport. Reference: RFC 9112 (HTTP/1.1
-message syntax and routing: status line, field lines, message body length, chunked transfer
-coding, persistence).
+The bytes on the wire, both ways, are h11's (a sans-IO HTTP/1.1 state machine: RFC 9112 framing,
+persistence and limits); this module owns the sockets, the pool, the timers and the errors.
+While a call is in flight it holds a slotted `_Connection` (the protocol and its
+``h11.Connection``, both reused across calls), a future and a timer handle, besides asyncio's
+socket transport.
 """
 
 from __future__ import annotations
@@ -30,22 +31,22 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+import h11
+
 from engine.errors import ConfigError
 from engine.llm.errors import ConnectionFailedError, EndpointTimeoutError
 from engine.llm.transport import RawResponse
 
 __all__ = ["LeanTransport"]
 
-MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024  # a status line and fields, a chunk size line or a trailer section
 MAX_BODY_BYTES = 64 * 1024 * 1024
 DNS_CACHE_S = 300.0
 
-# what a connection is reading
-_IDLE, _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _UNTIL_CLOSE = range(7)
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _NO_HEADERS: dict[str, str] = {}  # shared between answers, never written to
 # timers run in one shared, empty context instead of a copy of the caller's per call
 _TIMER_CONTEXT = contextvars.Context()
+_END = h11.EndOfMessage()
 
 
 class _ProtocolError(Exception):
@@ -53,18 +54,16 @@ class _ProtocolError(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection and the parser of the response it is waiting for."""
+    """One HTTP/1.1 connection, its h11 state machine and the response it is waiting for."""
 
     __slots__ = (
         "body",
-        "buffer",
         "closed",
         "counted",
         "headers",
         "keep_alive",
         "owner",
-        "remaining",
-        "state",
+        "parser",
         "status",
         "timer",
         "transport",
@@ -76,12 +75,10 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[RawResponse] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.buffer = bytearray()
-        self.body: bytes | bytearray = b""
+        self.parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.body: bytearray | None = None
         self.headers = _NO_HEADERS
-        self.state = _IDLE
         self.status = 0
-        self.remaining = 0
         self.keep_alive = True
         self.closed = False
         self.counted = False  # counted among the owner's open connections
@@ -95,40 +92,38 @@ class _Connection(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():
             self.abort()  # bytes nobody asked for: the connection cannot be trusted again
             return
-        self.buffer += data
-        try:
-            complete = self._parse()
-        except _ProtocolError as error:
-            self._fail(error)
-            return
-        if complete:
-            self._finish()
+        self._read(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            if self.state == _UNTIL_CLOSE and exc is None:
-                self.keep_alive = False
-                self._finish()
+            if exc is None:
+                self._read(b"")  # a body framed by the end of the connection ends here
             else:
-                started = self.state != _HEAD or bool(self.buffer)
-                where = "in the middle of the answer" if started else "before answering"
-                self._fail(exc or ConnectionResetError(f"the server closed the connection {where}"))
+                self._fail(exc)
         self.owner._lost(self)
 
     # -- one exchange -----------------------------------------------------------------------
 
-    def send(self, request: bytes, deadline: float) -> asyncio.Future[RawResponse]:
-        """Write `request`; the future gets the response, or fails at `deadline` (loop time)."""
+    def send(
+        self, request: h11.Request, body: bytes, deadline: float
+    ) -> asyncio.Future[RawResponse]:
+        """Write `request` and `body`; the future gets the response, or fails at `deadline`
+        (loop time). Raises `_ProtocolError` if h11 refuses the request."""
         assert self.transport is not None
+        parser = self.parser
+        try:
+            wire = parser.send(request) + parser.send(h11.Data(data=body))
+            parser.send(_END)
+        except h11.ProtocolError as error:
+            raise _ProtocolError(str(error)) from None
         loop = self.owner._loop
         waiter: asyncio.Future[RawResponse] = loop.create_future()
         self.waiter = waiter
-        self.state = _HEAD
         self.keep_alive = True
         self.timer = loop.call_at(deadline, self._time_out, context=_TIMER_CONTEXT)
-        self.transport.write(request)
+        self.transport.write(wire)
         return waiter
 
     def abort(self) -> None:
@@ -150,154 +145,90 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
 
+    # -- reading the response -----------------------------------------------------------------
+
+    def _read(self, data: bytes) -> None:
+        """Hand h11 what arrived (``b""``: the server closed its side) and take the events it
+        can make of it; settle the waiter once the response is whole or cannot be read."""
+        parser = self.parser
+        try:
+            parser.receive_data(data)
+            while True:
+                event = parser.next_event()
+                if event is h11.NEED_DATA:
+                    return
+                if isinstance(event, h11.EndOfMessage):
+                    self._finish()
+                    return
+                self._take(event)
+        except h11.ProtocolError as error:
+            if data:
+                self._fail(_ProtocolError(str(error)))
+            else:
+                started = self.status != 0 or bool(parser.trailing_data[0])
+                where = "in the middle of the answer" if started else "before answering"
+                self._fail(ConnectionResetError(f"the server closed the connection {where}"))
+        except _ProtocolError as error:
+            self._fail(error)
+
+    def _take(self, event: object) -> None:
+        """One event before the end of the response: its head, or a piece of its body."""
+        if isinstance(event, h11.Data):
+            body = self.body
+            if body is None:
+                self.body = body = bytearray()
+            body += event.data
+            _check_size(len(body))
+        elif isinstance(event, h11.Response):
+            headers: dict[str, str] = {}
+            for name, value in event.headers:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            if event.status_code not in (204, 304):  # h11 reads no body for those
+                _check_size(int(headers.get("content-length", 0)))
+            self.status = event.status_code
+            self.headers = headers
+        elif not isinstance(event, h11.InformationalResponse):  # 1xx: the real answer follows
+            # h11 pauses or reports a close only after the end of a response, and we stop there
+            raise _ProtocolError(f"unexpected {event!r} before the end of the response")
+
     def _finish(self) -> None:
         self._stop_timer()
         waiter = self.waiter
-        response = RawResponse(self.status, self.headers, bytes(self.body))
+        body = self.body
+        response = RawResponse(self.status, self.headers, b"" if body is None else bytes(body))
         self.waiter = None
         self.headers = _NO_HEADERS
-        self.body = b""
-        self.state = _IDLE
-        if self.buffer:  # bytes beyond the answer: the framing is not what it said
-            self.keep_alive = False
-            self.buffer.clear()
+        self.body = None
+        self.status = 0
+        self.keep_alive = self._next_cycle()
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
+
+    def _next_cycle(self) -> bool:
+        """Ready the parser for the next exchange; False when the connection cannot carry one
+        (either side said close, HTTP/1.0, or bytes beyond the answer: its framing lied)."""
+        parser = self.parser
+        if parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
+            return False
+        if parser.trailing_data != (b"", False):
+            return False
+        parser.start_next_cycle()
+        return True
 
     def _fail(self, error: BaseException) -> None:
         waiter = self.waiter
         self.waiter = None
+        self.body = None
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         self.abort()
 
-    # -- the parser (RFC 9112 sections 4-7) ---------------------------------------------------
 
-    def _parse(self) -> bool:
-        """Consume what the buffer holds; True once the whole response is in."""
-        buffer = self.buffer
-        while True:
-            state = self.state
-            if state == _HEAD:
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buffer) > MAX_HEAD_BYTES:
-                        raise _ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
-                    return False
-                head = bytes(buffer[:end])
-                del buffer[: end + 4]
-                if self._read_head(head):
-                    return True
-            elif state == _LENGTH:
-                if len(buffer) < self.remaining:
-                    return False
-                self.body = bytes(memoryview(buffer)[: self.remaining])  # one copy
-                del buffer[: self.remaining]
-                return True
-            elif state == _CHUNK_SIZE:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > 1024:
-                        raise _ProtocolError("chunk size line longer than 1024 bytes")
-                    return False
-                digits = bytes(buffer[:end]).split(b";", 1)[0].strip()
-                del buffer[: end + 2]
-                if not digits or not _HEX_DIGITS.issuperset(digits):
-                    raise _ProtocolError(f"bad chunk size {digits[:20]!r}")
-                size = int(digits, 16)
-                if size == 0:
-                    self.state = _TRAILERS
-                else:
-                    self._check_size(len(self.body) + size)
-                    self.remaining = size
-                    self.state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                size = self.remaining
-                if len(buffer) < size + 2:
-                    return False
-                if buffer[size : size + 2] != b"\r\n":
-                    raise _ProtocolError("chunk data not followed by CRLF")
-                self.body += buffer[:size]
-                del buffer[: size + 2]
-                self.state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                if buffer[:2] == b"\r\n":
-                    del buffer[:2]
-                    return True
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buffer) > MAX_HEAD_BYTES:
-                        raise _ProtocolError("trailer section too long")
-                    return False
-                del buffer[: end + 4]  # trailer fields: nothing the client reads
-                return True
-            else:  # _UNTIL_CLOSE
-                self.body += buffer
-                buffer.clear()
-                self._check_size(len(self.body))
-                return False
-
-    def _read_head(self, head: bytes) -> bool:
-        """Read the status line and fields and choose how the body is framed; True when the
-        response has no body (it is complete)."""
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if (
-            len(parts) < 2
-            or not parts[0].startswith(b"HTTP/1.")
-            or len(parts[1]) != 3
-            or not parts[1].isdigit()
-        ):
-            raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name[-1:] in b" \t" or line[:1] in b" \t":
-                raise _ProtocolError(f"bad header line {line[:60]!r}")
-            key = name.decode("latin-1").lower()
-            text = value.strip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        if 100 <= status < 200:
-            return False  # an interim answer (100 Continue): the real one follows
-        self.status = status
-        self.headers = headers
-        tokens = headers.get("connection", "").lower()
-        if parts[0] == b"HTTP/1.0":
-            self.keep_alive = "keep-alive" in tokens
-        else:
-            self.keep_alive = "close" not in tokens
-        if status in (204, 304):
-            return True
-        coding = headers.get("transfer-encoding")
-        if coding is not None:
-            self.body = bytearray()
-            if coding.lower().rsplit(",", 1)[-1].strip() == "chunked":
-                self.state = _CHUNK_SIZE
-            else:
-                self.state = _UNTIL_CLOSE
-                self.keep_alive = False
-            return False
-        length = headers.get("content-length")
-        if length is not None:
-            values = {value.strip() for value in length.split(",")}
-            if len(values) != 1 or not next(iter(values)).isdigit():
-                raise _ProtocolError(f"bad Content-Length {length[:40]!r}")
-            self.remaining = int(values.pop())
-            self._check_size(self.remaining)
-            if self.remaining == 0:
-                return True
-            self.state = _LENGTH
-            return False
-        self.body = bytearray()
-        self.state = _UNTIL_CLOSE
-        self.keep_alive = False
-        return False
-
-    @staticmethod
-    def _check_size(size: int) -> None:
-        if size > MAX_BODY_BYTES:
-            raise _ProtocolError(f"response body over {MAX_BODY_BYTES // 2**20} MiB")
+def _check_size(size: int) -> None:
+    if size > MAX_BODY_BYTES:
+        raise _ProtocolError(f"response body over {MAX_BODY_BYTES // 2**20} MiB")
 
 
 class LeanTransport:
@@ -330,8 +261,8 @@ class LeanTransport:
             (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         )
         self._prefix = parts.path.rstrip("/")
-        self._fields = self._header_block(headers)
-        self._heads: dict[str, bytes] = {}
+        self._fields = self._header_fields(headers)
+        self._targets: dict[str, bytes] = {}
         self._connect_timeout_s = connect_timeout_s
         self._timeout_s = timeout_s
         self._limit = connections
@@ -347,32 +278,37 @@ class LeanTransport:
         self._closed = False
         self.connections_opened = 0  # over the transport's life: keep-alive reuse shows here
 
-    def _header_block(self, headers: Mapping[str, str]) -> bytes:
+    def _header_fields(self, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+        """The fields every request carries, checked once here instead of on every call."""
         fields = {name.lower(): (name, value) for name, value in headers.items()}
         fields.setdefault("content-type", ("Content-Type", "application/json"))
         for forbidden in ("host", "content-length", "transfer-encoding", "connection"):
             fields.pop(forbidden, None)  # this transport writes those itself
-        lines = [f"Host: {self._host_field()}"]
+        lines = [(b"Host", self._host_field().encode("latin-1"))]
         for lowered, (name, value) in fields.items():
-            if any(c in name or c in value for c in "\r\n\0") or not name or ":" in name:
+            try:  # h11 checks field syntax (RFC 9110 section 5); its message would show the value
+                field = (name.encode("latin-1"), value.strip(" \t").encode("latin-1"))
+                h11.Request(method=b"POST", target=b"/", headers=[lines[0], field])
+            except (h11.LocalProtocolError, UnicodeEncodeError):
                 raise ConfigError(
-                    f"endpoint {self._endpoint!r}: header {lowered!r} has a line break, NUL or "
-                    "colon in its name or value; fix extra_headers or the API key"
-                )
-            lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+                    f"endpoint {self._endpoint!r}: header {lowered!r} has a line break, NUL, "
+                    "colon or other character not allowed in its name or value; fix "
+                    "extra_headers or the API key"
+                ) from None
+            lines.append(field)
+        return lines
 
     def _host_field(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
         default = 443 if self._ssl is not None else 80
         return host if self._port == default else f"{host}:{self._port}"
 
-    def _head(self, path: str) -> bytes:
-        head = self._heads.get(path)
-        if head is None:
-            head = f"POST {self._prefix}{path} HTTP/1.1\r\n".encode("latin-1") + self._fields
-            self._heads[path] = head
-        return head
+    def _request(self, path: str, length: int) -> h11.Request:
+        target = self._targets.get(path)
+        if target is None:
+            target = self._targets[path] = f"{self._prefix}{path}".encode("latin-1")
+        fields = [*self._fields, (b"Content-Length", b"%d" % length)]
+        return h11.Request(method=b"POST", target=target, headers=fields)
 
     @property
     def requests_in_flight(self) -> int:
@@ -391,10 +327,8 @@ class LeanTransport:
         connection: _Connection | None = None
         try:
             connection = await self._acquire(deadline)
-            # the request bytes are not kept in this frame while the answer is awaited
-            response = await connection.send(
-                b"%b%d\r\n\r\n%b" % (self._head(path), len(body), body), deadline
-            )
+            # the request event is not kept in this frame while the answer is awaited
+            response = await connection.send(self._request(path, len(body)), body, deadline)
         except TimeoutError:
             self._drop(connection)
             raise EndpointTimeoutError(
