@@ -4,13 +4,13 @@ simulator or local model), the policy, scorer, proposer, response cache and jour
 Programmatic use::
 
     from engine.app import StudyConfig, run_study
-    result = anyio.run(run_study, StudyConfig(task="sum", budget_calls=2000))
+    result = anyio.run(run_study, StudyConfig(task="sum", budget_scoring_calls=2000))
     print(result.winner.instruction, result.winner.test_score, result.winner.test_ci)
 
 `prepare(config)` checks everything before a call; `execute(prepared, ...)` runs it.
 """
 
+from engine.app.config import StudyConfig, load_config_file
 from engine.app.execute import Prepared, execute, prepare, run_study
-from engine.study.config import StudyConfig, load_config_file
 
 __all__ = ["Prepared", "StudyConfig", "execute", "load_config_file", "prepare", "run_study"]

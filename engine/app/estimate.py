@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.app.config import StudyConfig
 from engine.llm.client import estimate_tokens
 from engine.study.budgets import PriceTable
-from engine.study.config import StudyConfig
 from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
@@ -79,8 +79,8 @@ def estimate_spend(
     full = candidates * n
     ratio = EXPECTED_RATIO.get(config.policy, 1.0)
     expected = math.ceil(full * ratio)
-    if config.budget_calls is not None:
-        expected = min(expected, config.budget_calls)
+    if config.budget_scoring_calls is not None:
+        expected = min(expected, config.budget_scoring_calls)
     proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
         config.variant_rounds * config.variant_leaders
     )

@@ -23,21 +23,21 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from engine.app.config import StudyConfig
 from engine.app.execute import Prepared, execute, prepare
 from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.shared import FairShareLimiter, SharedEndpoints
-from engine.service.state import StateDir, StudyRecord
-from engine.service.validation import (
+from engine.service.requests import (
     InlineTask,
     Patch,
     RequestError,
     config_field,
     write_inline_task,
 )
+from engine.service.state import StateDir, StudyRecord
 from engine.study.budgets import Budgets, Spend
-from engine.study.config import StudyConfig
 from engine.study.events import EventBus
 from engine.study.journal import replay_journal
 from engine.study.result import StudyResult

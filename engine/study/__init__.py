@@ -5,7 +5,6 @@
 """
 
 from engine.study.budgets import BUDGET_NAMES, Budgets, Price, PriceTable, Spend
-from engine.study.config import POLICIES, StudyConfig, load_config_file
 from engine.study.evaluation import Evaluation
 from engine.study.events import (
     ArmEliminated,
@@ -27,7 +26,6 @@ from engine.study.study import Study
 
 __all__ = [
     "BUDGET_NAMES",
-    "POLICIES",
     "ArmEliminated",
     "BudgetChanged",
     "Budgets",
@@ -43,7 +41,6 @@ __all__ = [
     "PullDone",
     "Spend",
     "Study",
-    "StudyConfig",
     "StudyControl",
     "StudyFinished",
     "StudyParts",
@@ -51,6 +48,5 @@ __all__ = [
     "StudySnapshot",
     "Subscription",
     "UiHook",
-    "load_config_file",
     "replay_journal",
 ]

@@ -18,16 +18,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from engine import __version__
 from engine.errors import JournalError
 from engine.study.budgets import Spend
-from engine.study.config import StudyConfig
 from engine.study.parts import Arm, RestoredState
 from engine.task.types import Task
+
+if TYPE_CHECKING:  # the study core does not import the composition layer at run time
+    from engine.app.config import StudyConfig
 
 __all__ = [
     "DEFINING_FIELDS",
@@ -232,6 +234,12 @@ class Replay:
     result: dict[str, Any] | None
 
 
+def _header_config(data: Any, where: str) -> StudyConfig:
+    from engine.app.config import StudyConfig  # imported here: it imports this package
+
+    return StudyConfig.from_json(data, where=where)
+
+
 def replay_journal(path: str | Path) -> Replay:
     """Read a journal back into the config it was started with and the state it reached."""
     where = f"journal {str(path)!r}"
@@ -241,7 +249,7 @@ def replay_journal(path: str | Path) -> Replay:
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
     if header.get("version") != VERSION:
         raise JournalError(f"{where}: journal version {header.get('version')} is not {VERSION}")
-    config = StudyConfig.from_json(header["config"], where=where)
+    config = _header_config(header["config"], where)
     state = RestoredState()
     spend = state.spend
     result: dict[str, Any] | None = None

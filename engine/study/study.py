@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -27,7 +27,6 @@ from engine.errors import ConfigError, EndpointError, EngineError
 from engine.llm.errors import QuotaExceededError
 from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
 from engine.study.budgets import BUDGET_NAMES, BudgetName, Budgets, Spend
-from engine.study.config import StudyConfig
 from engine.study.evaluation import Evaluation, evaluate_instructions
 from engine.study.events import (
     ArmEliminated,
@@ -49,6 +48,9 @@ from engine.study.snapshot import (
     StudySnapshot,
     ThroughputRow,
 )
+
+if TYPE_CHECKING:  # the study core does not import the composition layer at run time
+    from engine.app.config import StudyConfig
 
 __all__ = ["Study"]
 
