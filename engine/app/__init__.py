@@ -10,7 +10,7 @@ Programmatic use::
 `prepare(config)` checks everything before a call; `execute(prepared, ...)` runs it.
 """
 
-from engine.app.config import StudyConfig, load_config_file
 from engine.app.execute import Prepared, execute, prepare, run_study
+from engine.study.config import StudyConfig, load_config_file
 
 __all__ = ["Prepared", "StudyConfig", "execute", "load_config_file", "prepare", "run_study"]

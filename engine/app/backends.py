@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from engine.app.config import StudyConfig
 from engine.sim import SimConfig, serve_sim
+from engine.study.config import StudyConfig
 from engine.task.types import Task
 
 __all__ = ["in_process_name", "start_backend", "start_simulator"]

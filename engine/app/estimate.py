@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.app.config import StudyConfig
 from engine.llm.client import estimate_tokens
 from engine.study.budgets import PriceTable
+from engine.study.config import StudyConfig
 from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.app.backends import in_process_name, start_backend
-from engine.app.config import StudyConfig
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer, load_scorer_function
@@ -28,6 +27,7 @@ from engine.propose import Templates, load_templates
 from engine.search import make_policy
 from engine.study.budgets import PriceTable
 from engine.study.cache import ResponseCache
+from engine.study.config import StudyConfig
 from engine.study.events import EventBus
 from engine.study.journal import DEFINING_FIELDS, JournalRecorder, Replay, task_fingerprint
 from engine.study.parts import StudyParts, UiHook

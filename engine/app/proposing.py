@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.app.config import StudyConfig
 from engine.llm.client import LLMClient
 from engine.propose import Deduplicating, Proposer, Templates
 from engine.study.cache import CachedProposer, ResponseCache
+from engine.study.config import StudyConfig
 from engine.study.interfaces import ProposerLike
 from engine.task.types import Example
 

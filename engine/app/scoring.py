@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.app.config import StudyConfig
 from engine.errors import ConfigError
 from engine.llm.client import LLMClient
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
+from engine.study.config import StudyConfig
 from engine.study.interfaces import ScorerLike
 from engine.study.scoring import (
     SCORING_MAX_TOKENS,

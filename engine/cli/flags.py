@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from engine.app.config import StudyConfig
 from engine.decoding import Invalid
 from engine.errors import ConfigError
+from engine.study.config import StudyConfig
 
 __all__ = ["GROUPS", "HELP", "add_setting_flags", "checked_config", "flag_of", "given_settings"]
 

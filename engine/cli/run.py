@@ -1,6 +1,6 @@
 """`ape-engine run`: find the best instruction for a task.
 
-Settings come from `--config FILE.toml` (the field names of `engine.app.config.StudyConfig`)
+Settings come from `--config FILE.toml` (the field names of `engine.study.config.StudyConfig`)
 and are overridden by flags, one for each setting (`engine.cli.flags`). Everything that can
 fail without a call (task file, config, metric, prices) fails first; then the worst case and the
 expected spend are printed, and `--dry-run` stops there. Without `--base-url` the study runs
@@ -17,9 +17,9 @@ import anyio
 import orjson
 from rich.console import Console
 
-from engine.app.config import StudyConfig, load_config_file
 from engine.app.execute import Prepared, execute, prepare
 from engine.cli.flags import HELP, add_setting_flags, checked_config, given_settings
+from engine.study.config import StudyConfig, load_config_file
 from engine.study.parts import UiHook
 from engine.study.result import StudyResult
 from engine.ui.progress import ProgressDisplay

@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from engine.app.config import StudyConfig
 from engine.app.execute import Prepared, execute, prepare
 from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
@@ -38,6 +37,7 @@ from engine.service.requests import (
 )
 from engine.service.state import StateDir, StudyRecord
 from engine.study.budgets import Budgets, Spend
+from engine.study.config import StudyConfig
 from engine.study.events import EventBus
 from engine.study.journal import replay_journal
 from engine.study.result import StudyResult

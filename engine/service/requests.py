@@ -21,7 +21,9 @@ import msgspec
 import orjson
 from msgspec import UNSET, Meta, UnsetType
 
-from engine.app.config import (
+from engine.decoding import Invalid, decode_json
+from engine.errors import ConfigError, EngineError
+from engine.study.config import (
     Concurrency,
     Count,
     MetricName,
@@ -31,8 +33,6 @@ from engine.app.config import (
     load_config_file,
     renamed,
 )
-from engine.decoding import Invalid, decode_json
-from engine.errors import ConfigError, EngineError
 from engine.study.settings import BUDGET_NAMES
 
 __all__ = [

@@ -29,7 +29,7 @@ from engine.study.parts import Arm, RestoredState
 from engine.task.types import Task
 
 if TYPE_CHECKING:  # the study core does not import the composition layer at run time
-    from engine.app.config import StudyConfig
+    from engine.study.config import StudyConfig
 
 __all__ = [
     "DEFINING_FIELDS",
@@ -235,7 +235,7 @@ class Replay:
 
 
 def _header_config(data: Any, where: str) -> StudyConfig:
-    from engine.app.config import StudyConfig  # imported here: it imports this package
+    from engine.study.config import StudyConfig  # imported here: it imports this package
 
     return StudyConfig.from_json(data, where=where)
 

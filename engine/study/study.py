@@ -50,7 +50,7 @@ from engine.study.snapshot import (
 )
 
 if TYPE_CHECKING:  # the study core does not import the composition layer at run time
-    from engine.app.config import StudyConfig
+    from engine.study.config import StudyConfig
 
 __all__ = ["Study"]
 

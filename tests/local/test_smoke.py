@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.app.config import StudyConfig
 from engine.app.execute import run_study
 from engine.cli.run import add_arguments, config_from_args
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalSettings, serve_local
+from engine.study.config import StudyConfig
 from engine.task import load_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

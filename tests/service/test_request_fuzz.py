@@ -15,7 +15,6 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.app.config import StudyConfig
 from engine.service.requests import (
     SERVICE_OWNED,
     Example,
@@ -28,6 +27,7 @@ from engine.service.requests import (
     parse_patch,
 )
 from engine.study.budgets import Price
+from engine.study.config import StudyConfig
 from engine.study.settings import BUDGET_NAMES
 from tests.service.helpers import Service, running_service, simulator, study_config
 

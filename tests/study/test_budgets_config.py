@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.app.config import StudyConfig, load_config_file
 from engine.app.execute import _endpoint, _reward_kind, planned_candidates
 from engine.errors import ConfigError
 from engine.study.budgets import Budgets, Price, PriceTable, Spend
+from engine.study.config import StudyConfig, load_config_file
 from engine.study.intervals import mean_interval, student_t_quantile, wilson_interval
 from engine.task import load_task
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.app.config import StudyConfig
 from engine.errors import JournalError
 from engine.propose import normalise_instruction
 from engine.study.budgets import Spend
 from engine.study.cache import CachedScorer, ResponseCache
+from engine.study.config import StudyConfig
 from engine.study.interfaces import Score
 from engine.study.journal import JournalRecorder, replay_journal
 from engine.task.types import Example, Task

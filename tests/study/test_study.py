@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from engine.app.config import StudyConfig
+from engine.study.config import StudyConfig
 from engine.study.events import EventBus
 from engine.study.parts import StudyParts
 from engine.study.study import Study

@@ -12,8 +12,8 @@ from tempfile import TemporaryDirectory
 
 import anyio
 
-from engine.app.config import StudyConfig
 from engine.app.execute import run_study
+from engine.study.config import StudyConfig
 from engine.study.snapshot import StudyControl, StudySnapshot
 from tests.ui.snapshots import render_screen
 

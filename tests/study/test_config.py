@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.app.config import StudyConfig, load_config_file
 from engine.cli import resume as resume_cli
 from engine.cli import run as run_cli
 from engine.cli.flags import HELP
@@ -22,6 +21,7 @@ from engine.local.models import served_model_name
 from engine.propose import PROPOSAL_MODES
 from engine.search.factory import POLICIES
 from engine.study.budgets import Price
+from engine.study.config import StudyConfig, load_config_file
 from engine.study.settings import BUDGET_NAMES, ProposalPlan
 from engine.task import METRICS
 
