@@ -113,7 +113,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         variant_rounds=args.variant_rounds,
                         scoring_size=args.scoring_size,
                         test_size=args.test_size,
-                        budget_calls=args.budget_calls,
+                        budget_scoring_calls=args.budget_calls,
                         concurrency=args.concurrency,
                         no_cache=True,
                         journal=str(Path(scratch) / f"{Path(spec).stem}-{seed}.jsonl"),

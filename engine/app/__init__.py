@@ -4,7 +4,7 @@ simulator or local model), the policy, scorer, proposer, response cache and jour
 Programmatic use::
 
     from engine.app import StudyConfig, run_study
-    result = anyio.run(run_study, StudyConfig(task="sum", budget_calls=2000))
+    result = anyio.run(run_study, StudyConfig(task="sum", budget_scoring_calls=2000))
     print(result.winner.instruction, result.winner.test_score, result.winner.test_ci)
 
 `prepare(config)` checks everything before a call; `execute(prepared, ...)` runs it.

@@ -79,8 +79,8 @@ def estimate_spend(
     full = candidates * n
     ratio = EXPECTED_RATIO.get(config.policy, 1.0)
     expected = math.ceil(full * ratio)
-    if config.budget_calls is not None:
-        expected = min(expected, config.budget_calls)
+    if config.budget_scoring_calls is not None:
+        expected = min(expected, config.budget_scoring_calls)
     proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
         config.variant_rounds * config.variant_leaders
     )

@@ -8,37 +8,39 @@ into a fresh policy, so no completed call is paid for again.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+import msgspec
 
 from engine.app.prepare import config_of, prepare
+from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.cli.run import run_with_ui
 from engine.errors import JournalError
 from engine.study.journal import replay_journal
 
 __all__ = ["add_arguments", "main"]
 
-_ADJUSTABLE = {
-    "budget_calls": int,
-    "budget_proposal_calls": int,
-    "budget_usd": float,
-    "budget_tokens": int,
-    "budget_seconds": float,
-    "concurrency": int,
-    "rpm": float,
-    "tpm": float,
-    "base_url": str,
-    "proposal_base_url": str,
-    "api_key_env": str,
-    "json_out": str,
-    "sim_latency_s": float,
-}
+#: The settings a journal may change: what it spends and how fast, where the endpoints are,
+#: where the result goes. The others define the study.
+ADJUSTABLE = (
+    "budget_scoring_calls",
+    "budget_proposal_calls",
+    "budget_usd",
+    "budget_tokens",
+    "budget_seconds",
+    "concurrency",
+    "rpm",
+    "tpm",
+    "base_url",
+    "proposal_base_url",
+    "api_key_env",
+    "json_out",
+    "sim_latency_s",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("journal", metavar="JOURNAL", help="the study's journal file")
-    for name, kind in _ADJUSTABLE.items():
-        flag = "--json" if name == "json_out" else "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, type=kind, help=f"override {name}")
+    add_setting_flags(parser, ADJUSTABLE, show_defaults=False)  # the journal's values stand
     parser.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
     parser.add_argument(
         "--tui",
@@ -49,12 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     replay = replay_journal(args.journal)
-    changes: dict[str, Any] = {"journal": args.journal}
-    for name in _ADJUSTABLE:
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = value
-    config = config_of(replay).replace(**changes)
+    changes = given_settings(args, ADJUSTABLE)
+    settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
+    config = checked_config(settings, flags=changes)
     finished = replay.finished is not None and replay.finished.status == "finished"
     if finished and not any(name.startswith("budget_") for name in changes):
         raise JournalError(

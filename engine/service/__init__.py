@@ -7,8 +7,8 @@ SIGTERM); `build_app` is the aiohttp application over it; `serve` runs both unti
 from engine.service.app import build_app
 from engine.service.manager import StudyEntry, StudyManager
 from engine.service.process import ServeOptions, serve
+from engine.service.requests import Patch, RequestError
 from engine.service.state import StateDir, StudyRecord
-from engine.service.validation import Patch, RequestError
 
 __all__ = [
     "Patch",

@@ -29,14 +29,14 @@ from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.shared import FairShareLimiter, SharedEndpoints
-from engine.service.state import StateDir, StudyRecord
-from engine.service.validation import (
+from engine.service.requests import (
     InlineTask,
     Patch,
     RequestError,
     config_field,
     write_inline_task,
 )
+from engine.service.state import StateDir, StudyRecord
 from engine.study.budgets import Budgets, Spend
 from engine.study.config import StudyConfig
 from engine.study.journal import Replay

@@ -6,7 +6,6 @@ from a `StudySetup` (`engine.app` assembles one from a config). Its facts are th
 """
 
 from engine.study.budgets import Budgets, Price, PriceTable, Spend
-from engine.study.config import StudyConfig, load_config_file
 from engine.study.evaluation import Evaluation
 from engine.study.events import Event
 from engine.study.journal import JournalWriter, Replay, replay_journal
@@ -32,7 +31,6 @@ __all__ = [
     "Replay",
     "Spend",
     "Study",
-    "StudyConfig",
     "StudyControl",
     "StudyResult",
     "StudySettings",
@@ -40,6 +38,5 @@ __all__ = [
     "StudySnapshot",
     "StudyState",
     "Subscription",
-    "load_config_file",
     "replay_journal",
 ]

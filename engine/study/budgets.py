@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
+
+import msgspec
 
 from engine.errors import ConfigError
 from engine.study.settings import BUDGET_NAMES, BudgetName
@@ -29,12 +31,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per million prompt (input) and completion (output) tokens."""
+#: USD per million tokens: a finite amount >= 0 (a typo of a few orders of magnitude is refused).
+PerMillion = Annotated[float, msgspec.Meta(ge=0, le=1e6)]
 
-    input_per_million: float
-    output_per_million: float
+
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """USD per million prompt (input) and completion (output) tokens; in JSON and TOML
+    ``{"input": 0.5, "output": 1.5}`` (a price left out is 0). This one type decodes the
+    prices of a TOML file, of a service request and of a journal header."""
+
+    input_per_million: PerMillion = msgspec.field(default=0.0, name="input")
+    output_per_million: PerMillion = msgspec.field(default=0.0, name="output")
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (

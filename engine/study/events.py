@@ -77,7 +77,7 @@ class TaskIdentity(msgspec.Struct, frozen=True):
 
 
 class StudyStarted(Fact, frozen=True, tag="study_started"):
-    """The journal's first line. `config` is the composition's settings (engine.app.config),
+    """The journal's first line. `config` is the settings it was started with (StudyConfig),
     opaque to the study; `models` names the endpoints and models it ran with."""
 
     version: int

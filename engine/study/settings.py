@@ -1,6 +1,6 @@
 """The settings a running study reads, grouped by who reads them.
 
-`engine.app.config.StudyConfig` is what users write (flags, TOML, a service request); it is
+`engine.study.config.StudyConfig` is what users write (flags, TOML, a service request); it is
 checked once where it enters and hands the study these groups. The study never sees endpoint
 URLs, file paths or keys: those are the composition's (`engine.app`).
 """

@@ -8,9 +8,10 @@ keys and the service's PATCH route call. Nothing here does IO.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Literal, Protocol, TypeVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
+from engine.decoding import Invalid, convert
 from engine.errors import EngineError
 
 __all__ = [
@@ -23,8 +24,6 @@ __all__ = [
     "StudySnapshot",
     "ThroughputRow",
 ]
-
-_Row = TypeVar("_Row")
 
 
 class SnapshotError(EngineError):
@@ -124,102 +123,14 @@ class StudySnapshot:
 
     @classmethod
     def from_json(cls, data: Any) -> StudySnapshot:
-        """Rebuild a snapshot from `to_json()` output (as the service sends it). Unknown keys
-        are ignored (a newer service may add some); a missing or mistyped field raises
-        `SnapshotError` naming it."""
-        top = _mapping(data, "snapshot")
-        throughput = _mapping(_field(top, "throughput", "snapshot"), "throughput")
-        values = _row_values(
-            cls, top, "snapshot", skip={"arms", "throughput", "limiters", "budgets", "proposals"}
-        )
-        values["arms"] = tuple(
-            _row(ArmRow, item, f"arms[{i}]")
-            for i, item in enumerate(_sequence(_field(top, "arms", "snapshot"), "arms"))
-        )
-        values["throughput"] = _row(
-            ThroughputRow,
-            {
-                **throughput,
-                "recent_calls_per_s": tuple(
-                    _sequence(
-                        _field(throughput, "recent_calls_per_s", "throughput"),
-                        "throughput.recent_calls_per_s",
-                    )
-                ),
-            },
-            "throughput",
-        )
-        values["limiters"] = tuple(
-            _row(LimiterRow, item, f"limiters[{i}]")
-            for i, item in enumerate(_sequence(_field(top, "limiters", "snapshot"), "limiters"))
-        )
-        values["budgets"] = tuple(
-            _row(BudgetRow, item, f"budgets[{i}]")
-            for i, item in enumerate(_sequence(_field(top, "budgets", "snapshot"), "budgets"))
-        )
-        values["proposals"] = _row(ProposalRow, _field(top, "proposals", "snapshot"), "proposals")
-        return cls(**values)
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SnapshotError(f"snapshot JSON: {where} must be an object, not {type(value).__name__}")
-    return value
-
-
-def _sequence(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise SnapshotError(f"snapshot JSON: {where} must be a list, not {type(value).__name__}")
-    return list(value)
-
-
-def _field(data: dict[str, Any], name: str, where: str) -> Any:
-    if name not in data:
-        raise SnapshotError(f"snapshot JSON: {where} has no field {name!r}")
-    return data[name]
-
-
-_NUMBER = (int, float)
-_CHECKS: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": _NUMBER,
-    "str": (str,),
-    "bool": (bool,),
-    "float | None": (*_NUMBER, type(None)),
-    "int | None": (int, type(None)),
-    "ArmState": (str,),
-    "StudyStatus": (str,),
-}
-
-
-def _row_values(
-    row_type: type, data: Any, where: str, *, skip: frozenset[str] | set[str] = frozenset()
-) -> dict[str, Any]:
-    """The fields of dataclass `row_type` taken from `data`, type-checked where the annotation
-    is a plain scalar; a field with a default may be absent."""
-    data = _mapping(data, where)
-    values: dict[str, Any] = {}
-    for spec in fields(row_type):
-        if spec.name in skip:
-            continue
-        if spec.name not in data:
-            if spec.default is not MISSING or spec.default_factory is not MISSING:
-                continue
-            raise SnapshotError(f"snapshot JSON: {where} has no field {spec.name!r}")
-        value = data[spec.name]
-        allowed = _CHECKS.get(str(spec.type))
-        if allowed is not None and (
-            not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
-        ):
-            raise SnapshotError(
-                f"snapshot JSON: {where}.{spec.name} must be {spec.type}, not {value!r}"
-            )
-        values[spec.name] = value
-    return values
-
-
-def _row(row_type: type[_Row], data: Any, where: str) -> _Row:
-    return row_type(**_row_values(row_type, data, where))
+        """Rebuild a snapshot from `to_json()` output (as the service sends it), decoded by the
+        field types. Unknown keys are ignored (a newer service may add some); a missing or
+        mistyped field raises `SnapshotError` naming its path (``arms[0].pulls``)."""
+        try:
+            snapshot: StudySnapshot = convert(data, cls)
+        except Invalid as error:
+            raise SnapshotError(f"snapshot JSON: {error}") from None
+        return snapshot
 
 
 class StudyControl(Protocol):

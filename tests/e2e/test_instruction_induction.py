@@ -33,7 +33,7 @@ async def test_a_short_study_on_an_instruction_induction_task(
             test_size=40,
             initial_candidates=10,
             variant_rounds=1,
-            budget_calls=400,
+            budget_scoring_calls=400,
             concurrency=16,
             journal=str(tmp_path / "journal.jsonl"),
             no_cache=True,

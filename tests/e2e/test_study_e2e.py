@@ -174,7 +174,9 @@ async def test_a_call_budget_stops_the_study_within_the_calls_in_flight(
     sim: SimServer, tmp_path: Path
 ) -> None:
     result = await execute(
-        prepare(config(sim.base_url, tmp_path, budget_calls=150, concurrency=8, no_cache=True)),
+        prepare(
+            config(sim.base_url, tmp_path, budget_scoring_calls=150, concurrency=8, no_cache=True)
+        ),
         say=lambda _: None,
     )
     assert "scoring_calls" in result.reason
@@ -298,7 +300,7 @@ async def test_a_custom_scorer_from_the_config_drives_the_study(
                 sim.base_url,
                 tmp_path,
                 scorer=f"{scorers}:short_answers",
-                budget_calls=300,
+                budget_scoring_calls=300,
                 variant_rounds=0,
                 no_cache=True,
             )

@@ -63,7 +63,7 @@ def test_a_short_study_with_the_local_model_finishes_with_a_result(
         variant_rounds=0,
         scoring_size=16,
         test_size=16,
-        budget_calls=48,
+        budget_scoring_calls=48,
         concurrency=8,
         no_cache=True,
         journal=str(tmp_path / "study.jsonl"),

@@ -131,7 +131,7 @@ def study_config(base_url: str, **changes: Any) -> dict[str, Any]:
         "task": "larger_number",
         "base_url": base_url,
         "no_cache": True,
-        "budget_calls": 100_000,
+        "budget_scoring_calls": 100_000,
         "scoring_size": 100,
         "test_size": 20,
         "initial_candidates": 6,

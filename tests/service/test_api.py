@@ -55,14 +55,14 @@ async def test_health_and_openapi_describe_every_route(tmp_path: Path) -> None:
         }
         assert documented == served
         settings = document["components"]["schemas"]["StudySettings"]["properties"]
-        assert settings["budget_calls"]["type"] == ["integer", "null"]
+        assert settings["budget_scoring_calls"]["type"] == ["integer", "null"]
         assert "journal" not in settings  # the service chooses it
         assert "securitySchemes" not in document["components"]  # auth off
 
 
 async def test_create_list_inspect_and_finish_a_study_by_task_name(tmp_path: Path) -> None:
     async with simulator() as base_url, running_service(tmp_path) as service:
-        config = study_config(base_url, budget_calls=60, policy="lucb", concurrency=8)
+        config = study_config(base_url, budget_scoring_calls=60, policy="lucb", concurrency=8)
         status, created = await service.call("POST", "/v1/studies", {"config": config})
         assert status == 201
         study_id = created["id"]
@@ -93,7 +93,7 @@ async def test_inline_task_and_config_file(tmp_path: Path) -> None:
     toml = tmp_path / "study.toml"
     async with simulator() as base_url, running_service(tmp_path / "state") as service:
         toml.write_text(
-            f'base_url = "{base_url}"\nno_cache = true\nbudget_calls = 30\n'
+            f'base_url = "{base_url}"\nno_cache = true\nbudget_scoring_calls = 30\n'
             'policy = "uniform"\ninitial_candidates = 4\nvariant_rounds = 0\n'
             "test_size = 4\nconcurrency = 4\n"
         )
@@ -102,7 +102,7 @@ async def test_inline_task_and_config_file(tmp_path: Path) -> None:
             "/v1/studies",
             {
                 "config_file": str(toml),
-                "config": {"budget_calls": 20},  # config overrides the file
+                "config": {"budget_scoring_calls": 20},  # config overrides the file
                 "task": {
                     "name": "bigger",
                     "examples": examples,
@@ -119,15 +119,23 @@ async def test_inline_task_and_config_file(tmp_path: Path) -> None:
         task_file = anyio.Path(header["config"]["task"])
         assert await task_file.is_file()
         assert Path(task_file).is_relative_to(tmp_path / "state" / "tasks")
-        assert header["config"]["budget_calls"] == 20
+        assert header["config"]["budget_scoring_calls"] == 20
 
 
 BAD_CREATES: list[tuple[Any, int, str | None]] = [
     (b"{not json", 400, "body"),
     ([1, 2], 400, "body"),
     ({"config": {"task": "larger_number", "colour": "red"}}, 400, "config.colour"),
-    ({"config": {"task": "larger_number", "budget_calls": "many"}}, 400, "config.budget_calls"),
-    ({"config": {"task": "larger_number", "budget_calls": 2.5}}, 400, "config.budget_calls"),
+    (
+        {"config": {"task": "larger_number", "budget_scoring_calls": "many"}},
+        400,
+        "config.budget_scoring_calls",
+    ),
+    (
+        {"config": {"task": "larger_number", "budget_scoring_calls": 2.5}},
+        400,
+        "config.budget_scoring_calls",
+    ),
     ({"config": {"task": "larger_number", "policy": "best"}}, 400, "config.policy"),
     ({"config": {"task": "larger_number", "concurrency": 0}}, 400, "config.concurrency"),
     ({"config": {"task": "larger_number", "journal": "/tmp/x.jsonl"}}, 400, "config.journal"),
@@ -363,7 +371,9 @@ async def test_event_stream_yields_events_snapshots_and_end(tmp_path: Path) -> N
         simulator(latency_base_s=0.01) as base_url,
         running_service(tmp_path, ping_s=0.1) as service,
     ):
-        study_id = await service.create(study_config(base_url, budget_calls=150, concurrency=4))
+        study_id = await service.create(
+            study_config(base_url, budget_scoring_calls=150, concurrency=4)
+        )
         url = f"{service.url}/v1/studies/{study_id}/events"
         events = await read_events(service.session, url)
         kinds = [kind for kind, _ in events]
@@ -426,7 +436,10 @@ async def test_authentication_when_a_token_is_set(tmp_path: Path) -> None:
             and document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
         )
         status, created = await service.call(
-            "POST", "/v1/studies", {"config": study_config(base_url, budget_calls=10)}, token=TOKEN
+            "POST",
+            "/v1/studies",
+            {"config": study_config(base_url, budget_scoring_calls=10)},
+            token=TOKEN,
         )
         assert status == 201
         events = await read_events(

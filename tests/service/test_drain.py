@@ -35,7 +35,7 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
             running = await service.create(study_config(base_url, concurrency=4))
             paused = await service.create(study_config(base_url, seed=1))
             cancelled = await service.create(study_config(base_url, seed=2))
-            finished = await service.create(study_config(base_url, seed=3, budget_calls=12))
+            finished = await service.create(study_config(base_url, seed=3, budget_scoring_calls=12))
             for study_id in (running, paused, cancelled):
                 await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 4)
             for study_id in (paused, cancelled):

@@ -112,7 +112,7 @@ def test_sigterm_drains_the_journal_and_a_restart_resumes_the_study(tmp_path: Pa
                     "task": "larger_number",  # no base_url: the built-in simulator, in-process
                     "sim_latency_s": 0.05,
                     "no_cache": True,
-                    "budget_calls": 100_000,
+                    "budget_scoring_calls": 100_000,
                     "policy": "uniform",
                     "initial_candidates": 6,
                     "variant_rounds": 0,

@@ -107,7 +107,7 @@ async def test_the_study_stops_with_a_clear_message_when_failures_pass_the_thres
 @pytest.mark.anyio
 async def test_a_call_budget_stops_within_the_calls_in_flight() -> None:
     scorer = FakeScorer(delay_s=0.001)
-    study, policy, *_ = make_study(scorer=scorer, budget_calls=50, concurrency=8)
+    study, policy, *_ = make_study(scorer=scorer, budget_scoring_calls=50, concurrency=8)
     result = await study.run()
     assert result.status == "finished"
     assert "scoring_calls" in result.reason
@@ -121,7 +121,7 @@ async def test_budgets_can_be_raised_while_the_study_runs() -> None:
     scorer = FakeScorer(delay_s=0.002)
     events = EventBus()
     pulls = events.subscribe(kinds={"pull_done"})
-    study, *_ = make_study(scorer=scorer, budget_calls=30, concurrency=4, events=events)
+    study, *_ = make_study(scorer=scorer, budget_scoring_calls=30, concurrency=4, events=events)
 
     async def raise_budget() -> None:
         for _ in range(10):
@@ -175,7 +175,7 @@ async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
         variant_rounds=1,
         variant_leaders=1,
         variants_per_leader=3,
-        budget_calls=200,
+        budget_scoring_calls=200,
         new_candidate_share=0.25,
     )
     result = await study.run()
@@ -206,7 +206,7 @@ async def test_cancel_stops_the_study_and_skips_the_final_evaluation() -> None:
 
 @pytest.mark.anyio
 async def test_snapshot_shows_the_leaderboard_and_budgets() -> None:
-    study, *_ = make_study(budget_calls=1000)
+    study, *_ = make_study(budget_scoring_calls=1000)
     await study.run()
     snapshot = study.snapshot()
     assert snapshot.done and snapshot.status == "finished"

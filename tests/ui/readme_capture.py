@@ -40,7 +40,7 @@ def capture(at_s: float, width: int = 100, height: int = 32) -> str:
             scoring_size=200,
             concurrency=32,
             rpm=6000,
-            budget_calls=8000,
+            budget_scoring_calls=8000,
             budget_seconds=300,
             journal=str(Path(folder) / "capture.jsonl"),
             no_cache=True,

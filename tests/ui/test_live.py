@@ -58,7 +58,7 @@ async def test_keys_change_the_running_study_and_quit_cancels_it() -> None:
         n=400,
         scorer=FakeScorer(delay_s=0.01),
         concurrency=4,
-        budget_calls=4000,
+        budget_scoring_calls=4000,
     )
     seen: dict[str, object] = {}
 

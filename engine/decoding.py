@@ -1,0 +1,195 @@
+"""Typed decoding where data enters: a value is checked against a type once, then trusted.
+
+msgspec checks a value against a type (its constraints included) and says where it failed,
+as ``$.config.prices[...].input``. `Invalid` says the same with a dotted path the user wrote
+(``config.prices.my-model.input``: the key of a mapping is found again in the data) and a
+problem that helps: the names an object allows, the choices of an enum, the value refused.
+Each boundary turns `Invalid` into its own error (`ConfigError`, the service's `RequestError`,
+`SnapshotError`) with its source in front. Reference: msgspec, "Constraints" and "Usage:
+Converters" (https://jcristharif.com/msgspec/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from typing import Any, TypeVar
+
+import msgspec
+
+__all__ = ["Invalid", "convert", "decode_json", "invalid", "join"]
+
+T = TypeVar("T")
+
+_LOCATED = re.compile(r"^(?P<problem>.*?)(?: - at `(?P<key>key` in `)?\$(?P<path>[^`]*)`)?$", re.S)
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
+_NAMED = re.compile(r"^Object (?P<what>missing required|contains unknown) field `(?P<name>[^`]*)`$")
+_SHOWN = 60  # characters of a refused value shown in a message
+
+
+class Invalid(Exception):
+    """A value a typed decoder refused: `path` is dotted (``prices.m.input``,
+    ``examples[3].output``; empty for the whole value), `problem` says what is wrong."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+    def within(self, prefix: str) -> Invalid:
+        """The same problem, its path under `prefix` (``config`` + ``budget_usd``)."""
+        return Invalid(join(prefix, self.path), self.problem)
+
+
+def join(prefix: str, path: str) -> str:
+    if not prefix or not path:
+        return prefix or path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def convert(data: Any, type_: Any) -> Any:
+    """`data` (Python built-ins: decoded JSON or TOML) as `type_`, or `Invalid`."""
+    try:
+        return msgspec.convert(data, type_)
+    except msgspec.ValidationError as error:
+        raise invalid(error, data, type_) from None
+
+
+def decode_json(raw: bytes, type_: Any) -> Any:
+    """JSON bytes as `type_`, or `Invalid` (path "" when the bytes are not JSON)."""
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as error:
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            data = _UNKNOWN  # refused before the rest was read, and the rest is not JSON
+        raise invalid(error, data, type_) from None
+    except msgspec.DecodeError as error:
+        raise Invalid("", f"not valid JSON ({error})") from None
+
+
+_UNKNOWN = object()
+
+
+def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
+    """msgspec's error about `data` decoded as `type_`, said with a dotted path."""
+    match = _LOCATED.match(str(error))
+    assert match is not None  # the pattern matches any text
+    problem, raw_path = match["problem"], match["path"] or ""
+    walk = _Walk(data, type_)
+    for field, index, _mapping in _PART.findall(raw_path):
+        if field:
+            walk.field(field)
+        elif index:
+            walk.index(int(index))
+        else:
+            walk.key(bad_key=False)
+    if match["key"]:  # "... - at `key` in `$.budgets`": a key of that mapping is refused
+        walk.key(bad_key=True)
+    named = _NAMED.match(problem)
+    if named is not None:
+        names = walk.names()
+        walk.field(named["name"])
+        if named["what"] == "missing required":
+            problem = "missing; it is required"
+        else:
+            problem = "unknown field" + (f"; expected one of {', '.join(names)}" if names else "")
+    elif problem.startswith("Invalid enum value") and walk.choices():
+        problem += f"; choose one of {', '.join(walk.choices())}"
+    elif problem.startswith("Expected") and not isinstance(walk.data, dict | list):
+        if walk.data is _UNKNOWN:
+            pass
+        elif ", got " in problem:  # the type it has: show the value too
+            problem += f" ({_show(walk.data)})"
+        else:  # a constraint it breaks
+            problem += f", got {_show(walk.data)}"
+    return Invalid(walk.path, problem)
+
+
+def _show(value: Any) -> str:
+    """A refused value as the user wrote it (JSON; TOML's inf and nan as such), cut short."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    try:
+        shown = msgspec.json.encode(value).decode(errors="replace")
+    except (TypeError, msgspec.EncodeError):
+        shown = repr(value)
+    return shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "..."
+
+
+class _Walk:
+    """Follows a msgspec error path through the data and its type at once."""
+
+    def __init__(self, data: Any, type_: Any) -> None:
+        self.data = data
+        self.type: Any = type_
+        self.path = ""
+
+    def field(self, name: str) -> None:
+        self.path = join(self.path, name)
+        self.data = self.data.get(name, _UNKNOWN) if isinstance(self.data, dict) else _UNKNOWN
+        self.type = _field_types(self.type).get(name)
+
+    def index(self, index: int) -> None:
+        self.path += f"[{index}]"
+        data = self.data
+        self.data = data[index] if isinstance(data, list) and index < len(data) else _UNKNOWN
+        items = [typing.get_args(t) for t in _members(self.type) if typing.get_origin(t) in _SEQ]
+        self.type = items[0][0] if items and items[0] else None
+
+    def key(self, *, bad_key: bool) -> None:
+        """Into a mapping: the first entry of the data that its key or value type refuses."""
+        kinds = [typing.get_args(t) for t in _members(self.type) if typing.get_origin(t) is dict]
+        key_type, value_type = kinds[0] if kinds and len(kinds[0]) == 2 else (None, None)
+        entries = self.data.items() if isinstance(self.data, dict) else ()
+        for key, value in entries:
+            if not _fits(key if bad_key else value, key_type if bad_key else value_type):
+                self.path = join(self.path, str(key))
+                self.data, self.type = (key, key_type) if bad_key else (value, value_type)
+                return
+        self.path += "[...]"
+        self.data, self.type = _UNKNOWN, None
+
+    def names(self) -> list[str]:
+        return list(_field_types(self.type))
+
+    def choices(self) -> list[str]:
+        literals = [t for t in _members(self.type) if typing.get_origin(t) is typing.Literal]
+        return [str(value) for t in literals for value in typing.get_args(t)]
+
+
+_SEQ = (list, tuple, set, frozenset)
+
+
+def _members(type_: Any) -> list[Any]:
+    """The types a value of `type_` may have: Annotated stripped, unions split."""
+    if typing.get_origin(type_) is typing.Annotated:
+        return _members(typing.get_args(type_)[0])
+    if typing.get_origin(type_) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(type_) for m in _members(arg)]
+    return [] if type_ is None else [type_]
+
+
+def _field_types(type_: Any) -> dict[str, Any]:
+    """The JSON field names of the Struct or dataclass among `type_`'s members, and their types."""
+    for member in _members(type_):
+        if isinstance(member, type) and issubclass(member, msgspec.Struct):
+            return {f.encode_name: f.type for f in msgspec.structs.fields(member)}
+        if isinstance(member, type) and dataclasses.is_dataclass(member):
+            hints = typing.get_type_hints(member, include_extras=True)
+            return {f.name: hints[f.name] for f in dataclasses.fields(member)}
+    return {}
+
+
+def _fits(value: Any, type_: Any) -> bool:
+    if type_ is None:
+        return True
+    try:
+        msgspec.convert(value, type_)
+    except msgspec.ValidationError:
+        return False
+    return True

@@ -1,0 +1,322 @@
+"""The service's request bodies, as typed decoders: checked whole before anything changes.
+
+A body is decoded from its bytes into its type at once (msgspec; /openapi.json is generated
+from the same types): `CreateStudy` for POST /v1/studies, `PatchStudy` for PATCH
+/v1/studies/{id}. A refusal is a `RequestError` naming the field by its path
+(``config.budget_usd``, ``task.examples[3].output``, ``rate_limits.requests_per_minute``),
+which the app answers with a 4xx ``{"error": {"message", "field"}}``; nothing has changed.
+The study settings are `StudyConfig`'s own fields (each optional here, the journal left to the
+service) and a PATCH takes their ranges too (concurrency, budgets, rates, the share).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+import orjson
+from msgspec import UNSET, Meta, UnsetType
+
+from engine.decoding import Invalid, decode_json
+from engine.errors import ConfigError, EngineError
+from engine.study.config import (
+    Concurrency,
+    Count,
+    MetricName,
+    Rate,
+    Share,
+    StudyConfig,
+    load_config_file,
+    renamed,
+)
+from engine.study.settings import BUDGET_NAMES
+
+__all__ = [
+    "SERVICE_OWNED",
+    "CreateStudy",
+    "InlineTask",
+    "Patch",
+    "PatchStudy",
+    "RequestError",
+    "config_field",
+    "parse_create",
+    "parse_patch",
+    "write_inline_task",
+]
+
+#: Settings the service chooses itself (the journal lives in its state directory).
+SERVICE_OWNED = frozenset({"journal"})
+_OWNED_WHY = "the service keeps each study's journal in its state directory; leave it out"
+
+
+class RequestError(EngineError):
+    """A request the service refuses: `status` is the HTTP status, `field` what it names."""
+
+    def __init__(self, message: str, field: str | None = None, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+def _optional_fields(name: str, fields: dict[str, Any], shown: dict[str, Any] | None = None) -> Any:
+    """A Struct type of `fields` (name -> type), each optional (UNSET when not given); `shown`
+    are defaults for the JSON Schema only (what applies when a field is left out)."""
+
+    def optional(key: str, kind: Any) -> Any:
+        kind = typing.Union[kind, UnsetType]  # noqa: UP007 (`kind` is a runtime value)
+        if shown is None or key not in shown:
+            return kind
+        return Annotated[kind, Meta(extra_json_schema={"default": shown[key]})]
+
+    return msgspec.defstruct(
+        name,
+        [(key, optional(key, kind), UNSET) for key, kind in fields.items()],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+_SETTINGS = {f.name: f for f in msgspec.structs.fields(StudyConfig) if f.name not in SERVICE_OWNED}
+
+if TYPE_CHECKING:
+    RequestSettings = msgspec.Struct
+    BudgetChanges = msgspec.Struct
+else:
+    # named "StudySettings" in /openapi.json: the settings a request may give
+    RequestSettings = _optional_fields(
+        "StudySettings",
+        {name: f.type for name, f in _SETTINGS.items()},
+        {
+            name: msgspec.to_builtins(f.default)
+            for name, f in _SETTINGS.items()
+            if f.default is not msgspec.NODEFAULT
+        },
+    )
+    BudgetChanges = _optional_fields(
+        "BudgetChanges", {name: _SETTINGS[f"budget_{name}"].type for name in BUDGET_NAMES}
+    )
+
+Text = Annotated[str, Meta(pattern=r"\S", description="not blank")]
+TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One example of an inline task: its expected output(s), and its choices if any."""
+
+    input: str
+    output: Text | Annotated[list[Text], Meta(min_length=1)]
+    choices: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)] | None = None
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self.output] if isinstance(self.output, str) else list(self.output)
+
+
+class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A task given in the request; the service writes it as a file the journal names."""
+
+    name: TaskName
+    examples: Annotated[list[Example], Meta(min_length=1)]
+    human_instruction: Text | None = None
+    description: str | None = None
+    metric: MetricName | None = None
+
+
+class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """POST /v1/studies: settings from a TOML file, `config` over them, and the task by name
+    (config.task) or inline (task)."""
+
+    config: RequestSettings | None = None
+    config_file: (
+        Annotated[str, Meta(min_length=1, description="a TOML settings file; config overrides it")]
+        | None
+    ) = None
+    task: InlineTask | None = None
+
+
+class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
+    """Requests and tokens per minute; null lifts the limit."""
+
+    requests_per_minute: Rate | UnsetType | None = UNSET
+    tokens_per_minute: Rate | UnsetType | None = UNSET
+
+
+class PatchStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """PATCH /v1/studies/{id}: only what it names changes."""
+
+    concurrency: Concurrency | UnsetType = UNSET
+    rate_limits: (
+        Annotated[
+            RateLimits,
+            Meta(
+                description="this study's own cap on its endpoints (null: no cap of its own; "
+                "it gets its fair share of the endpoint's limit)"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    endpoint_rate_limits: (
+        Annotated[
+            RateLimits,
+            Meta(description="the limit of the study's endpoints, shared by every study on them"),
+        ]
+        | UnsetType
+    ) = UNSET
+    budgets: BudgetChanges | UnsetType = UNSET
+    new_candidate_share: Share | UnsetType = UNSET
+    paused: bool | UnsetType = UNSET
+    drop: list[Count] = msgspec.field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A checked PATCH body as the manager applies it: only what it names changes."""
+
+    concurrency: int | None = None
+    rate_limits: dict[str, float | None] = field(default_factory=dict)
+    endpoint_rate_limits: dict[str, float | None] = field(default_factory=dict)
+    budgets: dict[str, float | None] = field(default_factory=dict)
+    new_candidate_share: float | None = None
+    paused: bool | None = None
+    drop: tuple[int, ...] = ()
+
+
+def _decode(raw: bytes, kind: Any) -> Any:
+    try:
+        return decode_json(raw, kind)
+    except Invalid as error:
+        path, problem = error.path, error.problem
+        name = path.removeprefix("config.")
+        if name in SERVICE_OWNED and problem.startswith("unknown field"):
+            problem = _OWNED_WHY
+        elif path.startswith("config."):
+            problem = renamed(Invalid(name, problem)).problem
+        raise RequestError(f"{path or 'body'}: {problem}", path or "body") from None
+
+
+def _given(value: msgspec.Struct | UnsetType) -> dict[str, Any]:
+    """The fields a request gave (decoded values), by name."""
+    if isinstance(value, UnsetType):
+        return {}
+    given = ((name, getattr(value, name)) for name in value.__struct_fields__)
+    return {name: item for name, item in given if item is not UNSET}
+
+
+def config_field(error: ConfigError | EngineError, prefix: str = "config") -> str | None:
+    """The setting a `ConfigError` message starts with (``"policy: unknown ..."``), as a field."""
+    name = str(error).partition(":")[0]
+    return f"{prefix}.{name}" if name in _SETTINGS else None
+
+
+def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
+    """The settings (TOML file first, then `config` over it) and the inline task of a POST
+    /v1/studies body. The settings are not yet a `StudyConfig`: the caller adds the paths the
+    service owns and builds it."""
+    body: CreateStudy = _decode(raw, CreateStudy)
+    settings: dict[str, Any] = {}
+    if body.config_file is not None:
+        settings.update(_file_settings(body.config_file))
+    if body.config is not None:
+        settings.update(_given(body.config))
+    task = body.task
+    if task is not None:
+        _check_examples(task)
+        if settings.get("task"):
+            raise RequestError(
+                "task: give the task inline or as config.task (a name or a path), not both",
+                "task",
+            )
+        if task.metric is not None and settings.get("metric") is None:
+            settings["metric"] = task.metric
+    elif not settings.get("task"):
+        raise RequestError(
+            "config.task: missing; give a built-in task name or a task file as config.task, "
+            "or the task inline as task",
+            "config.task",
+        )
+    return settings, task
+
+
+def _file_settings(path: str) -> dict[str, Any]:
+    try:
+        settings = load_config_file(path)
+    except ConfigError as error:
+        raise RequestError(f"config_file: {error}", "config_file") from None
+    owned = sorted(SERVICE_OWNED & set(settings))
+    if owned:
+        raise RequestError(
+            f"config_file: {path}: the service keeps the journal itself; remove {owned[0]!r}",
+            "config_file",
+        )
+    return settings
+
+
+def _check_examples(task: InlineTask) -> None:
+    """What the types cannot say: outputs among the choices, choices for all or none."""
+    with_choices = 0
+    for index, example in enumerate(task.examples):
+        if example.choices is None:
+            continue
+        with_choices += 1
+        missing = [output for output in example.outputs if output not in example.choices]
+        if missing:
+            where = f"task.examples[{index}].output"
+            raise RequestError(f"{where}: {missing[0]!r} is not one of the choices", where)
+    if 0 < with_choices < len(task.examples):
+        raise RequestError(
+            "task.examples: give choices for every example or for none", "task.examples"
+        )
+
+
+def parse_patch(raw: bytes) -> Patch:
+    """Check a PATCH /v1/studies/{id} body whole. Candidate numbers in `drop` are checked
+    against the study by the caller, also before anything changes."""
+    body: PatchStudy = _decode(raw, PatchStudy)
+    return Patch(
+        concurrency=None if isinstance(body.concurrency, UnsetType) else body.concurrency,
+        rate_limits=_given(body.rate_limits),
+        endpoint_rate_limits=_given(body.endpoint_rate_limits),
+        budgets=_given(body.budgets),
+        new_candidate_share=(
+            None if isinstance(body.new_candidate_share, UnsetType) else body.new_candidate_share
+        ),
+        paused=None if isinstance(body.paused, UnsetType) else body.paused,
+        drop=tuple(body.drop),
+    )
+
+
+def write_inline_task(task: InlineTask, folder: Path) -> Path:
+    """Write an inline task as a BIG-Bench `task.json` (the format that carries a name and a
+    human instruction) under `folder`, named by its content so a repeat reuses the file; the
+    study's journal names this file, so a resumed study finds its task again."""
+    multiple_choice = any(example.choices is not None for example in task.examples)
+    examples: list[dict[str, Any]] = []
+    for example in task.examples:
+        if example.choices is not None:
+            scores = {c: int(c in example.outputs) for c in example.choices}
+            examples.append({"input": example.input, "target_scores": scores})
+        else:
+            examples.append({"input": example.input, "target": example.outputs})
+    document: dict[str, Any] = {
+        "name": task.name,
+        "description": task.description or "",
+        "metrics": ["multiple_choice_grade" if multiple_choice else "exact_str_match"],
+        "append_choices_to_input": False,
+        "examples": examples,
+    }
+    if task.human_instruction:
+        document["task_prefix"] = task.human_instruction
+    body = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(body).hexdigest()[:12]
+    path = folder / f"{task.name}-{digest}" / "task.json"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(body + b"\n")
+        temporary.replace(path)
+    return path
