@@ -9,10 +9,13 @@ keys and the service's PATCH route call. Nothing here does IO.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from engine.decoding import Invalid, convert
 from engine.errors import EngineError
+from engine.search.policy import ArmState
+from engine.study.events import StudyStatus
+from engine.study.settings import BudgetName
 
 __all__ = [
     "ArmRow",
@@ -30,10 +33,6 @@ class SnapshotError(EngineError):
     """A snapshot's JSON (from a service) lacks a field or has one of the wrong type."""
 
 
-ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
-StudyStatus = Literal[
-    "starting", "running", "paused", "stopping", "finished", "failed", "cancelled"
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ class LimiterRow:
 class BudgetRow:
     """Spent and limit of one budget (limit None = unlimited)."""
 
-    name: Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
+    name: BudgetName
     spent: float
     limit: float | None
 

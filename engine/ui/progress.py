@@ -1,32 +1,19 @@
-"""A progress display for `ape-engine run`: a rich progress bar on a terminal, plain lines
-otherwise. It is a `engine.ui.live.Display` (attach, then update with each snapshot), as the
-terminal UI is."""
+"""A progress display for `ape-engine run`: a rich progress bar on a terminal, the plain lines
+of `engine.ui.live.PlainLines` otherwise. It is a `engine.ui.live.Display` (attach, then update
+with each snapshot), as the terminal UI is; its text is `engine.ui.render.plain_line`."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from engine.study.snapshot import StudySnapshot
+from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.ui.live import PlainLines
+from engine.ui.render import plain_line
 
 __all__ = ["ProgressDisplay"]
-
-
-def _line(snapshot: StudySnapshot) -> str:
-    budgets = {row.name: row for row in snapshot.budgets}
-    calls = budgets["scoring_calls"]
-    limit = f"/{calls.limit:.0f}" if calls.limit is not None else ""
-    leader = next((row for row in snapshot.arms if row.arm == snapshot.winner), None)
-    active = sum(1 for row in snapshot.arms if row.state in ("active", "leader"))
-    lead = f" leader #{leader.arm} {leader.mean:.3f} ({leader.pulls} pulls)" if leader else ""
-    return (
-        f"{snapshot.status}: {calls.spent:.0f}{limit} scoring calls, "
-        f"{len(snapshot.arms)} candidates ({active} in play),{lead}, "
-        f"{snapshot.throughput.calls_per_s:.0f} calls/s, {snapshot.throughput.errors} errors"
-    )
 
 
 class ProgressDisplay:
@@ -34,14 +21,12 @@ class ProgressDisplay:
 
     def __init__(self, console: Console, *, plain_every_s: float = 2.0) -> None:
         self.console = console
-        self._plain = not console.is_terminal
-        self._every_s = plain_every_s
-        self._last = 0.0
+        self._plain = PlainLines(console, every_s=plain_every_s) if not console.is_terminal else None
         self._progress: Progress | None = None
         self._task: Any = None
 
-    def attach(self, control: object) -> None:
-        if self._plain:
+    def attach(self, control: StudyControl) -> None:
+        if self._plain is not None:
             return
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -56,11 +41,8 @@ class ProgressDisplay:
         self._task = self._progress.add_task("scoring", total=1, line="")
 
     def update(self, snapshot: StudySnapshot) -> None:
-        if self._plain:
-            now = time.monotonic()
-            if now - self._last >= self._every_s or snapshot.done:
-                self._last = now
-                self.console.print(_line(snapshot), highlight=False)
+        if self._plain is not None:
+            self._plain.update(snapshot)
             return
         if self._progress is None:
             return
@@ -73,7 +55,7 @@ class ProgressDisplay:
             self._task,
             completed=min(spent, total),
             total=total,
-            line=_line(snapshot).split(": ", 1)[1],
+            line=plain_line(snapshot).split(" | ", 2)[-1],  # the bar shows status and time
         )
 
     def close(self) -> None:
