@@ -67,7 +67,7 @@ lint: install
 demo: install
 	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --no-cache --tui
 
-# Every number the README quotes: the scheduler on synthetic instances (about 10 min on 2
+# Every number docs/benchmarks.md quotes: the scheduler on synthetic instances (about 10 min on 2
 # cores), the client against the simulator in its own process (a few minutes), whole studies
 # against the simulator's ground truth (a minute). Each writes JSON to bench/results/.
 bench: install

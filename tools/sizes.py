@@ -4,7 +4,7 @@
 
 A function's length runs from its ``def`` line to its last line (decorators not counted; a
 nested function counts inside its parent too). Past these sizes a module or a function does
-more than one thing: split it along its concerns (STYLE.md).
+more than one thing: split it along its concerns.
 """
 
 from __future__ import annotations

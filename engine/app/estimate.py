@@ -3,7 +3,7 @@
 Worst case = full evaluation: every candidate the study may hold (initial batch plus every
 variant round) scored on the whole scoring pool, plus the proposal calls and the final
 evaluation on the test pool. Expected = the worst case times the cost ratio each policy reached
-in the scheduler's simulation (DESIGN.md section 3: LUCB 0.23, top-two Thompson 0.18, the
+in the scheduler's simulation (docs/design.md, "Scheduler"; docs/benchmarks.md: LUCB 0.23, top-two Thompson 0.18, the
 paper's filter 0.10-0.14), capped by the budgets. Tokens are estimated from the prompts the study
 will send (about four characters per token); dollars from the price table.
 """
@@ -20,7 +20,7 @@ from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
 
-#: Expected scoring calls / full evaluation, per policy (DESIGN.md section 3, rounded up).
+#: Expected scoring calls / full evaluation, per policy (docs/benchmarks.md, rounded up).
 EXPECTED_RATIO = {
     "lucb": 0.25,
     "ttts": 0.20,

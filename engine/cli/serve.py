@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "API: GET /health, GET /openapi.json, POST|GET /v1/studies, GET|PATCH|DELETE "
-        "/v1/studies/{id}, GET /v1/studies/{id}/events (server-sent events). See the README "
-        "section 'Service and API'."
+        "/v1/studies/{id}, GET /v1/studies/{id}/events (server-sent events). See docs/service.md."
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to bind (127.0.0.1; any other needs a token)")

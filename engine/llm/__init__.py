@@ -1,4 +1,4 @@
-"""The async LLM client layer: limiter, retries, endpoints, capabilities (DESIGN.md section 4).
+"""The async LLM client layer: limiter, retries, endpoints, capabilities (docs/design.md, "Throughput").
 
 Typical use::
 

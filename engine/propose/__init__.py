@@ -1,6 +1,6 @@
 """Proposals: APE's templates as data, the proposer (forward, insert, variant), and the cleaning
 and de-duplication of what the proposal model writes. Reference: Zhou et al., "Large Language
-Models are Human-Level Prompt Engineers" (ICLR 2023), section 3; DESIGN.md section 1."""
+Models are Human-Level Prompt Engineers" (ICLR 2023), section 3; docs/design.md, "Proposals"."""
 
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,

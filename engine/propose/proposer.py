@@ -8,7 +8,7 @@ insert template (completions with ``suffix``; the endpoint must support it, chec
 the variant template of iterative APE. Every answer is cleaned (`clean_proposal`); what cannot
 be cleaned into an instruction is counted as rejected. `Deduplicating` wraps a proposer and drops
 exact and near copies of everything kept before, across calls. Reference: Zhou et al. (ICLR
-2023), sections 3.1 and 3.3; DESIGN.md section 1.
+2023), sections 3.1 and 3.3; docs/design.md, "Proposals".
 """
 
 from __future__ import annotations

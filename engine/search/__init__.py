@@ -1,6 +1,6 @@
 """Best-arm identification over a finite pool: the scheduler (pure, synchronous, seeded).
 
-DESIGN.md section 3. `make_policy(name, n=..., seed=...)` gives a `Policy`; the dispatcher asks it
+docs/design.md, "Scheduler". `make_policy(name, n=..., seed=...)` gives a `Policy`; the dispatcher asks it
 for pulls with `select(k)` and reports with `observe`, `cancel` and `record`.
 """
 

@@ -1,6 +1,6 @@
 """The scheduler's interface and the bookkeeping every policy shares.
 
-Best-arm identification over a finite pool (DESIGN.md section 3): each candidate instruction is
+Best-arm identification over a finite pool (docs/design.md, "Scheduler"): each candidate instruction is
 an arm; a pull scores one arm on one example of the scoring pool of `n` examples; an arm's true
 score is its mean over the whole pool. Every arm walks the same seeded permutation of the pool
 (common random numbers) without replacement, so a fully evaluated arm has its exact score.

@@ -1,6 +1,6 @@
 """The service's HTTP JSON API (aiohttp.web) over a `StudyManager`.
 
-Routes (the contract with `ape-engine top`; README "Service and API" has bodies and examples):
+Routes (the contract with `ape-engine top`; docs/service.md has bodies and examples):
 ``GET /health``, ``GET /openapi.json``, ``POST /v1/studies``, ``GET /v1/studies``,
 ``GET|PATCH|DELETE /v1/studies/{id}``, ``GET /v1/studies/{id}/events`` (server-sent events).
 Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status. With a token, every

@@ -1,4 +1,4 @@
-"""The simulated OpenAI-compatible LLM server (DESIGN.md section 6): a stand-in for a real model,
+"""The simulated OpenAI-compatible LLM server (docs/design.md, "Simulator"): a stand-in for a real model,
 with a ground-truth world behind the server of `engine.serving` (its rate limits, latency and
 faults). It is a simulator, and says so in its `/v1/models` answer.
 

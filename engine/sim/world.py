@@ -11,7 +11,7 @@ Whether an answer is right is decided by a uniform draw hashed from (seed, instr
 example, choice): the same question always gets the same answer. Echoed log-probabilities of
 an answer have exp(mean token log-prob) = p when the answer is right, less when it is wrong.
 
-Requests are recognised by the templates of DESIGN.md section 1: the forward proposal template
+Requests are recognised by the templates of docs/design.md, "What APE is": the forward proposal template
 (completions or chat), the variant template, and the scoring template
 ``instruction + "\n\nInput: " + x + "\nOutput:"``.
 """

@@ -1,10 +1,11 @@
 """The dispatcher: scoring calls, as many in flight as the study's concurrency.
 
-One loop takes a concurrency slot, then asks the policy for one pull, then starts the call in a
-task of its own that gives the slot back when it ends; with nothing to pull it gives the slot
-back and waits until something changes (a result, a new candidate, a budget, resume). So the
-calls in flight are bounded by the concurrency, never by the number of candidates, and each
-costs a coroutine and a small frame. A call that fails for good is cancelled in the policy (its
+A pool of worker tasks, one per unit of concurrency (more are started when it is raised): each
+takes a slot of the study's capacity limiter, asks the policy for one pull, sends it and gives
+the slot back; with nothing to pull it gives the slot back and waits until something changes (a
+result, a new candidate, a budget, resume). Lowering the concurrency parks the extra workers at
+the limiter. So the calls in flight are bounded by the concurrency, never by the number of
+candidates, and each costs a coroutine and a small frame. A call that fails for good is cancelled in the policy (its
 example goes back to the pool; it is never scored as 0) and reported to the study, which counts
 it and stops past its failure threshold; a call held back unsent by a pause goes back the same
 way and costs nothing.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from engine.errors import EndpointError
@@ -36,32 +38,43 @@ class Dispatcher:
     def __init__(self, shared: Shared, failed: FailureReport) -> None:
         self._shared = shared
         self._failed = failed
+        self._group: TaskGroup | None = None
+        self._workers = 0
 
     async def run(self) -> None:
         """Send scoring calls until the study stops (its task group is cancelled)."""
-        activity = self._shared.activity
-        SEND_GATE.set(activity.gate)  # calls started from here (copies of this context) obey pause
+        SEND_GATE.set(self._shared.activity.gate)  # the workers' calls (copies) obey pause
         async with anyio.create_task_group() as group:
-            while not activity.stop_requested:
-                await self._dispatch_one(group)
+            self._group = group
+            self.grow()
 
-    async def _dispatch_one(self, group: TaskGroup) -> None:
-        activity = self._shared.activity
-        slot = object()
-        await activity.capacity.acquire_on_behalf_of(slot)
-        changed = activity.changed  # taken before asking, so no change is missed while asking
-        pull = self._next_pull()
-        if pull is None:
-            activity.capacity.release_on_behalf_of(slot)
-            await changed.wait()
+    def grow(self) -> None:
+        """Start workers up to the concurrency (called again when it is raised)."""
+        if self._group is None:
             return
+        while self._workers < self._shared.activity.concurrency:
+            self._group.start_soon(self._worker)
+            self._workers += 1
+
+    async def _worker(self) -> None:
+        activity = self._shared.activity
+        while not activity.stop_requested:
+            changed = activity.changed  # taken before asking, so no change is missed
+            async with activity.capacity:
+                pull = self._next_pull()
+                if pull is not None:
+                    await self._score(pull)
+                    continue
+            await changed.wait()
+
+    async def _score(self, pull: Pull) -> None:
         held = self._held(pull)
         if held is not None:  # answered at once: the next choice knows it
-            activity.capacity.release_on_behalf_of(slot)
             self._observe(pull, held)
+            await anyio.lowlevel.checkpoint()
             return
-        activity.scoring_in_flight += 1
-        group.start_soon(self._send, pull, slot)
+        self._shared.activity.scoring_in_flight += 1
+        await self._send(pull)
 
     def _held(self, pull: Pull) -> Score | None:
         """The answer the scorer already holds for `pull` (its response cache), if any."""
@@ -82,7 +95,7 @@ class Dispatcher:
         pulls = shared.state.policy.select(1)
         return pulls[0] if pulls else None
 
-    async def _send(self, pull: Pull, slot: object) -> None:
+    async def _send(self, pull: Pull) -> None:
         shared = self._shared
         activity = shared.activity
         policy = shared.state.policy
@@ -107,7 +120,6 @@ class Dispatcher:
             if not settled:  # cancelled in flight: the pull goes back to the pool
                 policy.cancel(pull)
             activity.scoring_in_flight -= 1
-            activity.capacity.release_on_behalf_of(slot)
             activity.notify()
 
     def _observe(self, pull: Pull, score: Score) -> None:

@@ -167,8 +167,7 @@ class ProposalLoop:
             return False
         activity.proposals_in_flight += 1
         try:
-            async with activity.capacity:
-                batch = await call()
+            batch = await call()
         except EndpointError as error:
             fatal = isinstance(error, QuotaExceededError)
             self._failed(error, "proposal", fatal)

@@ -33,8 +33,6 @@ class SnapshotError(EngineError):
     """A snapshot's JSON (from a service) lacks a field or has one of the wrong type."""
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class ArmRow:
     """One candidate on the leaderboard. `origin` is "proposal", "variant", "human" or "user";

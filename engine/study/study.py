@@ -70,12 +70,12 @@ class Study:
         started: StudyStarted | None = None,
     ) -> None:
         self.setup = setup
-        self._started = started  # a new study's first event (the journal's header)
         state = StudyState(setup.settings, setup.policy)
         for event in history:
             state.apply(event)
         self._resumed = bool(state.study_id)
-        self.study_id = study_id or state.study_id or uuid.uuid4().hex[:12]
+        first = started.study_id if started is not None else state.study_id
+        self.study_id = study_id or first or uuid.uuid4().hex[:12]
         self.observers: list[Observer] = list(observers)
         activity = Activity(setup.settings.concurrency, time_s=setup.time_s)
         activity.seconds_before = state.spend.seconds
@@ -86,6 +86,10 @@ class Study:
         self._proposals = ProposalLoop(self._shared, self._call_failed, self._sync_budget)
         self._monitor = Monitor(self._shared, self._stop)
         self._scope: anyio.CancelScope | None = None
+        if started is not None:  # the journal's first line, before any change
+            self._emit(started)
+        elif self._resumed:
+            self._emit(StudyResumed(at=time.time()))
 
     # -- read-outs -------------------------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class Study:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: must be an integer >= 1 (got {concurrency!r})")
         self._shared.activity.capacity.total_tokens = concurrency
+        self._dispatcher.grow()
         for client in self.setup.clients:
             client.reconfigure(concurrency=concurrency)  # its connection pool follows
         self._say(f"concurrency set to {concurrency}")
@@ -178,10 +183,6 @@ class Study:
         """Run the study to its end and return the result (also the journal's last event)."""
         activity = self._shared.activity
         activity.started_at = activity.time_s()
-        if self._started is not None:
-            self._emit(self._started)
-        elif self._resumed:
-            self._emit(StudyResumed(at=time.time()))
         if not activity.stop_requested:
             self._emit(StatusChanged(status="paused" if activity.start_paused else "running"))
         self._sync_budget()

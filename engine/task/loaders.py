@@ -3,7 +3,7 @@
 Every error is a `DatasetError` that names the file and the line or example key, and says what
 was expected. References: the instruction-induction data (Honovich et al. 2022) as shipped by the
 APE repository (keirp/automatic_prompt_engineer, `experiments/data/instruction_induction`), and
-BIG-Bench's JSON task format (google/BIG-bench, `docs/doc.md`).
+BIG-Bench's JSON task format (the google/BIG-bench repository's documentation, doc.md).
 """
 
 from __future__ import annotations

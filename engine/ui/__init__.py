@@ -1,4 +1,4 @@
-"""engine.ui: the live terminal UI (DESIGN.md section 5).
+"""engine.ui: the live terminal UI (docs/design.md, "Terminal UI").
 
 Pure render functions of a `StudySnapshot` (`screen`, the panels, `plain_line`), keys that call
 a `StudyControl` (`apply_key`), the in-process hook of `ape-engine run --tui` (`TerminalUi`,

@@ -6,7 +6,7 @@ sequences included, a sequence cut at the end of a read kept for the next one), 
 `apply_key` turns a key into calls on a `StudyControl`: the running `Study` in-process, or an
 HTTP client of the service when attached. Steps are relative to what the study shows now
 (its snapshot), so a key works the same on both. `BINDINGS` is the one table the help line and
-the README's keys table come from.
+the keys table of docs/ui.md come from.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Binding:
     keys: tuple[str, ...]
     action: str
     label: str  # on the help line
-    description: str  # in the README's keys table
+    description: str  # in the keys table of docs/ui.md
 
 
 BINDINGS: tuple[Binding, ...] = (
@@ -136,7 +136,7 @@ def help_text() -> str:
 
 
 def keys_table() -> str:
-    """The keys as a Markdown table (for the README)."""
+    """The keys as a Markdown table (for docs/ui.md)."""
     names = {" ": "space", "up": "↑", "down": "↓", "ctrl-c": "Ctrl-C"}
     lines = ["| keys | what it does |", "|---|---|"]
     for binding in BINDINGS:

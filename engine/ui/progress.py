@@ -21,7 +21,9 @@ class ProgressDisplay:
 
     def __init__(self, console: Console, *, plain_every_s: float = 2.0) -> None:
         self.console = console
-        self._plain = PlainLines(console, every_s=plain_every_s) if not console.is_terminal else None
+        self._plain = (
+            PlainLines(console, every_s=plain_every_s) if not console.is_terminal else None
+        )
         self._progress: Progress | None = None
         self._task: Any = None
 

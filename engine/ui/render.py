@@ -1,4 +1,4 @@
-"""The terminal UI's screen as pure functions of a `StudySnapshot` (DESIGN.md section 5).
+"""The terminal UI's screen as pure functions of a `StudySnapshot` (docs/design.md, "Terminal UI").
 
 `screen(snapshot, ...)` is a rich `Layout` of fixed regions: a status line, the leaderboard, four
 panels (throughput, limiter, budget, proposals) and a help line. Each panel is a function

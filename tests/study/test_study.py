@@ -6,6 +6,14 @@ import anyio
 import pytest
 
 from engine.study.config import StudyConfig
+from engine.study.events import (
+    JOURNAL_VERSION,
+    BudgetChanged,
+    Event,
+    StudyFinished,
+    StudyStarted,
+    TaskIdentity,
+)
 from engine.study.observers import EventBus
 from engine.study.shared import StudySetup
 from engine.study.study import Study
@@ -238,3 +246,23 @@ async def test_a_display_keeps_getting_snapshots_during_the_final_evaluation() -
     assert len(progress) >= 3  # several updates while the 3 x 20 test calls ran
     assert progress == sorted(progress) and progress[-1] > 30
     assert ui.messages[-1].startswith("finished")
+
+
+@pytest.mark.anyio
+async def test_the_first_event_a_journal_gets_is_the_study_started() -> None:
+    """A change made before `run()` (the Python API allows it) comes after the header."""
+    seen: list[Event] = []
+    study, *_ = make_study()
+    started = StudyStarted(
+        version=JOURNAL_VERSION,
+        study_id="s1",
+        engine="test",
+        created=0.0,
+        config={},
+        task=TaskIdentity("fake", "0"),
+    )
+    study = Study(study.setup, observers=[seen.append], started=started)
+    study.set_budget("scoring_calls", 50)
+    await study.run()
+    assert isinstance(seen[0], StudyStarted) and isinstance(seen[1], BudgetChanged)
+    assert isinstance(seen[-1], StudyFinished) and study.study_id == "s1"

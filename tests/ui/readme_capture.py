@@ -1,4 +1,4 @@
-"""The README's text capture of the terminal UI: a real study (the built-in task
+"""The text capture of the terminal UI in docs/ui.md: a real study (the built-in task
 `larger_number` on the built-in simulator, as `make demo` runs it) rendered by the recording
 console at 100x32 from the snapshot nearest `--at` seconds.
 

@@ -1,0 +1,36 @@
+"""Every document the code cites is in the repository, and every section of docs/design.md a
+docstring names is a heading there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_CITED_PAGE = re.compile(r"\bdocs/([a-z_-]+\.md)")
+_CITED_SECTION = re.compile(r'docs/design\.md, "([^"]+)"')
+
+
+def _sources() -> list[Path]:
+    return sorted((ROOT / "engine").rglob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+
+
+def test_every_cited_page_exists() -> None:
+    missing = {
+        (path.relative_to(ROOT).as_posix(), page)
+        for path in _sources()
+        for page in _CITED_PAGE.findall(path.read_text(encoding="utf-8"))
+        if not (ROOT / "docs" / page).is_file()
+    }
+    assert not missing
+
+
+def test_every_cited_design_section_is_a_heading() -> None:
+    headings = set(re.findall(r"^## (.+)$", (ROOT / "docs/design.md").read_text(), re.MULTILINE))
+    cited = {
+        (path.relative_to(ROOT).as_posix(), section)
+        for path in _sources()
+        for section in _CITED_SECTION.findall(path.read_text(encoding="utf-8"))
+    }
+    assert cited, "the code cites docs/design.md by section"
+    assert {(where, s) for where, s in cited if s not in headings} == set()
