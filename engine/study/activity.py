@@ -1,9 +1,9 @@
 """What is going on in a running study right now: not facts (nothing here is journaled), the
 live machinery the dispatcher, the proposal loop and the monitor share.
 
-Concurrency is one live number: the `anyio.CapacityLimiter` every call of the study (scoring,
-proposal, final evaluation) holds a slot of while it is in flight; changing it is setting
-``capacity.total_tokens``. The send gate takes back calls queued at the rate limiter while
+Concurrency is one live number: the `anyio.CapacityLimiter` the study's scoring and
+final-evaluation calls hold a slot of while they are in flight (proposal calls, a few at a time,
+go beside them); changing it is setting ``capacity.total_tokens``. The send gate takes back calls queued at the rate limiter while
 the study is paused. Parts that wait for something to change wait on `changed`, which every
 change sets (wake, don't poll).
 """

@@ -1,13 +1,13 @@
 """The proposal loop: the first batch of candidates, then variants of the leaders while scoring
-runs (iterative APE, docs/design.md "Proposals").
+runs (iterative APE, docs/design.md, "Proposals").
 
 The task's human instruction joins first when asked for. The first batch comes from several
 proposal calls at once, retried a bounded number of times. Then, once per variant round, when
 the policy is done with the pool it has or enough pulls have come in since the last round, the
 current leaders get variants. Until the rounds are over a share of the scoring budget is kept for
-the candidates still to come (`scoring_limit`). Every proposal call holds a concurrency slot and
-counts against the proposal-call budget; a call that fails for good is reported, never fatal by
-itself unless it is a quota error.
+the candidates still to come (`scoring_limit`). Every proposal call counts against the
+proposal-call budget; a call that fails for good is reported, never fatal by itself unless it is
+a quota error.
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ class ProposalLoop:
     # -- calls and candidates --------------------------------------------------------------------
 
     async def _call(self, call: Callable[[], Awaitable[ProposalBatch]]) -> bool:
-        """One proposal call under the proposal budget, holding a concurrency slot; False when
-        no more calls should be made (budget, quota)."""
+        """One proposal call under the proposal budget; False when no more calls should be made
+        (budget, quota)."""
         shared = self._shared
         activity = shared.activity
         if not shared.state.budgets.allows_proposal_call(
