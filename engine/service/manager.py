@@ -16,11 +16,10 @@ import dataclasses
 import logging
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,6 +28,7 @@ from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.shared import FairShareLimiter, SharedEndpoints
+from engine.service.launcher import Launcher, PreparedStudy
 from engine.service.requests import (
     InlineTask,
     Patch,
@@ -39,11 +39,9 @@ from engine.service.requests import (
 from engine.service.state import StateDir, StudyRecord
 from engine.study.budgets import Budgets, Spend
 from engine.study.config import StudyConfig
-from engine.study.journal import Replay
-from engine.study.observers import EventBus, Observer
+from engine.study.observers import EventBus
 from engine.study.result import StudyResult
 from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
-from engine.study.study import Study
 
 __all__ = ["Launcher", "PreparedStudy", "StudyEntry", "StudyManager"]
 
@@ -53,45 +51,6 @@ _ATTACH_WAIT_S = 10.0
 _CANCEL_WAIT_S = 10.0
 _UNWIND_S = 3.0  # a stopped study cancels its calls and writes its result record in this time
 _DRAIN_REASON = "the service stopped; it resumes this study when it starts again"
-
-
-class PreparedStudy(Protocol):
-    """A study checked and ready to open (`engine.app.prepare.Prepared`)."""
-
-    study_id: str
-    config: StudyConfig
-    journal_path: Path
-    replay: Replay | None
-
-    @property
-    def task_name(self) -> str: ...
-
-    @property
-    def scoring_pool(self) -> int: ...
-
-
-class Launcher(Protocol):
-    """What the service needs from the composition."""
-
-    def prepare(self, config: StudyConfig, *, journals: Path) -> PreparedStudy:
-        """Check a new study (task, pools, prices, ...) before any call; its journal goes in
-        `journals`. Raises `EngineError` naming the setting."""
-        ...
-
-    def prepare_resume(self, journal: Path) -> PreparedStudy | None:
-        """A study read back from its journal, or None when it ended (finished or failed)."""
-        ...
-
-    def open(
-        self,
-        prepared: PreparedStudy,
-        *,
-        observers: Iterable[Observer],
-        say: Callable[[str], None],
-        limiter_for: Callable[[EndpointConfig], RateLimiter | None],
-    ) -> AbstractAsyncContextManager[Study]:
-        """The study, its endpoints open, ready to run; closed when the block ends."""
-        ...
 
 
 class StudyEntry:
