@@ -64,6 +64,42 @@ class SpendEstimate:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class _CallTokens:
+    """Estimated tokens of one call: a scoring (or final evaluation) call and a proposal call."""
+
+    scoring_in: int
+    scoring_out: int
+    proposal_in: int
+    proposal_out: int
+
+
+def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
+    """From the mean example in the scoring pool (the test pool when there is none)."""
+    pool = splits.scoring or splits.test
+    mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
+    mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
+    prompt = estimate_tokens("x" * int(_INSTRUCTION_CHARS + mean_input + 20))
+    if config.scoring == "logprob":
+        scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
+    else:
+        scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
+    demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
+    proposal_in = estimate_tokens("x" * int(demo_chars))
+    proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
+    return _CallTokens(scoring_in, scoring_out, proposal_in, proposal_out)
+
+
+def _proposal_calls(config: StudyConfig) -> int:
+    """The initial batch's calls plus one per leader per variant round, capped by the budget."""
+    proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
+        config.variant_rounds * config.variant_leaders
+    )
+    if config.budget_proposal_calls is not None:
+        proposal_calls = min(proposal_calls, config.budget_proposal_calls)
+    return proposal_calls
+
+
 def estimate_spend(
     config: StudyConfig,
     splits: Splits,
@@ -81,35 +117,23 @@ def estimate_spend(
     expected = math.ceil(full * ratio)
     if config.budget_scoring_calls is not None:
         expected = min(expected, config.budget_scoring_calls)
-    proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
-        config.variant_rounds * config.variant_leaders
-    )
-    if config.budget_proposal_calls is not None:
-        proposal_calls = min(proposal_calls, config.budget_proposal_calls)
+    proposal_calls = _proposal_calls(config)
     evaluation = (2 + int(human)) * len(splits.test)
-    pool = splits.scoring or splits.test
-    mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
-    mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
-    prompt = estimate_tokens("x" * int(_INSTRUCTION_CHARS + mean_input + 20))
-    if config.scoring == "logprob":
-        scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
-    else:
-        scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
-    demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
-    proposal_in = estimate_tokens("x" * int(demo_chars))
-    proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
+    size = _call_tokens(config, splits)
 
     def tokens(scoring_calls: int) -> int:
-        return (scoring_calls + evaluation) * (scoring_in + scoring_out) + proposal_calls * (
-            proposal_in + proposal_out
+        return (scoring_calls + evaluation) * (size.scoring_in + size.scoring_out) + (
+            proposal_calls * (size.proposal_in + size.proposal_out)
         )
 
     def usd(scoring_calls: int) -> float:
         return prices.cost(
             scoring_model,
-            (scoring_calls + evaluation) * scoring_in,
-            (scoring_calls + evaluation) * scoring_out,
-        ) + prices.cost(proposal_model, proposal_calls * proposal_in, proposal_calls * proposal_out)
+            (scoring_calls + evaluation) * size.scoring_in,
+            (scoring_calls + evaluation) * size.scoring_out,
+        ) + prices.cost(
+            proposal_model, proposal_calls * size.proposal_in, proposal_calls * size.proposal_out
+        )
 
     return SpendEstimate(
         candidates=candidates,

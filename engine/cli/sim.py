@@ -44,6 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a ground-truth world of instruction qualities, rate limits, latency and faults. "
         "Prints the base URL when ready."
     )
+    _add_world_arguments(parser)
+    _add_serving_arguments(parser)
+    _add_fault_arguments(parser)
+    parser.add_argument("--debug-routes", action="store_true",
+                        help="serve GET /v1/sim/quality?instruction=... and GET /v1/sim/stats")  # fmt: skip
+
+
+def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulated world: its tasks, seeds and the qualities of instructions."""
     world = parser.add_argument_group("the world")
     world.add_argument(
         "--task", action="append", default=[], metavar="NAME_OR_PATH",
@@ -70,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--difficulty-spread", type=float, default=1.5,
                        help="spread of example difficulties, logistic scale (1.5)")  # fmt: skip
 
+
+def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the server answers: address, latency, rate limits, API keys and quota."""
     serving = parser.add_argument_group("serving")
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serving.add_argument("--port", type=int, default=8000, help="port, 0 for a free one (8000)")
@@ -93,6 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="accept only the API key in environment variable VAR (repeatable)")  # fmt: skip
     serving.add_argument("--quota-requests", type=int, default=None, metavar="N",
                          help="after N answered requests, answer 429 insufficient_quota")  # fmt: skip
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """The share of requests that fail, per kind of fault."""
     faults = parser.add_argument_group("faults (shares of requests, seeded by --seed)")
     for kind in FAULT_KINDS:
         faults.add_argument(f"--fault-{kind}", type=float, default=0.0, metavar="RATE",
@@ -101,8 +117,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="total fault rate spread evenly over the five kinds")  # fmt: skip
     faults.add_argument("--hang-s", type=float, default=600.0,
                         help="how long a hang lasts at most, seconds (600)")  # fmt: skip
-    parser.add_argument("--debug-routes", action="store_true",
-                        help="serve GET /v1/sim/quality?instruction=... and GET /v1/sim/stats")  # fmt: skip
 
 
 def config_from_arguments(args: argparse.Namespace) -> SimConfig:

@@ -164,84 +164,116 @@ async def _echo_shift(client: _Probed, echo_max_tokens: int) -> str | None:
     return None  # the tokens did not line up: nothing to compare
 
 
-async def probe_capabilities(client: _Probed) -> Capabilities:
-    """Ask the endpoint a handful of tiny questions (max_tokens <= 2) and record the answers."""
-    notes: list[str] = []
+class _Probe:
+    """One run of the probe: the client asked, and notes on what it could not do and why."""
 
-    async def attempt(label: str, call: Any) -> Completion | None:
+    __slots__ = ("client", "notes")
+
+    def __init__(self, client: _Probed) -> None:
+        self.client = client
+        self.notes: list[str] = []
+
+    async def attempt(self, label: str, call: Any) -> Completion | None:
+        """The answer to `call`, or None (noted under `label`) when the endpoint refused it."""
         try:
             result: Completion = await call
         except LLMError as error:
-            if _fatal(error):
-                raise
-            notes.append(f"{label}: {error}")
+            self.refused(label, error)
             return None
         return result
 
-    completions = await attempt("completions", client.complete(_PROBE_PROMPT, max_tokens=1))
-    chat = await attempt(
+    def refused(self, label: str, error: LLMError) -> None:
+        """Note a refusal; re-raise an error that says nothing about a capability."""
+        if _fatal(error):
+            raise error
+        self.notes.append(f"{label}: {error}")
+
+
+async def _prompt_logprobs(probe: _Probe) -> int | None:
+    """The max_tokens (0, else 1) with which echo gives the prompt's own log-probabilities, or
+    None when neither does."""
+    for max_tokens in (0, 1):
+        # stop bounds a server that reads max_tokens=0 as "no limit" (OpenAI ignores it)
+        echoed = await probe.attempt(
+            f"echo (max_tokens={max_tokens})",
+            probe.client.complete(
+                _PROBE_PROMPT, max_tokens=max_tokens, logprobs=1, echo=True, stop=["\n", "."]
+            ),
+        )
+        if echoed is None:
+            continue
+        reason = await _echo_fault(probe, echoed, max_tokens)
+        if reason is None:
+            return max_tokens
+        probe.notes.append(f"echo (max_tokens={max_tokens}): {reason}")
+    return None
+
+
+async def _echo_fault(probe: _Probe, echoed: Completion, max_tokens: int) -> str | None:
+    """None when the echo is usable for scoring, else why not."""
+    reason = _echo_covers_prompt(echoed, _PROBE_PROMPT)
+    if reason is None and max_tokens == 0 and _generated_past(echoed, _PROBE_PROMPT):
+        reason = "the server generated tokens for max_tokens=0 (it reads 0 as no limit)"
+    if reason is None:
+        try:
+            reason = await _echo_shift(probe.client, max_tokens)
+        except LLMError as error:
+            probe.refused("echo alignment check", error)
+    return reason
+
+
+async def _generated_logprobs(probe: _Probe) -> bool:
+    generated = await probe.attempt(
+        "logprobs", probe.client.complete(_PROBE_PROMPT, max_tokens=2, logprobs=1)
+    )
+    if generated is not None and generated.logprobs and generated.logprobs[0] is not None:
+        block = generated.logprobs[0]
+        return bool(block.tokens) and all(v is not None for v in block.logprobs)
+    if generated is not None:
+        probe.notes.append("logprobs: the answer carried no log-probabilities")
+    return False
+
+
+async def _suffix(probe: _Probe) -> bool:
+    suffixed = await probe.attempt(
+        "suffix", probe.client.complete("def add(a, b):\n    return", suffix="\n", max_tokens=1)
+    )
+    return suffixed is not None
+
+
+async def _chat_logprobs(probe: _Probe) -> bool:
+    answered = await probe.attempt(
+        "chat logprobs",
+        probe.client.chat([{"role": "user", "content": "Say OK."}], max_tokens=1, logprobs=True),
+    )
+    return bool(answered is not None and answered.logprobs and answered.logprobs[0] is not None)
+
+
+async def probe_capabilities(client: _Probed) -> Capabilities:
+    """Ask the endpoint a handful of tiny questions (max_tokens <= 2) and record the answers."""
+    probe = _Probe(client)
+    completions = await probe.attempt("completions", client.complete(_PROBE_PROMPT, max_tokens=1))
+    chat = await probe.attempt(
         "chat", client.chat([{"role": "user", "content": "Say OK."}], max_tokens=1)
     )
-    prompt_logprobs = False
+    echo_max_tokens: int | None = None
     generated_logprobs = False
     suffix = False
-    echo_max_tokens = 0
     if completions is not None:
-        for max_tokens in (0, 1):
-            # stop bounds a server that reads max_tokens=0 as "no limit" (OpenAI ignores it)
-            echoed = await attempt(
-                f"echo (max_tokens={max_tokens})",
-                client.complete(
-                    _PROBE_PROMPT, max_tokens=max_tokens, logprobs=1, echo=True, stop=["\n", "."]
-                ),
-            )
-            if echoed is None:
-                continue
-            reason = _echo_covers_prompt(echoed, _PROBE_PROMPT)
-            if reason is None and max_tokens == 0 and _generated_past(echoed, _PROBE_PROMPT):
-                reason = "the server generated tokens for max_tokens=0 (it reads 0 as no limit)"
-            if reason is None:
-                try:
-                    reason = await _echo_shift(client, max_tokens)
-                except LLMError as error:
-                    if _fatal(error):
-                        raise
-                    notes.append(f"echo alignment check: {error}")
-            if reason is None:
-                prompt_logprobs, echo_max_tokens = True, max_tokens
-                break
-            notes.append(f"echo (max_tokens={max_tokens}): {reason}")
-        generated = await attempt(
-            "logprobs", client.complete(_PROBE_PROMPT, max_tokens=2, logprobs=1)
-        )
-        if generated is not None and generated.logprobs and generated.logprobs[0] is not None:
-            block = generated.logprobs[0]
-            generated_logprobs = bool(block.tokens) and all(v is not None for v in block.logprobs)
-        elif generated is not None:
-            notes.append("logprobs: the answer carried no log-probabilities")
-        suffixed = await attempt(
-            "suffix", client.complete("def add(a, b):\n    return", suffix="\n", max_tokens=1)
-        )
-        suffix = suffixed is not None
-    chat_logprobs = False
-    if chat is not None:
-        answered = await attempt(
-            "chat logprobs",
-            client.chat([{"role": "user", "content": "Say OK."}], max_tokens=1, logprobs=True),
-        )
-        chat_logprobs = bool(
-            answered is not None and answered.logprobs and answered.logprobs[0] is not None
-        )
+        echo_max_tokens = await _prompt_logprobs(probe)
+        generated_logprobs = await _generated_logprobs(probe)
+        suffix = await _suffix(probe)
+    chat_logprobs = chat is not None and await _chat_logprobs(probe)
     return Capabilities(
         endpoint=client.name,
         completions=completions is not None,
         chat=chat is not None,
-        prompt_logprobs=prompt_logprobs,
+        prompt_logprobs=echo_max_tokens is not None,
         generated_logprobs=generated_logprobs,
         chat_logprobs=chat_logprobs,
         suffix=suffix,
-        echo_max_tokens=echo_max_tokens,
-        notes=tuple(notes),
+        echo_max_tokens=echo_max_tokens or 0,
+        notes=tuple(probe.notes),
     )
 
 

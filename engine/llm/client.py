@@ -1,10 +1,9 @@
 """The async client of one OpenAI-compatible endpoint: chat, completions, continuation log-prob.
 
 Every call goes limiter -> transport -> classification, inside the one retry layer
-(`engine.llm.retry`). Bodies are encoded once with orjson and parsed into small frozen results
-(`engine.llm.results`); nothing of the raw response outlives the call, so an in-flight call costs
-a coroutine and a few hundred bytes. Reference: OpenAI API reference, "Chat Completions" and the
-legacy "Completions" (``echo``, ``logprobs``: ``tokens``, ``token_logprobs``, ``text_offset``).
+(`engine.llm.retry`). Bodies are built and encoded once (`engine.llm.request`) and answers parsed
+into small frozen results (`engine.llm.answers`, `engine.llm.results`); nothing of the raw
+response outlives the call, so an in-flight call costs a coroutine and a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -12,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from engine.errors import EndpointError
+from engine.llm.answers import Parsed, continuation_slice
 from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.clock import Clock
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
@@ -31,139 +31,17 @@ from engine.llm.errors import (
     classify_response,
     redact,
 )
-from engine.llm.gate import SEND_GATE
+from engine.llm.gate import SEND_GATE, SendGate
 from engine.llm.headers import parse_rate_limit_headers
 from engine.llm.lean import LeanTransport
-from engine.llm.limiter import UNSET, RateLimiter, _Unset
-from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
+from engine.llm.limiter import UNSET, Permit, RateLimiter, _Unset
+from engine.llm.request import Request, chat_request, completion_request, estimate_tokens
+from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.llm.retry import call_with_retries
 from engine.llm.stats import CallStats, StatsSnapshot
-from engine.llm.transport import AiohttpTransport, Transport
+from engine.llm.transport import AiohttpTransport, RawResponse, Transport
 
 __all__ = ["LLMClient", "estimate_tokens"]
-
-T = TypeVar("T")
-_Parsed = tuple[
-    tuple[str, ...], tuple[str | None, ...], tuple[TokenLogprobs | None, ...], Usage | None
-]
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    # orjson hands back a 4 KiB allocation whatever the length: keep an exact-size copy
-    return bytes(memoryview(orjson.dumps(payload)))
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap upper-leaning guess of the tokens in `text` (about 4 characters per token for
-    English with BPE tokenizers); the limiter reconciles it with the reported usage."""
-    return len(text) // 4 + 1
-
-
-def _usage(data: Mapping[str, Any]) -> Usage | None:
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    prompt = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
-    total = int(usage.get("total_tokens") or prompt + completion)
-    return Usage(prompt, completion, total)
-
-
-def _choices(data: Any) -> list[Any]:
-    choices = data["choices"]
-    if not isinstance(choices, list) or not choices:
-        raise ValueError("no choices")
-    if len(choices) > 1:
-        choices = sorted(choices, key=lambda choice: int(choice.get("index", 0)))
-    return choices
-
-
-def _parse_chat(data: Any) -> _Parsed:
-    texts: list[str] = []
-    reasons: list[str | None] = []
-    logprobs: list[TokenLogprobs | None] = []
-    for choice in _choices(data):
-        message = choice["message"]
-        content = message.get("content")
-        if content is not None and not isinstance(content, str):
-            raise ValueError("message content is not text")
-        texts.append(content or "")
-        reasons.append(choice.get("finish_reason"))
-        block = choice.get("logprobs")
-        if isinstance(block, dict) and isinstance(block.get("content"), list):
-            items = block["content"]
-            logprobs.append(
-                TokenLogprobs(
-                    tuple(str(item["token"]) for item in items),
-                    tuple(float(item["logprob"]) for item in items),
-                )
-            )
-        else:
-            logprobs.append(None)
-    return tuple(texts), tuple(reasons), tuple(logprobs), _usage(data)
-
-
-def _completion_logprobs(block: Any) -> TokenLogprobs | None:
-    if not isinstance(block, dict) or not isinstance(block.get("tokens"), list):
-        return None
-    tokens = tuple(str(token) for token in block["tokens"])
-    values = tuple(None if v is None else float(v) for v in block.get("token_logprobs") or ())
-    offsets = tuple(int(v) for v in block.get("text_offset") or ())
-    if len(values) != len(tokens) or (offsets and len(offsets) != len(tokens)):
-        raise ValueError("logprobs arrays of different lengths")
-    return TokenLogprobs(tokens, values, offsets)
-
-
-def _parse_completion(data: Any) -> _Parsed:
-    texts: list[str] = []
-    reasons: list[str | None] = []
-    logprobs: list[TokenLogprobs | None] = []
-    for choice in _choices(data):
-        text = choice["text"]
-        if not isinstance(text, str):
-            raise ValueError("choice text is not text")
-        texts.append(text)
-        reasons.append(choice.get("finish_reason"))
-        logprobs.append(_completion_logprobs(choice.get("logprobs")))
-    return tuple(texts), tuple(reasons), tuple(logprobs), _usage(data)
-
-
-def continuation_slice(logprobs: TokenLogprobs, prompt_chars: int, text_chars: int) -> range:
-    """Indices of the tokens that make up text[prompt_chars:text_chars], chosen by
-    `text_offset`; a token straddling the boundary belongs to the continuation."""
-    offsets = logprobs.text_offset
-    start = len(offsets)
-    for index, offset in enumerate(offsets):
-        if offset >= prompt_chars:
-            start = index
-            break
-    if start > 0 and offsets[start - 1] + len(logprobs.tokens[start - 1]) > prompt_chars:
-        start -= 1
-    stop = start
-    while stop < len(offsets) and offsets[stop] < text_chars:
-        stop += 1
-    return range(start, stop)
-
-
-class _Call:
-    """One logical call: the request every attempt sends and how its answer is read."""
-
-    __slots__ = ("body", "estimate", "output_tokens", "parse", "path", "prompt_tokens")
-
-    def __init__(
-        self,
-        path: str,
-        body: bytes,
-        prompt_tokens: int,
-        output_tokens: int,
-        parse: Callable[[Any], _Parsed],
-    ) -> None:
-        self.path = path
-        self.body = body
-        self.prompt_tokens = prompt_tokens
-        self.output_tokens = output_tokens
-        self.estimate = prompt_tokens + output_tokens
-        self.parse = parse
 
 
 class LLMClient:
@@ -300,30 +178,19 @@ class LLMClient:
         """POST /chat/completions (await the result). `logprobs=True` returns the generated
         tokens' log-probs. A plain function returning the call's coroutine: one frame less
         per call in flight."""
-        payload: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": list(messages),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if n != 1:
-            payload["n"] = n
-        if stop:
-            payload["stop"] = list(stop)
-        if logprobs:
-            payload["logprobs"] = True
-            if top_logprobs is not None:
-                payload["top_logprobs"] = top_logprobs
-        if seed is not None:
-            payload["seed"] = seed
-        if extra:
-            payload.update(extra)
-        prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages)
-        body = _encode(payload)
-        del payload  # only the bytes stay alive while the call is in flight
-        return self._call(
-            _Call("/chat/completions", body, prompt_tokens, max_tokens * n, _parse_chat)
+        request = chat_request(
+            self.config.model,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            n=n,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+            seed=seed,
+            extra=extra,
         )
+        return self._call(request)
 
     def complete(
         self,
@@ -341,32 +208,20 @@ class LLMClient:
     ) -> Coroutine[Any, Any, Completion]:
         """POST /completions (the legacy text API that vLLM, llama.cpp and others serve);
         await the result."""
-        payload: dict[str, Any] = {
-            "model": self.config.model,
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if n != 1:
-            payload["n"] = n
-        if stop:
-            payload["stop"] = list(stop)
-        if logprobs is not None:
-            payload["logprobs"] = logprobs
-        if echo:
-            payload["echo"] = True
-        if suffix is not None:
-            payload["suffix"] = suffix
-        if seed is not None:
-            payload["seed"] = seed
-        if extra:
-            payload.update(extra)
-        body = _encode(payload)
-        del payload
-        prompt_tokens = estimate_tokens(prompt)
-        return self._call(
-            _Call("/completions", body, prompt_tokens, max_tokens * n, _parse_completion)
+        request = completion_request(
+            self.config.model,
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            n=n,
+            logprobs=logprobs,
+            echo=echo,
+            suffix=suffix,
+            seed=seed,
+            extra=extra,
         )
+        return self._call(request)
 
     async def continuation_logprob(self, prompt: str, continuation: str) -> ContinuationLogprob:
         """log P(continuation | prompt), scored on prompt + continuation (appended verbatim:
@@ -448,9 +303,10 @@ class LLMClient:
     #
     # Memory per call in flight is what bounds concurrency (bench/throughput.py part 4), so the
     # path keeps few frames alive: `_call` (counters) -> `call_with_retries` -> `_attempt` ->
-    # transport, with the request held once in a slotted `_Call` instead of closure cells.
+    # transport, with the request held once in a slotted `Request` instead of closure cells.
+    # The steps around the send are synchronous methods: they add no frame while a call waits.
 
-    async def _call(self, call: _Call) -> Completion:
+    async def _call(self, call: Request) -> Completion:
         if self._transport is None:
             raise EndpointError(
                 f"endpoint {self.name!r}: the client is not open; use 'async with LLMClient(...)'",
@@ -478,21 +334,10 @@ class LLMClient:
     def _count_retry(self, error: LLMError, delay_s: float) -> None:
         self._stats.retries += 1
 
-    async def _attempt(self, call: _Call, number: int) -> Completion:
-        self._check_quota()
-        limiter = self.limiter
-        gate = SEND_GATE.get()
-        if gate is not None:
-            gate.check()  # a paused caller: not even queued
-        permit = await limiter.acquire(call.estimate, output_tokens=call.output_tokens)
-        if gate is not None and not gate.is_open:
-            permit.release()  # shut while this call queued: taken back before it was sent
-            gate.check()
-        try:
-            self._check_quota()  # met by another call while this one queued?
-        except QuotaExceededError:
-            permit.release()
-            raise
+    async def _attempt(self, call: Request, number: int) -> Completion:
+        gate = self._gate_before_queueing()
+        permit = await self.limiter.acquire(call.estimate, output_tokens=call.output_tokens)
+        self._check_still_sendable(permit, gate)
         stats = self._stats
         stats.attempts += 1
         started = time.perf_counter()
@@ -505,43 +350,44 @@ class LLMClient:
         finally:
             permit.release()
         latency = time.perf_counter() - started
+        return self._answer(call, raw, permit, latency, number)
+
+    def _gate_before_queueing(self) -> SendGate | None:
+        """Fail before queueing at the limiter when a quota error stopped the client or the
+        caller's gate is shut (a paused caller: not even queued); the gate to check again."""
+        self._check_quota()
+        gate = SEND_GATE.get()
+        if gate is not None:
+            gate.check()
+        return gate
+
+    def _check_still_sendable(self, permit: Permit, gate: SendGate | None) -> None:
+        """Give the permit back and fail when the gate shut or a quota error was met (by another
+        call) while this call queued: it is taken back before it was sent."""
+        if gate is not None and not gate.is_open:
+            permit.release()
+            gate.check()
+        try:
+            self._check_quota()
+        except QuotaExceededError:
+            permit.release()
+            raise
+
+    def _answer(
+        self, call: Request, raw: RawResponse, permit: Permit, latency: float, number: int
+    ) -> Completion:
+        """What the server answered: re-sync the limiter, then fail or count and return it."""
         if self.config.rate_limit_headers:
             # every answer re-syncs the buckets, a 429 (remaining 0) above all
             hints = parse_rate_limit_headers(raw.headers)
             if hints:
-                limiter.sync(hints)
+                self.limiter.sync(hints)
         secret = self._secret.reveal() if self._secret is not None else None
         if not 200 <= raw.status < 300:
-            failure = classify_response(
-                raw.status, raw.body, raw.headers, endpoint=self.name, secret=secret
-            )
-            stats.errors[failure.kind] += 1
-            if raw.status == 429:
-                stats.rate_limited += 1
-            if isinstance(failure, RateLimitError):
-                limiter.on_rate_limited(failure.retry_after_s, permit.sent_at)
-            elif isinstance(failure, QuotaExceededError):
-                self._quota_error = failure
-            raise failure
-        try:
-            texts, reasons, logprobs, usage = call.parse(orjson.loads(raw.body))
-        except (
-            orjson.JSONDecodeError,
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-        ) as error:
-            stats.errors["malformed"] += 1
-            snippet = redact(raw.body[:200].decode("utf-8", "replace"), secret)
-            raise MalformedResponseError(
-                f"endpoint {self.name!r} sent a body that is not a {call.path} answer "
-                f"({type(error).__name__}: {error}): {snippet!r}",
-                status=raw.status,
-                retryable=True,
-                endpoint=self.name,
-            ) from None
-        limiter.on_success()
+            raise self._failure(raw, permit, secret)
+        texts, reasons, logprobs, usage = self._parse(call, raw, secret)
+        self.limiter.on_success()
+        stats = self._stats
         if usage is None:
             usage = Usage(call.prompt_tokens, 0, call.prompt_tokens)
         else:
@@ -552,3 +398,38 @@ class LLMClient:
         return Completion(
             texts, reasons, usage, latency, number, self.name, self.config.model, logprobs
         )
+
+    def _failure(self, raw: RawResponse, permit: Permit, secret: str | None) -> LLMError:
+        """The error a non-2xx answer means, counted; a 429 slows the limiter down and a quota
+        error stops the client."""
+        failure = classify_response(
+            raw.status, raw.body, raw.headers, endpoint=self.name, secret=secret
+        )
+        self._stats.errors[failure.kind] += 1
+        if raw.status == 429:
+            self._stats.rate_limited += 1
+        if isinstance(failure, RateLimitError):
+            self.limiter.on_rate_limited(failure.retry_after_s, permit.sent_at)
+        elif isinstance(failure, QuotaExceededError):
+            self._quota_error = failure
+        return failure
+
+    def _parse(self, call: Request, raw: RawResponse, secret: str | None) -> Parsed:
+        try:
+            return call.parse(orjson.loads(raw.body))
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as error:
+            self._stats.errors["malformed"] += 1
+            snippet = redact(raw.body[:200].decode("utf-8", "replace"), secret)
+            raise MalformedResponseError(
+                f"endpoint {self.name!r} sent a body that is not a {call.path} answer "
+                f"({type(error).__name__}: {error}): {snippet!r}",
+                status=raw.status,
+                retryable=True,
+                endpoint=self.name,
+            ) from None

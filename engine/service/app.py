@@ -27,6 +27,7 @@ from engine.service.manager import StudyEntry, StudyManager
 from engine.service.openapi import openapi_document
 from engine.service.requests import RequestError, parse_create, parse_patch
 from engine.study.events import Event
+from engine.study.observers import Subscription
 
 __all__ = ["DEFAULT_MAX_BODY", "MANAGER", "build_app"]
 
@@ -175,21 +176,65 @@ def _event_json(event: Event) -> dict[str, Any]:
     return data
 
 
+def _snapshot_interval(request: web.Request) -> float:
+    """``?interval=S``: seconds between snapshots, checked (0.25 s when not given)."""
+    if "interval" not in request.query:
+        return SNAPSHOT_INTERVAL_S
+    try:
+        interval = float(request.query["interval"])
+    except ValueError:
+        interval = -1.0
+    if not SNAPSHOT_INTERVAL_S <= interval <= 3600:
+        raise RequestError(
+            f"interval: seconds between snapshots, from {SNAPSHOT_INTERVAL_S} to 3600",
+            "interval",
+        )
+    return interval
+
+
+async def _stream_until_finished(
+    response: web.StreamResponse,
+    entry: StudyEntry,
+    subscription: Subscription,
+    interval: float,
+    ping_s: float,
+) -> None:
+    """Write a snapshot, then each event as it comes, a snapshot every `interval` and ``: ping``
+    after `ping_s` of silence, until the study finishes."""
+    finished = entry.done.is_set()
+    if not finished:
+        await response.write(_sse("snapshot", entry.snapshot().to_json()))
+    clock = anyio.current_time
+    next_snapshot = clock() + interval
+    last_write = clock()
+    while not finished:
+        wait = max(0.0, min(next_snapshot, last_write + ping_s) - clock())
+        event: Event | None = None
+        with anyio.move_on_after(wait):
+            try:
+                event = await subscription.receive.receive()
+            except anyio.EndOfStream:
+                finished = True
+        if event is not None:
+            await response.write(_sse(event.kind, _event_json(event)))
+            last_write = clock()
+            finished = event.kind == "finished"
+        now = clock()
+        if now >= next_snapshot and not finished:
+            await response.write(_sse("snapshot", entry.snapshot().to_json()))
+            next_snapshot = now + interval
+            last_write = now
+        elif now - last_write >= ping_s:
+            await response.write(b": ping\n\n")
+            last_write = now
+        finished = finished or entry.done.is_set()
+
+
 async def study_events(request: web.Request) -> web.StreamResponse:
     """The study's events as they happen, a snapshot at most every 0.25 s (``?interval=S``
     for a slower pace), ``: ping`` after 15 s of silence, and ``event: end`` at the end."""
     entry = _entry(request)
-    interval = SNAPSHOT_INTERVAL_S
-    if "interval" in request.query:
-        try:
-            interval = float(request.query["interval"])
-        except ValueError:
-            interval = -1.0
-        if not SNAPSHOT_INTERVAL_S <= interval <= 3600:
-            raise RequestError(
-                f"interval: seconds between snapshots, from {SNAPSHOT_INTERVAL_S} to 3600",
-                "interval",
-            )
+    interval = _snapshot_interval(request)
     ping_s = request.app[_OPTIONS]["ping_s"]
     subscription = entry.bus.subscribe(buffer=4096)
     response = web.StreamResponse(
@@ -201,33 +246,7 @@ async def study_events(request: web.Request) -> web.StreamResponse:
     )
     try:
         await response.prepare(request)
-        finished = entry.done.is_set()
-        if not finished:
-            await response.write(_sse("snapshot", entry.snapshot().to_json()))
-        clock = anyio.current_time
-        next_snapshot = clock() + interval
-        last_write = clock()
-        while not finished:
-            wait = max(0.0, min(next_snapshot, last_write + ping_s) - clock())
-            event: Event | None = None
-            with anyio.move_on_after(wait):
-                try:
-                    event = await subscription.receive.receive()
-                except anyio.EndOfStream:
-                    finished = True
-            if event is not None:
-                await response.write(_sse(event.kind, _event_json(event)))
-                last_write = clock()
-                finished = event.kind == "finished"
-            now = clock()
-            if now >= next_snapshot and not finished:
-                await response.write(_sse("snapshot", entry.snapshot().to_json()))
-                next_snapshot = now + interval
-                last_write = now
-            elif now - last_write >= ping_s:
-                await response.write(b": ping\n\n")
-                last_write = now
-            finished = finished or entry.done.is_set()
+        await _stream_until_finished(response, entry, subscription, interval, ping_s)
         await entry.done.wait()
         snapshot = entry.snapshot()
         await response.write(_sse("snapshot", snapshot.to_json()))

@@ -36,6 +36,17 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     parts: list[Table | Text] = [title]
     if result.error:
         parts.append(Text(result.error, style="red"))
+    final = _held_out_table(result)
+    if final.row_count:
+        parts.append(final)
+    parts.append(_leaderboard(result, top))
+    parts.append(_spend_table(result))
+    return Group(*parts)
+
+
+def _held_out_table(result: StudyResult) -> Table:
+    """The winner, the runner-up and the human instruction on the test pool (rows for those
+    that were evaluated)."""
     final = Table(title="Held-out test pool (95 % interval)", title_justify="left")
     final.add_column("role")
     final.add_column("instruction")
@@ -49,8 +60,11 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
         if evaluation is not None:
             score, interval = _score(evaluation)
             final.add_row(role, _clip(evaluation.instruction), score, interval)
-    if final.row_count:
-        parts.append(final)
+    return final
+
+
+def _leaderboard(result: StudyResult, top: int) -> Table:
+    """The winner first, then the `top` best by mean on the scoring pool (unscored last)."""
     board = Table(title=f"Candidates (scoring pool n={result.n})", title_justify="left")
     for column, justify in (
         ("#", "right"),
@@ -78,7 +92,11 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
         )
     if len(ranked) > top:
         board.add_row("", f"... and {len(ranked) - top} more", "", "", "", "", "")
-    parts.append(board)
+    return board
+
+
+def _spend_table(result: StudyResult) -> Table:
+    """What the study spent, beside what full evaluation would have cost."""
     spend = result.spend
     ratio = f"{result.call_ratio:.1%}" if result.full_evaluation_calls else "-"
     summary = Table(title="Spend (across resumes)", title_justify="left", show_header=False)
@@ -95,8 +113,7 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     summary.add_row("tokens", f"{spend.tokens:,}")
     summary.add_row("dollars", f"${spend.usd:,.4f}")
     summary.add_row("seconds", f"{spend.seconds:,.1f}")
-    parts.append(summary)
-    return Group(*parts)
+    return summary
 
 
 def render_report(result: StudyResult, console: Console | None = None) -> None:

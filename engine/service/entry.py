@@ -1,0 +1,149 @@
+"""One study of the service: what the manager keeps of it while it runs and after it ended.
+
+A `StudyEntry` holds the running study once it is open (the `StudyControl` the API's PATCH and
+DELETE call), the `EventBus` observing it (the SSE stream subscribes to it), the limiters it took
+from the `SharedEndpoints`, the requests that came before it opened, and how it ended. Before the
+study opens, and after it failed to, the entry answers snapshots itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from engine.llm.endpoint import EndpointConfig
+from engine.llm.limiter import RateLimiter
+from engine.llm.shared import FairShareLimiter, SharedEndpoints
+from engine.service.launcher import PreparedStudy
+from engine.service.state import StudyRecord
+from engine.study.budgets import Budgets, Spend
+from engine.study.observers import EventBus
+from engine.study.result import StudyResult
+from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
+
+__all__ = ["StudyEntry"]
+
+
+class StudyEntry:
+    """One study of the service: the running study (once it is open), its event bus, the
+    limiters it took from the shared endpoints, and how it ended."""
+
+    def __init__(
+        self,
+        prepared: PreparedStudy,
+        record: StudyRecord,
+        endpoints: SharedEndpoints,
+        say: Callable[[str], None],
+    ) -> None:
+        self.id = prepared.study_id
+        self.prepared = prepared
+        self.record = record
+        self.bus = EventBus()
+        self.control: StudyControl | None = None
+        self.attached = anyio.Event()
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.limiters: list[FairShareLimiter] = []
+        self.rate_caps: dict[str, float | None] = {
+            "requests_per_minute": None,
+            "tokens_per_minute": None,
+        }
+        self.result: StudyResult | None = None
+        self.error: str | None = None
+        self.cancel_requested = False
+        self.stop_reason: str | None = None
+        self.messages: deque[str] = deque(maxlen=50)
+        self._endpoints = endpoints
+        self._say = say
+
+    def hold(self, study: StudyControl) -> None:
+        """The study is open: requests that came before it now take effect."""
+        self.control = study
+        if self.cancel_requested:
+            study.cancel()
+        elif self.stop_reason is not None:
+            study.cancel(self.stop_reason)  # a drain says why it stopped
+        elif self.record.paused:
+            study.pause()
+        self.attached.set()
+
+    # -- what the launcher calls -------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.messages.append(text)
+        self._say(f"study {self.id}: {text}")
+
+    def limiter_for(self, endpoint: EndpointConfig) -> RateLimiter:
+        limiter = self._endpoints.limiter_for(endpoint)
+        self.limiters.append(limiter)
+        return limiter
+
+    # -- read-outs ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> StudySnapshot:
+        if self.control is not None:
+            snapshot = self.control.snapshot()
+            if self.error is not None and not snapshot.done:
+                snapshot = dataclasses.replace(
+                    snapshot, status="failed", done=True, message=self.error
+                )
+            return snapshot
+        return self._blank()
+
+    def _blank(self) -> StudySnapshot:
+        """The snapshot of a study that has not started (or failed before it could)."""
+        config = self.prepared.config
+        if self.error is not None:
+            status: Any = "failed"
+        elif self.done.is_set():
+            status = "cancelled"
+        else:
+            status = "starting"
+        message = self.error or (self.messages[-1] if self.messages else "")
+        return StudySnapshot(
+            study_id=self.id,
+            task=self.prepared.task_name,
+            policy=config.policy,
+            status=status,
+            elapsed_s=0.0,
+            eta_s=None,
+            n=self.prepared.scoring_pool,
+            arms=(),
+            throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, config.concurrency, 0, 0, 0),
+            limiters=(),
+            budgets=Budgets(config.budget_limits()).rows(Spend()),
+            proposals=ProposalRow(0, 0, 0, 0, 0, config.new_candidate_share),
+            message=message,
+            done=status != "starting",
+            extra={"reason": message} if self.error else {},
+        )
+
+    def summary(self) -> dict[str, Any]:
+        snapshot = self.snapshot()
+        return {
+            "id": self.id,
+            "task": snapshot.task,
+            "policy": snapshot.policy,
+            "status": snapshot.status,
+            "elapsed_s": snapshot.elapsed_s,
+            "done": snapshot.done,
+            "journal": self.record.journal,
+            "message": (snapshot.done and snapshot.extra.get("reason")) or snapshot.message,
+        }
+
+    def in_flight(self) -> int:
+        return self.control.snapshot().throughput.in_flight if self.control is not None else 0
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Stop for the service's sake (not the user's): the journal gets its result record."""
+        self.stop_reason = reason
+        if self.control is not None:
+            self.control.cancel(reason)
+        else:
+            self.scope.cancel()  # not started yet: nothing is written before the study runs

@@ -1,0 +1,60 @@
+"""What the service needs from the composition: a `Launcher` that prepares and opens studies.
+
+The service sits below the composition (`engine.app`), so it names what it calls here and is
+given an implementation: `engine.app.launcher.Launcher` in `ape-engine serve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+
+from engine.llm.endpoint import EndpointConfig
+from engine.llm.limiter import RateLimiter
+from engine.study.config import StudyConfig
+from engine.study.journal import Replay
+from engine.study.observers import Observer
+from engine.study.study import Study
+
+__all__ = ["Launcher", "PreparedStudy"]
+
+
+class PreparedStudy(Protocol):
+    """A study checked and ready to open (`engine.app.prepare.Prepared`)."""
+
+    study_id: str
+    config: StudyConfig
+    journal_path: Path
+    replay: Replay | None
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def scoring_pool(self) -> int: ...
+
+
+class Launcher(Protocol):
+    """What the service needs from the composition."""
+
+    def prepare(self, config: StudyConfig, *, journals: Path) -> PreparedStudy:
+        """Check a new study (task, pools, prices, ...) before any call; its journal goes in
+        `journals`. Raises `EngineError` naming the setting."""
+        ...
+
+    def prepare_resume(self, journal: Path) -> PreparedStudy | None:
+        """A study read back from its journal, or None when it ended (finished or failed)."""
+        ...
+
+    def open(
+        self,
+        prepared: PreparedStudy,
+        *,
+        observers: Iterable[Observer],
+        say: Callable[[str], None],
+        limiter_for: Callable[[EndpointConfig], RateLimiter | None],
+    ) -> AbstractAsyncContextManager[Study]:
+        """The study, its endpoints open, ready to run; closed when the block ends."""
+        ...
