@@ -7,7 +7,7 @@ For each policy and pulls-in-flight level: median and p90 cost as a share of ful
 as a ratio to the oracle (Garivier-Kaufmann T*, finite-population adjusted), the probability of an
 epsilon-good pick with its Clopper-Pearson 95 % interval, mean and max regret; then fixed-budget
 curves (probability correct at 5-40 % of full cost). Writes JSON (and a PNG of the curves) to
-bench/results/ and prints the goals of issue 5 beside the results.
+bench/results/ and prints the project's goals for the scheduler beside the results.
 
     .venv/bin/python bench/efficiency.py                 # K=50, n=200, 100 instances
     .venv/bin/python bench/efficiency.py --instances 20  # quicker

@@ -1,6 +1,6 @@
 """Whole studies against the simulator: share of full evaluation, and the true quality of the pick.
 
-Issue 6's goal: the study picks an instruction whose TRUE quality (the simulator's latent
+The goal: the study picks an instruction whose TRUE quality (the simulator's latent
 quality, read from its debug route /v1/sim/quality) is within epsilon of the best candidate it
 saw, in at most 35 % of the scoring calls of full evaluation (every candidate on the whole
 scoring pool). Each run is a real study (proposals, variants, policy, client) against the

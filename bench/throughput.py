@@ -1,4 +1,4 @@
-"""Throughput benchmark of the LLM client layer (issue 4), against the simulator on loopback.
+"""Throughput benchmark of the LLM client layer, against the simulator on loopback.
 
 Five results in one run, each beside its goal:
 1. client CPU per call at 1,000 concurrent calls, zero latency, vs the baseline a user would
@@ -63,7 +63,7 @@ def sim_config(
     fault_rate: float = 0.0,
 ) -> SimConfig:
     """The simulator a part needs; `start_sim_process` turns it into `ape-engine sim` flags.
-    Faults are the issue's four kinds (500, 503, reset, malformed) in equal shares."""
+    Faults are four kinds (500, 503, reset, malformed) in equal shares."""
     share = fault_rate / 4
     return SimConfig(
         tasks=("reverse_word",),
