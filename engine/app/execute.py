@@ -88,6 +88,13 @@ async def _clients(
 
     async def opened(endpoint: EndpointConfig) -> LLMClient:
         limiter = limiter_for(endpoint) if limiter_for else None
+        if limiter is None:  # no cap of its own: the study's concurrency is its capacity limiter
+            limiter = RateLimiter(
+                requests_per_minute=endpoint.requests_per_minute,
+                tokens_per_minute=endpoint.tokens_per_minute,
+                burst_s=endpoint.burst_s,
+                adaptive=endpoint.adaptive,
+            )
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
     target = await opened(

@@ -136,6 +136,12 @@ class LLMClient:
         if not isinstance(concurrency, _Unset) and self._transport is not None:
             self._transport.resize(concurrency)
 
+    def resize(self, connections: int) -> None:
+        """Keep up to `connections` connections open (a study's concurrency changed; the
+        limiter's own cap, if it has one, is left as it is)."""
+        if self._transport is not None:
+            self._transport.resize(connections)
+
     def clear_quota_stop(self) -> None:
         """Send calls again after a quota or billing error (once credit was added): until then
         every call fails at once with that error instead of reaching the server."""

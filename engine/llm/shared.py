@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from engine.llm.clock import Clock
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.headers import BucketHint
-from engine.llm.limiter import LimiterReading, Permit, RateLimiter
+from engine.llm.limiter import UNSET, LimiterReading, Permit, RateLimiter, _Unset
 
 __all__ = ["EndpointKey", "FairShareLimiter", "SharedEndpoint", "SharedEndpoints"]
 
@@ -252,7 +252,9 @@ class SharedEndpoints:
         self._clock = clock
         self.endpoints: dict[EndpointKey, SharedEndpoint] = {}
 
-    def limiter_for(self, config: EndpointConfig) -> FairShareLimiter:
+    def limiter_for(
+        self, config: EndpointConfig, *, concurrency: int | _Unset | None = UNSET
+    ) -> FairShareLimiter:
         key = EndpointKey.of(config)
         endpoint = self.endpoints.get(key)
         if endpoint is None or not endpoint.members:
@@ -274,8 +276,9 @@ class SharedEndpoints:
             tpm = _lower(endpoint.tokens_per_minute, config.tokens_per_minute)
             if rpm != endpoint.requests_per_minute or tpm != endpoint.tokens_per_minute:
                 endpoint.set_limits({"requests_per_minute": rpm, "tokens_per_minute": tpm})
+        cap = config.concurrency if isinstance(concurrency, _Unset) else concurrency
         return FairShareLimiter(
-            endpoint, concurrency=config.concurrency, burst_s=config.burst_s, clock=self._clock
+            endpoint, concurrency=cap, burst_s=config.burst_s, clock=self._clock
         )
 
     def release(self, limiters: Iterable[FairShareLimiter]) -> None:

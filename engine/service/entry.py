@@ -78,7 +78,8 @@ class StudyEntry:
         self._say(f"study {self.id}: {text}")
 
     def limiter_for(self, endpoint: EndpointConfig) -> RateLimiter:
-        limiter = self._endpoints.limiter_for(endpoint)
+        # no cap of its own: the study's concurrency is its capacity limiter
+        limiter = self._endpoints.limiter_for(endpoint, concurrency=None)
         self.limiters.append(limiter)
         return limiter
 

@@ -116,7 +116,7 @@ class Study:
         self._shared.activity.capacity.total_tokens = concurrency
         self._dispatcher.grow()
         for client in self.setup.clients:
-            client.reconfigure(concurrency=concurrency)  # its connection pool follows
+            client.resize(concurrency)  # the connection pool follows; the limiter has no cap
         self._say(f"concurrency set to {concurrency}")
 
     def set_rate_limits(
