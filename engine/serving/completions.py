@@ -62,8 +62,9 @@ class Call:
         return prompt_tokens + sum(r.n * r.max_tokens for r in self.requests)
 
 
-def read_call(api: Api, raw: bytes) -> Call:
-    """The call a request body holds (400 naming the field when it is invalid)."""
+def read_call(api: Api, raw: bytes, adjust: Callable[[Api, Any], Any] | None = None) -> Call:
+    """The call a request body holds (400 naming the field when it is invalid); `adjust`
+    answers or rewrites the decoded body first (a real server's quirks)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -72,6 +73,8 @@ def read_call(api: Api, raw: bytes) -> Call:
             "We could not parse the JSON body of your request. The body must be a JSON "
             "object with the fields of the OpenAI API.",
         ) from None
+    if adjust is not None:
+        body = adjust(api, body)
     if api == "chat":
         return Call("chat", (parse_chat(body),))
     parsed = parse_completions(body)

@@ -29,6 +29,7 @@ from engine.serving.faults import FaultReset, Faults
 from engine.serving.keys import AcceptedKeys, request_key
 from engine.serving.latency import Latency
 from engine.serving.protocol import ApiError, Backend, error_body, models_response
+from engine.serving.quirks import NOT_JSON_PAGE, apply_quirks
 from engine.serving.ratelimit import RateLimiter, format_duration
 from engine.serving.settings import ServerSettings
 
@@ -92,6 +93,9 @@ class OpenAIServer:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        if self.settings.not_json:  # a web server, not an API: a page for every request
+            app.router.add_route("*", "/{tail:.*}", self._page)
+            return app
         app.router.add_post(_ROUTES["chat"], self._chat)
         app.router.add_post(_ROUTES["completions"], self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -208,7 +212,7 @@ class OpenAIServer:
         key = api_key or ""
         try:
             self._keys.check(api_key)
-            call = read_call(api, await request.read())
+            call = read_call(api, await request.read(), self._quirks)
             self._check_model(call.model)
             prompt_tokens = call.prompt_tokens(self._count_tokens)
             estimate = call.estimate(prompt_tokens)
@@ -241,6 +245,17 @@ class OpenAIServer:
         body = orjson.dumps(payload)
         self._stats.by_status["200"] += 1
         return web.Response(body=body[: len(body) // 2], content_type=_JSON, headers=headers)
+
+    def _quirks(self, api: Api, body: Any) -> Any:
+        settings = self.settings
+        return apply_quirks(
+            body, choices=settings.choices, reasoning=settings.reasoning, chat=api == "chat"
+        )
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        self._stats.count(request.path)
+        self._stats.by_status["200"] += 1
+        return web.Response(body=NOT_JSON_PAGE, content_type="text/html")
 
     def _count_tokens(self, text: str) -> int:
         return len(self._tokenize(text))

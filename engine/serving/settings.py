@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
+from engine.serving.quirks import CHOICES, Choices
 
 __all__ = ["FAULT_KINDS", "ServerSettings"]
 
@@ -52,6 +53,10 @@ class ServerSettings:
     stats_path: str | None = None
     kind: str = "server"
     owned_by: str = "ape-engine"
+    # real servers' behaviours to act out (engine.serving.quirks)
+    choices: Choices = "many"
+    reasoning: bool = False
+    not_json: bool = False
 
     def __post_init__(self) -> None:
         for kind, rate in self.fault_rates():
@@ -76,6 +81,8 @@ class ServerSettings:
             )
         if not self.model:
             raise ConfigError(f"{self.kind}: model must be a non-empty name")
+        if self.choices not in CHOICES:
+            raise ConfigError(f"{self.kind}: choices must be one of {', '.join(CHOICES)}")
 
     def fault_rates(self) -> tuple[tuple[str, float], ...]:
         return tuple((kind, getattr(self, f"fault_{kind}")) for kind in FAULT_KINDS)

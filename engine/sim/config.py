@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
+from engine.serving.quirks import Choices
 from engine.serving.settings import ServerSettings
 from engine.task.types import Task
 
@@ -62,6 +63,11 @@ class SimConfig:
     fault_malformed: float = 0.0
     hang_s: float = 600.0
     debug_routes: bool = False
+    # real servers' behaviours (engine.serving.quirks): n > 1 refused or ignored, a reasoning
+    # model's refusals (max_tokens, temperature, stop), a page that is not JSON
+    choices: Choices = "many"
+    reasoning: bool = False
+    not_json: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.good_share <= 1.0:
@@ -97,4 +103,7 @@ class SimConfig:
             stats_path="/v1/sim/stats" if self.debug_routes else None,
             kind="simulator",
             owned_by=SIMULATOR_OWNED_BY,
+            choices=self.choices,
+            reasoning=self.reasoning,
+            not_json=self.not_json,
         )
