@@ -24,6 +24,7 @@ from engine.app.scoring import build_scorer
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
+from engine.llm.preflight import preflight
 from engine.search import make_policy
 from engine.search.policy import Policy
 from engine.study.cache import ResponseCache
@@ -36,7 +37,7 @@ from engine.study.shared import StudySetup
 from engine.study.study import Study
 from engine.task import BINARY_METRICS
 
-__all__ = ["LimiterFor", "execute", "open_study", "run_study"]
+__all__ = ["LimiterFor", "endpoints_json", "execute", "open_study", "run_study"]
 
 #: Supplies the limiter of each endpoint's client (the service shares one per endpoint among
 #: its studies); None, or a None answer, gives the client its own.
@@ -118,12 +119,29 @@ def _cache(stack: AsyncExitStack, config: StudyConfig) -> ResponseCache | None:
     return cache
 
 
+def endpoints_json(prepared: Prepared) -> dict[str, Any]:
+    """What the study runs on -- the backend, and each role's endpoint, model and key variable
+    (never a key) -- for the journal header, the result JSON and the report."""
+    config = prepared.config
+    target_url = config.base_url or in_process_name(config)
+    return {
+        "backend": "endpoint" if config.base_url else config.backend,
+        "target": {
+            "model": config.model,
+            "base_url": target_url,
+            "api_key_env": config.api_key_env,
+        },
+        "proposal": {
+            "model": prepared.proposal_model,
+            "base_url": config.proposal_base_url or target_url,
+            "api_key_env": config.proposal_api_key_env or config.api_key_env,
+        },
+    }
+
+
 def _started(prepared: Prepared) -> StudyStarted:
     config = prepared.config
-    models: dict[str, Any] = {
-        "target": {"model": config.model, "base_url": config.base_url or in_process_name(config)},
-        "proposal": {"model": prepared.proposal_model, "base_url": config.proposal_base_url},
-    }
+    models = endpoints_json(prepared)
     task = prepared.task
     return StudyStarted(
         version=JOURNAL_VERSION,
@@ -147,6 +165,8 @@ async def _setup(
     if base_url is None:
         base_url = await stack.enter_async_context(start_backend(task, config, say))
     target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
+    for client in clients:  # a wrong URL, key or model fails here, in about a second
+        say((await preflight(client, config.api)).line())
     cache = _cache(stack, config)
     where = base_url if config.base_url else in_process_name(config)
     scorer = await build_scorer(

@@ -10,6 +10,7 @@ against the built-in simulator.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,14 @@ import anyio
 import orjson
 from rich.console import Console
 
-from engine.app.execute import execute
+from engine.app.execute import endpoints_json, execute
 from engine.app.prepare import Prepared, prepare
 from engine.cli.flags import HELP, add_setting_flags, checked_config, given_settings
+from engine.cli.interrupts import Interrupts
+from engine.errors import EngineError
 from engine.study.config import StudyConfig, load_config_file
 from engine.study.result import StudyResult
+from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
 from engine.ui.progress import ProgressDisplay
 from engine.ui.report import render_report
@@ -54,10 +58,61 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     return checked_config(settings, flags=flags.keys() & HELP.keys())
 
 
-def write_json(result: StudyResult, path: str) -> None:
+def _write(data: dict[str, Any], path: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+    target.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _ran_on(prepared: Prepared) -> dict[str, Any]:
+    """What the result JSON adds to the result: the backend, the endpoints, the settings."""
+    return {
+        "endpoints": endpoints_json(prepared),
+        "journal": str(prepared.journal_path),
+        "settings": prepared.config.to_json(),
+    }
+
+
+def write_json(result: StudyResult, prepared: Prepared, status: str | None = None) -> None:
+    data = {**result.to_json(), **_ran_on(prepared)}
+    if status is not None:
+        data["status"] = status
+    _write(data, str(prepared.config.json_out))
+
+
+def write_failure_json(prepared: Prepared, error: BaseException) -> None:
+    """The result JSON of a study that failed before it started (preflight, probe, setup)."""
+    message = str(error)
+    data = {
+        "study_id": prepared.study_id,
+        "task": prepared.task.name,
+        "policy": prepared.config.policy,
+        "status": "failed",
+        "reason": message,
+        "error": message,
+        "winner": None,
+        "candidates": [],
+        **_ran_on(prepared),
+        "journal": None,  # nothing was journaled: the study never started
+    }
+    _write(data, str(prepared.config.json_out))
+
+
+def _standing(result: StudyResult, prepared: Prepared, signal_name: str) -> str:
+    """Where an interrupted study stands and how to go on."""
+    leader = next((c for c in result.candidates if c.arm == result.winner_arm), None)
+    lead = (
+        f"leader #{leader.arm} {leader.instruction!r} (mean {leader.mean:.3f} over "
+        f"{leader.pulls} scoring calls)"
+        if leader
+        else "no candidate scored yet"
+    )
+    spend = result.spend
+    return (
+        f"interrupted by {signal_name}: {lead}; spent {spend.scoring_calls} scoring calls, "
+        f"{spend.proposal_calls} proposal calls, ${spend.usd:.4f}; resume with: "
+        f"ape-engine resume {prepared.journal_path}"
+    )
 
 
 def run_prepared(
@@ -91,19 +146,45 @@ def run_prepared(
         return 0
     display = ProgressDisplay(console) if ui is None else None
     shown: Display = ui or display  # type: ignore[assignment]
+    interrupts = Interrupts()
+
+    async def watch(study: Study) -> None:
+        interrupts.install(study)
+        await follow(shown, study)
+
     try:
-        result = anyio.run(
-            lambda: execute(prepared, say=say, watch=lambda study: follow(shown, study))
-        )
+        result = anyio.run(lambda: execute(prepared, say=say, watch=watch))
+    except EngineError as error:
+        if config.json_out:
+            write_failure_json(prepared, error)
+        raise
     finally:
         if display is not None:
             display.close()
+    return _report(result, prepared, console, interrupts.received)
+
+
+def _report(
+    result: StudyResult, prepared: Prepared, console: Console, interrupted: str | None
+) -> int:
+    config = prepared.config
     render_report(result, console)
+    ends = endpoints_json(prepared)
+    target, proposal = ends["target"], ends["proposal"]
+    console.print(
+        f"ran on: {ends['backend']}; target {target['model']!r} at {target['base_url']}; "
+        f"proposals {proposal['model']!r} at {proposal['base_url']}",
+        highlight=False,
+        markup=False,
+    )
     if config.json_out:
-        write_json(result, config.json_out)
-        say(f"result written to {config.json_out}")
+        write_json(result, prepared, "interrupted" if interrupted else None)
+        console.print(f"result written to {config.json_out}", highlight=False, markup=False)
+    if interrupted:
+        console.print(_standing(result, prepared, interrupted), highlight=False, markup=False)
+        return 130
     if result.error:
-        console.print(f"[red]{result.error}[/red]")
+        print(f"ape-engine run: {result.error}", file=sys.stderr, flush=True)
     # a study the user ended (the UI's quit key) printed its report: that is not a failure
     return 0 if result.ok or (result.status == "cancelled" and not result.error) else 1
 

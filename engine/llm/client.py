@@ -9,9 +9,10 @@ response outlives the call, so an in-flight call costs a coroutine and a few hun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -38,7 +39,7 @@ from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, Permit, RateLimiter, _Unset
 from engine.llm.request import Request, chat_request, completion_request, estimate_tokens
 from engine.llm.results import Completion, ContinuationLogprob, Usage
-from engine.llm.retry import call_with_retries
+from engine.llm.retry import RetryPolicy, call_with_retries
 from engine.llm.stats import CallStats, StatsSnapshot
 from engine.llm.transport import AiohttpTransport, RawResponse, Transport
 
@@ -83,10 +84,7 @@ class LLMClient:
     async def open(self) -> None:
         self._secret = load_api_key(self.config)
         if self._transport is None:
-            headers = {"Accept": "application/json"}
-            if self._secret is not None:
-                headers["Authorization"] = f"Bearer {self._secret.reveal()}"
-            headers.update(self.config.headers_items())
+            headers = self.auth_headers()
             transport = LeanTransport if self.config.transport == "lean" else AiohttpTransport
             self._transport = transport(
                 self.config.base_url,
@@ -96,6 +94,29 @@ class LLMClient:
                 connect_timeout_s=self.config.connect_timeout_s,
                 timeout_s=self.config.timeout_s,
             )
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers every request carries, the key among them (for a request outside the
+        transport, such as the preflight's GET /models); never shown anywhere."""
+        headers = {"Accept": "application/json"}
+        if self._secret is not None:
+            headers["Authorization"] = f"Bearer {self._secret.reveal()}"
+        headers.update(self.config.headers_items())
+        return headers
+
+    @property
+    def secret(self) -> str | None:
+        """The key, for cutting it out of messages (never for showing)."""
+        return self._secret.reveal() if self._secret is not None else None
+
+    @contextlib.contextmanager
+    def retry_policy(self, policy: RetryPolicy) -> Iterator[None]:
+        """Calls made inside the block retry by `policy` (the preflight: fail in a second)."""
+        previous, self._policy = self._policy, policy
+        try:
+            yield
+        finally:
+            self._policy = previous
 
     async def aclose(self) -> None:
         if self._transport is not None:

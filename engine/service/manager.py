@@ -233,6 +233,8 @@ class StudyManager:
                 control.resume()
             entry.record.paused = patch.paused
             self.state.save(entry.record)
+        if patch.stop_search:
+            control.stop_search()
         return control.snapshot()
 
     async def cancel(self, entry: StudyEntry) -> StudySnapshot:

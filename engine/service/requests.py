@@ -171,6 +171,10 @@ class PatchStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     new_candidate_share: Share | UnsetType = UNSET
     paused: bool | UnsetType = UNSET
     drop: list[Count] = msgspec.field(default_factory=list)
+    stop_search: Annotated[
+        bool,
+        Meta(description="true: stop the search now and evaluate the leader on the test pool"),
+    ] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,7 @@ class Patch:
     new_candidate_share: float | None = None
     paused: bool | None = None
     drop: tuple[int, ...] = ()
+    stop_search: bool = False
 
 
 def _decode(raw: bytes, kind: Any) -> Any:
@@ -287,6 +292,7 @@ def parse_patch(raw: bytes) -> Patch:
         ),
         paused=None if isinstance(body.paused, UnsetType) else body.paused,
         drop=tuple(body.drop),
+        stop_search=body.stop_search,
     )
 
 

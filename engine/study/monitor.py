@@ -71,7 +71,9 @@ class Monitor:
         if not activity.initial_done or state.status == "paused":
             return None
         if not state.arms:
-            return "failed", "no candidate instruction could be proposed (see the errors)"
+            first = next(iter(state.first_errors.values()), "")
+            why = f": {first}" if first else " (the proposal model's answers were all rejected)"
+            return "failed", f"no candidate instruction could be proposed{why}"
         if activity.in_flight or (variants_due(shared) and self._variants_have_room()):
             return None
         if state.policy.done():

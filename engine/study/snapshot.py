@@ -153,3 +153,6 @@ class StudyControl(Protocol):
     def drop_arm(self, arm: int) -> None: ...
 
     def cancel(self, reason: str = "cancelled by the user") -> None: ...
+
+    def stop_search(self, reason: str = "search stopped by the user") -> None:
+        """Stop searching and evaluate the current leader on the test pool."""

@@ -74,6 +74,7 @@ class StudyState:
         self.generated = self.duplicates = self.rejected = 0
         self.failures = 0
         self.failure_kinds: dict[str, int] = {}
+        self.first_errors: dict[str, str] = {}  # error kind -> the first such failure's message
         self.fatal: str | None = None
         self.evaluated: dict[str, dict[int, float]] = {}  # instruction -> test example -> reward
         self.result: dict[str, Any] | None = None
@@ -143,6 +144,7 @@ class StudyState:
         self.failures += 1
         self.spend.failed_calls += 1
         self.failure_kinds[event.error_kind] = self.failure_kinds.get(event.error_kind, 0) + 1
+        self.first_errors.setdefault(event.error_kind, event.message)
 
     def _time(self, event: TimePassed) -> None:
         self.spend.seconds = max(self.spend.seconds, event.seconds)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 import anyio
 
 from engine.errors import ConfigError, EndpointError
+from engine.llm.errors import unfixable
 from engine.study import views
 from engine.study.activity import Activity
 from engine.study.budgets import check_limit
@@ -177,6 +178,13 @@ class Study:
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self._stop("cancelled", reason)
 
+    def stop_search(self, reason: str = "search stopped by the user") -> None:
+        """End the search now: calls in flight are cancelled (never scored), no more candidates
+        come, and the current leader, the runner-up and the human instruction are evaluated on
+        the test pool, as when a budget is reached."""
+        if self.status in ("running", "paused", "starting"):
+            self._stop("stopping", f"{reason}: evaluating the leader on the test pool")
+
     # -- running -----------------------------------------------------------------------------------
 
     async def run(self) -> StudyResult:
@@ -263,6 +271,7 @@ class Study:
 
     def _call_failed(self, error: EndpointError, role: str, fatal: bool) -> None:
         state = self.state
+        fatal = fatal or unfixable(error)  # a wrong key, URL or model: no retry will help
         kind = getattr(error, "kind", type(error).__name__)
         message = f"call failed for good ({kind}): {error}"
         self._emit(

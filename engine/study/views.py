@@ -152,7 +152,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         message=activity.message,
         done=state.status in ("finished", "failed", "cancelled"),
         winner=leader,
-        extra={"spend": spend, "reason": state.reason},
+        extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
     )
 
 

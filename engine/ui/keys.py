@@ -52,9 +52,15 @@ BINDINGS: tuple[Binding, ...] = (
     Binding(("N",), "share_up", "N/n new", "share of the budget kept for new candidates +5 points"),
     Binding(("n",), "share_down", "", "share kept for new candidates -5 points"),
     Binding(("p", " "), "pause", "p pause", "pause / resume (calls in flight finish)"),
-    Binding(("up", "k"), "select_up", "↑↓/jk select", "select the candidate above"),
+    Binding(("up", "k"), "select_up", "↑↓ sel", "select the candidate above"),
     Binding(("down", "j"), "select_down", "", "select the candidate below"),
     Binding(("d", "x"), "drop", "d drop", "drop the selected candidate (it gets no more calls)"),
+    Binding(
+        ("s",),
+        "stop_search",
+        "s stop",
+        "stop the search now and evaluate the current leader on the test pool",
+    ),
     Binding(
         ("q", "ctrl-c"),
         "quit",
@@ -187,6 +193,12 @@ def _run(action: str, control: StudyControl, state: UiState) -> None:
             state.say("paused: no new calls (p resumes)")
         else:
             state.say(f"the study is {snapshot.status}: nothing to pause")
+    elif action == "stop_search":
+        if snapshot.status in ("running", "paused", "starting"):
+            control.stop_search()
+            state.say("search stopped: evaluating the leader on the test pool")
+        else:
+            state.say(f"the study is {snapshot.status}: no search to stop")
     elif action == "drop":
         arm = state.selection(snapshot)
         row = next((row for row in snapshot.arms if row.arm == arm), None)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.ui.errors import NewErrors
 from engine.ui.keys import apply_key
 from engine.ui.render import plain_line, screen
 from engine.ui.state import UiState
@@ -176,6 +177,7 @@ class PlainLines(Closing):
         self._time_s = time_s
         self._last: float | None = None
         self._done = False
+        self._errors = NewErrors()
 
     def attach(self, control: StudyControl) -> None:
         return None
@@ -184,6 +186,8 @@ class PlainLines(Closing):
         now = self._time_s()
         if self._done:
             return
+        for line in self._errors.lines(snapshot):  # at once, not at the next progress line
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
         due = self._last is None or now - self._last >= self.every_s
         if due or snapshot.done:
             self._last = now

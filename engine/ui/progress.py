@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.ui.errors import NewErrors
 from engine.ui.live import PlainLines
 from engine.ui.render import plain_line
 
@@ -26,6 +27,7 @@ class ProgressDisplay:
         )
         self._progress: Progress | None = None
         self._task: Any = None
+        self._errors = NewErrors()
 
     def attach(self, control: StudyControl) -> None:
         if self._plain is not None:
@@ -48,6 +50,8 @@ class ProgressDisplay:
             return
         if self._progress is None:
             return
+        for line in self._errors.lines(snapshot):
+            self._progress.console.print(line, style="red", highlight=False, markup=False)
         budgets = {row.name: row for row in snapshot.budgets}
         spent = budgets["scoring_calls"].spent
         full = max(1, len(snapshot.arms) * snapshot.n)

@@ -280,6 +280,10 @@ class HttpControl:
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self._queue({_DELETE: True})  # the service records its own reason
 
+    def stop_search(self, reason: str = "search stopped by the user") -> None:
+        self._queue({"stop_search": True})
+        self._latest = dataclasses.replace(self._latest, status="stopping")
+
     @property
     def pending(self) -> int:
         """Changes queued or on their way, not answered yet."""

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from engine.study.snapshot import ArmRow, BudgetRow, StudySnapshot
 from engine.ui import text as fmt
+from engine.ui.errors import snapshot_errors
 from engine.ui.keys import help_text
 from engine.ui.state import ordered_arms
 
@@ -374,8 +375,18 @@ def screen(
     limiter_rows = 2 * max(1, len(snapshot.limiters)) + 2
     panels_height = max(top_rows + limiter_rows, 8 + 4)
     root = Layout(name="screen")
+    errors = list(snapshot_errors(snapshot).items())[-3:]  # the first failure of each kind
+    error_rows = [
+        Layout(
+            Text(f"✗ {kind}: {message}", style="bold red", no_wrap=True, overflow="ellipsis"),
+            name=f"error-{kind}",
+            size=1,
+        )
+        for kind, message in errors
+    ]
     root.split_column(
         Layout(status_line(snapshot, notice, source), name="status", size=1),
+        *error_rows,
         Layout(
             _Sized(lambda w, h: leaderboard_panel(snapshot, w, h, selected)),
             name="leaderboard",

@@ -186,3 +186,7 @@ class FakeControl:
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self._call("cancel", None)
         self.current = replace(self.current, status="cancelled", done=True)
+
+    def stop_search(self, reason: str = "search stopped by the user") -> None:
+        self._call("stop_search", None)
+        self.current = replace(self.current, status="stopping")

@@ -23,7 +23,7 @@ def test_the_screen_fills_the_console_exactly(width: int, height: int) -> None:
     assert lines[0].startswith("● running  larger_number · lucb · n=200 · study a1b2c3d4e5f6")
     assert "1m15s" in lines[0] and "ETA 40s" in lines[0]
     assert lines[-1].startswith("C/c conc  R/r rate  B/b budget  N/n new  p pause")
-    assert "d drop  q quit" in lines[-1]
+    assert "d drop  s stop  q quit" in lines[-1]
 
 
 def test_80x24_leaderboard_marks_leader_selection_and_cuts_text() -> None:

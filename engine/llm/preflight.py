@@ -1,0 +1,152 @@
+"""Before a study's first call: is this an LLM server, does it take the key, does it serve the
+model? Answered in about a second, so that a wrong URL, key or model fails at once with what to
+do, instead of after a minute of retries counted as failures.
+
+Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
+that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
+a stop sequence, two choices), which also teaches the client the endpoint's dialect
+(`engine.llm.dialect`) before any call that counts. Its retries are few and short: a server that
+cannot answer a one-token call now will not answer a study.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from engine.errors import EndpointError
+from engine.llm.client import LLMClient
+from engine.llm.errors import LLMError, RequestRejectedError, classify_response, redact
+from engine.llm.retry import RetryPolicy
+
+__all__ = ["Preflight", "list_models", "preflight"]
+
+_QUICK = RetryPolicy(max_attempts=2, base_delay_s=0.2, max_delay_s=0.5)
+_GET_TIMEOUT_S = 5.0
+_SAY_OK = [{"role": "user", "content": "Say OK."}]
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What the preflight found: the models the server lists (None: no /models route), the
+    tiny call's round trip, and the adaptations the client made."""
+
+    endpoint: str
+    base_url: str
+    model: str
+    models: tuple[str, ...] | None
+    latency_s: float
+    adapted: str = ""
+
+    def line(self) -> str:
+        adapted = f"; adapted: {self.adapted}" if self.adapted else ""
+        return (
+            f"endpoint {self.endpoint!r} at {self.base_url}: model {self.model!r} answered in "
+            f"{self.latency_s:.2f} s{adapted}"
+        )
+
+
+def _where(client: LLMClient) -> str:
+    return f"endpoint {client.name!r} at {client.config.base_url}"
+
+
+def _key_source(client: LLMClient) -> str:
+    config = client.config
+    if config.api_key_env:
+        return f"the key from ${config.api_key_env}"
+    if config.api_key_file:
+        return f"the key in {config.api_key_file}"
+    return "no key" if client.secret is None else "the key given"
+
+
+async def list_models(client: LLMClient) -> tuple[str, ...] | None:
+    """The model ids ``GET /models`` lists, or None when the server has no such route. Raises
+    an `EndpointError` saying what to do when the server is not reachable, refuses the key, or
+    answers with something that is not JSON."""
+    url = client.config.base_url.rstrip("/") + "/models"
+    timeout = aiohttp.ClientTimeout(total=_GET_TIMEOUT_S, connect=client.config.connect_timeout_s)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, headers=client.auth_headers()) as session,
+            session.get(url) as response,
+        ):
+            body = await response.read()
+            status, headers = response.status, response.headers
+            kind = response.content_type
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        raise EndpointError(
+            f"{_where(client)}: cannot connect ({redact(str(error), client.secret) or type(error).__name__}) "
+            "-- is the server running? Check the host and port of base_url",
+            endpoint=client.name,
+            code="unreachable",
+        ) from None
+    if status in (401, 403):
+        failure = classify_response(
+            status, body, headers, endpoint=client.name, secret=client.secret, url=url
+        )
+        raise EndpointError(
+            f"{failure} (sent {_key_source(client)})", endpoint=client.name, code="unauthorized"
+        )
+    if status >= 400:
+        return None  # no /models here (llama.cpp's older servers, gateways): the call decides
+    return _model_ids(client, body, kind)
+
+
+def _model_ids(client: LLMClient, body: bytes, kind: str) -> tuple[str, ...] | None:
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        shown = redact(body[:80].decode("utf-8", "replace"), client.secret)
+        raise EndpointError(
+            f"{_where(client)}: GET /models answered {kind or 'a body'} that is not JSON "
+            f"({shown!r}...): this URL is not an OpenAI-compatible API -- check base_url (where "
+            "/chat/completions lives, usually ending in /v1)",
+            endpoint=client.name,
+            code="not_an_llm_server",
+        ) from None
+    listed = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        return None
+    return tuple(str(item["id"]) for item in listed if isinstance(item, dict) and "id" in item)
+
+
+async def preflight(client: LLMClient, api: Literal["chat", "completions"]) -> Preflight:
+    """Check `client`'s endpoint with ``GET /models`` and one tiny call of `api`; raise an
+    `EndpointError` naming the endpoint and the fix when the study could not run on it."""
+    models = await list_models(client)
+    started = time.perf_counter()
+    try:
+        with client.retry_policy(_QUICK):
+            if api == "completions":
+                await client.complete("Say OK:", max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+            else:
+                await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+    except LLMError as error:
+        raise _explained(client, error, models) from None
+    return Preflight(
+        endpoint=client.name,
+        base_url=client.config.base_url,
+        model=client.config.model,
+        models=models,
+        latency_s=time.perf_counter() - started,
+        adapted=client.adapting.dialect.describe(),
+    )
+
+
+def _explained(client: LLMClient, error: LLMError, models: tuple[str, ...] | None) -> EndpointError:
+    """`error` as the preflight's verdict, with what the server lists when the model is off."""
+    message = f"preflight: {error}"
+    model = client.config.model
+    if error.status == 401:
+        message += f" (sent {_key_source(client)})"
+    if isinstance(error, RequestRejectedError) and models and model not in models:
+        close = difflib.get_close_matches(model, models, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
+        message += f" (model {model!r} is not among those served: {shown}{hint})"
+    return EndpointError(message, status=error.status, endpoint=client.name, code=error.code)

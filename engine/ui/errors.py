@@ -1,0 +1,32 @@
+"""The first failure of each kind, shown the moment it happens: a study whose calls fail says
+why on every screen (plain lines, the progress bar, the live UI, `top`), not only in its journal.
+The snapshot carries them (``extra["errors"]``: error kind -> the first such message)."""
+
+from __future__ import annotations
+
+from engine.study.snapshot import StudySnapshot
+
+__all__ = ["NewErrors", "snapshot_errors"]
+
+
+def snapshot_errors(snapshot: StudySnapshot) -> dict[str, str]:
+    """Error kind -> the first message of that kind, in the order they happened."""
+    errors = snapshot.extra.get("errors") if isinstance(snapshot.extra, dict) else None
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+class NewErrors:
+    """The error lines a display has not shown yet."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def lines(self, snapshot: StudySnapshot) -> list[str]:
+        fresh = []
+        for kind, message in snapshot_errors(snapshot).items():
+            if kind not in self._seen:
+                self._seen.add(kind)
+                fresh.append(f"error ({kind}): {message}")
+        return fresh
