@@ -18,6 +18,7 @@ import anyio
 
 from engine import __version__
 from engine.app.backends import in_process_name, start_backend
+from engine.app.endpoints import header_items
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
@@ -66,13 +67,23 @@ def _policy(prepared: Prepared) -> Policy:
 
 
 def endpoint_config(
-    name: str, base_url: str, model: str, api_key_env: str | None, config: StudyConfig
+    name: str,
+    base_url: str,
+    model: str,
+    api_key_env: str | None,
+    config: StudyConfig,
+    *,
+    api_key_file: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> EndpointConfig:
     return EndpointConfig(
         name=name,
         base_url=base_url,
         model=model,
         api_key_env=api_key_env,
+        api_key_file=None if api_key_env else api_key_file,
+        extra_headers=headers,
+        protocol=config.protocol,
         requests_per_minute=config.rpm,
         tokens_per_minute=config.tpm,
         concurrency=config.concurrency,
@@ -98,15 +109,36 @@ async def _clients(
             )
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
+    headers = header_items(config.headers, "headers")
     target = await opened(
-        endpoint_config("target", base_url, config.model, config.api_key_env, config)
+        endpoint_config(
+            "target",
+            base_url,
+            config.model,
+            config.api_key_env,
+            config,
+            api_key_file=config.api_key_file,
+            headers=headers,
+        )
     )
     proposal_url = config.proposal_base_url or base_url
     if proposal_url == base_url and prepared.proposal_model == config.model:
         return target, target, [target]
+    # the proposal role takes the target's key and headers unless it has its own
     key_env = config.proposal_api_key_env or config.api_key_env
+    key_file = config.proposal_api_key_file or config.api_key_file
+    if config.proposal_headers is not None:
+        headers = header_items(config.proposal_headers, "proposal_headers")
     proposal = await opened(
-        endpoint_config("proposal", proposal_url, prepared.proposal_model, key_env, config)
+        endpoint_config(
+            "proposal",
+            proposal_url,
+            prepared.proposal_model,
+            key_env,
+            config,
+            api_key_file=key_file,
+            headers=headers,
+        )
     )
     return target, proposal, [target, proposal]
 

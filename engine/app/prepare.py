@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.app.endpoints import resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
 from engine.errors import ConfigError, JournalError
@@ -148,10 +150,16 @@ def _journal_path(
 
 
 def prepare(
-    config: StudyConfig, *, replay: Replay | None = None, journals: Path | None = None
+    config: StudyConfig,
+    *,
+    replay: Replay | None = None,
+    journals: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Load and check everything a study needs before its first call; without a journal path
-    in `config`, the study's journal is a new file in `journals` (.ape/journals)."""
+    in `config`, the study's journal is a new file in `journals` (.ape/journals). The endpoint
+    is decided first (`engine.app.endpoints.resolve_endpoints`, reading `environ`)."""
+    config = resolve_endpoints(config, environ)
     task = _task(config)
     splits = _splits(config, task)
     prices = PriceTable(config.prices)

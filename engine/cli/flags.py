@@ -28,16 +28,23 @@ GROUPS: dict[str, dict[str, str]] = {
         "task": "a built-in task name or a task file (JSONL, CSV, instruction induction)",
         "task_format": "the task file's format when its extension does not say",
     },
-    "endpoints (no --base-url: the built-in simulator)": {
+    "endpoints (no --base-url: $OPENAI_BASE_URL, else the simulator for a built-in task)": {
         "model": "target model that executes instructions",
         "base_url": "OpenAI-compatible base URL, e.g. http://host:8000/v1",
-        "api_key_env": "environment variable with the key",
+        "api_key_env": "name of the environment variable with the key ($OPENAI_API_KEY if set)",
+        "api_key_file": "or a file holding only the key",
+        "headers": "extra HTTP header NAME=VALUE (repeatable); VALUE env:VAR or file:PATH is "
+        "read from there (Azure: api-key=env:AZURE_OPENAI_API_KEY)",
+        "protocol": "openai (/chat/completions) or anthropic (the Messages API)",
         "proposal_model": "model that proposes instructions (= --model)",
         "proposal_base_url": "its base URL (= --base-url)",
         "proposal_api_key_env": "environment variable with its key (= --api-key-env)",
+        "proposal_api_key_file": "file with its key (= --api-key-file)",
+        "proposal_headers": "its extra headers, NAME=VALUE (= --header)",
         "api": "API to call",
         "transport": "HTTP client: aiohttp, or lean (HTTP/1.1, about half the memory per call)",
-        "backend": "without --base-url: the simulator (sim), or a local GGUF model (local)",
+        "backend": "without --base-url: the simulator (sim; a task file must ask for it), or a "
+        "local GGUF model (local)",
         "local_model": "the local model's .gguf file, or smollm2",
         "local_threads": "its CPU threads",
     },
@@ -100,9 +107,15 @@ _FLAGS = {
     "sim_latency_s": ("--sim-latency",),
     # one name from flag to policy; --budget-calls, its earlier name, still works
     "budget_scoring_calls": ("--budget-scoring-calls", "--budget-calls"),
+    "headers": ("--header",),
+    "proposal_headers": ("--proposal-header",),
 }
 _METAVARS = {
     "api_key_env": "VAR",
+    "api_key_file": "FILE",
+    "proposal_api_key_file": "FILE",
+    "headers": "NAME=VALUE",
+    "proposal_headers": "NAME=VALUE",
     "proposal_api_key_env": "VAR",
     "local_model": "PATH|smollm2",
     "scorer": "MODULE:FUNCTION",
@@ -139,6 +152,11 @@ def _add_flag(group: Any, name: str, help_text: str, *, show_default: bool) -> N
     if kind is bool:
         group.add_argument(*flags, dest=name, action="store_true", default=None, help=help_text)
         return
+    if typing.get_origin(kind) is dict:  # NAME=VALUE, repeatable
+        group.add_argument(
+            *flags, dest=name, action="append", type=_pair, metavar=_METAVARS[name], help=help_text
+        )
+        return
     options: dict[str, Any] = {"dest": name, "help": help_text}
     if typing.get_origin(kind) is typing.Literal:
         options["choices"] = typing.get_args(kind)
@@ -169,10 +187,22 @@ def add_setting_flags(
             _add_flag(target, name, HELP[name], show_default=show_defaults)
 
 
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text.partition('=')[0]!r}")
+    return name.strip(), value.strip()
+
+
 def given_settings(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """The settings the flags gave (a flag left out is None), by field name."""
+    """The settings the flags gave (a flag left out is None), by field name; NAME=VALUE pairs
+    become a table."""
     given = ((name, getattr(args, name, None)) for name in (HELP if names is None else names))
-    return {name: value for name, value in given if value is not None}
+    return {
+        name: dict(value) if isinstance(value, list) else value
+        for name, value in given
+        if value is not None
+    }
 
 
 def checked_config(settings: Mapping[str, Any], flags: Iterable[str] = ()) -> StudyConfig:

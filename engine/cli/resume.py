@@ -33,6 +33,11 @@ ADJUSTABLE = (
     "base_url",
     "proposal_base_url",
     "api_key_env",
+    "api_key_file",
+    "headers",
+    "proposal_api_key_env",
+    "proposal_api_key_file",
+    "proposal_headers",
     "json_out",
     "sim_latency_s",
 )

@@ -21,9 +21,10 @@ import orjson
 
 from engine.errors import EndpointError
 from engine.llm.answers import Parsed, continuation_slice
+from engine.llm.anthropic import anthropic_headers, messages_request, no_completions
 from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.clock import Clock
-from engine.llm.dialect import Adapting
+from engine.llm.dialect import Adapting, Dialect
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
     LLMError,
@@ -77,7 +78,9 @@ class LLMClient:
         self._probe_lock: asyncio.Lock | None = None
         self._policy = config.retry
         self._quota_error: QuotaExceededError | None = None
-        self.adapting = Adapting(config.name)  # the parameters this endpoint takes, learned
+        # the parameters this endpoint takes, learned (the Messages API: one answer a request)
+        one_each = Dialect(choices=False) if config.protocol == "anthropic" else None
+        self.adapting = Adapting(config.name, one_each)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -98,9 +101,13 @@ class LLMClient:
     def auth_headers(self) -> dict[str, str]:
         """The headers every request carries, the key among them (for a request outside the
         transport, such as the preflight's GET /models); never shown anywhere."""
-        headers = {"Accept": "application/json"}
-        if self._secret is not None:
-            headers["Authorization"] = f"Bearer {self._secret.reveal()}"
+        key = self._secret.reveal() if self._secret is not None else None
+        if self.config.protocol == "anthropic":
+            headers = anthropic_headers(key)
+        else:
+            headers = {"Accept": "application/json"}
+            if key is not None:
+                headers["Authorization"] = f"Bearer {key}"
         headers.update(self.config.headers_items())
         return headers
 
@@ -206,7 +213,19 @@ class LLMClient:
     ) -> Coroutine[Any, Any, Completion]:
         """POST /chat/completions (await the result). `logprobs=True` returns the generated
         tokens' log-probs. A plain function returning the call's coroutine: one frame less
-        per call in flight."""
+        per call in flight. On an Anthropic endpoint it is a Messages API call (no log-probs)."""
+        if self.config.protocol == "anthropic":
+            return self._call(
+                messages_request(
+                    self.config.model,
+                    messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stop=stop,
+                    n=n,
+                    extra=extra,
+                )
+            )
         request = chat_request(
             self.config.model,
             messages,
@@ -237,6 +256,8 @@ class LLMClient:
     ) -> Coroutine[Any, Any, Completion]:
         """POST /completions (the legacy text API that vLLM, llama.cpp and others serve);
         await the result."""
+        if self.config.protocol == "anthropic":
+            return no_completions(self.name)
         request = completion_request(
             self.config.model,
             prompt,

@@ -26,7 +26,7 @@ from engine.llm.errors import LLMError, RequestRejectedError
 from engine.llm.request import Request
 from engine.llm.results import Completion, Usage
 
-__all__ = ["Adapting", "Dialect", "merge_choices", "single_choice_requests"]
+__all__ = ["Adapting", "Dialect", "merge_choices", "single_choice_requests", "stopping"]
 
 _MAX_ADAPTATIONS = 5  # each one changes the dialect for good: a few at most per endpoint
 
@@ -98,7 +98,7 @@ class Dialect:
             payload.pop("temperature", None)
         stops = payload.pop("stop", None) if not self.stop else None
         if stops:
-            parse = _stopping(parse, tuple(stops))
+            parse = stopping(parse, tuple(stops))
         return Request(
             request.path,
             _encode(payload),
@@ -148,7 +148,7 @@ def merge_choices(parts: Sequence[Completion]) -> Completion:
     )
 
 
-def _stopping(parse: Callable[[Any], Parsed], stops: tuple[str, ...]) -> Callable[[Any], Parsed]:
+def stopping(parse: Callable[[Any], Parsed], stops: tuple[str, ...]) -> Callable[[Any], Parsed]:
     """`parse`, with each text cut at the first of `stops` (as the server would have)."""
 
     def parse_and_stop(data: Any) -> Parsed:

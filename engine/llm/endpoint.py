@@ -17,9 +17,11 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.llm.retry import RetryPolicy
 
-__all__ = ["TRANSPORTS", "EndpointConfig", "Secret", "load_api_key"]
+__all__ = ["PROTOCOLS", "TRANSPORTS", "EndpointConfig", "Secret", "load_api_key"]
 
 TRANSPORTS = ("aiohttp", "lean")
+#: "openai": /chat/completions and /completions; "anthropic": the Messages API (/messages)
+PROTOCOLS = ("openai", "anthropic")
 
 
 class Secret:
@@ -71,6 +73,7 @@ class EndpointConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # "aiohttp", or "lean": engine.llm.lean, less memory per call in flight (opt-in)
     transport: str = "aiohttp"
+    protocol: str = "openai"
 
     def __post_init__(self) -> None:
         if isinstance(self.extra_headers, Mapping):
@@ -99,6 +102,10 @@ class EndpointConfig:
                 f"{where}: transport must be one of {', '.join(TRANSPORTS)} "
                 f"(got {self.transport!r})"
             )
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"{where}: protocol must be one of {', '.join(PROTOCOLS)} (got {self.protocol!r})"
+            )
         if sum(x is not None for x in (self.api_key_env, self.api_key_file, self.api_key)) > 1:
             raise ConfigError(f"{where}: give at most one of api_key_env, api_key_file, api_key")
 
@@ -125,16 +132,27 @@ class EndpointConfig:
         return headers
 
 
+def _name_like(name: str) -> bool:
+    return name.replace("_", "").isalnum() and name.isascii() and not name[:1].isdigit()
+
+
 def load_api_key(config: EndpointConfig) -> Secret | None:
     """Read the key from where the config says; None when the endpoint needs none."""
     where = f"endpoint {config.name!r}"
     if config.api_key is not None:
         return config.api_key
     if config.api_key_env:
-        value = os.environ.get(config.api_key_env, "").strip()
+        name = config.api_key_env
+        if not _name_like(name):  # a key pasted where the variable's name belongs
+            raise ConfigError(
+                f"{where}: api_key_env takes the name of an environment variable, and the "
+                "value given is not a name (a key? it is not printed here); export the key in a "
+                "variable and give its name, or name a file with api_key_file"
+            )
+        value = os.environ.get(name, "").strip()
         if not value:
             raise ConfigError(
-                f"{where}: environment variable {config.api_key_env} is not set or empty; "
+                f"{where}: environment variable {name} is not set or empty; "
                 "export it, or name a file with api_key_file"
             )
         return Secret(value)

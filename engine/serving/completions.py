@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import orjson
 
+from engine.serving.messages import messages_response, parse_messages
 from engine.serving.protocol import (
     ApiError,
     Backend,
@@ -28,8 +29,8 @@ from engine.serving.protocol import (
 
 __all__ = ["Api", "Call", "answer", "read_call"]
 
-#: The two completion routes of the OpenAI API.
-Api = Literal["chat", "completions"]
+#: The two completion routes of the OpenAI API, and Anthropic's Messages API.
+Api = Literal["chat", "completions", "messages"]
 
 # the most answer tokens the tokens-per-minute limit takes up front per chat choice: chat's
 # max_tokens defaults to 4096, and taking that for every call would empty the bucket for
@@ -50,13 +51,13 @@ class Call:
         return self.requests[0].model
 
     def prompt_tokens(self, count: Callable[[str], int]) -> int:
-        if self.api == "chat":
+        if self.api != "completions":
             return chat_prompt_tokens(self.requests[0], count)
         return sum(count(request.prompt) for request in self.requests)
 
     def estimate(self, prompt_tokens: int) -> int:
         """The tokens the call may use, as the tokens-per-minute limit takes them up front."""
-        if self.api == "chat":
+        if self.api != "completions":
             chat = self.requests[0]
             return prompt_tokens + chat.n * min(chat.max_tokens, _CHAT_ESTIMATE_CAP)
         return prompt_tokens + sum(r.n * r.max_tokens for r in self.requests)
@@ -77,6 +78,8 @@ def read_call(api: Api, raw: bytes, adjust: Callable[[Api, Any], Any] | None = N
         body = adjust(api, body)
     if api == "chat":
         return Call("chat", (parse_chat(body),))
+    if api == "messages":
+        return Call("messages", (parse_messages(body),))
     parsed = parse_completions(body)
     return Call("completions", parsed.requests, parsed.echo)
 
@@ -87,6 +90,11 @@ async def answer(
     """The answer's body and its completion tokens."""
     if call.api == "chat":
         return await _chat_answer(backend, call.requests[0], prompt_tokens, count)
+    if call.api == "messages":
+        (generation,) = await backend.generate(call.requests[0])
+        completion_tokens = count(generation.text)
+        payload = messages_response(call.model, generation, prompt_tokens, completion_tokens)
+        return payload, completion_tokens
     return await _completions_answer(backend, call, prompt_tokens, count)
 
 

@@ -1,6 +1,7 @@
 """API keys: where a request carries one, and which keys a server accepts (401 otherwise).
 
-As the OpenAI API reads them: ``Authorization: Bearer KEY``, or Azure's ``api-key`` header.
+As the OpenAI API reads them: ``Authorization: Bearer KEY``, or Azure's ``api-key`` header; and
+Anthropic's ``x-api-key``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def request_key(request: web.Request) -> str | None:
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return request.headers.get("api-key")
+    return request.headers.get("api-key") or request.headers.get("x-api-key")
 
 
 class AcceptedKeys:

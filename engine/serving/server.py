@@ -28,6 +28,7 @@ from engine.serving.completions import Api, answer, read_call
 from engine.serving.faults import FaultReset, Faults
 from engine.serving.keys import AcceptedKeys, request_key
 from engine.serving.latency import Latency
+from engine.serving.messages import anthropic_error_body
 from engine.serving.protocol import ApiError, Backend, error_body, models_response
 from engine.serving.quirks import NOT_JSON_PAGE, apply_quirks
 from engine.serving.ratelimit import RateLimiter, format_duration
@@ -36,7 +37,11 @@ from engine.serving.settings import ServerSettings
 __all__ = ["OpenAIServer", "listening", "serve"]
 
 _JSON = "application/json"
-_ROUTES: dict[Api, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+_ROUTES: dict[Api, str] = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "messages": "/v1/messages",  # Anthropic's Messages API
+}
 
 
 class _Stats:
@@ -98,6 +103,7 @@ class OpenAIServer:
             return app
         app.router.add_post(_ROUTES["chat"], self._chat)
         app.router.add_post(_ROUTES["completions"], self._completions)
+        app.router.add_post(_ROUTES["messages"], self._messages)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_routes(self.debug_routes())
@@ -151,10 +157,11 @@ class OpenAIServer:
             body=orjson.dumps(payload), status=status, content_type=_JSON, headers=headers
         )
 
-    def _error(self, error: ApiError, key: str) -> web.Response:
+    def _error(self, error: ApiError, key: str, api: Api = "chat") -> web.Response:
         headers = self.limiter.headers(key)
         headers.update(error.headers)
-        return self._respond(error.status, error.body(), headers)
+        body = anthropic_error_body(error) if api == "messages" else error.body()
+        return self._respond(error.status, body, headers)
 
     def _check_model(self, model: str) -> None:
         if model != self.settings.model:
@@ -205,6 +212,9 @@ class OpenAIServer:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "completions")
 
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "messages")
+
     async def _serve(self, request: web.Request, api: Api) -> web.StreamResponse:
         """Per request, in the order of the module's docstring."""
         self._stats.count(_ROUTES[api])
@@ -225,7 +235,7 @@ class OpenAIServer:
             )
             await self._latency.wait(completion_tokens)
         except ApiError as error:
-            return self._error(error, key)
+            return self._error(error, key, api)
         except FaultReset:
             self._stats.by_status["reset"] += 1
             return web.Response(status=500)

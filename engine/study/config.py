@@ -72,6 +72,7 @@ Scorer = Annotated[
 Api = Literal["chat", "completions"]
 ScoringMode = Literal["exec", "logprob"]
 Backend = Literal["sim", "local"]
+Protocol = Literal["openai", "anthropic"]
 if TYPE_CHECKING:
     PolicyName = str
     TransportName = str
@@ -99,12 +100,18 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     task_format: str | None = None
     # target (scoring) endpoint; no base_url = the in-process simulator
     model: Name = "sim-1"
-    base_url: Url | None = None
-    api_key_env: str | None = None
+    base_url: Url | None = None  # none: $OPENAI_BASE_URL, else the in-process `backend`
+    api_key_env: str | None = None  # none: $OPENAI_API_KEY (ANTHROPIC_API_KEY) when set
+    api_key_file: str | None = None  # or a file holding only the key
+    # extra HTTP headers (Azure's api-key); a value "env:VAR" or "file:PATH" is read from there
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    protocol: Protocol = "openai"  # or "anthropic": the Messages API (POST /v1/messages)
     # proposal endpoint; defaults to the target's
     proposal_model: Name | None = None
     proposal_base_url: Url | None = None
     proposal_api_key_env: str | None = None
+    proposal_api_key_file: str | None = None
+    proposal_headers: dict[str, str] | None = None  # none: the target's, on the same endpoint
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
     policy: PolicyName = "lucb"
@@ -154,7 +161,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     sim_latency_s: Amount = 0.0
     # the in-process server when there is no base_url: "sim" (the simulator) or "local" (a
     # GGUF model run by llama.cpp, engine.local: a path or "smollm2")
-    backend: Backend = "sim"
+    # (none: the simulator for a built-in task; a task file needs an endpoint or a backend)
+    backend: Backend | None = None
     local_model: Name = "smollm2"
     local_threads: Positive | None = None
     prices: dict[str, Price] = msgspec.field(default_factory=dict)

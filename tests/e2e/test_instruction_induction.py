@@ -53,5 +53,6 @@ async def test_a_short_study_on_an_instruction_induction_task(
         assert "\n" not in candidate.instruction and "Input:" not in candidate.instruction
     assert any(c.origin == "variant" for c in result.candidates)
     paid = result.spend.scoring_calls + result.spend.proposal_calls + result.spend.evaluation_calls
-    assert stats["by_route"]["/v1/chat/completions"] == paid
+    # and the preflight's one-token call, made before the study
+    assert stats["by_route"]["/v1/chat/completions"] == paid + 1
     assert stats["by_status"].get("200") == stats["requests"]

@@ -59,7 +59,9 @@ def pool_score(server: SimServer, instruction: str, pool: list[Example], metric:
 
 
 def chat_requests(stats: dict[str, Any]) -> int:
-    return int(stats["by_route"].get("/v1/chat/completions", 0))
+    """The study's own chat calls: each preflight (GET /models, then one tiny call) aside."""
+    routes = stats["by_route"]
+    return int(routes.get("/v1/chat/completions", 0)) - int(routes.get("/v1/models", 0))
 
 
 @pytest.fixture

@@ -87,8 +87,8 @@ def spent(snapshot: dict[str, Any], name: str) -> float:
 
 def calls(snapshot: dict[str, Any]) -> int:
     """Scoring and proposal calls the study has made."""
-    spend = snapshot["extra"]["spend"]
-    return int(spend["scoring_calls"]) + int(spend["proposal_calls"])
+    spend = snapshot["extra"].get("spend", {})  # none yet while the study starts
+    return int(spend.get("scoring_calls", 0)) + int(spend.get("proposal_calls", 0))
 
 
 @asynccontextmanager

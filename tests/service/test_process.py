@@ -96,7 +96,7 @@ class Server:
 
 
 def scoring(snapshot: dict[str, Any]) -> int:
-    return int(snapshot["extra"]["spend"]["scoring_calls"])
+    return int(snapshot["extra"].get("spend", {}).get("scoring_calls", 0))  # none while starting
 
 
 def test_sigterm_drains_the_journal_and_a_restart_resumes_the_study(tmp_path: Path) -> None:
