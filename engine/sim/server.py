@@ -141,6 +141,9 @@ def sim_arguments(config: SimConfig) -> list[str]:
     arguments += ["--hang-s", str(config.hang_s)]
     if config.debug_routes:
         arguments.append("--debug-routes")
+    arguments += ["--choices", config.choices]
+    arguments += ["--reasoning"] if config.reasoning else []
+    arguments += ["--not-json"] if config.not_json else []
     return arguments
 
 
