@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import difflib
 import re
 import types
 import typing
@@ -97,7 +98,7 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
         if named["what"] == "missing required":
             problem = "missing; it is required"
         else:
-            problem = "unknown field" + (f"; expected one of {', '.join(names)}" if names else "")
+            problem = "unknown field" + _suggest(named["name"], names)
     elif problem.startswith("Invalid enum value") and walk.choices():
         problem += f"; choose one of {', '.join(walk.choices())}"
     elif problem.startswith("Expected") and not isinstance(walk.data, dict | list):
@@ -108,6 +109,14 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
         else:  # a constraint it breaks
             problem += f", got {_show(walk.data)}"
     return Invalid(walk.path, problem)
+
+
+def _suggest(name: str, names: list[str]) -> str:
+    """"; did you mean 'x'?" for a close name, else the names there are."""
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; expected one of {', '.join(names)}" if names else ""
 
 
 def _show(value: Any) -> str:

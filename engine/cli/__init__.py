@@ -8,6 +8,7 @@ Each subcommand lives beside the code it drives, in a module that provides
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ape-engine",
@@ -48,12 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
+        _SUBPARSERS[name] = sub
     return parser
+
+
+def _unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """Refuse arguments no command takes, with the flag that was probably meant."""
+    sub = _SUBPARSERS.get(getattr(args, "command", None) or "", parser)
+    known = [flag for action in sub._actions for flag in action.option_strings]
+    said = []
+    for extra in extras:
+        flag = extra.partition("=")[0]
+        close = (
+            difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag.startswith("-") else []
+        )
+        said.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    sub.error(f"unrecognized arguments: {' '.join(said)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unknown(parser, args, extras)
     if args.command is None:
         parser.print_help()
         return 2

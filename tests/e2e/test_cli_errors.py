@@ -115,3 +115,21 @@ def test_a_new_study_never_appends_to_another_studys_journal(tmp_path: Path) -> 
     with pytest.raises(JournalError, match=r"study\.jsonl already holds a study.*resume"):
         run("--task", "sum", "--journal", str(journal), "--base-url", "http://127.0.0.1:9/v1")
     assert journal.read_text() == '{"type": "header", "study_id": "abc"}\n'  # untouched
+
+
+def test_a_misspelt_flag_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--task", "sum", "--budjet-usd", "3", "--concurency", "4"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--budjet-usd (did you mean --budget-usd?)" in error
+    assert "--concurency (did you mean --concurrency?)" in error
+
+
+def test_a_misspelt_config_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text('task = "sum"\nconcurency = 4\n')
+    with pytest.raises(ConfigError, match=r"concurency: unknown field; did you mean 'concurrency'"):
+        run("--config", str(path))
