@@ -12,8 +12,8 @@ Converters" (https://jcristharif.com/msgspec/).
 from __future__ import annotations
 
 import dataclasses
-import math
 import difflib
+import math
 import re
 import types
 import typing
@@ -112,7 +112,7 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
 
 
 def _suggest(name: str, names: list[str]) -> str:
-    """"; did you mean 'x'?" for a close name, else the names there are."""
+    """ "; did you mean 'x'?" for a close name, else the names there are."""
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"

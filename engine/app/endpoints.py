@@ -38,7 +38,8 @@ def looks_like_key(value: str) -> bool:
 
 def _no_endpoint(config: StudyConfig) -> ConfigError:
     return ConfigError(
-        f"task {config.task!r} is a task file and no endpoint is given. Point it at a model: "
+        f"task {config.task!r} is not a built-in task and no endpoint is given. Point it at a "
+        "model: "
         "--base-url URL --model NAME [--api-key-env VAR] (or set OPENAI_BASE_URL and "
         "OPENAI_API_KEY); or run a GGUF model on this machine: --backend local; or ask for the "
         "simulator explicitly: --backend sim (a simulator, not a model: its scores say nothing "
@@ -46,8 +47,11 @@ def _no_endpoint(config: StudyConfig) -> ConfigError:
     )
 
 
-def resolve_endpoints(config: StudyConfig, environ: Mapping[str, str] | None = None) -> StudyConfig:
-    """`config` with its endpoint and key variable decided (see the module's docstring)."""
+def resolve_endpoints(
+    config: StudyConfig, environ: Mapping[str, str] | None = None, *, builtin: bool = True
+) -> StudyConfig:
+    """`config` with its endpoint and key variable decided (see the module's docstring);
+    `builtin` false: the task is not a built-in one whatever its name (examples in memory)."""
     environ = os.environ if environ is None else environ
     check_key_names(config)
     if config.protocol == "anthropic" and config.api != "chat":
@@ -59,7 +63,7 @@ def resolve_endpoints(config: StudyConfig, environ: Mapping[str, str] | None = N
             changes["base_url"] = ANTHROPIC_BASE_URL
         elif from_env:
             changes["base_url"] = from_env
-        elif config.task in BUILTIN_TASKS:
+        elif builtin and config.task in BUILTIN_TASKS:
             changes["backend"] = "sim"
         else:
             raise _no_endpoint(config)

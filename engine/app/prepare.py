@@ -92,7 +92,10 @@ def _splits(config: StudyConfig, task: Task) -> Splits:
 def _task(config: StudyConfig) -> Task:
     if not config.task:
         raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
-    task = load_task(config.task, seed=config.seed, format=config.task_format)
+    return _with_metric(config, load_task(config.task, seed=config.seed, format=config.task_format))
+
+
+def _with_metric(config: StudyConfig, task: Task) -> Task:
     if config.metric is not None:
         if config.metric not in METRICS:
             raise ConfigError(
@@ -155,12 +158,18 @@ def prepare(
     replay: Replay | None = None,
     journals: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    task: Task | None = None,
+    scorer: ScorerFunction | None = None,
 ) -> Prepared:
     """Load and check everything a study needs before its first call; without a journal path
     in `config`, the study's journal is a new file in `journals` (.ape/journals). The endpoint
-    is decided first (`engine.app.endpoints.resolve_endpoints`, reading `environ`)."""
-    config = resolve_endpoints(config, environ)
-    task = _task(config)
+    is decided first (`engine.app.endpoints.resolve_endpoints`, reading `environ`). A `task`
+    value (examples in memory) stands for `config.task`; a `scorer` function for the one
+    `config.scorer` names (which then only records it)."""
+    if task is not None:
+        config = config.replace(task=task.name)
+    config = resolve_endpoints(config, environ, builtin=task is None)
+    task = _task(config) if task is None else _with_metric(config, task)
     splits = _splits(config, task)
     prices = PriceTable(config.prices)
     _check_prices(config, prices)
@@ -178,15 +187,22 @@ def prepare(
         proposal_model=config.proposal_model or config.model,
     )
     templates = load_templates(config.templates)
-    custom = load_scorer_function(config.scorer) if config.scorer else None
+    custom = scorer or (load_scorer_function(config.scorer) if config.scorer else None)
     return Prepared(
         config, task, splits, prices, estimate, study_id, journal, replay, templates, custom
     )
 
 
-def prepare_resume(journal: str | Path, **changes: object) -> Prepared:
+def prepare_resume(
+    journal: str | Path,
+    *,
+    task: Task | None = None,
+    scorer: ScorerFunction | None = None,
+    **changes: object,
+) -> Prepared:
     """A study read back from its journal, with `changes` to the settings that may change
-    (budgets, concurrency, limits, endpoints)."""
+    (budgets, concurrency, limits, endpoints); `task` and `scorer` as `prepare` takes them
+    (a study of examples in memory is resumed with the same examples)."""
     replay = replay_journal(journal)
     config = config_of(replay).replace(journal=str(journal), **changes)
-    return prepare(config, replay=replay)
+    return prepare(config, replay=replay, task=task, scorer=scorer)

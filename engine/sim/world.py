@@ -39,6 +39,7 @@ from engine.sim.phrasing import (
     proposal_text,
     variant_text,
 )
+from engine.sim.solvers import SOLVERS
 from engine.sim.tokens import tokenize, truncate
 from engine.task.metrics import normalise
 from engine.task.types import Task
@@ -114,6 +115,13 @@ class World:
             )
             for e, example in enumerate(examples):
                 self._by_input.setdefault(example.input.strip(), []).append((t, e))
+        # numeric built-in tasks answer any input of their form (another seed's examples too)
+        self._solvers = [
+            (t, SOLVERS[state.task.name])
+            for t, state in enumerate(self.tasks)
+            if state.task.source == f"builtin:{state.task.name}" and state.task.name in SOLVERS
+        ]
+        self._learned_difficulty: dict[tuple[int, int], float] = {}
         self._keys: dict[str, str] = {}
         self._qualities: dict[tuple[int, str], float] = {}
         self._offsets: dict[tuple[int, str], float] = {}
@@ -211,7 +219,32 @@ class World:
         return offset
 
     def _p(self, key: str, t: int, e: int) -> float:
-        return _sigmoid(self._offset(key, t) - float(self.tasks[t].difficulty[e]))
+        difficulty = self.tasks[t].difficulty
+        b = float(difficulty[e]) if e < len(difficulty) else self._learned_difficulty[(t, e)]
+        return _sigmoid(self._offset(key, t) - b)
+
+    def _examples_of(self, text: str) -> list[tuple[int, int]]:
+        """(task, example) pairs whose input is `text`; an input a numeric built-in task can
+        answer is learned on first sight, with a difficulty drawn as the task's are."""
+        found = self._by_input.get(text)
+        if found is not None or not self._solvers:
+            return found or []
+        learned = []
+        for t, solve in self._solvers:
+            output = solve(text)
+            if output is None:
+                continue
+            state = self.tasks[t]
+            e = len(state.answers)
+            state.answers.append((output,))
+            state.normalised.append(frozenset({normalise(output)}))
+            unit = min(1 - 1e-9, max(1e-9, self._unit("difficulty", t, text)))
+            spread = self.config.difficulty_spread
+            self._learned_difficulty[(t, e)] = spread * float(np.log(unit / (1 - unit))) * 0.55
+            learned.append((t, e))
+        if learned:
+            self._by_input[text] = learned
+        return learned
 
     def register_variant(self, child: str, parent: str) -> None:
         """Remember that `child` was written as a variant of `parent` (first writer wins; a text
@@ -253,7 +286,7 @@ class World:
         )
 
     def _locate(self, question: _Question) -> tuple[str, int, int] | None:
-        found = self._by_input.get(question.input.strip())
+        found = self._examples_of(question.input.strip())
         if not found:
             return None
         key = self.key(question.instruction)
@@ -335,7 +368,7 @@ class World:
     def _proposal_task(self, prompt: str) -> int | None:
         votes: dict[int, int] = {}
         for x, _ in _DEMO.findall(prompt):
-            for t, _e in self._by_input.get(x.strip(), ()):
+            for t, _e in self._examples_of(x.strip()):
                 votes[t] = votes.get(t, 0) + 1
         if not votes:
             return None

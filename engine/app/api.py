@@ -1,0 +1,167 @@
+"""The Python entry for notebooks and scripts: examples in memory, a metric or scorer as a
+function, endpoints as values; the result back.
+
+    from engine.app import Endpoint, optimize
+
+    result = optimize(
+        [{"input": "hot", "output": "cold"}, {"input": "old", "output": ["new", "young"]}, ...],
+        target=Endpoint("gpt-4o-mini"),   # base URL and key: $OPENAI_BASE_URL, $OPENAI_API_KEY
+        metric=lambda answer, example: float(answer.lower() in example.outputs),
+        budget_usd=1.0,
+    )
+    print(result.winner.instruction, result.winner.test_score, result.winner.test_ci)
+
+`optimize` runs the study to its end (from a notebook too: it runs on a thread of its own when
+an event loop is running already); `optimize_async` is the same coroutine for code that has a
+loop. Every other setting of `StudyConfig` is a keyword (``budget_scoring_calls=2000``,
+``concurrency=64``, ``backend="sim"``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.app.execute import execute
+from engine.app.prepare import prepare
+from engine.errors import ConfigError
+from engine.llm.results import Completion
+from engine.propose import Templates, load_templates
+from engine.study.config import StudyConfig
+from engine.study.result import StudyResult
+from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction
+from engine.task import Example, Task
+
+__all__ = ["Endpoint", "optimize", "optimize_async"]
+
+Metric = Callable[[str, Example], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One model behind an endpoint. No `base_url`: ``$OPENAI_BASE_URL`` (or Anthropic's API
+    for ``protocol="anthropic"``); no key source: ``$OPENAI_API_KEY`` (``$ANTHROPIC_API_KEY``)
+    when set. `headers` values may be ``env:VAR`` or ``file:PATH``."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    protocol: str = "openai"
+
+
+def _example(item: Example | Mapping[str, Any], index: int) -> Example:
+    if isinstance(item, Example):
+        return item
+    if not isinstance(item, Mapping) or "input" not in item or "output" not in item:
+        raise ConfigError(f"examples[{index}]: give an Example or a dict with input and output")
+    output = item["output"]
+    outputs = tuple(str(o) for o in output) if isinstance(output, list | tuple) else (str(output),)
+    choices = item.get("choices")
+    return Example(
+        input=str(item["input"]),
+        outputs=outputs,
+        choices=tuple(str(c) for c in choices) if choices else None,
+        key=str(index + 1),
+    )
+
+
+def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None) -> Task:
+    if isinstance(task, Task):
+        return task
+    examples = tuple(_example(item, index) for index, item in enumerate(task))
+    if not examples:
+        raise ConfigError("examples: give at least 3 examples")
+    digest = hashlib.sha256(repr([(e.input, e.outputs) for e in examples]).encode()).hexdigest()
+    metric = "multiple_choice" if all(e.choices for e in examples) else "exact_match"
+    return Task(f"examples-{digest[:8]}", examples, metric, human_instruction=human)
+
+
+def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunction:
+    """Execution accuracy with `metric(answer, example)` in place of a named metric."""
+
+    async def scorer(instruction: str, example: Example, client: Any) -> float:
+        prompt = templates.scoring.format(instruction=instruction, input=example.input)
+        kwargs: dict[str, Any] = {"max_tokens": SCORING_MAX_TOKENS, "temperature": 0.0}
+        answer: Completion
+        if api == "completions":
+            answer = await client.complete(prompt, stop=list(SCORING_STOP), **kwargs)
+        else:
+            messages = [{"role": "user", "content": prompt}]
+            answer = await client.chat(messages, stop=list(SCORING_STOP), **kwargs)
+        return float(metric(answer.text.strip(), example))
+
+    scorer.__qualname__ = getattr(metric, "__qualname__", "metric")
+    scorer.__module__ = getattr(metric, "__module__", None) or "__main__"
+    return scorer
+
+
+def _endpoint_settings(target: Endpoint | None, proposal: Endpoint | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if target is not None:
+        settings.update(
+            model=target.model,
+            base_url=target.base_url,
+            api_key_env=target.api_key_env,
+            api_key_file=target.api_key_file,
+            headers=dict(target.headers),
+            protocol=target.protocol,
+        )
+    if proposal is not None:
+        settings.update(
+            proposal_model=proposal.model,
+            proposal_base_url=proposal.base_url,
+            proposal_api_key_env=proposal.api_key_env,
+            proposal_api_key_file=proposal.api_key_file,
+            proposal_headers=dict(proposal.headers),
+        )
+    return settings
+
+
+async def optimize_async(
+    task: str | Task | Iterable[Example | Mapping[str, Any]],
+    *,
+    target: Endpoint | None = None,
+    proposal: Endpoint | None = None,
+    metric: str | Metric | None = None,
+    scorer: ScorerFunction | None = None,
+    human_instruction: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
+    **settings: Any,
+) -> StudyResult:
+    """Find the best instruction for `task` -- a built-in name or a file, a `Task`, or examples
+    (dicts with ``input`` and ``output``, or `Example` values) -- and return the result.
+    `metric` is a metric's name or ``(answer, example) -> float in [0, 1]``; `scorer` an
+    ``async (instruction, example, client) -> float`` that replaces scoring whole."""
+    value = None if isinstance(task, str) else _task(task, human_instruction)
+    config_settings = {**_endpoint_settings(target, proposal), **settings}
+    if isinstance(metric, str):
+        config_settings["metric"] = metric
+    function = scorer
+    if function is None and callable(metric):
+        templates = load_templates(config_settings.get("templates"))
+        function = metric_scorer(metric, config_settings.get("api", "chat"), templates)
+    if function is not None:
+        config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"
+    config = StudyConfig(task=task if isinstance(task, str) else "", **config_settings)
+    prepared = prepare(config, task=value, scorer=function)
+    return await execute(prepared, say=say)
+
+
+def optimize(
+    task: str | Task | Iterable[Example | Mapping[str, Any]],
+    **options: Any,
+) -> StudyResult:
+    """`optimize_async`, run to its end from code without an event loop, or from a notebook
+    (whose loop is running: the study then runs on a thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(optimize_async(task, **options))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, optimize_async(task, **options)).result()

@@ -1,0 +1,110 @@
+"""The Python entry (`engine.app.optimize`): examples in memory, a metric or scorer as a
+function, endpoints as values; and the README's Python example, run as written against a
+simulator that knows its examples."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.app import Endpoint, optimize, optimize_async
+from engine.app.api import _task
+from engine.errors import ConfigError
+from engine.sim import SimConfig, serve_sim, start_sim_process
+from engine.task import Example, load_task
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SMALL: dict[str, Any] = {
+    "initial_candidates": 5,
+    "variant_rounds": 0,
+    "budget_scoring_calls": 150,
+    "no_cache": True,
+    "concurrency": 8,
+}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # journals go under ./.ape
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def readme_python() -> str:
+    text = README.read_text()
+    section = text[text.index("### Python") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = readme_python()
+    assert len(code.strip().splitlines()) < 15
+    setup, _, run = code.partition("result = optimize(")
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    exec(setup, namespace)  # the examples and the metric, as the README writes them
+    task = _task(namespace["examples"], None)
+    folder = Path.cwd()
+    path = folder / "examples.jsonl"
+    path.write_text(
+        "".join(f'{{"input": "{e.input}", "output": "{e.outputs[0]}"}}\n' for e in task.examples)
+    )
+    # the endpoint the README names comes from the environment, as the official client's does
+    with start_sim_process(SimConfig(tasks=(str(path),), model="gpt-4o-mini")) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-readme-test-key")
+        exec("result = optimize(" + run, namespace)
+    result = namespace["result"]
+    assert result.status == "finished", result.reason
+    assert result.winner is not None and 0 <= result.winner.test_score <= 1
+    assert result.spend.usd > 0  # gpt-4o-mini is priced: the dollar budget counted
+
+
+def test_dicts_example_values_and_a_callable_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+    builtin = load_task("larger_number", seed=3)
+    dicts = [{"input": e.input, "output": list(e.outputs)} for e in builtin.examples[:60]]
+    values = list(builtin.examples[60:120])
+    seen: list[Example] = []
+
+    def lenient(answer: str, example: Example) -> float:
+        seen.append(example)
+        return float(answer.strip() in example.outputs)
+
+    result = optimize(
+        dicts + values, backend="sim", metric=lenient, human_instruction="Pick the larger.", **SMALL
+    )
+    assert result.status == "finished" and result.winner is not None
+    assert result.human is not None and result.human.instruction == "Pick the larger."
+    assert seen and all(isinstance(e, Example) for e in seen)
+    assert result.winner.test_score > 0  # the simulator knew these inputs
+
+
+@pytest.mark.anyio
+async def test_the_async_entry_takes_a_scorer_and_an_endpoint_value() -> None:
+    async def half_credit(instruction: str, example: Example, client: Any) -> float:
+        answer = await client.chat([{"role": "user", "content": example.input}], max_tokens=4)
+        return 0.5 if answer.text else 0.0
+
+    async with serve_sim(SimConfig(tasks=("sum",))) as server:
+        result = await optimize_async(
+            "sum",
+            target=Endpoint("sim-1", base_url=server.base_url),
+            scorer=half_credit,
+            **SMALL,
+        )
+    assert result.status == "finished"
+    assert all(c.mean in (0.0, 0.5) for c in result.candidates if c.pulls)
+
+
+def test_examples_without_an_endpoint_are_refused_with_how_to_give_one() -> None:
+    with pytest.raises(ConfigError, match="--backend sim"):
+        optimize([{"input": "a", "output": "b"}] * 3)
+
+
+def test_a_bad_example_names_its_index() -> None:
+    with pytest.raises(ConfigError, match=r"examples\[1\]"):
+        optimize([{"input": "a", "output": "b"}, {"in": "x"}], backend="sim")
