@@ -47,7 +47,8 @@ class Capability(enum.Enum):
 
 
 _ALTERNATIVE = {
-    Capability.PROMPT_LOGPROBS: "use execution-accuracy scoring, or a vLLM server for this role",
+    Capability.PROMPT_LOGPROBS: "use execution-accuracy scoring (--scoring exec), or a server "
+    "with exact prompt log-probabilities for this role (vLLM; a GGUF model: ape-engine local)",
     Capability.GENERATED_LOGPROBS: "use execution-accuracy scoring",
     Capability.CHAT_LOGPROBS: "use the completions API or execution-accuracy scoring",
     Capability.SUFFIX: "use the forward proposal template instead of insert",
