@@ -40,10 +40,12 @@ def _ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"llama_cpp.server exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as answer:
-                if answer.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/models", timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
         time.sleep(0.3)
     raise AssertionError(f"llama_cpp.server did not answer at {url} within {timeout_s} s")
 
