@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,9 @@ def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -
             process.wait()
 
 
-def _run(tmp_path: Path, url: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def _run(
+    tmp_path: Path, url: str, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "out.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
