@@ -448,3 +448,15 @@ async def test_authentication_when_a_token_is_set(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
         assert events[-1][0] == "end"
+
+
+async def test_patch_stop_search_evaluates_the_leader(tmp_path: Path) -> None:
+    async with simulator(latency_base_s=0.02) as base_url, running_service(tmp_path) as service:
+        study_id = await service.create(study_config(base_url))
+        await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 30)
+        status, _ = await service.call("PATCH", f"/v1/studies/{study_id}", {"stop_search": True})
+        assert status == 200
+        final = await service.wait_for(study_id, lambda s: s["done"])
+        assert final["status"] == "finished" and "search stopped" in final["extra"]["reason"]
+        records = read_records(service.manager.get(study_id).record.journal)
+        assert any(r["kind"] == "evaluation_done" for r in records)
