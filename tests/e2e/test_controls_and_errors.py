@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from engine.app import StudyConfig, execute, prepare
-from engine.app.execute import open_study
 from engine.sim import SimConfig, serve_sim
+from engine.study.events import Event, PullDone, StudyFinished
 from engine.study.study import Study
 from engine.ui.live import PlainLines, follow
 
@@ -48,18 +48,22 @@ async def test_a_quota_error_is_on_screen_at_once_and_stops_the_study(tmp_path: 
 
 
 async def test_stop_search_evaluates_the_leader_now(tmp_path: Path) -> None:
+    reached = anyio.Event()
+    pulls = 0
+
+    def count(event: Event) -> None:
+        nonlocal pulls
+        pulls += isinstance(event, PullDone)
+        if pulls >= 60 or isinstance(event, StudyFinished):
+            reached.set()
+
+    async def stop_soon(study: Study) -> None:
+        await reached.wait()
+        study.stop_search()
+
     async with serve_sim(SimConfig(tasks=("sum",), latency_base_s=0.02)) as server:
         prepared = prepare(config(server.base_url, tmp_path, variant_rounds=2))
-
-        async def stop_soon(study: Study) -> None:
-            while study.snapshot().extra["spend"]["scoring_calls"] < 60:
-                await anyio.sleep(0.05)
-            study.stop_search()
-
-        async with open_study(prepared, say=lambda _: None) as study:
-            async with anyio.create_task_group() as group:
-                group.start_soon(stop_soon, study)
-                result = await study.run()
+        result = await execute(prepared, observers=[count], say=lambda _: None, watch=stop_soon)
     assert result.status == "finished" and "search stopped" in result.reason
     assert result.winner is not None and result.winner.n == len(prepared.splits.test)
     assert result.spend.scoring_calls < 200
