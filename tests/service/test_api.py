@@ -5,6 +5,7 @@ field with nothing changed; authentication on and off."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +461,15 @@ async def test_patch_stop_search_evaluates_the_leader(tmp_path: Path) -> None:
         assert final["status"] == "finished" and "search stopped" in final["extra"]["reason"]
         records = read_records(service.manager.get(study_id).record.journal)
         assert any(r["kind"] == "evaluation_done" for r in records)
+
+
+async def test_an_unreachable_endpoint_fails_the_study_at_once_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    async with running_service(tmp_path) as service:
+        started = time.monotonic()
+        study_id = await service.create(study_config("http://127.0.0.1:9/v1"))
+        final = await service.wait_for(study_id, lambda s: s["done"])
+        assert time.monotonic() - started < 5
+        assert final["status"] == "failed"
+        assert "cannot connect" in final["message"] and "127.0.0.1:9" in final["message"]
