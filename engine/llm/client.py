@@ -31,6 +31,7 @@ from engine.llm.errors import (
     MalformedResponseError,
     QuotaExceededError,
     RateLimitError,
+    RequestRejectedError,
     classify_response,
     redact,
 )
@@ -112,8 +113,7 @@ class LLMClient:
         return headers
 
     @property
-    def secret(self) -> str | None:
-        """The key, for cutting it out of messages (never for showing)."""
+    def secret(self) -> str | None:  # for cutting the key out of messages, never for showing
         return self._secret.reveal() if self._secret is not None else None
 
     @contextlib.contextmanager
@@ -365,8 +365,15 @@ class LLMClient:
         stats = self._stats
         stats.calls += 1
         stats.in_flight += 1
+        adapting = self.adapting
         try:
-            result = await self.adapting.send(call, self._with_retries)
+            if call.choices == 1 and not adapting.dialect.rewrites:
+                try:  # the common path: no frame more per call in flight
+                    result = await self._with_retries(call)
+                except RequestRejectedError as refused:  # perhaps a parameter to adapt
+                    result = await adapting.send(call, self._with_retries, refused)
+            else:
+                result = await adapting.send(call, self._with_retries)
         except LLMError as error:
             stats.failed += 1
             stats.final_errors[error.kind] += 1

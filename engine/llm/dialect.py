@@ -184,9 +184,16 @@ class Adapting:
         self.dialect = dialect or Dialect()
         self.notes: list[str] = []  # what was learned and why, in the server's words
 
-    async def send(self, request: Request, send: Send) -> Completion:
+    async def send(
+        self, request: Request, send: Send, refused: LLMError | None = None
+    ) -> Completion:
         """`send(request)`, rewritten as the endpoint wants it, learning from each refusal that
-        names a parameter the client can do without."""
+        names a parameter the client can do without (`refused`: one the request already met)."""
+        if refused is not None:
+            dialect = self.dialect.adapted(refused, self.dialect.rewrite(request))
+            if dialect is None:
+                raise refused
+            self._learn(dialect, str(refused))
         request = self.dialect.rewrite(request)
         for _ in range(_MAX_ADAPTATIONS):
             if request.choices > 1 and self.dialect.choices is False:
