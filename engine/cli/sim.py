@@ -174,9 +174,11 @@ async def _serve(config: SimConfig, host: str, port: int) -> None:
     stop = stop_on_signals()
     async with serve_sim(config, host=host, port=port) as server:
         tasks = ", ".join(state.task.name for state in server.world.tasks) if server.world else ""
+        seed = config.seed if config.task_seed is None else config.task_seed
         print(
             f"ape-engine sim: simulated LLM server (a simulator, not a real model), model "
-            f"{config.model}, tasks: {tasks}; listening on {server.base_url}",
+            f"{config.model}, tasks: {tasks} (seed {seed}; the numeric ones answer any seed's "
+            f"inputs); listening on {server.base_url}",
             flush=True,
         )
         await stop.wait()

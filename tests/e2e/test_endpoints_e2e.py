@@ -159,3 +159,28 @@ def test_ctrl_c_prints_where_the_study_stands_and_writes_json(tmp_path: Path) ->
     assert "interrupted by Ctrl-C" in stdout and "ape-engine resume" in stdout
     result = json.loads(out.read_text())
     assert result["status"] == "interrupted" and result["spend"]["scoring_calls"] > 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("quirk", "words"),
+    [
+        ({"api_keys": ("sk-only-this-key-0123",)}, "answered HTTP 401"),
+        ({"not_json": True}, "not an OpenAI-compatible API"),
+    ],
+)
+async def test_a_study_on_a_wrong_server_fails_within_2_s_of_starting(
+    tmp_path: Path, quirk: dict[str, Any], words: str
+) -> None:
+    from engine.app import StudyConfig, execute, prepare
+    from engine.errors import EndpointError
+    from engine.sim import serve_sim
+
+    async with serve_sim(SimConfig(tasks=("sum",), **quirk)) as server:
+        config = StudyConfig(
+            task="sum", base_url=server.base_url, journal=str(tmp_path / "j.jsonl")
+        )
+        started = time.monotonic()
+        with pytest.raises(EndpointError, match=words):
+            await execute(prepare(config, environ={}), say=lambda _: None)
+        assert time.monotonic() - started < 2
