@@ -112,10 +112,18 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
 
 
 def _suggest(name: str, names: list[str]) -> str:
-    """ "; did you mean 'x'?" for a close name, else the names there are."""
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
+    """ "; did you mean 'x'?" for a close name, else the names there are. A name matches with
+    one of its middle words left out too (``budget_calls`` is close to
+    ``budget_scoring_calls``)."""
+
+    def likeness(candidate: str) -> float:
+        words = candidate.split("_")
+        shorter = ["_".join(words[:i] + words[i + 1 :]) for i in range(1, len(words) - 1)]
+        return max(difflib.SequenceMatcher(None, name, c).ratio() for c in [candidate, *shorter])
+
+    best = max(names, key=likeness, default=None)
+    if best is not None and likeness(best) >= 0.75:
+        return f"; did you mean {best!r}?"
     return f"; expected one of {', '.join(names)}" if names else ""
 
 

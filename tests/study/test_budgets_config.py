@@ -84,7 +84,13 @@ def test_an_unknown_config_key_names_the_key_and_the_file(tmp_path: Path) -> Non
     path = tmp_path / "study.toml"
     path.write_text('task = "x"\nbudget_cals = 5\n')
     with pytest.raises(
-        ConfigError, match=r"study\.toml': budget_cals: unknown field; expected one of task, "
+        ConfigError,
+        match=r"study\.toml': budget_cals: unknown field; did you mean 'budget_scoring_calls'\?",
+    ):
+        load_config_file(path)
+    path.write_text('task = "x"\ncolour = 5\n')  # nothing close: the keys there are
+    with pytest.raises(
+        ConfigError, match=r"study\.toml': colour: unknown field; expected one of task, "
     ):
         load_config_file(path)
 
