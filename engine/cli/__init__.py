@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as error:
         print(f"ape-engine {args.command}: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before a study ran (a running one says where it stands)
+        print(f"ape-engine {args.command}: interrupted", file=sys.stderr)
         return 130
     return result
