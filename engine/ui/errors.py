@@ -10,9 +10,14 @@ __all__ = ["NewErrors", "snapshot_errors"]
 
 
 def snapshot_errors(snapshot: StudySnapshot) -> dict[str, str]:
-    """Error kind -> the first message of that kind, in the order they happened."""
+    """Error kind -> the first message of that kind, in the order they happened (without the
+    study's "call failed for good (kind): " lead-in: the kind is shown beside it)."""
     errors = snapshot.extra.get("errors") if isinstance(snapshot.extra, dict) else None
-    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+    if not isinstance(errors, dict):
+        return {}
+    return {
+        str(k): str(v).removeprefix(f"call failed for good ({k}): ") for k, v in errors.items()
+    }
 
 
 class NewErrors:
