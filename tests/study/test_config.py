@@ -50,7 +50,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"prices": {"m": {"input": -1}}}, "prices.m.input: Expected `float` >= 0.0, got -1"),
     (
         {"prices": {"m": {"inptu": 1}}},
-        "prices.m.inptu: unknown field; expected one of input, output",
+        "prices.m.inptu: unknown field; did you mean 'input'?",
     ),
 ]
 
