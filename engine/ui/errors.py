@@ -15,9 +15,7 @@ def snapshot_errors(snapshot: StudySnapshot) -> dict[str, str]:
     errors = snapshot.extra.get("errors") if isinstance(snapshot.extra, dict) else None
     if not isinstance(errors, dict):
         return {}
-    return {
-        str(k): str(v).removeprefix(f"call failed for good ({k}): ") for k, v in errors.items()
-    }
+    return {str(k): str(v).removeprefix(f"call failed for good ({k}): ") for k, v in errors.items()}
 
 
 class NewErrors:
