@@ -23,6 +23,7 @@ from engine.task.builtin import BUILTIN_TASKS
 __all__ = ["check_key_names", "header_items", "looks_like_key", "resolve_endpoints"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.~+/=]+")
 _KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
 
@@ -34,6 +35,14 @@ def looks_like_key(value: str) -> bool:
         return True
     mixed = any(c.islower() for c in value) and any(c.isdigit() for c in value)
     return len(value) >= 20 and mixed
+
+
+def _token_like(value: str) -> bool:
+    """A header value that reads as a secret token (long, one word of letters and digits),
+    not as a setting (``2024-10-21``, ``application/json; charset=utf-8``)."""
+    word = value.removeprefix("Bearer ").strip()
+    mixed = any(c.isalpha() for c in word) and any(c.isdigit() for c in word)
+    return len(word) >= 20 and mixed and _TOKEN.fullmatch(word) is not None
 
 
 def _no_endpoint(config: StudyConfig) -> ConfigError:
@@ -92,11 +101,7 @@ def check_key_names(config: StudyConfig) -> None:
             )
     for field in ("headers", "proposal_headers"):
         for name, value in (getattr(config, field) or {}).items():
-            if (
-                not value.startswith(("env:", "file:"))
-                and len(value) >= 20
-                and looks_like_key(value.replace("-", "_"))
-            ):
+            if not value.startswith(("env:", "file:")) and _token_like(value):
                 raise ConfigError(
                     f"{field}.{name}: the value looks like a key (not printed here); give "
                     f'"env:VAR" or "file:PATH" so that it stays out of files and journals'

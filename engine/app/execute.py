@@ -197,7 +197,7 @@ async def _setup(
     if base_url is None:
         base_url = await stack.enter_async_context(start_backend(task, config, say))
     target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
-    for client in clients:  # a wrong URL, key or model fails here, in about a second
+    for client in clients:  # a wrong URL, key or model fails here, within two seconds
         say((await preflight(client, config.api)).line())
     cache = _cache(stack, config)
     where = base_url if config.base_url else in_process_name(config)

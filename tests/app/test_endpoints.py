@@ -69,6 +69,8 @@ def test_header_values_come_from_the_environment_or_a_file(
     assert items == (("api-key", "azure-secret"), ("x-other", "file-secret"), ("x-plain", "v1"))
     with pytest.raises(ConfigError, match=r"headers\.api-key: environment variable NOPE"):
         header_items({"api-key": "env:NOPE"}, "headers")
+    plain = {"content-type": "application/json; charset=utf-8", "api-version": "2024-10-21"}
+    assert resolve_endpoints(StudyConfig(task="sum", headers=plain), {}).headers == plain
     key = "0123456789abcdef0123456789abcdef"
     with pytest.raises(ConfigError, match="looks like a key") as caught:
         resolve_endpoints(StudyConfig(task="sum", headers={"api-key": key}), {})
