@@ -1,6 +1,6 @@
 """Before a study's first call: is this an LLM server, does it take the key, does it serve the
-model? Answered within two seconds (a test holds it to that), so that a wrong URL, key or model fails at once with what to
-do, instead of after a minute of retries counted as failures.
+model? Answered within two seconds (a test holds it to that), so that a wrong URL, key or model
+fails at once with what to do, instead of after a minute of retries counted as failures.
 
 Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
 that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
