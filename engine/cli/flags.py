@@ -90,6 +90,9 @@ GROUPS: dict[str, dict[str, str]] = {
         "concurrency": "calls in flight",
         "rpm": "requests per minute",
         "tpm": "tokens per minute",
+        "late_binding": "choose each pull only when its call can be sent (at the rate limit)",
+        "group_by_candidate": "send the pulls chosen together candidate by candidate (prefix "
+        "caches of the servers)",
     },
     "state and output": {
         "journal": "journal file (.ape/journals/...)",
@@ -150,7 +153,9 @@ def _add_flag(group: Any, name: str, help_text: str, *, show_default: bool) -> N
     kind = _kind(field.type)
     flags = _FLAGS.get(name, (flag_of(name),))
     if kind is bool:
-        group.add_argument(*flags, dest=name, action="store_true", default=None, help=help_text)
+        on = field.default is True  # on by default: --name / --no-name
+        action = argparse.BooleanOptionalAction if on else "store_true"
+        group.add_argument(*flags, dest=name, action=action, default=None, help=help_text)
         return
     if typing.get_origin(kind) is dict:  # NAME=VALUE, repeatable
         group.add_argument(

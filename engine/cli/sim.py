@@ -92,6 +92,12 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the same in seconds (overrides --latency-base-ms)")  # fmt: skip
     serving.add_argument("--latency-per-token-ms", type=float, default=0.0,
                          help="added latency per generated token, milliseconds (0)")  # fmt: skip
+    serving.add_argument("--latency-per-prompt-token-ms", type=float, default=0.0,
+                         help="added latency per uncached prompt token, milliseconds (0)")  # fmt: skip
+    serving.add_argument("--prefix-cache-tokens", type=int, default=0, metavar="TOKENS",
+                         help="a prefix cache of the last prompts, this many tokens (0: none)")  # fmt: skip
+    serving.add_argument("--cached-token-cost", type=float, default=0.1, metavar="SHARE",
+                         help="a cached prompt token's cost, share of an uncached one (0.1)")  # fmt: skip
     serving.add_argument("--latency-jitter", type=float, default=0.0, metavar="SIGMA",
                          help="log-normal jitter: latency times exp(N(0, SIGMA)) (0)")  # fmt: skip
     serving.add_argument("--rpm", type=float, default=None,
@@ -155,6 +161,9 @@ def config_from_arguments(args: argparse.Namespace) -> SimConfig:
         difficulty_spread=args.difficulty_spread,
         latency_base_s=base_s,
         latency_per_token_s=args.latency_per_token_ms / 1000,
+        latency_per_prompt_token_s=args.latency_per_prompt_token_ms / 1000,
+        prefix_cache_tokens=args.prefix_cache_tokens,
+        cached_token_cost=args.cached_token_cost,
         latency_jitter=args.latency_jitter,
         requests_per_minute=args.rpm,
         tokens_per_minute=args.tpm,

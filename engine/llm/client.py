@@ -35,7 +35,7 @@ from engine.llm.errors import (
     classify_response,
     redact,
 )
-from engine.llm.gate import SEND_GATE, SendGate
+from engine.llm.gate import ADMITTED, SEND_GATE, SendGate
 from engine.llm.headers import parse_rate_limit_headers
 from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, Permit, RateLimiter, _Unset
@@ -396,7 +396,9 @@ class LLMClient:
 
     async def _attempt(self, call: Request, number: int) -> Completion:
         gate = self._gate_before_queueing()
-        permit = await self.limiter.acquire(call.estimate, output_tokens=call.output_tokens)
+        permit = self._admitted(call) if number == 1 else None
+        if permit is None:
+            permit = await self.limiter.acquire(call.estimate, output_tokens=call.output_tokens)
         self._check_still_sendable(permit, gate)
         stats = self._stats
         stats.attempts += 1
@@ -411,6 +413,17 @@ class LLMClient:
             permit.release()
         latency = time.perf_counter() - started
         return self._answer(call, raw, permit, latency, number)
+
+    def _admitted(self, call: Request) -> Permit | None:
+        """The permit the caller was admitted in advance at this client's limiter, re-based on
+        this request's estimate (the difference is charged or refunded); None to queue."""
+        admitted = ADMITTED.get()
+        if admitted is None or admitted.taken or admitted.permit.limiter is not self.limiter:
+            return None
+        admitted.taken = True
+        permit = admitted.permit
+        permit.reconcile(call.estimate - call.output_tokens, call.output_tokens)
+        return permit
 
     def _gate_before_queueing(self) -> SendGate | None:
         """Fail before queueing at the limiter when a quota error stopped the client or the

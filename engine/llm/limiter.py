@@ -74,6 +74,16 @@ class Permit:
         self.sent_at = now
         self._released = False
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    def refund(self) -> None:
+        """The permit will not be used: its tokens go back to the buckets, and its slot."""
+        if not self._released:
+            self._limiter._refund(self)
+            self.release()
+
     def reconcile(self, prompt_tokens: int, completion_tokens: int) -> None:
         """Replace the estimate by the usage the server reported (refund or extra charge)."""
         self._limiter._reconcile(self, prompt_tokens, completion_tokens)
@@ -202,6 +212,9 @@ class RateLimiter:
 
     def try_acquire(self, tokens: int = 0, *, output_tokens: int = 0) -> Permit | None:
         """A permit now if one is available without jumping the queue, else None."""
+        return self._permit_now(tokens, output_tokens)
+
+    def _permit_now(self, tokens: int, output_tokens: int) -> Permit | None:
         if self._waiters or not self._has_slot():
             return None
         now = self._now()
@@ -212,7 +225,7 @@ class RateLimiter:
     async def acquire(self, tokens: int = 0, *, output_tokens: int = 0) -> Permit:
         """Wait (FIFO) for one request, `tokens` tokens (of which `output_tokens` are the
         max_tokens part, for providers that limit output separately) and a concurrency slot."""
-        permit = self.try_acquire(tokens, output_tokens=output_tokens)
+        permit = self._permit_now(tokens, output_tokens)
         if permit is not None:
             return permit
         future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()

@@ -158,6 +158,12 @@ class _JointPermit(Permit):
             self._own.release()
             self._endpoint_permit.release()
 
+    def refund(self) -> None:
+        if not self._released:
+            self._released = True
+            self._own.refund()
+            self._endpoint_permit.refund()
+
 
 def _lower(first: float | None, second: float | None) -> float | None:
     if first is None:
@@ -192,6 +198,10 @@ class FairShareLimiter(RateLimiter):
         )
         self.endpoint = endpoint
         self.flow = endpoint.join(self)
+
+    def try_acquire(self, tokens: int = 0, *, output_tokens: int = 0) -> Permit | None:
+        """Never at once: a permit of a shared endpoint waits for the study's turn."""
+        return None
 
     async def acquire(self, tokens: int = 0, *, output_tokens: int = 0) -> Permit:
         own = await super().acquire(tokens, output_tokens=output_tokens)

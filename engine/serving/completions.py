@@ -55,6 +55,12 @@ class Call:
             return chat_prompt_tokens(self.requests[0], count)
         return sum(count(request.prompt) for request in self.requests)
 
+    def prompt_texts(self) -> list[str]:
+        """The text of each prompt (a chat conversation as one text, role by role)."""
+        if self.api == "chat":
+            return ["\n".join(f"{role}: {text}" for role, text in self.requests[0].messages)]
+        return [request.prompt for request in self.requests]
+
     def estimate(self, prompt_tokens: int) -> int:
         """The tokens the call may use, as the tokens-per-minute limit takes them up front."""
         if self.api != "completions":

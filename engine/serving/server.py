@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.serving.completions import Api, answer, read_call
+from engine.serving.completions import Api, Call, answer, read_call
 from engine.serving.faults import FaultReset, Faults
 from engine.serving.keys import AcceptedKeys, request_key
 from engine.serving.latency import Latency
@@ -206,6 +206,19 @@ class OpenAIServer:
             },
         )
 
+    def prefix_cache_stats(self) -> dict[str, int]:
+        """Prompt tokens the prefix cache served (`hits`) and did not (`misses`)."""
+        cache = self._latency.prefix_cache
+        return {"hits": cache.hits, "misses": cache.misses} if cache else {"hits": 0, "misses": 0}
+
+    def _prompt_cost(self, call: Call) -> float:
+        """The call's prompt tokens for its latency, through the prefix cache if any."""
+        if not self.settings.latency_per_prompt_token_s:
+            return 0.0
+        return sum(
+            self._latency.prompt_cost(self.backend.tokenize(text)) for text in call.prompt_texts()
+        )
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "chat")
 
@@ -233,7 +246,7 @@ class OpenAIServer:
             payload, completion_tokens = await answer(
                 self.backend, call, prompt_tokens, self._count_tokens
             )
-            await self._latency.wait(completion_tokens)
+            await self._latency.wait(completion_tokens, self._prompt_cost(call))
         except ApiError as error:
             return self._error(error, key, api)
         except FaultReset:

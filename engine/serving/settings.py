@@ -22,8 +22,10 @@ FAULT_KINDS = ("500", "503", "hang", "reset", "malformed")
 class ServerSettings:
     """The serving knobs: `model` is the one model name served.
 
-    Latency in seconds is ``(latency_base_s + latency_per_token_s * tokens) *
-    lognormal(0, latency_jitter)``. Limits are per minute (None: unlimited), per API key when
+    Latency in seconds is ``(latency_base_s + latency_per_prompt_token_s * prompt +
+    latency_per_token_s * tokens) * lognormal(0, latency_jitter)``, where a prompt token found in
+    the prefix cache (`prefix_cache_tokens` > 0) counts `cached_token_cost` of an uncached one
+    (`engine.serving.latency`). Limits are per minute (None: unlimited), per API key when
     `per_key_limits`. `api_keys`, when set, are the only keys accepted (401 otherwise).
     `quota_requests`, when set, is how many requests succeed before every call gets 429
     ``insufficient_quota``. Fault rates are probabilities per request; a hang lasts `hang_s`.
@@ -38,7 +40,10 @@ class ServerSettings:
     seed: int = 0
     latency_base_s: float = 0.0
     latency_per_token_s: float = 0.0
+    latency_per_prompt_token_s: float = 0.0
     latency_jitter: float = 0.0
+    prefix_cache_tokens: int = 0
+    cached_token_cost: float = 0.1
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
     per_key_limits: bool = False
@@ -66,7 +71,17 @@ class ServerSettings:
             raise ConfigError(
                 f"{self.kind}: the fault rates add up to {self.fault_total()}, above 1"
             )
-        for name in ("latency_base_s", "latency_per_token_s", "latency_jitter", "hang_s"):
+        if self.prefix_cache_tokens < 0 or not 0.0 <= self.cached_token_cost <= 1.0:
+            raise ConfigError(
+                f"{self.kind}: prefix_cache_tokens must be >= 0 and cached_token_cost in [0, 1]"
+            )
+        for name in (
+            "latency_base_s",
+            "latency_per_token_s",
+            "latency_per_prompt_token_s",
+            "latency_jitter",
+            "hang_s",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(
                     f"{self.kind}: {name} must not be negative, not {getattr(self, name)}"

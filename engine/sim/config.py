@@ -50,7 +50,10 @@ class SimConfig:
     # serving
     latency_base_s: float = 0.0
     latency_per_token_s: float = 0.0
+    latency_per_prompt_token_s: float = 0.0
     latency_jitter: float = 0.0
+    prefix_cache_tokens: int = 0
+    cached_token_cost: float = 0.1
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
     per_key_limits: bool = False
@@ -88,7 +91,10 @@ class SimConfig:
             seed=self.seed,
             latency_base_s=self.latency_base_s,
             latency_per_token_s=self.latency_per_token_s,
+            latency_per_prompt_token_s=self.latency_per_prompt_token_s,
             latency_jitter=self.latency_jitter,
+            prefix_cache_tokens=self.prefix_cache_tokens,
+            cached_token_cost=self.cached_token_cost,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             per_key_limits=self.per_key_limits,

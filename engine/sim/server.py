@@ -127,6 +127,9 @@ def sim_arguments(config: SimConfig) -> list[str]:
     arguments += ["--difficulty-spread", str(config.difficulty_spread)]
     arguments += ["--latency-base-ms", str(config.latency_base_s * 1000)]
     arguments += ["--latency-per-token-ms", str(config.latency_per_token_s * 1000)]
+    arguments += ["--latency-per-prompt-token-ms", str(config.latency_per_prompt_token_s * 1000)]
+    arguments += ["--prefix-cache-tokens", str(config.prefix_cache_tokens)]
+    arguments += ["--cached-token-cost", str(config.cached_token_cost)]
     arguments += ["--latency-jitter", str(config.latency_jitter)]
     if config.requests_per_minute is not None:
         arguments += ["--rpm", str(config.requests_per_minute)]

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from engine.errors import JournalError
+from engine.llm.limiter import RateLimiter
 from engine.propose import CandidateSource, Proposal, ProposalBatch
-from engine.study.scoring import Score, Scorer
+from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example
 
 __all__ = ["CachedProposer", "CachedScorer", "ResponseCache"]
@@ -80,6 +81,10 @@ class CachedScorer:
         self.scorer = scorer
         self.cache = cache
         self.request = request  # model, endpoint, mode, template, sampling parameters
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self.scorer.limiter if isinstance(self.scorer, PacedScorer) else None
 
     def _key(self, instruction: str, example: Example) -> str:
         return self.cache.key(

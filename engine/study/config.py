@@ -130,6 +130,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     concurrency: Concurrency = 32
     rpm: Rate | None = None
     tpm: Rate | None = None
+    late_binding: bool = True
+    group_by_candidate: bool = True
     # pools
     demo_size: Count | None = None
     scoring_size: Count | None = None
@@ -219,6 +221,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return StudySettings(
             policy=self.policy,
             concurrency=self.concurrency,
+            late_binding=self.late_binding,
+            group_by_candidate=self.group_by_candidate,
             budgets=BudgetLimits(
                 scoring_calls=self.budget_scoring_calls,
                 proposal_calls=self.budget_proposal_calls,

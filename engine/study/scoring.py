@@ -26,6 +26,7 @@ from engine.errors import EndpointError
 from engine.llm.capabilities import Capability, require_capability
 from engine.llm.client import LLMClient
 from engine.llm.gate import CallHeldBack
+from engine.llm.limiter import RateLimiter
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.task.metrics import metric_function
@@ -37,6 +38,7 @@ __all__ = [
     "CachingScorer",
     "ClientScorer",
     "CustomScorer",
+    "PacedScorer",
     "Score",
     "Scorer",
     "ScorerFunction",
@@ -72,6 +74,17 @@ class Scorer(Protocol):
 
 
 @runtime_checkable
+class PacedScorer(Scorer, Protocol):
+    """A scorer whose calls wait at a rate limiter (its client's)."""
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The limiter its calls wait at, or None when it has none to wait at (the
+        dispatcher waits there for a permit before it chooses the pull to send)."""
+        ...
+
+
+@runtime_checkable
 class CachingScorer(Scorer, Protocol):
     """A scorer that may already hold an answer (the response cache)."""
 
@@ -103,6 +116,10 @@ class ClientScorer:
         self.template = template
         self.logprobs = logprobs
         self._metric = metric_function(metric)
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self.client.limiter
 
     def prompt(self, instruction: str, example: Example) -> str:
         return self.template.format(instruction=instruction, input=example.input)
@@ -214,6 +231,10 @@ class CustomScorer:
         self.function = function
         self.client = client
         self.spec = spec
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self.client.limiter
 
     async def score(self, instruction: str, example: Example) -> Score:
         metered = _MeteredClient(self.client)

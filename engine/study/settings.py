@@ -80,6 +80,8 @@ class StudySettings:
 
     policy: str = "lucb"
     concurrency: int = 32
+    late_binding: bool = True  # choose each pull when its call can be sent
+    group_by_candidate: bool = True  # send the pulls chosen together candidate by candidate
     budgets: BudgetLimits = field(default_factory=BudgetLimits)
     proposals: ProposalPlan = field(default_factory=ProposalPlan)
     failures: FailureLimits = field(default_factory=FailureLimits)
