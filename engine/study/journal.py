@@ -1,11 +1,14 @@
 """The journal: a study's events, one JSON line each, in one append-only file.
 
 `JournalFile` knows lines, not studies (as Optuna's journal file backend): it reads them back
-with a torn last line tolerated, and appends with every write checked, synced to disk at most
-every 200 ms and at close. Before the first append to an existing file, a torn last line (a
-crash in the middle of a write) is cut off and kept beside the journal in ``<name>.torn``, so a
-second resume never reads a line glued onto it. `JournalWriter` is the study's observer that
-writes every event and never drops one. `replay_journal` reads the events back with their types
+with a torn last line tolerated, and appends with every write checked (a short write is
+continued), synced to disk in batches, at most every 200 ms, and at close. Before the first
+append to an existing file, a torn last line (a crash, or a full disk, in the middle of a write)
+is cut off and kept beside the journal in ``<name>.torn``, so a second resume never reads a line
+glued onto it. A write that fails (no space, an I/O error) raises `JournalWriteError`, one line
+that names the file and what to do; the file is then left alone, its last line torn at worst,
+which the next open cuts off. `JournalWriter` is the study's observer that writes every event
+and never drops one: after a failed write it writes nothing more (the study stops on the error). `replay_journal` reads the events back with their types
 and ranges checked (`engine.study.events`); a line that does not decode is an error naming the
 file, the line and the field, never a traceback. The first event is `StudyStarted`, whose
 ``version`` is the journal's format: a journal of another format is refused with a message.
@@ -13,6 +16,7 @@ file, the line and the field, never a traceback. The first event is `StudyStarte
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -38,6 +42,7 @@ from engine.task.types import Task
 
 __all__ = [
     "JournalFile",
+    "JournalWriteError",
     "JournalWriter",
     "Replay",
     "read_events",
@@ -47,6 +52,7 @@ __all__ = [
 ]
 
 _FSYNC_EVERY_S = 0.2
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DECODER = msgspec.json.Decoder(Event)
 
 
@@ -59,6 +65,23 @@ def task_fingerprint(task: Task) -> str:
     for example in task.test_examples or ():
         digest.update(orjson.dumps(["test", example.input, list(example.outputs)]))
     return digest.hexdigest()[:16]
+
+
+class JournalWriteError(JournalError):
+    """The journal could not be written: the study stopped, and its journal -- whole up to its
+    last line -- resumes once the cause (a full disk, most often) is fixed."""
+
+    def __init__(self, where: str, error: OSError, doing: str) -> None:
+        reason = error.strerror or type(error).__name__
+        if error.errno in _NO_SPACE:
+            advice = "free some space on that disk"
+        else:
+            advice = "check the disk and the file's permissions"
+        super().__init__(
+            f"{where}: cannot {doing} ({reason}); the study stopped here: {advice}, then resume "
+            "it from this journal"
+        )
+        self.errno = error.errno
 
 
 class JournalFile:
@@ -94,19 +117,15 @@ class JournalFile:
             self._repair_tail()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as error:
-            raise JournalError(
-                f"{self.where()}: cannot open it for writing ({error.strerror})"
-            ) from None
+            raise JournalWriteError(self.where(), error, "open it for writing") from None
         self._last_sync = self._time_s()
 
     def _repair_tail(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
-        data = self.path.read_bytes()
-        if data.endswith(b"\n"):
+        start, tail = _last_line(self.path)
+        if not tail:
             return
-        start = data.rfind(b"\n") + 1
-        tail = data[start:]
         if _parses(tail):  # a whole record whose newline was not written
             with self.path.open("ab") as file:
                 file.write(b"\n")
@@ -126,10 +145,7 @@ class JournalFile:
                 os.fsync(self._fd)
                 self._last_sync = now
         except OSError as error:
-            raise JournalError(
-                f"{self.where()}: cannot write ({error.strerror}); the study stopped here: "
-                "free some space, then resume it from this journal"
-            ) from None
+            raise JournalWriteError(self.where(), error, "write") from None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -140,6 +156,23 @@ class JournalFile:
                 pass  # nothing more can be saved; the next open repairs a torn tail
             finally:
                 os.close(fd)
+
+
+def _last_line(path: Path) -> tuple[int, bytes]:
+    """(offset, bytes) of what follows the file's last newline (empty when it ends in one),
+    read from the end in growing blocks, so a long journal is not read whole."""
+    with path.open("rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        block = 1 << 16
+        while True:
+            start = max(0, size - block)
+            file.seek(start)
+            data = file.read(size - start)
+            newline = data.rfind(b"\n")
+            if newline >= 0 or start == 0:
+                cut = start + newline + 1
+                return cut, data[newline + 1 :]
+            block *= 4
 
 
 def _parses(line: bytes) -> bool:
@@ -159,9 +192,18 @@ class JournalWriter:
         self.path = self.file.path
         self._encoder = msgspec.json.Encoder()
         self.records = 0
+        self.failed: JournalWriteError | None = None
 
     def __call__(self, event: Event) -> None:
-        self.file.append(self._encoder.encode(event) + b"\n")
+        """Append `event`; after a failed write nothing more is written (a line glued onto a
+        torn one would be lost with it), and the study has stopped on the first error."""
+        if self.failed is not None:
+            return
+        try:
+            self.file.append(self._encoder.encode(event) + b"\n")
+        except JournalWriteError as error:
+            self.failed = error
+            raise
         self.records += 1
 
     def close(self) -> None:
