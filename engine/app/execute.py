@@ -26,7 +26,7 @@ from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.search import make_policy
 from engine.search.policy import Policy
-from engine.study.cache import ResponseCache
+from engine.study.cache import CACHE_FILE, ResponseCache
 from engine.study.config import StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
@@ -65,16 +65,25 @@ def _policy(prepared: Prepared) -> Policy:
 
 
 def endpoint_config(
-    name: str, base_url: str, model: str, api_key_env: str | None, config: StudyConfig
+    name: str,
+    base_url: str,
+    model: str,
+    api_key_env: str | None,
+    config: StudyConfig,
+    *,
+    api_key_file: str | None = None,
+    timeout_s: float | None = None,
 ) -> EndpointConfig:
     return EndpointConfig(
         name=name,
         base_url=base_url,
         model=model,
         api_key_env=api_key_env,
+        api_key_file=api_key_file,
         requests_per_minute=config.rpm,
         tokens_per_minute=config.tpm,
         concurrency=config.concurrency,
+        timeout_s=timeout_s if timeout_s is not None else config.timeout_s,
         transport=config.transport,
     )
 
@@ -98,22 +107,41 @@ async def _clients(
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
     target = await opened(
-        endpoint_config("target", base_url, config.model, config.api_key_env, config)
+        endpoint_config(
+            "target",
+            base_url,
+            config.model,
+            config.api_key_env,
+            config,
+            api_key_file=config.api_key_file,
+        )
     )
     proposal_url = config.proposal_base_url or base_url
-    if proposal_url == base_url and prepared.proposal_model == config.model:
+    same_timeout = config.proposal_timeout_s in (None, config.timeout_s)
+    if proposal_url == base_url and prepared.proposal_model == config.model and same_timeout:
         return target, target, [target]
-    key_env = config.proposal_api_key_env or config.api_key_env
+    own_key = config.proposal_api_key_env or config.proposal_api_key_file
     proposal = await opened(
-        endpoint_config("proposal", proposal_url, prepared.proposal_model, key_env, config)
+        endpoint_config(
+            "proposal",
+            proposal_url,
+            prepared.proposal_model,
+            config.proposal_api_key_env if own_key else config.api_key_env,
+            config,
+            api_key_file=config.proposal_api_key_file if own_key else config.api_key_file,
+            timeout_s=config.proposal_timeout_s,
+        )
     )
     return target, proposal, [target, proposal]
 
 
-def _cache(stack: AsyncExitStack, config: StudyConfig) -> ResponseCache | None:
+def _cache(
+    stack: AsyncExitStack, config: StudyConfig, say: Callable[[str], None]
+) -> ResponseCache | None:
     if config.no_cache:
         return None
-    cache = ResponseCache(Path(config.cache) if config.cache else DEFAULT_STATE_DIR / "cache.jsonl")
+    path = Path(config.cache) if config.cache else DEFAULT_STATE_DIR / CACHE_FILE
+    cache = ResponseCache(path, max_mb=config.cache_max_mb, say=say)
     stack.callback(cache.close)
     return cache
 
@@ -147,7 +175,7 @@ async def _setup(
     if base_url is None:
         base_url = await stack.enter_async_context(start_backend(task, config, say))
     target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
-    cache = _cache(stack, config)
+    cache = _cache(stack, config, say)
     where = base_url if config.base_url else in_process_name(config)
     scorer = await build_scorer(
         config,

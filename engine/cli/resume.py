@@ -33,6 +33,11 @@ ADJUSTABLE = (
     "base_url",
     "proposal_base_url",
     "api_key_env",
+    "api_key_file",
+    "proposal_api_key_env",
+    "proposal_api_key_file",
+    "timeout_s",
+    "proposal_timeout_s",
     "json_out",
     "sim_latency_s",
 )

@@ -63,6 +63,8 @@ Concurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 Probability = Annotated[float, Meta(gt=0, lt=1)]
 Tolerance = Annotated[float, Meta(ge=0, lt=1)]
 Similarity = Annotated[float, Meta(gt=0, le=1)]
+Timeout = Annotated[float, Meta(gt=0, le=86_400)]  # seconds, up to a day
+CacheSize = Annotated[float, Meta(ge=1, le=1e9)]  # megabytes
 Url = Annotated[str, Meta(pattern=r"^https?://", description="an http:// or https:// URL")]
 Name = Annotated[str, Meta(min_length=1)]
 Scorer = Annotated[
@@ -97,14 +99,20 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     task: str = ""
     task_format: str | None = None
+    input_field: Name | None = None  # the key (column) of the input; None = "input"
+    output_field: Name | None = None  # the key (column) of the output; None = "output"
     # target (scoring) endpoint; no base_url = the in-process simulator
     model: Name = "sim-1"
     base_url: Url | None = None
     api_key_env: str | None = None
+    api_key_file: str | None = None  # a file holding only the key (instead of api_key_env)
+    timeout_s: Timeout = 120.0  # seconds a call may take before it is retried
     # proposal endpoint; defaults to the target's
     proposal_model: Name | None = None
     proposal_base_url: Url | None = None
     proposal_api_key_env: str | None = None
+    proposal_api_key_file: str | None = None
+    proposal_timeout_s: Timeout | None = None  # None = timeout_s
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
     policy: PolicyName = "lucb"
@@ -147,7 +155,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_failure_share: Share = 0.1
     # state and output
     journal: str | None = None
-    cache: str | None = None  # response cache file; None = .ape/cache.jsonl (shared by studies)
+    cache: str | None = None  # response cache file; None = .ape/cache.sqlite3 (shared by studies)
+    cache_max_mb: CacheSize = 2048.0  # the oldest answers go past this size
     no_cache: bool = False
     json_out: str | None = None
     # the in-process simulator
