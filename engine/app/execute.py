@@ -118,9 +118,11 @@ async def _clients(
     )
     proposal_url = config.proposal_base_url or base_url
     same_timeout = config.proposal_timeout_s in (None, config.timeout_s)
-    if proposal_url == base_url and prepared.proposal_model == config.model and same_timeout:
-        return target, target, [target]
     own_key = config.proposal_api_key_env or config.proposal_api_key_file
+    same_key = own_key is None or own_key in (config.api_key_env, config.api_key_file)
+    same_model = prepared.proposal_model == config.model
+    if proposal_url == base_url and same_model and same_timeout and same_key:
+        return target, target, [target]
     proposal = await opened(
         endpoint_config(
             "proposal",

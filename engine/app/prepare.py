@@ -141,13 +141,13 @@ def _check_keys(config: StudyConfig) -> None:
 
 def _check_records(replay: Replay, splits: Splits) -> None:
     """Every observation of the journal is of an example its pools hold."""
-    for event in replay.events:
+    for index, event in enumerate(replay.events):
         if isinstance(event, PullDone | EvaluationDone):
             size = len(splits.scoring if isinstance(event, PullDone) else splits.test)
             if event.example >= size:
                 raise JournalError(
-                    f"journal {str(replay.path)!r}: a {event.kind} of example {event.example} "
-                    f"(the pool has {size}); the journal does not belong to these pools"
+                    f"{replay.where(index)}: a {event.kind} of example {event.example} (the "
+                    f"pool has {size}); the journal does not belong to these pools"
                 )
 
 

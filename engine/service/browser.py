@@ -133,7 +133,8 @@ def browser_guard(hosts: HostPolicy) -> Callable[..., Awaitable[web.StreamRespon
 
 @web.middleware
 async def json_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The middleware: a POST or PATCH body is sent as JSON."""
-    if request.method in _JSON_BODY:
+    """The middleware: a POST or PATCH body is sent as JSON (to a route that takes one: a
+    404 or 405 says so first)."""
+    if request.method in _JSON_BODY and request.match_info.http_exception is None:
         _check_content_type(request)
     return await handler(request)

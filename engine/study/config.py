@@ -53,11 +53,12 @@ __all__ = [
 MAX_COUNT = 2**53  # the largest integer a JSON number (a double) holds exactly
 MAX_CONCURRENCY = 100_000
 MAX_RATE = 1e9  # requests or tokens per minute
+MIN_RATE = 0.01  # one per 100 minutes: below it a limit stalls a study rather than paces it
 
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 Positive = Annotated[int, Meta(ge=1, le=MAX_COUNT)]
 Amount = Annotated[float, Meta(ge=0, le=MAX_COUNT)]  # dollars, seconds: finite, >= 0
-Rate = Annotated[float, Meta(gt=0, le=MAX_RATE)]
+Rate = Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)]
 Share = Annotated[float, Meta(ge=0, lt=1)]
 Concurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 Probability = Annotated[float, Meta(gt=0, lt=1)]

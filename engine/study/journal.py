@@ -31,8 +31,11 @@ import orjson
 from engine.errors import JournalError
 from engine.study.events import (
     JOURNAL_VERSION,
+    ArmDropped,
+    ArmEliminated,
     CandidateAdded,
     Event,
+    LeaderChanged,
     PullDone,
     StudyFinished,
     StudyResumed,
@@ -218,11 +221,15 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 def read_events(path: str | Path) -> list[Event]:
     """Every event of a journal, decoded with types and ranges; a `JournalError` names the
     line and the field of the first one that does not decode."""
+    return [event for _, event in _numbered_events(path)]
+
+
+def _numbered_events(path: str | Path) -> list[tuple[int, Event]]:
     file = JournalFile(path)
-    events: list[Event] = []
+    events: list[tuple[int, Event]] = []
     for number, line in file.read_lines():
         try:
-            events.append(_DECODER.decode(line))
+            events.append((number, _DECODER.decode(line)))
         except msgspec.ValidationError as error:
             if number == 1:
                 _refuse_header(file, line)
@@ -235,7 +242,10 @@ def read_events(path: str | Path) -> list[Event]:
 
 
 def _refuse_header(file: JournalFile, line: bytes) -> None:
-    record = orjson.loads(line)
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return  # not even JSON: the caller says so
     if isinstance(record, dict) and record.get("type") == "header":
         raise JournalError(
             f"{file.where()}: written by an older ape-engine (journal format "
@@ -253,6 +263,12 @@ class Replay:
     events: list[Event]
     finished: StudyFinished | None = None
     path: Path = field(default_factory=Path)
+    lines: list[int] = field(default_factory=list)  # each event's line in the file
+
+    def where(self, index: int) -> str:
+        """The file and line of event `index`, for a message."""
+        line = f", line {self.lines[index]}" if index < len(self.lines) else ""
+        return f"journal {str(self.path)!r}{line}"
 
     @property
     def study_id(self) -> str:
@@ -265,10 +281,11 @@ class Replay:
 
 
 def replay_journal(path: str | Path) -> Replay:
-    """Read a journal back; refuse one that does not start with a study of this format."""
+    """Read a journal back; refuse one that does not start with a study of this format, or
+    whose records do not hold together (`_check_candidates`)."""
     where = f"journal {str(path)!r}"
-    events = read_events(path)
-    first = events[0] if events else None
+    numbered = _numbered_events(path)
+    first = numbered[0][1] if numbered else None
     if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
     if first.version != JOURNAL_VERSION:
@@ -276,12 +293,40 @@ def replay_journal(path: str | Path) -> Replay:
             f"{where}: journal format {first.version}; this version of ape-engine reads "
             f"format {JOURNAL_VERSION}"
         )
+    _check_candidates(numbered, where)
     finished = None
-    for event in events[1:]:
+    for number, event in numbered[1:]:
         if isinstance(event, StudyStarted):
-            raise JournalError(f"{where}: holds a second study; one journal holds one study")
+            raise JournalError(
+                f"{where}, line {number}: a second study; one journal holds one study"
+            )
         if isinstance(event, StudyFinished):
             finished = event
         elif isinstance(event, StudyResumed):
             finished = None  # a finished study went on (a raised budget)
-    return Replay(first, events, finished, Path(path))
+    events = [event for _, event in numbered]
+    return Replay(first, events, finished, Path(path), [number for number, _ in numbered])
+
+
+def _check_candidates(numbered: list[tuple[int, Event]], where: str) -> None:
+    """Candidates come in order (0, 1, ...), every record names one that came before it, and
+    an example is scored once per candidate: what a study applies on resume holds together."""
+    count = 0
+    scored: set[tuple[int, int]] = set()
+    for number, event in numbered:
+        problem = None
+        if isinstance(event, CandidateAdded):
+            if event.arm != count:
+                problem = f"candidate {event.arm} out of order (expected {count})"
+            elif event.parent is not None and event.parent >= event.arm:
+                problem = f"candidate {event.arm} has a parent ({event.parent}) not before it"
+            count += 1
+        elif isinstance(event, PullDone | ArmDropped | ArmEliminated | LeaderChanged):
+            if event.arm >= count:
+                problem = f"{event.kind} of candidate {event.arm}; only {count} came before"
+            elif isinstance(event, PullDone):
+                if (event.arm, event.example) in scored:
+                    problem = f"candidate {event.arm} scored twice on example {event.example}"
+                scored.add((event.arm, event.example))
+        if problem is not None:
+            raise JournalError(f"{where}, line {number}: {problem}; the journal is damaged")

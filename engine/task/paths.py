@@ -15,14 +15,15 @@ from engine.errors import ConfigError
 
 __all__ = ["file_stem", "inside"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def file_stem(name: str, *, limit: int = 64) -> str:
-    """`name` as one path component: letters, digits, ``_ . -`` (others become ``_``), not
-    starting with a dot, at most `limit` characters; ``task`` when nothing is left."""
-    stem = _UNSAFE.sub("_", name).lstrip(".")[:limit]
+    """`name` as one path component: letters, digits, ``_`` and ``-`` (a run of anything else
+    becomes one ``_``; none at either end), at most `limit` characters; ``task`` when nothing
+    is left. ``../../escaped`` becomes ``escaped``."""
+    stem = _UNSAFE.sub("_", name).strip("_-")[:limit]
     return stem or "task"
 
 
