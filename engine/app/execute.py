@@ -21,6 +21,7 @@ from engine.app.backends import in_process_name, start_backend
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
+from engine.errors import EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
@@ -256,13 +257,21 @@ async def execute(
     watch: Callable[[Study], Coroutine[Any, Any, None]] | None = None,
 ) -> StudyResult:
     """Run the study of `prepared` to its result; `watch(study)`, when given, runs beside it
-    (a display that pulls snapshots until one says the study is done)."""
+    (a display that pulls snapshots until one says the study is done). A study that stops on
+    an `EngineError` (its journal could not be written) raises it as it is, not in a group."""
     async with open_study(prepared, observers=observers, say=say, limiter_for=limiter_for) as study:
         if watch is None:
             return await study.run()
+        failure: EngineError | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(watch, study)
-            result = await study.run()
+            try:
+                result = await study.run()
+            except EngineError as error:
+                failure = error
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         return result
 
 
