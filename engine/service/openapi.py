@@ -98,24 +98,29 @@ def _answer_schemas() -> dict[str, Any]:
             },
             "required": ["status", "studies", "version"],
         },
-        "Error": {
-            "type": "object",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "message": string,
-                        "field": {
-                            "type": ["string", "null"],
-                            "description": "the field refused, as a path: config.budget_usd, "
-                            "task.examples[3].output",
-                        },
+        "Error": _error_schema(),
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": string,
+                    "field": {
+                        "type": ["string", "null"],
+                        "description": "the field refused, as a path: config.budget_usd, "
+                        "task.examples[3].output",
                     },
-                    "required": ["message", "field"],
-                }
-            },
-            "required": ["error"],
+                },
+                "required": ["message", "field"],
+            }
         },
+        "required": ["error"],
     }
 
 

@@ -15,7 +15,7 @@ from engine.app.execute import open_study
 from engine.cli import build_parser
 from engine.cli.run import config_from_args
 from engine.errors import ConfigError
-from engine.llm.errors import STOPS_STUDY, AuthenticationError, classify_response
+from engine.llm.errors import classify_response
 from engine.sim import SimConfig, serve_sim
 from tests.service.helpers import running_service, simulator
 
@@ -50,6 +50,8 @@ async def test_a_refused_key_stops_the_study_at_the_first_401(
 
 
 def test_401_and_403_are_final_and_stop_the_study() -> None:
+    from engine.llm.errors import STOPS_STUDY, AuthenticationError
+
     for status, body in (
         (401, b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}'),
         (403, b'{"error": {"message": "You may not use this model"}}'),

@@ -29,7 +29,7 @@ from engine.app.prepare import prepare_resume
 from engine.sim import SimConfig, serve_sim, start_sim_process
 from engine.study import journal as journal_module
 from engine.study.cache import CachedScorer, ResponseCache
-from engine.study.journal import JournalWriteError, replay_journal
+from engine.study.journal import replay_journal
 from engine.task.types import Example
 from tests.study.fakes import FakeScorer
 
@@ -188,6 +188,8 @@ class FullDisk:
 async def test_a_writer_out_of_space_stops_the_study_and_it_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from engine.study.journal import JournalWriteError
+
     journal = tmp_path / "journal.jsonl"
     sim = SimConfig(tasks=("larger_number",), seed=5, latency_base_s=0.002)
     config = StudyConfig(

@@ -15,7 +15,7 @@ import pytest
 from engine.cli import build_parser
 from engine.cli.run import config_from_args
 from engine.errors import DatasetError
-from engine.task import Fields, load_task
+from engine.task import load_task
 
 
 def examples(count: int) -> list[dict[str, str]]:
@@ -83,6 +83,8 @@ def test_a_json_array_is_read_as_examples(tmp_path: Path) -> None:
 
 
 def test_other_names_map_to_input_and_output(tmp_path: Path) -> None:
+    from engine.task import Fields
+
     csv = tmp_path / "capitals.csv"
     csv.write_text("country,capital\nFrance,Paris\nJapan,Tokyo\nPeru,Lima\n")
     task = load_task(str(csv), fields=Fields("country", "capital"))
