@@ -5,9 +5,10 @@ output, every sampling parameter); for sampled requests (proposals at temperatur
 also carries the how-many-th identical request this is, so a repeated study replays the same
 answers in the same order while one study still gets fresh samples.
 
-The answers live in one SQLite database (the standard library's `sqlite3`) in WAL mode: each
-answer is committed as it comes (it survives `kill -9`), several processes may share the file,
-and a lookup reads one row, so the file is never loaded whole. It is bounded: past `max_mb` the
+The answers live in one SQLite database (the standard library's `sqlite3`) in WAL mode: answers
+are committed in small batches (every 64, or 50 ms after the first of a batch; what is committed
+survives `kill -9`, and what a kill loses the journal holds), several processes may share the
+file, and a lookup reads one row, so the file is never loaded whole. It is bounded: past `max_mb` the
 oldest answers go. It is only a cache: a write that fails (a full disk, a damaged file) is
 reported once and the study goes on without it; nothing it holds can stop or corrupt a study.
 Reference: SQLite, "Write-Ahead Logging" (https://sqlite.org/wal.html).
@@ -46,6 +47,8 @@ CREATE TABLE IF NOT EXISTS answers (
 _TRIM_EVERY = 256  # puts between two checks of the size
 _TRIM_TO = 0.9  # past the limit, the oldest answers go until this share of it is left
 _BUSY_S = 1.0  # wait this long for another process's write, then skip this one
+_BATCH = 64  # answers per transaction, at most
+_BATCH_S = 0.05  # a batch is committed this long after its first answer, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class ResponseCache:
         self._say = say
         self._reported = False
         self._puts = 0
+        self._pending = 0  # answers written in the open transaction
+        self._batch_started = 0.0
         self._db: sqlite3.Connection | None = None
         try:
             self._db = _connect(self.path)
@@ -109,20 +114,40 @@ class ResponseCache:
         if self._db is None:
             return
         try:
+            now = time.monotonic()
+            if self._pending == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._batch_started = now
             self._db.execute(
                 "INSERT OR REPLACE INTO answers (key, value, created) VALUES (?, ?, ?)",
                 (key, orjson.dumps(value), time.time()),
             )
+            self._pending += 1
             self._puts += 1
+            if self._pending >= _BATCH or now - self._batch_started >= _BATCH_S:
+                self._commit()
             if self._puts % _TRIM_EVERY == 0:
                 self._trim()
         except sqlite3.OperationalError as error:
             if _busy(error):
                 self.skipped += 1  # another process is writing: this answer is not kept
+                self._rollback()
                 return
             self._failed("cannot write to it", error)
         except sqlite3.Error as error:
             self._failed("cannot write to it", error)
+
+    def _commit(self) -> None:
+        if self._db is not None and self._pending:
+            self._pending = 0
+            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db is not None and self._db.in_transaction:
+            self.skipped += self._pending - 1 if self._pending else 0
+            self._pending = 0
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _failed(self, doing: str, error: Exception) -> None:
         """Report the first failure and stand aside: a cache is never worth a failed study."""
@@ -138,6 +163,7 @@ class ResponseCache:
         """Past `max_bytes`, delete the oldest answers (their pages are reused: the file stops
         growing)."""
         assert self._db is not None
+        self._commit()
         used = _used_bytes(self._db)
         if used <= self.max_bytes:
             return
@@ -151,6 +177,7 @@ class ResponseCache:
     def stats(self) -> CacheStats:
         if self._db is None:
             return CacheStats(str(self.path), 0, 0, None, None)
+        self._commit()
         entries, oldest, newest = self._db.execute(
             "SELECT count(*), min(created), max(created) FROM answers"
         ).fetchone()
@@ -160,6 +187,7 @@ class ResponseCache:
         """Delete every answer (or those older than `older_than_s` seconds); how many went."""
         if self._db is None:
             return 0
+        self._commit()
         if older_than_s is None:
             cursor = self._db.execute("DELETE FROM answers")
         else:
@@ -172,11 +200,14 @@ class ResponseCache:
     def __len__(self) -> int:
         if self._db is None:
             return 0
+        self._commit()
         (count,) = self._db.execute("SELECT count(*) FROM answers").fetchone()
         return int(count)
 
     def close(self) -> None:
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):  # a failed commit loses a batch, no more
+                self._commit()
             db, self._db = self._db, None
             with contextlib.suppress(sqlite3.Error):  # committed answers are safe in the WAL
                 db.close()

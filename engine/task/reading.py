@@ -20,6 +20,7 @@ from engine.errors import DatasetError
 __all__ = ["first_lines", "iter_lines", "parse_json", "read_text"]
 
 _BOM = codecs.BOM_UTF8
+_BLOCK = 1 << 20
 
 #: Presentation settings of BIG-Bench files that the engine does not read; a duplicate of one is
 #: not an error (timedial's task.json has two), and the last one wins as in Python's json.
@@ -56,16 +57,39 @@ def _decode(path: Path, raw: bytes, number: int) -> str:
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text with its line ending) of each line, read as a stream; a leading
-    byte-order mark is dropped."""
+    """(line number, text with its line ending) of each line, read as a stream in blocks of
+    1 MiB; a leading byte-order mark is dropped."""
+    number = 0
     with _open(path) as file:
-        try:
-            for number, raw in enumerate(file, start=1):
-                if number == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                yield number, _decode(path, raw, number)
-        except OSError as error:
-            raise DatasetError(f"{path}: cannot read ({error.strerror})") from None
+        rest = b""
+        while True:
+            try:
+                block = file.read(_BLOCK)
+            except OSError as error:
+                raise DatasetError(f"{path}: cannot read ({error.strerror})") from None
+            if number == 0 and not rest and block.startswith(_BOM):
+                block = block[len(_BOM) :]
+            data = rest + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            whole, rest = data[:cut], data[cut:]
+            for line in _decoded_lines(path, whole, number):
+                number += 1
+                yield number, line
+            if not block:
+                return
+
+
+def _decoded_lines(path: Path, data: bytes, before: int) -> list[str]:
+    """The lines of `data` (whole lines, after line `before`), each with its newline."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:  # find the line, to name it
+        for number, raw in enumerate(data.split(b"\n"), start=before + 1):
+            _decode(path, raw, number)
+        raise
+    lines = text.split("\n")
+    last = lines.pop()  # empty after a final newline; else a last line without one
+    return [line + "\n" for line in lines] + ([last] if last else [])
 
 
 def first_lines(path: Path) -> tuple[str, bool]:
