@@ -316,9 +316,14 @@ class StudyManager:
         journal = Path(record.journal)
         if not journal.is_file():
             raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
-        return self.launcher.prepare_resume(
-            journal, adjust=lambda config: self.operator.resumed(config, record.endpoints)
-        )
+
+        def adjust(config: StudyConfig) -> dict[str, Any]:
+            changes = self.operator.resumed(config, record.endpoints)
+            if not config.no_cache:  # the service's cache as it is now
+                changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
+            return changes
+
+        return self.launcher.prepare_resume(journal, adjust=adjust)
 
     async def resume_unfinished(self) -> list[StudyEntry]:
         """Start again every study of this state directory that the service was running when

@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CONCURRENCY = 1000
+_DEFAULT_CONCURRENCY: int = next(
+    f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
+)
 ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 if TYPE_CHECKING:
     Transport = str
@@ -94,6 +97,8 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         settings = dict(settings)
         names = self._endpoint_names(settings)
         self.check_concurrency(settings.get("concurrency"), "config.concurrency")
+        if "concurrency" not in settings:  # the default, within a lower cap
+            settings["concurrency"] = min(_DEFAULT_CONCURRENCY, self.max_concurrency)
         settings.update(self.endpoint_settings(names))
         self._fill_models(settings, names)
         if settings.get("task"):
