@@ -246,3 +246,35 @@ async def test_a_cache_that_cannot_be_written_is_reported_once_and_stands_aside(
     assert scorer.calls == 5  # every call answered; the study never saw the failure
     assert len(said) == 1 and "cannot write to it" in said[0] and "goes on without it" in said[0]
     assert not cache.working
+
+
+@pytest.mark.anyio
+async def test_in_the_service_a_full_disk_stops_the_study_and_a_restart_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.service.helpers import running_service
+
+    study = {
+        "task": "larger_number",
+        "no_cache": True,
+        "scoring_size": 60,
+        "test_size": 20,
+        "concurrency": 4,
+        "sim_latency_s": 0.002,
+        "budget_scoring_calls": 400,
+    }
+    monkeypatch.setattr(journal_module, "_write", FullDisk(12_000))
+    async with running_service(tmp_path) as service:
+        status, created = await service.call("POST", "/v1/studies", {"config": study})
+        assert status == 201, created
+        stopped = await service.wait_for(created["id"], lambda s: s["done"], timeout_s=60)
+        assert stopped["status"] == "failed"
+        assert "No space left on device" in stopped["message"]
+        assert service.manager.get(created["id"]).record.state == "active"
+    monkeypatch.setattr(journal_module, "_write", os.write)
+    async with running_service(tmp_path) as service:
+        (resumed,) = await service.manager.resume_unfinished()
+        assert resumed.id == created["id"]
+        final = await service.wait_for(created["id"], lambda s: s["done"], timeout_s=60)
+        assert final["status"] == "finished", final["message"]
+        assert final["extra"]["spend"]["scoring_calls"] == 400
