@@ -212,6 +212,9 @@ class StudyManager:
         changes nothing."""
         if self.closing:
             raise RequestError("the service is shutting down; studies take no change", status=503)
+        if entry.done.is_set():  # ended, perhaps before this service started
+            status = entry.snapshot().status
+            raise RequestError(f"study {entry.id} is {status}; nothing to change", status=409)
         control = await self._attached(entry)
         snapshot = control.snapshot()
         if entry.done.is_set() or snapshot.done:
