@@ -22,13 +22,14 @@ from engine.app.endpoints import header_items
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
+from engine.errors import EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.preflight import preflight
 from engine.search import make_policy
 from engine.search.policy import Policy
-from engine.study.cache import ResponseCache
+from engine.study.cache import CACHE_FILE, ResponseCache
 from engine.study.config import StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
@@ -75,6 +76,7 @@ def endpoint_config(
     *,
     api_key_file: str | None = None,
     headers: tuple[tuple[str, str], ...] = (),
+    timeout_s: float | None = None,
 ) -> EndpointConfig:
     return EndpointConfig(
         name=name,
@@ -87,6 +89,7 @@ def endpoint_config(
         requests_per_minute=config.rpm,
         tokens_per_minute=config.tpm,
         concurrency=config.concurrency,
+        timeout_s=timeout_s if timeout_s is not None else config.timeout_s,
         transport=config.transport,
     )
 
@@ -122,11 +125,14 @@ async def _clients(
         )
     )
     proposal_url = config.proposal_base_url or base_url
-    if proposal_url == base_url and prepared.proposal_model == config.model:
+    same_timeout = config.proposal_timeout_s in (None, config.timeout_s)
+    own_key = config.proposal_api_key_env or config.proposal_api_key_file
+    same_key = own_key is None or own_key in (config.api_key_env, config.api_key_file)
+    same_model = prepared.proposal_model == config.model
+    same_headers = config.proposal_headers in (None, config.headers)
+    if proposal_url == base_url and same_model and same_timeout and same_key and same_headers:
         return target, target, [target]
     # the proposal role takes the target's key and headers unless it has its own
-    key_env = config.proposal_api_key_env or config.api_key_env
-    key_file = config.proposal_api_key_file or config.api_key_file
     if config.proposal_headers is not None:
         headers = header_items(config.proposal_headers, "proposal_headers")
     proposal = await opened(
@@ -134,19 +140,23 @@ async def _clients(
             "proposal",
             proposal_url,
             prepared.proposal_model,
-            key_env,
+            config.proposal_api_key_env if own_key else config.api_key_env,
             config,
-            api_key_file=key_file,
+            api_key_file=config.proposal_api_key_file if own_key else config.api_key_file,
             headers=headers,
+            timeout_s=config.proposal_timeout_s,
         )
     )
     return target, proposal, [target, proposal]
 
 
-def _cache(stack: AsyncExitStack, config: StudyConfig) -> ResponseCache | None:
+def _cache(
+    stack: AsyncExitStack, config: StudyConfig, say: Callable[[str], None]
+) -> ResponseCache | None:
     if config.no_cache:
         return None
-    cache = ResponseCache(Path(config.cache) if config.cache else DEFAULT_STATE_DIR / "cache.jsonl")
+    path = Path(config.cache) if config.cache else DEFAULT_STATE_DIR / CACHE_FILE
+    cache = ResponseCache(path, max_mb=config.cache_max_mb, say=say)
     stack.callback(cache.close)
     return cache
 
@@ -199,7 +209,7 @@ async def _setup(
     target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
     for client in clients:  # a wrong URL, key or model fails here, within two seconds
         say((await preflight(client, config.api)).line())
-    cache = _cache(stack, config)
+    cache = _cache(stack, config, say)
     where = base_url if config.base_url else in_process_name(config)
     scorer = await build_scorer(
         config,
@@ -278,13 +288,21 @@ async def execute(
     watch: Callable[[Study], Coroutine[Any, Any, None]] | None = None,
 ) -> StudyResult:
     """Run the study of `prepared` to its result; `watch(study)`, when given, runs beside it
-    (a display that pulls snapshots until one says the study is done)."""
+    (a display that pulls snapshots until one says the study is done). A study that stops on
+    an `EngineError` (its journal could not be written) raises it as it is, not in a group."""
     async with open_study(prepared, observers=observers, say=say, limiter_for=limiter_for) as study:
         if watch is None:
             return await study.run()
+        failure: EngineError | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(watch, study)
-            result = await study.run()
+            try:
+                result = await study.run()
+            except EngineError as error:
+                failure = error
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         return result
 
 

@@ -3,9 +3,10 @@ it is given, so that it never imports the composition above it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from engine.app.execute import LimiterFor, open_study
 from engine.app.prepare import Prepared, config_of, prepare
@@ -25,11 +26,18 @@ class Launcher:
     def prepare(self, config: StudyConfig, *, journals: Path) -> Prepared:
         return prepare(config, journals=journals)
 
-    def prepare_resume(self, journal: Path) -> Prepared | None:
+    def prepare_resume(
+        self,
+        journal: Path,
+        *,
+        adjust: Callable[[StudyConfig], Mapping[str, Any]] | None = None,
+    ) -> Prepared | None:
         replay = replay_journal(journal)
         if replay.finished is not None and replay.finished.status in ("finished", "failed"):
             return None
-        return prepare(config_of(replay).replace(journal=str(journal)), replay=replay)
+        config = config_of(replay)
+        changes = dict(adjust(config)) if adjust is not None else {}
+        return prepare(config.replace(journal=str(journal), **changes), replay=replay)
 
     def open(
         self,

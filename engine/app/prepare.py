@@ -1,6 +1,8 @@
 """Everything a study needs that can fail without a call: the task and its pools, the metric,
 prices, templates, a custom scorer, the journal's place, and -- for a resumed study -- that the
-journal belongs to this task and these settings. Then the spend it may reach.
+journal belongs to this task and these settings, and that every record in it fits the pools.
+Then the spend it may reach. A journal named after its task keeps to its folder whatever the
+task's name holds (`engine.task.paths`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from engine.errors import ConfigError, JournalError
 from engine.propose import Templates, load_templates
 from engine.study.budgets import PriceTable
 from engine.study.config import StudyConfig
+from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.scoring import ScorerFunction
-from engine.task import METRICS, Splits, Task, load_task, split_task
+from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
+from engine.task.paths import file_stem, inside
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -37,6 +41,8 @@ DEFAULT_STATE_DIR = Path(".ape")
 DEFINING_FIELDS = (
     "task",
     "task_format",
+    "input_field",
+    "output_field",
     "model",
     "proposal_model",
     "api",
@@ -79,6 +85,10 @@ class Prepared:
     def scoring_pool(self) -> int:
         return len(self.splits.scoring)
 
+    @property
+    def task_warnings(self) -> tuple[str, ...]:
+        return self.task.warnings
+
 
 def _splits(config: StudyConfig, task: Task) -> Splits:
     sizes: dict[str, int] = {}
@@ -92,7 +102,9 @@ def _splits(config: StudyConfig, task: Task) -> Splits:
 def _task(config: StudyConfig) -> Task:
     if not config.task:
         raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
-    return _with_metric(config, load_task(config.task, seed=config.seed, format=config.task_format))
+    fields = Fields(config.input_field or "input", config.output_field or "output")
+    task = load_task(config.task, seed=config.seed, format=config.task_format, fields=fields)
+    return _with_metric(config, task)
 
 
 def _with_metric(config: StudyConfig, task: Task) -> Task:
@@ -121,6 +133,30 @@ def config_of(replay: Replay) -> StudyConfig:
     return StudyConfig.from_json(replay.started.config, where=f"journal {str(replay.path)!r}")
 
 
+def _check_keys(config: StudyConfig) -> None:
+    for role, env, file in (
+        ("", config.api_key_env, config.api_key_file),
+        ("proposal_", config.proposal_api_key_env, config.proposal_api_key_file),
+    ):
+        if env is not None and file is not None:
+            raise ConfigError(
+                f"{role}api_key_env: give the key's variable or its file ({role}api_key_file), "
+                "not both"
+            )
+
+
+def _check_records(replay: Replay, splits: Splits) -> None:
+    """Every observation of the journal is of an example its pools hold."""
+    for index, event in enumerate(replay.events):
+        if isinstance(event, PullDone | EvaluationDone):
+            size = len(splits.scoring if isinstance(event, PullDone) else splits.test)
+            if event.example >= size:
+                raise JournalError(
+                    f"{replay.where(index)}: a {event.kind} of example {event.example} (the "
+                    f"pool has {size}); the journal does not belong to these pools"
+                )
+
+
 def _check_replay(replay: Replay, config: StudyConfig, task: Task) -> None:
     started = replay.started
     if started.task.fingerprint != task_fingerprint(task):
@@ -143,7 +179,12 @@ def _journal_path(
     config: StudyConfig, task: Task, study_id: str, resuming: bool, journals: Path | None
 ) -> Path:
     folder = journals if journals is not None else DEFAULT_STATE_DIR / "journals"
-    journal = Path(config.journal) if config.journal else folder / f"{task.name}-{study_id}.jsonl"
+    if config.journal:
+        journal = Path(config.journal)
+    else:  # named after the task, whatever its name holds: it stays in its folder
+        name = f"{file_stem(task.name)}-{file_stem(study_id)}.jsonl"
+        inside(folder, name)
+        journal = folder / name
     if not resuming and journal.exists() and journal.stat().st_size > 0:
         raise JournalError(
             f"journal: {journal} already holds a study; continue it with 'ape-engine resume "
@@ -169,12 +210,14 @@ def prepare(
     if task is not None:
         config = config.replace(task=task.name)
     config = resolve_endpoints(config, environ, builtin=task is None)
+    _check_keys(config)
     task = _task(config) if task is None else _with_metric(config, task)
     splits = _splits(config, task)
     prices = PriceTable(config.prices)
     _check_prices(config, prices)
     if replay is not None:
         _check_replay(replay, config, task)
+        _check_records(replay, splits)
     study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
     journal = _journal_path(config, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("engine.cli.tasks", "list the built-in tasks, or describe a task file"),
     "run": ("engine.cli.run", "find the best instruction for a task (a study)"),
     "resume": ("engine.cli.resume", "continue a study from its journal"),
+    "cache": ("engine.cli.cache", "show or clear the response cache (stats | clear)"),
     "sim": ("engine.cli.sim", "run the simulated OpenAI-compatible LLM server (not a real model)"),
     "serve": ("engine.cli.serve", "run studies in a long-lived service with an HTTP JSON API"),
     "top": (

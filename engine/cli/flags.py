@@ -27,6 +27,8 @@ GROUPS: dict[str, dict[str, str]] = {
     "task": {
         "task": "a built-in task name or a task file (JSONL, CSV, instruction induction)",
         "task_format": "the task file's format when its extension does not say",
+        "input_field": "the key (or CSV column) of the input (input)",
+        "output_field": "the key (or CSV column) of the output (output)",
     },
     "endpoints (no --base-url: $OPENAI_BASE_URL, else the simulator for a built-in task)": {
         "model": "target model that executes instructions",
@@ -36,11 +38,13 @@ GROUPS: dict[str, dict[str, str]] = {
         "headers": "extra HTTP header NAME=VALUE (repeatable); VALUE env:VAR or file:PATH is "
         "read from there (Azure: api-key=env:AZURE_OPENAI_API_KEY)",
         "protocol": "openai (/chat/completions) or anthropic (the Messages API)",
+        "timeout_s": "seconds a call may take before it is retried",
         "proposal_model": "model that proposes instructions (= --model)",
         "proposal_base_url": "its base URL (= --base-url)",
         "proposal_api_key_env": "environment variable with its key (= --api-key-env)",
         "proposal_api_key_file": "file with its key (= --api-key-file)",
         "proposal_headers": "its extra headers, NAME=VALUE (= --header)",
+        "proposal_timeout_s": "seconds a proposal call may take (= --timeout)",
         "api": "API to call",
         "transport": "HTTP client: aiohttp, or lean (HTTP/1.1, about half the memory per call)",
         "backend": "without --base-url: the simulator (sim; a task file must ask for it), or a "
@@ -96,7 +100,8 @@ GROUPS: dict[str, dict[str, str]] = {
     },
     "state and output": {
         "journal": "journal file (.ape/journals/...)",
-        "cache": "response cache (.ape/cache.jsonl)",
+        "cache": "response cache (.ape/cache.sqlite3)",
+        "cache_max_mb": "size of the response cache in MB; the oldest answers go past it",
         "no_cache": "no response cache",
         "json_out": "write the result as JSON",
         "sim_latency_s": "latency of the built-in simulator, seconds",
@@ -108,6 +113,8 @@ HELP: dict[str, str] = {name: text for group in GROUPS.values() for name, text i
 _FLAGS = {
     "json_out": ("--json",),
     "sim_latency_s": ("--sim-latency",),
+    "timeout_s": ("--timeout",),
+    "proposal_timeout_s": ("--proposal-timeout",),
     # one name from flag to policy; --budget-calls, its earlier name, still works
     "budget_scoring_calls": ("--budget-scoring-calls", "--budget-calls"),
     "headers": ("--header",),
@@ -120,6 +127,11 @@ _METAVARS = {
     "headers": "NAME=VALUE",
     "proposal_headers": "NAME=VALUE",
     "proposal_api_key_env": "VAR",
+    "timeout_s": "S",
+    "proposal_timeout_s": "S",
+    "cache_max_mb": "MB",
+    "input_field": "KEY",
+    "output_field": "KEY",
     "local_model": "PATH|smollm2",
     "scorer": "MODULE:FUNCTION",
     "templates": "FILE",

@@ -38,6 +38,8 @@ ADJUSTABLE = (
     "proposal_api_key_env",
     "proposal_api_key_file",
     "proposal_headers",
+    "timeout_s",
+    "proposal_timeout_s",
     "json_out",
     "sim_latency_s",
 )

@@ -133,6 +133,8 @@ def run_prepared(
         f"{len(prepared.splits.scoring)} scoring examples, {len(prepared.splits.test)} test "
         f"examples, metric {prepared.task.metric}; policy {config.policy}"
     )
+    for warning in prepared.task.warnings:
+        say(f"warning: {warning}")
     for line in prepared.estimate.lines():
         say(line)
     if prepared.replay is not None:

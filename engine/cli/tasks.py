@@ -65,6 +65,8 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
     except ConfigError as error:
         console.print(f"pools: {error}")
     console.print(f"metric: {task.metric}")
+    for warning in task.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
     console.print(f"human instruction: {task.human_instruction or '(none)'}")
     table = Table()
     for column in ("key", "input", "accepted outputs"):

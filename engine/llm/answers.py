@@ -11,9 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.errors import EndpointError
+from engine.llm.errors import MalformedResponseError
 from engine.llm.results import TokenLogprobs, Usage
 
-__all__ = ["Parsed", "continuation_slice", "parse_chat", "parse_completion"]
+__all__ = [
+    "Parsed",
+    "continuation_logprobs",
+    "continuation_slice",
+    "parse_chat",
+    "parse_completion",
+]
 
 Parsed = tuple[
     tuple[str, ...], tuple[str | None, ...], tuple[TokenLogprobs | None, ...], Usage | None
@@ -107,3 +115,40 @@ def continuation_slice(logprobs: TokenLogprobs, prompt_chars: int, text_chars: i
     while stop < len(offsets) and offsets[stop] < text_chars:
         stop += 1
     return range(start, stop)
+
+
+def continuation_logprobs(
+    block: TokenLogprobs | None, start: int, end: int, endpoint: str
+) -> tuple[list[str], list[float]]:
+    """The tokens and log-probs of the text between characters `start` and `end` of an echo
+    answer's log-prob `block`; an `EndpointError` naming `endpoint` when the answer cannot
+    say (no prompt-token log-probs, or none over that text)."""
+    if block is None or not block.text_offset:
+        raise EndpointError(
+            f"endpoint {endpoint!r} returned no prompt-token log-probabilities for an echo "
+            "request; it cannot do log-probability scoring -- use execution-accuracy scoring",
+            endpoint=endpoint,
+            code="no_prompt_logprobs",
+        )
+    values: list[float] = []
+    tokens: list[str] = []
+    for index in continuation_slice(block, start, end):
+        value = block.logprobs[index]
+        if value is None:
+            if index == 0:
+                continue  # the very first token of a text has no log-prob
+            raise MalformedResponseError(
+                f"endpoint {endpoint!r}: echo log-prob missing for token {index}",
+                endpoint=endpoint,
+            )
+        values.append(value)
+        tokens.append(block.tokens[index])
+    if not values:
+        raise EndpointError(
+            f"endpoint {endpoint!r}: the echoed log-probabilities do not cover the "
+            "continuation (the server returned only generated tokens?) -- use "
+            "execution-accuracy scoring",
+            endpoint=endpoint,
+            code="no_prompt_logprobs",
+        )
+    return tokens, values

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from engine.errors import EndpointError
-from engine.llm.answers import Parsed, continuation_slice
+from engine.llm.answers import Parsed, continuation_logprobs
 from engine.llm.anthropic import anthropic_headers, messages_request, no_completions
 from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.clock import Clock
@@ -292,35 +292,7 @@ class LLMClient:
             text, max_tokens=echo_max_tokens, temperature=0.0, logprobs=1, echo=True
         )
         block = result.logprobs[0] if result.logprobs else None
-        if block is None or not block.text_offset:
-            raise EndpointError(
-                f"endpoint {self.name!r} returned no prompt-token log-probabilities for an echo "
-                "request; it cannot do log-probability scoring -- use execution-accuracy scoring",
-                endpoint=self.name,
-                code="no_prompt_logprobs",
-            )
-        indices = continuation_slice(block, len(prompt), len(text))
-        values: list[float] = []
-        tokens: list[str] = []
-        for index in indices:
-            value = block.logprobs[index]
-            if value is None:
-                if index == 0:
-                    continue  # the very first token of a text has no log-prob
-                raise MalformedResponseError(
-                    f"endpoint {self.name!r}: echo log-prob missing for token {index}",
-                    endpoint=self.name,
-                )
-            values.append(value)
-            tokens.append(block.tokens[index])
-        if not values:
-            raise EndpointError(
-                f"endpoint {self.name!r}: the echoed log-probabilities do not cover the "
-                "continuation (the server returned only generated tokens?) -- use "
-                "execution-accuracy scoring",
-                endpoint=self.name,
-                code="no_prompt_logprobs",
-            )
+        tokens, values = continuation_logprobs(block, len(prompt), len(text), self.name)
         return ContinuationLogprob(
             logprob=math.fsum(values),
             tokens=tuple(tokens),

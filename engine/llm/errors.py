@@ -1,10 +1,13 @@
 """What went wrong with an LLM call, and whether trying again can help.
 
 Retryable: 408, 409, 429 rate limit, 5xx, 529 overloaded, timeouts, connection failures and
-bodies that are not the JSON expected. Final: every other 4xx (with the server's own message) and
-a 429 or 4xx that means quota or billing (OpenAI ``insufficient_quota``), which must stop the work
-rather than be retried. Error bodies are read in the OpenAI shape (``{"error": {"message", "type",
-"code"}}``), Anthropic's, vLLM's and llama.cpp's; the message never contains the API key.
+bodies that are not the JSON expected. Final: every other 4xx (with the server's own message).
+Some final errors stop the whole study at their first occurrence (`STOPS_STUDY`, `unfixable`):
+a 401 or 403 (a key does not become valid on retry, and every other call would fail the same
+way), a 404, 405 or 501 (a wrong URL or model: not an LLM server), and a 429 or 4xx that means
+quota or billing (OpenAI ``insufficient_quota``). Error bodies are read in the OpenAI shape
+(``{"error": {"message", "type", "code"}}``), Anthropic's, vLLM's and llama.cpp's; the message
+never contains the API key.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from engine.errors import EndpointError
 from engine.llm.headers import parse_duration_s, parse_retry_after_s
 
 __all__ = [
+    "STOPS_STUDY",
+    "AuthenticationError",
     "ConnectionFailedError",
     "EndpointTimeoutError",
     "LLMError",
@@ -87,6 +92,17 @@ class RequestRejectedError(LLMError):
     """Any other 4xx: the request itself is wrong (model, parameters, key); final."""
 
     kind = "rejected"
+
+
+class AuthenticationError(RequestRejectedError):
+    """401 or 403: the key is missing, wrong, or not allowed this model; final, and the study
+    stops rather than fail every call the same way."""
+
+    kind = "auth"
+
+
+#: Final errors after which no call of the study can succeed: the study stops at the first.
+STOPS_STUDY: tuple[type[LLMError], ...] = (QuotaExceededError, AuthenticationError)
 
 
 class EndpointTimeoutError(LLMError):
@@ -207,7 +223,8 @@ def classify_response(
         403: "the key is not allowed to use this model or endpoint",
         404: "check base_url (it usually ends in /v1) and the model name",
     }.get(status, "check the request parameters and the model name")
-    rejected = RequestRejectedError(f"{where}: {message} -- {advice}", retryable=False, **common)
+    kind = AuthenticationError if status in (401, 403) else RequestRejectedError
+    rejected = kind(f"{where}: {message} -- {advice}", retryable=False, **common)
     rejected.param = _param(body)
     return rejected
 

@@ -1,16 +1,19 @@
 """The long-lived service: studies behind an HTTP JSON API (`ape-engine serve`).
 
 `StudyManager` holds and runs the studies (shared endpoint limiters, resume on start, drain on
-SIGTERM); `build_app` is the aiohttp application over it; `serve` runs both until a signal.
+SIGTERM); `Operator` is what the operator decides (endpoints, folders, caps); `build_app` is the
+aiohttp application over the manager; `serve` runs both until a signal.
 """
 
 from engine.service.app import build_app
 from engine.service.manager import StudyEntry, StudyManager
+from engine.service.operator import Operator
 from engine.service.process import ServeOptions, serve
 from engine.service.requests import Patch, RequestError
 from engine.service.state import StateDir, StudyRecord
 
 __all__ = [
+    "Operator",
     "Patch",
     "RequestError",
     "ServeOptions",

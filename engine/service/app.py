@@ -3,7 +3,9 @@
 Routes (the contract with `ape-engine top`; docs/service.md has bodies and examples):
 ``GET /health``, ``GET /openapi.json``, ``POST /v1/studies``, ``GET /v1/studies``,
 ``GET|PATCH|DELETE /v1/studies/{id}``, ``GET /v1/studies/{id}/events`` (server-sent events).
-Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status. With a token, every
+Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status (a 405 with its
+``Allow`` header). Every request must name this service in ``Host``, come from no other web
+origin, and send a POST or PATCH body as JSON (`engine.service.browser`). With a token, every
 route but /health needs ``Authorization: Bearer <token>``, compared in constant time
 (`hmac.compare_digest`); the token is never logged or echoed. Bodies above `max_body` bytes are
 refused with 413 before they are read whole. Reference: WHATWG HTML, "Server-sent events"
@@ -23,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from engine import __version__
+from engine.service.browser import HostPolicy, browser_guard, json_bodies
 from engine.service.manager import StudyEntry, StudyManager
 from engine.service.openapi import openapi_document
 from engine.service.requests import RequestError, parse_create, parse_patch
@@ -73,7 +76,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = f"{error.reason}: {request.method} {request.path}"
         if error.status == 404:
             message = f"no route {request.method} {request.path}; see GET /openapi.json"
-        return error_response(message, None, error.status)
+        response = error_response(message, None, error.status)
+        if "Allow" in error.headers:  # a 405 says which methods the route takes
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except Exception as error:
         logger.exception("%s %s failed", request.method, request.path)
         return error_response(f"internal error: {type(error).__name__}: {error}", None, 500)
@@ -138,8 +144,14 @@ async def create_study(request: web.Request) -> web.Response:
         raise RequestError("the service is shutting down; it takes no new study", status=503)
     settings, task = parse_create(await _body(request))
     entry = await manager.create(settings, task)
+    warnings = list(entry.prepared.task_warnings) if entry.prepared is not None else []
     return _json(
-        {"id": entry.id, "status": entry.snapshot().status, "journal": entry.record.journal},
+        {
+            "id": entry.id,
+            "status": entry.snapshot().status,
+            "journal": entry.record.journal,
+            "warnings": warnings,
+        },
         201,
     )
 
@@ -265,9 +277,12 @@ def build_app(
     token: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     ping_s: float = PING_INTERVAL_S,
+    hosts: HostPolicy | None = None,
 ) -> web.Application:
-    """The aiohttp application; `token` None turns authentication off."""
-    app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=max_body)
+    """The aiohttp application; `token` None turns authentication off; `hosts` are the names
+    ``Host`` may give (the loopback names by default)."""
+    middlewares = [_errors, browser_guard(hosts or HostPolicy()), _auth(token), json_bodies]
+    app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[MANAGER] = manager
     app[_OPTIONS] = {"auth": token is not None, "ping_s": ping_s, "max_body": max_body}
     app.router.add_get("/health", health)

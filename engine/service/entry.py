@@ -3,7 +3,9 @@
 A `StudyEntry` holds the running study once it is open (the `StudyControl` the API's PATCH and
 DELETE call), the `EventBus` observing it (the SSE stream subscribes to it), the limiters it took
 from the `SharedEndpoints`, the requests that came before it opened, and how it ended. Before the
-study opens, and after it failed to, the entry answers snapshots itself.
+study opens, and after it failed to, the entry answers snapshots itself; a study that ended
+before the service started (`StudyEntry.ended`) answers the last snapshot it left. An ended
+study's snapshot carries its result (``extra.result``).
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ class StudyEntry:
 
     def __init__(
         self,
-        prepared: PreparedStudy,
+        prepared: PreparedStudy | None,
         record: StudyRecord,
         endpoints: SharedEndpoints,
         say: Callable[[str], None],
     ) -> None:
-        self.id = prepared.study_id
+        self.id = record.id
         self.prepared = prepared
         self.record = record
+        self.final: StudySnapshot | None = None
         self.bus = EventBus()
         self.control: StudyControl | None = None
         self.attached = anyio.Event()
@@ -55,10 +58,27 @@ class StudyEntry:
         self.result: StudyResult | None = None
         self.error: str | None = None
         self.cancel_requested = False
+        self.journal_failed = False  # it stopped on a journal write: resume it on restart
         self.stop_reason: str | None = None
         self.messages: deque[str] = deque(maxlen=50)
         self._endpoints = endpoints
         self._say = say
+
+    @classmethod
+    def ended(
+        cls,
+        record: StudyRecord,
+        snapshot: StudySnapshot,
+        endpoints: SharedEndpoints,
+        say: Callable[[str], None],
+    ) -> StudyEntry:
+        """A study that ended before this service started: it answers `snapshot`."""
+        entry = cls(None, record, endpoints, say)
+        entry.final = snapshot
+        entry.error = record.error
+        entry.bus.close()
+        entry.done.set()
+        return entry
 
     def hold(self, study: StudyControl) -> None:
         """The study is open: requests that came before it now take effect."""
@@ -86,17 +106,23 @@ class StudyEntry:
     # -- read-outs ---------------------------------------------------------------------------------
 
     def snapshot(self) -> StudySnapshot:
+        if self.final is not None:
+            return self.final
         if self.control is not None:
             snapshot = self.control.snapshot()
             if self.error is not None and not snapshot.done:
                 snapshot = dataclasses.replace(
                     snapshot, status="failed", done=True, message=self.error
                 )
+            if self.result is not None and "result" not in snapshot.extra:
+                extra = {**snapshot.extra, "result": self.result.to_json()}
+                snapshot = dataclasses.replace(snapshot, extra=extra)
             return snapshot
         return self._blank()
 
     def _blank(self) -> StudySnapshot:
         """The snapshot of a study that has not started (or failed before it could)."""
+        assert self.prepared is not None  # an ended entry answers its final snapshot
         config = self.prepared.config
         if self.error is not None:
             status: Any = "failed"

@@ -6,10 +6,10 @@ given an implementation: `engine.app.launcher.Launcher` in `ape-engine serve`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
@@ -35,6 +35,11 @@ class PreparedStudy(Protocol):
     @property
     def scoring_pool(self) -> int: ...
 
+    @property
+    def task_warnings(self) -> tuple[str, ...]:
+        """What the task's loader noticed but accepted (repeated examples)."""
+        ...
+
 
 class Launcher(Protocol):
     """What the service needs from the composition."""
@@ -44,8 +49,15 @@ class Launcher(Protocol):
         `journals`. Raises `EngineError` naming the setting."""
         ...
 
-    def prepare_resume(self, journal: Path) -> PreparedStudy | None:
-        """A study read back from its journal, or None when it ended (finished or failed)."""
+    def prepare_resume(
+        self,
+        journal: Path,
+        *,
+        adjust: Callable[[StudyConfig], Mapping[str, Any]] | None = None,
+    ) -> PreparedStudy | None:
+        """A study read back from its journal, or None when it ended (finished or failed);
+        `adjust(config)` gives the settings that change on resume (the operator's endpoints as
+        they are now, the concurrency within today's cap)."""
         ...
 
     def open(

@@ -2,7 +2,8 @@
 
 The service sits below the composition: it runs studies through a `Launcher` it is given
 (`engine.service.launcher`; `engine.app.launcher.Launcher` in `ape-engine serve`), which prepares
-a study from its config or its journal and opens it. Every study runs as one task in the
+a study from its config or its journal and opens it. What a request may not decide -- endpoints,
+folders, the concurrency cap -- the `Operator` (`engine.service.operator`) resolves first. Every study runs as one task in the
 manager's task group; its `StudyEntry` (`engine.service.entry`) holds the running study (the
 `StudyControl` the API's PATCH and DELETE call), an `EventBus` observing it (the SSE stream
 subscribes to it), and the limiters it took from the `SharedEndpoints`, which give studies on
@@ -27,6 +28,7 @@ from engine.errors import ConfigError, DatasetError, EngineError, JournalError
 from engine.llm.shared import SharedEndpoints
 from engine.service.entry import StudyEntry
 from engine.service.launcher import Launcher, PreparedStudy
+from engine.service.operator import Operator
 from engine.service.requests import (
     InlineTask,
     Patch,
@@ -36,7 +38,9 @@ from engine.service.requests import (
 )
 from engine.service.state import StateDir, StudyRecord
 from engine.study.config import StudyConfig
-from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.study.events import StudyFinished, StudyStarted
+from engine.study.journal import JournalWriteError, read_events
+from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
 
 __all__ = ["Launcher", "PreparedStudy", "StudyEntry", "StudyManager"]
 
@@ -59,9 +63,11 @@ class StudyManager:
         *,
         say: Callable[[str], None] = print,
         endpoints: SharedEndpoints | None = None,
+        operator: Operator | None = None,
     ) -> None:
         self.state = state
         self.launcher = launcher
+        self.operator = operator or Operator()
         self.say = say
         self.endpoints = endpoints or SharedEndpoints()
         self.entries: dict[str, StudyEntry] = {}
@@ -102,9 +108,10 @@ class StudyManager:
         nothing behind."""
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new study", status=503)
-        settings = dict(settings)
-        if not settings.get("no_cache") and not settings.get("cache"):
+        settings, names = self.operator.resolve(settings)
+        if not settings.get("no_cache"):
             settings["cache"] = str(self.state.cache)
+            settings["cache_max_mb"] = self.operator.cache_max_mb
         try:
             config = StudyConfig(**settings)
         except ConfigError as error:
@@ -120,14 +127,12 @@ class StudyManager:
             )
         except EngineError as error:
             if task_folder is not None and not any(
-                entry.prepared.config.task == config.task for entry in self.entries.values()
+                entry.prepared is not None and entry.prepared.config.task == config.task
+                for entry in self.entries.values()
             ):
                 shutil.rmtree(task_folder, ignore_errors=True)
-            field: str | None = config_field(error)
-            if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
-                field = "task" if task is not None else "config.task"
-            raise RequestError(str(error), field) from None
-        record = StudyRecord(prepared.study_id, str(prepared.journal_path))
+            raise RequestError(str(error), _field_of(error, inline=task is not None)) from None
+        record = StudyRecord(prepared.study_id, str(prepared.journal_path), endpoints=names)
         self.state.save(record)
         return self._start(prepared, record)
 
@@ -146,6 +151,7 @@ class StudyManager:
                     await self._run_study(entry)
                 except EngineError as error:
                     entry.error = str(error)
+                    entry.journal_failed = isinstance(error, JournalWriteError)
                     entry.say(f"failed: {error}")
                 except Exception as error:  # a bug: keep serving the other studies
                     logger.exception("study %s crashed", entry.id)
@@ -158,6 +164,7 @@ class StudyManager:
             entry.done.set()
 
     async def _run_study(self, entry: StudyEntry) -> None:
+        assert entry.prepared is not None
         opened = self.launcher.open(
             entry.prepared,
             observers=[entry.bus.publish],
@@ -172,14 +179,20 @@ class StudyManager:
         record = entry.record
         if entry.cancel_requested:
             record.state = "cancelled"
-        elif entry.stop_reason is not None or (entry.result is None and entry.error is None):
-            record.state = "active"  # stopped by the service: resume on the next start
+        elif (
+            entry.stop_reason is not None
+            or (entry.result is None and entry.error is None)
+            or entry.journal_failed
+        ):
+            record.state = "active"  # stopped by the service or a full disk: resume it later
         else:
             record.state = "done"
             record.error = entry.error
         if entry.result is not None:
             entry.say(f"{entry.result.status}: {entry.result.reason}")
         try:
+            if record.state != "active":
+                self.state.save_final(entry.id, entry.snapshot().to_json())
             self.state.save(record)
         except JournalError as error:
             self.say(str(error))
@@ -199,12 +212,16 @@ class StudyManager:
         changes nothing."""
         if self.closing:
             raise RequestError("the service is shutting down; studies take no change", status=503)
+        if entry.done.is_set():  # ended, perhaps before this service started
+            status = entry.snapshot().status
+            raise RequestError(f"study {entry.id} is {status}; nothing to change", status=409)
         control = await self._attached(entry)
         snapshot = control.snapshot()
         if entry.done.is_set() or snapshot.done:
             raise RequestError(
                 f"study {entry.id} is {snapshot.status}; nothing to change", status=409
             )
+        self.operator.check_concurrency(patch.concurrency, "concurrency")
         count = len(snapshot.arms)
         for index, arm in enumerate(patch.drop):
             if not 0 <= arm < count:
@@ -304,14 +321,25 @@ class StudyManager:
         journal = Path(record.journal)
         if not journal.is_file():
             raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
-        return self.launcher.prepare_resume(journal)
+
+        def adjust(config: StudyConfig) -> dict[str, Any]:
+            changes = self.operator.resumed(config, record.endpoints)
+            if not config.no_cache:  # the service's cache as it is now
+                changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
+            return changes
+
+        return self.launcher.prepare_resume(journal, adjust=adjust)
 
     async def resume_unfinished(self) -> list[StudyEntry]:
         """Start again every study of this state directory that the service was running when
-        it stopped (its record "active", its journal without a final result)."""
+        it stopped (its record "active", its journal without a final result); list the others
+        as they ended."""
         started: list[StudyEntry] = []
         for record in self.state.load():
-            if record.state != "active" or record.id in self.entries:
+            if record.id in self.entries:
+                continue
+            if record.state != "active":
+                self._list_ended(record)
                 continue
             try:
                 prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
@@ -320,10 +348,12 @@ class StudyManager:
                 record.error = str(error)
                 self.state.save(record)
                 self.say(f"study {record.id}: cannot resume it: {error}")
+                self._list_ended(record)
                 continue
             if prepared is None:
                 record.state = "done"
                 self.state.save(record)
+                self._list_ended(record)
                 continue
             assert prepared.replay is not None
             candidates, observations = prepared.replay.counts()
@@ -334,5 +364,63 @@ class StudyManager:
             started.append(self._start(prepared, record))
         return started
 
+    def _list_ended(self, record: StudyRecord) -> None:
+        """An ended study, listed with the last snapshot it left (or what its journal says)."""
+        snapshot = None
+        saved = self.state.load_final(record.id)
+        if saved is not None:
+            try:
+                snapshot = StudySnapshot.from_json(saved)
+            except EngineError:
+                snapshot = None
+        if snapshot is None:
+            snapshot = _snapshot_of_journal(record)
+        self.entries[record.id] = StudyEntry.ended(record, snapshot, self.endpoints, self.say)
+
     def running(self) -> int:
         return sum(1 for entry in self.entries.values() if not entry.done.is_set())
+
+
+def _field_of(error: EngineError, *, inline: bool) -> str | None:
+    """The request field a preparation error is about."""
+    field: str | None = config_field(error)
+    if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
+        field = "task" if inline else "config.task"
+    return field
+
+
+def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
+    """What an ended study's journal says of it, for one that left no snapshot."""
+    task = policy = "?"
+    status: Any = "cancelled" if record.state == "cancelled" else "failed"
+    reason = record.error or ""
+    winner = None
+    extra: dict[str, Any] = {}
+    try:
+        events = read_events(record.journal)
+    except EngineError as error:
+        events, reason = [], reason or str(error)
+    for event in events:
+        if isinstance(event, StudyStarted):
+            task, policy = event.task.name, str(event.config.get("policy", "?"))
+        elif isinstance(event, StudyFinished):
+            status, reason, winner = event.status, event.reason, event.winner
+            extra = {"reason": event.reason, "result": event.result}
+    return StudySnapshot(
+        study_id=record.id,
+        task=task,
+        policy=policy,
+        status=status,
+        elapsed_s=0.0,
+        eta_s=None,
+        n=0,
+        arms=(),
+        throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, 0, 0, 0, 0),
+        limiters=(),
+        budgets=(),
+        proposals=ProposalRow(0, 0, 0, 0, 0, 0.0),
+        message=reason,
+        done=True,
+        winner=winner,
+        extra=extra or {"reason": reason},
+    )

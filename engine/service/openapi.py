@@ -56,7 +56,16 @@ def _answer_schemas() -> dict[str, Any]:
     return {
         "Created": {
             "type": "object",
-            "properties": {"id": string, "status": string, "journal": string},
+            "properties": {
+                "id": string,
+                "status": string,
+                "journal": string,
+                "warnings": {
+                    "type": "array",
+                    "items": string,
+                    "description": "what the task's loader noticed but accepted (repeats)",
+                },
+            },
             "required": ["id", "status"],
         },
         "StudySummary": {
@@ -89,24 +98,29 @@ def _answer_schemas() -> dict[str, Any]:
             },
             "required": ["status", "studies", "version"],
         },
-        "Error": {
-            "type": "object",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "message": string,
-                        "field": {
-                            "type": ["string", "null"],
-                            "description": "the field refused, as a path: config.budget_usd, "
-                            "task.examples[3].output",
-                        },
+        "Error": _error_schema(),
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": string,
+                    "field": {
+                        "type": ["string", "null"],
+                        "description": "the field refused, as a path: config.budget_usd, "
+                        "task.examples[3].output",
                     },
-                    "required": ["message", "field"],
-                }
-            },
-            "required": ["error"],
+                },
+                "required": ["message", "field"],
+            }
         },
+        "required": ["error"],
     }
 
 
@@ -122,9 +136,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
         400: "a field is refused (the message and `field` name it); nothing changed",
         401: "no or wrong bearer token",
+        403: "a request from a web page, or naming another host (Host, Origin)",
         404: "no such study",
         409: "the study cannot take the change now (starting, or done)",
         413: "the body is larger than the limit",
+        415: "the body is not sent as Content-Type: application/json",
         503: "the service is shutting down",
     }
     return {str(status): _answer(meaning[status], "Error") for status in statuses}
@@ -157,7 +173,7 @@ def _service_paths(secured: dict[str, Any]) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json_content(_ref("CreateStudy"))},
                 "responses": {
                     "201": _answer("started", "Created"),
-                    **_errors(400, 401, 413, 503),
+                    **_errors(400, 401, 403, 413, 415, 503),
                 },
             },
             "get": {
@@ -209,7 +225,7 @@ def _study_paths(secured: dict[str, Any]) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json_content(_ref("PatchStudy"))},
                 "responses": {
                     "200": _answer("the snapshot after the change", "StudySnapshot"),
-                    **_errors(400, 401, 404, 409, 413, 503),
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 503),
                 },
             },
             "delete": {

@@ -3,14 +3,15 @@ then drain (calls in flight get a grace period, every journal gets its result re
 
 It binds 127.0.0.1 by default; binding any other address needs a bearer token, read from an
 environment variable or a file (`load_token`), never from the command line and never logged.
+The operator's endpoints, folders and caps (`engine.service.operator.Operator`) and the host
+names it answers to (`engine.service.browser.HostPolicy`) come with the options.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -18,7 +19,9 @@ from aiohttp import web
 
 from engine.errors import ConfigError
 from engine.service.app import DEFAULT_MAX_BODY, build_app
+from engine.service.browser import HostPolicy, is_loopback
 from engine.service.manager import Launcher, StudyManager
+from engine.service.operator import Operator
 from engine.service.state import StateDir
 
 __all__ = [
@@ -34,7 +37,6 @@ __all__ = [
 DEFAULT_PORT = 8750
 DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
 MIN_TOKEN_LENGTH = 16
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +48,8 @@ class ServeOptions:
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     resume: bool = True
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    allowed_hosts: tuple[str, ...] = ()  # names Host may give beside the bound address
+    operator: Operator = field(default_factory=Operator)
 
 
 def load_token(token_env: str | None, token_file: str | None) -> str | None:
@@ -93,8 +88,13 @@ async def serve(options: ServeOptions, launcher: Launcher) -> int:
     opened by `launcher` (the composition's)."""
     state = StateDir(options.state_dir)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with StudyManager(state, launcher, say=_say) as manager:
-            app = build_app(manager, token=options.token, max_body=options.max_body)
+        async with StudyManager(state, launcher, say=_say, operator=options.operator) as manager:
+            app = build_app(
+                manager,
+                token=options.token,
+                max_body=options.max_body,
+                hosts=HostPolicy.of(options.host, options.allowed_hosts),
+            )
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
             await runner.setup()
             try:
@@ -110,9 +110,10 @@ async def serve(options: ServeOptions, launcher: Launcher) -> int:
                     await manager.resume_unfinished()
                 port = runner.addresses[0][1]
                 host = f"[{options.host}]" if ":" in options.host else options.host
+                endpoints = ", ".join(options.operator.endpoints) or "none: the simulator only"
                 _say(
                     f"listening on http://{host}:{port} (state {state.root}, auth "
-                    f"{'on' if options.token else 'off'})"
+                    f"{'on' if options.token else 'off'}, endpoints {endpoints})"
                 )
                 async for signum in signals:
                     _say(f"{signal.Signals(signum).name}: taking no new work")

@@ -5,8 +5,11 @@ from the same types): `CreateStudy` for POST /v1/studies, `PatchStudy` for PATCH
 /v1/studies/{id}. A refusal is a `RequestError` naming the field by its path
 (``config.budget_usd``, ``task.examples[3].output``, ``rate_limits.requests_per_minute``),
 which the app answers with a 4xx ``{"error": {"message", "field"}}``; nothing has changed.
-The study settings are `StudyConfig`'s own fields (each optional here, the journal left to the
-service) and a PATCH takes their ranges too (concurrency, budgets, rates, the share).
+The study settings are `StudyConfig`'s own fields, each optional here, less those the service
+owns (`SERVICE_OWNED`: the journal, the cache, endpoints' URLs, keys, limits and timeouts, a
+custom scorer, result files) and plus the names of the operator's endpoints (``endpoint``,
+``proposal_endpoint``); a request that gives an owned field is told why it cannot. A PATCH takes
+the same ranges (concurrency, budgets, rates, the share).
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ from engine.study.config import (
     Rate,
     Share,
     StudyConfig,
-    load_config_file,
     renamed,
 )
 from engine.study.settings import BUDGET_NAMES
+from engine.task.paths import file_stem, inside
 
 __all__ = [
     "SERVICE_OWNED",
     "CreateStudy",
+    "EndpointName",
     "InlineTask",
     "Patch",
     "PatchStudy",
@@ -48,9 +52,38 @@ __all__ = [
     "write_inline_task",
 ]
 
-#: Settings the service chooses itself (the journal lives in its state directory).
-SERVICE_OWNED = frozenset({"journal"})
-_OWNED_WHY = "the service keeps each study's journal in its state directory; leave it out"
+_ENDPOINTS_WHY = (
+    "endpoints belong to the service's operator; choose one by name with endpoint "
+    "(and proposal_endpoint)"
+)
+#: Settings a request may not give, and why: the service and its operator own them.
+SERVICE_OWNED: dict[str, str] = {
+    "journal": "the service keeps each study's journal in its state directory; leave it out",
+    "cache": "the service's studies share its response cache; leave it out (no_cache: true "
+    "goes without it)",
+    "cache_max_mb": "the service's operator bounds its response cache; leave it out",
+    "json_out": "the result is in GET /v1/studies/{id}; leave it out",
+    "scorer": "a custom scorer runs code inside the service; run such a study with ape-engine run",
+    **{
+        name: _ENDPOINTS_WHY
+        for name in (
+            "base_url",
+            "api_key_env",
+            "api_key_file",
+            "proposal_base_url",
+            "proposal_api_key_env",
+            "proposal_api_key_file",
+        )
+    },
+    **{
+        name: "the operator sets each endpoint's limits, timeout and transport; cap a study "
+        "with PATCH rate_limits"
+        for name in ("rpm", "tpm", "timeout_s", "proposal_timeout_s", "transport")
+    },
+}
+EndpointName = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="an endpoint's name")
+]
 
 
 class RequestError(EngineError):
@@ -90,7 +123,19 @@ else:
     # named "StudySettings" in /openapi.json: the settings a request may give
     RequestSettings = _optional_fields(
         "StudySettings",
-        {name: f.type for name, f in _SETTINGS.items()},
+        {
+            "endpoint": Annotated[
+                EndpointName | None,
+                Meta(
+                    description="the operator's endpoint the study runs on (none: the "
+                    "in-process simulator, or local model)"
+                ),
+            ],
+            "proposal_endpoint": Annotated[
+                EndpointName | None, Meta(description="for proposals (default: endpoint)")
+            ],
+            **{name: f.type for name, f in _SETTINGS.items()},
+        },
         {
             name: msgspec.to_builtins(f.default)
             for name, f in _SETTINGS.items()
@@ -102,7 +147,7 @@ else:
     )
 
 Text = Annotated[str, Meta(pattern=r"\S", description="not blank")]
-TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
 class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -128,14 +173,10 @@ class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """POST /v1/studies: settings from a TOML file, `config` over them, and the task by name
-    (config.task) or inline (task)."""
+    """POST /v1/studies: the settings, and the task by name (config.task: built-in, or from the
+    operator's task folder) or inline (task)."""
 
     config: RequestSettings | None = None
-    config_file: (
-        Annotated[str, Meta(min_length=1, description="a TOML settings file; config overrides it")]
-        | None
-    ) = None
     task: InlineTask | None = None
 
 
@@ -198,7 +239,11 @@ def _decode(raw: bytes, kind: Any) -> Any:
         path, problem = error.path, error.problem
         name = path.removeprefix("config.")
         if name in SERVICE_OWNED and problem.startswith("unknown field"):
-            problem = _OWNED_WHY
+            problem = SERVICE_OWNED[name]
+        elif path == "config_file" and problem.startswith("unknown field"):
+            problem = (
+                "the service reads no settings file of a request's; send the settings as config"
+            )
         elif path.startswith("config."):
             problem = renamed(Invalid(name, problem)).problem
         raise RequestError(f"{path or 'body'}: {problem}", path or "body") from None
@@ -219,13 +264,10 @@ def config_field(error: ConfigError | EngineError, prefix: str = "config") -> st
 
 
 def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
-    """The settings (TOML file first, then `config` over it) and the inline task of a POST
-    /v1/studies body. The settings are not yet a `StudyConfig`: the caller adds the paths the
-    service owns and builds it."""
+    """The settings and the inline task of a POST /v1/studies body. The settings are not yet a
+    `StudyConfig`: the caller resolves the names in them (endpoints, the task) and builds it."""
     body: CreateStudy = _decode(raw, CreateStudy)
     settings: dict[str, Any] = {}
-    if body.config_file is not None:
-        settings.update(_file_settings(body.config_file))
     if body.config is not None:
         settings.update(_given(body.config))
     task = body.task
@@ -247,20 +289,6 @@ def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
     return settings, task
 
 
-def _file_settings(path: str) -> dict[str, Any]:
-    try:
-        settings = load_config_file(path)
-    except ConfigError as error:
-        raise RequestError(f"config_file: {error}", "config_file") from None
-    owned = sorted(SERVICE_OWNED & set(settings))
-    if owned:
-        raise RequestError(
-            f"config_file: {path}: the service keeps the journal itself; remove {owned[0]!r}",
-            "config_file",
-        )
-    return settings
-
-
 def _check_examples(task: InlineTask) -> None:
     """What the types cannot say: outputs among the choices, choices for all or none."""
     with_choices = 0
@@ -276,6 +304,17 @@ def _check_examples(task: InlineTask) -> None:
         raise RequestError(
             "task.examples: give choices for every example or for none", "task.examples"
         )
+    first: dict[str, int] = {}
+    for index, example in enumerate(task.examples):
+        before = first.setdefault(example.input, index)
+        earlier = task.examples[before]
+        if before != index and set(earlier.outputs) != set(example.outputs):
+            where = f"task.examples[{index}]"
+            raise RequestError(
+                f"{where}: the same input as task.examples[{before}] with other outputs; keep "
+                "one, or give both outputs as a list in one example",
+                where,
+            )
 
 
 def parse_patch(raw: bytes) -> Patch:
@@ -319,7 +358,7 @@ def write_inline_task(task: InlineTask, folder: Path) -> Path:
         document["task_prefix"] = task.human_instruction
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(body).hexdigest()[:12]
-    path = folder / f"{task.name}-{digest}" / "task.json"
+    path = inside(folder, f"{file_stem(task.name)}-{digest}") / "task.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")

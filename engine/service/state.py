@@ -5,8 +5,10 @@ Layout under ``--state-dir`` (default ``.ape``)::
 
     journals/<task>-<id>.jsonl      each study's journal (engine.study.journal)
     tasks/<name>-<hash>/task.json   tasks given inline, so a resumed study finds its task
-    cache.jsonl                     the response cache the studies share (unless they set one)
-    service/studies/<id>.json       {"id", "journal", "state", "paused", "created"}
+    cache.sqlite3                   the response cache the studies share (unless they set no_cache)
+    service/studies/<id>.json       {"id", "journal", "state", "paused", "created", "error",
+                                     "endpoints"}
+    service/final/<id>.json         an ended study's last snapshot (it is listed after a restart)
 
 A record's `state` is "active" while the study should run (it stays "active" when the service
 is stopped with SIGTERM, so the next start resumes it), "cancelled" after a DELETE, "done" when
@@ -19,37 +21,34 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import orjson
 
 from engine.errors import JournalError
+from engine.study.cache import CACHE_FILE
+from engine.task.paths import file_stem
 
 __all__ = ["RecordState", "StateDir", "StudyRecord"]
 
 RecordState = Literal["active", "cancelled", "done", "broken"]
 
 
-@dataclass(slots=True)
-class StudyRecord:
+class StudyRecord(msgspec.Struct):
     id: str
     journal: str
     state: RecordState = "active"
     paused: bool = False
     created: float = 0.0
     error: str | None = None
+    #: the operator's endpoints the study runs on, by role ("target", "proposal")
+    endpoints: dict[str, str] = {}
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "journal": self.journal,
-            "state": self.state,
-            "paused": self.paused,
-            "created": self.created,
-            "error": self.error,
-        }
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return data
 
 
 class StateDir:
@@ -59,10 +58,11 @@ class StateDir:
         self.root = Path(root)
         self.journals = self.root / "journals"
         self.tasks = self.root / "tasks"
-        self.cache = self.root / "cache.jsonl"
+        self.cache = self.root / CACHE_FILE
         self.records = self.root / "service" / "studies"
+        self.finals = self.root / "service" / "final"
         try:
-            for folder in (self.journals, self.tasks, self.records):
+            for folder in (self.journals, self.tasks, self.records, self.finals):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise JournalError(
@@ -76,34 +76,36 @@ class StateDir:
     def save(self, record: StudyRecord) -> None:
         if not record.created:
             record.created = time.time()
-        path = self.records / f"{record.id}.json"
-        temporary = path.with_suffix(".tmp")
+        _replace(self.records / f"{file_stem(record.id)}.json", record.to_json(), "study record")
+
+    def save_final(self, study_id: str, snapshot: dict[str, Any]) -> None:
+        """An ended study's last snapshot, so that a restarted service still shows it."""
+        _replace(self.finals / f"{file_stem(study_id)}.json", snapshot, "final snapshot")
+
+    def load_final(self, study_id: str) -> dict[str, Any] | None:
         try:
-            temporary.write_bytes(orjson.dumps(record.to_json()))
-            os.replace(temporary, path)
-        except OSError as error:
-            raise JournalError(
-                f"study record {str(path)!r}: cannot write it ({error.strerror})"
-            ) from None
+            data = orjson.loads((self.finals / f"{file_stem(study_id)}.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def load(self) -> list[StudyRecord]:
-        """Every readable record, oldest first; unreadable files are skipped (and named in
-        the returned records' errors only when they parse)."""
+        """Every readable record, oldest first; a file that is not a record is skipped."""
         records = []
         for path in sorted(self.records.glob("*.json")):
             try:
-                data = orjson.loads(path.read_bytes())
-                records.append(
-                    StudyRecord(
-                        id=str(data["id"]),
-                        journal=str(data["journal"]),
-                        state=data.get("state", "active"),
-                        paused=bool(data.get("paused", False)),
-                        created=float(data.get("created", 0.0)),
-                        error=data.get("error"),
-                    )
-                )
-            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                records.append(msgspec.json.decode(path.read_bytes(), type=StudyRecord))
+            except (OSError, msgspec.DecodeError):
                 continue
         records.sort(key=lambda record: record.created)
         return records
+
+
+def _replace(path: Path, data: dict[str, Any], what: str) -> None:
+    """Write `data` as JSON at `path` atomically (write, then rename)."""
+    temporary = path.with_suffix(".tmp")
+    try:
+        temporary.write_bytes(orjson.dumps(data))
+        os.replace(temporary, path)
+    except OSError as error:
+        raise JournalError(f"{what} {str(path)!r}: cannot write it ({error.strerror})") from None

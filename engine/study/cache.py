@@ -3,58 +3,108 @@
 Keyed by the endpoint's model and the whole request the scorer or proposer would send (template
 output, every sampling parameter); for sampled requests (proposals at temperature > 0) the key
 also carries the how-many-th identical request this is, so a repeated study replays the same
-answers in the same order while one study still gets fresh samples. Entries are JSON lines,
-appended with one `write` each (they survive `kill -9`), loaded whole at start.
+answers in the same order while one study still gets fresh samples.
+
+The answers live in one SQLite database (the standard library's `sqlite3`) in WAL mode: answers
+are committed in small batches (every 64, or 50 ms after the first of a batch; what is committed
+survives `kill -9`, and what a kill loses the journal holds), several processes may share the
+file, and a lookup reads one row, so the file is never loaded whole. It is bounded: past `max_mb` the
+oldest answers go. It is only a cache: a write that fails (a full disk, a damaged file) is
+reported once and the study goes on without it; nothing it holds can stop or corrupt a study.
+Reference: SQLite, "Write-Ahead Logging" (https://sqlite.org/wal.html).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
+import sqlite3
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from engine.errors import JournalError
 from engine.llm.limiter import RateLimiter
 from engine.propose import CandidateSource, Proposal, ProposalBatch
 from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example
 
-__all__ = ["CachedProposer", "CachedScorer", "ResponseCache"]
+__all__ = ["CACHE_FILE", "CacheStats", "CachedProposer", "CachedScorer", "ResponseCache"]
+
+#: The cache's file name in a state folder (.ape/ for `run`, the service's --state-dir).
+CACHE_FILE = "cache.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT NOT NULL UNIQUE,
+    value BLOB NOT NULL,
+    created REAL NOT NULL
+)
+"""
+_TRIM_EVERY = 256  # puts between two checks of the size
+_TRIM_TO = 0.9  # past the limit, the oldest answers go until this share of it is left
+_BUSY_S = 1.0  # wait this long for another process's write, then skip this one
+_BATCH = 64  # answers per transaction, at most
+_BATCH_S = 0.05  # a batch is committed this long after its first answer, at most
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    path: str
+    entries: int
+    bytes: int
+    oldest: float | None  # UNIX time of the oldest and newest answers
+    newest: float | None
 
 
 class ResponseCache:
-    def __init__(self, path: str | Path) -> None:
+    """The answers of earlier calls, by request key. `say` reports (once) a failure to read
+    or write; the cache then stands aside and the study goes on."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_mb: float = 2048.0,
+        say: Callable[[str], None] = print,
+    ) -> None:
         self.path = Path(path)
-        self._entries: dict[str, Any] = {}
+        self.max_bytes = int(max_mb * 1_000_000)
         self.hits = 0
         self.misses = 0
-        if self.path.exists():
-            for line in self.path.read_bytes().split(b"\n"):
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # an empty or torn line
-                if isinstance(record, dict) and "key" in record:
-                    self._entries[record["key"]] = record["value"]
+        self.skipped = 0  # writes given up because another process held the file
+        self._say = say
+        self._reported = False
+        self._puts = 0
+        self._pending = 0  # answers written in the open transaction
+        self._batch_started = 0.0
+        self._db: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise JournalError(
-                f"response cache {str(self.path)!r}: cannot open it ({error.strerror}); "
-                "choose another file with --cache or turn it off with --no-cache"
-            ) from None
+            self._db = _connect(self.path)
+            self._trim()
+        except (sqlite3.Error, OSError) as error:
+            self._failed("cannot open it", error)
 
     @staticmethod
     def key(request: Any) -> str:
         return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
+    @property
+    def working(self) -> bool:
+        return self._db is not None
+
     def get(self, key: str) -> Any:
-        value = self._entries.get(key)
+        value = None
+        if self._db is not None:
+            try:
+                row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
+                value = orjson.loads(row[0]) if row is not None else None
+            except (sqlite3.Error, orjson.JSONDecodeError) as error:
+                self._failed("cannot read it", error)
         if value is None:
             self.misses += 1
         else:
@@ -62,16 +112,131 @@ class ResponseCache:
         return value
 
     def put(self, key: str, value: Any) -> None:
-        self._entries[key] = value
-        os.write(self._fd, orjson.dumps({"key": key, "value": value}) + b"\n")
+        if self._db is None:
+            return
+        try:
+            now = time.monotonic()
+            if self._pending == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._batch_started = now
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers (key, value, created) VALUES (?, ?, ?)",
+                (key, orjson.dumps(value), time.time()),
+            )
+            self._pending += 1
+            self._puts += 1
+            if self._pending >= _BATCH or now - self._batch_started >= _BATCH_S:
+                self._commit()
+            if self._puts % _TRIM_EVERY == 0:
+                self._trim()
+        except sqlite3.OperationalError as error:
+            if _busy(error):
+                self.skipped += 1  # another process is writing: this answer is not kept
+                self._rollback()
+                return
+            self._failed("cannot write to it", error)
+        except sqlite3.Error as error:
+            self._failed("cannot write to it", error)
+
+    def _commit(self) -> None:
+        if self._db is not None and self._pending:
+            self._pending = 0
+            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db is not None and self._db.in_transaction:
+            self.skipped += self._pending - 1 if self._pending else 0
+            self._pending = 0
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _failed(self, doing: str, error: Exception) -> None:
+        """Report the first failure and stand aside: a cache is never worth a failed study."""
+        if not self._reported:
+            self._reported = True
+            self._say(
+                f"response cache {str(self.path)!r}: {doing} ({error}); the study goes on "
+                "without it (check the disk, or give another --cache file, or --no-cache)"
+            )
+        self.close()
+
+    def _trim(self) -> None:
+        """Past `max_bytes`, delete the oldest answers (their pages are reused: the file stops
+        growing)."""
+        assert self._db is not None
+        self._commit()
+        used = _used_bytes(self._db)
+        if used <= self.max_bytes:
+            return
+        (count,) = self._db.execute("SELECT count(*) FROM answers").fetchone()
+        drop = max(1, int(count * (1 - _TRIM_TO * self.max_bytes / used)))
+        self._db.execute(
+            "DELETE FROM answers WHERE rowid IN (SELECT rowid FROM answers ORDER BY rowid LIMIT ?)",
+            (drop,),
+        )
+
+    def stats(self) -> CacheStats:
+        if self._db is None:
+            return CacheStats(str(self.path), 0, 0, None, None)
+        self._commit()
+        entries, oldest, newest = self._db.execute(
+            "SELECT count(*), min(created), max(created) FROM answers"
+        ).fetchone()
+        return CacheStats(str(self.path), entries, _used_bytes(self._db), oldest, newest)
+
+    def clear(self, older_than_s: float | None = None) -> int:
+        """Delete every answer (or those older than `older_than_s` seconds); how many went."""
+        if self._db is None:
+            return 0
+        self._commit()
+        if older_than_s is None:
+            cursor = self._db.execute("DELETE FROM answers")
+        else:
+            cursor = self._db.execute(
+                "DELETE FROM answers WHERE created < ?", (time.time() - older_than_s,)
+            )
+        self._db.execute("VACUUM")
+        return cursor.rowcount
 
     def __len__(self) -> int:
-        return len(self._entries)
+        if self._db is None:
+            return 0
+        self._commit()
+        (count,) = self._db.execute("SELECT count(*) FROM answers").fetchone()
+        return int(count)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):  # a failed commit loses a batch, no more
+                self._commit()
+            db, self._db = self._db, None
+            with contextlib.suppress(sqlite3.Error):  # committed answers are safe in the WAL
+                db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # autocommit (isolation_level None): each answer is its own transaction
+    db = sqlite3.connect(path, timeout=_BUSY_S, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+        db.execute(_SCHEMA)
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+def _used_bytes(db: sqlite3.Connection) -> int:
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    (free,) = db.execute("PRAGMA freelist_count").fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    return int((pages - free) * size)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
 
 
 class CachedScorer:
@@ -101,7 +266,17 @@ class CachedScorer:
         hit = self.cache.get(self._key(instruction, example))
         if hit is None:
             return None
-        return Score(float(hit[0]), hit[1], hit[2], 0.0, cached=True, model=str(hit[3]))
+        try:
+            return Score(
+                min(1.0, max(0.0, float(hit[0]))),
+                int(hit[1]),
+                int(hit[2]),
+                0.0,
+                cached=True,
+                model=str(hit[3]),
+            )
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None  # not an answer this version wrote: ask again
 
     async def score(self, instruction: str, example: Example) -> Score:
         key = self._key(instruction, example)
@@ -132,17 +307,9 @@ class CachedProposer:
         return self.cache.key([base, self._occurrences[base]])
 
     async def _cached(self, key: str, batch_of: Any) -> ProposalBatch:
-        hit = self.cache.get(key)
+        hit = _batch(self.cache.get(key))
         if hit is not None:
-            return ProposalBatch(
-                tuple(Proposal(text, origin, parent) for text, origin, parent in hit["proposals"]),
-                calls=1,
-                generated=int(hit["generated"]),
-                duplicates=int(hit["duplicates"]),
-                rejected=int(hit["rejected"]),
-                cached_calls=1,
-                model=str(hit["model"]),
-            )
+            return hit
         batch: ProposalBatch = await batch_of()
         self.cache.put(
             key,
@@ -166,3 +333,21 @@ class CachedProposer:
             self._key(["vary", parent_text, parent_id, n]),
             lambda: self.proposer.vary(parent_text, parent_id, n),
         )
+
+
+def _batch(hit: Any) -> ProposalBatch | None:
+    """A cached proposal batch, or None when the cache holds none this version can read."""
+    if hit is None:
+        return None
+    try:
+        return ProposalBatch(
+            tuple(Proposal(str(t), str(o), p) for t, o, p in hit["proposals"]),
+            calls=1,
+            generated=int(hit["generated"]),
+            duplicates=int(hit["duplicates"]),
+            rejected=int(hit["rejected"]),
+            cached_calls=1,
+            model=str(hit["model"]),
+        )
+    except (TypeError, ValueError, KeyError):
+        return None

@@ -53,16 +53,19 @@ __all__ = [
 MAX_COUNT = 2**53  # the largest integer a JSON number (a double) holds exactly
 MAX_CONCURRENCY = 100_000
 MAX_RATE = 1e9  # requests or tokens per minute
+MIN_RATE = 0.01  # one per 100 minutes: below it a limit stalls a study rather than paces it
 
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 Positive = Annotated[int, Meta(ge=1, le=MAX_COUNT)]
 Amount = Annotated[float, Meta(ge=0, le=MAX_COUNT)]  # dollars, seconds: finite, >= 0
-Rate = Annotated[float, Meta(gt=0, le=MAX_RATE)]
+Rate = Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)]
 Share = Annotated[float, Meta(ge=0, lt=1)]
 Concurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 Probability = Annotated[float, Meta(gt=0, lt=1)]
 Tolerance = Annotated[float, Meta(ge=0, lt=1)]
 Similarity = Annotated[float, Meta(gt=0, le=1)]
+Timeout = Annotated[float, Meta(gt=0, le=86_400)]  # seconds, up to a day
+CacheSize = Annotated[float, Meta(ge=1, le=1e9)]  # megabytes
 Url = Annotated[str, Meta(pattern=r"^https?://", description="an http:// or https:// URL")]
 Name = Annotated[str, Meta(min_length=1)]
 Scorer = Annotated[
@@ -98,6 +101,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     task: str = ""
     task_format: str | None = None
+    input_field: Name | None = None  # the key (column) of the input; None = "input"
+    output_field: Name | None = None  # the key (column) of the output; None = "output"
     # target (scoring) endpoint; no base_url = the in-process simulator
     model: Name = "sim-1"
     base_url: Url | None = None  # none: $OPENAI_BASE_URL, else the in-process `backend`
@@ -106,12 +111,14 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # extra HTTP headers (Azure's api-key); a value "env:VAR" or "file:PATH" is read from there
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     protocol: Protocol = "openai"  # or "anthropic": the Messages API (POST /v1/messages)
+    timeout_s: Timeout = 120.0  # seconds a call may take before it is retried
     # proposal endpoint; defaults to the target's
     proposal_model: Name | None = None
     proposal_base_url: Url | None = None
     proposal_api_key_env: str | None = None
     proposal_api_key_file: str | None = None
     proposal_headers: dict[str, str] | None = None  # none: the target's, on the same endpoint
+    proposal_timeout_s: Timeout | None = None  # None = timeout_s
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
     policy: PolicyName = "lucb"
@@ -156,7 +163,8 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_failure_share: Share = 0.1
     # state and output
     journal: str | None = None
-    cache: str | None = None  # response cache file; None = .ape/cache.jsonl (shared by studies)
+    cache: str | None = None  # response cache file; None = .ape/cache.sqlite3 (shared by studies)
+    cache_max_mb: CacheSize = 2048.0  # the oldest answers go past this size
     no_cache: bool = False
     json_out: str | None = None
     # the in-process simulator

@@ -25,7 +25,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from engine.errors import EndpointError
-from engine.llm.errors import QuotaExceededError
+from engine.llm.errors import STOPS_STUDY
 from engine.llm.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
 from engine.llm.limiter import Permit, RateLimiter
 from engine.search.policy import Pull
@@ -173,7 +173,7 @@ class Dispatcher:
             except EndpointError as error:
                 policy.cancel(pull)
                 settled = True
-                self._failed(error, "scoring", isinstance(error, QuotaExceededError))
+                self._failed(error, "scoring", isinstance(error, STOPS_STUDY))
                 return
             settled = True
             self._observe(pull, score)

@@ -54,12 +54,13 @@ class FinalEvaluation:
         self.failed: dict[str, int] = {}
         examples = len(shared.setup.splits.test)
         evaluated = shared.state.evaluated
-        self.jobs = [
-            (role, instruction, index)
-            for role, instruction in targets
-            for index in range(examples)
-            if index not in evaluated.get(instruction, {})
-        ]
+        # one call per (instruction, example): the winner may be the human instruction itself
+        jobs: dict[tuple[str, int], Role] = {}
+        for role, instruction in targets:
+            for index in range(examples):
+                if index not in evaluated.get(instruction, {}):
+                    jobs.setdefault((instruction, index), role)
+        self.jobs = [(role, instruction, index) for (instruction, index), role in jobs.items()]
 
     async def run(self) -> tuple[Evaluation, ...]:
         activity = self._shared.activity

@@ -1,11 +1,14 @@
 """The journal: a study's events, one JSON line each, in one append-only file.
 
 `JournalFile` knows lines, not studies (as Optuna's journal file backend): it reads them back
-with a torn last line tolerated, and appends with every write checked, synced to disk at most
-every 200 ms and at close. Before the first append to an existing file, a torn last line (a
-crash in the middle of a write) is cut off and kept beside the journal in ``<name>.torn``, so a
-second resume never reads a line glued onto it. `JournalWriter` is the study's observer that
-writes every event and never drops one. `replay_journal` reads the events back with their types
+with a torn last line tolerated, and appends with every write checked (a short write is
+continued), synced to disk in batches, at most every 200 ms, and at close. Before the first
+append to an existing file, a torn last line (a crash, or a full disk, in the middle of a write)
+is cut off and kept beside the journal in ``<name>.torn``, so a second resume never reads a line
+glued onto it. A write that fails (no space, an I/O error) raises `JournalWriteError`, one line
+that names the file and what to do; the file is then left alone, its last line torn at worst,
+which the next open cuts off. `JournalWriter` is the study's observer that writes every event
+and never drops one: after a failed write it writes nothing more (the study stops on the error). `replay_journal` reads the events back with their types
 and ranges checked (`engine.study.events`); a line that does not decode is an error naming the
 file, the line and the field, never a traceback. The first event is `StudyStarted`, whose
 ``version`` is the journal's format: a journal of another format is refused with a message.
@@ -13,6 +16,7 @@ file, the line and the field, never a traceback. The first event is `StudyStarte
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -27,8 +31,11 @@ import orjson
 from engine.errors import JournalError
 from engine.study.events import (
     JOURNAL_VERSION,
+    ArmDropped,
+    ArmEliminated,
     CandidateAdded,
     Event,
+    LeaderChanged,
     PullDone,
     StudyFinished,
     StudyResumed,
@@ -38,6 +45,7 @@ from engine.task.types import Task
 
 __all__ = [
     "JournalFile",
+    "JournalWriteError",
     "JournalWriter",
     "Replay",
     "read_events",
@@ -47,6 +55,8 @@ __all__ = [
 ]
 
 _FSYNC_EVERY_S = 0.2
+_write = os.write  # a fault test puts a writer here that writes short and runs out of space
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DECODER = msgspec.json.Decoder(Event)
 
 
@@ -59,6 +69,23 @@ def task_fingerprint(task: Task) -> str:
     for example in task.test_examples or ():
         digest.update(orjson.dumps(["test", example.input, list(example.outputs)]))
     return digest.hexdigest()[:16]
+
+
+class JournalWriteError(JournalError):
+    """The journal could not be written: the study stopped, and its journal -- whole up to its
+    last line -- resumes once the cause (a full disk, most often) is fixed."""
+
+    def __init__(self, where: str, error: OSError, doing: str) -> None:
+        reason = error.strerror or type(error).__name__
+        if error.errno in _NO_SPACE:
+            advice = "free some space on that disk"
+        else:
+            advice = "check the disk and the file's permissions"
+        super().__init__(
+            f"{where}: cannot {doing} ({reason}); the study stopped here: {advice}, then resume "
+            "it from this journal"
+        )
+        self.errno = error.errno
 
 
 class JournalFile:
@@ -94,19 +121,15 @@ class JournalFile:
             self._repair_tail()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as error:
-            raise JournalError(
-                f"{self.where()}: cannot open it for writing ({error.strerror})"
-            ) from None
+            raise JournalWriteError(self.where(), error, "open it for writing") from None
         self._last_sync = self._time_s()
 
     def _repair_tail(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
-        data = self.path.read_bytes()
-        if data.endswith(b"\n"):
+        start, tail = _last_line(self.path)
+        if not tail:
             return
-        start = data.rfind(b"\n") + 1
-        tail = data[start:]
         if _parses(tail):  # a whole record whose newline was not written
             with self.path.open("ab") as file:
                 file.write(b"\n")
@@ -119,17 +142,14 @@ class JournalFile:
         view = memoryview(line)
         try:
             while view:
-                written = os.write(self._fd, view)
+                written = _write(self._fd, view)
                 view = view[written:]
             now = self._time_s()
             if now - self._last_sync >= _FSYNC_EVERY_S:
                 os.fsync(self._fd)
                 self._last_sync = now
         except OSError as error:
-            raise JournalError(
-                f"{self.where()}: cannot write ({error.strerror}); the study stopped here: "
-                "free some space, then resume it from this journal"
-            ) from None
+            raise JournalWriteError(self.where(), error, "write") from None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -140,6 +160,23 @@ class JournalFile:
                 pass  # nothing more can be saved; the next open repairs a torn tail
             finally:
                 os.close(fd)
+
+
+def _last_line(path: Path) -> tuple[int, bytes]:
+    """(offset, bytes) of what follows the file's last newline (empty when it ends in one),
+    read from the end in growing blocks, so a long journal is not read whole."""
+    with path.open("rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        block = 1 << 16
+        while True:
+            start = max(0, size - block)
+            file.seek(start)
+            data = file.read(size - start)
+            newline = data.rfind(b"\n")
+            if newline >= 0 or start == 0:
+                cut = start + newline + 1
+                return cut, data[newline + 1 :]
+            block *= 4
 
 
 def _parses(line: bytes) -> bool:
@@ -159,9 +196,18 @@ class JournalWriter:
         self.path = self.file.path
         self._encoder = msgspec.json.Encoder()
         self.records = 0
+        self.failed: JournalWriteError | None = None
 
     def __call__(self, event: Event) -> None:
-        self.file.append(self._encoder.encode(event) + b"\n")
+        """Append `event`; after a failed write nothing more is written (a line glued onto a
+        torn one would be lost with it), and the study has stopped on the first error."""
+        if self.failed is not None:
+            return
+        try:
+            self.file.append(self._encoder.encode(event) + b"\n")
+        except JournalWriteError as error:
+            self.failed = error
+            raise
         self.records += 1
 
     def close(self) -> None:
@@ -176,11 +222,15 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 def read_events(path: str | Path) -> list[Event]:
     """Every event of a journal, decoded with types and ranges; a `JournalError` names the
     line and the field of the first one that does not decode."""
+    return [event for _, event in _numbered_events(path)]
+
+
+def _numbered_events(path: str | Path) -> list[tuple[int, Event]]:
     file = JournalFile(path)
-    events: list[Event] = []
+    events: list[tuple[int, Event]] = []
     for number, line in file.read_lines():
         try:
-            events.append(_DECODER.decode(line))
+            events.append((number, _DECODER.decode(line)))
         except msgspec.ValidationError as error:
             if number == 1:
                 _refuse_header(file, line)
@@ -193,7 +243,10 @@ def read_events(path: str | Path) -> list[Event]:
 
 
 def _refuse_header(file: JournalFile, line: bytes) -> None:
-    record = orjson.loads(line)
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return  # not even JSON: the caller says so
     if isinstance(record, dict) and record.get("type") == "header":
         raise JournalError(
             f"{file.where()}: written by an older ape-engine (journal format "
@@ -211,6 +264,12 @@ class Replay:
     events: list[Event]
     finished: StudyFinished | None = None
     path: Path = field(default_factory=Path)
+    lines: list[int] = field(default_factory=list)  # each event's line in the file
+
+    def where(self, index: int) -> str:
+        """The file and line of event `index`, for a message."""
+        line = f", line {self.lines[index]}" if index < len(self.lines) else ""
+        return f"journal {str(self.path)!r}{line}"
 
     @property
     def study_id(self) -> str:
@@ -223,10 +282,11 @@ class Replay:
 
 
 def replay_journal(path: str | Path) -> Replay:
-    """Read a journal back; refuse one that does not start with a study of this format."""
+    """Read a journal back; refuse one that does not start with a study of this format, or
+    whose records do not hold together (`_check_candidates`)."""
     where = f"journal {str(path)!r}"
-    events = read_events(path)
-    first = events[0] if events else None
+    numbered = _numbered_events(path)
+    first = numbered[0][1] if numbered else None
     if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
     if first.version != JOURNAL_VERSION:
@@ -234,12 +294,40 @@ def replay_journal(path: str | Path) -> Replay:
             f"{where}: journal format {first.version}; this version of ape-engine reads "
             f"format {JOURNAL_VERSION}"
         )
+    _check_candidates(numbered, where)
     finished = None
-    for event in events[1:]:
+    for number, event in numbered[1:]:
         if isinstance(event, StudyStarted):
-            raise JournalError(f"{where}: holds a second study; one journal holds one study")
+            raise JournalError(
+                f"{where}, line {number}: a second study; one journal holds one study"
+            )
         if isinstance(event, StudyFinished):
             finished = event
         elif isinstance(event, StudyResumed):
             finished = None  # a finished study went on (a raised budget)
-    return Replay(first, events, finished, Path(path))
+    events = [event for _, event in numbered]
+    return Replay(first, events, finished, Path(path), [number for number, _ in numbered])
+
+
+def _check_candidates(numbered: list[tuple[int, Event]], where: str) -> None:
+    """Candidates come in order (0, 1, ...), every record names one that came before it, and
+    an example is scored once per candidate: what a study applies on resume holds together."""
+    count = 0
+    scored: set[tuple[int, int]] = set()
+    for number, event in numbered:
+        problem = None
+        if isinstance(event, CandidateAdded):
+            if event.arm != count:
+                problem = f"candidate {event.arm} out of order (expected {count})"
+            elif event.parent is not None and event.parent >= event.arm:
+                problem = f"candidate {event.arm} has a parent ({event.parent}) not before it"
+            count += 1
+        elif isinstance(event, PullDone | ArmDropped | ArmEliminated | LeaderChanged):
+            if event.arm >= count:
+                problem = f"{event.kind} of candidate {event.arm}; only {count} came before"
+            elif isinstance(event, PullDone):
+                if (event.arm, event.example) in scored:
+                    problem = f"candidate {event.arm} scored twice on example {event.example}"
+                scored.add((event.arm, event.example))
+        if problem is not None:
+            raise JournalError(f"{where}, line {number}: {problem}; the journal is damaged")

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from engine.errors import EndpointError
-from engine.llm.errors import QuotaExceededError
+from engine.llm.errors import STOPS_STUDY
 from engine.propose import Proposal, ProposalBatch, instruction_key
 from engine.study.dispatch import FailureReport
 from engine.study.events import CandidateAdded, ProposalsDone, VariantRoundStarted
@@ -169,7 +169,7 @@ class ProposalLoop:
         try:
             batch = await call()
         except EndpointError as error:
-            fatal = isinstance(error, QuotaExceededError)
+            fatal = isinstance(error, STOPS_STUDY)
             self._failed(error, "proposal", fatal)
             return not fatal and not activity.stop_requested
         finally:

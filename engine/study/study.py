@@ -12,7 +12,9 @@ resumed study starts where the journal ends and pays for nothing twice.
 The study stops at the first budget reached, when the policy's stopping rule holds and no more
 proposals are due, on cancel, or when more calls failed for good than its threshold; it cancels
 what is in flight and evaluates the winner, the runner-up and the human instruction on the
-held-out test pool. Reference: APE (Zhou et al., ICLR 2023), section 3.
+held-out test pool. When its journal cannot be written (a full disk), it stops at once, makes no
+further call, and `run()` raises that `JournalError`: the journal, whole up to its last line,
+resumes once the cause is fixed. Reference: APE (Zhou et al., ICLR 2023), section 3.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 
 import anyio
 
-from engine.errors import ConfigError, EndpointError
+from engine.errors import ConfigError, EndpointError, JournalError
 from engine.llm.errors import unfixable
 from engine.study import views
 from engine.study.activity import Activity
@@ -87,6 +89,8 @@ class Study:
         self._proposals = ProposalLoop(self._shared, self._call_failed, self._sync_budget)
         self._monitor = Monitor(self._shared, self._stop)
         self._scope: anyio.CancelScope | None = None
+        self._evaluation_scope: anyio.CancelScope | None = None
+        self._journal_error: JournalError | None = None
         if started is not None:  # the journal's first line, before any change
             self._emit(started)
         elif self._resumed:
@@ -204,6 +208,7 @@ class Study:
                 group.start_soon(self._dispatcher.run)
         finally:
             self._scope = None
+        self._raise_journal_error()
         return await self._finish()
 
     async def _finish(self) -> StudyResult:
@@ -212,7 +217,9 @@ class Study:
         status: StudyStatus = state.status
         if status not in ("failed", "cancelled"):
             self._shared.activity.message = "evaluating the winner on the test pool"
-            evaluations = await self._final_evaluation()
+            with anyio.CancelScope() as self._evaluation_scope:
+                evaluations = await self._final_evaluation()
+            self._raise_journal_error()
             status = "finished"
         self._monitor.keep_time(force=True)
         result = views.result(self._shared, self.study_id, evaluations, status=status)
@@ -225,6 +232,7 @@ class Study:
                 result=result.to_json(),
             )
         )
+        self._raise_journal_error()
         return result
 
     async def _final_evaluation(self) -> tuple[Evaluation, ...]:
@@ -245,8 +253,27 @@ class Study:
         if isinstance(event, _BUDGET_EVENTS):
             self._sync_budget()
         for observer in self.observers:
-            observer(event)
+            try:
+                observer(event)
+            except JournalError as error:  # the journal could not write it: stop here
+                self._journal_failed(error)
         self._shared.activity.notify()
+
+    def _journal_failed(self, error: JournalError) -> None:
+        """Stop at once: a call made now could not be recorded, so a resume would pay for it
+        again. Nothing more is evaluated; `run()` raises the error."""
+        if self._journal_error is not None:
+            return
+        self._journal_error = error
+        self._stop("failed", str(error))
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._evaluation_scope is not None:
+            self._evaluation_scope.cancel()
+
+    def _raise_journal_error(self) -> None:
+        if self._journal_error is not None:
+            raise self._journal_error
 
     def _say(self, message: str) -> None:
         self._shared.activity.message = message

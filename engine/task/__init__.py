@@ -2,7 +2,7 @@
 
 from engine.task.builtin import builtin_task, builtin_task_names
 from engine.task.load import load_task
-from engine.task.loaders import FORMATS, load_file
+from engine.task.loaders import FORMATS, Fields, load_file
 from engine.task.metrics import metric_function, normalise, score
 from engine.task.split import Splits, split_task
 from engine.task.types import BINARY_METRICS, METRICS, Example, Task
@@ -12,6 +12,7 @@ __all__ = [
     "FORMATS",
     "METRICS",
     "Example",
+    "Fields",
     "Splits",
     "Task",
     "builtin_task",

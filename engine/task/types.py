@@ -46,3 +46,5 @@ class Task:
     description: str | None = None
     test_examples: tuple[Example, ...] | None = None
     source: str = field(default="", compare=False)
+    #: what the loader noticed but accepted (exact repeats of an example), for the user to see
+    warnings: tuple[str, ...] = field(default=(), compare=False)

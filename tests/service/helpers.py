@@ -1,4 +1,6 @@
-"""A service on a loopback port with a client, and a simulator to point studies at."""
+"""A service on a loopback port with a client, and a simulator to point studies at: the service's
+operator offers it as the endpoint "sim" (`running_service(..., sim=base_url)`), and
+`study_config()` picks that endpoint by name, as every request must."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from engine.app.launcher import Launcher
 from engine.service import StateDir, StudyManager, build_app
+from engine.service.operator import Operator
 from engine.sim import SimConfig, serve_sim
 from engine.sim.server import SimServer
 
@@ -91,12 +94,29 @@ def calls(snapshot: dict[str, Any]) -> int:
     return int(spend.get("scoring_calls", 0)) + int(spend.get("proposal_calls", 0))
 
 
+def operator_of(sim: str | None, settings: dict[str, Any] | None) -> Operator:
+    """The operator's settings: `settings`, with the endpoint "sim" at `sim` when given."""
+    data: dict[str, Any] = dict(settings or {})
+    endpoints = dict(data.get("endpoints", {}))
+    if sim is not None:
+        endpoints.setdefault("sim", {"base_url": sim, "models": ["sim-1"]})
+    data["endpoints"] = endpoints
+    return Operator.decode(data, "test")
+
+
 @asynccontextmanager
 async def running_service(
-    state_dir: Path, *, token: str | None = None, max_body: int = 1 << 20, ping_s: float = 15.0
+    state_dir: Path,
+    *,
+    token: str | None = None,
+    max_body: int = 1 << 20,
+    ping_s: float = 15.0,
+    sim: str | None = None,
+    operator: dict[str, Any] | None = None,
 ) -> AsyncIterator[Service]:
     state = StateDir(state_dir)
-    async with StudyManager(state, Launcher(), say=lambda _: None) as manager:
+    rules = operator_of(sim, operator)
+    async with StudyManager(state, Launcher(), say=lambda _: None, operator=rules) as manager:
         app = build_app(manager, token=token, max_body=max_body, ping_s=ping_s)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -125,11 +145,11 @@ async def simulator(**settings: Any) -> AsyncIterator[str]:
         yield str(server.base_url)
 
 
-def study_config(base_url: str, **changes: Any) -> dict[str, Any]:
-    """A study that runs until stopped (a large budget, one call at a time per worker)."""
+def study_config(**changes: Any) -> dict[str, Any]:
+    """A study on the endpoint "sim" that runs until stopped (a large budget)."""
     config: dict[str, Any] = {
         "task": "larger_number",
-        "base_url": base_url,
+        "endpoint": "sim",
         "no_cache": True,
         "budget_scoring_calls": 100_000,
         "scoring_size": 100,

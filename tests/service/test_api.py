@@ -62,8 +62,8 @@ async def test_health_and_openapi_describe_every_route(tmp_path: Path) -> None:
 
 
 async def test_create_list_inspect_and_finish_a_study_by_task_name(tmp_path: Path) -> None:
-    async with simulator() as base_url, running_service(tmp_path) as service:
-        config = study_config(base_url, budget_scoring_calls=60, policy="lucb", concurrency=8)
+    async with simulator() as base_url, running_service(tmp_path, sim=base_url) as service:
+        config = study_config(budget_scoring_calls=60, policy="lucb", concurrency=8)
         status, created = await service.call("POST", "/v1/studies", {"config": config})
         assert status == 201
         study_id = created["id"]
@@ -89,21 +89,34 @@ async def test_create_list_inspect_and_finish_a_study_by_task_name(tmp_path: Pat
         assert health["studies"] == 1
 
 
-async def test_inline_task_and_config_file(tmp_path: Path) -> None:
+async def test_inline_task_and_a_task_by_name_from_the_task_folder(tmp_path: Path) -> None:
     examples = [{"input": f"{a} {b}", "output": str(max(a, b))} for a in range(12) for b in (3, 7)]
-    toml = tmp_path / "study.toml"
-    async with simulator() as base_url, running_service(tmp_path / "state") as service:
-        toml.write_text(
-            f'base_url = "{base_url}"\nno_cache = true\nbudget_scoring_calls = 30\n'
-            'policy = "uniform"\ninitial_candidates = 4\nvariant_rounds = 0\n'
-            "test_size = 4\nconcurrency = 4\n"
-        )
+    tasks = tmp_path / "tasks"
+    (tasks / "numbers").mkdir(parents=True)
+    (tasks / "numbers" / "bigger.jsonl").write_text(
+        "\n".join(orjson.dumps(example).decode() for example in examples) + "\n"
+    )
+    small = {
+        "no_cache": True,
+        "policy": "uniform",
+        "initial_candidates": 4,
+        "variant_rounds": 0,
+        "test_size": 4,
+        "concurrency": 4,
+        "budget_scoring_calls": 20,
+        "endpoint": "sim",
+    }
+    async with (
+        simulator() as base_url,
+        running_service(
+            tmp_path / "state", sim=base_url, operator={"task_dir": str(tasks)}
+        ) as service,
+    ):
         status, created = await service.call(
             "POST",
             "/v1/studies",
             {
-                "config_file": str(toml),
-                "config": {"budget_scoring_calls": 20},  # config overrides the file
+                "config": small,
                 "task": {
                     "name": "bigger",
                     "examples": examples,
@@ -116,11 +129,20 @@ async def test_inline_task_and_config_file(tmp_path: Path) -> None:
         assert final["task"] == "bigger"
         assert final["status"] == "finished"
         assert spent(final, "scoring_calls") <= 20
+        assert final["extra"]["result"]["winner"]["instruction"]
         header = next(iter(read_records(created["journal"])))
         task_file = anyio.Path(header["config"]["task"])
         assert await task_file.is_file()
         assert Path(task_file).is_relative_to(tmp_path / "state" / "tasks")
         assert header["config"]["budget_scoring_calls"] == 20
+        assert header["config"]["base_url"] == base_url  # the operator's, by its name
+
+        status, created = await service.call(
+            "POST", "/v1/studies", {"config": {**small, "task": "numbers/bigger.jsonl"}}
+        )
+        assert status == 201, created
+        final = await service.wait_for(created["id"], lambda s: s["done"])
+        assert final["task"] == "bigger" and final["status"] == "finished"
 
 
 BAD_CREATES: list[tuple[Any, int, str | None]] = [
@@ -144,7 +166,10 @@ BAD_CREATES: list[tuple[Any, int, str | None]] = [
     ({"config": {}}, 400, "config.task"),
     ({"config": {"task": "no/such/file.jsonl"}}, 400, "config.task"),
     ({"config": {"task": "larger_number"}, "extra": 1}, 400, "extra"),
-    ({"config_file": "no/such.toml"}, 400, "config_file"),
+    ({"config_file": "study.toml"}, 400, "config_file"),
+    ({"config": {"task": "larger_number", "base_url": "http://x/v1"}}, 400, "config.base_url"),
+    ({"config": {"task": "larger_number", "endpoint": "nowhere"}}, 400, "config.endpoint"),
+    ({"config": {"task": "larger_number", "cache": "/tmp/c"}}, 400, "config.cache"),
     (
         {"config": {"task": "larger_number"}, "task": {"name": "t", "examples": []}},
         400,
@@ -220,8 +245,11 @@ def row(snapshot: dict[str, Any], key: str, name: str) -> dict[str, Any]:
 
 
 async def test_patch_effects_show_in_the_snapshot(tmp_path: Path) -> None:
-    async with simulator(latency_base_s=0.02) as base_url, running_service(tmp_path) as service:
-        study_id = await service.create(study_config(base_url))
+    async with (
+        simulator(latency_base_s=0.02) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
+        study_id = await service.create(study_config())
         snapshot = await service.wait_for(study_id, lambda s: len(s["arms"]) >= 3)
         path = f"/v1/studies/{study_id}"
 
@@ -308,8 +336,11 @@ BAD_PATCHES: list[tuple[Any, str]] = [
 
 
 async def test_a_bad_patch_names_the_field_and_changes_nothing(tmp_path: Path) -> None:
-    async with simulator(latency_base_s=0.02) as base_url, running_service(tmp_path) as service:
-        study_id = await service.create(study_config(base_url))
+    async with (
+        simulator(latency_base_s=0.02) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
+        study_id = await service.create(study_config())
         await service.wait_for(study_id, lambda s: len(s["arms"]) >= 3)
         path = f"/v1/studies/{study_id}"
         for body, field in BAD_PATCHES:
@@ -323,8 +354,11 @@ async def test_a_bad_patch_names_the_field_and_changes_nothing(tmp_path: Path) -
 
 
 async def test_cancel_ends_the_study_with_its_result_record(tmp_path: Path) -> None:
-    async with simulator(latency_base_s=0.02) as base_url, running_service(tmp_path) as service:
-        study_id = await service.create(study_config(base_url))
+    async with (
+        simulator(latency_base_s=0.02) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
+        study_id = await service.create(study_config())
         await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 5)
         status, answer = await service.call("DELETE", f"/v1/studies/{study_id}")
         assert status == 200 and answer == {"id": study_id, "status": "cancelled"}
@@ -370,11 +404,9 @@ async def read_events(
 async def test_event_stream_yields_events_snapshots_and_end(tmp_path: Path) -> None:
     async with (
         simulator(latency_base_s=0.01) as base_url,
-        running_service(tmp_path, ping_s=0.1) as service,
+        running_service(tmp_path, ping_s=0.1, sim=base_url) as service,
     ):
-        study_id = await service.create(
-            study_config(base_url, budget_scoring_calls=150, concurrency=4)
-        )
+        study_id = await service.create(study_config(budget_scoring_calls=150, concurrency=4))
         url = f"{service.url}/v1/studies/{study_id}/events"
         events = await read_events(service.session, url)
         kinds = [kind for kind, _ in events]
@@ -398,9 +430,9 @@ async def test_event_stream_yields_events_snapshots_and_end(tmp_path: Path) -> N
 async def test_event_stream_pings_while_nothing_happens(tmp_path: Path) -> None:
     async with (
         simulator(latency_base_s=0.02) as base_url,
-        running_service(tmp_path, ping_s=0.1) as service,
+        running_service(tmp_path, ping_s=0.1, sim=base_url) as service,
     ):
-        study_id = await service.create(study_config(base_url))
+        study_id = await service.create(study_config())
         await service.wait_for(study_id, lambda s: len(s["arms"]) >= 3)
         await service.call("PATCH", f"/v1/studies/{study_id}", {"paused": True})
         await anyio.sleep(0.2)
@@ -413,7 +445,10 @@ async def test_event_stream_pings_while_nothing_happens(tmp_path: Path) -> None:
 
 
 async def test_authentication_when_a_token_is_set(tmp_path: Path) -> None:
-    async with simulator() as base_url, running_service(tmp_path, token=TOKEN) as service:
+    async with (
+        simulator() as base_url,
+        running_service(tmp_path, sim=base_url, token=TOKEN) as service,
+    ):
         status, _ = await service.call("GET", "/health")  # open: for liveness probes
         assert status == 200
         for method, path in (
@@ -439,7 +474,7 @@ async def test_authentication_when_a_token_is_set(tmp_path: Path) -> None:
         status, created = await service.call(
             "POST",
             "/v1/studies",
-            {"config": study_config(base_url, budget_scoring_calls=10)},
+            {"config": study_config(budget_scoring_calls=10)},
             token=TOKEN,
         )
         assert status == 201

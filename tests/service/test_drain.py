@@ -31,11 +31,11 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
 ) -> None:
     async with simulator_server(latency_base_s=0.05) as sim:
         base_url = str(sim.base_url)
-        async with running_service(tmp_path) as service:
-            running = await service.create(study_config(base_url, concurrency=4))
-            paused = await service.create(study_config(base_url, seed=1))
-            cancelled = await service.create(study_config(base_url, seed=2))
-            finished = await service.create(study_config(base_url, seed=3, budget_scoring_calls=12))
+        async with running_service(tmp_path, sim=base_url) as service:
+            running = await service.create(study_config(concurrency=4))
+            paused = await service.create(study_config(seed=1))
+            cancelled = await service.create(study_config(seed=2))
+            finished = await service.create(study_config(seed=3, budget_scoring_calls=12))
             for study_id in (running, paused, cancelled):
                 await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 4)
             for study_id in (paused, cancelled):
@@ -47,9 +47,7 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
 
             await service.manager.drain(5.0)
 
-            status, answer = await service.call(
-                "POST", "/v1/studies", {"config": study_config(base_url)}
-            )
+            status, answer = await service.call("POST", "/v1/studies", {"config": study_config()})
             assert status == 503 and "shutting down" in answer["error"]["message"]
             records = journal(service, running)
             assert records[-1]["kind"] == "finished"
@@ -85,7 +83,7 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
                 finished: "done",
             }
 
-        async with running_service(tmp_path) as service:
+        async with running_service(tmp_path, sim=base_url) as service:
             resumed = await service.manager.resume_unfinished()
             assert sorted(entry.id for entry in resumed) == sorted([running, paused])
             snapshot = await service.wait_for(
@@ -95,7 +93,14 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
             assert len(snapshot["arms"]) == arms  # candidates replayed, not proposed again
             snapshot = await service.wait_for(paused, lambda s: s["status"] == "paused")
             status, listing = await service.call("GET", "/v1/studies")
-            assert sorted(s["id"] for s in listing["studies"]) == sorted([running, paused])
+            # the ended studies are listed too, as they ended, with their results
+            listed = {s["id"]: s for s in listing["studies"]}
+            assert sorted(listed) == sorted([running, paused, cancelled, finished])
+            assert listed[finished]["status"] == "finished" and listed[finished]["done"]
+            assert listed[cancelled]["status"] == "cancelled" and listed[cancelled]["done"]
+            ended = await service.snapshot(finished)
+            assert ended["extra"]["result"]["winner"]["instruction"]
+            assert ended["arms"] and ended["winner"] is not None
             types = [r["kind"] for r in journal(service, running)]
             assert "study_resumed" in types[types.index("finished") :]
 
@@ -103,8 +108,11 @@ async def test_drain_finishes_calls_in_flight_and_restart_resumes_unfinished_stu
 async def test_grace_zero_cancels_calls_in_flight_and_the_journal_is_still_complete(
     tmp_path: Path,
 ) -> None:
-    async with simulator(latency_base_s=0.5) as base_url, running_service(tmp_path) as service:
-        study_id = await service.create(study_config(base_url, concurrency=8))
+    async with (
+        simulator(latency_base_s=0.5) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
+        study_id = await service.create(study_config(concurrency=8))
         await service.wait_for(study_id, lambda s: s["throughput"]["in_flight"] >= 4)
         with anyio.fail_after(3):
             await service.manager.drain(0.0)

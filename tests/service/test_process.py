@@ -202,6 +202,79 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--token-file",
         "--max-body",
         "--no-resume",
+        "--config",
+        "--endpoint",
+        "--max-concurrency",
+        "--cache-max-mb",
+        "--task-dir",
+        "--templates-dir",
+        "--model-dir",
+        "--allow-host",
     ):
         assert flag in text
     assert "127.0.0.1" in text and "/v1/studies" in text
+
+
+def serve_options(*args: str) -> Any:
+    from engine.cli import build_parser
+    from engine.cli.serve import _options
+
+    return _options(build_parser().parse_args(["serve", *args]))
+
+
+def test_the_operators_endpoints_folders_and_caps_from_flags_and_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APE_ENGINE_TOKEN", raising=False)
+    monkeypatch.setenv("VLLM_API_KEY", "a-key")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "key").write_text("another-key\n")
+    toml = tmp_path / "serve.toml"
+    toml.write_text(
+        'port = 9000\nmax_concurrency = 64\nallow_hosts = ["ape.internal"]\n'
+        f'task_dir = "{tmp_path / "tasks"}"\n'
+        '[endpoints.gpu]\nbase_url = "http://gpu-box:8000/v1"\nmodels = ["llama"]\n'
+        'api_key_env = "VLLM_API_KEY"\nrpm = 600\ntimeout_s = 30\n'
+    )
+    options = serve_options(
+        "--config", str(toml), "--max-concurrency", "128", "--allow-host", "ape.lan",
+        "--endpoint", f"openai=https://api.openai.com/v1,models=a;b,api_key_file={tmp_path / 'key'}",
+    )  # fmt: skip
+    operator = options.operator
+    assert options.port == 9000 and operator.max_concurrency == 128  # the flag over the file
+    assert options.allowed_hosts == ("ape.internal", "ape.lan")
+    assert operator.task_dir == str((tmp_path / "tasks").resolve())
+    gpu, openai = operator.endpoints["gpu"], operator.endpoints["openai"]
+    assert (gpu.base_url, gpu.models, gpu.rpm, gpu.timeout_s) == (
+        "http://gpu-box:8000/v1",
+        ["llama"],
+        600.0,
+        30.0,
+    )
+    assert openai.models == ["a", "b"] and openai.api_key_file == str(tmp_path / "key")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--endpoint", "gpu"], "give NAME=URL"),
+        (["--endpoint", "gpu=ftp://x"], "base_url"),
+        (["--endpoint", "gpu=http://x/v1,rpm=fast"], "rpm: not a number"),
+        (["--endpoint", "gpu=http://x/v1,rpm=0"], "rpm"),
+        (["--endpoint", "gpu=http://x/v1,colour=red"], "colour"),
+        (["--endpoint", "gpu=http://x/v1,api_key_env=APE_NO_SUCH_KEY"], "APE_NO_SUCH_KEY"),
+        (["--endpoint", "gpu=http://x/v1,api_key_file=/no/such/key"], "api_key_file"),
+        (["--max-concurrency", "0"], "max_concurrency"),
+        (["--max-concurrency", "1000000"], "max_concurrency"),
+        (["--task-dir", "/no/such/folder"], "--task-dir"),
+    ],
+)
+def test_a_bad_operator_setting_is_named_before_the_service_starts(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    from engine.errors import ConfigError
+
+    monkeypatch.delenv("APE_ENGINE_TOKEN", raising=False)
+    monkeypatch.delenv("APE_NO_SUCH_KEY", raising=False)
+    with pytest.raises(ConfigError, match=message):
+        serve_options(*args)

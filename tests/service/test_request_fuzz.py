@@ -1,15 +1,17 @@
 """Fuzzing the request decoders: random bytes, random JSON, and bodies of the right shape with
-one wrong value planted. Never a traceback or a 500: always a 400 `RequestError` naming the
-field (the planted one), and nothing changed, checked on the decoders and on a live service."""
+one wrong value planted -- a value out of its type or range, any value in a field the service
+owns (a URL, a key's variable or file, the cache, a scorer), an endpoint or task name the
+service does not offer. Never a traceback or a 500: always a 400 `RequestError` naming the field
+(the planted one), and nothing changed, checked on the decoders and on a live service."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import orjson
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import given, settings
@@ -23,6 +25,7 @@ from engine.service.requests import (
     PatchStudy,
     RateLimits,
     RequestError,
+    RequestSettings,
     parse_create,
     parse_patch,
 )
@@ -31,7 +34,8 @@ from engine.study.config import StudyConfig
 from engine.study.settings import BUDGET_NAMES
 from tests.service.helpers import Service, running_service, simulator, study_config
 
-SETTINGS = {f.name: f.type for f in msgspec.structs.fields(StudyConfig)}
+SETTINGS = {f.name: f.type for f in msgspec.structs.fields(RequestSettings)}
+STUDY_SETTINGS = {f.name: f.type for f in msgspec.structs.fields(StudyConfig)}
 PATCH_FIELDS = {f.name: f.type for f in msgspec.structs.fields(PatchStudy)}
 RATE_FIELDS = {f.name: f.type for f in msgspec.structs.fields(RateLimits)}
 EXAMPLE_FIELDS = {f.name: f.type for f in msgspec.structs.fields(Example)}
@@ -40,6 +44,7 @@ scalars = (
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63 - 1)
+    | st.integers(2**64, 2**70)  # past what a machine integer (and orjson) holds
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
 )
@@ -48,6 +53,11 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=8,
 )
+
+
+def encode(value: Any) -> bytes:
+    """JSON as a client may send it: integers of any size (orjson stops at 64 bits)."""
+    return json.dumps(value).encode()
 
 
 def fits(value: Any, kind: Any) -> bool:
@@ -84,9 +94,14 @@ def under(field: str | None, path: str) -> bool:
 @st.composite
 def bad_creates(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """A create body, good but for one planted value, and the path of that value."""
-    if draw(st.booleans()):
-        name = draw(st.sampled_from(sorted(set(SETTINGS) - SERVICE_OWNED)))
+    which = draw(st.sampled_from(("setting", "owned", "example")))
+    if which == "setting":
+        name = draw(st.sampled_from(sorted(SETTINGS)))
         config = {"task": "larger_number", "concurrency": 3, name: draw(wrong(SETTINGS[name]))}
+        return {"config": config}, f"config.{name}"
+    if which == "owned":  # whatever its value, a field the service owns is refused
+        name = draw(st.sampled_from(sorted(SERVICE_OWNED)))
+        config = {"task": "larger_number", name: draw(json_values)}
         return {"config": config}, f"config.{name}"
     examples: list[dict[str, Any]] = [{"input": f"{i} 1", "output": str(i)} for i in range(3)]
     index = draw(st.integers(0, 2))
@@ -94,6 +109,36 @@ def bad_creates(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     examples[index][key] = draw(wrong(EXAMPLE_FIELDS[key]))
     body = {"task": {"name": "bigger", "examples": examples}}
     return body, f"task.examples[{index}].{key}"
+
+
+names = st.lists(
+    st.sampled_from(["..", "/", "a", "b.json", "%2e", "~", ".", " ", "\\", "\x00"]),
+    min_size=1,
+    max_size=6,
+).map("".join)
+
+
+@st.composite
+def bad_names(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """A create body the decoder takes but the service refuses: a name it does not offer (an
+    endpoint, a model, a task file outside its task folder), a concurrency over its cap."""
+    config: dict[str, Any] = {"task": "larger_number", "endpoint": "sim"}
+    which = draw(st.sampled_from(("endpoint", "model", "task", "concurrency", "templates")))
+    if which == "endpoint":
+        config["endpoint"] = draw(
+            st.from_regex(r"\A[a-z][a-z0-9_]{0,10}\Z").filter(lambda name: name != "sim")
+        )
+    elif which == "model":
+        config["model"] = draw(st.text(min_size=1, max_size=12).filter(lambda m: m != "sim-1"))
+    elif which == "task":
+        config["task"] = draw(
+            st.sampled_from(["/etc/passwd", "../../etc/passwd", "a/../../b", ".hidden"]) | names
+        )
+    elif which == "concurrency":
+        config["concurrency"] = draw(st.integers(LIVE_CAP + 1, 100_000))
+    else:
+        config["templates"] = draw(names)
+    return {"config": config}, f"config.{which}"
 
 
 @st.composite
@@ -108,7 +153,7 @@ def bad_patches(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         return body, f"{name}.{limit}"
     if name == "budgets" and draw(st.booleans()):
         budget = draw(st.sampled_from(BUDGET_NAMES))
-        body[name] = {budget: draw(wrong(SETTINGS[f"budget_{budget}"]))}
+        body[name] = {budget: draw(wrong(STUDY_SETTINGS[f"budget_{budget}"]))}
         return body, f"budgets.{budget}"
     body[name] = draw(wrong(PATCH_FIELDS[name]))
     return body, name
@@ -124,7 +169,7 @@ def test_random_bytes_are_refused_with_a_field_or_decoded(raw: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_random_json_is_refused_with_a_field_or_decoded(value: Any) -> None:
-    raw = orjson.dumps(value)
+    raw = encode(value)
     refused(parse_create, raw)
     if refused(parse_patch, raw) is None:
         assert isinstance(value, dict) and set(value) <= set(PATCH_FIELDS)
@@ -134,7 +179,7 @@ def test_random_json_is_refused_with_a_field_or_decoded(value: Any) -> None:
 @given(bad_creates())
 def test_a_planted_bad_value_in_a_create_is_named(case: tuple[dict[str, Any], str]) -> None:
     body, path = case
-    error = refused(parse_create, orjson.dumps(body))
+    error = refused(parse_create, encode(body))
     assert error is not None, body
     assert under(error.field, path), (body, str(error))
 
@@ -143,7 +188,7 @@ def test_a_planted_bad_value_in_a_create_is_named(case: tuple[dict[str, Any], st
 @given(bad_patches())
 def test_a_planted_bad_value_in_a_patch_is_named(case: tuple[dict[str, Any], str]) -> None:
     body, path = case
-    error = refused(parse_patch, orjson.dumps(body))
+    error = refused(parse_patch, encode(body))
     assert error is not None, body
     assert under(error.field, path), (body, str(error))
 
@@ -193,16 +238,24 @@ def state_files(root: Path) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
 
 
+LIVE_CAP = 64  # the live service's cap on a study's concurrency
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BlockingPortal, Service, str]]:
     """A service holding one paused study (so nothing moves between two snapshots)."""
     state = tmp_path_factory.mktemp("state")
+    tasks = tmp_path_factory.mktemp("tasks")
     with (
         start_blocking_portal() as portal,
         portal.wrap_async_context_manager(simulator(latency_base_s=0.02)) as base_url,
-        portal.wrap_async_context_manager(running_service(state)) as service,
+        portal.wrap_async_context_manager(
+            running_service(
+                state, sim=base_url, operator={"max_concurrency": LIVE_CAP, "task_dir": str(tasks)}
+            )
+        ) as service,
     ):
-        study_id = portal.call(service.create, study_config(base_url))
+        study_id = portal.call(service.create, study_config())
         portal.call(service.wait_for, study_id, lambda s: len(s["arms"]) >= 3)
         status, _ = portal.call(service.call, "PATCH", f"/v1/studies/{study_id}", {"paused": True})
         assert status == 200
@@ -211,14 +264,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BlockingPor
 
 @pytest.mark.integration
 @settings(max_examples=60, deadline=None)
-@given(bad_patches())
+@given(
+    bad_patches()
+    | st.integers(LIVE_CAP + 1, 100_000).map(lambda c: ({"concurrency": c}, "concurrency"))
+)
 def test_a_bad_patch_changes_nothing_in_a_live_study(
     live: tuple[BlockingPortal, Service, str], case: tuple[dict[str, Any], str]
 ) -> None:
     portal, service, study_id = live
     body, path = case
     before = controls(portal.call(service.snapshot, study_id))
-    status, answer = portal.call(service.call, "PATCH", f"/v1/studies/{study_id}", body)
+    status, answer = portal.call(
+        lambda: service.call("PATCH", f"/v1/studies/{study_id}", raw=encode(body))
+    )
     assert status == 400, (body, answer)
     assert under(answer["error"]["field"], path), (body, answer)
     assert controls(portal.call(service.snapshot, study_id)) == before, body
@@ -226,7 +284,7 @@ def test_a_bad_patch_changes_nothing_in_a_live_study(
 
 @pytest.mark.integration
 @settings(max_examples=60, deadline=None)
-@given(bad_creates() | st.binary(max_size=32).map(lambda raw: (raw, "")))
+@given(bad_creates() | bad_names() | st.binary(max_size=32).map(lambda raw: (raw, "")))
 def test_a_bad_create_leaves_nothing_behind_in_a_live_service(
     live: tuple[BlockingPortal, Service, str], case: tuple[Any, str]
 ) -> None:
@@ -234,7 +292,7 @@ def test_a_bad_create_leaves_nothing_behind_in_a_live_service(
     body, path = case
     entries = dict(service.manager.entries)
     files = state_files(service.state.root)
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    raw = body if isinstance(body, bytes) else encode(body)
     status, answer = portal.call(lambda: service.call("POST", "/v1/studies", raw=raw))
     assert status == 400, (body, answer)
     assert answer["error"]["field"] and (not path or under(answer["error"]["field"], path))

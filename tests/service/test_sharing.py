@@ -26,10 +26,18 @@ async def rates(service: Service, *study_ids: str) -> list[float]:
 
 
 async def test_two_studies_share_one_endpoint_limit_fairly(tmp_path: Path) -> None:
-    async with simulator() as base_url, running_service(tmp_path) as service:
+    async with (
+        simulator() as base_url,
+        running_service(
+            tmp_path,
+            operator={
+                "endpoints": {"sim": {"base_url": base_url, "rpm": RPM, "models": ["sim-1"]}}
+            },
+        ) as service,
+    ):
         # different concurrency: the share must not follow the number of workers
-        first = await service.create(study_config(base_url, rpm=RPM, concurrency=12))
-        second = await service.create(study_config(base_url, rpm=RPM, concurrency=3, seed=1))
+        first = await service.create(study_config(concurrency=12))
+        second = await service.create(study_config(concurrency=3, seed=1))
         for study_id in (first, second):
             await service.wait_for(study_id, lambda s: calls(s) >= 10)
         (endpoint,) = service.manager.endpoints.endpoints.values()

@@ -35,7 +35,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"budget_seconds": float("nan")}, "budget_seconds: Expected `float` >= 0.0, got nan"),
     ({"concurrency": 100_001}, "concurrency: Expected `int` <= 100000, got 100001"),
     ({"concurrency": True}, "concurrency: Expected `int`, got `bool` (true)"),
-    ({"rpm": 0}, "rpm: Expected `float` > 0.0, got 0"),
+    ({"rpm": 0}, "rpm: Expected `float` >= 0.01, got 0"),
     ({"tpm": 2e9}, "tpm: Expected `float` <= 1000000000.0, got 2000000000.0"),
     ({"delta": 1}, "delta: Expected `float` < 1.0, got 1"),
     ({"epsilon": 1.0}, "epsilon: Expected `float` < 1.0, got 1.0"),

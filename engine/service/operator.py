@@ -1,0 +1,276 @@
+"""What the operator of `ape-engine serve` decides, and a request cannot: the endpoints (their
+URLs, keys, limits and timeouts), the folders studies may read from, and the concurrency cap.
+
+A request picks an endpoint by name (``"endpoint": "gpu"``); `Operator.resolve` turns the
+request's settings into a study's, filling in what the operator set for that endpoint -- the
+request can never give a URL, a key variable or a key file. Task files, template files and local
+models come by name from folders the operator named (`engine.task.paths.inside` keeps every
+name inside its folder). The operator's settings come from ``serve``'s flags or its TOML file
+(``[endpoints.<name>]`` tables), checked once by these types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from engine.decoding import Invalid, convert
+from engine.errors import ConfigError, EngineError
+from engine.service.requests import EndpointName, RequestError
+from engine.study.config import (
+    MAX_CONCURRENCY,
+    CacheSize,
+    Name,
+    Rate,
+    StudyConfig,
+    Timeout,
+    TransportName,
+    Url,
+)
+from engine.task import builtin_task_names
+from engine.task.paths import inside
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "EndpointSpec",
+    "Operator",
+    "parse_endpoint_flag",
+]
+
+DEFAULT_MAX_CONCURRENCY = 1000
+_DEFAULT_CONCURRENCY: int = next(
+    f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
+)
+ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
+if TYPE_CHECKING:
+    Transport = str
+else:
+    Transport = TransportName
+
+
+class EndpointSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One endpoint the operator offers: where it is, its models (the first is the default; none
+    listed: any model), its key (an environment variable or a file of the service's), its limits
+    (shared fairly by the studies on it) and the timeout of one call."""
+
+    base_url: Url
+    models: list[Name] = []
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    rpm: Rate | None = None
+    tpm: Rate | None = None
+    timeout_s: Timeout = 120.0
+    transport: Transport = "aiohttp"
+
+    def __post_init__(self) -> None:
+        if self.api_key_env is not None and self.api_key_file is not None:
+            raise ValueError("give api_key_env or api_key_file, not both")
+
+
+class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The service's rules for studies (`serve`'s endpoint, folder and cap settings)."""
+
+    endpoints: dict[EndpointName, EndpointSpec] = {}
+    max_concurrency: ServiceConcurrency = DEFAULT_MAX_CONCURRENCY
+    cache_max_mb: CacheSize = 2048.0
+    task_dir: str | None = None
+    templates_dir: str | None = None
+    model_dir: str | None = None
+
+    @classmethod
+    def decode(cls, data: dict[str, Any], where: str) -> Operator:
+        try:
+            operator: Operator = convert(data, cls)
+        except Invalid as error:
+            raise ConfigError(f"{where}: {error}") from None
+        return operator
+
+    # -- a study's settings from a request -------------------------------------------------
+
+    def resolve(self, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The study's settings for a request's (`settings`, decoded: only fields a request
+        may give), and the endpoint names it uses (``{"target": ..., "proposal": ...}``, for
+        the service's record). A `RequestError` names the field it refuses."""
+        settings = dict(settings)
+        names = self._endpoint_names(settings)
+        self.check_concurrency(settings.get("concurrency"), "config.concurrency")
+        if "concurrency" not in settings:  # the default, within a lower cap
+            settings["concurrency"] = min(_DEFAULT_CONCURRENCY, self.max_concurrency)
+        settings.update(self.endpoint_settings(names))
+        self._fill_models(settings, names)
+        if settings.get("task"):
+            settings["task"] = self._task(str(settings["task"]))
+        if settings.get("templates") is not None:
+            settings["templates"] = str(self._named(settings["templates"], "templates"))
+        if settings.get("local_model") not in (None, "smollm2"):
+            settings["local_model"] = str(self._named(settings["local_model"], "local_model"))
+        return settings, names
+
+    def check_concurrency(self, concurrency: int | None, field: str) -> None:
+        if concurrency is not None and concurrency > self.max_concurrency:
+            raise RequestError(
+                f"{field}: at most {self.max_concurrency} calls in flight per study in this "
+                f"service (got {concurrency}; its operator sets the cap with --max-concurrency)",
+                field,
+            )
+
+    def resumed(self, config: StudyConfig, names: dict[str, str]) -> dict[str, Any]:
+        """What changes in a study the service resumes: its endpoints as the operator has them
+        now (an `EngineError` when one is gone), its concurrency within today's cap."""
+        for role, name in names.items():
+            if name not in self.endpoints:
+                raise EngineError(
+                    f"the {role} endpoint {name!r} is no longer offered by this service; add it "
+                    "back (serve --endpoint) to resume the study"
+                )
+        changes = self.endpoint_settings(names)
+        changes["concurrency"] = min(config.concurrency, self.max_concurrency)
+        return changes
+
+    def _endpoint_names(self, settings: dict[str, Any]) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for role, field in (("target", "endpoint"), ("proposal", "proposal_endpoint")):
+            name = settings.pop(field, None)
+            if name is None:
+                continue
+            if name not in self.endpoints:
+                offered = ", ".join(self.endpoints) or "none: start it with --endpoint"
+                raise RequestError(
+                    f"config.{field}: no endpoint {name!r} in this service; it offers {offered}",
+                    f"config.{field}",
+                )
+            names[role] = name
+        if "proposal" in names and "target" not in names:
+            raise RequestError(
+                "config.proposal_endpoint: give endpoint too (the study's target)",
+                "config.proposal_endpoint",
+            )
+        return names
+
+    def endpoint_settings(self, names: dict[str, str]) -> dict[str, Any]:
+        """The study settings the operator's endpoints `names` stand for (a study resumed
+        after the operator changed an endpoint takes its new URL, key and limits)."""
+        settings: dict[str, Any] = {}
+        target = self.endpoints.get(names.get("target", ""))
+        if target is None:
+            return settings
+        settings.update(
+            base_url=target.base_url,
+            api_key_env=target.api_key_env,
+            api_key_file=target.api_key_file,
+            rpm=target.rpm,
+            tpm=target.tpm,
+            timeout_s=target.timeout_s,
+            transport=target.transport,
+        )
+        proposal = self.endpoints.get(names.get("proposal", ""))
+        if proposal is not None:
+            settings.update(
+                proposal_base_url=proposal.base_url,
+                proposal_api_key_env=proposal.api_key_env,
+                proposal_api_key_file=proposal.api_key_file,
+                proposal_timeout_s=proposal.timeout_s,
+            )
+        return settings
+
+    def _fill_models(self, settings: dict[str, Any], names: dict[str, str]) -> None:
+        """Each role's model: one its endpoint offers (its first when none is asked for)."""
+        if "target" not in names:
+            return  # the in-process simulator or local model: any model name
+        target = names["target"]
+        settings["model"] = self._model(target, settings.get("model"), "model")
+        proposal = names.get("proposal", target)
+        offered = self.endpoints[proposal].models
+        asked = settings.get("proposal_model")
+        if asked is None and (not offered or settings["model"] in offered):
+            return  # proposals use the target's model
+        settings["proposal_model"] = self._model(proposal, asked, "proposal_model")
+
+    def _model(self, endpoint: str, asked: str | None, field: str) -> str:
+        offered = self.endpoints[endpoint].models
+        if asked is None and offered:
+            return offered[0]
+        if asked is None:
+            raise RequestError(
+                f"config.{field}: endpoint {endpoint!r} lists no models; name the model",
+                f"config.{field}",
+            )
+        if offered and asked not in offered:
+            raise RequestError(
+                f"config.{field}: endpoint {endpoint!r} offers {', '.join(offered)}; not {asked!r}",
+                f"config.{field}",
+            )
+        return asked
+
+    def _task(self, name: str) -> str:
+        """A built-in task, or a task by name from the operator's task folder (as a path)."""
+        if name in builtin_task_names():
+            return name
+        if self.task_dir is None:
+            raise RequestError(
+                f"config.task: {name!r} is not a built-in task, and this service has no task "
+                "folder (serve --task-dir); give the task inline as task, or a built-in name",
+                "config.task",
+            )
+        path = self._named(name, "task", must_exist=False)
+        if not path.exists():
+            raise RequestError(
+                f"config.task: no task {name!r} in this service's task folder; give the task "
+                "inline as task, or a built-in name",
+                "config.task",
+            )
+        return str(path)
+
+    def _named(self, name: Any, field: str, *, must_exist: bool = True) -> Path:
+        folder = {
+            "task": self.task_dir,
+            "templates": self.templates_dir,
+            "local_model": self.model_dir,
+        }[field]
+        flag = {"task": "--task-dir", "templates": "--templates-dir", "local_model": "--model-dir"}
+        if folder is None:
+            raise RequestError(
+                f"config.{field}: this service takes no {field} files (its operator allows them "
+                f"with serve {flag[field]}); leave it out",
+                f"config.{field}",
+            )
+        try:
+            path = inside(Path(folder), str(name))
+        except EngineError as error:
+            raise RequestError(f"config.{field}: {error}", f"config.{field}") from None
+        if must_exist and not path.is_file():
+            raise RequestError(
+                f"config.{field}: no file {name!r} in this service's {field} folder",
+                f"config.{field}",
+            )
+        return path
+
+
+def parse_endpoint_flag(text: str) -> tuple[str, dict[str, Any]]:
+    """``--endpoint NAME=URL[,key=value...]`` as (name, the fields of `EndpointSpec`);
+    ``models`` lists several models separated by ``;``."""
+    head, *options = text.split(",")
+    name, equals, url = head.partition("=")
+    if not equals or not name or not url:
+        raise ConfigError(
+            f"--endpoint {text!r}: give NAME=URL, then any of ,models=a;b ,api_key_env=VAR "
+            ",api_key_file=PATH ,rpm=N ,tpm=N ,timeout_s=S ,transport=aiohttp|lean"
+        )
+    fields: dict[str, Any] = {"base_url": url}
+    for option in options:
+        key, equals, value = option.partition("=")
+        if not equals:
+            raise ConfigError(f"--endpoint {name}: {option!r} is not key=value")
+        if key == "models":
+            fields[key] = [model for model in value.split(";") if model]
+        elif key in ("rpm", "tpm", "timeout_s"):
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"--endpoint {name}: {key}: not a number ({value!r})") from None
+        else:
+            fields[key] = value
+    return name, fields

@@ -1,0 +1,116 @@
+"""A key that is refused stops the study at once, and a call cannot hang for longer than its
+endpoint's timeout allows. A 401 or 403 does not become a success on retry: the study stops at
+the first one with the endpoint's own message, having paid for at most the calls that were in
+flight. The request timeout is a setting (flag, TOML, the operator's endpoint) that reaches the
+client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.app import StudyConfig, execute, prepare
+from engine.app.execute import open_study
+from engine.cli import build_parser
+from engine.cli.run import config_from_args
+from engine.errors import ConfigError
+from engine.llm.errors import classify_response
+from engine.sim import SimConfig, serve_sim
+from tests.service.helpers import running_service, simulator
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+@pytest.mark.parametrize("stage", ["proposals", "scoring"])
+async def test_a_refused_key_stops_the_study_at_the_first_401(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    monkeypatch.setenv("APE_WRONG_KEY", "not-the-key")
+    config = SimConfig(tasks=("larger_number",), api_keys=("the-right-key",))
+    async with serve_sim(config) as sim:
+        settings: dict[str, object] = {
+            "task": "larger_number",
+            "base_url": sim.base_url,
+            "api_key_env": "APE_WRONG_KEY",
+            "no_cache": True,
+            "concurrency": 8,
+            "journal": str(tmp_path / "j.jsonl"),
+        }
+        if stage == "scoring":  # proposals on a key that works, scoring on one that does not
+            monkeypatch.setenv("APE_RIGHT_KEY", "the-right-key")
+            settings.update(proposal_api_key_env="APE_RIGHT_KEY")
+        result = await execute(prepare(StudyConfig(**settings)), say=lambda _: None)  # type: ignore[arg-type]
+        refused = sim.stats()["by_status"].get("401", 0)
+    assert result.status == "failed", result.reason
+    assert "401" in result.reason and "Incorrect API key" in result.reason
+    # at most the calls in flight when the first 401 came back, never the failure threshold
+    assert 1 <= refused <= 8, refused
+    assert result.spend.failed_calls <= 8
+
+
+def test_401_and_403_are_final_and_stop_the_study() -> None:
+    from engine.llm.errors import STOPS_STUDY, AuthenticationError
+
+    for status, body in (
+        (401, b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}'),
+        (403, b'{"error": {"message": "You may not use this model"}}'),
+    ):
+        error = classify_response(status, body, {}, endpoint="target")
+        assert isinstance(error, AuthenticationError) and isinstance(error, STOPS_STUDY)
+        assert not error.retryable
+
+
+def test_the_timeout_is_a_flag_and_a_toml_setting(tmp_path: Path) -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["run", "--task", "sum", "--timeout", "7.5", "--proposal-timeout", "30"]
+    )
+    config = config_from_args(args)
+    assert (config.timeout_s, config.proposal_timeout_s) == (7.5, 30.0)
+    toml = tmp_path / "study.toml"
+    toml.write_text('task = "sum"\ntimeout_s = 3\n')
+    config = config_from_args(parser.parse_args(["run", "--config", str(toml)]))
+    assert config.timeout_s == 3.0
+    for bad in ("0", "-1", "1e9"):
+        with pytest.raises(ConfigError, match="--timeout"):
+            config_from_args(parser.parse_args(["run", "--task", "sum", "--timeout", bad]))
+
+
+async def test_the_timeout_reaches_each_client(tmp_path: Path) -> None:
+    async with simulator() as base_url:
+        config = StudyConfig(
+            task="larger_number",
+            base_url=base_url,
+            timeout_s=0.5,
+            proposal_timeout_s=9.0,
+            no_cache=True,
+            journal=str(tmp_path / "j.jsonl"),
+        )
+        async with open_study(prepare(config), say=lambda _: None) as study:
+            timeouts = {
+                client.config.name: client.config.timeout_s for client in study.setup.clients
+            }
+    assert timeouts == {"target": 0.5, "proposal": 9.0}
+
+
+async def test_the_operators_endpoint_sets_the_timeout_and_a_request_cannot(
+    tmp_path: Path,
+) -> None:
+    async with simulator() as base_url:
+        operator = {
+            "endpoints": {"sim": {"base_url": base_url, "models": ["sim-1"], "timeout_s": 4.0}}
+        }
+        async with running_service(tmp_path, operator=operator) as service:
+            study = {"task": "larger_number", "endpoint": "sim", "no_cache": True}
+            status, answer = await service.call(
+                "POST", "/v1/studies", {"config": {**study, "timeout_s": 600}}
+            )
+            assert status == 400 and answer["error"]["field"] == "config.timeout_s"
+            status, created = await service.call(
+                "POST", "/v1/studies", {"config": {**study, "budget_scoring_calls": 10}}
+            )
+            assert status == 201, created
+            entry = service.manager.get(created["id"])
+            assert entry.prepared is not None and entry.prepared.config.timeout_s == 4.0
+            await service.wait_for(created["id"], lambda s: s["done"])
