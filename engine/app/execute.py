@@ -8,6 +8,7 @@ and the service hold it while it runs, and let go of everything when the block e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,6 +33,7 @@ from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, T
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
 from engine.study.result import StudyResult
+from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 from engine.task import BINARY_METRICS
@@ -59,9 +61,16 @@ def _policy(prepared: Prepared) -> Policy:
         seed=config.seed,
         delta=config.delta,
         epsilon=config.epsilon,
-        initial_arms=config.study_settings().proposals.planned(),
+        initial_arms=_settings(prepared).proposals.planned(),
         rewards=reward_kind(config, prepared.task.metric),
     )
+
+
+def _settings(prepared: Prepared) -> StudySettings:
+    """The study's settings, counting the user's own candidates in its plan."""
+    settings = prepared.config.study_settings()
+    plan = dataclasses.replace(settings.proposals, user_candidates=len(prepared.candidates))
+    return dataclasses.replace(settings, proposals=plan)
 
 
 def endpoint_config(
@@ -100,14 +109,22 @@ async def _clients(
     target = await opened(
         endpoint_config("target", base_url, config.model, config.api_key_env, config)
     )
+    clients = [target]
+    if config.scoring == "judge":  # a client of its own: its own limiter and statistics
+        judge_url = config.judge_base_url or base_url
+        judge_key = config.judge_api_key_env or config.api_key_env
+        judge_model = config.judge_model or config.model
+        clients.append(
+            await opened(endpoint_config("judge", judge_url, judge_model, judge_key, config))
+        )
     proposal_url = config.proposal_base_url or base_url
     if proposal_url == base_url and prepared.proposal_model == config.model:
-        return target, target, [target]
+        return target, target, clients
     key_env = config.proposal_api_key_env or config.api_key_env
     proposal = await opened(
         endpoint_config("proposal", proposal_url, prepared.proposal_model, key_env, config)
     )
-    return target, proposal, [target, proposal]
+    return target, proposal, [*clients, proposal]
 
 
 def _cache(stack: AsyncExitStack, config: StudyConfig) -> ResponseCache | None:
@@ -158,6 +175,8 @@ async def _setup(
         cache=cache,
         endpoint=where,
         say=say,
+        demos=prepared.splits.demo,
+        judge=next((c for c in clients if c.name == "judge"), None),
     )
     known = [
         event.instruction
@@ -166,6 +185,7 @@ async def _setup(
     ]
     if config.include_human and task.human_instruction:
         known.append(task.human_instruction)
+    known += [candidate.instruction for candidate in prepared.candidates]
     proposer = await build_proposer(
         config,
         proposal,
@@ -177,7 +197,7 @@ async def _setup(
         known=known,
     )
     return StudySetup(
-        settings=config.study_settings(),
+        settings=_settings(prepared),
         task=task,
         splits=prepared.splits,
         policy=_policy(prepared),
@@ -186,6 +206,7 @@ async def _setup(
         clients=tuple(clients),
         prices=prepared.prices,
         scoring_model=config.model,
+        user_candidates=prepared.candidates,
     )
 
 

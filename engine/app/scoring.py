@@ -1,5 +1,6 @@
 """The study's scorer from its config: the client scorer (execution accuracy or log-probability,
-checked against the endpoint before any scoring call), or a user's custom scorer imported by
+checked against the endpoint before any scoring call, asked in the format the config names:
+scoring demos, the chat format), the judge scorer, or a user's custom scorer imported by
 name; then the response cache around it (`engine.study.scoring` has the scorers themselves)."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from engine.llm.client import LLMClient
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.config import StudyConfig
+from engine.study.judging import JUDGE_ANSWER_TOKENS, JudgeScorer, load_rubric
+from engine.study.prompting import ScoringPrompt, pick_demos
 from engine.study.scoring import (
     SCORING_MAX_TOKENS,
     SCORING_STOP,
@@ -26,6 +29,7 @@ from engine.study.scoring import (
     ScorerFunction,
     logprob_path,
 )
+from engine.task.types import Example
 
 __all__ = ["build_scorer", "load_scorer_function"]
 
@@ -99,13 +103,36 @@ async def build_scorer(
     cache: ResponseCache | None = None,
     endpoint: str = "",
     say: Callable[[str], None] = print,
+    demos: tuple[Example, ...] = (),
+    judge: LLMClient | None = None,
 ) -> Scorer:
-    """The study's scorer for `config`, checked against the endpoint before any scoring call."""
+    """The study's scorer for `config`, checked against the endpoint before any scoring call;
+    its scoring demos are drawn once from `demos` (the demo pool) by the study's seed."""
     identity: dict[str, Any]
     scorer: Scorer
+    asking = ScoringPrompt(
+        templates,
+        pick_demos(demos, config.scoring_demos, config.seed),
+        config.chat_format,
+    )
     if custom is not None and config.scorer is not None:
         scorer = CustomScorer(custom, client, config.scorer)
         identity = {"mode": "custom", "scorer": config.scorer}
+    elif config.scoring == "judge":
+        if judge is None or config.judge_rubric is None:
+            raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
+        rubric = load_rubric(config.judge_rubric)
+        scorer = JudgeScorer(client, judge, rubric, asking, api=config.api)
+        identity = {
+            "mode": "judge",
+            "api": config.api,
+            "judge": judge.config.model,
+            "judge_url": judge.config.base_url,
+            "rubric": [rubric.template, rubric.reply, rubric.low, rubric.high],
+            "template": templates.scoring,
+            "max_tokens": JUDGE_ANSWER_TOKENS,
+            **asking.identity(),
+        }
     else:
         path = "echo"
         if config.scoring == "logprob":
@@ -123,6 +150,7 @@ async def build_scorer(
             api=config.api,
             template=templates.scoring,
             logprobs=path,
+            asking=asking,
         )
         identity = {
             "mode": config.scoring,
@@ -133,6 +161,7 @@ async def build_scorer(
             "temperature": 0.0,
             "stop": list(SCORING_STOP),
             "metric": metric,
+            **asking.identity(),
         }
     if cache is None:
         return scorer

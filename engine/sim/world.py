@@ -13,7 +13,9 @@ an answer have exp(mean token log-prob) = p when the answer is right, less when 
 
 Requests are recognised by the templates of docs/design.md, "What APE is": the forward proposal template
 (completions or chat), the variant template, and the scoring template
-``instruction + "\n\nInput: " + x + "\nOutput:"``.
+``instruction + "\n\nInput: " + x + "\nOutput:"``; a chat whose scoring demos came as earlier
+turns is read as its first user message's instruction with the last user message's input. A
+judge prompt (`engine.sim.judge`) gets a verdict by exact match.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from engine.serving.protocol import Generation, GenerationRequest, Scored
 from engine.sim.config import SimConfig
+from engine.sim.judge import judge_reply
 from engine.sim.phrasing import (
     OFF_TASK,
     completion_form,
@@ -59,6 +62,17 @@ GENERIC_ANSWER = "OK. This is the simulated LLM server; it does not recognise th
 _OFF_TASK_KEYS = frozenset(instruction_key(text) for text in OFF_TASK)
 _NORMAL = statistics.NormalDist()
 _KEY_CACHE_LIMIT = 100_000
+
+
+def _with_earlier_turns(request: GenerationRequest) -> str:
+    """The scoring prompt of a chat whose demos came as earlier turns: the instruction of the
+    first user message, then the input of the last (a bare ``Input: x\nOutput:``)."""
+    prompt = request.prompt
+    users = [content for role, content in request.messages if role == "user"]
+    if len(users) < 2 or _SCORING_INPUT in prompt or not prompt.startswith("Input: "):
+        return prompt
+    split = users[0].rfind(_SCORING_INPUT)
+    return prompt if split < 0 else users[0][:split] + "\n\n" + prompt
 
 
 def _sigmoid(value: float) -> float:
@@ -283,7 +297,10 @@ class World:
     # -- answering ------------------------------------------------------------------------------
 
     def generate_now(self, request: GenerationRequest) -> list[Generation]:
-        prompt = request.prompt
+        prompt = _with_earlier_turns(request)
+        verdict = judge_reply(prompt)
+        if verdict is not None:
+            return [self._finish(request, verdict) for _ in range(request.n)]
         lowered = prompt[:400].lower()
         if request.suffix and "Input:" in request.suffix:
             texts = self._proposals(request)  # fill in the middle: insert (reverse) proposals

@@ -96,7 +96,10 @@ class CachedScorer:
         hit = self.cache.get(self._key(instruction, example))
         if hit is None:
             return None
-        return Score(float(hit[0]), hit[1], hit[2], 0.0, cached=True, model=str(hit[3]))
+        answer = str(hit[4]) if len(hit) > 4 else ""  # entries written before answers were kept
+        return Score(
+            float(hit[0]), hit[1], hit[2], 0.0, cached=True, model=str(hit[3]), answer=answer
+        )
 
     async def score(self, instruction: str, example: Example) -> Score:
         key = self._key(instruction, example)
@@ -105,7 +108,8 @@ class CachedScorer:
             return hit
         score = await self.scorer.score(instruction, example)
         self.cache.put(
-            key, [score.reward, score.prompt_tokens, score.completion_tokens, score.model]
+            key,
+            [score.reward, score.prompt_tokens, score.completion_tokens, score.model, score.answer],
         )
         return score
 
@@ -137,6 +141,8 @@ class CachedProposer:
                 rejected=int(hit["rejected"]),
                 cached_calls=1,
                 model=str(hit["model"]),
+                raw=tuple(str(text) for text in hit.get("raw", ())),
+                reasons={str(k): int(v) for k, v in hit.get("reasons", {}).items()},
             )
         batch: ProposalBatch = await batch_of()
         self.cache.put(
@@ -147,6 +153,8 @@ class CachedProposer:
                 "duplicates": batch.duplicates,
                 "rejected": batch.rejected,
                 "model": batch.model,
+                "raw": list(batch.raw),
+                "reasons": batch.reasons,
             },
         )
         return batch

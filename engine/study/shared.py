@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.llm.client import LLMClient
-from engine.propose import CandidateSource
+from engine.propose import CandidateSource, UserCandidate
 from engine.search.policy import Policy
 from engine.study.activity import Activity
 from engine.study.budgets import PriceTable
@@ -43,6 +43,7 @@ class StudySetup:
     clients: tuple[LLMClient, ...] = ()
     prices: PriceTable = field(default_factory=PriceTable)
     scoring_model: str = ""
+    user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals
     time_s: Callable[[], float] = time.monotonic
 
 

@@ -60,7 +60,7 @@ async def test_forward_chat_asks_for_n_instructions_from_five_sampled_demos() ->
     first, second = client.requests
     assert first["kind"] == "chat" and first["n"] == 2 and first["temperature"] == 1.0
     assert first["prompt"].startswith("I gave a friend an instruction")
-    assert first["prompt"].endswith("Reply with the instruction only.")
+    assert first["prompt"].endswith("in this form:\nInstruction: <the instruction>")
     assert first["prompt"].count("Input: ") == 5
     assert first["prompt"] != second["prompt"], "each call samples its own demos"
     assert [p.text for p in batch.proposals] == ["Add 7.", "add seven."]
