@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,17 +37,12 @@ from typing import Any
 
 import anyio
 
-from engine.errors import EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalSettings, serve_local
 from engine.local.models import served_model_name
 from engine.propose import Proposer, instruction_key
-from engine.search import make_policy
-from engine.study.config import StudyConfig
-from engine.study.scoring import ClientScorer, Score
-from engine.study.shared import StudySetup
-from engine.study.study import Study
+from engine.study.scoring import ClientScorer
 from engine.task import Task, load_task, split_task
 from engine.task.types import Example
 

@@ -32,6 +32,7 @@ from engine.study.config import StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
+from engine.study.prompting import pick_demos
 from engine.study.result import StudyResult
 from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
@@ -71,6 +72,18 @@ def _settings(prepared: Prepared) -> StudySettings:
     settings = prepared.config.study_settings()
     plan = dataclasses.replace(settings.proposals, user_candidates=len(prepared.candidates))
     return dataclasses.replace(settings, proposals=plan)
+
+
+def _scoring_format(prepared: Prepared) -> dict[str, Any]:
+    """How the target model is asked, for the result: the API, the chat format, the demos."""
+    config = prepared.config
+    demos = pick_demos(prepared.splits.demo, config.scoring_demos, config.seed)
+    return {
+        "mode": "custom" if config.scorer else config.scoring,
+        "api": config.api,
+        "chat_format": config.chat_format if config.api == "chat" else None,
+        "demos": [{"input": d.input, "output": d.outputs[0]} for d in demos],
+    }
 
 
 def endpoint_config(
@@ -207,6 +220,7 @@ async def _setup(
         prices=prepared.prices,
         scoring_model=config.model,
         user_candidates=prepared.candidates,
+        scoring=_scoring_format(prepared),
     )
 
 

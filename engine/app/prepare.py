@@ -16,8 +16,8 @@ from engine.errors import ConfigError, JournalError
 from engine.propose import Templates, UserCandidate, load_candidates, load_templates
 from engine.study.budgets import PriceTable
 from engine.study.config import StudyConfig
-from engine.study.judging import RUBRICS, load_rubric
 from engine.study.journal import Replay, replay_journal, task_fingerprint
+from engine.study.judging import RUBRICS, load_rubric
 from engine.study.scoring import ScorerFunction
 from engine.task import METRICS, Splits, Task, load_task, split_task
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "DEFAULT_SIMILARITY",
+    "REJECTIONS",
     "Deduplicator",
     "Verdict",
-    "REJECTIONS",
     "clean_proposal",
     "instruction_key",
-    "judge_proposal",
     "jaccard",
+    "judge_proposal",
     "normalise_instruction",
 ]
 

@@ -23,8 +23,12 @@ import numpy as np
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.results import Completion
-from engine.propose.normalise import DEFAULT_MAX_CHARS, DEFAULT_SIMILARITY, Deduplicator
-from engine.propose.normalise import judge_proposal
+from engine.propose.normalise import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_SIMILARITY,
+    Deduplicator,
+    judge_proposal,
+)
 from engine.propose.proposal import CandidateSource, Proposal, ProposalBatch
 from engine.propose.templates import Templates
 from engine.task.types import Example

@@ -32,6 +32,7 @@ from engine.service.requests import (
     Patch,
     RequestError,
     config_field,
+    write_inline_candidates,
     write_inline_task,
 )
 from engine.service.state import StateDir, StudyRecord
@@ -103,6 +104,10 @@ class StudyManager:
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new study", status=503)
         settings = dict(settings)
+        if isinstance(settings.get("candidates"), list):  # inline: kept as a file, like a task
+            settings["candidates"] = str(
+                write_inline_candidates(settings["candidates"], self.state.tasks)
+            )
         if not settings.get("no_cache") and not settings.get("cache"):
             settings["cache"] = str(self.state.cache)
         try:

@@ -38,6 +38,7 @@ from engine.study.settings import BUDGET_NAMES
 __all__ = [
     "SERVICE_OWNED",
     "CreateStudy",
+    "InlineCandidate",
     "InlineTask",
     "Patch",
     "PatchStudy",
@@ -45,6 +46,7 @@ __all__ = [
     "config_field",
     "parse_create",
     "parse_patch",
+    "write_inline_candidates",
     "write_inline_task",
 ]
 
@@ -127,9 +129,17 @@ class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metric: MetricName | None = None
 
 
+class InlineCandidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One of the user's own candidates: an instruction, and a name it goes by."""
+
+    instruction: Annotated[str, Meta(pattern=r"\S", max_length=20_000)]
+    name: Annotated[str, Meta(max_length=200)] = ""
+
+
 class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """POST /v1/studies: settings from a TOML file, `config` over them, and the task by name
-    (config.task) or inline (task)."""
+    """POST /v1/studies: settings from a TOML file, `config` over them, the task by name
+    (config.task) or inline (task), and the user's own candidates inline (candidates) or as
+    a file (config.candidates)."""
 
     config: RequestSettings | None = None
     config_file: (
@@ -137,6 +147,9 @@ class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         | None
     ) = None
     task: InlineTask | None = None
+    candidates: Annotated[list[InlineCandidate], Meta(min_length=1, max_length=10_000)] | None = (
+        None
+    )
 
 
 class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
@@ -223,6 +236,15 @@ def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
         settings.update(_file_settings(body.config_file))
     if body.config is not None:
         settings.update(_given(body.config))
+    if body.candidates is not None:
+        if settings.get("candidates"):
+            raise RequestError(
+                "candidates: give your candidates inline or as config.candidates (a file), "
+                "not both",
+                "candidates",
+            )
+        # written to a file by the manager (write_inline_candidates), as an inline task is
+        settings["candidates"] = list(body.candidates)
     task = body.task
     if task is not None:
         _check_examples(task)
@@ -288,6 +310,20 @@ def parse_patch(raw: bytes) -> Patch:
         paused=None if isinstance(body.paused, UnsetType) else body.paused,
         drop=tuple(body.drop),
     )
+
+
+def write_inline_candidates(candidates: list[InlineCandidate], folder: Path) -> Path:
+    """Write inline candidates as a JSONL candidates file under `folder`, named by its content
+    (the study's journal names the file); duplicates are refused when the study is prepared."""
+    lines = [orjson.dumps({"instruction": c.instruction, "name": c.name}) for c in candidates]
+    body = b"\n".join(lines) + b"\n"
+    path = folder / f"candidates-{hashlib.sha256(body).hexdigest()[:12]}.jsonl"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(body)
+        temporary.replace(path)
+    return path
 
 
 def write_inline_task(task: InlineTask, folder: Path) -> Path:

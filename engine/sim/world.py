@@ -75,6 +75,17 @@ def _with_earlier_turns(request: GenerationRequest) -> str:
     return prompt if split < 0 else users[0][:split] + "\n\n" + prompt
 
 
+def _talks(request: GenerationRequest) -> bool:
+    """Would a chatty chat model write a sentence here? Yes, unless a system message asks for
+    the output only or an assistant turn already showed a bare output."""
+    if request.api != "chat":
+        return False
+    for role, content in request.messages:
+        if role == "assistant" or (role == "system" and "output only" in content.lower()):
+            return False
+    return True
+
+
 def _sigmoid(value: float) -> float:
     if value >= 0:
         return 1.0 / (1.0 + math.exp(-value))
@@ -401,6 +412,8 @@ class World:
         p = self._p(key, t, e)
         lead = " " if request.api == "completions" else ""
         tail = "\n" if request.api == "completions" else ""
+        if self.config.chatty and _talks(request):
+            lead, tail = f"The output for {question.input.strip()!r} is ", "."
         state = self.tasks[t]
         generations = []
         for choice in range(request.n):

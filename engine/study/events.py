@@ -42,9 +42,9 @@ __all__ = [
     "StudyStatus",
     "StudyWarning",
     "TaskIdentity",
-    "WarningExample",
     "TimePassed",
     "VariantRoundStarted",
+    "WarningExample",
 ]
 
 #: The journal's format; a journal of another version is refused with a clear message.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.llm.client import LLMClient
 from engine.propose import CandidateSource, UserCandidate
@@ -44,6 +45,7 @@ class StudySetup:
     prices: PriceTable = field(default_factory=PriceTable)
     scoring_model: str = ""
     user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the target is asked (result)
     time_s: Callable[[], float] = time.monotonic
 
 

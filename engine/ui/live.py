@@ -176,6 +176,7 @@ class PlainLines(Closing):
         self._time_s = time_s
         self._last: float | None = None
         self._done = False
+        self._warned = 0
 
     def attach(self, control: StudyControl) -> None:
         return None
@@ -184,6 +185,9 @@ class PlainLines(Closing):
         now = self._time_s()
         if self._done:
             return
+        for warning in snapshot.warnings[self._warned :]:  # each once, as it comes
+            self.console.print(f"warning: {warning}", highlight=False, markup=False)
+        self._warned = max(self._warned, len(snapshot.warnings))
         due = self._last is None or now - self._last >= self.every_s
         if due or snapshot.done:
             self._last = now
