@@ -29,21 +29,29 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
+from engine.errors import EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalSettings, serve_local
 from engine.local.models import served_model_name
-from engine.propose import Proposer, instruction_key
-from engine.study.scoring import ClientScorer
-from engine.task import Task, load_task, split_task
+from engine.propose import Proposer, UserCandidate, instruction_key
+from engine.search import make_policy
+from engine.study.config import StudyConfig
+from engine.study.scoring import ClientScorer, Score
+from engine.study.shared import StudySetup
+from engine.study.study import Study
+from engine.task import Splits, Task, load_task, split_task
 from engine.task.types import Example
 
 ROOT = Path(__file__).resolve().parent
@@ -52,6 +60,7 @@ DATA = ROOT.parent.parent / "shared" / "data" / "instruction_induction" / "induc
 TASKS = tuple(sorted(p.stem for p in DATA.glob("*.json"))) if DATA.is_dir() else ()
 POLICIES = ("lucb", "ttts", "halving", "lucb-stop", "ape-filter")
 POOL_MIN = 20
+STRICT = 0.01  # a tighter tolerance than the engine's default, reported beside it
 
 
 def _lower_first(text: str) -> str:
@@ -132,16 +141,18 @@ async def full_evaluation(
     return rewards
 
 
-async def record(args: argparse.Namespace) -> dict[str, Any]:
+def save(path: Path, recorded: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recorded) + "\n")
+
+
+async def record(args: argparse.Namespace, recorded: dict[str, Any]) -> dict[str, Any]:
     """The pools and their full evaluation, task by task (the model's part of the bench),
-    written after each task; tasks already in the file are kept, not evaluated again."""
+    written after each task; tasks already in `recorded` are kept, not evaluated again."""
     humans = {name: load(name, args.scoring_size)[0].human_instruction or "" for name in TASKS}
     name = served_model_name(args.model)
     settings = LocalSettings(model=args.model, name=name, threads=args.threads, queue=256)
     path = Path(args.rewards)
-    recorded: dict[str, Any] = {"model": name, "scoring_size": args.scoring_size, "tasks": {}}
-    if path.is_file():
-        recorded = json.loads(path.read_text())
     async with serve_local(settings) as server:
         endpoint = EndpointConfig(name="target", base_url=server.base_url, model=name)
         async with LLMClient(endpoint) as client:
@@ -165,14 +176,155 @@ async def record(args: argparse.Namespace) -> dict[str, Any]:
                     "seconds": time.perf_counter() - began,
                 }
                 recorded["model_file"] = server.local.model.path.name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(recorded) + "\n")
+                save(path, recorded)
                 print(
                     f"{task_name}: {len(pool_texts)} candidates x {len(pool)} examples "
                     f"({time.perf_counter() - began:.0f} s)",
                     flush=True,
                 )
     return recorded
+
+
+# -- the studies, against the recorded rewards ------------------------------------------------------
+
+
+class RecordedScorer:
+    """The reward the model gave `instruction` on `example` in the full evaluation: the same
+    number a call would return (log-probability scoring is deterministic), without the call."""
+
+    def __init__(self, candidates: list[str], rewards: list[list[float]]) -> None:
+        self._row = {text: index for index, text in enumerate(candidates)}
+        self._rewards = rewards
+
+    async def score(self, instruction: str, example: Example) -> Score:
+        await anyio.lowlevel.checkpoint()
+        return Score(self._rewards[self._row[instruction]][int(example.key)])
+
+
+class NoProposals:
+    """The pool is fixed: a study of the user's own candidates makes no proposal call."""
+
+    async def propose(self, count: int) -> Any:
+        raise EndpointError("this bench makes no proposal call")
+
+    async def vary(self, parent_text: str, parent_id: int, n: int) -> Any:
+        raise EndpointError("this bench makes no proposal call")
+
+
+def _plan(policy: str, full: int) -> tuple[str, int | None]:
+    """(engine policy, scoring-call budget) of a bench policy."""
+    if policy == "lucb-stop":
+        return "lucb", int(0.35 * full)
+    if policy == "ape-filter":
+        return "ape-filter", None
+    return policy, max(1, int(0.1 * full))
+
+
+async def one_study(name: str, entry: dict[str, Any], policy: str, seed: int) -> dict[str, Any]:
+    """One real `Study` over the task's fixed pool; its pick and its cost."""
+    candidates, rewards = entry["candidates"], entry["rewards"]
+    pool = tuple(Example(x, ("",), key=str(i)) for i, x in enumerate(entry["inputs"]))
+    full = len(candidates) * len(pool)
+    engine_policy, budget = _plan(policy, full)
+    config = StudyConfig(
+        task=name,
+        policy=engine_policy,
+        seed=seed,
+        initial_candidates=0,
+        variant_rounds=0,
+        budget_scoring_calls=budget,
+        concurrency=8,
+        no_cache=True,
+    )
+    settings = config.study_settings()
+    settings = dataclasses.replace(
+        settings,
+        proposals=dataclasses.replace(settings.proposals, user_candidates=len(candidates)),
+    )
+    setup = StudySetup(
+        settings=settings,
+        task=Task(name, pool),
+        splits=Splits(demo=pool[:1], scoring=pool, test=()),
+        policy=make_policy(engine_policy, n=len(pool), seed=seed, initial_arms=len(candidates)),
+        scorer=RecordedScorer(candidates, rewards),
+        proposer=NoProposals(),
+        user_candidates=tuple(UserCandidate(text) for text in candidates),
+    )
+    result = await Study(setup).run()
+    means = [statistics.fmean(row) for row in rewards]
+    epsilon = max(2 / len(pool), 0.005)  # the engine's default
+    pick = result.winner_arm
+    return {
+        "policy": policy,
+        "seed": seed,
+        "pick": pick,
+        "good": pick is not None and means[pick] >= max(means) - epsilon,
+        "good_strict": pick is not None and means[pick] >= max(means) - STRICT,
+        "gap": max(means) - (means[pick] if pick is not None else 0.0),
+        "cost": result.spend.scoring_calls / full,
+        "reason": result.reason,
+    }
+
+
+async def studies(recorded: dict[str, Any], seeds: int) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    limiter = anyio.CapacityLimiter(32)  # studies at once: their monitors tick in parallel
+
+    async def run(name: str, entry: dict[str, Any], policy: str, seed: int) -> None:
+        async with limiter:
+            runs.append({"task": name, **await one_study(name, entry, policy, seed)})
+
+    async with anyio.create_task_group() as group:
+        for name, entry in recorded["tasks"].items():
+            for policy in POLICIES:
+                for seed in range(seeds):
+                    group.start_soon(run, name, entry, policy, seed)
+    return runs
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    rows = {}
+    for policy in POLICIES:
+        mine = [run for run in runs if run["policy"] == policy]
+        rows[policy] = {
+            "runs": len(mine),
+            "good_share": statistics.fmean(run["good"] for run in mine),
+            "strict_share": statistics.fmean(run["good_strict"] for run in mine),
+            "cost_mean": statistics.fmean(run["cost"] for run in mine),
+            "cost_max": max(run["cost"] for run in mine),
+            "gap_mean": statistics.fmean(run["gap"] for run in mine),
+            "gap_max": max(run["gap"] for run in mine),
+        }
+    return rows
+
+
+def table(report: dict[str, Any]) -> str:
+    label = {
+        "lucb": "lucb, budget 10 %",
+        "ttts": "ttts, budget 10 %",
+        "halving": "halving, budget 10 %",
+        "lucb-stop": "lucb, its stopping rule (cap 35 %)",
+        "ape-filter": "ape-filter (the paper's), its own cost",
+    }
+    lines = [
+        "| policy | runs | pick epsilon-good on the pool | within 0.01 | cost / full evaluation "
+        "(mean, max) | gap to the best (mean, max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for policy, row in report["summary"].items():
+        lines.append(
+            f"| {label[policy]} | {row['runs']} | {row['good_share']:.1%} | "
+            f"{row['strict_share']:.1%} | "
+            f"{row['cost_mean']:.3f}, {row['cost_max']:.3f} | "
+            f"{row['gap_mean']:.4f}, {row['gap_max']:.4f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{report['tasks']} tasks x {report['seeds']} seeds; pools of {report['pool_min']}-"
+        f"{report['pool_max']} candidates, {report['scoring_size']} scoring examples, epsilon "
+        f"{report['epsilon']:.3f}; rewards recorded from {report['model']}."
+    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,11 +342,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "real_selection.json"))
     args = parser.parse_args(argv)
     rewards_path = Path(args.rewards)
-    if args.reuse:
+    recorded: dict[str, Any] = {"model": args.model, "scoring_size": args.scoring_size, "tasks": {}}
+    if rewards_path.is_file():
         recorded = json.loads(rewards_path.read_text())
-    else:
-        recorded = anyio.run(record, args)
+    if not args.reuse:
+        recorded = anyio.run(record, args, recorded)
     print(f"recorded evaluation in {rewards_path}")
+    if args.tasks != list(TASKS):
+        recorded["tasks"] = {k: v for k, v in recorded["tasks"].items() if k in args.tasks}
+    began = time.perf_counter()
+    runs = anyio.run(studies, recorded, args.seeds)
+    sizes = [len(entry["candidates"]) for entry in recorded["tasks"].values()]
+    scoring = len(next(iter(recorded["tasks"].values()))["inputs"])
+    report = {
+        "model": recorded.get("model_file", recorded["model"]),
+        "tasks": len(recorded["tasks"]),
+        "task_names": sorted(recorded["tasks"]),
+        "seeds": args.seeds,
+        "scoring_size": scoring,
+        "epsilon": max(2 / scoring, 0.005),
+        "pool_min": min(sizes),
+        "pool_max": max(sizes),
+        "summary": summary(runs),
+        "runs": runs,
+        "study_seconds": time.perf_counter() - began,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    print(f"written to {out}")
     return 0
 
 
