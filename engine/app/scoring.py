@@ -93,6 +93,61 @@ def load_scorer_function(spec: str, *, field: str = "scorer") -> ScorerFunction:
     return function  # type: ignore[no-any-return]
 
 
+def _judge_scorer(
+    config: StudyConfig, client: LLMClient, judge: LLMClient | None, asking: ScoringPrompt
+) -> tuple[Scorer, dict[str, Any]]:
+    """The judge scorer, and what defines its answers (the response cache's key)."""
+    if judge is None or config.judge_rubric is None:
+        raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
+    rubric = load_rubric(config.judge_rubric)
+    identity = {
+        "mode": "judge",
+        "api": config.api,
+        "judge": judge.config.model,
+        "judge_url": judge.config.base_url,
+        "rubric": [rubric.template, rubric.reply, rubric.low, rubric.high],
+        "template": asking.templates.scoring,
+        "max_tokens": JUDGE_ANSWER_TOKENS,
+        **asking.identity(),
+    }
+    return JudgeScorer(client, judge, rubric, asking, api=config.api), identity
+
+
+async def _client_scorer(
+    config: StudyConfig,
+    client: LLMClient,
+    metric: str,
+    asking: ScoringPrompt,
+    say: Callable[[str], None],
+) -> tuple[Scorer, dict[str, Any]]:
+    """Execution accuracy or log-probability, checked against the endpoint; and what defines
+    its answers (the response cache's key)."""
+    path = "echo"
+    if config.scoring == "logprob":
+        path = await logprob_path(client, config.api)
+        if path == "chat":
+            say(
+                f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
+                "log-probability scoring uses the chat answer's own log-probs instead: "
+                "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
+            )
+    scorer = ClientScorer(
+        client, metric=metric, mode=config.scoring, api=config.api, logprobs=path, asking=asking
+    )
+    identity = {
+        "mode": config.scoring,
+        "logprobs": path if config.scoring == "logprob" else None,
+        "api": config.api,
+        "template": asking.templates.scoring,
+        "max_tokens": SCORING_MAX_TOKENS,
+        "temperature": 0.0,
+        "stop": list(SCORING_STOP),
+        "metric": metric,
+        **asking.identity(),
+    }
+    return scorer, identity
+
+
 async def build_scorer(
     config: StudyConfig,
     client: LLMClient,
@@ -111,58 +166,15 @@ async def build_scorer(
     identity: dict[str, Any]
     scorer: Scorer
     asking = ScoringPrompt(
-        templates,
-        pick_demos(demos, config.scoring_demos, config.seed),
-        config.chat_format,
+        templates, pick_demos(demos, config.scoring_demos, config.seed), config.chat_format
     )
     if custom is not None and config.scorer is not None:
         scorer = CustomScorer(custom, client, config.scorer)
         identity = {"mode": "custom", "scorer": config.scorer}
     elif config.scoring == "judge":
-        if judge is None or config.judge_rubric is None:
-            raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
-        rubric = load_rubric(config.judge_rubric)
-        scorer = JudgeScorer(client, judge, rubric, asking, api=config.api)
-        identity = {
-            "mode": "judge",
-            "api": config.api,
-            "judge": judge.config.model,
-            "judge_url": judge.config.base_url,
-            "rubric": [rubric.template, rubric.reply, rubric.low, rubric.high],
-            "template": templates.scoring,
-            "max_tokens": JUDGE_ANSWER_TOKENS,
-            **asking.identity(),
-        }
+        scorer, identity = _judge_scorer(config, client, judge, asking)
     else:
-        path = "echo"
-        if config.scoring == "logprob":
-            path = await logprob_path(client, config.api)
-            if path == "chat":
-                say(
-                    f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
-                    "log-probability scoring uses the chat answer's own log-probs instead: "
-                    "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
-                )
-        scorer = ClientScorer(
-            client,
-            metric=metric,
-            mode=config.scoring,
-            api=config.api,
-            template=templates.scoring,
-            logprobs=path,
-            asking=asking,
-        )
-        identity = {
-            "mode": config.scoring,
-            "logprobs": path if config.scoring == "logprob" else None,
-            "api": config.api,
-            "template": templates.scoring,
-            "max_tokens": SCORING_MAX_TOKENS,
-            "temperature": 0.0,
-            "stop": list(SCORING_STOP),
-            "metric": metric,
-            **asking.identity(),
-        }
+        scorer, identity = await _client_scorer(config, client, metric, asking, say)
     if cache is None:
         return scorer
     return CachedScorer(

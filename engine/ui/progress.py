@@ -26,6 +26,7 @@ class ProgressDisplay:
         )
         self._progress: Progress | None = None
         self._task: Any = None
+        self._warned = 0
 
     def attach(self, control: StudyControl) -> None:
         if self._plain is not None:
@@ -48,6 +49,9 @@ class ProgressDisplay:
             return
         if self._progress is None:
             return
+        for warning in snapshot.warnings[self._warned :]:  # above the bar, each once
+            self._progress.console.print(f"warning: {warning}", highlight=False, markup=False)
+        self._warned = max(self._warned, len(snapshot.warnings))
         budgets = {row.name: row for row in snapshot.budgets}
         spent = budgets["scoring_calls"].spent
         full = max(1, len(snapshot.arms) * snapshot.n)
