@@ -4,7 +4,8 @@ A study whose every answer scores 0 (or every one 1) cannot tell its candidates 
 is arbitrary and the budget buys nothing. That is almost never the candidates' fault; it is the
 answer format (a chat model writing a sentence where the metric wants a word), the metric, or a
 model too small for the task. Once the first batch is in -- every candidate pulled, at least
-`MIN_PULLS` rewards -- and every reward so far is the same 0 or 1, the study warns once
+`MIN_PULLS` rewards, or 50 rewards over at least 5 candidates when the pool is larger than
+the budget reaches -- and every reward so far is the same 0 or 1, the study warns once
 (`StudyWarning`, code ``nothing_learned``) with two answers beside their expected outputs and
 those causes. The final evaluation checks again: a winner and a human instruction that both
 score 0 on the test pool get the same warning if it was not given yet.
@@ -51,8 +52,11 @@ def check_learning(shared: Shared) -> None:
         return
     policy = state.policy
     live = [arm.index for arm in state.arms if arm.index not in state.dropped]
-    pulls = sum(int(policy.stats(arm).count) for arm in live)
-    if not live or pulls < MIN_PULLS or any(policy.stats(arm).count == 0 for arm in live):
+    counts = [int(policy.stats(arm).count) for arm in live]
+    pulls, pulled = sum(counts), sum(count > 0 for count in counts)
+    # the first batch: every candidate scored, or (a pool larger than the budget reaches)
+    # enough answers over enough candidates that a lucky run of zeros is out of the question
+    if pulls < MIN_PULLS or (pulled < len(live) and (pulls < 50 or pulled < 5)):
         return
     reward = state.reward_low
     warn_nothing_learned(
