@@ -32,7 +32,7 @@ from engine.study.config import StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
-from engine.study.prompting import pick_demos
+from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
 from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
@@ -77,7 +77,8 @@ def _settings(prepared: Prepared) -> StudySettings:
 def _scoring_format(prepared: Prepared) -> dict[str, Any]:
     """How the target model is asked, for the result: the API, the chat format, the demos."""
     config = prepared.config
-    demos = pick_demos(prepared.splits.demo, config.scoring_demos, config.seed)
+    count = scoring_demo_count(config.scoring_demos, config.api)
+    demos = pick_demos(prepared.splits.demo, count, config.seed)
     return {
         "mode": "custom" if config.scorer else config.scoring,
         "api": config.api,

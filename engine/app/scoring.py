@@ -19,7 +19,7 @@ from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.config import StudyConfig
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JudgeScorer, load_rubric
-from engine.study.prompting import ScoringPrompt, pick_demos
+from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
 from engine.study.scoring import (
     SCORING_MAX_TOKENS,
     SCORING_STOP,
@@ -166,7 +166,9 @@ async def build_scorer(
     identity: dict[str, Any]
     scorer: Scorer
     asking = ScoringPrompt(
-        templates, pick_demos(demos, config.scoring_demos, config.seed), config.chat_format
+        templates,
+        pick_demos(demos, scoring_demo_count(config.scoring_demos, config.api), config.seed),
+        config.chat_format,
     )
     if custom is not None and config.scorer is not None:
         scorer = CustomScorer(custom, client, config.scorer)

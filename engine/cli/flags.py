@@ -46,7 +46,8 @@ GROUPS: dict[str, dict[str, str]] = {
         "metric": "override the task's metric",
         "scoring": "reward: execution accuracy, log-probability, or a judge model's verdict",
         "scorer": "custom scorer: async (instruction, example, client) -> float in [0, 1]",
-        "scoring_demos": "demos from the demo pool shown before each input (chat: as turns)",
+        "scoring_demos": "demos of the demo pool before each input (chat: as turns; "
+        "default 3 on chat, 0 on completions)",
         "chat_format": "chat scoring: output-only (a system message asks for the output alone)",
         "answer_chars": "characters of each model answer kept in the journal and events",
         "judge_rubric": "judge scoring: a ready rubric (truthful_informative) or a rubric file",

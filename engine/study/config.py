@@ -146,7 +146,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # your own candidates: a file, one instruction a line or JSONL {"instruction", "name"}
     candidates: str | None = None
     # how the target is asked (engine.study.scoring): demos before the input, the chat format
-    scoring_demos: Count = 0
+    scoring_demos: Count | None = None  # None: 3 on chat, 0 on completions (prompting.py)
     chat_format: ChatFormat = "output-only"
     answer_chars: Annotated[int, Meta(ge=0, le=10_000)] = 200  # of each answer kept in events
     # a model as judge (scoring = "judge", engine.study.judging): its rubric and its endpoint

@@ -5,14 +5,18 @@ formats").
   scoring demos, the paper's "instruction + in-context" format: the demos (``Input: ..\\nOutput:
   ..``, the demo template) go between the instruction and the input.
 - *chat*, format ``plain``: one user message, the scoring template.
-- *chat*, format ``output-only`` (the default, chosen by bench/real_model.py): a system message
-  asks for the output alone, then the same user message.
+- *chat*, format ``output-only`` (the default): a system message asks for the output alone,
+  then the same user message.
 - *chat* with scoring demos: the demos are earlier turns, a user message with the instruction
   and the first demo's input answered by an assistant message with its output, then one
   user/assistant pair per further demo (``Input: ..\\nOutput:``), then the input asked for.
 
 Scoring demos come from the demo pool (never the scoring or test pools), drawn once per study
-from its seed (`pick_demos`), so every candidate is asked with the same ones.
+from its seed (`pick_demos`), so every candidate is asked with the same ones. Unless set, chat
+scoring shows `CHAT_SCORING_DEMOS` of them (output-only with three demo turns was the format under
+which SmolLM2's human instructions scored above 0 on the most tasks, 16 of 24 against 13 for a
+plain message: bench/real_model.py --formats, docs/benchmarks.md) and completions none (the
+paper's zero-shot setting).
 """
 
 from __future__ import annotations
@@ -24,13 +28,30 @@ import numpy as np
 from engine.propose import Templates
 from engine.task.types import Example
 
-__all__ = ["CHAT_FORMATS", "OUTPUT_ONLY", "ScoringPrompt", "pick_demos"]
+__all__ = [
+    "CHAT_FORMATS",
+    "CHAT_SCORING_DEMOS",
+    "OUTPUT_ONLY",
+    "ScoringPrompt",
+    "pick_demos",
+    "scoring_demo_count",
+]
 
 CHAT_FORMATS = ("plain", "output-only")
 OUTPUT_ONLY = (
     "Follow the user's instruction. Reply with the output only: no explanation, no label, "
     "no quotes, nothing else."
 )
+
+
+CHAT_SCORING_DEMOS = 3
+
+
+def scoring_demo_count(configured: int | None, api: str) -> int:
+    """The scoring demos a study shows: as configured, else the API's default."""
+    if configured is not None:
+        return configured
+    return CHAT_SCORING_DEMOS if api == "chat" else 0
 
 
 def pick_demos(pool: tuple[Example, ...], count: int, seed: int) -> tuple[Example, ...]:

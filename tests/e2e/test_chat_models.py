@@ -60,7 +60,7 @@ def journal(path: Path) -> list[dict[str, object]]:
 async def test_a_plain_chat_prompt_learns_nothing_and_the_study_says_so(
     chatty: SimServer, tmp_path: Path
 ) -> None:
-    result = await run(config(chatty.base_url, tmp_path, chat_format="plain"))
+    result = await run(config(chatty.base_url, tmp_path, chat_format="plain", scoring_demos=0))
     assert result.ok and result.winner is not None
     assert all(candidate.mean == 0 for candidate in result.candidates if candidate.pulls)
     assert len(result.warnings) == 1 and "nothing is being learned" in result.warnings[0]
@@ -82,10 +82,13 @@ async def test_a_plain_chat_prompt_learns_nothing_and_the_study_says_so(
 async def test_the_output_only_format_and_demo_turns_learn(
     chatty: SimServer, tmp_path: Path
 ) -> None:
-    output_only = await run(config(chatty.base_url, tmp_path / "a"))
+    output_only = await run(config(chatty.base_url, tmp_path / "a", scoring_demos=0))
     assert not output_only.warnings
     assert max(candidate.mean for candidate in output_only.candidates) > 0.5
     assert output_only.scoring["chat_format"] == "output-only"
+    assert output_only.scoring["demos"] == []
+    default = await run(config(chatty.base_url, tmp_path / "c"))
+    assert len(default.scoring["demos"]) == 3  # chat's default: three demo turns
     turns = await run(config(chatty.base_url, tmp_path / "b", chat_format="plain", scoring_demos=3))
     assert not turns.warnings
     assert max(candidate.mean for candidate in turns.candidates) > 0.5
