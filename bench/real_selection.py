@@ -321,8 +321,9 @@ def table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"{report['tasks']} tasks x {report['seeds']} seeds; pools of {report['pool_min']}-"
-        f"{report['pool_max']} candidates, {report['scoring_size']} scoring examples, epsilon "
-        f"{report['epsilon']:.3f}; rewards recorded from {report['model']}."
+        f"{report['pool_max']} candidates on scoring pools of {report['scoring_min']}-"
+        f"{report['scoring_max']} examples, epsilon max(2 / n, 0.005) per task (0.05 at n = 40); "
+        f"rewards recorded from {report['model']}."
     )
     return "\n".join(lines)
 
@@ -353,14 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     runs = anyio.run(studies, recorded, args.seeds)
     sizes = [len(entry["candidates"]) for entry in recorded["tasks"].values()]
-    scoring = len(next(iter(recorded["tasks"].values()))["inputs"])
+    scoring = [len(entry["inputs"]) for entry in recorded["tasks"].values()]
     report = {
         "model": recorded.get("model_file", recorded["model"]),
         "tasks": len(recorded["tasks"]),
         "task_names": sorted(recorded["tasks"]),
         "seeds": args.seeds,
-        "scoring_size": scoring,
-        "epsilon": max(2 / scoring, 0.005),
+        "scoring_min": min(scoring),
+        "scoring_max": max(scoring),
         "pool_min": min(sizes),
         "pool_max": max(sizes),
         "summary": summary(runs),
