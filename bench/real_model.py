@@ -41,10 +41,10 @@ from typing import Any
 import anyio
 
 from engine.app import StudyConfig, execute, prepare
-from engine.local import LocalSettings, serve_local
-from engine.local.models import served_model_name
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
+from engine.local import LocalSettings, serve_local
+from engine.local.models import served_model_name
 from engine.propose import Templates
 from engine.study.prompting import ScoringPrompt, pick_demos
 from engine.study.result import StudyResult
