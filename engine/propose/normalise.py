@@ -53,7 +53,7 @@ _META_START = re.compile(
     r"i\s*(?:'ll|'m|'d|\s+will|\s+would|\s+think|\s+need|\s+can|\s+am|\s+have)\b|"
     r"based\s+on|looking\s+at|it\s+(?:seems|looks|appears)|here\s+(?:is|are)|"
     r"you\s+(?:gave|want|asked|have|provided)|in\s+this\s+task|as\s+an\s+ai|the\s+pairs?|"
-    r"the\s+(?:inputs?|outputs?)\s+(?:are|is|were|was|show)|each\s+pair)\b",
+    r"the\s+(?:inputs?|outputs?)\s+(?:are|is|were|was|show)|each\s+pair|about|an?\s+example\s+of)\b",
     re.IGNORECASE,
 )
 _META_WORDS = re.compile(

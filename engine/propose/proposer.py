@@ -127,7 +127,8 @@ class Proposer:
                 temperature=self.temperature,
                 n=count,
             )
-            return self._batch(completion, "proposal", None, imperative=False)
+            # "The instruction is to add the numbers." reads as "Add the numbers."
+            return self._batch(completion, "proposal", None, imperative=True)
         completion = await self.client.complete(
             self.templates.forward.format(demos=demos),
             max_tokens=self.max_tokens,

@@ -120,3 +120,16 @@ def test_the_instruction_is_taken_out_of_a_longer_answer_in_the_asked_form() -> 
         "Write the antonym of the input word.",
         "",
     )
+
+
+def test_what_small_chat_models_write_about_the_instruction_is_rejected() -> None:
+    """Answers SmolLM2 wrote to the chat template (bench runs, 2026-11-30)."""
+    for answer in (
+        'Instruction:\nThe instruction is about the "maximal" in "planned".',
+        "The instruction is an example of a non-standard instruction set.",
+        "Your friend's instructions are an example of an instruction from a fun book.",
+    ):
+        assert judge_proposal(answer, max_chars=400, imperative=True) == ("", "about_the_task")
+    assert judge_proposal(
+        "The instruction is to add the two numbers.", max_chars=400, imperative=True
+    ) == ("Add the two numbers.", "")

@@ -63,7 +63,7 @@ async def test_forward_chat_asks_for_n_instructions_from_five_sampled_demos() ->
     assert first["prompt"].endswith("in this form:\nInstruction: <the instruction>")
     assert first["prompt"].count("Input: ") == 5
     assert first["prompt"] != second["prompt"], "each call samples its own demos"
-    assert [p.text for p in batch.proposals] == ["Add 7.", "add seven."]
+    assert [p.text for p in batch.proposals] == ["Add 7.", "Add seven."]
     assert {p.origin for p in batch.proposals} == {"proposal"}
     assert (batch.generated, batch.rejected, batch.calls, batch.prompt_tokens) == (2, 0, 1, 100)
 
