@@ -294,6 +294,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             "cost_max": max(run["cost"] for run in mine),
             "gap_mean": statistics.fmean(run["gap"] for run in mine),
             "gap_max": max(run["gap"] for run in mine),
+            "stopped_by_rule": statistics.fmean("stopping rule" in run["reason"] for run in mine),
         }
     return rows
 
