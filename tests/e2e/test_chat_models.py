@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from engine.app import StudyConfig, execute, prepare
+from engine.app.prepare import prepare_resume
 from engine.sim import SimConfig, SimServer, serve_sim
 from engine.study import StudyResult
 from engine.task import load_task, split_task
@@ -136,3 +137,32 @@ async def test_own_candidates_alone_make_a_pure_selection(
     events = journal(tmp_path / "journal.jsonl")
     added = [e for e in events if e["kind"] == "candidate_added"]
     assert [e["name"] for e in added] == ["v0", "v1", "v2", "v3"]
+
+
+@pytest.mark.anyio
+async def test_a_warned_study_of_own_candidates_resumes_without_its_file(
+    chatty: SimServer, tmp_path: Path
+) -> None:
+    mine = tmp_path / "mine.txt"
+    mine.write_text("Write the larger of the two numbers.\nRepeat the input.\nAdd them.\n")
+    first = await run(
+        config(
+            chatty.base_url,
+            tmp_path,
+            candidates=str(mine),
+            initial_candidates=0,
+            include_human=False,
+            chat_format="plain",
+            scoring_demos=0,
+            budget_scoring_calls=30,
+        )
+    )
+    assert len(first.warnings) == 1 and first.spend.scoring_calls == 30
+    mine.unlink()  # the candidates are in the journal now
+    journal_path = tmp_path / "journal.jsonl"
+    again = await execute(prepare_resume(journal_path, budget_scoring_calls=45), say=lambda _: None)
+    assert again.ok and again.spend.scoring_calls == 45
+    assert [c.origin for c in again.candidates] == ["user"] * 3
+    assert len(again.warnings) == 1  # said once, across the resume
+    kinds = [e["kind"] for e in journal(journal_path)]
+    assert kinds.count("warning") == 1 and kinds.count("candidate_added") == 3
