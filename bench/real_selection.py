@@ -14,10 +14,11 @@ rewards the model gives, deterministically, for the same (instruction, example) 
 calling the model again. Per policy: the share of runs whose pick is within epsilon of the true
 best on the pool, and the scoring calls as a share of full evaluation (candidates x pool size).
 `lucb`, `ttts` and `halving` get 10 % of full evaluation as their budget; `lucb` also runs to
-its own stopping rule (`lucb-stop`, with the 10 % budget as well as a cap at 35 %), and the
-paper's filter (`ape-filter`) runs at its own cost, on the same pools and seeds.
+its own stopping rule with a budget of 35 % (`lucb-stop`), and the paper's filter
+(`ape-filter`) runs at its own cost, on the same pools and seeds; a random pick is the baseline
+that says how close the pool's rewards are.
 
-    nice -n 10 .venv/bin/python bench/real_selection.py                  # 24 tasks, ~30 min
+    nice -n 10 .venv/bin/python bench/real_selection.py                  # 24 tasks, ~70 min
     .venv/bin/python bench/real_selection.py --tasks antonyms sum --seeds 3   # quicker
     .venv/bin/python bench/real_selection.py --reuse                     # studies only
 
@@ -299,6 +300,29 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return rows
 
 
+def random_pick(recorded: dict[str, Any]) -> dict[str, float]:
+    """The baseline: a pick uniformly at random from the pool, for nothing. Its chance of being
+    epsilon-good says how hard the pool is (rewards closer than epsilon make any pick good)."""
+    good, strict, gaps, spans = [], [], [], []
+    for entry in recorded["tasks"].values():
+        means = [statistics.fmean(row) for row in entry["rewards"]]
+        best, epsilon = max(means), max(2 / len(entry["inputs"]), 0.005)
+        good.append(statistics.fmean(m >= best - epsilon for m in means))
+        strict.append(statistics.fmean(m >= best - STRICT for m in means))
+        gaps.append(statistics.fmean(best - m for m in means))
+        spans.append(best - min(means))
+    return {
+        "runs": 0,
+        "good_share": statistics.fmean(good),
+        "strict_share": statistics.fmean(strict),
+        "cost_mean": 0.0,
+        "cost_max": 0.0,
+        "gap_mean": statistics.fmean(gaps),
+        "gap_max": max(spans),
+        "span_median": statistics.median(spans),
+    }
+
+
 def table(report: dict[str, Any]) -> str:
     label = {
         "lucb": "lucb, budget 10 %",
@@ -306,6 +330,7 @@ def table(report: dict[str, Any]) -> str:
         "halving": "halving, budget 10 %",
         "lucb-stop": "lucb, its stopping rule (cap 35 %)",
         "ape-filter": "ape-filter (the paper's), its own cost",
+        "random": "a random pick (no scoring call), expected",
     }
     lines = [
         "| policy | runs | pick epsilon-good on the pool | within 0.01 | cost / full evaluation "
@@ -365,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "scoring_max": max(scoring),
         "pool_min": min(sizes),
         "pool_max": max(sizes),
-        "summary": summary(runs),
+        "summary": {**summary(runs), "random": random_pick(recorded)},
         "runs": runs,
         "study_seconds": time.perf_counter() - began,
     }
