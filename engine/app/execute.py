@@ -8,6 +8,7 @@ and the service hold it while it runs, and let go of everything when the block e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -34,7 +35,9 @@ from engine.study.config import StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
+from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
+from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 from engine.task import BINARY_METRICS
@@ -62,9 +65,29 @@ def _policy(prepared: Prepared) -> Policy:
         seed=config.seed,
         delta=config.delta,
         epsilon=config.epsilon,
-        initial_arms=config.study_settings().proposals.planned(),
+        initial_arms=_settings(prepared).proposals.planned(),
         rewards=reward_kind(config, prepared.task.metric),
     )
+
+
+def _settings(prepared: Prepared) -> StudySettings:
+    """The study's settings, counting the user's own candidates in its plan."""
+    settings = prepared.config.study_settings()
+    plan = dataclasses.replace(settings.proposals, user_candidates=len(prepared.candidates))
+    return dataclasses.replace(settings, proposals=plan)
+
+
+def _scoring_format(prepared: Prepared) -> dict[str, Any]:
+    """How the target model is asked, for the result: the API, the chat format, the demos."""
+    config = prepared.config
+    count = scoring_demo_count(config.scoring_demos, config.api)
+    demos = pick_demos(prepared.splits.demo, count, config.seed)
+    return {
+        "mode": "custom" if config.scorer else config.scoring,
+        "api": config.api,
+        "chat_format": config.chat_format if config.api == "chat" else None,
+        "demos": [{"input": d.input, "output": d.outputs[0]} for d in demos],
+    }
 
 
 def endpoint_config(
@@ -91,6 +114,19 @@ def endpoint_config(
         concurrency=config.concurrency,
         timeout_s=timeout_s if timeout_s is not None else config.timeout_s,
         transport=config.transport,
+    )
+
+
+def _shared_by_both_roles(prepared: Prepared, same_url: bool) -> bool:
+    """Do proposals go to the target's client (same URL, model, key, headers and timeout)?"""
+    config = prepared.config
+    own_key = config.proposal_api_key_env or config.proposal_api_key_file
+    return (
+        same_url
+        and prepared.proposal_model == config.model
+        and config.proposal_timeout_s in (None, config.timeout_s)
+        and (own_key is None or own_key in (config.api_key_env, config.api_key_file))
+        and config.proposal_headers in (None, config.headers)
     )
 
 
@@ -124,14 +160,18 @@ async def _clients(
             headers=headers,
         )
     )
+    clients = [target]
+    if config.scoring == "judge":  # a client of its own: its own limiter and statistics
+        judge_url = config.judge_base_url or base_url
+        judge_key = config.judge_api_key_env or config.api_key_env
+        judge_model = config.judge_model or config.model
+        clients.append(
+            await opened(endpoint_config("judge", judge_url, judge_model, judge_key, config))
+        )
     proposal_url = config.proposal_base_url or base_url
-    same_timeout = config.proposal_timeout_s in (None, config.timeout_s)
+    if _shared_by_both_roles(prepared, proposal_url == base_url):
+        return target, target, clients
     own_key = config.proposal_api_key_env or config.proposal_api_key_file
-    same_key = own_key is None or own_key in (config.api_key_env, config.api_key_file)
-    same_model = prepared.proposal_model == config.model
-    same_headers = config.proposal_headers in (None, config.headers)
-    if proposal_url == base_url and same_model and same_timeout and same_key and same_headers:
-        return target, target, [target]
     # the proposal role takes the target's key and headers unless it has its own
     if config.proposal_headers is not None:
         headers = header_items(config.proposal_headers, "proposal_headers")
@@ -147,7 +187,7 @@ async def _clients(
             timeout_s=config.proposal_timeout_s,
         )
     )
-    return target, proposal, [target, proposal]
+    return target, proposal, [*clients, proposal]
 
 
 def _cache(
@@ -220,6 +260,8 @@ async def _setup(
         cache=cache,
         endpoint=where,
         say=say,
+        demos=prepared.splits.demo,
+        judge=next((c for c in clients if c.name == "judge"), None),
     )
     known = [
         event.instruction
@@ -228,6 +270,7 @@ async def _setup(
     ]
     if config.include_human and task.human_instruction:
         known.append(task.human_instruction)
+    known += [candidate.instruction for candidate in prepared.candidates]
     proposer = await build_proposer(
         config,
         proposal,
@@ -239,7 +282,7 @@ async def _setup(
         known=known,
     )
     return StudySetup(
-        settings=config.study_settings(),
+        settings=_settings(prepared),
         task=task,
         splits=prepared.splits,
         policy=_policy(prepared),
@@ -248,6 +291,8 @@ async def _setup(
         clients=tuple(clients),
         prices=prepared.prices,
         scoring_model=config.model,
+        user_candidates=prepared.candidates,
+        scoring=_scoring_format(prepared),
     )
 
 

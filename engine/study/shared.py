@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.llm.client import LLMClient
-from engine.propose import CandidateSource
+from engine.propose import CandidateSource, UserCandidate
 from engine.search.policy import Policy
 from engine.study.activity import Activity
 from engine.study.budgets import PriceTable
@@ -43,6 +44,8 @@ class StudySetup:
     clients: tuple[LLMClient, ...] = ()
     prices: PriceTable = field(default_factory=PriceTable)
     scoring_model: str = ""
+    user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the target is asked (result)
     time_s: Callable[[], float] = time.monotonic
 
 

@@ -314,6 +314,9 @@ def proposals_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Pan
     body = Text(no_wrap=True, overflow="ellipsis")
     body.append(f"generated {p.generated}  {duplicates} {p.duplicates}")
     body.append(f"\nkept {p.kept}  rejected {p.rejected}  waiting {p.waiting}")
+    if p.reasons:  # why answers were not instructions, most common first
+        ranked = sorted(p.reasons.items(), key=lambda item: (-item[1], item[0]))
+        body.append("\n" + "  ".join(f"{why.replace('_', ' ')} {n}" for why, n in ranked))
     return Panel(
         body,
         title=f"proposals · new share {p.new_candidate_share:.0%}",
@@ -384,9 +387,18 @@ def screen(
         )
         for kind, message in errors
     ]
+    warning = [
+        Layout(
+            Text(f"warning: {text}", style="bold yellow", overflow="ellipsis"),
+            name="warning",
+            size=3,
+        )
+        for text in snapshot.warnings[-1:]  # the newest; every one is in the report
+    ]
     root.split_column(
         Layout(status_line(snapshot, notice, source), name="status", size=1),
         *error_rows,
+        *warning,
         Layout(
             _Sized(lambda w, h: leaderboard_panel(snapshot, w, h, selected)),
             name="leaderboard",

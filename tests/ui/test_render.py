@@ -146,3 +146,14 @@ def test_plain_line() -> None:
     assert "leader #1 0.810 [0.70, 0.90] 90/200 'Read both numbers carefully, compare th…'" in line
     assert "152.5 calls/s p95 1.25s | 7 retries 3 x 429 2 errors | ETA 40s" in line
     assert "\n" not in line
+
+
+def test_rejections_by_reason_and_the_warning_are_shown() -> None:
+    base = make_snapshot()
+    proposals = replace(base.proposals, rejected=6, reasons={"question": 1, "about_the_task": 5})
+    warning = "nothing is being learned: all 24 answers so far score 0"
+    snapshot = replace(base, proposals=proposals, warnings=(warning,))
+    text = render_screen(snapshot, 100, 30)
+    assert "about the task 5  question 1" in text
+    assert f"warning: {warning}" in text
+    assert "warning:" not in render_screen(base, 100, 30)
