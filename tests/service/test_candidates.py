@@ -17,10 +17,10 @@ MINE = [
 ]
 
 
-def settings(base_url: str, **changes: object) -> dict[str, object]:
+def settings(**changes: object) -> dict[str, object]:
     return {
         "task": "larger_number",
-        "base_url": base_url,
+        "endpoint": "sim",
         "api": "chat",
         "initial_candidates": 0,
         "variant_rounds": 0,
@@ -32,8 +32,8 @@ def settings(base_url: str, **changes: object) -> dict[str, object]:
 
 
 async def test_inline_candidates_are_the_pool(tmp_path: Path) -> None:
-    async with simulator(seed=3) as base_url, running_service(tmp_path) as service:
-        study = await service.create(settings(base_url), candidates=MINE)
+    async with simulator(seed=3) as base_url, running_service(tmp_path, sim=base_url) as service:
+        study = await service.create(settings(), candidates=MINE)
         done = await service.wait_for(study, lambda s: bool(s["done"]))
         assert [(a["origin"], a["instruction"]) for a in done["arms"]] == [
             ("user", c["instruction"]) for c in MINE
@@ -44,27 +44,27 @@ async def test_inline_candidates_are_the_pool(tmp_path: Path) -> None:
 
 
 async def test_bad_inline_candidates_are_refused_naming_the_field(tmp_path: Path) -> None:
-    async with simulator(seed=3) as base_url, running_service(tmp_path) as service:
+    async with simulator(seed=3) as base_url, running_service(tmp_path, sim=base_url) as service:
         for body, field in (
             ({"candidates": []}, "candidates"),
             ({"candidates": [{"instruction": " "}]}, "candidates[0].instruction"),
             ({"candidates": [{"text": "x"}]}, "candidates[0]"),
-            ({"candidates": MINE, "config": settings(base_url, candidates="x.txt")}, "candidates"),
+            ({"candidates": MINE, "config": settings(candidates="x.txt")}, "config.candidates"),
         ):
-            body.setdefault("config", settings(base_url))
+            body.setdefault("config", settings())
             status, answer = await service.call("POST", "/v1/studies", body)
             assert status == 400, answer
             assert answer["error"]["field"].startswith(field), answer
         duplicate = [MINE[0], {"instruction": MINE[0]["instruction"].upper()}]
         status, answer = await service.call(
-            "POST", "/v1/studies", {"config": settings(base_url), "candidates": duplicate}
+            "POST", "/v1/studies", {"config": settings(), "candidates": duplicate}
         )
         assert status == 400 and "the same instruction as" in answer["error"]["message"]
 
 
 async def test_the_snapshot_carries_the_nothing_learned_warning(tmp_path: Path) -> None:
-    async with simulator(seed=3, chatty=True) as base_url, running_service(tmp_path) as service:
-        config = settings(base_url, chat_format="plain", scoring_demos=0, initial_candidates=4)
+    async with simulator(seed=3, chatty=True) as base_url, running_service(tmp_path, sim=base_url) as service:
+        config = settings(chat_format="plain", scoring_demos=0, initial_candidates=4)
         study = await service.create(config, candidates=MINE)
         done = await service.wait_for(study, lambda s: bool(s["done"]))
         assert len(done["warnings"]) == 1
