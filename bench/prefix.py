@@ -11,7 +11,9 @@ process, on:
 (a) the local backend: SmolLM2-135M through `ape-engine local`'s server, one thread,
     log-probability scoring (the prompt is all the work); the proposals come from the simulator
     so that only scoring runs on the model. Reported: scoring calls per second (from the first
-    to the last scoring answer).
+    to the last scoring answer), for the study's grouping on and off, each with the server
+    running waiting calls in arrival order and in prefix order (`ape-engine local --order`);
+    the baseline is grouping off with arrival order.
 (b) the simulator with its prefix-cache model (`engine.serving.latency`): 10 ms per call plus
     1 ms per uncached prompt token, a cached token costing 0.1 of that, and a cache of 120
     tokens (the last three or four prompts: a server under load from other users, where eviction
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.app import StudyConfig, open_study, prepare
 from engine.local import LocalSettings, serve_local
+from engine.local.backend import Order
 from engine.sim import SimConfig, serve_sim
 from engine.study.events import Event, PullDone
 from engine.task import load_task
@@ -77,7 +80,7 @@ async def _quality(url: str, text: str) -> float:
         return float(body["quality"])
 
 
-async def _run(config: StudyConfig, sim_url: str) -> dict[str, Any]:
+async def _run(config: StudyConfig, sim_url: str, **labels: Any) -> dict[str, Any]:
     clock = PullClock()
     started = time.perf_counter()
     async with open_study(prepare(config), observers=[clock], say=lambda _: None) as study:
@@ -87,6 +90,7 @@ async def _run(config: StudyConfig, sim_url: str) -> dict[str, Any]:
     best = max([await _quality(sim_url, c.instruction) for c in result.candidates])
     picked = await _quality(sim_url, result.winner.instruction)
     return {
+        **labels,
         "group_by_candidate": config.group_by_candidate,
         "seed": config.seed,
         "scoring_calls": result.spend.scoring_calls,
@@ -98,11 +102,22 @@ async def _run(config: StudyConfig, sim_url: str) -> dict[str, Any]:
     }
 
 
-async def local_study(seed: int, grouping: bool, folder: Path, budget: int) -> dict[str, Any]:
+LOCAL_RUNS: tuple[tuple[bool, Order], ...] = (
+    (False, "arrival"),  # the baseline
+    (True, "arrival"),
+    (False, "prefix"),
+    (True, "prefix"),
+)
+
+
+async def local_study(
+    seed: int, grouping: bool, order: Order, folder: Path, budget: int
+) -> dict[str, Any]:
     task = load_task(TASK, seed=seed)
+    settings = LocalSettings(model="smollm2", threads=1, queue=256, order=order)
     async with (
         serve_sim(SimConfig(tasks=(task,), seed=seed, debug_routes=True)) as sim,
-        serve_local(LocalSettings(model="smollm2", threads=1, queue=256)) as local,
+        serve_local(settings) as local,
     ):
         config = StudyConfig(
             task=TASK,
@@ -119,9 +134,9 @@ async def local_study(seed: int, grouping: bool, folder: Path, budget: int) -> d
             test_size=5,
             no_cache=True,
             group_by_candidate=grouping,
-            journal=str(folder / f"local-{seed}-{grouping}.jsonl"),
+            journal=str(folder / f"local-{seed}-{grouping}-{order}.jsonl"),
         )
-        return await _run(config, sim.base_url)
+        return await _run(config, sim.base_url, order=order)
 
 
 async def sim_study(seed: int, grouping: bool, folder: Path) -> dict[str, Any]:
@@ -182,6 +197,37 @@ def summarize(name: str, runs: list[dict[str, Any]], measure: str) -> dict[str, 
     return row
 
 
+def summarize_local(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each (grouping, order) against the baseline of the same seed: calls per second."""
+    rows: dict[str, Any] = {}
+    print("\nlocal: scoring calls/s against grouping off, arrival order (median, min over seeds)")
+    print("| grouping | server order | calls/s (median) | ratio (median) | ratio (min) | picks |")
+    print("|---|---|---|---|---|---|")
+    for grouping, order in LOCAL_RUNS:
+        mine = [r for r in runs if r["group_by_candidate"] == grouping and r["order"] == order]
+        ratios = [
+            r["calls_per_s"] / base["calls_per_s"]
+            for r in mine
+            for base in runs
+            if base["seed"] == r["seed"]
+            and (base["group_by_candidate"], base["order"]) == (LOCAL_RUNS[0])
+        ]
+        name = f"{'on' if grouping else 'off'}/{order}"
+        rows[name] = {
+            "calls_per_s": statistics.median(r["calls_per_s"] for r in mine),
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "scoring_calls": statistics.median(r["scoring_calls"] for r in mine),
+            "picks": f"{sum(r['within_epsilon'] for r in mine)}/{len(mine)}",
+        }
+        row = rows[name]
+        print(
+            f"| {'on' if grouping else 'off'} | {order} | {row['calls_per_s']:.2f} | "
+            f"{row['ratio_median']:.2f}x | {row['ratio_min']:.2f}x | {row['picks']} |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", nargs="+", choices=("local", "sim"), default=["local", "sim"])
@@ -193,15 +239,20 @@ def main() -> None:
     for part in args.parts:
         runs = []
         for seed in args.seeds:
-            for grouping in (True, False):
-                if part == "local":
-                    run = anyio.run(local_study, seed, grouping, folder, args.local_budget)
-                else:
-                    run = anyio.run(sim_study, seed, grouping, folder)
-                runs.append(run)
-                print(orjson.dumps(run).decode(), flush=True)
-        measure = "calls_per_s" if part == "local" else "wall_s"
-        results[part] = {"runs": runs, "summary": summarize(part, runs, measure)}
+            if part == "local":
+                for grouping, order in LOCAL_RUNS:
+                    budget = args.local_budget
+                    runs.append(anyio.run(local_study, seed, grouping, order, folder, budget))
+                    print(orjson.dumps(runs[-1]).decode(), flush=True)
+            else:
+                for grouping in (True, False):
+                    runs.append(anyio.run(sim_study, seed, grouping, folder))
+                    print(orjson.dumps(runs[-1]).decode(), flush=True)
+        if part == "local":
+            summary = summarize_local(runs)
+        else:
+            summary = summarize(part, runs, "wall_s")
+        results[part] = {"runs": runs, "summary": summary}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "prefix.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     print(f"written to {RESULTS / 'prefix.json'}")

@@ -12,7 +12,7 @@ import os
 
 from engine.cli.signals import stop_on_signals
 from engine.errors import ConfigError
-from engine.local.backend import DEFAULT_QUEUE
+from engine.local.backend import DEFAULT_QUEUE, ORDERS
 from engine.local.server import DEFAULT_CONTEXT, LocalSettings, serve_local
 
 __all__ = ["add_arguments", "main", "settings_from_arguments"]
@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"context length, prompt + answer (default {DEFAULT_CONTEXT})")  # fmt: skip
     add("--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
         help=f"requests waiting or running before 429 (default {DEFAULT_QUEUE})")  # fmt: skip
+    add("--order", choices=ORDERS, default="prefix",
+        help="which waiting request runs next: prefix (the longest prompt prefix shared with the "
+        "last one, so the model's key-value cache is reused; the default) or arrival")  # fmt: skip
     add("--api-key-env", action="append", default=[], metavar="VAR",
         help="accept only the API key in environment variable VAR (repeatable)")  # fmt: skip
 
@@ -58,6 +61,7 @@ def settings_from_arguments(args: argparse.Namespace) -> LocalSettings:
         threads=args.threads,
         context=args.context,
         queue=args.queue,
+        order=args.order,
         api_keys=tuple(keys),
     )
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from engine.errors import ConfigError
-from engine.local.backend import DEFAULT_QUEUE, LocalBackend
+from engine.local.backend import DEFAULT_QUEUE, LocalBackend, Order
 from engine.local.model import LocalModel
 from engine.local.models import resolve_model_path, served_model_name
 from engine.serving.server import OpenAIServer, listening
@@ -38,6 +38,7 @@ class LocalSettings:
     threads: int | None = None
     context: int = DEFAULT_CONTEXT
     queue: int = DEFAULT_QUEUE
+    order: Order = "prefix"  # which waiting call runs next (engine.local.backend)
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
     api_keys: tuple[str, ...] = ()
@@ -89,7 +90,9 @@ async def serve_local(
     if model is None:
         model = await anyio.to_thread.run_sync(load_model, settings)
     try:
-        server = LocalServer(settings, LocalBackend(model, queue=settings.queue))
+        server = LocalServer(
+            settings, LocalBackend(model, queue=settings.queue, order=settings.order)
+        )
         async with listening(server, host, port):
             yield server
     finally:
