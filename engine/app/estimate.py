@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from engine.llm.client import estimate_tokens
 from engine.study.budgets import PriceTable
 from engine.study.config import StudyConfig
+from engine.study.judging import JUDGE_ANSWER_TOKENS, JUDGE_REPLY_TOKENS, load_rubric
 from engine.study.prompting import OUTPUT_ONLY, scoring_demo_count
 from engine.task.split import Splits
 
@@ -50,9 +51,18 @@ class SpendEstimate:
     worst_usd: float
     expected_usd: float
     priced: bool  # False when a model has no price (dollars then read 0)
+    judged: bool = False  # each scoring and test call also asks the judge (counted in both)
 
     def lines(self) -> list[str]:
         usd = "" if self.priced else " (a model has no price: add it under [prices])"
+        judge = (
+            [
+                "each scoring and test call also asks the judge: its tokens and price are in"
+                " both lines"
+            ]
+            if self.judged
+            else []
+        )
         return [
             f"worst case (full evaluation of {self.candidates} candidates x {self.n} examples): "
             f"{self.full_scoring_calls + self.proposal_calls + self.evaluation_calls:,} calls "
@@ -62,6 +72,7 @@ class SpendEstimate:
             f"expected: ~{self.expected_scoring_calls + self.proposal_calls + self.evaluation_calls:,} "
             f"calls ({self.expected_scoring_calls:,} scoring), ~{self.expected_tokens:,} tokens, "
             f"~${self.expected_usd:,.4f}",
+            *judge,
         ]
 
 
@@ -73,6 +84,8 @@ class _CallTokens:
     scoring_out: int
     proposal_in: int
     proposal_out: int
+    judge_in: int = 0  # a judge's call per scoring call (scoring = "judge")
+    judge_out: int = 0
 
 
 def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
@@ -85,14 +98,21 @@ def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
     if config.api == "chat" and config.chat_format == "output-only":
         asked += len(OUTPUT_ONLY)
     prompt = estimate_tokens("x" * int(asked))
+    judge_in = judge_out = 0
     if config.scoring == "logprob":
         scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
+    elif config.scoring == "judge":  # the target's sentence, then the rubric around it
+        scoring_in, scoring_out = prompt, JUDGE_ANSWER_TOKENS
+        rubric = len(load_rubric(config.judge_rubric).template) if config.judge_rubric else 0
+        judge_chars = rubric + mean_input + mean_output
+        judge_in = estimate_tokens("x" * int(judge_chars)) + JUDGE_ANSWER_TOKENS
+        judge_out = JUDGE_REPLY_TOKENS
     else:
         scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
     demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
     proposal_in = estimate_tokens("x" * int(demo_chars))
     proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
-    return _CallTokens(scoring_in, scoring_out, proposal_in, proposal_out)
+    return _CallTokens(scoring_in, scoring_out, proposal_in, proposal_out, judge_in, judge_out)
 
 
 def _proposal_calls(config: StudyConfig) -> int:
@@ -126,18 +146,24 @@ def estimate_spend(
     evaluation = (2 + int(human)) * len(splits.test)
     size = _call_tokens(config, splits)
 
+    judge_model = config.judge_model or scoring_model
+
     def tokens(scoring_calls: int) -> int:
-        return (scoring_calls + evaluation) * (size.scoring_in + size.scoring_out) + (
+        per_call = size.scoring_in + size.scoring_out + size.judge_in + size.judge_out
+        return (scoring_calls + evaluation) * per_call + (
             proposal_calls * (size.proposal_in + size.proposal_out)
         )
 
     def usd(scoring_calls: int) -> float:
-        return prices.cost(
-            scoring_model,
-            (scoring_calls + evaluation) * size.scoring_in,
-            (scoring_calls + evaluation) * size.scoring_out,
-        ) + prices.cost(
-            proposal_model, proposal_calls * size.proposal_in, proposal_calls * size.proposal_out
+        calls = scoring_calls + evaluation
+        return (
+            prices.cost(scoring_model, calls * size.scoring_in, calls * size.scoring_out)
+            + prices.cost(judge_model, calls * size.judge_in, calls * size.judge_out)
+            + prices.cost(
+                proposal_model,
+                proposal_calls * size.proposal_in,
+                proposal_calls * size.proposal_out,
+            )
         )
 
     return SpendEstimate(
@@ -152,5 +178,8 @@ def estimate_spend(
         expected_tokens=tokens(expected),
         worst_usd=usd(full),
         expected_usd=usd(expected),
-        priced=scoring_model in prices and proposal_model in prices,
+        priced=scoring_model in prices
+        and proposal_model in prices
+        and (config.scoring != "judge" or judge_model in prices),
+        judged=config.scoring == "judge",
     )

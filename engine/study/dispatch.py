@@ -188,9 +188,6 @@ class Dispatcher:
 
     def _observe(self, pull: Pull, score: Score) -> None:
         setup = self._shared.setup
-        usd = setup.prices.cost(
-            score.model or setup.scoring_model, score.prompt_tokens, score.completion_tokens
-        )
         self._shared.emit(
             PullDone(
                 arm=pull.arm,
@@ -198,7 +195,7 @@ class Dispatcher:
                 reward=min(1.0, max(0.0, float(score.reward))),
                 prompt_tokens=score.prompt_tokens,
                 completion_tokens=score.completion_tokens,
-                usd=0.0 if score.cached else usd,
+                usd=score.usd(setup.prices, setup.scoring_model),
                 latency_s=round(max(0.0, score.latency_s), 4),
                 cached=score.cached,
                 answer=score.answer[: setup.settings.answer_chars],

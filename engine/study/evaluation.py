@@ -82,9 +82,6 @@ class FinalEvaluation:
             return
         finally:
             shared.activity.capacity.release_on_behalf_of(slot)
-        usd = setup.prices.cost(
-            score.model or setup.scoring_model, score.prompt_tokens, score.completion_tokens
-        )
         shared.emit(
             EvaluationDone(
                 role=role,
@@ -93,7 +90,7 @@ class FinalEvaluation:
                 reward=min(1.0, max(0.0, float(score.reward))),
                 prompt_tokens=score.prompt_tokens,
                 completion_tokens=score.completion_tokens,
-                usd=0.0 if score.cached else usd,
+                usd=score.usd(setup.prices, setup.scoring_model),
                 cached=score.cached,
                 answer=score.answer[: self._shared.setup.settings.answer_chars],
             )

@@ -37,7 +37,14 @@ from engine.study.scoring import Score
 from engine.task.metrics import read_answer
 from engine.task.types import Example
 
-__all__ = ["JUDGE_ANSWER_TOKENS", "RUBRICS", "JudgeScorer", "Rubric", "load_rubric"]
+__all__ = [
+    "JUDGE_ANSWER_TOKENS",
+    "JUDGE_REPLY_TOKENS",
+    "RUBRICS",
+    "JudgeScorer",
+    "Rubric",
+    "load_rubric",
+]
 
 JUDGE_ANSWER_TOKENS = 64  # the target's answer: a sentence, not a word
 JUDGE_REPLY_TOKENS = 8
@@ -171,4 +178,9 @@ class JudgeScorer:
             latency_s=latency + reply.latency_s,
             model=self.target.config.model,
             answer=answer,
+            judge=(
+                self.judge.config.model,
+                reply.usage.prompt_tokens,
+                reply.usage.completion_tokens,
+            ),
         )

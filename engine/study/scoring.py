@@ -31,6 +31,7 @@ from engine.llm.gate import CallHeldBack
 from engine.llm.limiter import RateLimiter
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
+from engine.study.budgets import PriceTable
 from engine.study.prompting import ScoringPrompt
 from engine.task.metrics import metric_function, read_answer
 from engine.task.types import Example
@@ -64,6 +65,23 @@ class Score:
     cached: bool = False
     model: str = ""
     answer: str = ""  # what the model answered (stripped), when it answered in text
+    # a judge's call within this one (engine.study.judging): its model and tokens, which the
+    # tokens above include; it is priced at the judge model's price
+    judge: tuple[str, int, int] | None = None
+
+    def usd(self, prices: PriceTable, default_model: str) -> float:
+        """What the call cost: nothing when cached; the target's tokens at its model's price,
+        a judge's at the judge's."""
+        if self.cached:
+            return 0.0
+        model = self.model or default_model
+        if self.judge is None:
+            return prices.cost(model, self.prompt_tokens, self.completion_tokens)
+        judge_model, judge_in, judge_out = self.judge
+        target = prices.cost(
+            model, self.prompt_tokens - judge_in, self.completion_tokens - judge_out
+        )
+        return target + prices.cost(judge_model, judge_in, judge_out)
 
 
 class Scorer(Protocol):

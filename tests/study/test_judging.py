@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from engine.app import StudyConfig, execute, prepare
+from engine.app.estimate import estimate_spend
 from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.propose import Templates
 from engine.sim import SimConfig, serve_sim
+from engine.study.budgets import Price, PriceTable
 from engine.study.judging import RUBRICS, JudgeScorer, Rubric, load_rubric
 from engine.study.prompting import ScoringPrompt
-from engine.study.scoring import ClientScorer
+from engine.study.scoring import ClientScorer, Score
 from engine.task import load_task, split_task
 
 TASK = "larger_number"
@@ -89,3 +91,31 @@ async def test_a_judged_study_runs_with_its_own_judge_client(tmp_path: Path) -> 
     assert max(c.mean for c in result.candidates) > 0
     with pytest.raises(ConfigError, match="judge scoring needs a rubric"):
         prepare(config.replace(judge_rubric=None, journal=str(tmp_path / "k.jsonl")))
+
+
+def test_a_judges_tokens_are_paid_at_the_judges_price() -> None:
+    prices = PriceTable({"target": Price(1.0, 2.0), "judge": Price(10.0, 20.0)})
+    score = Score(1.0, prompt_tokens=1_100, completion_tokens=60, model="target")
+    judged = Score(
+        1.0, prompt_tokens=1_100, completion_tokens=60, model="target", judge=("judge", 100, 10)
+    )
+    assert score.usd(prices, "x") == pytest.approx((1_100 * 1.0 + 60 * 2.0) / 1e6)
+    target, judge = (1_000 * 1.0 + 50 * 2.0) / 1e6, (100 * 10.0 + 10 * 20.0) / 1e6
+    assert judged.usd(prices, "x") == pytest.approx(target + judge)
+    assert Score(1.0, prompt_tokens=9, cached=True, judge=("judge", 9, 0)).usd(prices, "x") == 0
+
+
+def test_the_estimate_counts_the_judges_calls() -> None:
+    task = load_task(TASK, seed=3)
+    splits = split_task(task, seed=3, scoring_size=30, test_size=10)
+    prices = PriceTable({"sim-1": Price(1.0, 1.0), "judge-1": Price(100.0, 100.0)})
+    plain = StudyConfig(task=TASK, model="sim-1", scoring_size=30, test_size=10)
+    judged = plain.replace(scoring="judge", judge_rubric="matches_reference", judge_model="judge-1")
+    kwargs = {"human": True, "prices": prices, "scoring_model": "sim-1", "proposal_model": "sim-1"}
+    without, with_judge = (estimate_spend(c, splits, **kwargs) for c in (plain, judged))
+    assert with_judge.judged and with_judge.priced and not without.judged
+    assert with_judge.expected_tokens > without.expected_tokens
+    assert with_judge.expected_usd > 10 * without.expected_usd  # the judge's price dominates
+    assert "also asks the judge" in with_judge.lines()[-1]
+    unpriced = estimate_spend(judged.replace(judge_model="free-1"), splits, **kwargs)
+    assert not unpriced.priced
