@@ -320,7 +320,9 @@ class LeanTransport:
     async def post(self, path: str, body: bytes) -> RawResponse:
         if self._closed:
             raise ConnectionFailedError(
-                f"endpoint {self._endpoint!r}: the transport is closed", endpoint=self._endpoint
+                f"endpoint {self._endpoint!r}: the transport is closed",
+                endpoint=self._endpoint,
+                sent=False,
             )
         loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
@@ -343,6 +345,7 @@ class LeanTransport:
                 f"endpoint {self._endpoint!r} at {self._base_url}: {_describe(error)}",
                 retryable=True,
                 endpoint=self._endpoint,
+                sent=connection is not None,  # None: no connection was made, nothing left
             ) from None
         except BaseException:
             self._drop(connection)  # cancelled mid-exchange: the connection's state is unknown
