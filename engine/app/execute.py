@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,20 @@ import anyio
 
 from engine import __version__
 from engine.app.backends import in_process_name, start_backend
-from engine.app.endpoints import header_items
+from engine.app.endpoints import header_items, proposal_endpoints, remote, target_endpoints
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
+from engine.llm.pool import EndpointPool
 from engine.llm.preflight import preflight
 from engine.search import make_policy
 from engine.search.policy import Policy
 from engine.study.cache import CACHE_FILE, ResponseCache
-from engine.study.config import StudyConfig
+from engine.study.config import EndpointSettings, StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
@@ -67,38 +69,46 @@ def _policy(prepared: Prepared) -> Policy:
     )
 
 
-def endpoint_config(
-    name: str,
-    base_url: str,
-    model: str,
-    api_key_env: str | None,
-    config: StudyConfig,
-    *,
-    api_key_file: str | None = None,
-    headers: tuple[tuple[str, str], ...] = (),
-    timeout_s: float | None = None,
-) -> EndpointConfig:
+def endpoint_config(settings: EndpointSettings, config: StudyConfig) -> EndpointConfig:
+    """The client's config of one endpoint of a role (`settings` decided: see
+    `engine.app.endpoints.target_endpoints`)."""
+    assert settings.name is not None and settings.model is not None
+    where = "headers" if settings.name in ("target", "proposal") else f"{settings.name}.headers"
     return EndpointConfig(
-        name=name,
-        base_url=base_url,
-        model=model,
-        api_key_env=api_key_env,
-        api_key_file=None if api_key_env else api_key_file,
-        extra_headers=headers,
+        name=settings.name,
+        base_url=settings.base_url,
+        model=settings.model,
+        api_key_env=settings.api_key_env,
+        api_key_file=None if settings.api_key_env else settings.api_key_file,
+        extra_headers=header_items(settings.headers or {}, where),
         protocol=config.protocol,
-        requests_per_minute=config.rpm,
-        tokens_per_minute=config.tpm,
+        requests_per_minute=settings.rpm,
+        tokens_per_minute=settings.tpm,
         concurrency=config.concurrency,
-        timeout_s=timeout_s if timeout_s is not None else config.timeout_s,
+        timeout_s=settings.timeout_s or config.timeout_s,
         transport=config.transport,
     )
 
 
+Caller = LLMClient | EndpointPool
+
+
+@dataclass(frozen=True, slots=True)
+class _Roles:
+    """Where each role's calls go: one client, or a pool of several; every client; the pools."""
+
+    target: Caller
+    proposal: Caller
+    clients: tuple[LLMClient, ...]
+    pools: tuple[EndpointPool, ...]
+
+
 async def _clients(
     stack: AsyncExitStack, prepared: Prepared, base_url: str, limiter_for: LimiterFor | None
-) -> tuple[LLMClient, LLMClient, list[LLMClient]]:
-    """(target, proposal, all) clients, opened on `stack`; one client when both roles use
-    the same endpoint and model."""
+) -> _Roles:
+    """Each role's clients, opened on `stack` (the proposal role shares the target's when it
+    calls the same endpoints with the same model, key, headers and timeout); a role of several
+    endpoints is an `EndpointPool` of them."""
     config = prepared.config
 
     async def opened(endpoint: EndpointConfig) -> LLMClient:
@@ -112,42 +122,36 @@ async def _clients(
             )
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
-    headers = header_items(config.headers, "headers")
-    target = await opened(
-        endpoint_config(
-            "target",
-            base_url,
-            config.model,
-            config.api_key_env,
-            config,
-            api_key_file=config.api_key_file,
-            headers=headers,
-        )
-    )
-    proposal_url = config.proposal_base_url or base_url
-    same_timeout = config.proposal_timeout_s in (None, config.timeout_s)
-    own_key = config.proposal_api_key_env or config.proposal_api_key_file
-    same_key = own_key is None or own_key in (config.api_key_env, config.api_key_file)
-    same_model = prepared.proposal_model == config.model
-    same_headers = config.proposal_headers in (None, config.headers)
-    if proposal_url == base_url and same_model and same_timeout and same_key and same_headers:
-        return target, target, [target]
-    # the proposal role takes the target's key and headers unless it has its own
-    if config.proposal_headers is not None:
-        headers = header_items(config.proposal_headers, "proposal_headers")
-    proposal = await opened(
-        endpoint_config(
-            "proposal",
-            proposal_url,
-            prepared.proposal_model,
-            config.proposal_api_key_env if own_key else config.api_key_env,
-            config,
-            api_key_file=config.proposal_api_key_file if own_key else config.api_key_file,
-            headers=headers,
-            timeout_s=config.proposal_timeout_s,
-        )
-    )
-    return target, proposal, [target, proposal]
+    async def role(settings: tuple[EndpointSettings, ...]) -> list[LLMClient]:
+        return [await opened(endpoint_config(one, config)) for one in settings]
+
+    targets = target_endpoints(config, base_url)
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
+    target_clients = await role(targets)
+    pools: list[EndpointPool] = []
+
+    def caller(clients: list[LLMClient], name: str, weights: list[float]) -> Caller:
+        if len(clients) == 1:
+            return clients[0]
+        pool = EndpointPool(clients, role=name, weights=weights)
+        pools.append(pool)
+        return pool
+
+    target = caller(target_clients, "target", [one.weight for one in targets])
+    if proposals is None:
+        return _Roles(target, target, tuple(target_clients), tuple(pools))
+    taken = {client.name for client in target_clients} & {one.name for one in proposals}
+    if taken:
+        raise ConfigError(f"proposal_endpoints: the name {taken.pop()!r} is a target endpoint's")
+    proposal_clients = await role(proposals)
+    proposal = caller(proposal_clients, "proposal", [one.weight for one in proposals])
+    return _Roles(target, proposal, (*target_clients, *proposal_clients), tuple(pools))
+
+
+def where(settings: tuple[EndpointSettings, ...]) -> str:
+    """A role's endpoints as the response cache keys them: one URL, or every URL, sorted (a
+    pool's answers are kept apart from those of any one of its servers)."""
+    return " ".join(sorted({one.base_url for one in settings}))
 
 
 def _cache(
@@ -161,23 +165,39 @@ def _cache(
     return cache
 
 
+def _role_json(settings: tuple[EndpointSettings, ...]) -> dict[str, Any]:
+    first = settings[0]
+    role: dict[str, Any] = {
+        "model": first.model,
+        "base_url": first.base_url,
+        "api_key_env": first.api_key_env,
+    }
+    if len(settings) > 1:
+        role["endpoints"] = [
+            {
+                "name": one.name,
+                "base_url": one.base_url,
+                "model": one.model,
+                "api_key_env": one.api_key_env,
+                "weight": one.weight,
+            }
+            for one in settings
+        ]
+    return role
+
+
 def endpoints_json(prepared: Prepared) -> dict[str, Any]:
-    """What the study runs on -- the backend, and each role's endpoint, model and key variable
-    (never a key) -- for the journal header, the result JSON and the report."""
+    """What the study runs on -- the backend, and each role's endpoint(s), model and key
+    variable (never a key) -- for the journal header, the result JSON and the report."""
     config = prepared.config
-    target_url = config.base_url or in_process_name(config)
+    targets = target_endpoints(config, in_process_name(config))
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
+    proposal = _role_json(proposals or targets)
+    proposal["model"] = prepared.proposal_model
     return {
-        "backend": "endpoint" if config.base_url else config.backend,
-        "target": {
-            "model": config.model,
-            "base_url": target_url,
-            "api_key_env": config.api_key_env,
-        },
-        "proposal": {
-            "model": prepared.proposal_model,
-            "base_url": config.proposal_base_url or target_url,
-            "api_key_env": config.proposal_api_key_env or config.api_key_env,
-        },
+        "backend": "endpoint" if remote(config) else config.backend,
+        "target": _role_json(targets),
+        "proposal": proposal,
     }
 
 
@@ -203,22 +223,24 @@ async def _setup(
     limiter_for: LimiterFor | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
-    base_url = config.base_url
-    if base_url is None:
+    base_url = config.base_url or ""
+    if not remote(config):
         base_url = await stack.enter_async_context(start_backend(task, config, say))
-    target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
-    for client in clients:  # a wrong URL, key or model fails here, within two seconds
+    roles = await _clients(stack, prepared, base_url, limiter_for)
+    for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds
         say((await preflight(client, config.api)).line())
     cache = _cache(stack, config, say)
-    where = base_url if config.base_url else in_process_name(config)
+    targets = target_endpoints(config, base_url)
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model) or targets
+    in_process = in_process_name(config)
     scorer = await build_scorer(
         config,
-        target,
+        roles.target,
         metric=task.metric,
         templates=prepared.templates,
         custom=prepared.custom_scorer,
         cache=cache,
-        endpoint=where,
+        endpoint=where(targets) if remote(config) else in_process,
         say=say,
     )
     known = [
@@ -230,11 +252,11 @@ async def _setup(
         known.append(task.human_instruction)
     proposer = await build_proposer(
         config,
-        proposal,
+        roles.proposal,
         prepared.splits.demo,
         templates=prepared.templates,
         cache=cache,
-        endpoint=(config.proposal_base_url or base_url) if config.base_url else where,
+        endpoint=where(proposals) if remote(config) else in_process,
         task=task_fingerprint(task),
         known=known,
     )
@@ -245,7 +267,8 @@ async def _setup(
         policy=_policy(prepared),
         scorer=scorer,
         proposer=proposer,
-        clients=tuple(clients),
+        clients=roles.clients,
+        pools=roles.pools,
         prices=prepared.prices,
         scoring_model=config.model,
     )

@@ -185,6 +185,16 @@ class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
 
     requests_per_minute: Rate | UnsetType | None = UNSET
     tokens_per_minute: Rate | UnsetType | None = UNSET
+    endpoint: (
+        Annotated[
+            EndpointName,
+            Meta(
+                description="only this endpoint of the study (as the snapshot's limiters name "
+                "it); left out: every endpoint"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class PatchStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -223,8 +233,9 @@ class Patch:
     """A checked PATCH body as the manager applies it: only what it names changes."""
 
     concurrency: int | None = None
-    rate_limits: dict[str, float | None] = field(default_factory=dict)
-    endpoint_rate_limits: dict[str, float | None] = field(default_factory=dict)
+    # requests_per_minute, tokens_per_minute (float | None), and endpoint (a name) when given
+    rate_limits: dict[str, Any] = field(default_factory=dict)
+    endpoint_rate_limits: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, float | None] = field(default_factory=dict)
     new_candidate_share: float | None = None
     paused: bool | None = None

@@ -1,7 +1,8 @@
 """The terminal UI's screen as pure functions of a `StudySnapshot` (docs/design.md, "Terminal UI").
 
 `screen(snapshot, ...)` is a rich `Layout` of fixed regions: a status line, the leaderboard, four
-panels (throughput, limiter, budget, proposals) and a help line. Each panel is a function
+panels (throughput, limiter -- or endpoints, when a role runs on several --, budget, proposals)
+and a help line. Each panel is a function
 `(snapshot, width, height) -> Panel` that draws to the size it is given, so the same screen
 fits 80x24 and a wide terminal, and `Live` redraws it in place without flicker. `plain_line` is
 the one-line form for a log or a pipe. Reference: rich's Layout, Live and recording console.
@@ -25,10 +26,12 @@ from engine.ui.state import ordered_arms
 
 __all__ = [
     "budget_panel",
+    "endpoints_panel",
     "help_line",
     "leaderboard_panel",
     "limiter_panel",
     "plain_line",
+    "pooled",
     "proposals_panel",
     "screen",
     "status_line",
@@ -243,6 +246,62 @@ def limiter_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Panel
     return Panel(Text("\n").join(lines), title="limiter", title_align="left", padding=(0, 1))
 
 
+_ENDPOINT_MARK = {"ok": ("●", "green"), "probing": ("◐", "yellow"), "cooled": ("✗", "bold red")}
+
+
+def pooled(snapshot: StudySnapshot) -> bool:
+    """Whether some role of the study runs on several endpoints (the endpoints panel shows)."""
+    roles = [row.role for row in snapshot.endpoints]
+    return len(roles) > len(set(roles))
+
+
+def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Panel:
+    """One line per endpoint: its state in the pool (● in use, ◐ tested by one call after a
+    cool-down, ✗ cooled down), its share of its role's calls, latency p50, 429 answers, and
+    its request bucket's fill and limit."""
+    inner = max(20, width - _PANEL_PADDING)
+    limiters = {row.endpoint: row for row in snapshot.limiters}
+    bar_width = max(4, inner - 10 - 1 - 1 - 1 - 4 - 1 - 6 - 1 - 5 - 1 - 9)
+    lines = [
+        _row_text(
+            [
+                ("endpoint", 10, ""),
+                ("", 1, ""),
+                ("share", -4, ""),
+                ("p50", -6, ""),
+                ("429s", -5, ""),
+                ("requests", bar_width, ""),
+                ("", 9, ""),
+            ],
+            "bold",
+        )
+    ]
+    for row in snapshot.endpoints:
+        mark, style = _ENDPOINT_MARK.get(row.state, ("?", ""))
+        limiter = limiters.get(row.endpoint)
+        rpm = limiter.requests_per_minute if limiter is not None else None
+        if row.state == "cooled":
+            bar, value, bar_style = f"cooled {fmt.duration(row.cooled_s)}", "", "bold red"
+        else:
+            fill = limiter.request_fill if limiter is not None else 1.0
+            bar = "" if rpm is None else fmt.fill_bar(fill, bar_width)
+            value, bar_style = ("no limit" if rpm is None else f"{fmt.rate(rpm)} rpm"), "green"
+        lines.append(
+            _row_text(
+                [
+                    (row.endpoint, 10, "bold"),
+                    (mark, 1, style),
+                    (fmt.percent(row.share), -4, ""),
+                    (fmt.seconds_ms(row.latency_p50_s), -6, ""),
+                    (str(row.rate_limited), -5, "yellow" if row.rate_limited else ""),
+                    (bar, bar_width, bar_style),
+                    (value, 9, ""),
+                ]
+            )
+        )
+    return Panel(Text("\n").join(lines), title="endpoints", title_align="left", padding=(0, 1))
+
+
 def _budget_values(row: BudgetRow) -> tuple[str, str]:
     """`spent / limit` and `left` of one budget as text."""
 
@@ -372,7 +431,11 @@ def screen(
 ) -> Layout:
     """The whole screen; it fills the console's height (panels fixed, the leaderboard the rest)."""
     top_rows = 4 + 2  # throughput
-    limiter_rows = 2 * max(1, len(snapshot.limiters)) + 2
+    several = pooled(snapshot)
+    limiter_rows = (
+        len(snapshot.endpoints) + 3 if several else 2 * max(1, len(snapshot.limiters)) + 2
+    )
+    endpoints = endpoints_panel if several else limiter_panel
     panels_height = max(top_rows + limiter_rows, 8 + 4)
     root = Layout(name="screen")
     errors = list(snapshot_errors(snapshot).items())[-3:]  # the first failure of each kind
@@ -399,7 +462,7 @@ def screen(
     root["panels"].split_row(Layout(name="left"), Layout(name="right"))
     root["left"].split_column(
         Layout(_Sized(lambda w, h: throughput_panel(snapshot, w, h)), size=top_rows),
-        Layout(_Sized(lambda w, h: limiter_panel(snapshot, w, h)), ratio=1),
+        Layout(_Sized(lambda w, h: endpoints(snapshot, w, h)), ratio=1),
     )
     root["right"].split_column(
         Layout(_Sized(lambda w, h: budget_panel(snapshot, w, h)), size=8),
