@@ -29,6 +29,7 @@ from engine.errors import ConfigError, EngineError
 from engine.study.config import (
     Concurrency,
     Count,
+    EndpointName,
     MetricName,
     Rate,
     Share,
@@ -54,7 +55,7 @@ __all__ = [
 
 _ENDPOINTS_WHY = (
     "endpoints belong to the service's operator; choose one by name with endpoint "
-    "(and proposal_endpoint)"
+    "(and proposal_endpoint), or several as a list of names"
 )
 #: Settings a request may not give, and why: the service and its operator own them.
 SERVICE_OWNED: dict[str, str] = {
@@ -73,6 +74,8 @@ SERVICE_OWNED: dict[str, str] = {
             "proposal_base_url",
             "proposal_api_key_env",
             "proposal_api_key_file",
+            "endpoints",
+            "proposal_endpoints",
         )
     },
     **{
@@ -81,9 +84,6 @@ SERVICE_OWNED: dict[str, str] = {
         for name in ("rpm", "tpm", "timeout_s", "proposal_timeout_s", "transport")
     },
 }
-EndpointName = Annotated[
-    str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="an endpoint's name")
-]
 
 
 class RequestError(EngineError):
@@ -125,14 +125,16 @@ else:
         "StudySettings",
         {
             "endpoint": Annotated[
-                EndpointName | None,
+                EndpointName | Annotated[list[EndpointName], Meta(min_length=1)] | None,
                 Meta(
-                    description="the operator's endpoint the study runs on (none: the "
-                    "in-process simulator, or local model)"
+                    description="the operator's endpoint the study runs on, or a list of "
+                    "endpoints serving the same model (the calls are spread over them); none: "
+                    "the in-process simulator, or local model"
                 ),
             ],
             "proposal_endpoint": Annotated[
-                EndpointName | None, Meta(description="for proposals (default: endpoint)")
+                EndpointName | Annotated[list[EndpointName], Meta(min_length=1)] | None,
+                Meta(description="for proposals, one or a list (default: endpoint)"),
             ],
             **{name: f.type for name, f in _SETTINGS.items()},
         },

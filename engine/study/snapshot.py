@@ -81,8 +81,10 @@ class LimiterRow:
 class EndpointRow:
     """One endpoint of a role (`role`: "target" for scoring, or "proposal"): its share of the
     role's calls, its calls in flight, latency, 429 answers, the calls it failed that went to
-    another endpoint, and its state in the pool ("ok"; "cooled": skipped for `cooled_s` more
-    seconds after failures; "probing": its cool-down is over and one call at a time tests it)."""
+    another endpoint (`resent`: of those, the calls whose request had been sent, which may have
+    been served and so paid twice), and its state in the pool ("ok"; "cooled": skipped for
+    `cooled_s` more seconds after failures; "probing": its cool-down is over and one call at a
+    time tests it)."""
 
     endpoint: str
     role: str
@@ -98,6 +100,7 @@ class EndpointRow:
     failed_over: int
     state: Literal["ok", "cooled", "probing"] = "ok"
     cooled_s: float = 0.0
+    resent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

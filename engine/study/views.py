@@ -131,6 +131,7 @@ def _endpoint_rows(shared: Shared) -> tuple[EndpointRow, ...]:
                     failed_over=reading.failed_over if reading else 0,
                     state=reading.state if reading else "ok",
                     cooled_s=round(reading.cooled_s, 1) if reading else 0.0,
+                    resent=reading.resent if reading else 0,
                 )
             )
     return tuple(rows)

@@ -258,47 +258,34 @@ def pooled(snapshot: StudySnapshot) -> bool:
 def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Panel:
     """One line per endpoint: its state in the pool (● in use, ◐ tested by one call after a
     cool-down, ✗ cooled down), its share of its role's calls, latency p50, 429 answers, and
-    its request bucket's fill and limit."""
+    its request bucket's fill (when there is room) and limit."""
     inner = max(20, width - _PANEL_PADDING)
     limiters = {row.endpoint: row for row in snapshot.limiters}
-    bar_width = max(4, inner - 10 - 1 - 1 - 1 - 4 - 1 - 6 - 1 - 5 - 1 - 9)
-    lines = [
-        _row_text(
-            [
-                ("endpoint", 10, ""),
-                ("", 1, ""),
-                ("share", -4, ""),
-                ("p50", -6, ""),
-                ("429s", -5, ""),
-                ("requests", bar_width, ""),
-                ("", 9, ""),
-            ],
-            "bold",
-        )
-    ]
+    bar_width = inner - (8 + 1 + 4 + 5 + 3 + 10) - 6  # the other cells and the spaces
+    header = [("endpoint", 8), ("", 1), ("%", -4), ("p50", -5), ("429", -3), ("limit", -10)]
+    if bar_width >= 3:
+        header.insert(5, ("", bar_width))
+    lines = [_row_text([(text, size, "") for text, size in header], "bold")]
     for row in snapshot.endpoints:
         mark, style = _ENDPOINT_MARK.get(row.state, ("?", ""))
         limiter = limiters.get(row.endpoint)
         rpm = limiter.requests_per_minute if limiter is not None else None
+        fill = limiter.request_fill if limiter is not None else 1.0
+        value = "no limit" if rpm is None else f"{fmt.rate(rpm)} rpm"
         if row.state == "cooled":
-            bar, value, bar_style = f"cooled {fmt.duration(row.cooled_s)}", "", "bold red"
-        else:
-            fill = limiter.request_fill if limiter is not None else 1.0
-            bar = "" if rpm is None else fmt.fill_bar(fill, bar_width)
-            value, bar_style = ("no limit" if rpm is None else f"{fmt.rate(rpm)} rpm"), "green"
-        lines.append(
-            _row_text(
-                [
-                    (row.endpoint, 10, "bold"),
-                    (mark, 1, style),
-                    (fmt.percent(row.share), -4, ""),
-                    (fmt.seconds_ms(row.latency_p50_s), -6, ""),
-                    (str(row.rate_limited), -5, "yellow" if row.rate_limited else ""),
-                    (bar, bar_width, bar_style),
-                    (value, 9, ""),
-                ]
-            )
-        )
+            value = f"cooled {fmt.duration(row.cooled_s)}"
+        cells = [
+            (row.endpoint, 8, "bold"),
+            (mark, 1, style),
+            (fmt.percent(row.share), -4, ""),
+            (fmt.seconds_ms(row.latency_p50_s), -5, ""),
+            (fmt.count(row.rate_limited), -3, "yellow" if row.rate_limited else ""),
+            (value, -10, style if row.state != "ok" else ""),
+        ]
+        if bar_width >= 3:
+            bar = "" if rpm is None or row.state == "cooled" else fmt.fill_bar(fill, bar_width)
+            cells.insert(5, (bar, bar_width, "green"))
+        lines.append(_row_text(cells))
     return Panel(Text("\n").join(lines), title="endpoints", title_align="left", padding=(0, 1))
 
 
