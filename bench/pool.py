@@ -12,9 +12,11 @@ request limit, a stated latency). The study is a real one (`engine.app`: late bi
    the run on one server (the baseline, same process).
 2. Four servers, one killed (SIGKILL) halfway, started again on its port a few seconds later:
    the study must finish with no call failed for good, every pull recorded once in the journal;
-   the calls sent again after their request had reached the dead server (which may have been
-   paid twice) are counted against the calls that were in flight on it when it died; and the
-   restarted server must take calls again.
+   the calls sent again after their request had reached the dead server (`resent`: they may
+   have been served, so paid twice) are counted against the calls that were in flight on it
+   when it died -- a call the study had already handed to that server when it died, sent after
+   its death, reached no one (`sent_after_death`) -- and the restarted server must take calls
+   again.
 
     .venv/bin/python bench/pool.py              # about 3 minutes
     .venv/bin/python bench/pool.py --quick      # shorter runs
@@ -165,10 +167,12 @@ async def one_dies(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 group.start_soon(_run_and_keep, study, marks)
                 group.start_soon(_watch, study, dead, marks)
                 await anyio.sleep(seconds / 2)
-                row = next(r for r in study.snapshot().endpoints if r.endpoint == dead)
-                marks["in_flight_at_kill"] = row.in_flight
+                # killed and gone (its sockets closed) with no await between: no call of the
+                # study starts or ends meanwhile
                 os.kill(process.pid, signal.SIGKILL)
+                process.wait()
                 killed_at = time.monotonic()
+                at_death = next(r for r in study.snapshot().endpoints if r.endpoint == dead)
                 await anyio.sleep(args.restart_after)
                 with sim_process(_sim(args), port=port) as (url, _):
                     marks["restarted_after_s"] = round(time.monotonic() - killed_at, 1)
@@ -184,7 +188,8 @@ async def one_dies(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "failed_for_good": sum(result.failures.values()),
         "scoring_calls": result.spend.scoring_calls,
         **journal,
-        "in_flight_at_kill": marks["in_flight_at_kill"],
+        "in_flight_at_death": at_death.in_flight,
+        "sent_after_death": rows[dead].calls - at_death.calls,
         "failed_over": rows[dead].failed_over,
         "resent": rows[dead].resent,
         "restarted_after_s": marks["restarted_after_s"],

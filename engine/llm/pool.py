@@ -8,11 +8,14 @@ unit of weight ("least outstanding requests", the balancing rule of Envoy and AW
 
 Health, a circuit breaker per endpoint. A connection refused (nothing listens: the request
 never left, so nothing was paid) cools the endpoint down at once; so does a quota error (for the
-longest pause). Other failures that say the endpoint is unwell -- a reset, a timeout, a 5xx or
-429 after the client's own retries, a malformed answer -- cool it after `failure_threshold` in a
-row. A cool-down doubles with each repeat up to `max_cooldown_s`; once it is over, the endpoint
-takes one call at a time (a probe) until one succeeds, and is then back in full. A failure of
-the request itself (a 400) says nothing about the endpoint.
+longest pause). A connection that broke under a call (a server killed or restarting) leaves the
+endpoint unproven at once: it takes one call at a time (a probe) until one succeeds, so that a
+dead server does not take a round of calls before the first refusal. Other failures that say
+the endpoint is unwell -- a timeout, a 5xx or 429 after the client's own retries, a malformed
+answer -- cool it after `failure_threshold` in a row. A cool-down doubles with each repeat up to
+`max_cooldown_s`; once it is over, the endpoint is unproven too (one probe at a time), and a
+probe that fails cools it again. While an endpoint is unproven only its probe's outcome counts.
+A failure of the request itself (a 400) says nothing about the endpoint.
 
 Failover. In a pool of several endpoints each client ends a call at a connection failure or a
 timeout instead of retrying it (`LLMClient.fail_over`), and the pool sends the call to another
@@ -60,7 +63,8 @@ _Call = Callable[[LLMClient], Awaitable[Any]]
 @dataclass(frozen=True, slots=True)
 class EndpointReading:
     """What the pool knows of one endpoint: its weight, its state (cooled: skipped for
-    `cooled_s` more seconds; probing: its cool-down is over and one call at a time tests it),
+    `cooled_s` more seconds; probing: one call at a time tests it, after a cool-down or a
+    connection that broke),
     and the calls it failed that went to another endpoint (`resent`: of those, the calls whose
     request had been sent, which may have been served and paid)."""
 
@@ -80,6 +84,7 @@ class _Health:
         "failed_over",
         "probing",
         "resent",
+        "suspect",
     )
 
     def __init__(self) -> None:
@@ -87,8 +92,14 @@ class _Health:
         self.cooldowns = 0  # cool-downs since the last success: > 0 means unproven
         self.cooled_until = -math.inf
         self.probing = False  # a probe call is in flight
+        self.suspect = False  # a connection broke: unproven, without a cool-down
         self.failed_over = 0
         self.resent = 0
+
+
+def _unproven(health: _Health) -> bool:
+    """Cooled down or broken since its last success: one call at a time until one succeeds."""
+    return health.cooldowns > 0 or health.suspect
 
 
 def _endpoint_fault(error: LLMError) -> bool:
@@ -156,10 +167,12 @@ class EndpointPool:
 
     def _usable(self, client: LLMClient, now: float) -> bool:
         health = self._health[client.name]
-        return health.cooled_until <= now and not (health.cooldowns and health.probing)
+        return health.cooled_until <= now and not (_unproven(health) and health.probing)
 
     def _load(self, client: LLMClient) -> float:
-        return (client.outstanding + 1) / self.weights[client.name]
+        """Calls started (queued or on the wire) and permits given out in advance (calls about
+        to start: a round's permits spread over the endpoints), per unit of weight."""
+        return (client.outstanding + client.limiter.in_flight + 1) / self.weights[client.name]
 
     def _candidates(self, skip: set[str] | frozenset[str] = frozenset()) -> list[LLMClient]:
         """The endpoints a call may go to now, least loaded first (ties: the first listed);
@@ -211,7 +224,7 @@ class EndpointPool:
             state: EndpointState = "ok"
             if health.cooled_until > now:
                 state = "cooled"
-            elif health.cooldowns:
+            elif _unproven(health):
                 state = "probing"
             readings.append(
                 EndpointReading(
@@ -230,12 +243,15 @@ class EndpointPool:
         health.consecutive_failures = 0
         if health.cooled_until <= self._time_s():  # a call sent before a cool-down proves nothing
             health.cooldowns = 0
+            health.suspect = False
 
     def _failed(self, client: LLMClient, error: LLMError, probe: bool) -> None:
         health = self._health[client.name]
         now = self._time_s()
         if not _endpoint_fault(error) or health.cooled_until > now:
             return  # the request's fault, or cooling already (calls sent before it ended)
+        if _unproven(health) and not probe:
+            return  # a call sent before it was found out: only its probe's outcome counts
         health.consecutive_failures += 1
         refused = isinstance(error, ConnectionFailedError) and not error.sent
         quota = isinstance(error, QuotaExceededError)
@@ -244,12 +260,15 @@ class EndpointPool:
             health.cooled_until = now + (self._max_cooldown_s if quota else pause)
             health.cooldowns += 1
             health.consecutive_failures = 0
+            health.suspect = False
+        elif isinstance(error, ConnectionFailedError):
+            health.suspect = True  # broken under a call: one probe before any more calls
 
     # -- sending -----------------------------------------------------------------------------------
 
     async def _on(self, client: LLMClient, call: _Call) -> Any:
         health = self._health[client.name]
-        probe = health.cooldowns > 0  # the first call after a cool-down tests the endpoint
+        probe = _unproven(health)  # the first call after a cool-down tests the endpoint
         if probe:
             health.probing = True
         try:

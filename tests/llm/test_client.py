@@ -370,10 +370,11 @@ async def test_pool_spreads_by_outstanding_work_and_cools_failures(
         state.script = ["reset"]
         assert (await pool.complete("x")).endpoint == "b"
         assert [r.resent for r in pool.readings()] == [1, 0]  # it may have been served
+        assert [r.state for r in pool.readings()] == ["probing", "ok"]  # one call tests it
         state.script = ["reset"]
         assert (await pool.complete("x")).endpoint == "b"
         cooled = pool.cooling()
-        assert list(cooled) == ["a"]  # two failures in a row
+        assert list(cooled) == ["a"]  # the probe broke too
         assert (await pool.complete("x")).endpoint == "b"
         now[0] = 11.0
         assert pool.cooling() == {}
