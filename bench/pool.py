@@ -14,9 +14,8 @@ request limit, a stated latency). The study is a real one (`engine.app`: late bi
    the study must finish with no call failed for good, every pull recorded once in the journal;
    the calls sent again after their request had reached the dead server (`resent`: they may
    have been served, so paid twice) are counted against the calls that were in flight on it
-   when it died -- a call the study had already handed to that server when it died, sent after
-   its death, reached no one (`sent_after_death`) -- and the restarted server must take calls
-   again.
+   when it died (`in_flight_at_death`; a call handed to that server after its death reached no
+   one, `sent_while_dead`) -- and the restarted server must take calls again.
 
     .venv/bin/python bench/pool.py              # about 3 minutes
     .venv/bin/python bench/pool.py --quick      # shorter runs
@@ -174,6 +173,7 @@ async def one_dies(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 killed_at = time.monotonic()
                 at_death = next(r for r in study.snapshot().endpoints if r.endpoint == dead)
                 await anyio.sleep(args.restart_after)
+                while_dead = next(r for r in study.snapshot().endpoints if r.endpoint == dead)
                 with sim_process(_sim(args), port=port) as (url, _):
                     marks["restarted_after_s"] = round(time.monotonic() - killed_at, 1)
                     async with aiohttp.ClientSession() as session:
@@ -189,7 +189,9 @@ async def one_dies(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "scoring_calls": result.spend.scoring_calls,
         **journal,
         "in_flight_at_death": at_death.in_flight,
-        "sent_after_death": rows[dead].calls - at_death.calls,
+        "sent_while_dead": while_dead.calls - at_death.calls,
+        "resent_while_dead": while_dead.resent - at_death.resent,
+        "state_while_dead": while_dead.state,
         "failed_over": rows[dead].failed_over,
         "resent": rows[dead].resent,
         "restarted_after_s": marks["restarted_after_s"],
@@ -213,12 +215,17 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--restart-after", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only-death", action="store_true", help="part 2 only")
     args = parser.parse_args()
     if args.quick:
         args.warmup, args.window = 3.0, 8.0
     folder = Path(tempfile.mkdtemp(prefix="ape-pool-"))
-    shares = [anyio.run(share_of_limits, args, count, folder) for count in args.servers]
-    base = shares[0]["answered_rpm"] / shares[0]["servers"]
+    shares = (
+        []
+        if args.only_death
+        else [anyio.run(share_of_limits, args, count, folder) for count in args.servers]
+    )
+    base = shares[0]["answered_rpm"] / shares[0]["servers"] if shares else 1.0
     print(
         "\n| servers | sum of limits (rpm) | answered (rpm) | share of the sum | 429s | per server vs 1 |"
     )

@@ -475,9 +475,16 @@ def plain_line(snapshot: StudySnapshot) -> str:
     )
     t = snapshot.throughput
     eta = None if snapshot.done else time_left(snapshot)
+    away = [
+        f"{row.endpoint} {row.state}" + (f" {fmt.duration(row.cooled_s)}" if row.cooled_s else "")
+        for row in snapshot.endpoints
+        if row.state != "ok"
+    ]
     return (
         f"{snapshot.status} {fmt.duration(snapshot.elapsed_s)} | {spent}{limit} scoring calls | "
         f"{len(arms)} candidates ({in_play} in play){lead} | {t.calls_per_s:.1f} calls/s "
         f"p95 {fmt.seconds_ms(t.latency_p95_s)} | {t.retries} retries {t.rate_limited} x 429 "
-        f"{t.errors} errors" + (f" | ETA {fmt.duration(eta)}" if eta is not None else "")
+        f"{t.errors} errors"
+        + (f" | {', '.join(away)}" if away else "")
+        + (f" | ETA {fmt.duration(eta)}" if eta is not None else "")
     )

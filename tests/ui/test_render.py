@@ -177,3 +177,8 @@ def test_several_endpoints_show_one_line_each(width: int, height: int) -> None:
     assert "100%" in line_of(text, "│ proposal ")
     lines = text.rstrip("\n").split("\n")
     assert len(lines) == height and all(len(line) == width for line in lines)
+
+
+def test_the_plain_line_names_an_endpoint_out_of_use() -> None:
+    line = plain_line(pooled_snapshot())
+    assert "| gpu-c cooled 12s |" in line and "gpu-a" not in line
