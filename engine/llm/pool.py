@@ -285,27 +285,28 @@ class EndpointPool:
     async def _send(self, call: _Call) -> Any:
         tried: set[str] = set()
         rounds = 1
-        last: LLMError | None = None
+        failed: tuple[LLMClient, LLMError] | None = None  # the last endpoint and its error
         while True:
             client = self._route(tried)
             if client is None:  # every endpoint failed this call
-                assert last is not None
-                if not server_gone(last) or rounds >= self._retry.max_attempts:
-                    raise last
+                assert failed is not None
+                if not server_gone(failed[1]) or rounds >= self._retry.max_attempts:
+                    raise failed[1]
                 await self._sleep(self._retry.delay_s(rounds, None, random.random))
                 rounds += 1
                 tried.clear()
                 continue
+            if failed is not None:  # the call goes on: count it against the one that failed it
+                health = self._health[failed[0].name]
+                health.failed_over += 1
+                health.resent += _maybe_served(failed[1])
             try:
                 return await self._on(client, call)
             except LLMError as error:
                 if len(self.clients) == 1 or not _endpoint_fault(error):
                     raise
-                last = error
+                failed = (client, error)
                 tried.add(client.name)
-                health = self._health[client.name]
-                health.failed_over += 1
-                health.resent += _maybe_served(error)
 
     async def chat(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Completion:
         result: Completion = await self._send(lambda client: client.chat(messages, **options))

@@ -214,3 +214,5 @@ async def test_every_endpoint_down_fails_the_call_after_backing_off() -> None:
         assert failed.value.sent is False
         # each round tries every endpoint once; FAST allows 3 rounds, 2 waits between them
         assert (a.stats().attempts, b.stats().attempts, len(slept)) == (3, 3, 2)
+        # every failure but the last sent the call on; the last one ended it
+        assert [reading.failed_over for reading in pool.readings()] == [3, 2]
