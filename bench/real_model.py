@@ -16,6 +16,14 @@ exp(mean token log-prob) of the accepted answer); ``--scoring exec`` for executi
     .venv/bin/python bench/real_model.py --model ~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf
 
 Writes bench/results/real_model.json and prints a Markdown table (the README quotes it).
+
+``--formats`` measures instead how the answer is asked for on the chat API: the human
+instruction's execution accuracy on each task's held-out examples under each chat format --
+``plain`` (one user message), ``output-only`` (a system message asks for the output alone),
+``plain+demos`` and ``output-only+demos`` (three demos of the demo pool as earlier turns) --
+and how many tasks score above 0 under each (the engine's default format is chosen by it):
+
+    nice -n 10 .venv/bin/python bench/real_model.py --formats --threads 1   # 24 tasks, ~15 min
 """
 
 from __future__ import annotations
@@ -33,9 +41,15 @@ from typing import Any
 import anyio
 
 from engine.app import StudyConfig, execute, prepare
+from engine.llm.client import LLMClient
+from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalSettings, serve_local
 from engine.local.models import served_model_name
+from engine.propose import Templates
+from engine.study.prompting import ScoringPrompt, pick_demos
 from engine.study.result import StudyResult
+from engine.study.scoring import ClientScorer
+from engine.task import load_task, split_task
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -195,6 +209,70 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: name -> (chat format, scoring demos)
+FORMATS = {
+    "plain": ("plain", 0),
+    "output-only": ("output-only", 0),
+    "plain+demos": ("plain", 3),
+    "output-only+demos": ("output-only", 3),
+}
+
+
+async def formats_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """The human instruction's execution accuracy under each chat format, per task."""
+    name = served_model_name(args.model)
+    settings = LocalSettings(model=args.model, name=name, threads=args.threads, queue=256)
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    async with serve_local(settings) as server:
+        endpoint = EndpointConfig(name="target", base_url=server.base_url, model=name)
+        async with LLMClient(endpoint) as client:
+            for spec in args.tasks:
+                task = load_task(task_path(spec), seed=0)
+                splits = split_task(task, seed=0, test_size=args.test_size)
+                human = task.human_instruction or ""
+                row: dict[str, Any] = {"task": task.name, "n": len(splits.test), "answers": {}}
+                for label, (chat_format, demos) in FORMATS.items():
+                    asking = ScoringPrompt(
+                        Templates(), pick_demos(splits.demo, demos, 0), chat_format
+                    )
+                    scorer = ClientScorer(client, metric=task.metric, asking=asking)
+                    scores = [await scorer.score(human, example) for example in splits.test]
+                    row[label] = statistics.fmean(s.reward for s in scores)
+                    row["answers"][label] = [s.answer for s in scores[:3]]
+                rows.append(row)
+                print(
+                    f"{task.name}: " + "  ".join(f"{k} {row[k]:.2f}" for k in FORMATS), flush=True
+                )
+            model_file = server.local.model.path.name
+    return {
+        "model": model_file,
+        "test_size": args.test_size,
+        "tasks": rows,
+        "above_zero": {label: sum(row[label] > 0 for row in rows) for label in FORMATS},
+        "mean": {label: statistics.fmean(row[label] for row in rows) for label in FORMATS},
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def formats_table(report: dict[str, Any]) -> str:
+    lines = ["| task | " + " | ".join(FORMATS) + " |", "|---" * (len(FORMATS) + 1) + "|"]
+    for row in report["tasks"]:
+        lines.append(f"| {row['task']} | " + " | ".join(f"{row[k]:.2f}" for k in FORMATS) + " |")
+    above, mean = report["above_zero"], report["mean"]
+    count = len(report["tasks"])
+    lines.append(
+        "| **tasks above 0** | " + " | ".join(f"**{above[k]} / {count}**" for k in FORMATS) + " |"
+    )
+    lines.append("| **mean** | " + " | ".join(f"**{mean[k]:.3f}**" for k in FORMATS) + " |")
+    lines.append("")
+    lines.append(
+        f"Human instruction, execution accuracy on {report['test_size']} held-out examples per "
+        f"task; {report['model']}, {report['seconds'] / 60:.1f} min."
+    )
+    return "\n".join(lines)
+
+
 def table(report: dict[str, Any]) -> str:
     unit = "exp(mean log-prob)" if report["scoring"] == "logprob" else "execution accuracy"
     lines = [
@@ -235,8 +313,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int, default=40)
     parser.add_argument("--budget-calls", type=int, default=120)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--out", default=str(RESULTS / "real_model.json"))
+    parser.add_argument("--out", default=None, help="bench/results/real_model[_formats].json")
+    parser.add_argument("--formats", action="store_true",
+                        help="the human instruction under each chat format instead")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.formats:
+        if args.tasks == list(DEFAULT_TASKS):
+            args.tasks = sorted(p.stem for p in DATA.glob("*.json"))
+        report = anyio.run(formats_bench, args)
+        out = Path(args.out or RESULTS / "real_model_formats.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(formats_table(report))
+        print(f"written to {out}")
+        return 0
+    args.out = args.out or str(RESULTS / "real_model.json")
     if not DATA.is_dir() and any(spec in DEFAULT_TASKS for spec in args.tasks):
         print(f"note: benchmark data not found at {DATA}; task names must be files or built-ins")
     report = anyio.run(bench, args)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from engine.llm.client import estimate_tokens
 from engine.study.budgets import PriceTable
 from engine.study.config import StudyConfig
+from engine.study.prompting import OUTPUT_ONLY, scoring_demo_count
 from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
@@ -79,7 +80,11 @@ def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
     pool = splits.scoring or splits.test
     mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
     mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
-    prompt = estimate_tokens("x" * int(_INSTRUCTION_CHARS + mean_input + 20))
+    demos = scoring_demo_count(config.scoring_demos, config.api)
+    asked = _INSTRUCTION_CHARS + mean_input + 20 + demos * (mean_input + mean_output + 30)
+    if config.api == "chat" and config.chat_format == "output-only":
+        asked += len(OUTPUT_ONLY)
+    prompt = estimate_tokens("x" * int(asked))
     if config.scoring == "logprob":
         scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
     else:

@@ -8,6 +8,7 @@ and the service hold it while it runs, and let go of everything when the block e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -36,7 +37,9 @@ from engine.study.config import EndpointSettings, StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
+from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
+from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 from engine.task import BINARY_METRICS
@@ -64,9 +67,29 @@ def _policy(prepared: Prepared) -> Policy:
         seed=config.seed,
         delta=config.delta,
         epsilon=config.epsilon,
-        initial_arms=config.study_settings().proposals.planned(),
+        initial_arms=_settings(prepared).proposals.planned(),
         rewards=reward_kind(config, prepared.task.metric),
     )
+
+
+def _settings(prepared: Prepared) -> StudySettings:
+    """The study's settings, counting the user's own candidates in its plan."""
+    settings = prepared.config.study_settings()
+    plan = dataclasses.replace(settings.proposals, user_candidates=len(prepared.candidates))
+    return dataclasses.replace(settings, proposals=plan)
+
+
+def _scoring_format(prepared: Prepared) -> dict[str, Any]:
+    """How the target model is asked, for the result: the API, the chat format, the demos."""
+    config = prepared.config
+    count = scoring_demo_count(config.scoring_demos, config.api)
+    demos = pick_demos(prepared.splits.demo, count, config.seed)
+    return {
+        "mode": "custom" if config.scorer else config.scoring,
+        "api": config.api,
+        "chat_format": config.chat_format if config.api == "chat" else None,
+        "demos": [{"input": d.input, "output": d.outputs[0]} for d in demos],
+    }
 
 
 def endpoint_config(settings: EndpointSettings, config: StudyConfig) -> EndpointConfig:
@@ -95,12 +118,32 @@ Caller = LLMClient | EndpointPool
 
 @dataclass(frozen=True, slots=True)
 class _Roles:
-    """Where each role's calls go: one client, or a pool of several; every client; the pools."""
+    """Where each role's calls go: one client, or a pool of several; the judge's client (judge
+    scoring); every client; the pools."""
 
     target: Caller
     proposal: Caller
+    judge: LLMClient | None
     clients: tuple[LLMClient, ...]
     pools: tuple[EndpointPool, ...]
+
+
+def _judge(config: StudyConfig, targets: tuple[EndpointSettings, ...]) -> EndpointSettings | None:
+    """The judge's endpoint (judge scoring only): its own URL, model and key, else the first
+    target endpoint's URL and the study's model and key; one client with its own limiter and
+    statistics."""
+    if config.scoring != "judge":
+        return None
+    if any(one.name == "judge" for one in targets):
+        raise ConfigError("endpoints: the name 'judge' is the judge's; name the endpoint otherwise")
+    return EndpointSettings(
+        base_url=config.judge_base_url or targets[0].base_url,
+        name="judge",
+        model=config.judge_model or config.model,
+        api_key_env=config.judge_api_key_env or config.api_key_env,
+        rpm=config.rpm,
+        tpm=config.tpm,
+    )
 
 
 async def _clients(
@@ -128,6 +171,11 @@ async def _clients(
     targets = target_endpoints(config, base_url)
     proposals = proposal_endpoints(config, targets, prepared.proposal_model)
     target_clients = await role(targets)
+    judge_settings = _judge(config, targets)
+    judge = (
+        None if judge_settings is None else await opened(endpoint_config(judge_settings, config))
+    )
+    judges = () if judge is None else (judge,)
     pools: list[EndpointPool] = []
 
     def caller(clients: list[LLMClient], name: str, weights: list[float]) -> Caller:
@@ -139,13 +187,14 @@ async def _clients(
 
     target = caller(target_clients, "target", [one.weight for one in targets])
     if proposals is None:
-        return _Roles(target, target, tuple(target_clients), tuple(pools))
-    taken = {client.name for client in target_clients} & {one.name for one in proposals}
+        return _Roles(target, target, judge, (*target_clients, *judges), tuple(pools))
+    taken = {client.name for client in (*target_clients, *judges)} & {p.name for p in proposals}
     if taken:
-        raise ConfigError(f"proposal_endpoints: the name {taken.pop()!r} is a target endpoint's")
+        raise ConfigError(f"proposal_endpoints: the name {taken.pop()!r} is taken (target, judge)")
     proposal_clients = await role(proposals)
     proposal = caller(proposal_clients, "proposal", [one.weight for one in proposals])
-    return _Roles(target, proposal, (*target_clients, *proposal_clients), tuple(pools))
+    clients = (*target_clients, *judges, *proposal_clients)
+    return _Roles(target, proposal, judge, clients, tuple(pools))
 
 
 def where(settings: tuple[EndpointSettings, ...]) -> str:
@@ -216,6 +265,19 @@ def _started(prepared: Prepared) -> StudyStarted:
     )
 
 
+def _known(prepared: Prepared) -> list[str]:
+    """The instructions the proposer must not propose again: those of a resumed study, the
+    task's human instruction when it takes part, the user's own candidates."""
+    known = [
+        event.instruction
+        for event in (prepared.replay.events if prepared.replay else ())
+        if isinstance(event, CandidateAdded)
+    ]
+    if prepared.config.include_human and prepared.task.human_instruction:
+        known.append(prepared.task.human_instruction)
+    return known + [candidate.instruction for candidate in prepared.candidates]
+
+
 async def _setup(
     stack: AsyncExitStack,
     prepared: Prepared,
@@ -242,14 +304,9 @@ async def _setup(
         cache=cache,
         endpoint=where(targets) if remote(config) else in_process,
         say=say,
+        demos=prepared.splits.demo,
+        judge=roles.judge,
     )
-    known = [
-        event.instruction
-        for event in (prepared.replay.events if prepared.replay else ())
-        if isinstance(event, CandidateAdded)
-    ]
-    if config.include_human and task.human_instruction:
-        known.append(task.human_instruction)
     proposer = await build_proposer(
         config,
         roles.proposal,
@@ -258,10 +315,10 @@ async def _setup(
         cache=cache,
         endpoint=where(proposals) if remote(config) else in_process,
         task=task_fingerprint(task),
-        known=known,
+        known=_known(prepared),
     )
     return StudySetup(
-        settings=config.study_settings(),
+        settings=_settings(prepared),
         task=task,
         splits=prepared.splits,
         policy=_policy(prepared),
@@ -271,6 +328,8 @@ async def _setup(
         pools=roles.pools,
         prices=prepared.prices,
         scoring_model=config.model,
+        user_candidates=prepared.candidates,
+        scoring=_scoring_format(prepared),
     )
 
 

@@ -24,7 +24,9 @@ class Launcher:
     """Implements `engine.service.manager.Launcher` with `engine.app`."""
 
     def prepare(self, config: StudyConfig, *, journals: Path) -> Prepared:
-        return prepare(config, journals=journals)
+        # the service's own environment (OPENAI_BASE_URL, OPENAI_API_KEY) is the operator's,
+        # never a request's: its endpoints come from the operator's named endpoints only
+        return prepare(config, journals=journals, environ={})
 
     def prepare_resume(
         self,
@@ -37,7 +39,7 @@ class Launcher:
             return None
         config = config_of(replay)
         changes = dict(adjust(config)) if adjust is not None else {}
-        return prepare(config.replace(journal=str(journal), **changes), replay=replay)
+        return prepare(config.replace(journal=str(journal), **changes), replay=replay, environ={})
 
     def open(
         self,

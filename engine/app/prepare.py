@@ -1,8 +1,8 @@
 """Everything a study needs that can fail without a call: the task and its pools, the metric,
-prices, templates, a custom scorer, the journal's place, and -- for a resumed study -- that the
-journal belongs to this task and these settings, and that every record in it fits the pools.
-Then the spend it may reach. A journal named after its task keeps to its folder whatever the
-task's name holds (`engine.task.paths`).
+prices, templates, a custom scorer, the user's own candidates, the journal's place, and -- for a
+resumed study -- that the journal belongs to this task and these settings, and that every record
+in it fits the pools. Then the spend it may reach. A journal named after its task keeps to its
+folder whatever the task's name holds (`engine.task.paths`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from engine.app.endpoints import resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
 from engine.errors import ConfigError, JournalError
-from engine.propose import Templates, load_templates
+from engine.propose import Templates, UserCandidate, load_candidates, load_templates
 from engine.study.budgets import PriceTable
 from engine.study.config import StudyConfig
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
+from engine.study.judging import RUBRICS, load_rubric
 from engine.study.scoring import ScorerFunction
 from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
 from engine.task.paths import file_stem, inside
@@ -57,6 +58,10 @@ DEFINING_FIELDS = (
     "test_size",
     "scorer",  # a custom scorer, or the templates (the scoring template), change every reward
     "templates",
+    "scoring_demos",  # how the target is asked, and who judges, change every reward too
+    "chat_format",
+    "judge_rubric",
+    "judge_model",
 )
 
 
@@ -72,6 +77,7 @@ class Prepared:
     replay: Replay | None = None
     templates: Templates = field(default_factory=Templates)
     custom_scorer: ScorerFunction | None = None
+    candidates: tuple[UserCandidate, ...] = ()
 
     @property
     def proposal_model(self) -> str:
@@ -115,6 +121,39 @@ def _with_metric(config: StudyConfig, task: Task) -> Task:
             )
         task = dataclasses.replace(task, metric=config.metric)
     return task
+
+
+def _candidates(config: StudyConfig, replay: Replay | None) -> tuple[UserCandidate, ...]:
+    """The user's own candidates; a resumed study that has them in its journal needs no file."""
+    if config.candidates is None:
+        if config.initial_candidates == 0 and not config.include_human:
+            raise ConfigError(
+                "initial_candidates: 0 proposals and no candidates of your own leaves nothing "
+                "to select; give --candidates FILE (or --include-human)"
+            )
+        return ()
+    if replay is not None and any(
+        getattr(event, "origin", None) == "user" for event in replay.events
+    ):
+        return ()
+    candidates = load_candidates(config.candidates)
+    if len(candidates) > config.max_candidates:
+        raise ConfigError(
+            f"candidates: the file holds {len(candidates)} candidates, more than max_candidates "
+            f"({config.max_candidates}); raise --max-candidates"
+        )
+    return candidates
+
+
+def _check_judge(config: StudyConfig) -> None:
+    if config.scoring != "judge":
+        return
+    if config.judge_rubric is None:
+        raise ConfigError(
+            "judge_rubric: judge scoring needs a rubric: --judge-rubric "
+            f"{' or '.join(RUBRICS)}, or a rubric file"
+        )
+    load_rubric(config.judge_rubric)
 
 
 def _check_prices(config: StudyConfig, prices: PriceTable) -> None:
@@ -233,8 +272,20 @@ def prepare(
     )
     templates = load_templates(config.templates)
     custom = scorer or (load_scorer_function(config.scorer) if config.scorer else None)
+    _check_judge(config)
+    candidates = _candidates(config, replay)
     return Prepared(
-        config, task, splits, prices, estimate, study_id, journal, replay, templates, custom
+        config,
+        task,
+        splits,
+        prices,
+        estimate,
+        study_id,
+        journal,
+        replay,
+        templates,
+        custom,
+        candidates,
     )
 
 

@@ -1,7 +1,8 @@
 """The study's scorer from its config: the client scorer (execution accuracy or log-probability,
 checked against the endpoint before any scoring call -- against every endpoint of a pool, which
-must agree in where log-probabilities come from), or a user's custom scorer imported by name;
-then the response cache around it (`engine.study.scoring` has the scorers themselves)."""
+must agree in where log-probabilities come from -- and asked in the format the config names:
+scoring demos, the chat format), the judge scorer, or a user's custom scorer imported by
+name; then the response cache around it (`engine.study.scoring` has the scorers themselves)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from engine.llm.pool import EndpointPool
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.config import StudyConfig
+from engine.study.judging import JUDGE_ANSWER_TOKENS, JudgeScorer, load_rubric
+from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
 from engine.study.scoring import (
     SCORING_MAX_TOKENS,
     SCORING_STOP,
@@ -29,6 +32,7 @@ from engine.study.scoring import (
     ScorerFunction,
     logprob_path,
 )
+from engine.task.types import Example
 
 __all__ = ["build_scorer", "load_scorer_function"]
 
@@ -102,6 +106,64 @@ async def _logprob_path(client: LLMClient | EndpointPool, api: str) -> str:
     return await logprob_path(client, api)
 
 
+def _judge_scorer(
+    config: StudyConfig,
+    client: LLMClient | EndpointPool,
+    judge: LLMClient | None,
+    asking: ScoringPrompt,
+) -> tuple[Scorer, dict[str, Any]]:
+    """The judge scorer, and what defines its answers (the response cache's key)."""
+    if judge is None or config.judge_rubric is None:
+        raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
+    rubric = load_rubric(config.judge_rubric)
+    identity = {
+        "mode": "judge",
+        "api": config.api,
+        "judge": judge.config.model,
+        "judge_url": judge.config.base_url,
+        "rubric": [rubric.template, rubric.reply, rubric.low, rubric.high],
+        "template": asking.templates.scoring,
+        "max_tokens": JUDGE_ANSWER_TOKENS,
+        **asking.identity(),
+    }
+    return JudgeScorer(client, judge, rubric, asking, api=config.api), identity
+
+
+async def _client_scorer(
+    config: StudyConfig,
+    client: LLMClient | EndpointPool,
+    metric: str,
+    asking: ScoringPrompt,
+    say: Callable[[str], None],
+) -> tuple[Scorer, dict[str, Any]]:
+    """Execution accuracy or log-probability, checked against the endpoint; and what defines
+    its answers (the response cache's key)."""
+    path = "echo"
+    if config.scoring == "logprob":
+        path = await _logprob_path(client, config.api)
+        if path == "chat":
+            say(
+                f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
+                "log-probability scoring uses the chat answer's own log-probs instead: "
+                "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
+            )
+    scorer = ClientScorer(
+        client, metric=metric, mode=config.scoring, api=config.api, logprobs=path, asking=asking
+    )
+    identity = {
+        "mode": config.scoring,
+        "logprobs": path if config.scoring == "logprob" else None,
+        "api": config.api,
+        "template": asking.templates.scoring,
+        "max_tokens": SCORING_MAX_TOKENS,
+        "temperature": 0.0,
+        "stop": list(SCORING_STOP),
+        "metric": metric,
+        **asking.identity(),
+    }
+    return scorer, identity
+
+
 async def build_scorer(
     config: StudyConfig,
     client: LLMClient | EndpointPool,
@@ -112,41 +174,25 @@ async def build_scorer(
     cache: ResponseCache | None = None,
     endpoint: str = "",
     say: Callable[[str], None] = print,
+    demos: tuple[Example, ...] = (),
+    judge: LLMClient | None = None,
 ) -> Scorer:
-    """The study's scorer for `config`, checked against the endpoint before any scoring call."""
+    """The study's scorer for `config`, checked against the endpoint before any scoring call;
+    its scoring demos are drawn once from `demos` (the demo pool) by the study's seed."""
     identity: dict[str, Any]
     scorer: Scorer
+    asking = ScoringPrompt(
+        templates,
+        pick_demos(demos, scoring_demo_count(config.scoring_demos, config.api), config.seed),
+        config.chat_format,
+    )
     if custom is not None and config.scorer is not None:
         scorer = CustomScorer(custom, client, config.scorer)
         identity = {"mode": "custom", "scorer": config.scorer}
+    elif config.scoring == "judge":
+        scorer, identity = _judge_scorer(config, client, judge, asking)
     else:
-        path = "echo"
-        if config.scoring == "logprob":
-            path = await _logprob_path(client, config.api)
-            if path == "chat":
-                say(
-                    f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
-                    "log-probability scoring uses the chat answer's own log-probs instead: "
-                    "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
-                )
-        scorer = ClientScorer(
-            client,
-            metric=metric,
-            mode=config.scoring,
-            api=config.api,
-            template=templates.scoring,
-            logprobs=path,
-        )
-        identity = {
-            "mode": config.scoring,
-            "logprobs": path if config.scoring == "logprob" else None,
-            "api": config.api,
-            "template": templates.scoring,
-            "max_tokens": SCORING_MAX_TOKENS,
-            "temperature": 0.0,
-            "stop": list(SCORING_STOP),
-            "metric": metric,
-        }
+        scorer, identity = await _client_scorer(config, client, metric, asking, say)
     if cache is None:
         return scorer
     return CachedScorer(

@@ -2,6 +2,7 @@
 and de-duplication of what the proposal model writes. Reference: Zhou et al., "Large Language
 Models are Human-Level Prompt Engineers" (ICLR 2023), section 3; docs/design.md, "Proposals"."""
 
+from engine.propose.candidates import UserCandidate, check_candidates, load_candidates
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,
     DEFAULT_SIMILARITY,
@@ -27,9 +28,12 @@ __all__ = [
     "ProposalBatch",
     "Proposer",
     "Templates",
+    "UserCandidate",
+    "check_candidates",
     "clean_proposal",
     "instruction_key",
     "jaccard",
+    "load_candidates",
     "load_templates",
     "normalise_instruction",
 ]

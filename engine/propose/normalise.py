@@ -2,9 +2,12 @@
 
 A model's answer is rarely the bare instruction: it adds a lead-in ("The instruction was:",
 "Sure, here is the instruction:"), quotes, a second paragraph, the next demo ("Input: ...").
-`normalise_instruction` keeps the first paragraph as one line without those; `imperative` also
-turns the continuation of the completions template ("to add the two numbers") into an
-instruction ("Add the two numbers"). `Deduplicator` drops exact copies (same words, case and
+`normalise_instruction` keeps the first paragraph as one line without those (or, when the answer
+holds a line in the asked-for form ``Instruction: ...``, that line); `imperative` also turns
+the continuation of the completions template ("to add the two numbers") into an instruction
+("Add the two numbers"). `judge_proposal` says why an answer is not an instruction: empty, a
+demo, too long, too short, a question, or text about the task rather than an instruction for
+it ("To determine the instruction, I'll analyze each pair:", "Provide an instruction."). `Deduplicator` drops exact copies (same words, case and
 punctuation aside) and near copies: token-set Jaccard similarity at or above a threshold
 (Broder 1997, "On the resemblance and containment of documents").
 """
@@ -18,11 +21,13 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "DEFAULT_SIMILARITY",
+    "REJECTIONS",
     "Deduplicator",
     "Verdict",
     "clean_proposal",
     "instruction_key",
     "jaccard",
+    "judge_proposal",
     "normalise_instruction",
 ]
 
@@ -40,6 +45,23 @@ _LEAD_INS = re.compile(
 _LABEL = re.compile(r"^(?:output|answer|variation)\s*:\s*", re.IGNORECASE)
 _DEMO_START = re.compile(r"(?<=[.!?\"'])\s+(?:Input|Output)\s*:")
 _NOT_WORD = re.compile(r"[^\w\s]+")
+_FORMED = re.compile(r"^\s*\**\s*(?:the\s+)?(?:new\s+)?instruction\s*\**\s*:\s*\**\s*(\S.*)$",
+                     re.IGNORECASE | re.MULTILINE)  # fmt: skip
+# text about the task: the model reasoning aloud, addressing the asker, or asking for more
+_META_START = re.compile(
+    r"^(?:to\s+(?:determine|find|figure|identify|solve|answer|understand)|let'?s|let\s+me|"
+    r"i\s*(?:'ll|'m|'d|\s+will|\s+would|\s+think|\s+need|\s+can|\s+am|\s+have)\b|"
+    r"based\s+on|looking\s+at|it\s+(?:seems|looks|appears)|here\s+(?:is|are)|"
+    r"you\s+(?:gave|want|asked|have|provided)|in\s+this\s+task|as\s+an\s+ai|the\s+pairs?|"
+    r"the\s+(?:inputs?|outputs?)\s+(?:are|is|were|was|show)|each\s+pair|about|an?\s+example\s+of)\b",
+    re.IGNORECASE,
+)
+_META_WORDS = re.compile(
+    r"\b(?:instructions?|input-output|friend|pairs?\s+above|the\s+examples?\s+(?:show|above))\b",
+    re.IGNORECASE,
+)
+#: why a proposal model's answer was not kept as an instruction
+REJECTIONS = ("empty", "demo", "too_long", "too_short", "question", "about_the_task")
 
 
 def _strip_quotes(text: str) -> str:
@@ -60,6 +82,9 @@ def normalise_instruction(
     """One paragraph on one line, without lead-in, quotes or a trailing demo; '' when nothing
     usable is left. `imperative` drops the leading "to " of a forward-template continuation
     and capitalises the first letter. Longer than `max_chars` (after cleaning): ''."""
+    formed = _FORMED.search(text)
+    if formed is not None:  # the asked-for form, anywhere in a longer answer
+        text = formed.group(1).strip().strip("*").strip()
     # a completions model continuing "The instruction was" often starts with ": " or "- "
     text = re.sub(r"^[\s:;,\-\u2013\u2014]+", "", text)
     if not text:
@@ -105,12 +130,28 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def clean_proposal(text: str, *, max_chars: int | None, imperative: bool) -> str:
-    """An instruction worth scoring, or '' (empty, a bare demo, too long, fewer than 2 words)."""
-    instruction = normalise_instruction(text, max_chars=max_chars, imperative=imperative)
+def judge_proposal(text: str, *, max_chars: int | None, imperative: bool) -> tuple[str, str]:
+    """(instruction, "") for an instruction worth scoring, else ("", reason), the reason one
+    of `REJECTIONS`."""
+    if not text.strip():
+        return "", "empty"
+    instruction = normalise_instruction(text, max_chars=None, imperative=imperative)
+    if not instruction:
+        return "", "demo" if re.search(r"(?im)^\s*input\s*:", text) else "empty"
+    if max_chars is not None and len(instruction) > max_chars:
+        return "", "too_long"
     if len(instruction_key(instruction).split()) < 2:
-        return ""
-    return instruction
+        return "", "too_short"
+    if _META_START.search(instruction) or _META_WORDS.search(instruction):
+        return "", "about_the_task"
+    if instruction.rstrip().endswith("?"):
+        return "", "question"
+    return instruction, ""
+
+
+def clean_proposal(text: str, *, max_chars: int | None, imperative: bool) -> str:
+    """An instruction worth scoring, or '' (see `judge_proposal` for why not)."""
+    return judge_proposal(text, max_chars=max_chars, imperative=imperative)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["CandidateSource", "Proposal", "ProposalBatch"]
@@ -20,8 +20,9 @@ class Proposal:
 @dataclass(frozen=True, slots=True)
 class ProposalBatch:
     """What one or more proposal calls produced, after normalisation and de-duplication:
-    `generated` answers, of which `rejected` were not instructions and `duplicates` copied one
-    kept before."""
+    `generated` answers, of which `rejected` were not instructions (`reasons`: why, by
+    `REJECTIONS` name) and `duplicates` copied one kept before; `raw`: each answer as the
+    model wrote it."""
 
     proposals: tuple[Proposal, ...]
     calls: int = 1
@@ -32,6 +33,8 @@ class ProposalBatch:
     rejected: int = 0
     cached_calls: int = 0
     model: str = ""
+    raw: tuple[str, ...] = ()
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 class CandidateSource(Protocol):

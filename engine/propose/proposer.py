@@ -24,8 +24,12 @@ from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
 from engine.llm.results import Completion
-from engine.propose.normalise import DEFAULT_MAX_CHARS, DEFAULT_SIMILARITY, Deduplicator
-from engine.propose.normalise import clean_proposal as _clean
+from engine.propose.normalise import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_SIMILARITY,
+    Deduplicator,
+    judge_proposal,
+)
 from engine.propose.proposal import CandidateSource, Proposal, ProposalBatch
 from engine.propose.templates import Templates
 from engine.task.types import Example
@@ -124,7 +128,8 @@ class Proposer:
                 temperature=self.temperature,
                 n=count,
             )
-            return self._batch(completion, "proposal", None, imperative=False)
+            # "The instruction is to add the numbers." reads as "Add the numbers."
+            return self._batch(completion, "proposal", None, imperative=True)
         completion = await self.client.complete(
             self.templates.forward.format(demos=demos),
             max_tokens=self.max_tokens,
@@ -158,16 +163,16 @@ class Proposer:
         self, completion: Completion, origin: str, parent: int | None, *, imperative: bool
     ) -> ProposalBatch:
         proposals = []
-        rejected = 0
-        reasons = completion.finish_reasons
+        rejected: dict[str, int] = {}
+        finished = completion.finish_reasons
         for index, text in enumerate(completion.texts):
-            if index < len(reasons) and reasons[index] == "length":
+            if index < len(finished) and finished[index] == "length":
                 text = _complete_sentences(text.strip())
-            instruction = _clean(text, max_chars=self.max_chars, imperative=imperative)
+            instruction, why = judge_proposal(text, max_chars=self.max_chars, imperative=imperative)
             if instruction:
                 proposals.append(Proposal(instruction, origin, parent))
             else:
-                rejected += 1
+                rejected[why] = rejected.get(why, 0) + 1
         return ProposalBatch(
             tuple(proposals),
             calls=1,
@@ -175,8 +180,10 @@ class Proposer:
             completion_tokens=completion.usage.completion_tokens,
             generated=len(completion.texts),
             duplicates=0,
-            rejected=rejected,
+            rejected=sum(rejected.values()),
             model=completion.model,
+            raw=tuple(completion.texts),
+            reasons=rejected,
         )
 
 
@@ -212,6 +219,8 @@ class Deduplicating:
             rejected=batch.rejected,
             cached_calls=batch.cached_calls,
             model=batch.model,
+            raw=batch.raw,
+            reasons=batch.reasons,
         )
 
     async def propose(self, count: int) -> ProposalBatch:

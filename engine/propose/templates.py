@@ -53,7 +53,9 @@ class Templates:
     forward: str = _INTRO + "{demos}\n\nThe instruction was"
     #: chat: one user message asking for the instruction alone
     forward_chat: str = (
-        _INTRO + "{demos}\n\nWhat was the instruction? Reply with the instruction only."
+        _INTRO + "{demos}\n\nWhat was the instruction? Write the instruction itself, as you "
+        "would give it to the friend, not a description of the pairs. Reply with the "
+        "instruction only, on one line, in this form:\nInstruction: <the instruction>"
     )
     #: completions with ``suffix``: the text before {instruction} is the prompt, after it the
     #: suffix; the model writes what goes in between

@@ -34,6 +34,7 @@ from engine.service.requests import (
     Patch,
     RequestError,
     config_field,
+    write_inline_candidates,
     write_inline_task,
 )
 from engine.service.state import StateDir, StudyRecord
@@ -108,7 +109,10 @@ class StudyManager:
         nothing behind."""
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new study", status=503)
+        inline = settings.pop("candidates", None)  # the body's list (a path is refused)
         settings, names = self.operator.resolve(settings)
+        if isinstance(inline, list):  # kept as a file in the state folder, like a task
+            settings["candidates"] = str(write_inline_candidates(inline, self.state.tasks))
         if not settings.get("no_cache"):
             settings["cache"] = str(self.state.cache)
             settings["cache_max_mb"] = self.operator.cache_max_mb

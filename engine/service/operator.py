@@ -32,6 +32,7 @@ from engine.study.config import (
     TransportName,
     Url,
 )
+from engine.study.judging import RUBRICS
 from engine.task import builtin_task_names
 from engine.task.paths import inside
 
@@ -114,6 +115,13 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             settings["templates"] = str(self._named(settings["templates"], "templates"))
         if settings.get("local_model") not in (None, "smollm2"):
             settings["local_model"] = str(self._named(settings["local_model"], "local_model"))
+        rubric = settings.get("judge_rubric")
+        if rubric is not None and rubric not in RUBRICS:
+            raise RequestError(
+                f"config.judge_rubric: {rubric!r} is not a ready rubric ({', '.join(RUBRICS)}); "
+                "a service reads no rubric file a request names",
+                "config.judge_rubric",
+            )
         return settings, names
 
     def check_concurrency(self, concurrency: int | None, field: str) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "SERVICE_OWNED",
     "CreateStudy",
     "EndpointName",
+    "InlineCandidate",
     "InlineTask",
     "Patch",
     "PatchStudy",
@@ -50,6 +51,7 @@ __all__ = [
     "config_field",
     "parse_create",
     "parse_patch",
+    "write_inline_candidates",
     "write_inline_task",
 ]
 
@@ -76,8 +78,14 @@ SERVICE_OWNED: dict[str, str] = {
             "proposal_api_key_file",
             "endpoints",
             "proposal_endpoints",
+            "headers",
+            "proposal_headers",
+            "protocol",
+            "judge_base_url",
+            "judge_api_key_env",
         )
     },
+    "candidates": "give your own candidates inline, as the body's candidates list",
     **{
         name: "the operator sets each endpoint's limits, timeout and transport; cap a study "
         "with PATCH rate_limits"
@@ -174,12 +182,23 @@ class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metric: MetricName | None = None
 
 
+class InlineCandidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One of the user's own candidates: an instruction, and a name it goes by."""
+
+    instruction: Annotated[str, Meta(pattern=r"\S", max_length=20_000)]
+    name: Annotated[str, Meta(max_length=200)] = ""
+
+
 class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """POST /v1/studies: the settings, and the task by name (config.task: built-in, or from the
-    operator's task folder) or inline (task)."""
+    """POST /v1/studies: the settings, the task by name (config.task: built-in, or from the
+    operator's task folder) or inline (task), and the user's own candidates inline
+    (candidates)."""
 
     config: RequestSettings | None = None
     task: InlineTask | None = None
+    candidates: Annotated[list[InlineCandidate], Meta(min_length=1, max_length=10_000)] | None = (
+        None
+    )
 
 
 class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
@@ -283,6 +302,9 @@ def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
     settings: dict[str, Any] = {}
     if body.config is not None:
         settings.update(_given(body.config))
+    if body.candidates is not None:
+        # written to a file by the manager (write_inline_candidates), as an inline task is
+        settings["candidates"] = list(body.candidates)
     task = body.task
     if task is not None:
         _check_examples(task)
@@ -346,6 +368,20 @@ def parse_patch(raw: bytes) -> Patch:
         drop=tuple(body.drop),
         stop_search=body.stop_search,
     )
+
+
+def write_inline_candidates(candidates: list[InlineCandidate], folder: Path) -> Path:
+    """Write inline candidates as a JSONL candidates file under `folder`, named by its content
+    (the study's journal names the file); duplicates are refused when the study is prepared."""
+    lines = [orjson.dumps({"instruction": c.instruction, "name": c.name}) for c in candidates]
+    body = b"\n".join(lines) + b"\n"
+    path = folder / f"candidates-{hashlib.sha256(body).hexdigest()[:12]}.jsonl"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(body)
+        temporary.replace(path)
+    return path
 
 
 def write_inline_task(task: InlineTask, folder: Path) -> Path:

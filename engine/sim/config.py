@@ -30,6 +30,9 @@ class SimConfig:
     the rest from `mediocre_quality`; off-task proposals from `bad_quality`; a variant gets its
     parent's quality plus normal noise of standard deviation `variant_noise`. `difficulty_spread`
     is the spread (logistic scale) of example difficulties shared by all instructions.
+    `chatty`: chat answers come the way small chat models write them, as a sentence around the
+    output ('The output for "x" is y.'), unless a system message asks for the output only or
+    earlier turns show bare outputs.
 
     Serving: the fields of `engine.serving.ServerSettings` of the same names (latency, limits,
     keys, quota, faults), seeded by `seed`. `debug_routes` serves GET ``/v1/sim/quality`` (the
@@ -71,6 +74,7 @@ class SimConfig:
     choices: Choices = "many"
     reasoning: bool = False
     not_json: bool = False
+    chatty: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.good_share <= 1.0:

@@ -13,7 +13,9 @@ an answer have exp(mean token log-prob) = p when the answer is right, less when 
 
 Requests are recognised by the templates of docs/design.md, "What APE is": the forward proposal template
 (completions or chat), the variant template, and the scoring template
-``instruction + "\n\nInput: " + x + "\nOutput:"``.
+``instruction + "\n\nInput: " + x + "\nOutput:"``; a chat whose scoring demos came as earlier
+turns is read as its first user message's instruction with the last user message's input. A
+judge prompt (`engine.sim.judge`) gets a verdict by exact match.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.serving.protocol import Generation, GenerationRequest, Scored
+from engine.sim.chat import SCORING_INPUT, talks, with_earlier_turns
 from engine.sim.config import SimConfig
+from engine.sim.judge import judge_reply
 from engine.sim.phrasing import (
     OFF_TASK,
     completion_form,
@@ -49,7 +53,6 @@ __all__ = ["World"]
 _DEMO = re.compile(r"Input: (.*?)\nOutput: ?(.*?)(?=\n\nInput: |\n\n|\Z)", re.DOTALL)
 _VARIANT_MARK = "generate a variation of the following instruction"
 _FORWARD_MARKS = ("input-output pairs", "the instruction was", "reply with the instruction")
-_SCORING_INPUT = "\n\nInput: "
 _SCORING_OUTPUT = "\nOutput:"
 _STOPWORDS = frozenset(
     ("a", "an", "the", "of", "to", "and", "or", "with", "its", "it", "is", "in", "on", "for",
@@ -270,10 +273,10 @@ class World:
     # -- reading prompts ------------------------------------------------------------------------
 
     def _question(self, prompt: str) -> _Question | None:
-        split = prompt.rfind(_SCORING_INPUT)
+        split = prompt.rfind(SCORING_INPUT)
         if split < 0:
             return None
-        rest_start = split + len(_SCORING_INPUT)
+        rest_start = split + len(SCORING_INPUT)
         end = prompt.find(_SCORING_OUTPUT, rest_start)
         if end < 0:
             return None
@@ -316,7 +319,10 @@ class World:
     # -- answering ------------------------------------------------------------------------------
 
     def generate_now(self, request: GenerationRequest) -> list[Generation]:
-        prompt = request.prompt
+        prompt = with_earlier_turns(request)
+        verdict = judge_reply(prompt)
+        if verdict is not None:
+            return [self._finish(request, verdict) for _ in range(request.n)]
         lowered = prompt[:400].lower()
         if request.suffix and "Input:" in request.suffix:
             texts = self._proposals(request)  # fill in the middle: insert (reverse) proposals
@@ -417,6 +423,8 @@ class World:
         p = self._p(key, t, e)
         lead = " " if request.api == "completions" else ""
         tail = "\n" if request.api == "completions" else ""
+        if self.config.chatty and talks(request):
+            lead, tail = f"The output for {question.input.strip()!r} is ", "."
         state = self.tasks[t]
         generations = []
         for choice in range(request.n):

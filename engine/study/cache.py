@@ -274,6 +274,7 @@ class CachedScorer:
                 0.0,
                 cached=True,
                 model=str(hit[3]),
+                answer=str(hit[4]) if len(hit) > 4 else "",  # older entries kept no answer
             )
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # not an answer this version wrote: ask again
@@ -285,7 +286,8 @@ class CachedScorer:
             return hit
         score = await self.scorer.score(instruction, example)
         self.cache.put(
-            key, [score.reward, score.prompt_tokens, score.completion_tokens, score.model]
+            key,
+            [score.reward, score.prompt_tokens, score.completion_tokens, score.model, score.answer],
         )
         return score
 
@@ -319,6 +321,8 @@ class CachedProposer:
                 "duplicates": batch.duplicates,
                 "rejected": batch.rejected,
                 "model": batch.model,
+                "raw": list(batch.raw),
+                "reasons": batch.reasons,
             },
         )
         return batch
@@ -348,6 +352,8 @@ def _batch(hit: Any) -> ProposalBatch | None:
             rejected=int(hit["rejected"]),
             cached_calls=1,
             model=str(hit["model"]),
+            raw=tuple(str(text) for text in hit.get("raw", ())),
+            reasons={str(k): int(v) for k, v in hit.get("reasons", {}).items()},
         )
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, AttributeError):
         return None

@@ -82,7 +82,8 @@ EndpointName = Annotated[
 Weight = Annotated[float, Meta(gt=0, le=1e6)]
 
 Api = Literal["chat", "completions"]
-ScoringMode = Literal["exec", "logprob"]
+ScoringMode = Literal["exec", "logprob", "judge"]
+ChatFormat = Literal["plain", "output-only"]
 Backend = Literal["sim", "local"]
 Protocol = Literal["openai", "anthropic"]
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     scoring_size: Count | None = None
     test_size: Count | None = None
     # proposals (engine.study.settings.ProposalPlan has the same names)
-    initial_candidates: Positive = 20
+    initial_candidates: Count = 20  # 0: only your own candidates (and the human one)
     candidates_per_call: Positive = 5
     demos_per_proposal: Positive = 5
     variant_rounds: Count = 2
@@ -190,6 +191,17 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     duplicate_similarity: Similarity = 0.9  # token-set Jaccard at which a proposal is a copy
     max_instruction_chars: Positive = 400  # longer proposals are rejected
     scorer: Scorer | None = None  # "module:function" (or "file.py:function"): a custom scorer
+    # your own candidates: a file, one instruction a line or JSONL {"instruction", "name"}
+    candidates: str | None = None
+    # how the target is asked (engine.study.scoring): demos before the input, the chat format
+    scoring_demos: Count | None = None  # None: 3 on chat, 0 on completions (prompting.py)
+    chat_format: ChatFormat = "output-only"
+    answer_chars: Annotated[int, Meta(ge=0, le=10_000)] = 200  # of each answer kept in events
+    # a model as judge (scoring = "judge", engine.study.judging): its rubric and its endpoint
+    judge_rubric: Name | None = None  # a ready rubric's name or a rubric file
+    judge_model: Name | None = None
+    judge_base_url: Url | None = None
+    judge_api_key_env: str | None = None
     # failures (engine.study.settings.FailureLimits)
     max_failures: Count = 20
     max_failure_share: Share = 0.1
@@ -281,6 +293,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 include_human=self.include_human,
             ),
             failures=FailureLimits(self.max_failures, self.max_failure_share),
+            answer_chars=self.answer_chars,
         )
 
 

@@ -214,6 +214,7 @@ class Dispatcher:
                 usd=0.0 if score.cached else usd,
                 latency_s=round(max(0.0, score.latency_s), 4),
                 cached=score.cached,
+                answer=score.answer[: setup.settings.answer_chars],
             )
         )
         if not score.cached:

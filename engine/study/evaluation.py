@@ -95,6 +95,7 @@ class FinalEvaluation:
                 completion_tokens=score.completion_tokens,
                 usd=0.0 if score.cached else usd,
                 cached=score.cached,
+                answer=score.answer[: self._shared.setup.settings.answer_chars],
             )
         )
         shared.activity.evaluation_done += 1

@@ -40,9 +40,11 @@ __all__ = [
     "StudyResumed",
     "StudyStarted",
     "StudyStatus",
+    "StudyWarning",
     "TaskIdentity",
     "TimePassed",
     "VariantRoundStarted",
+    "WarningExample",
 ]
 
 #: The journal's format; a journal of another version is refused with a clear message.
@@ -98,10 +100,12 @@ class CandidateAdded(Fact, frozen=True, tag="candidate_added"):
     instruction: Text
     origin: Origin
     parent: Index | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""  # a user's candidate's name
 
 
 class PullDone(Fact, frozen=True, tag="pull_done"):
-    """One scoring call's reward (a cached answer costs nothing: `usd` 0, `cached`)."""
+    """One scoring call's reward (a cached answer costs nothing: `usd` 0, `cached`) and the
+    model's answer as the metric read it, cut to the study's `answer_chars`."""
 
     arm: Index
     example: Index
@@ -111,10 +115,13 @@ class PullDone(Fact, frozen=True, tag="pull_done"):
     usd: Money = 0.0
     latency_s: Seconds = 0.0
     cached: bool = False
+    answer: Text = ""
 
 
 class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
-    """What proposal calls cost and produced (before the candidates they add)."""
+    """What proposal calls cost and produced (before the candidates they add): each call's
+    raw answers (`raw`, cut to the study's `answer_chars`) and why answers were rejected
+    (`reasons`: reason -> count, summing to `rejected`)."""
 
     calls: Count
     prompt_tokens: Count = 0
@@ -125,6 +132,8 @@ class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     duplicates: Count = 0
     rejected: Count = 0
     model: str = ""
+    raw: list[Text] = []
+    reasons: dict[str, Count] = {}
 
 
 class VariantRoundStarted(Fact, frozen=True, tag="variant_round_started"):
@@ -185,6 +194,24 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     completion_tokens: Count = 0
     usd: Money = 0.0
     cached: bool = False
+    answer: Text = ""
+
+
+class WarningExample(msgspec.Struct, frozen=True):
+    """One answer shown beside what was expected, in a warning."""
+
+    input: Text
+    answer: Text
+    expected: Text
+
+
+class StudyWarning(Fact, frozen=True, tag="warning"):
+    """Something the user should know that does not stop the study (``nothing_learned``:
+    every candidate scored so far has the same reward), said once, with example answers."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,40}$")]
+    message: Text
+    examples: list[WarningExample] = []
 
 
 class StatusChanged(Fact, frozen=True, tag="status_changed"):
@@ -216,4 +243,5 @@ Event = (
     | EvaluationDone
     | StatusChanged
     | StudyFinished
+    | StudyWarning
 )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import anyio
 
 from engine.study.events import ArmEliminated, LeaderChanged, TimePassed
+from engine.study.learning import check_learning
 from engine.study.proposing import scoring_limit, variants_due
 from engine.study.settings import BudgetName
 from engine.study.shared import Shared
@@ -36,6 +37,7 @@ class Monitor:
             await anyio.sleep(TICK_S)
             self.publish_arms()
             self.keep_time()
+            check_learning(self._shared)
             stop = self.stop_reason()
             if stop is not None:
                 self._stop(*stop)

@@ -1,7 +1,8 @@
 """The proposal loop: the first batch of candidates, then variants of the leaders while scoring
 runs (iterative APE, docs/design.md, "Proposals").
 
-The task's human instruction joins first when asked for. The first batch comes from several
+The task's human instruction joins first when asked for, then the user's own candidates (origin
+"user"; they do not count against `initial_candidates`). The first batch comes from several
 proposal calls at once, retried a bounded number of times. Then, once per variant round, when
 the policy is done with the pool it has or enough pulls have come in since the last round, the
 current leaders get variants. Until the rounds are over a share of the scoring budget is kept for
@@ -76,15 +77,19 @@ class ProposalLoop:
         human = shared.setup.task.human_instruction
         if human and plan.include_human and not shared.state.arms:
             self._add(human, "human", None)
+        for candidate in shared.setup.user_candidates:
+            if len(shared.state.arms) >= plan.max_candidates:
+                break
+            self._add(candidate.instruction, "user", None, candidate.name)
         attempts = 0
         per_call = plan.candidates_per_call
         max_attempts = 3 * math.ceil(plan.initial_candidates / per_call) + 3
         while (
-            len(shared.state.arms) < plan.initial_candidates
+            self._first_batch_size() < plan.initial_candidates
             and attempts < max_attempts
             and not shared.activity.stop_requested
         ):
-            wanted = plan.initial_candidates - len(shared.state.arms)
+            wanted = plan.initial_candidates - self._first_batch_size()
             calls = min(math.ceil(wanted / per_call), max(1, shared.activity.concurrency))
             attempts += calls
             results: list[bool] = []
@@ -93,6 +98,10 @@ class ProposalLoop:
                     group.start_soon(self._propose_into, results)
             if not all(results):
                 break
+
+    def _first_batch_size(self) -> int:
+        """The candidates that count against `initial_candidates`: all but the user's."""
+        return sum(arm.origin != "user" for arm in self._shared.state.arms)
 
     async def _propose_into(self, results: list[bool]) -> None:
         proposer = self._shared.setup.proposer
@@ -190,6 +199,7 @@ class ProposalLoop:
                 fresh.append(proposal)
                 seen.add(key)
         usd = shared.setup.prices.cost(batch.model, batch.prompt_tokens, batch.completion_tokens)
+        plan_chars = shared.setup.settings.answer_chars
         shared.emit(
             ProposalsDone(
                 calls=batch.calls,
@@ -201,12 +211,14 @@ class ProposalLoop:
                 duplicates=batch.duplicates + len(batch.proposals) - len(fresh),
                 rejected=batch.rejected,
                 model=batch.model,
+                raw=[text[:plan_chars] for text in batch.raw] if plan_chars else [],
+                reasons=dict(batch.reasons),
             )
         )
         for proposal in fresh:
             self._add(proposal.text, proposal.origin, proposal.parent)
 
-    def _add(self, instruction: str, origin: str, parent: int | None) -> None:
+    def _add(self, instruction: str, origin: str, parent: int | None, name: str = "") -> None:
         shared = self._shared
         if shared.state.knows(instruction):
             return
@@ -216,6 +228,7 @@ class ProposalLoop:
                 instruction=instruction,
                 origin=origin,  # type: ignore[arg-type]
                 parent=parent,
+                name=name,
             )
         )
         shared.activity.notify()

@@ -57,6 +57,8 @@ class StudyResult:
     full_evaluation_calls: int
     failures: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    warnings: tuple[str, ...] = ()
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the target was asked
 
     @property
     def ok(self) -> bool:
@@ -94,4 +96,6 @@ class StudyResult:
             "full_evaluation_calls": self.full_evaluation_calls,
             "call_ratio": round(self.call_ratio, 4),
             "failures": dict(self.failures),
+            "warnings": list(self.warnings),
+            "scoring": dict(self.scoring),
         }

@@ -1,10 +1,12 @@
 """Scoring an instruction on one example: the `Scorer` interface and the scorers.
 
 Scoring (docs/design.md, "Scoring"; APE section 3.2) sends the target model the scoring template
-(``instruction + "\\n\\nInput: x\\nOutput:"`` by default, overridable in the templates file):
+(``instruction + "\\n\\nInput: x\\nOutput:"`` by default, overridable in the templates file),
+in the format `engine.study.prompting` builds (scoring demos, the chat format):
 
 - *execution accuracy* (``scoring = "exec"``): greedy answer (temperature 0), stop at the end of
-  the line, at most 16 tokens, the task's metric against the accepted outputs;
+  the line, at most 16 tokens, read as a chat model writes it (`read_answer`: its first line,
+  without a label, quotes or a trailing period), the task's metric against the accepted outputs;
 - *log-probability* (``scoring = "logprob"``): exp(mean token log-prob) of the example's first
   accepted output after the prompt, from completions ``echo`` + ``logprobs`` (exact). An
   endpoint without echo but with chat ``logprobs`` (with ``api = "chat"``) is scored on the greedy
@@ -31,7 +33,8 @@ from engine.llm.limiter import RateLimiter
 from engine.llm.pool import EndpointPool
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
-from engine.task.metrics import metric_function
+from engine.study.prompting import ScoringPrompt
+from engine.task.metrics import metric_function, read_answer
 from engine.task.types import Example
 
 __all__ = [
@@ -62,6 +65,7 @@ class Score:
     latency_s: float = 0.0
     cached: bool = False
     model: str = ""
+    answer: str = ""  # what the model answered (stripped), when it answered in text
 
 
 class Scorer(Protocol):
@@ -111,12 +115,14 @@ class ClientScorer:
         api: str = "chat",
         template: str = Templates().scoring,
         logprobs: str = "echo",
+        asking: ScoringPrompt | None = None,
     ) -> None:
         self.client = client
         self.mode = mode
         self.api = api
-        self.template = template
         self.logprobs = logprobs
+        self.metric = metric
+        self.asking = asking or ScoringPrompt(Templates(scoring=template))
         self._metric = metric_function(metric)
 
     @property
@@ -124,7 +130,7 @@ class ClientScorer:
         return self.client.limiter
 
     def prompt(self, instruction: str, example: Example) -> str:
-        return self.template.format(instruction=instruction, input=example.input)
+        return self.asking.completion(instruction, example.input)
 
     async def score(self, instruction: str, example: Example) -> Score:
         prompt = self.prompt(instruction, example)
@@ -142,7 +148,7 @@ class ClientScorer:
         completion: Completion
         if self.api == "chat" or with_logprobs:
             completion = await self.client.chat(
-                [{"role": "user", "content": prompt}],
+                self.asking.messages(instruction, example.input),
                 max_tokens=SCORING_MAX_TOKENS,
                 temperature=0.0,
                 stop=list(SCORING_STOP),
@@ -152,7 +158,8 @@ class ClientScorer:
             completion = await self.client.complete(
                 prompt, max_tokens=SCORING_MAX_TOKENS, temperature=0.0, stop=list(SCORING_STOP)
             )
-        reward = self._metric(completion.text.strip(), example)
+        answer = completion.text.strip()
+        reward = self._metric(read_answer(answer, self.metric), example)
         if with_logprobs:
             reward *= self._confidence(completion)
         return Score(
@@ -161,6 +168,7 @@ class ClientScorer:
             completion_tokens=completion.usage.completion_tokens,
             latency_s=completion.latency_s,
             model=completion.model,
+            answer=answer,
         )
 
     def _confidence(self, completion: Completion) -> float:

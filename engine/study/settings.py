@@ -56,12 +56,15 @@ class ProposalPlan:
     new_candidate_share: float = 0.25
     max_candidates: int = 200
     include_human: bool = False
+    user_candidates: int = 0  # the user's own candidates, added before any proposal
 
     def planned(self) -> int:
         """The candidates the study plans: the first batch, every variant round, the human
         instruction (the scheduler shares its error probability among that many)."""
         variants = self.variant_rounds * self.variant_leaders * self.variants_per_leader
-        planned = self.initial_candidates + variants + int(self.include_human)
+        planned = (
+            self.initial_candidates + variants + int(self.include_human) + self.user_candidates
+        )
         return max(1, min(planned, self.max_candidates))
 
 
@@ -85,3 +88,4 @@ class StudySettings:
     budgets: BudgetLimits = field(default_factory=BudgetLimits)
     proposals: ProposalPlan = field(default_factory=ProposalPlan)
     failures: FailureLimits = field(default_factory=FailureLimits)
+    answer_chars: int = 200  # of each model answer kept in the events (0: none)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
-from engine.propose import CandidateSource
+from engine.propose import CandidateSource, UserCandidate
 from engine.search.policy import Policy
 from engine.study.activity import Activity
 from engine.study.budgets import PriceTable
@@ -45,6 +46,8 @@ class StudySetup:
     pools: tuple[EndpointPool, ...] = ()
     prices: PriceTable = field(default_factory=PriceTable)
     scoring_model: str = ""
+    user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the target is asked (result)
     time_s: Callable[[], float] = time.monotonic
 
 

@@ -120,6 +120,7 @@ class ProposalRow:
     rejected: int
     waiting: int  # proposal calls queued or in flight
     new_candidate_share: float  # share of the scoring budget kept for new candidates
+    reasons: dict[str, int] = field(default_factory=dict)  # why answers were rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class StudySnapshot:
     message: str = ""  # last notable event or error, for a status line
     done: bool = False
     winner: int | None = None
+    warnings: tuple[str, ...] = ()  # said once each (a StudyWarning event), newest last
     extra: dict[str, Any] = field(default_factory=dict)
     endpoints: tuple[EndpointRow, ...] = ()  # one per endpoint of each role
 

@@ -35,12 +35,15 @@ from engine.study.events import (
     StudyResumed,
     StudyStarted,
     StudyStatus,
+    StudyWarning,
     TimePassed,
     VariantRoundStarted,
 )
 from engine.study.settings import StudySettings
 
 __all__ = ["Arm", "StudyState"]
+
+_ANSWERS_KEPT = 8  # the latest answers, for a warning's examples
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class Arm:
     instruction: str
     origin: str
     parent: int | None = None
+    name: str = ""
 
 
 class StudyState:
@@ -72,6 +76,12 @@ class StudyState:
         self.share = settings.proposals.new_candidate_share
         self.variant_rounds_done = 0
         self.generated = self.duplicates = self.rejected = 0
+        self.rejected_reasons: dict[str, int] = {}
+        self.warnings: list[StudyWarning] = []
+        # the rewards seen so far, and the latest answers (arm, example, answer) with text
+        self.reward_low = 1.0
+        self.reward_high = 0.0
+        self.answers: list[tuple[int, int, str]] = []
         self.failures = 0
         self.failure_kinds: dict[str, int] = {}
         self.first_errors: dict[str, str] = {}  # error kind -> the first such failure's message
@@ -101,12 +111,19 @@ class StudyState:
             raise JournalError(
                 f"candidate {event.arm} out of order: the study has {len(self.arms)} candidates"
             )
-        self.arms.append(Arm(arm, event.instruction, event.origin, event.parent))
+        self.arms.append(Arm(arm, event.instruction, event.origin, event.parent, event.name))
         self.keys.add(instruction_key(event.instruction))
 
     def _pull(self, event: PullDone) -> None:
         self._check_arm(event.arm)
         self.policy.observe(Pull(event.arm, event.example), event.reward)
+        self.reward_low = min(self.reward_low, event.reward)
+        self.reward_high = max(self.reward_high, event.reward)
+        if event.answer:
+            self.answers = [
+                *self.answers[-(_ANSWERS_KEPT - 1) :],
+                (event.arm, event.example, event.answer),
+            ]
         self.spend.add_call(
             "scoring",
             prompt_tokens=event.prompt_tokens,
@@ -125,6 +142,8 @@ class StudyState:
         self.generated += event.generated
         self.duplicates += event.duplicates
         self.rejected += event.rejected
+        for reason, count in event.reasons.items():
+            self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + count
 
     def _variant_round(self, event: VariantRoundStarted) -> None:
         self.variant_rounds_done = max(self.variant_rounds_done, event.number)
@@ -177,6 +196,12 @@ class StudyState:
         self.reason = event.reason
         self.result = event.result
 
+    def _warning(self, event: StudyWarning) -> None:
+        self.warnings.append(event)
+
+    def warned(self, code: str) -> bool:
+        return any(warning.code == code for warning in self.warnings)
+
     def _check_arm(self, arm: int) -> None:
         if not 0 <= arm < len(self.arms):
             raise JournalError(f"no candidate {arm}: the study has {len(self.arms)}")
@@ -200,6 +225,7 @@ def _table() -> dict[type[Any], Callable[[StudyState, Any], None]]:
         EvaluationDone: StudyState._evaluation,
         StatusChanged: StudyState._status,
         StudyFinished: StudyState._finished,
+        StudyWarning: StudyState._warning,
     }
 
 

@@ -47,6 +47,7 @@ from engine.study.events import (
     StudyStatus,
     VariantRoundStarted,
 )
+from engine.study.learning import recent_examples, warn_nothing_learned
 from engine.study.monitor import Monitor
 from engine.study.observers import Observer
 from engine.study.proposing import ProposalLoop, scoring_limit
@@ -229,6 +230,7 @@ class Study:
                 evaluations = await self._final_evaluation()
             self._raise_journal_error()
             status = "finished"
+            self._check_evaluations(evaluations)
         self._monitor.keep_time(force=True)
         result = views.result(self._shared, self.study_id, evaluations, status=status)
         self._shared.activity.message = f"{status}: {state.reason}" if state.reason else status
@@ -242,6 +244,19 @@ class Study:
         )
         self._raise_journal_error()
         return result
+
+    def _check_evaluations(self, evaluations: tuple[Evaluation, ...]) -> None:
+        """Every instruction evaluated, the human one among them, scored 0: say so."""
+        scored = [e for e in evaluations if e.n > 0]
+        if len(scored) < 2 or any(e.test_score > 0 for e in scored):
+            return
+        names = ", ".join(e.role.replace("_", "-") for e in scored)
+        warn_nothing_learned(
+            self._shared,
+            f"every instruction evaluated on the test pool ({names}) scored 0.",
+            0.0,
+            recent_examples(self._shared),
+        )
 
     async def _final_evaluation(self) -> tuple[Evaluation, ...]:
         order = views.ranked(self._shared)

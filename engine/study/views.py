@@ -185,10 +185,12 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
             rejected=state.rejected,
             waiting=activity.proposals_in_flight,
             new_candidate_share=state.share,
+            reasons=dict(state.rejected_reasons),
         ),
         message=activity.message,
         done=state.status in ("finished", "failed", "cancelled"),
         winner=leader,
+        warnings=tuple(warning.message for warning in state.warnings),
         extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
         endpoints=_endpoint_rows(shared),
     )
@@ -238,4 +240,6 @@ def result(
         full_evaluation_calls=len(state.arms) * n,
         failures=dict(state.failure_kinds),
         error=state.fatal,
+        warnings=tuple(warning.message for warning in state.warnings),
+        scoring=dict(shared.setup.scoring),
     )

@@ -25,12 +25,45 @@ __all__ = [
     "metric_function",
     "multiple_choice",
     "normalise",
+    "read_answer",
     "score",
 ]
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SET_SEPARATORS = re.compile(r",|\band\b|;|\n")
+_ANSWER_LABEL = re.compile(r"^\s*(?:the\s+)?(?:output|answer|a|response)\s*(?:is)?\s*:\s*", re.I)
+_WRAPPERS = ('""', "''", "``", "**", "“”", "‘’", "«»")
+
+
+def _unwrap(text: str) -> str:
+    """Without quotes, backticks or bold markers that wrap the whole text."""
+    text = text.strip()
+    changed = True
+    while changed and len(text) >= 2:
+        changed = False
+        for pair in _WRAPPERS:
+            left, right = (pair[:1], pair[1:]) if len(pair) == 2 else (pair, pair)
+            if text.startswith(left) and text.endswith(right) and len(text) > len(left + right):
+                text = text[len(left) : len(text) - len(right)].strip()
+                changed = True
+    return text
+
+
+def read_answer(raw: str, metric: str = "exact_match") -> str:
+    """The answer a chat model meant, as the metric reads it: the first non-blank line (every
+    line for `exact_set`, whose items may come one a line), without a leading "Output:" or
+    "Answer:" label, quotes or bold markers around it, and a trailing period (a single one:
+    "etc." stays "etc"). The metric then applies its own normalisation (`normalise`)."""
+    lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = ", ".join(lines) if metric == "exact_set" else lines[0]
+    text = _ANSWER_LABEL.sub("", text, count=1)
+    text = _unwrap(text)
+    if text.endswith(".") and not text.endswith(".."):
+        text = _unwrap(text[:-1])
+    return text
 
 
 def _plain(text: str) -> str:

@@ -178,6 +178,7 @@ class PlainLines(Closing):
         self._last: float | None = None
         self._done = False
         self._errors = NewErrors()
+        self._warned = 0
 
     def attach(self, control: StudyControl) -> None:
         return None
@@ -188,6 +189,9 @@ class PlainLines(Closing):
             return
         for line in self._errors.lines(snapshot):  # at once, not at the next progress line
             self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+        for warning in snapshot.warnings[self._warned :]:  # each once, as it comes
+            self.console.print(f"warning: {warning}", highlight=False, markup=False)
+        self._warned = max(self._warned, len(snapshot.warnings))
         due = self._last is None or now - self._last >= self.every_s
         if due or snapshot.done:
             self._last = now

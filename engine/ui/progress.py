@@ -28,6 +28,7 @@ class ProgressDisplay:
         self._progress: Progress | None = None
         self._task: Any = None
         self._errors = NewErrors()
+        self._warned = 0
 
     def attach(self, control: StudyControl) -> None:
         if self._plain is not None:
@@ -52,6 +53,9 @@ class ProgressDisplay:
             return
         for line in self._errors.lines(snapshot):
             self._progress.console.print(line, style="red", highlight=False, markup=False)
+        for warning in snapshot.warnings[self._warned :]:  # above the bar, each once
+            self._progress.console.print(f"warning: {warning}", highlight=False, markup=False)
+        self._warned = max(self._warned, len(snapshot.warnings))
         budgets = {row.name: row for row in snapshot.budgets}
         spent = budgets["scoring_calls"].spent
         full = max(1, len(snapshot.arms) * snapshot.n)

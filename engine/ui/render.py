@@ -2,10 +2,10 @@
 
 `screen(snapshot, ...)` is a rich `Layout` of fixed regions: a status line, the leaderboard, four
 panels (throughput, limiter -- or endpoints, when a role runs on several --, budget, proposals)
-and a help line. Each panel is a function
-`(snapshot, width, height) -> Panel` that draws to the size it is given, so the same screen
-fits 80x24 and a wide terminal, and `Live` redraws it in place without flicker. `plain_line` is
-the one-line form for a log or a pipe. Reference: rich's Layout, Live and recording console.
+and a help line. Each panel is a function `(snapshot, width, height) -> Panel` that draws to the
+size it is given, so the same screen fits 80x24 and a wide terminal, and `Live` redraws it in
+place without flicker. `plain_line` is the one-line form for a log or a pipe. Reference: rich's
+Layout, Live and recording console.
 """
 
 from __future__ import annotations
@@ -64,19 +64,6 @@ _BUDGET_LABELS = {
     "seconds": "time",
 }
 _PANEL_PADDING = 4  # two borders and a space of padding on each side
-
-
-def _row_text(cells: list[tuple[str, int, str]], style: str = "") -> Text:
-    """Cells of fixed width (negative width: right-aligned), one space apart."""
-    line = Text(style=style, no_wrap=True, overflow="ellipsis")
-    for i, (content, width, cell_style) in enumerate(cells):
-        if i:
-            line.append(" ")
-        size = abs(width)
-        cut = fmt.shorten(content, size) if len(content) > size else content
-        padded = cut.rjust(size) if width < 0 else cut.ljust(size)
-        line.append(padded, style=cell_style)
-    return line
 
 
 # -- leaderboard --------------------------------------------------------------------------------
@@ -165,7 +152,7 @@ def leaderboard_panel(
         for state in ("complete", "eliminated", "dropped")
         if counts[state]
     )
-    lines = [_row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
+    lines = [fmt.row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
     room = max(1, height - 3)  # borders and the header
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
@@ -178,7 +165,9 @@ def leaderboard_panel(
             style = _ARM_STYLE.get(row.state, "")
             if is_selected:
                 style = f"{style} reverse".strip()
-            lines.append(_row_text(_arm_cells(row, columns, instruction_width, is_selected), style))
+            lines.append(
+                fmt.row_text(_arm_cells(row, columns, instruction_width, is_selected), style)
+            )
         if last - first < len(arms):
             hidden = [f"{first} above"] if first else []
             hidden += [f"{len(arms) - last} below"] if last < len(arms) else []
@@ -231,7 +220,7 @@ def limiter_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Panel
             bar = "" if limit is None else fmt.fill_bar(fill, bar_width)
             value = "no limit" if limit is None else f"{fmt.rate(limit)} {unit}"
             lines.append(
-                _row_text(
+                fmt.row_text(
                     [
                         (label, 8, "bold" if kind == "req" else "dim"),
                         (kind, 3, "dim"),
@@ -265,7 +254,7 @@ def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Pan
     header = [("endpoint", 8), ("", 1), ("%", -4), ("p50", -5), ("429", -3), ("limit", -10)]
     if bar_width >= 3:
         header.insert(5, ("", bar_width))
-    lines = [_row_text([(text, size, "") for text, size in header], "bold")]
+    lines = [fmt.row_text([(text, size, "") for text, size in header], "bold")]
     for row in snapshot.endpoints:
         mark, style = _ENDPOINT_MARK.get(row.state, ("?", ""))
         limiter = limiters.get(row.endpoint)
@@ -285,7 +274,7 @@ def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Pan
         if bar_width >= 3:
             bar = "" if rpm is None or row.state == "cooled" else fmt.fill_bar(fill, bar_width)
             cells.insert(5, (bar, bar_width, "green"))
-        lines.append(_row_text(cells))
+        lines.append(fmt.row_text(cells))
     return Panel(Text("\n").join(lines), title="endpoints", title_align="left", padding=(0, 1))
 
 
@@ -322,7 +311,7 @@ def budget_panel(snapshot: StudySnapshot, width: int, height: int = 8) -> Panel:
         bar_width = max(3, inner - 7 - 1 - value_width - 1 - left_width - 1)
         fraction = 0.0 if not row.limit else row.spent / row.limit
         lines.append(
-            _row_text(
+            fmt.row_text(
                 [
                     (_BUDGET_LABELS.get(row.name, row.name), 7, "bold"),
                     (spent, -value_width, ""),
@@ -360,6 +349,9 @@ def proposals_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Pan
     body = Text(no_wrap=True, overflow="ellipsis")
     body.append(f"generated {p.generated}  {duplicates} {p.duplicates}")
     body.append(f"\nkept {p.kept}  rejected {p.rejected}  waiting {p.waiting}")
+    if p.reasons:  # why answers were not instructions, most common first
+        ranked = sorted(p.reasons.items(), key=lambda item: (-item[1], item[0]))
+        body.append("\n" + "  ".join(f"{why.replace('_', ' ')} {n}" for why, n in ranked))
     return Panel(
         body,
         title=f"proposals · new share {p.new_candidate_share:.0%}",
@@ -434,9 +426,18 @@ def screen(
         )
         for kind, message in errors
     ]
+    warning = [
+        Layout(
+            Text(f"warning: {text}", style="bold yellow", overflow="ellipsis"),
+            name="warning",
+            size=3,
+        )
+        for text in snapshot.warnings[-1:]  # the newest; every one is in the report
+    ]
     root.split_column(
         Layout(status_line(snapshot, notice, source), name="status", size=1),
         *error_rows,
+        *warning,
         Layout(
             _Sized(lambda w, h: leaderboard_panel(snapshot, w, h, selected)),
             name="leaderboard",

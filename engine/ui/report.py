@@ -36,6 +36,8 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     parts: list[Table | Text] = [title]
     if result.error:
         parts.append(Text(result.error, style="red"))
+    for warning in result.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
     final = _held_out_table(result)
     if final.row_count:
         parts.append(final)

@@ -226,6 +226,30 @@ async def test_optimize_takes_a_list_of_endpoints() -> None:
         await optimize_async(TASK, target=[Endpoint("m", "http://a:1/v1"), Endpoint("m")])
 
 
+async def test_a_judged_study_on_two_servers_has_one_judge_client() -> None:
+    sims = SimConfig(tasks=("larger_number",), seed=7)
+    async with serve_sim(sims) as one, serve_sim(sims) as two:
+        config = StudyConfig(
+            task="larger_number",
+            endpoints=[{"base_url": one.base_url}, {"base_url": two.base_url}],  # type: ignore[list-item]
+            scoring="judge",
+            judge_rubric="matches_reference",
+            budget_scoring_calls=40,
+            **SMALL,
+        )
+        async with open_study(prepare(config), say=lambda _: None) as study:
+            result = await study.run()
+            rows = {row.endpoint: row for row in study.snapshot().endpoints}
+        served = [one.stats()["requests"], two.stats()["requests"]]
+    assert result.status == "finished" and not result.failures
+    # the targets share the answers (and the proposals); the judge, on the first server by
+    # default, grades each answer through a client of its own
+    assert set(rows) == {"target-1", "target-2", "judge"} and rows["judge"].role == "judge"
+    answers = rows["target-1"].calls + rows["target-2"].calls
+    assert 40 <= rows["judge"].calls <= answers
+    assert served[0] > rows["judge"].calls and served[1] > 0
+
+
 async def test_a_server_killed_mid_study_loses_no_call() -> None:
     sims = SimConfig(tasks=(TASK,), latency_base_s=0.3, seed=6)
     with (

@@ -6,6 +6,7 @@ import pytest
 
 from engine.propose import Deduplicator, clean_proposal, instruction_key, jaccard
 from engine.propose import normalise_instruction as normalise
+from engine.propose.normalise import judge_proposal
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,48 @@ def test_deduplicator_threshold_one_keeps_all_but_same_token_sets() -> None:
     assert not seen.check("the two numbers add").new
     with pytest.raises(ValueError, match="similarity"):
         Deduplicator(0.0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("To determine the instruction, I'll analyze each input-output pair:", "about_the_task"),
+        ("Provide an instruction.", "about_the_task"),
+        ("You gave me an instruction to provide an output for the given inputs.", "about_the_task"),
+        ("Let's look at the pairs one by one.", "about_the_task"),
+        ("Given to a friend, and their task was to find the truth.", "about_the_task"),
+        ("What is the opposite of each word?", "question"),
+        ("Input: hot\nOutput: cold", "demo"),
+        ("   ", "empty"),
+        ("Add.", "too_short"),
+        ("word " * 200, "too_long"),
+    ],
+)
+def test_text_that_is_not_an_instruction_is_rejected_with_its_reason(
+    answer: str, reason: str
+) -> None:
+    assert judge_proposal(answer, max_chars=400, imperative=False) == ("", reason)
+
+
+def test_the_instruction_is_taken_out_of_a_longer_answer_in_the_asked_form() -> None:
+    answer = (
+        "Sure! Looking at the pairs, each output is the opposite word.\n"
+        "Instruction: **Write the antonym of the input word.**\nHope this helps."
+    )
+    assert judge_proposal(answer, max_chars=400, imperative=False) == (
+        "Write the antonym of the input word.",
+        "",
+    )
+
+
+def test_what_small_chat_models_write_about_the_instruction_is_rejected() -> None:
+    """Answers SmolLM2 wrote to the chat template (bench runs, 2026-11-30)."""
+    for answer in (
+        'Instruction:\nThe instruction is about the "maximal" in "planned".',
+        "The instruction is an example of a non-standard instruction set.",
+        "Your friend's instructions are an example of an instruction from a fun book.",
+    ):
+        assert judge_proposal(answer, max_chars=400, imperative=True) == ("", "about_the_task")
+    assert judge_proposal(
+        "The instruction is to add the two numbers.", max_chars=400, imperative=True
+    ) == ("Add the two numbers.", "")

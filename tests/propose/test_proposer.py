@@ -60,10 +60,10 @@ async def test_forward_chat_asks_for_n_instructions_from_five_sampled_demos() ->
     first, second = client.requests
     assert first["kind"] == "chat" and first["n"] == 2 and first["temperature"] == 1.0
     assert first["prompt"].startswith("I gave a friend an instruction")
-    assert first["prompt"].endswith("Reply with the instruction only.")
+    assert first["prompt"].endswith("in this form:\nInstruction: <the instruction>")
     assert first["prompt"].count("Input: ") == 5
     assert first["prompt"] != second["prompt"], "each call samples its own demos"
-    assert [p.text for p in batch.proposals] == ["Add 7.", "add seven."]
+    assert [p.text for p in batch.proposals] == ["Add 7.", "Add seven."]
     assert {p.origin for p in batch.proposals} == {"proposal"}
     assert (batch.generated, batch.rejected, batch.calls, batch.prompt_tokens) == (2, 0, 1, 100)
 
@@ -182,3 +182,18 @@ async def test_against_the_simulator_every_kept_proposal_is_a_clean_instruction(
         assert text[:1].isupper() and not text.lower().startswith(("to ", "the instruction"))
         assert "\n" not in text and '"' not in text and "Input:" not in text
     assert batches[-1].proposals and {p.origin for p in batches[-1].proposals} == {"variant"}
+
+
+@pytest.mark.anyio
+async def test_answers_about_the_task_are_rejected_with_reasons_and_kept_raw() -> None:
+    answers = [
+        "To determine the instruction, I'll analyze each input-output pair:",
+        "What is the sum?",
+        "Sure.\nInstruction: Add the two numbers.",
+        "Provide an instruction.",
+    ]
+    batch = await proposer(ScriptedClient([answers])).propose(4)
+    assert [p.text for p in batch.proposals] == ["Add the two numbers."]
+    assert batch.rejected == 3
+    assert batch.reasons == {"about_the_task": 2, "question": 1}
+    assert batch.raw == tuple(answers)

@@ -17,7 +17,9 @@ def test_the_defaults_are_the_papers_templates() -> None:
     forward = templates.forward.format(demos=demos)
     assert forward.startswith("I gave a friend an instruction and some inputs.")
     assert forward.endswith(demos + "\n\nThe instruction was")
-    assert "Reply with the instruction only." in templates.forward_chat
+    assert templates.forward_chat.endswith(
+        "Reply with the instruction only, on one line, in this form:\nInstruction: <the instruction>"
+    )
     assert templates.variant.format(instruction="Add.").startswith(
         "Generate a variation of the following instruction while keeping the semantic meaning."
     )

@@ -7,6 +7,7 @@ client."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,18 +15,21 @@ from engine.app import StudyConfig, execute, prepare
 from engine.app.execute import open_study
 from engine.cli import build_parser
 from engine.cli.run import config_from_args
-from engine.errors import ConfigError
+from engine.errors import ConfigError, EndpointError
 from engine.llm.errors import classify_response
 from engine.sim import SimConfig, serve_sim
+from engine.study.scoring import Score
 from tests.service.helpers import running_service, simulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 @pytest.mark.parametrize("stage", ["proposals", "scoring"])
-async def test_a_refused_key_stops_the_study_at_the_first_401(
+async def test_a_refused_key_stops_the_study_before_its_first_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
+    """The preflight asks each endpoint once: a refused key ends the study there, with the
+    endpoint's own message and the variable the key came from, before any paid call."""
     monkeypatch.setenv("APE_WRONG_KEY", "not-the-key")
     config = SimConfig(tasks=("larger_number",), api_keys=("the-right-key",))
     async with serve_sim(config) as sim:
@@ -40,13 +44,34 @@ async def test_a_refused_key_stops_the_study_at_the_first_401(
         if stage == "scoring":  # proposals on a key that works, scoring on one that does not
             monkeypatch.setenv("APE_RIGHT_KEY", "the-right-key")
             settings.update(proposal_api_key_env="APE_RIGHT_KEY")
-        result = await execute(prepare(StudyConfig(**settings)), say=lambda _: None)  # type: ignore[arg-type]
-        refused = sim.stats()["by_status"].get("401", 0)
-    assert result.status == "failed", result.reason
-    assert "401" in result.reason and "Incorrect API key" in result.reason
-    # at most the calls in flight when the first 401 came back, never the failure threshold
-    assert 1 <= refused <= 8, refused
-    assert result.spend.failed_calls <= 8
+        with pytest.raises(EndpointError, match=r"401.*Incorrect API key.*APE_WRONG_KEY"):
+            await execute(prepare(StudyConfig(**settings)), say=lambda _: None)  # type: ignore[arg-type]
+        stats = sim.stats()
+    assert stats["by_status"].get("401", 0) == 1  # one question, no call paid
+    assert stats["by_status"].get("200", 0) <= 2  # at most the other role's preflight
+
+
+async def test_a_key_refused_in_the_middle_of_a_study_stops_it_at_the_first_401() -> None:
+    """A key revoked while the study runs: the first 401 stops it, never the failure
+    threshold."""
+    from engine.llm.errors import AuthenticationError
+    from tests.study.fakes import FakeScorer
+    from tests.study.test_study import make_study
+
+    class Revoked(FakeScorer):
+        async def score(self, instruction: str, example: Any) -> Score:
+            if self.calls >= 20:
+                self.calls += 1
+                raise AuthenticationError(
+                    "endpoint 'target' answered HTTP 401: revoked", status=401
+                )
+            return await super().score(instruction, example)
+
+    scorer = Revoked(delay_s=0.001)
+    study, *_ = make_study(scorer=scorer, concurrency=4, max_failures=100)
+    result = await study.run()
+    assert result.status == "failed" and "401" in result.reason
+    assert result.spend.failed_calls <= 4  # the calls in flight when the first came back
 
 
 def test_401_and_403_are_final_and_stop_the_study() -> None:

@@ -125,7 +125,12 @@ async def test_a_task_name_keeps_the_journal_in_its_folder_in_run(tmp_path: Path
     task = bigbench_escaping(tmp_path / "tasks")
     journals = tmp_path / "deep" / "state" / "journals"
     config = StudyConfig(
-        task=str(task), no_cache=True, budget_scoring_calls=20, variant_rounds=0, test_size=5
+        task=str(task),
+        backend="sim",
+        no_cache=True,
+        budget_scoring_calls=20,
+        variant_rounds=0,
+        test_size=5,
     )
     prepared = prepare(config, journals=journals)
     assert prepared.task.name == "../../../../escaped"  # shown as the file says
@@ -160,7 +165,14 @@ async def test_a_task_from_the_task_folder_stays_in_it(tmp_path: Path) -> None:
             body = {"config": {"task": name, "no_cache": True}}
             status, answer = await service.call("POST", "/v1/studies", body)
             assert status == 400 and answer["error"]["field"] == "config.task", (name, answer)
-        body = {"config": {"task": "escape", "no_cache": True, "budget_scoring_calls": 20}}
+        body = {
+            "config": {
+                "task": "escape",
+                "backend": "sim",
+                "no_cache": True,
+                "budget_scoring_calls": 20,
+            }
+        }
         status, answer = await service.call("POST", "/v1/studies", body)
         assert status == 201, answer
         journal = Path(answer["journal"])

@@ -108,7 +108,9 @@ def test_kill_9_in_the_final_evaluation_pays_for_no_answer_twice(
     done = evaluations(journal)
     assert len(done) == len(set(done)), "an evaluation answer was asked for twice"
     assert set(done_before) <= set(done)
-    twice = paid - paid_in(journal)
+    # each of the two runs asks its endpoint one tiny call before its first (the preflight,
+    # not journaled): those are not answers paid twice
+    twice = paid - paid_in(journal) - 2
     print(f"\n{'cache' if cache else 'no cache'}: {paid} calls paid, {twice} twice")
     assert 0 <= twice <= CONCURRENCY, (paid, paid_in(journal))
     winner = result["winner"]

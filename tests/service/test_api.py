@@ -487,8 +487,11 @@ async def test_authentication_when_a_token_is_set(tmp_path: Path) -> None:
 
 
 async def test_patch_stop_search_evaluates_the_leader(tmp_path: Path) -> None:
-    async with simulator(latency_base_s=0.02) as base_url, running_service(tmp_path) as service:
-        study_id = await service.create(study_config(base_url))
+    async with (
+        simulator(latency_base_s=0.02) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
+        study_id = await service.create(study_config())
         await service.wait_for(study_id, lambda s: spent(s, "scoring_calls") >= 30)
         status, _ = await service.call("PATCH", f"/v1/studies/{study_id}", {"stop_search": True})
         assert status == 200
@@ -501,9 +504,9 @@ async def test_patch_stop_search_evaluates_the_leader(tmp_path: Path) -> None:
 async def test_an_unreachable_endpoint_fails_the_study_at_once_with_the_fix(
     tmp_path: Path,
 ) -> None:
-    async with running_service(tmp_path) as service:
+    async with running_service(tmp_path, sim="http://127.0.0.1:9/v1") as service:
         started = time.monotonic()
-        study_id = await service.create(study_config("http://127.0.0.1:9/v1"))
+        study_id = await service.create(study_config())
         final = await service.wait_for(study_id, lambda s: s["done"])
         assert time.monotonic() - started < 5
         assert final["status"] == "failed"

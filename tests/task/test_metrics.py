@@ -4,7 +4,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.task import Example, metric_function, normalise, score
-from engine.task.metrics import chosen
+from engine.task.metrics import chosen, read_answer
 
 
 def test_normalise_drops_case_punctuation_articles_and_spaces() -> None:
@@ -116,3 +116,28 @@ def test_metric_function_by_name_and_unknown_metric_names_the_choices() -> None:
         metric_function("bleu")
     with pytest.raises(ConfigError, match="exact_match"):
         score("bleu", "x", Example("x", ("y",)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "read"),
+    [
+        ("cold", "cold"),
+        ("Output: cold", "cold"),
+        ('Answer: "cold".', "cold"),
+        ("The answer is: cold", "cold"),
+        ("**cold**", "cold"),
+        ("'cold'.", "cold"),
+        ("\n\ncold\nBecause hot is the opposite.", "cold"),
+        ("etc..", "etc.."),
+        ("", ""),
+    ],
+)
+def test_answers_are_read_the_way_chat_models_write_them(raw: str, read: str) -> None:
+    assert read_answer(raw) == read
+
+
+def test_a_set_answer_keeps_every_line_and_the_reading_feeds_the_metric() -> None:
+    assert read_answer("Answer: a\nb\nc", "exact_set") == "a, b, c"
+    example = Example("x", ("b, a, c",))
+    assert score("exact_set", read_answer("a\nb\nc", "exact_set"), example) == 1.0
+    assert score("exact_match", read_answer('Output: "The cold."'), Example("x", ("cold",))) == 1.0

@@ -3,6 +3,7 @@ cancels it cleanly, the screen is drawn, and without a terminal plain lines are 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import anyio
@@ -135,3 +136,15 @@ async def test_without_a_terminal_plain_lines_every_few_seconds() -> None:
 
 def test_make_ui_on_a_terminal_is_the_live_screen() -> None:
     assert isinstance(make_ui(terminal_console()), TerminalUi)
+
+
+def test_plain_lines_print_each_warning_once_as_it_comes() -> None:
+    out = io.StringIO()
+    ui = PlainLines(Console(file=out, width=300), every_s=100.0, time_s=lambda: 0.0)
+    study, *_ = make_study()
+    snapshot = study.snapshot()
+    warned = dataclasses.replace(snapshot, warnings=("nothing is being learned: ...",))
+    for shown in (snapshot, warned, warned):
+        ui.update(shown)
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: nothing is being learned: ..."]

@@ -182,3 +182,14 @@ def test_several_endpoints_show_one_line_each(width: int, height: int) -> None:
 def test_the_plain_line_names_an_endpoint_out_of_use() -> None:
     line = plain_line(pooled_snapshot())
     assert "| gpu-c cooled 12s |" in line and "gpu-a" not in line
+
+
+def test_rejections_by_reason_and_the_warning_are_shown() -> None:
+    base = make_snapshot()
+    proposals = replace(base.proposals, rejected=6, reasons={"question": 1, "about_the_task": 5})
+    warning = "nothing is being learned: all 24 answers so far score 0"
+    snapshot = replace(base, proposals=proposals, warnings=(warning,))
+    text = render_screen(snapshot, 100, 30)
+    assert "about the task 5  question 1" in text
+    assert f"warning: {warning}" in text
+    assert "warning:" not in render_screen(base, 100, 30)
