@@ -79,10 +79,10 @@ class LimiterRow:
 
 @dataclass(frozen=True, slots=True)
 class EndpointRow:
-    """One endpoint of a role (`role`: "target" for scoring, or "proposal"): its share of the
-    role's calls, its calls in flight, latency, 429 answers, the calls it failed that went to
-    another endpoint (`resent`: of those, the calls whose request had been sent, which may have
-    been served and so paid twice), and its state in the pool ("ok"; "cooled": skipped for
+    """One endpoint of a role (`role`: "target" for scoring, "proposal", or "judge"): its share
+    of the role's calls, its calls in flight, latency, 429 answers, the calls it failed that went
+    to another endpoint (`resent`: of those, the calls whose request had been sent, which may
+    have been served and so paid twice), and its state in the pool ("ok"; "cooled": skipped for
     `cooled_s` more seconds after failures; "probing": its cool-down is over and one call at a
     time tests it)."""
 
