@@ -14,7 +14,11 @@ function, endpoints as values; the result back.
 `optimize` runs the study to its end (from a notebook too: it runs on a thread of its own when
 an event loop is running already); `optimize_async` is the same coroutine for code that has a
 loop. Every other setting of `StudyConfig` is a keyword (``budget_scoring_calls=2000``,
-``concurrency=64``, ``backend="sim"``, ...).
+``concurrency=64``, ``backend="sim"``, ...). A role may run on several endpoints serving one
+model -- replicas, or two keys with their own limits -- given as a list::
+
+    optimize(examples, target=[Endpoint("llama-8b", "http://gpu-a:8000/v1", rpm=600),
+                               Endpoint("llama-8b", "http://gpu-b:8000/v1", rpm=600)], ...)
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +49,9 @@ Metric = Callable[[str, Example], float]
 class Endpoint:
     """One model behind an endpoint. No `base_url`: ``$OPENAI_BASE_URL`` (or Anthropic's API
     for ``protocol="anthropic"``); no key source: ``$OPENAI_API_KEY`` (``$ANTHROPIC_API_KEY``)
-    when set. `headers` values may be ``env:VAR`` or ``file:PATH``."""
+    when set. `headers` values may be ``env:VAR`` or ``file:PATH``. `rpm` and `tpm` are its
+    limits, `timeout_s` a call's; in a list of several, `weight` shares the calls in flight and
+    `name` is its name on screen (each needs its `base_url` there)."""
 
     model: str
     base_url: str | None = None
@@ -53,6 +59,14 @@ class Endpoint:
     api_key_file: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     protocol: str = "openai"
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout_s: float | None = None
+    weight: float = 1.0
+    name: str | None = None
+
+
+Endpoints = Endpoint | Sequence[Endpoint]
 
 
 def _example(item: Example | Mapping[str, Any], index: int) -> Example:
@@ -101,33 +115,76 @@ def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunct
     return scorer
 
 
-def _endpoint_settings(target: Endpoint | None, proposal: Endpoint | None) -> dict[str, Any]:
+def _entry(endpoint: Endpoint, where: str) -> dict[str, Any]:
+    """One endpoint of a list, as an `EndpointSettings` table."""
+    if endpoint.base_url is None:
+        raise ConfigError(f"{where}.base_url: each endpoint of a list needs its URL")
+    entry: dict[str, Any] = {
+        "base_url": endpoint.base_url,
+        "name": endpoint.name,
+        "model": endpoint.model,
+        "api_key_env": endpoint.api_key_env,
+        "api_key_file": endpoint.api_key_file,
+        "headers": dict(endpoint.headers) or None,
+        "rpm": endpoint.rpm,
+        "tpm": endpoint.tpm,
+        "timeout_s": endpoint.timeout_s,
+        "weight": endpoint.weight,
+    }
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+def _listed(role: Endpoints, field: str) -> list[Endpoint]:
+    listed = [role] if isinstance(role, Endpoint) else list(role)
+    if not listed:
+        raise ConfigError(f"{field}: give an Endpoint or a list of them")
+    protocols = {one.protocol for one in listed}
+    if len(protocols) > 1:
+        raise ConfigError(f"{field}: the endpoints of a role speak one protocol ({protocols})")
+    return listed
+
+
+def _endpoint_settings(target: Endpoints | None, proposal: Endpoints | None) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if target is not None:
-        settings.update(
-            model=target.model,
-            base_url=target.base_url,
-            api_key_env=target.api_key_env,
-            api_key_file=target.api_key_file,
-            headers=dict(target.headers),
-            protocol=target.protocol,
-        )
+        first, *others = listed = _listed(target, "target")
+        settings.update(model=first.model, protocol=first.protocol)
+        if others or first.name is not None or first.weight != 1.0:
+            settings["endpoints"] = [_entry(one, f"target[{i}]") for i, one in enumerate(listed)]
+        else:
+            settings.update(
+                base_url=first.base_url,
+                api_key_env=first.api_key_env,
+                api_key_file=first.api_key_file,
+                headers=dict(first.headers),
+                **{k: v for k, v in (("rpm", first.rpm), ("tpm", first.tpm)) if v is not None},
+            )
+            if first.timeout_s is not None:
+                settings["timeout_s"] = first.timeout_s
     if proposal is not None:
-        settings.update(
-            proposal_model=proposal.model,
-            proposal_base_url=proposal.base_url,
-            proposal_api_key_env=proposal.api_key_env,
-            proposal_api_key_file=proposal.api_key_file,
-            proposal_headers=dict(proposal.headers),
-        )
+        first, *others = listed = _listed(proposal, "proposal")
+        settings["proposal_model"] = first.model
+        own = first.rpm is not None or first.tpm is not None or first.name is not None
+        if others or own:
+            settings["proposal_endpoints"] = [
+                _entry(one, f"proposal[{i}]") for i, one in enumerate(listed)
+            ]
+        else:
+            settings.update(
+                proposal_base_url=first.base_url,
+                proposal_api_key_env=first.api_key_env,
+                proposal_api_key_file=first.api_key_file,
+                proposal_headers=dict(first.headers),
+                proposal_timeout_s=first.timeout_s,
+            )
     return settings
 
 
 async def optimize_async(
     task: str | Task | Iterable[Example | Mapping[str, Any]],
     *,
-    target: Endpoint | None = None,
-    proposal: Endpoint | None = None,
+    target: Endpoints | None = None,
+    proposal: Endpoints | None = None,
     metric: str | Metric | None = None,
     scorer: ScorerFunction | None = None,
     human_instruction: str | None = None,

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,20 @@ import anyio
 
 from engine import __version__
 from engine.app.backends import in_process_name, start_backend
-from engine.app.endpoints import header_items
+from engine.app.endpoints import header_items, proposal_endpoints, remote, target_endpoints
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
+from engine.llm.pool import EndpointPool
 from engine.llm.preflight import preflight
 from engine.search import make_policy
 from engine.search.policy import Policy
 from engine.study.cache import CACHE_FILE, ResponseCache
-from engine.study.config import StudyConfig
+from engine.study.config import EndpointSettings, StudyConfig
 from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
@@ -90,51 +92,66 @@ def _scoring_format(prepared: Prepared) -> dict[str, Any]:
     }
 
 
-def endpoint_config(
-    name: str,
-    base_url: str,
-    model: str,
-    api_key_env: str | None,
-    config: StudyConfig,
-    *,
-    api_key_file: str | None = None,
-    headers: tuple[tuple[str, str], ...] = (),
-    timeout_s: float | None = None,
-) -> EndpointConfig:
+def endpoint_config(settings: EndpointSettings, config: StudyConfig) -> EndpointConfig:
+    """The client's config of one endpoint of a role (`settings` decided: see
+    `engine.app.endpoints.target_endpoints`)."""
+    assert settings.name is not None and settings.model is not None
+    where = "headers" if settings.name in ("target", "proposal") else f"{settings.name}.headers"
     return EndpointConfig(
-        name=name,
-        base_url=base_url,
-        model=model,
-        api_key_env=api_key_env,
-        api_key_file=None if api_key_env else api_key_file,
-        extra_headers=headers,
+        name=settings.name,
+        base_url=settings.base_url,
+        model=settings.model,
+        api_key_env=settings.api_key_env,
+        api_key_file=None if settings.api_key_env else settings.api_key_file,
+        extra_headers=header_items(settings.headers or {}, where),
         protocol=config.protocol,
-        requests_per_minute=config.rpm,
-        tokens_per_minute=config.tpm,
+        requests_per_minute=settings.rpm,
+        tokens_per_minute=settings.tpm,
         concurrency=config.concurrency,
-        timeout_s=timeout_s if timeout_s is not None else config.timeout_s,
+        timeout_s=settings.timeout_s or config.timeout_s,
         transport=config.transport,
     )
 
 
-def _shared_by_both_roles(prepared: Prepared, same_url: bool) -> bool:
-    """Do proposals go to the target's client (same URL, model, key, headers and timeout)?"""
-    config = prepared.config
-    own_key = config.proposal_api_key_env or config.proposal_api_key_file
-    return (
-        same_url
-        and prepared.proposal_model == config.model
-        and config.proposal_timeout_s in (None, config.timeout_s)
-        and (own_key is None or own_key in (config.api_key_env, config.api_key_file))
-        and config.proposal_headers in (None, config.headers)
+Caller = LLMClient | EndpointPool
+
+
+@dataclass(frozen=True, slots=True)
+class _Roles:
+    """Where each role's calls go: one client, or a pool of several; the judge's client (judge
+    scoring); every client; the pools."""
+
+    target: Caller
+    proposal: Caller
+    judge: LLMClient | None
+    clients: tuple[LLMClient, ...]
+    pools: tuple[EndpointPool, ...]
+
+
+def _judge(config: StudyConfig, targets: tuple[EndpointSettings, ...]) -> EndpointSettings | None:
+    """The judge's endpoint (judge scoring only): its own URL, model and key, else the first
+    target endpoint's URL and the study's model and key; one client with its own limiter and
+    statistics."""
+    if config.scoring != "judge":
+        return None
+    if any(one.name == "judge" for one in targets):
+        raise ConfigError("endpoints: the name 'judge' is the judge's; name the endpoint otherwise")
+    return EndpointSettings(
+        base_url=config.judge_base_url or targets[0].base_url,
+        name="judge",
+        model=config.judge_model or config.model,
+        api_key_env=config.judge_api_key_env or config.api_key_env,
+        rpm=config.rpm,
+        tpm=config.tpm,
     )
 
 
 async def _clients(
     stack: AsyncExitStack, prepared: Prepared, base_url: str, limiter_for: LimiterFor | None
-) -> tuple[LLMClient, LLMClient, list[LLMClient]]:
-    """(target, proposal, all) clients, opened on `stack`; one client when both roles use
-    the same endpoint and model."""
+) -> _Roles:
+    """Each role's clients, opened on `stack` (the proposal role shares the target's when it
+    calls the same endpoints with the same model, key, headers and timeout); a role of several
+    endpoints is an `EndpointPool` of them."""
     config = prepared.config
 
     async def opened(endpoint: EndpointConfig) -> LLMClient:
@@ -148,46 +165,42 @@ async def _clients(
             )
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
-    headers = header_items(config.headers, "headers")
-    target = await opened(
-        endpoint_config(
-            "target",
-            base_url,
-            config.model,
-            config.api_key_env,
-            config,
-            api_key_file=config.api_key_file,
-            headers=headers,
-        )
+    async def role(settings: tuple[EndpointSettings, ...]) -> list[LLMClient]:
+        return [await opened(endpoint_config(one, config)) for one in settings]
+
+    targets = target_endpoints(config, base_url)
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
+    target_clients = await role(targets)
+    judge_settings = _judge(config, targets)
+    judge = (
+        None if judge_settings is None else await opened(endpoint_config(judge_settings, config))
     )
-    clients = [target]
-    if config.scoring == "judge":  # a client of its own: its own limiter and statistics
-        judge_url = config.judge_base_url or base_url
-        judge_key = config.judge_api_key_env or config.api_key_env
-        judge_model = config.judge_model or config.model
-        clients.append(
-            await opened(endpoint_config("judge", judge_url, judge_model, judge_key, config))
-        )
-    proposal_url = config.proposal_base_url or base_url
-    if _shared_by_both_roles(prepared, proposal_url == base_url):
-        return target, target, clients
-    own_key = config.proposal_api_key_env or config.proposal_api_key_file
-    # the proposal role takes the target's key and headers unless it has its own
-    if config.proposal_headers is not None:
-        headers = header_items(config.proposal_headers, "proposal_headers")
-    proposal = await opened(
-        endpoint_config(
-            "proposal",
-            proposal_url,
-            prepared.proposal_model,
-            config.proposal_api_key_env if own_key else config.api_key_env,
-            config,
-            api_key_file=config.proposal_api_key_file if own_key else config.api_key_file,
-            headers=headers,
-            timeout_s=config.proposal_timeout_s,
-        )
-    )
-    return target, proposal, [*clients, proposal]
+    judges = () if judge is None else (judge,)
+    pools: list[EndpointPool] = []
+
+    def caller(clients: list[LLMClient], name: str, weights: list[float]) -> Caller:
+        if len(clients) == 1:
+            return clients[0]
+        pool = EndpointPool(clients, role=name, weights=weights)
+        pools.append(pool)
+        return pool
+
+    target = caller(target_clients, "target", [one.weight for one in targets])
+    if proposals is None:
+        return _Roles(target, target, judge, (*target_clients, *judges), tuple(pools))
+    taken = {client.name for client in (*target_clients, *judges)} & {p.name for p in proposals}
+    if taken:
+        raise ConfigError(f"proposal_endpoints: the name {taken.pop()!r} is taken (target, judge)")
+    proposal_clients = await role(proposals)
+    proposal = caller(proposal_clients, "proposal", [one.weight for one in proposals])
+    clients = (*target_clients, *judges, *proposal_clients)
+    return _Roles(target, proposal, judge, clients, tuple(pools))
+
+
+def where(settings: tuple[EndpointSettings, ...]) -> str:
+    """A role's endpoints as the response cache keys them: one URL, or every URL, sorted (a
+    pool's answers are kept apart from those of any one of its servers)."""
+    return " ".join(sorted({one.base_url for one in settings}))
 
 
 def _cache(
@@ -201,23 +214,39 @@ def _cache(
     return cache
 
 
+def _role_json(settings: tuple[EndpointSettings, ...]) -> dict[str, Any]:
+    first = settings[0]
+    role: dict[str, Any] = {
+        "model": first.model,
+        "base_url": first.base_url,
+        "api_key_env": first.api_key_env,
+    }
+    if len(settings) > 1:
+        role["endpoints"] = [
+            {
+                "name": one.name,
+                "base_url": one.base_url,
+                "model": one.model,
+                "api_key_env": one.api_key_env,
+                "weight": one.weight,
+            }
+            for one in settings
+        ]
+    return role
+
+
 def endpoints_json(prepared: Prepared) -> dict[str, Any]:
-    """What the study runs on -- the backend, and each role's endpoint, model and key variable
-    (never a key) -- for the journal header, the result JSON and the report."""
+    """What the study runs on -- the backend, and each role's endpoint(s), model and key
+    variable (never a key) -- for the journal header, the result JSON and the report."""
     config = prepared.config
-    target_url = config.base_url or in_process_name(config)
+    targets = target_endpoints(config, in_process_name(config))
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
+    proposal = _role_json(proposals or targets)
+    proposal["model"] = prepared.proposal_model
     return {
-        "backend": "endpoint" if config.base_url else config.backend,
-        "target": {
-            "model": config.model,
-            "base_url": target_url,
-            "api_key_env": config.api_key_env,
-        },
-        "proposal": {
-            "model": prepared.proposal_model,
-            "base_url": config.proposal_base_url or target_url,
-            "api_key_env": config.proposal_api_key_env or config.api_key_env,
-        },
+        "backend": "endpoint" if remote(config) else config.backend,
+        "target": _role_json(targets),
+        "proposal": proposal,
     }
 
 
@@ -236,6 +265,19 @@ def _started(prepared: Prepared) -> StudyStarted:
     )
 
 
+def _known(prepared: Prepared) -> list[str]:
+    """The instructions the proposer must not propose again: those of a resumed study, the
+    task's human instruction when it takes part, the user's own candidates."""
+    known = [
+        event.instruction
+        for event in (prepared.replay.events if prepared.replay else ())
+        if isinstance(event, CandidateAdded)
+    ]
+    if prepared.config.include_human and prepared.task.human_instruction:
+        known.append(prepared.task.human_instruction)
+    return known + [candidate.instruction for candidate in prepared.candidates]
+
+
 async def _setup(
     stack: AsyncExitStack,
     prepared: Prepared,
@@ -243,43 +285,37 @@ async def _setup(
     limiter_for: LimiterFor | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
-    base_url = config.base_url
-    if base_url is None:
+    base_url = config.base_url or ""
+    if not remote(config):
         base_url = await stack.enter_async_context(start_backend(task, config, say))
-    target, proposal, clients = await _clients(stack, prepared, base_url, limiter_for)
-    for client in clients:  # a wrong URL, key or model fails here, within two seconds
+    roles = await _clients(stack, prepared, base_url, limiter_for)
+    for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds
         say((await preflight(client, config.api)).line())
     cache = _cache(stack, config, say)
-    where = base_url if config.base_url else in_process_name(config)
+    targets = target_endpoints(config, base_url)
+    proposals = proposal_endpoints(config, targets, prepared.proposal_model) or targets
+    in_process = in_process_name(config)
     scorer = await build_scorer(
         config,
-        target,
+        roles.target,
         metric=task.metric,
         templates=prepared.templates,
         custom=prepared.custom_scorer,
         cache=cache,
-        endpoint=where,
+        endpoint=where(targets) if remote(config) else in_process,
         say=say,
         demos=prepared.splits.demo,
-        judge=next((c for c in clients if c.name == "judge"), None),
+        judge=roles.judge,
     )
-    known = [
-        event.instruction
-        for event in (prepared.replay.events if prepared.replay else ())
-        if isinstance(event, CandidateAdded)
-    ]
-    if config.include_human and task.human_instruction:
-        known.append(task.human_instruction)
-    known += [candidate.instruction for candidate in prepared.candidates]
     proposer = await build_proposer(
         config,
-        proposal,
+        roles.proposal,
         prepared.splits.demo,
         templates=prepared.templates,
         cache=cache,
-        endpoint=(config.proposal_base_url or base_url) if config.base_url else where,
+        endpoint=where(proposals) if remote(config) else in_process,
         task=task_fingerprint(task),
-        known=known,
+        known=_known(prepared),
     )
     return StudySetup(
         settings=_settings(prepared),
@@ -288,7 +324,8 @@ async def _setup(
         policy=_policy(prepared),
         scorer=scorer,
         proposer=proposer,
-        clients=tuple(clients),
+        clients=roles.clients,
+        pools=roles.pools,
         prices=prepared.prices,
         scoring_model=config.model,
         user_candidates=prepared.candidates,

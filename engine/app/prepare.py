@@ -159,7 +159,9 @@ def _check_judge(config: StudyConfig) -> None:
 def _check_prices(config: StudyConfig, prices: PriceTable) -> None:
     if config.budget_usd is None:
         return
-    for model in {config.model, config.proposal_model or config.model}:
+    models = {config.model, config.proposal_model or config.model}
+    models |= {one.model for one in (*config.endpoints, *config.proposal_endpoints) if one.model}
+    for model in sorted(models):
         if model not in prices:
             raise ConfigError(
                 f"budget_usd: model {model!r} has no price; add it to the config file as "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.llm.client import LLMClient
+from engine.llm.pool import EndpointPool
 from engine.propose import CandidateSource, Deduplicating, Proposer, Templates
 from engine.study.cache import CachedProposer, ResponseCache
 from engine.study.config import StudyConfig
@@ -16,7 +17,7 @@ __all__ = ["build_proposer"]
 
 async def build_proposer(
     config: StudyConfig,
-    client: LLMClient,
+    client: LLMClient | EndpointPool,
     demos: tuple[Example, ...],
     *,
     templates: Templates,

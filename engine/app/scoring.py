@@ -1,5 +1,6 @@
 """The study's scorer from its config: the client scorer (execution accuracy or log-probability,
-checked against the endpoint before any scoring call, asked in the format the config names:
+checked against the endpoint before any scoring call -- against every endpoint of a pool, which
+must agree in where log-probabilities come from -- and asked in the format the config names:
 scoring demos, the chat format), the judge scorer, or a user's custom scorer imported by
 name; then the response cache around it (`engine.study.scoring` has the scorers themselves)."""
 
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
+from engine.llm.pool import EndpointPool
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.config import StudyConfig
@@ -93,8 +96,21 @@ def load_scorer_function(spec: str, *, field: str = "scorer") -> ScorerFunction:
     return function  # type: ignore[no-any-return]
 
 
+async def _logprob_path(client: LLMClient | EndpointPool, api: str) -> str:
+    """`logprob_path` of the endpoint, or of every endpoint of a pool: endpoints that differ in
+    it are refused, naming them (their scores would not be comparable)."""
+    if isinstance(client, EndpointPool):
+        await client.same(Capability.PROMPT_LOGPROBS)
+        if api == "chat" and not (await client.capabilities()).prompt_logprobs:
+            await client.same(Capability.CHAT_LOGPROBS)
+    return await logprob_path(client, api)
+
+
 def _judge_scorer(
-    config: StudyConfig, client: LLMClient, judge: LLMClient | None, asking: ScoringPrompt
+    config: StudyConfig,
+    client: LLMClient | EndpointPool,
+    judge: LLMClient | None,
+    asking: ScoringPrompt,
 ) -> tuple[Scorer, dict[str, Any]]:
     """The judge scorer, and what defines its answers (the response cache's key)."""
     if judge is None or config.judge_rubric is None:
@@ -115,7 +131,7 @@ def _judge_scorer(
 
 async def _client_scorer(
     config: StudyConfig,
-    client: LLMClient,
+    client: LLMClient | EndpointPool,
     metric: str,
     asking: ScoringPrompt,
     say: Callable[[str], None],
@@ -124,7 +140,7 @@ async def _client_scorer(
     its answers (the response cache's key)."""
     path = "echo"
     if config.scoring == "logprob":
-        path = await logprob_path(client, config.api)
+        path = await _logprob_path(client, config.api)
         if path == "chat":
             say(
                 f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
@@ -150,7 +166,7 @@ async def _client_scorer(
 
 async def build_scorer(
     config: StudyConfig,
-    client: LLMClient,
+    client: LLMClient | EndpointPool,
     *,
     metric: str,
     templates: Templates,

@@ -32,7 +32,9 @@ GROUPS: dict[str, dict[str, str]] = {
     },
     "endpoints (no --base-url: $OPENAI_BASE_URL, else the simulator for a built-in task)": {
         "model": "target model that executes instructions",
-        "base_url": "OpenAI-compatible base URL, e.g. http://host:8000/v1",
+        "base_url": "OpenAI-compatible base URL, e.g. http://host:8000/v1; repeat it for several "
+        "endpoints of the model (replicas: calls are spread over them, --rpm and --tpm are each "
+        "one's limit)",
         "api_key_env": "name of the environment variable with the key ($OPENAI_API_KEY if set)",
         "api_key_file": "or a file holding only the key",
         "headers": "extra HTTP header NAME=VALUE (repeatable); VALUE env:VAR or file:PATH is "
@@ -40,7 +42,7 @@ GROUPS: dict[str, dict[str, str]] = {
         "protocol": "openai (/chat/completions) or anthropic (the Messages API)",
         "timeout_s": "seconds a call may take before it is retried",
         "proposal_model": "model that proposes instructions (= --model)",
-        "proposal_base_url": "its base URL (= --base-url)",
+        "proposal_base_url": "its base URL (= --base-url); repeatable too",
         "proposal_api_key_env": "environment variable with its key (= --api-key-env)",
         "proposal_api_key_file": "file with its key (= --api-key-file)",
         "proposal_headers": "its extra headers, NAME=VALUE (= --header)",
@@ -155,6 +157,9 @@ _METAVARS = {
     "budget_seconds": "S",
 }
 _FIELDS = {f.name: f for f in msgspec.structs.fields(StudyConfig)}
+#: Flags a role's several endpoints repeat, and the list field several values go to.
+_REPEATED = {"base_url": "endpoints", "proposal_base_url": "proposal_endpoints"}
+_REPEATED_FROM = {listed: single for single, listed in _REPEATED.items()}
 
 
 def flag_of(name: str) -> str:
@@ -180,6 +185,9 @@ def _add_flag(group: Any, name: str, help_text: str, *, show_default: bool) -> N
         on = field.default is True  # on by default: --name / --no-name
         action = argparse.BooleanOptionalAction if on else "store_true"
         group.add_argument(*flags, dest=name, action=action, default=None, help=help_text)
+        return
+    if name in _REPEATED:  # one URL per endpoint of the role
+        group.add_argument(*flags, dest=name, action="append", metavar="URL", help=help_text)
         return
     if typing.get_origin(kind) is dict:  # NAME=VALUE, repeatable
         group.add_argument(
@@ -225,13 +233,20 @@ def _pair(text: str) -> tuple[str, str]:
 
 def given_settings(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
     """The settings the flags gave (a flag left out is None), by field name; NAME=VALUE pairs
-    become a table."""
-    given = ((name, getattr(args, name, None)) for name in (HELP if names is None else names))
-    return {
-        name: dict(value) if isinstance(value, list) else value
-        for name, value in given
-        if value is not None
-    }
+    become a table. A repeated --base-url gives the role's endpoints (`endpoints`), one gives
+    `base_url`; either replaces the other."""
+    settings: dict[str, Any] = {}
+    for name in HELP if names is None else names:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name in _REPEATED:
+            several = len(value) > 1
+            settings[name] = None if several else value[0]
+            settings[_REPEATED[name]] = [{"base_url": url} for url in value] if several else []
+        else:
+            settings[name] = dict(value) if isinstance(value, list) else value
+    return settings
 
 
 def checked_config(settings: Mapping[str, Any], flags: Iterable[str] = ()) -> StudyConfig:
@@ -240,6 +255,7 @@ def checked_config(settings: Mapping[str, Any], flags: Iterable[str] = ()) -> St
     try:
         return StudyConfig.decode(settings)
     except Invalid as error:
-        name = error.path.partition(".")[0]
+        name = error.path.partition(".")[0].partition("[")[0]
+        name = _REPEATED_FROM.get(name, name)  # endpoints[1].base_url: the second --base-url
         where = flag_of(name) if name in set(flags) else error.path
         raise ConfigError(f"{where}: {error.problem}" if where else error.problem) from None

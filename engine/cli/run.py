@@ -166,6 +166,14 @@ def run_prepared(
     return _report(result, prepared, console, interrupts.received)
 
 
+def _where(role: dict[str, Any]) -> str:
+    """A role's endpoint, or its endpoints and how many."""
+    several = role.get("endpoints", ())
+    if not several:
+        return str(role["base_url"])
+    return f"{', '.join(one['base_url'] for one in several)} ({len(several)} endpoints)"
+
+
 def _report(
     result: StudyResult, prepared: Prepared, console: Console, interrupted: str | None
 ) -> int:
@@ -174,8 +182,8 @@ def _report(
     ends = endpoints_json(prepared)
     target, proposal = ends["target"], ends["proposal"]
     console.print(
-        f"ran on: {ends['backend']}; target {target['model']!r} at {target['base_url']}; "
-        f"proposals {proposal['model']!r} at {proposal['base_url']}",
+        f"ran on: {ends['backend']}; target {target['model']!r} at {_where(target)}; "
+        f"proposals {proposal['model']!r} at {_where(proposal)}",
         highlight=False,
         markup=False,
     )

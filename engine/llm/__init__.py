@@ -27,7 +27,7 @@ from engine.llm.errors import (
 from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
 from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
-from engine.llm.pool import EndpointPool
+from engine.llm.pool import EndpointPool, EndpointReading
 from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries
 from engine.llm.stats import StatsSnapshot
@@ -46,6 +46,7 @@ __all__ = [
     "ContinuationLogprob",
     "EndpointConfig",
     "EndpointPool",
+    "EndpointReading",
     "EndpointTimeoutError",
     "FakeClock",
     "LLMClient",

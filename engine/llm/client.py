@@ -34,6 +34,7 @@ from engine.llm.errors import (
     RequestRejectedError,
     classify_response,
     redact,
+    server_gone,
 )
 from engine.llm.gate import ADMITTED, SEND_GATE, SendGate
 from engine.llm.headers import parse_rate_limit_headers
@@ -79,6 +80,9 @@ class LLMClient:
         self._probe_lock: asyncio.Lock | None = None
         self._policy = config.retry
         self._quota_error: QuotaExceededError | None = None
+        #: True in a pool of several endpoints: a connection failure or a timeout ends the call
+        #: at once instead of being retried here, and the pool sends it to another endpoint
+        self.fail_over = False
         # the parameters this endpoint takes, learned (the Messages API: one answer a request)
         one_each = Dialect(choices=False) if config.protocol == "anthropic" else None
         self.adapting = Adapting(config.name, one_each)
@@ -192,6 +196,10 @@ class LLMClient:
         return self._stats.snapshot()
 
     @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
     def outstanding(self) -> int:
         """Calls started and not finished (queued in the limiter or in flight)."""
         return self._stats.in_flight
@@ -301,6 +309,7 @@ class LLMClient:
             latency_s=result.latency_s,
             attempts=result.attempts,
             endpoint=self.name,
+            model=result.model,
         )
 
     # -- capabilities -------------------------------------------------------------------------
@@ -360,7 +369,10 @@ class LLMClient:
 
     def _with_retries(self, call: Request) -> Coroutine[Any, Any, Completion]:
         return call_with_retries(
-            partial(self._attempt, call), self._policy, on_retry=self._count_retry
+            partial(self._attempt, call),
+            self._policy,
+            on_retry=self._count_retry,
+            hand_over=server_gone if self.fail_over else None,
         )
 
     def _count_retry(self, error: LLMError, delay_s: float) -> None:

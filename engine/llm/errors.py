@@ -33,6 +33,7 @@ __all__ = [
     "RequestRejectedError",
     "ServerError",
     "classify_response",
+    "server_gone",
     "unfixable",
 ]
 
@@ -110,7 +111,16 @@ class EndpointTimeoutError(LLMError):
 
 
 class ConnectionFailedError(LLMError):
+    """The connection failed. `sent` is False when no connection could be made (refused, no
+    route, a TLS handshake that failed): the request never left, so the server did nothing and
+    nothing is paid; True when it broke after the request may have been written (a reset, a
+    close mid-answer), so the server may have done the work."""
+
     kind = "connection"
+
+    def __init__(self, message: str, *, sent: bool = True, **options: Any) -> None:
+        super().__init__(message, **options)
+        self.sent = sent
 
 
 class MalformedResponseError(LLMError):
@@ -240,3 +250,10 @@ def unfixable(error: BaseException) -> bool:
         return True
     status = getattr(error, "status", None)
     return isinstance(error, RequestRejectedError) and status in _UNFIXABLE_STATUS
+
+
+def server_gone(error: BaseException) -> bool:
+    """Whether `error` says the server is gone or stuck rather than that the request is wrong
+    (no connection, a reset, a timeout): an endpoint pool sends such a call to another
+    endpoint at once instead of retrying it on this one."""
+    return isinstance(error, ConnectionFailedError | EndpointTimeoutError)

@@ -10,7 +10,8 @@ used first), one request in flight per connection, at most `connections` open, c
 timeouts, TLS (``ssl.create_default_context()``) for ``https://`` URLs. Failures are the same
 `engine.llm.errors` values the aiohttp transport raises: `EndpointTimeoutError` for timeouts,
 `ConnectionFailedError` for refused, reset or closed connections, TLS failures and bytes that are
-not HTTP; a body that is not the JSON expected is the client's `MalformedResponseError`, as before.
+not HTTP (`sent` false when no connection was made); a body that is not the JSON expected is the
+client's `MalformedResponseError`.
 
 The bytes on the wire, both ways, are h11's (a sans-IO HTTP/1.1 state machine: RFC 9112 framing,
 persistence and limits); this module owns the sockets, the pool, the timers and the errors.
@@ -22,6 +23,7 @@ socket transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ipaddress
 import socket
@@ -319,9 +321,8 @@ class LeanTransport:
 
     async def post(self, path: str, body: bytes) -> RawResponse:
         if self._closed:
-            raise ConnectionFailedError(
-                f"endpoint {self._endpoint!r}: the transport is closed", endpoint=self._endpoint
-            )
+            closed = f"endpoint {self._endpoint!r}: the transport is closed"
+            raise ConnectionFailedError(closed, endpoint=self._endpoint, sent=False)
         loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         connection: _Connection | None = None
@@ -343,6 +344,7 @@ class LeanTransport:
                 f"endpoint {self._endpoint!r} at {self._base_url}: {_describe(error)}",
                 retryable=True,
                 endpoint=self._endpoint,
+                sent=connection is not None,
             ) from None
         except BaseException:
             self._drop(connection)  # cancelled mid-exchange: the connection's state is unknown
@@ -476,11 +478,9 @@ class LeanTransport:
 
 
 def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(host))
+    return False
 
 
 def _describe(error: BaseException) -> str:

@@ -63,6 +63,7 @@ class ContinuationLogprob:
     latency_s: float
     attempts: int
     endpoint: str
+    model: str = ""
 
     @property
     def mean_logprob(self) -> float:

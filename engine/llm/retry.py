@@ -51,18 +51,22 @@ async def call_with_retries(
     policy: RetryPolicy,
     *,
     on_retry: Callable[[LLMError, float], None] | None = None,
+    hand_over: Callable[[LLMError], bool] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     uniform: Callable[[], float] = random.random,
 ) -> T:
     """Run `attempt(n)` for n = 1, 2, ... until it returns, raises a final `LLMError`, or the
-    attempts run out (then the last error is raised). Anything that is not an `LLMError`
-    (cancellation, bugs) passes through untouched."""
+    attempts run out (then the last error is raised). An error `hand_over` is true of is
+    raised at once, for the caller to try elsewhere (an endpoint pool). Anything that is not an
+    `LLMError` (cancellation, bugs) passes through untouched."""
     number = 1
     while True:
         try:
             return await attempt(number)
         except LLMError as error:
             error.attempts = number
+            if hand_over is not None and hand_over(error):
+                raise
             if not error.retryable or number >= policy.max_attempts:
                 if error.retryable:
                     error.args = (f"{error.args[0]} (gave up after {number} attempts)",)

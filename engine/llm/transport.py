@@ -104,6 +104,8 @@ class AiohttpTransport:
                 f"({type(error).__name__}: {error}); check that the server is up and base_url",
                 retryable=True,
                 endpoint=self._endpoint,
+                # no connection was made: the request never left
+                sent=not isinstance(error, aiohttp.ClientConnectorError),
             ) from None
 
     async def aclose(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
+from engine.llm.pool import EndpointPool
 from engine.llm.results import Completion
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,
@@ -50,7 +51,7 @@ class Proposer:
 
     def __init__(
         self,
-        client: LLMClient,
+        client: LLMClient | EndpointPool,
         demos: Sequence[Example],
         *,
         templates: Templates | None = None,

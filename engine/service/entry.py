@@ -51,10 +51,12 @@ class StudyEntry:
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
         self.limiters: list[FairShareLimiter] = []
+        self.limiters_by_name: dict[str, FairShareLimiter] = {}  # by the study's endpoint names
         self.rate_caps: dict[str, float | None] = {
             "requests_per_minute": None,
             "tokens_per_minute": None,
         }
+        self.endpoint_caps: dict[str, dict[str, float | None]] = {}  # caps of one endpoint
         self.result: StudyResult | None = None
         self.error: str | None = None
         self.cancel_requested = False
@@ -101,7 +103,35 @@ class StudyEntry:
         # no cap of its own: the study's concurrency is its capacity limiter
         limiter = self._endpoints.limiter_for(endpoint, concurrency=None)
         self.limiters.append(limiter)
+        self.limiters_by_name[endpoint.name] = limiter
         return limiter
+
+    def cap(self, control: StudyControl, limits: dict[str, Any]) -> None:
+        """The study's own cap (a PATCH's rate_limits), on one endpoint or on every one;
+        what a PATCH leaves out keeps the value it had."""
+        limits = dict(limits)
+        name = limits.pop("endpoint", None)
+        if name is None:
+            self.rate_caps.update(limits)
+            self.endpoint_caps.clear()
+            caps = self.rate_caps
+        else:
+            caps = self.endpoint_caps.setdefault(name, dict(self.rate_caps))
+            caps.update(limits)
+        control.set_rate_limits(
+            requests_per_minute=caps["requests_per_minute"],
+            tokens_per_minute=caps["tokens_per_minute"],
+            endpoint=name,
+        )
+
+    def set_endpoint_limits(self, limits: dict[str, Any]) -> None:
+        """The shared limit of the study's endpoints (a PATCH's endpoint_rate_limits), or of
+        the one it names, for every study on them."""
+        limits = dict(limits)
+        name = limits.pop("endpoint", None)
+        chosen = self.limiters if name is None else [self.limiters_by_name[name]]
+        for endpoint in {id(lim.endpoint): lim.endpoint for lim in chosen}.values():
+            endpoint.set_limits(limits)
 
     # -- read-outs ---------------------------------------------------------------------------------
 

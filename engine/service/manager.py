@@ -226,6 +226,7 @@ class StudyManager:
                 f"study {entry.id} is {snapshot.status}; nothing to change", status=409
             )
         self.operator.check_concurrency(patch.concurrency, "concurrency")
+        _check_endpoint_names(entry, snapshot, patch)
         count = len(snapshot.arms)
         for index, arm in enumerate(patch.drop):
             if not 0 <= arm < count:
@@ -236,11 +237,9 @@ class StudyManager:
         if patch.concurrency is not None:
             control.set_concurrency(patch.concurrency)
         if patch.rate_limits:
-            entry.rate_caps.update(patch.rate_limits)
-            control.set_rate_limits(**entry.rate_caps)
+            entry.cap(control, patch.rate_limits)
         if patch.endpoint_rate_limits:
-            for endpoint in {id(lim.endpoint): lim.endpoint for lim in entry.limiters}.values():
-                endpoint.set_limits(patch.endpoint_rate_limits)
+            entry.set_endpoint_limits(patch.endpoint_rate_limits)
         for name, limit in patch.budgets.items():
             control.set_budget(name, limit)
         if patch.new_candidate_share is not None:
@@ -428,3 +427,19 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
         winner=winner,
         extra=extra or {"reason": reason},
     )
+
+
+def _check_endpoint_names(entry: StudyEntry, snapshot: StudySnapshot, patch: Patch) -> None:
+    """A PATCH naming an endpoint names one of the study's, before anything changes."""
+    names = [row.endpoint for row in snapshot.limiters]
+    for field, limits, known in (
+        ("rate_limits", patch.rate_limits, names),
+        ("endpoint_rate_limits", patch.endpoint_rate_limits, list(entry.limiters_by_name)),
+    ):
+        name = limits.get("endpoint")
+        if name is not None and name not in known:
+            raise RequestError(
+                f"{field}.endpoint: the study has no endpoint {name!r} here; it has "
+                f"{', '.join(known) or 'none shared'}",
+                f"{field}.endpoint",
+            )

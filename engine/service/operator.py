@@ -1,9 +1,11 @@
 """What the operator of `ape-engine serve` decides, and a request cannot: the endpoints (their
 URLs, keys, limits and timeouts), the folders studies may read from, and the concurrency cap.
 
-A request picks an endpoint by name (``"endpoint": "gpu"``); `Operator.resolve` turns the
-request's settings into a study's, filling in what the operator set for that endpoint -- the
-request can never give a URL, a key variable or a key file. Task files, template files and local
+A request picks an endpoint by name (``"endpoint": "gpu"``), or several that serve the same
+model (``"endpoint": ["gpu-a", "gpu-b"]``: the study spreads its calls over them, each with its
+own limits); `Operator.resolve` turns the request's settings into a study's, filling in what the
+operator set for those endpoints -- the request can never give a URL, a key variable or a key
+file. Task files, template files and local
 models come by name from folders the operator named (`engine.task.paths.inside` keeps every
 name inside its folder). The operator's settings come from ``serve``'s flags or its TOML file
 (``[endpoints.<name>]`` tables), checked once by these types.
@@ -37,6 +39,7 @@ from engine.task.paths import inside
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "EndpointSpec",
+    "Names",
     "Operator",
     "parse_endpoint_flag",
 ]
@@ -46,6 +49,9 @@ _DEFAULT_CONCURRENCY: int = next(
     f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
 )
 ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
+#: The operator's endpoints a study runs on, by role ("target", "proposal"): a name, or the
+#: names of a role that runs on several.
+Names = dict[str, str | list[str]]
 if TYPE_CHECKING:
     Transport = str
 else:
@@ -91,10 +97,11 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # -- a study's settings from a request -------------------------------------------------
 
-    def resolve(self, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    def resolve(self, settings: dict[str, Any]) -> tuple[dict[str, Any], Names]:
         """The study's settings for a request's (`settings`, decoded: only fields a request
-        may give), and the endpoint names it uses (``{"target": ..., "proposal": ...}``, for
-        the service's record). A `RequestError` names the field it refuses."""
+        may give), and the endpoint names it uses (``{"target": ..., "proposal": ...}``, a name
+        or a list of names, for the service's record). A `RequestError` names the field it
+        refuses."""
         settings = dict(settings)
         names = self._endpoint_names(settings)
         self.check_concurrency(settings.get("concurrency"), "config.concurrency")
@@ -125,32 +132,38 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 field,
             )
 
-    def resumed(self, config: StudyConfig, names: dict[str, str]) -> dict[str, Any]:
+    def resumed(self, config: StudyConfig, names: Names) -> dict[str, Any]:
         """What changes in a study the service resumes: its endpoints as the operator has them
         now (an `EngineError` when one is gone), its concurrency within today's cap."""
-        for role, name in names.items():
-            if name not in self.endpoints:
-                raise EngineError(
-                    f"the {role} endpoint {name!r} is no longer offered by this service; add it "
-                    "back (serve --endpoint) to resume the study"
-                )
+        for role, listed in names.items():
+            for name in _listed(listed):
+                if name not in self.endpoints:
+                    raise EngineError(
+                        f"the {role} endpoint {name!r} is no longer offered by this service; "
+                        "add it back (serve --endpoint) to resume the study"
+                    )
         changes = self.endpoint_settings(names)
         changes["concurrency"] = min(config.concurrency, self.max_concurrency)
         return changes
 
-    def _endpoint_names(self, settings: dict[str, Any]) -> dict[str, str]:
-        names: dict[str, str] = {}
+    def _endpoint_names(self, settings: dict[str, Any]) -> Names:
+        names: Names = {}
         for role, field in (("target", "endpoint"), ("proposal", "proposal_endpoint")):
-            name = settings.pop(field, None)
-            if name is None:
+            given = settings.pop(field, None)
+            if given is None:
                 continue
-            if name not in self.endpoints:
-                offered = ", ".join(self.endpoints) or "none: start it with --endpoint"
-                raise RequestError(
-                    f"config.{field}: no endpoint {name!r} in this service; it offers {offered}",
-                    f"config.{field}",
-                )
-            names[role] = name
+            listed = _listed(given)
+            offered = ", ".join(self.endpoints) or "none: start it with --endpoint"
+            for index, name in enumerate(listed):
+                where = f"config.{field}" if isinstance(given, str) else f"config.{field}[{index}]"
+                if name not in self.endpoints:
+                    raise RequestError(
+                        f"{where}: no endpoint {name!r} in this service; it offers {offered}",
+                        where,
+                    )
+                if name in listed[:index]:
+                    raise RequestError(f"{where}: {name!r} is named twice", where)
+            names[role] = given if isinstance(given, str) or len(given) > 1 else given[0]
         if "proposal" in names and "target" not in names:
             raise RequestError(
                 "config.proposal_endpoint: give endpoint too (the study's target)",
@@ -158,60 +171,84 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         return names
 
-    def endpoint_settings(self, names: dict[str, str]) -> dict[str, Any]:
+    def endpoint_settings(self, names: Names) -> dict[str, Any]:
         """The study settings the operator's endpoints `names` stand for (a study resumed
         after the operator changed an endpoint takes its new URL, key and limits)."""
         settings: dict[str, Any] = {}
-        target = self.endpoints.get(names.get("target", ""))
-        if target is None:
+        if "target" not in names:
             return settings
-        settings.update(
-            base_url=target.base_url,
-            api_key_env=target.api_key_env,
-            api_key_file=target.api_key_file,
-            rpm=target.rpm,
-            tpm=target.tpm,
-            timeout_s=target.timeout_s,
-            transport=target.transport,
-        )
-        proposal = self.endpoints.get(names.get("proposal", ""))
-        if proposal is not None:
-            settings.update(
-                proposal_base_url=proposal.base_url,
-                proposal_api_key_env=proposal.api_key_env,
-                proposal_api_key_file=proposal.api_key_file,
-                proposal_timeout_s=proposal.timeout_s,
-            )
+        settings.update(self._role(_listed(names["target"]), ""))
+        if "proposal" in names:
+            settings.update(self._role(_listed(names["proposal"]), "proposal_"))
         return settings
 
-    def _fill_models(self, settings: dict[str, Any], names: dict[str, str]) -> None:
-        """Each role's model: one its endpoint offers (its first when none is asked for)."""
+    def _role(self, names: list[str], prefix: str) -> dict[str, Any]:
+        """One role's settings: one endpoint's URL, key, limits and timeout, or the list of
+        several (each with its own; the study's transport is the first's)."""
+        first = self.endpoints[names[0]]
+        settings: dict[str, Any] = {f"{prefix}timeout_s": first.timeout_s}
+        if not prefix:
+            settings.update(rpm=first.rpm, tpm=first.tpm, transport=first.transport)
+        if len(names) == 1:
+            return {
+                **settings,
+                f"{prefix}base_url": first.base_url,
+                f"{prefix}api_key_env": first.api_key_env,
+                f"{prefix}api_key_file": first.api_key_file,
+                f"{prefix}endpoints": [],
+            }
+        return {
+            **settings,
+            f"{prefix}base_url": None,
+            f"{prefix}api_key_env": None,
+            f"{prefix}api_key_file": None,
+            f"{prefix}endpoints": [self._entry(name) for name in names],
+        }
+
+    def _entry(self, name: str) -> dict[str, Any]:
+        spec = self.endpoints[name]
+        return {
+            "name": name,
+            "base_url": spec.base_url,
+            "api_key_env": spec.api_key_env,
+            "api_key_file": spec.api_key_file,
+            "rpm": spec.rpm,
+            "tpm": spec.tpm,
+            "timeout_s": spec.timeout_s,
+        }
+
+    def _fill_models(self, settings: dict[str, Any], names: Names) -> None:
+        """Each role's model: one every endpoint of the role offers (the first endpoint's first
+        when none is asked for)."""
         if "target" not in names:
             return  # the in-process simulator or local model: any model name
-        target = names["target"]
+        target = _listed(names["target"])
         settings["model"] = self._model(target, settings.get("model"), "model")
-        proposal = names.get("proposal", target)
-        offered = self.endpoints[proposal].models
+        proposal = _listed(names.get("proposal", names["target"]))
         asked = settings.get("proposal_model")
-        if asked is None and (not offered or settings["model"] in offered):
+        offered = [self.endpoints[name].models for name in proposal]
+        if asked is None and all(not one or settings["model"] in one for one in offered):
             return  # proposals use the target's model
         settings["proposal_model"] = self._model(proposal, asked, "proposal_model")
 
-    def _model(self, endpoint: str, asked: str | None, field: str) -> str:
-        offered = self.endpoints[endpoint].models
-        if asked is None and offered:
-            return offered[0]
-        if asked is None:
+    def _model(self, endpoints: list[str], asked: str | None, field: str) -> str:
+        """`asked`, or the first endpoint's first model, when every endpoint offers it."""
+        first = self.endpoints[endpoints[0]].models
+        if asked is None and not first:
             raise RequestError(
-                f"config.{field}: endpoint {endpoint!r} lists no models; name the model",
+                f"config.{field}: endpoint {endpoints[0]!r} lists no models; name the model",
                 f"config.{field}",
             )
-        if offered and asked not in offered:
-            raise RequestError(
-                f"config.{field}: endpoint {endpoint!r} offers {', '.join(offered)}; not {asked!r}",
-                f"config.{field}",
-            )
-        return asked
+        model = asked if asked is not None else first[0]
+        for endpoint in endpoints:
+            offered = self.endpoints[endpoint].models
+            if offered and model not in offered:
+                raise RequestError(
+                    f"config.{field}: endpoint {endpoint!r} offers {', '.join(offered)}; not "
+                    f"{model!r}",
+                    f"config.{field}",
+                )
+        return model
 
     def _task(self, name: str) -> str:
         """A built-in task, or a task by name from the operator's task folder (as a path)."""
@@ -255,6 +292,10 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"config.{field}",
             )
         return path
+
+
+def _listed(names: str | list[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
 
 
 def parse_endpoint_flag(text: str) -> tuple[str, dict[str, Any]]:

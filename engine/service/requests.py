@@ -29,6 +29,7 @@ from engine.errors import ConfigError, EngineError
 from engine.study.config import (
     Concurrency,
     Count,
+    EndpointName,
     MetricName,
     Rate,
     Share,
@@ -56,7 +57,7 @@ __all__ = [
 
 _ENDPOINTS_WHY = (
     "endpoints belong to the service's operator; choose one by name with endpoint "
-    "(and proposal_endpoint)"
+    "(and proposal_endpoint), or several as a list of names"
 )
 #: Settings a request may not give, and why: the service and its operator own them.
 SERVICE_OWNED: dict[str, str] = {
@@ -75,6 +76,8 @@ SERVICE_OWNED: dict[str, str] = {
             "proposal_base_url",
             "proposal_api_key_env",
             "proposal_api_key_file",
+            "endpoints",
+            "proposal_endpoints",
             "headers",
             "proposal_headers",
             "protocol",
@@ -89,9 +92,6 @@ SERVICE_OWNED: dict[str, str] = {
         for name in ("rpm", "tpm", "timeout_s", "proposal_timeout_s", "transport")
     },
 }
-EndpointName = Annotated[
-    str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="an endpoint's name")
-]
 
 
 class RequestError(EngineError):
@@ -133,14 +133,16 @@ else:
         "StudySettings",
         {
             "endpoint": Annotated[
-                EndpointName | None,
+                EndpointName | Annotated[list[EndpointName], Meta(min_length=1)] | None,
                 Meta(
-                    description="the operator's endpoint the study runs on (none: the "
-                    "in-process simulator, or local model)"
+                    description="the operator's endpoint the study runs on, or a list of "
+                    "endpoints serving the same model (the calls are spread over them); none: "
+                    "the in-process simulator, or local model"
                 ),
             ],
             "proposal_endpoint": Annotated[
-                EndpointName | None, Meta(description="for proposals (default: endpoint)")
+                EndpointName | Annotated[list[EndpointName], Meta(min_length=1)] | None,
+                Meta(description="for proposals, one or a list (default: endpoint)"),
             ],
             **{name: f.type for name, f in _SETTINGS.items()},
         },
@@ -204,6 +206,16 @@ class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
 
     requests_per_minute: Rate | UnsetType | None = UNSET
     tokens_per_minute: Rate | UnsetType | None = UNSET
+    endpoint: (
+        Annotated[
+            EndpointName,
+            Meta(
+                description="only this endpoint of the study (as the snapshot's limiters name "
+                "it); left out: every endpoint"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class PatchStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -242,8 +254,9 @@ class Patch:
     """A checked PATCH body as the manager applies it: only what it names changes."""
 
     concurrency: int | None = None
-    rate_limits: dict[str, float | None] = field(default_factory=dict)
-    endpoint_rate_limits: dict[str, float | None] = field(default_factory=dict)
+    # requests_per_minute, tokens_per_minute (float | None), and endpoint (a name) when given
+    rate_limits: dict[str, Any] = field(default_factory=dict)
+    endpoint_rate_limits: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, float | None] = field(default_factory=dict)
     new_candidate_share: float | None = None
     paused: bool | None = None

@@ -43,8 +43,9 @@ class StudyRecord(msgspec.Struct):
     paused: bool = False
     created: float = 0.0
     error: str | None = None
-    #: the operator's endpoints the study runs on, by role ("target", "proposal")
-    endpoints: dict[str, str] = {}
+    #: the operator's endpoints the study runs on, by role ("target", "proposal"): a name, or
+    #: the names of a role that runs on several
+    endpoints: dict[str, str | list[str]] = {}
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = msgspec.to_builtins(self)

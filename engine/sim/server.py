@@ -31,7 +31,14 @@ from engine.sim.world import World
 from engine.task import builtin_task_names, load_task
 from engine.task.types import Task
 
-__all__ = ["SimServer", "resolve_tasks", "serve_sim", "sim_arguments", "start_sim_process"]
+__all__ = [
+    "SimServer",
+    "resolve_tasks",
+    "serve_sim",
+    "sim_arguments",
+    "sim_process",
+    "start_sim_process",
+]
 
 _JSON = "application/json"
 
@@ -157,8 +164,22 @@ def start_sim_process(
     """Run ``python -m engine sim --port 0`` with `config` in a child process and yield its base
     URL once it listens; the process is stopped when the block ends. API keys go through the
     environment (``--api-key-env``), never the command line."""
+    with sim_process(config, host=host, timeout_s=timeout_s) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def sim_process(
+    config: SimConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout_s: float = 30.0,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`start_sim_process`, yielding the process too (a benchmark kills a server mid-study;
+    `port` lets it start one again where the dead one was)."""
     config = config or SimConfig()
-    arguments = [sys.executable, "-m", "engine", "sim", "--host", host, "--port", "0"]
+    arguments = [sys.executable, "-m", "engine", "sim", "--host", host, "--port", str(port)]
     arguments += sim_arguments(config)
     environment = dict(os.environ)
     for index, api_key in enumerate(config.api_keys):
@@ -186,7 +207,7 @@ def start_sim_process(
                 errors.seek(0)
                 detail = errors.read().decode(errors="replace")[-2000:]
                 raise ConfigError(f"sim: the simulator process did not start: {detail}")
-            yield url
+            yield url, process
         finally:
             if process.poll() is None:
                 process.terminate()

@@ -3,7 +3,9 @@ or a service request, checked once where it enters.
 
 A TOML file holds the same settings as the command line, under the field names of
 `StudyConfig` (``budget_scoring_calls = 2000``), plus a ``[prices]`` table that extends the
-price list (``[prices."my-model"] input = 0.5  output = 1.5``, USD per million tokens).
+price list (``[prices."my-model"] input = 0.5  output = 1.5``, USD per million tokens), and
+``[[endpoints]]`` / ``[[proposal_endpoints]]`` tables for a role that runs on several endpoints
+(`EndpointSettings`).
 Command-line flags override the file. The field types carry the ranges (``Annotated[int,
 Meta(ge=1)]``), the choices (a ``Literal`` made from each registry: `POLICIES`, `TRANSPORTS`,
 `PROPOSAL_MODES`, `METRICS`) and the defaults; the command line, the service and
@@ -44,6 +46,8 @@ __all__ = [
     "RENAMED",
     "Concurrency",
     "Count",
+    "EndpointName",
+    "EndpointSettings",
     "Rate",
     "Share",
     "StudyConfig",
@@ -72,6 +76,11 @@ Scorer = Annotated[
     str, Meta(pattern=r"[^:].*:.*[^:]", description="module:function or file.py:function")
 ]
 
+EndpointName = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="an endpoint's name")
+]
+Weight = Annotated[float, Meta(gt=0, le=1e6)]
+
 Api = Literal["chat", "completions"]
 ScoringMode = Literal["exec", "logprob", "judge"]
 ChatFormat = Literal["plain", "output-only"]
@@ -93,6 +102,26 @@ else:  # the choices of each registry, written once where the registry is
 RENAMED = {"budget_calls": "budget_scoring_calls"}
 
 _DECODING: ContextVar[bool] = ContextVar("_DECODING", default=False)
+
+
+class EndpointSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One endpoint of a role that runs on several (``[[endpoints]]``, ``[[proposal_endpoints]]``
+    tables; a repeated ``--base-url``): its URL and what it has of its own. A field left out is
+    the study's (``model``, ``api_key_env`` or ``api_key_file``, ``headers``, ``rpm`` and
+    ``tpm`` -- each endpoint's own limit --, ``timeout_s``). `weight` shares the calls in flight
+    (2: twice those of an endpoint of weight 1); `name` is its name on screen and in the
+    controls (default: the role and its place, ``target-2``)."""
+
+    base_url: Url
+    name: EndpointName | None = None
+    model: Name | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    headers: dict[str, str] | None = None
+    rpm: Rate | None = None
+    tpm: Rate | None = None
+    timeout_s: Timeout | None = None
+    weight: Weight = 1.0
 
 
 class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -120,6 +149,9 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     proposal_api_key_file: str | None = None
     proposal_headers: dict[str, str] | None = None  # none: the target's, on the same endpoint
     proposal_timeout_s: Timeout | None = None  # None = timeout_s
+    # several endpoints for a role, instead of base_url / proposal_base_url (docs/endpoints.md)
+    endpoints: list[EndpointSettings] = msgspec.field(default_factory=list)
+    proposal_endpoints: list[EndpointSettings] = msgspec.field(default_factory=list)
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
     policy: PolicyName = "lucb"

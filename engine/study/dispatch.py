@@ -7,8 +7,9 @@ further permits are ready at once (late binding: a pull is chosen only when its 
 on what the policy knows then, and the pulls the policy counts as pending are those on the
 wire). Then it asks the policy for that many pulls together, orders them by candidate so each
 candidate's calls go out back to back (servers reuse the key-value cache of a prompt prefix they
-have just seen; the order changes nothing the policy chose), and starts each call as a task that
-gives its slot back when it ends. With nothing to pull it gives everything back and waits until
+have just seen; the order changes nothing the policy chose), matches them to the permits
+ordered by endpoint (an endpoint pool's permits come from several servers: a candidate's calls
+go to one), and starts each call as a task that gives its slot back when it ends. With nothing to pull it gives everything back and waits until
 something changes (a result, a new candidate, a budget, resume). A permit never used is refunded
 to the limiter. A call that fails for good is cancelled in the policy (its example goes back to
 the pool; it is never scored as 0) and reported to the study; a call held back unsent by a pause
@@ -33,7 +34,7 @@ from engine.study.events import PullDone
 from engine.study.scoring import CachingScorer, PacedScorer, Score
 from engine.study.shared import Shared
 
-__all__ = ["Dispatcher", "FailureReport", "by_candidate"]
+__all__ = ["Dispatcher", "FailureReport", "by_candidate", "by_endpoint"]
 
 _HELD_PER_ROUND = 256  # answers from the cache taken in one round before the loop yields
 
@@ -48,6 +49,16 @@ def by_candidate(pulls: Sequence[Pull]) -> list[Pull]:
     for index, pull in enumerate(pulls):
         first.setdefault(pull.arm, index)
     return sorted(pulls, key=lambda pull: first[pull.arm])
+
+
+def by_endpoint(permits: Sequence[Permit]) -> list[Permit]:
+    """The same permits, each endpoint's together (a pool's permits come from several
+    limiters), endpoints in the order they first appear: matched to pulls ordered by candidate,
+    a candidate's calls go to one server, whose prefix cache holds its instruction."""
+    first: dict[int, int] = {}
+    for index, permit in enumerate(permits):
+        first.setdefault(id(permit.limiter), index)
+    return sorted(permits, key=lambda permit: first[id(permit.limiter)])
 
 
 class Dispatcher:
@@ -76,8 +87,10 @@ class Dispatcher:
             return
         permits = await self._admit(free)
         pulls = self._next_pulls(len(permits) if permits is not None else free)
-        for unused in (permits or [])[len(pulls) :]:
-            unused.refund()
+        if permits is not None:
+            for unused in permits[len(pulls) :]:
+                unused.refund()
+            permits = by_endpoint(permits[: len(pulls)])
         if not pulls:
             if activity.changed is changed:  # nothing happened meanwhile (no answer was held)
                 await changed.wait()

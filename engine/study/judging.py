@@ -32,6 +32,7 @@ import orjson
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
+from engine.llm.pool import EndpointPool
 from engine.study.prompting import ScoringPrompt
 from engine.study.scoring import Score
 from engine.task.metrics import read_answer
@@ -131,7 +132,7 @@ def load_rubric(spec: str) -> Rubric:
 class JudgeScorer:
     """Target answer, then the judge's verdict on it; a reward in [0, 1]."""
 
-    target: LLMClient
+    target: LLMClient | EndpointPool
     judge: LLMClient
     rubric: Rubric
     asking: ScoringPrompt
@@ -176,7 +177,7 @@ class JudgeScorer:
             prompt_tokens=prompt_tokens + reply.usage.prompt_tokens,
             completion_tokens=completion_tokens + reply.usage.completion_tokens,
             latency_s=latency + reply.latency_s,
-            model=self.target.config.model,
+            model=self.target.model,
             answer=answer,
             judge=(
                 self.judge.config.model,

@@ -14,7 +14,8 @@ in the format `engine.study.prompting` builds (scoring demos, the chat format):
   the task does not accept scores 0 (the probability of the accepted output is not observable
   there; this is a confidence-weighted accuracy, and the study says so before it starts);
 - *custom* (``scorer = "module:function"``): ``async def f(instruction, example, client) ->
-  float`` in [0, 1]; `client` is the target `LLMClient` (its calls' tokens are counted).
+  float`` in [0, 1]; `client` is the target `LLMClient`, or the `EndpointPool` of several
+  target endpoints (its calls' tokens are counted).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from engine.llm.capabilities import Capability, require_capability
 from engine.llm.client import LLMClient
 from engine.llm.gate import CallHeldBack
 from engine.llm.limiter import RateLimiter
+from engine.llm.pool import EndpointPool
 from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.study.budgets import PriceTable
@@ -124,7 +126,7 @@ class ClientScorer:
 
     def __init__(
         self,
-        client: LLMClient,
+        client: LLMClient | EndpointPool,
         *,
         metric: str,
         mode: str = "exec",
@@ -158,7 +160,7 @@ class ClientScorer:
                 prompt_tokens=result.usage.prompt_tokens,
                 completion_tokens=result.usage.completion_tokens,
                 latency_s=result.latency_s,
-                model=self.client.config.model,
+                model=result.model or self.client.model,
             )
         with_logprobs = self.mode == "logprob"
         completion: Completion
@@ -201,7 +203,7 @@ class ClientScorer:
         return math.exp(math.fsum(values) / len(values)) if values else 1.0
 
 
-async def logprob_path(client: LLMClient, api: str) -> str:
+async def logprob_path(client: LLMClient | EndpointPool, api: str) -> str:
     """Where log-probability scoring gets its numbers on this endpoint: "echo" when it echoes
     prompt log-probs, else "chat" when `api` is chat and chat answers carry log-probs; else an
     `EndpointError` naming the endpoint, before any scoring call."""
@@ -218,7 +220,7 @@ class _MeteredClient:
     """The target client as the custom scorer sees it: every call's usage is added up, so the
     study counts the tokens and dollars the scorer spends."""
 
-    def __init__(self, client: LLMClient) -> None:
+    def __init__(self, client: LLMClient | EndpointPool) -> None:
         self._client = client
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -253,7 +255,9 @@ class CustomScorer:
     that raises or returns something other than a number in [0, 1] is a failed call (never a
     0): it is counted, and the study stops when failures pass its threshold."""
 
-    def __init__(self, function: ScorerFunction, client: LLMClient, spec: str) -> None:
+    def __init__(
+        self, function: ScorerFunction, client: LLMClient | EndpointPool, spec: str
+    ) -> None:
         self.function = function
         self.client = client
         self.spec = spec
@@ -289,5 +293,5 @@ class CustomScorer:
             prompt_tokens=metered.prompt_tokens,
             completion_tokens=metered.completion_tokens,
             latency_s=metered.latency_s,
-            model=self.client.config.model,
+            model=self.client.model,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.llm.client import LLMClient
+from engine.llm.pool import EndpointPool
 from engine.propose import CandidateSource, UserCandidate
 from engine.search.policy import Policy
 from engine.study.activity import Activity
@@ -32,8 +33,8 @@ __all__ = ["Shared", "StudySetup"]
 @dataclass(slots=True)
 class StudySetup:
     """The parts of one study. `clients` are its endpoints (their limits and statistics show
-    in the snapshot and change with the controls); `scoring_model` prices scores that do not
-    name their model."""
+    in the snapshot and change with the controls); `pools` group them by role (their health
+    shows in the snapshot); `scoring_model` prices scores that do not name their model."""
 
     settings: StudySettings
     task: Task
@@ -42,6 +43,7 @@ class StudySetup:
     scorer: Scorer
     proposer: CandidateSource
     clients: tuple[LLMClient, ...] = ()
+    pools: tuple[EndpointPool, ...] = ()
     prices: PriceTable = field(default_factory=PriceTable)
     scoring_model: str = ""
     user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals

@@ -9,7 +9,7 @@ keys and the service's PATCH route call. Nothing here does IO.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from engine.decoding import Invalid, convert
 from engine.errors import EngineError
@@ -20,6 +20,7 @@ from engine.study.settings import BudgetName
 __all__ = [
     "ArmRow",
     "BudgetRow",
+    "EndpointRow",
     "LimiterRow",
     "ProposalRow",
     "SnapshotError",
@@ -77,6 +78,32 @@ class LimiterRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointRow:
+    """One endpoint of a role (`role`: "target" for scoring, "proposal", or "judge"): its share
+    of the role's calls, its calls in flight, latency, 429 answers, the calls it failed that went
+    to another endpoint (`resent`: of those, the calls whose request had been sent, which may
+    have been served and so paid twice), and its state in the pool ("ok"; "cooled": skipped for
+    `cooled_s` more seconds after failures; "probing": its cool-down is over and one call at a
+    time tests it)."""
+
+    endpoint: str
+    role: str
+    model: str
+    base_url: str
+    weight: float
+    calls: int
+    share: float
+    in_flight: int
+    latency_p50_s: float
+    latency_p95_s: float
+    rate_limited: int
+    failed_over: int
+    state: Literal["ok", "cooled", "probing"] = "ok"
+    cooled_s: float = 0.0
+    resent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetRow:
     """Spent and limit of one budget (limit None = unlimited)."""
 
@@ -115,6 +142,7 @@ class StudySnapshot:
     winner: int | None = None
     warnings: tuple[str, ...] = ()  # said once each (a StudyWarning event), newest last
     extra: dict[str, Any] = field(default_factory=dict)
+    endpoints: tuple[EndpointRow, ...] = ()  # one per endpoint of each role
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -141,8 +169,14 @@ class StudyControl(Protocol):
     def set_concurrency(self, concurrency: int) -> None: ...
 
     def set_rate_limits(
-        self, *, requests_per_minute: float | None, tokens_per_minute: float | None
-    ) -> None: ...
+        self,
+        *,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        endpoint: str | None = None,
+    ) -> None:
+        """The limits of the endpoint named `endpoint` (a `LimiterRow.endpoint`), or of every
+        endpoint of the study when it is None."""
 
     def set_budget(self, name: str, limit: float | None) -> None: ...
 

@@ -126,7 +126,11 @@ class Study:
         self._say(f"concurrency set to {concurrency}")
 
     def set_rate_limits(
-        self, *, requests_per_minute: float | None, tokens_per_minute: float | None
+        self,
+        *,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        endpoint: str | None = None,
     ) -> None:
         for name, value in (
             ("requests_per_minute", requests_per_minute),
@@ -134,11 +138,15 @@ class Study:
         ):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{name}: must be a positive number or None (got {value!r})")
-        for client in self.setup.clients:
+        clients = [c for c in self.setup.clients if endpoint is None or c.name == endpoint]
+        if not clients:
+            names = ", ".join(client.name for client in self.setup.clients) or "none"
+            raise ConfigError(f"endpoint: the study has no endpoint {endpoint!r} ({names})")
+        for client in clients:
             client.reconfigure(
                 requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
             )
-        self._say("rate limits changed")
+        self._say("rate limits changed" + (f" on {endpoint}" if endpoint else ""))
 
     def set_budget(self, name: str, limit: float | None) -> None:
         value = check_limit(name, limit)

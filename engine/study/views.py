@@ -11,6 +11,7 @@ from engine.study.result import CandidateResult, StudyResult
 from engine.study.shared import Shared
 from engine.study.snapshot import (
     ArmRow,
+    EndpointRow,
     LimiterRow,
     ProposalRow,
     StudySnapshot,
@@ -100,6 +101,42 @@ def _endpoints(shared: Shared) -> tuple[tuple[LimiterRow, ...], int, int, float,
     return tuple(limiters), retries, rate_limited, p50, p95
 
 
+def _endpoint_rows(shared: Shared) -> tuple[EndpointRow, ...]:
+    """One row per endpoint: by role (each pool), then the clients in no pool."""
+    pools = {id(pool): pool for pool in shared.setup.pools}.values()
+    grouped = [(pool.role, pool.clients, {r.name: r for r in pool.readings()}) for pool in pools]
+    pooled = {id(client) for _, clients, _ in grouped for client in clients}
+    alone = tuple(client for client in shared.setup.clients if id(client) not in pooled)
+    if alone:
+        grouped.append(("", alone, {}))
+    rows = []
+    for role, clients, readings in grouped:
+        stats = [client.stats() for client in clients]
+        total = sum(one.calls for one in stats)
+        for client, one in zip(clients, stats, strict=True):
+            reading = readings.get(client.name)
+            rows.append(
+                EndpointRow(
+                    endpoint=client.name,
+                    role=role or client.name,
+                    model=client.config.model,
+                    base_url=client.config.base_url,
+                    weight=reading.weight if reading else 1.0,
+                    calls=one.calls,
+                    share=one.calls / total if total else 0.0,
+                    in_flight=one.in_flight,
+                    latency_p50_s=one.latency_p50_s,
+                    latency_p95_s=one.latency_p95_s,
+                    rate_limited=one.rate_limited,
+                    failed_over=reading.failed_over if reading else 0,
+                    state=reading.state if reading else "ok",
+                    cooled_s=round(reading.cooled_s, 1) if reading else 0.0,
+                    resent=reading.resent if reading else 0,
+                )
+            )
+    return tuple(rows)
+
+
 def _throughput(
     shared: Shared, retries: int, limited: int, p50: float, p95: float
 ) -> ThroughputRow:
@@ -155,6 +192,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         winner=leader,
         warnings=tuple(warning.message for warning in state.warnings),
         extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
+        endpoints=_endpoint_rows(shared),
     )
 
 

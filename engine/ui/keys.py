@@ -34,12 +34,17 @@ BINDINGS: tuple[Binding, ...] = (
     Binding(
         ("c", "-"), "concurrency_down", "", "concurrency down (-20 %, at least 1; never below 1)"
     ),
-    Binding(("R",), "rate_up", "R/r rate", "rate limits (requests and tokens per minute) up 25 %"),
+    Binding(
+        ("R",),
+        "rate_up",
+        "R/r rate",
+        "rate limits (requests and tokens per minute) up 25 %, each endpoint's from its own",
+    ),
     Binding(
         ("r",),
         "rate_down",
         "",
-        "rate limits down 20 % (when unlimited: a limit at 80 % of the calls/s now)",
+        "rate limits down 20 % (an unlimited endpoint: a limit at 80 % of its calls/s now)",
     ),
     Binding(("B",), "budget_up", "B/b budget", "scoring-call budget up 25 % (at least n calls)"),
     Binding(
@@ -227,26 +232,54 @@ def _concurrency(
 
 
 def _rate(action: str, control: StudyControl, state: UiState, snapshot: StudySnapshot) -> None:
-    limiter = snapshot.limiters[0] if snapshot.limiters else None
-    rpm = limiter.requests_per_minute if limiter else None
-    tpm = limiter.tokens_per_minute if limiter else None
-    if action == "rate_up":
-        if rpm is None and tpm is None:
+    """Each endpoint's limits from its own: up 25 %, down 20 %; an unlimited endpoint gets a
+    limit at 80 % of the scoring calls it serves now (one endpoint: the study's calls/s)."""
+    rows = snapshot.limiters
+    changes: list[tuple[str, float | None, float | None, float | None, float | None]] = []
+    for row in rows:
+        rpm, tpm = row.requests_per_minute, row.tokens_per_minute
+        if action == "rate_up":
+            if rpm is None and tpm is None:
+                continue
+            new_rpm = None if rpm is None else rpm * 1.25
+            new_tpm = None if tpm is None else tpm * 1.25
+        elif rpm is None and tpm is None:
+            calls_per_minute = _calls_per_s(snapshot, row.endpoint) * 60.0
+            if calls_per_minute <= 0:
+                continue
+            new_rpm, new_tpm = max(1.0, math.floor(calls_per_minute * 0.8)), None
+        else:
+            new_rpm = None if rpm is None else max(1.0, rpm * 0.8)
+            new_tpm = None if tpm is None else max(1.0, tpm * 0.8)
+        changes.append((row.endpoint, rpm, tpm, new_rpm, new_tpm))
+    if not changes:
+        if action == "rate_up":
             state.say("rate limits are off already (r sets one)")
-            return
-        new_rpm = None if rpm is None else rpm * 1.25
-        new_tpm = None if tpm is None else tpm * 1.25
-    elif rpm is None and tpm is None:
-        calls_per_minute = snapshot.throughput.calls_per_s * 60.0
-        if calls_per_minute <= 0:
+        else:
             state.say("rate limits are off and no call was measured yet to set one from")
-            return
-        new_rpm, new_tpm = max(1.0, math.floor(calls_per_minute * 0.8)), None
-    else:
-        new_rpm = None if rpm is None else max(1.0, rpm * 0.8)
-        new_tpm = None if tpm is None else max(1.0, tpm * 0.8)
-    control.set_rate_limits(requests_per_minute=new_rpm, tokens_per_minute=new_tpm)
-    state.say(f"rate limits: {_limits(rpm, tpm)} -> {_limits(new_rpm, new_tpm)}")
+        return
+    for endpoint, _, _, new_rpm, new_tpm in changes:
+        control.set_rate_limits(
+            requests_per_minute=new_rpm,
+            tokens_per_minute=new_tpm,
+            endpoint=endpoint if len(rows) > 1 else None,
+        )
+    endpoint, rpm, tpm, new_rpm, new_tpm = changes[0]
+    change = f"{_limits(rpm, tpm)} -> {_limits(new_rpm, new_tpm)}"
+    if len(rows) > 1:
+        more = f" (and {len(changes) - 1} more endpoints)" if len(changes) > 1 else ""
+        change = f"{endpoint} {change}{more}"
+    state.say(f"rate limits: {change}")
+
+
+def _calls_per_s(snapshot: StudySnapshot, endpoint: str) -> float:
+    """The scoring calls per second `endpoint` serves now: its share of the study's."""
+    calls = snapshot.throughput.calls_per_s
+    row = next((row for row in snapshot.endpoints if row.endpoint == endpoint), None)
+    if row is None:  # a snapshot without endpoint rows: the first limiter is the target's
+        first = snapshot.limiters[0].endpoint if snapshot.limiters else None
+        return calls if endpoint == first else 0.0
+    return calls * row.share if row.role == "target" else 0.0
 
 
 def _limits(rpm: float | None, tpm: float | None) -> str:

@@ -227,20 +227,25 @@ class HttpControl:
         self._latest = dataclasses.replace(self._latest, throughput=throughput)
 
     def set_rate_limits(
-        self, *, requests_per_minute: float | None, tokens_per_minute: float | None
+        self,
+        *,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        endpoint: str | None = None,
     ) -> None:
-        self._queue(
-            {
-                "rate_limits": {
-                    "requests_per_minute": requests_per_minute,
-                    "tokens_per_minute": tokens_per_minute,
-                }
-            }
-        )
+        limits: dict[str, Any] = {
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
+        }
+        if endpoint is not None:
+            limits["endpoint"] = endpoint
+        self._queue({"rate_limits": limits})
         limiters = tuple(
             dataclasses.replace(
                 row, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
             )
+            if endpoint is None or row.endpoint == endpoint
+            else row
             for row in self._latest.limiters
         )
         self._latest = dataclasses.replace(self._latest, limiters=limiters)

@@ -1,10 +1,11 @@
 """The terminal UI's screen as pure functions of a `StudySnapshot` (docs/design.md, "Terminal UI").
 
 `screen(snapshot, ...)` is a rich `Layout` of fixed regions: a status line, the leaderboard, four
-panels (throughput, limiter, budget, proposals) and a help line. Each panel is a function
-`(snapshot, width, height) -> Panel` that draws to the size it is given, so the same screen
-fits 80x24 and a wide terminal, and `Live` redraws it in place without flicker. `plain_line` is
-the one-line form for a log or a pipe. Reference: rich's Layout, Live and recording console.
+panels (throughput, limiter -- or endpoints, when a role runs on several --, budget, proposals)
+and a help line. Each panel is a function `(snapshot, width, height) -> Panel` that draws to the
+size it is given, so the same screen fits 80x24 and a wide terminal, and `Live` redraws it in
+place without flicker. `plain_line` is the one-line form for a log or a pipe. Reference: rich's
+Layout, Live and recording console.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from engine.ui.state import ordered_arms
 
 __all__ = [
     "budget_panel",
+    "endpoints_panel",
     "help_line",
     "leaderboard_panel",
     "limiter_panel",
     "plain_line",
+    "pooled",
     "proposals_panel",
     "screen",
     "status_line",
@@ -61,19 +64,6 @@ _BUDGET_LABELS = {
     "seconds": "time",
 }
 _PANEL_PADDING = 4  # two borders and a space of padding on each side
-
-
-def _row_text(cells: list[tuple[str, int, str]], style: str = "") -> Text:
-    """Cells of fixed width (negative width: right-aligned), one space apart."""
-    line = Text(style=style, no_wrap=True, overflow="ellipsis")
-    for i, (content, width, cell_style) in enumerate(cells):
-        if i:
-            line.append(" ")
-        size = abs(width)
-        cut = fmt.shorten(content, size) if len(content) > size else content
-        padded = cut.rjust(size) if width < 0 else cut.ljust(size)
-        line.append(padded, style=cell_style)
-    return line
 
 
 # -- leaderboard --------------------------------------------------------------------------------
@@ -162,7 +152,7 @@ def leaderboard_panel(
         for state in ("complete", "eliminated", "dropped")
         if counts[state]
     )
-    lines = [_row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
+    lines = [fmt.row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
     room = max(1, height - 3)  # borders and the header
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
@@ -175,7 +165,9 @@ def leaderboard_panel(
             style = _ARM_STYLE.get(row.state, "")
             if is_selected:
                 style = f"{style} reverse".strip()
-            lines.append(_row_text(_arm_cells(row, columns, instruction_width, is_selected), style))
+            lines.append(
+                fmt.row_text(_arm_cells(row, columns, instruction_width, is_selected), style)
+            )
         if last - first < len(arms):
             hidden = [f"{first} above"] if first else []
             hidden += [f"{len(arms) - last} below"] if last < len(arms) else []
@@ -228,7 +220,7 @@ def limiter_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Panel
             bar = "" if limit is None else fmt.fill_bar(fill, bar_width)
             value = "no limit" if limit is None else f"{fmt.rate(limit)} {unit}"
             lines.append(
-                _row_text(
+                fmt.row_text(
                     [
                         (label, 8, "bold" if kind == "req" else "dim"),
                         (kind, 3, "dim"),
@@ -241,6 +233,49 @@ def limiter_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Panel
     if not lines:
         lines.append(Text("no endpoint", style="dim"))
     return Panel(Text("\n").join(lines), title="limiter", title_align="left", padding=(0, 1))
+
+
+_ENDPOINT_MARK = {"ok": ("●", "green"), "probing": ("◐", "yellow"), "cooled": ("✗", "bold red")}
+
+
+def pooled(snapshot: StudySnapshot) -> bool:
+    """Whether some role of the study runs on several endpoints (the endpoints panel shows)."""
+    roles = [row.role for row in snapshot.endpoints]
+    return len(roles) > len(set(roles))
+
+
+def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Panel:
+    """One line per endpoint: its state in the pool (● in use, ◐ tested by one call after a
+    cool-down, ✗ cooled down), its share of its role's calls, latency p50, 429 answers, and
+    its request bucket's fill (when there is room) and limit."""
+    inner = max(20, width - _PANEL_PADDING)
+    limiters = {row.endpoint: row for row in snapshot.limiters}
+    bar_width = inner - (8 + 1 + 4 + 5 + 3 + 10) - 6  # the other cells and the spaces
+    header = [("endpoint", 8), ("", 1), ("%", -4), ("p50", -5), ("429", -3), ("limit", -10)]
+    if bar_width >= 3:
+        header.insert(5, ("", bar_width))
+    lines = [fmt.row_text([(text, size, "") for text, size in header], "bold")]
+    for row in snapshot.endpoints:
+        mark, style = _ENDPOINT_MARK.get(row.state, ("?", ""))
+        limiter = limiters.get(row.endpoint)
+        rpm = limiter.requests_per_minute if limiter is not None else None
+        fill = limiter.request_fill if limiter is not None else 1.0
+        value = "no limit" if rpm is None else f"{fmt.rate(rpm)} rpm"
+        if row.state == "cooled":
+            value = f"cooled {fmt.duration(row.cooled_s)}"
+        cells = [
+            (row.endpoint, 8, "bold"),
+            (mark, 1, style),
+            (fmt.percent(row.share), -4, ""),
+            (fmt.seconds_ms(row.latency_p50_s), -5, ""),
+            (fmt.count(row.rate_limited), -3, "yellow" if row.rate_limited else ""),
+            (value, -10, style if row.state != "ok" else ""),
+        ]
+        if bar_width >= 3:
+            bar = "" if rpm is None or row.state == "cooled" else fmt.fill_bar(fill, bar_width)
+            cells.insert(5, (bar, bar_width, "green"))
+        lines.append(fmt.row_text(cells))
+    return Panel(Text("\n").join(lines), title="endpoints", title_align="left", padding=(0, 1))
 
 
 def _budget_values(row: BudgetRow) -> tuple[str, str]:
@@ -276,7 +311,7 @@ def budget_panel(snapshot: StudySnapshot, width: int, height: int = 8) -> Panel:
         bar_width = max(3, inner - 7 - 1 - value_width - 1 - left_width - 1)
         fraction = 0.0 if not row.limit else row.spent / row.limit
         lines.append(
-            _row_text(
+            fmt.row_text(
                 [
                     (_BUDGET_LABELS.get(row.name, row.name), 7, "bold"),
                     (spent, -value_width, ""),
@@ -375,7 +410,11 @@ def screen(
 ) -> Layout:
     """The whole screen; it fills the console's height (panels fixed, the leaderboard the rest)."""
     top_rows = 4 + 2  # throughput
-    limiter_rows = 2 * max(1, len(snapshot.limiters)) + 2
+    several = pooled(snapshot)
+    limiter_rows = (
+        len(snapshot.endpoints) + 3 if several else 2 * max(1, len(snapshot.limiters)) + 2
+    )
+    endpoints = endpoints_panel if several else limiter_panel
     panels_height = max(top_rows + limiter_rows, 8 + 4)
     root = Layout(name="screen")
     errors = list(snapshot_errors(snapshot).items())[-3:]  # the first failure of each kind
@@ -411,7 +450,7 @@ def screen(
     root["panels"].split_row(Layout(name="left"), Layout(name="right"))
     root["left"].split_column(
         Layout(_Sized(lambda w, h: throughput_panel(snapshot, w, h)), size=top_rows),
-        Layout(_Sized(lambda w, h: limiter_panel(snapshot, w, h)), ratio=1),
+        Layout(_Sized(lambda w, h: endpoints(snapshot, w, h)), ratio=1),
     )
     root["right"].split_column(
         Layout(_Sized(lambda w, h: budget_panel(snapshot, w, h)), size=8),
@@ -437,9 +476,16 @@ def plain_line(snapshot: StudySnapshot) -> str:
     )
     t = snapshot.throughput
     eta = None if snapshot.done else time_left(snapshot)
+    away = [
+        f"{row.endpoint} {row.state}" + (f" {fmt.duration(row.cooled_s)}" if row.cooled_s else "")
+        for row in snapshot.endpoints
+        if row.state != "ok"
+    ]
     return (
         f"{snapshot.status} {fmt.duration(snapshot.elapsed_s)} | {spent}{limit} scoring calls | "
         f"{len(arms)} candidates ({in_play} in play){lead} | {t.calls_per_s:.1f} calls/s "
         f"p95 {fmt.seconds_ms(t.latency_p95_s)} | {t.retries} retries {t.rate_limited} x 429 "
-        f"{t.errors} errors" + (f" | ETA {fmt.duration(eta)}" if eta is not None else "")
+        f"{t.errors} errors"
+        + (f" | {', '.join(away)}" if away else "")
+        + (f" | ETA {fmt.duration(eta)}" if eta is not None else "")
     )

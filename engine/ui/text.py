@@ -3,13 +3,16 @@
 Everything here is a pure function of numbers to a string, so a screen rendered to text (rich's
 recording console) shows exactly these characters: `fill_bar` (eighth blocks on a light shade),
 `confidence_bar` (the interval as a heavy line, the mean as a dot, on a thin rule over [0, 1]),
-and `sparkline` (one of eight block heights per value).
+and `sparkline` (one of eight block heights per value); `row_text` sets such strings in cells of
+fixed width, one line of rich `Text`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+from rich.text import Text
 
 __all__ = [
     "BAR_EMPTY",
@@ -24,6 +27,7 @@ __all__ = [
     "fill_bar",
     "percent",
     "rate",
+    "row_text",
     "seconds_ms",
     "shorten",
     "sparkline",
@@ -150,3 +154,17 @@ def seconds_ms(value_s: float) -> str:
 
 def percent(fraction: float) -> str:
     return f"{_unit(fraction) * 100:.0f}%"
+
+
+def row_text(cells: list[tuple[str, int, str]], style: str = "") -> Text:
+    """Cells (text, width, style) of fixed width (negative width: right-aligned), one space
+    apart."""
+    line = Text(style=style, no_wrap=True, overflow="ellipsis")
+    for i, (content, width, cell_style) in enumerate(cells):
+        if i:
+            line.append(" ")
+        size = abs(width)
+        cut = shorten(content, size) if len(content) > size else content
+        padded = cut.rjust(size) if width < 0 else cut.ljust(size)
+        line.append(padded, style=cell_style)
+    return line

@@ -455,7 +455,7 @@ async def test_pool_spreads_by_least_outstanding_work() -> None:
     assert fast.stats()["requests"] == a.stats().calls
 
 
-async def test_pool_cools_down_a_failing_endpoint() -> None:
+async def test_pool_cools_down_a_failing_endpoint_and_fails_over() -> None:
     retry = RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.002)
     now = [0.0]
     async with (
@@ -467,22 +467,20 @@ async def test_pool_cools_down_a_failing_endpoint() -> None:
         pool = EndpointPool(
             [b, a], role="scoring", failure_threshold=3, cooldown_s=30, time_s=lambda: now[0]
         )
-        outcomes: list[str] = []
-        for _ in range(20):
-            try:
-                outcomes.append((await pool.chat(MESSAGES, max_tokens=4)).endpoint)
-            except ServerError:
-                outcomes.append("failed")
-        # both idle: the tie goes to the first listed, which fails until it is cooled down
-        assert outcomes[:3] == ["failed"] * 3
-        assert set(outcomes[3:]) == {"good"}
+        # both idle: the tie goes to the first listed, which fails every call after its
+        # client's retries; the pool sends each such call to the other endpoint
+        outcomes = [(await pool.chat(MESSAGES, max_tokens=4)).endpoint for _ in range(20)]
+        assert outcomes == ["good"] * 20
         assert list(pool.cooling()) == ["bad"]
-        assert bad.stats()["requests"] == 3 * 2
-        now[0] = 31.0  # the cool-down is over: the bad endpoint is tried again
+        assert bad.stats()["requests"] == 3 * 2  # cooled after 3 calls failed, 2 attempts each
+        reading = {r.name: r for r in pool.readings()}["bad"]
+        assert (reading.state, reading.failed_over, reading.resent) == ("cooled", 3, 0)
+        now[0] = 31.0  # the cool-down is over: one call tests the bad endpoint again
         assert pool.cooling() == {}
-        with pytest.raises(ServerError):
-            await pool.chat(MESSAGES, max_tokens=4)
+        assert {r.name: r.state for r in pool.readings()}["bad"] == "probing"
+        assert (await pool.chat(MESSAGES, max_tokens=4)).endpoint == "good"
         assert bad.stats()["requests"] == 4 * 2
+        assert pool.cooling()["bad"] == pytest.approx(60.0)  # failed again: twice as long
 
 
 # -- capabilities --------------------------------------------------------------------------------

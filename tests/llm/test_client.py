@@ -361,11 +361,20 @@ async def test_pool_spreads_by_outstanding_work_and_cools_failures(
         assert a.stats().calls == 4
         assert b.stats().calls == 4
         state.script = [(400, {}, {"error": {"message": "bad"}})] * 2
-        for _ in range(2):
+        for _ in range(2):  # the request's fault, not the endpoint's: raised, nothing cooled
             with pytest.raises(RequestRejectedError):
                 await pool.complete("x")
+        assert pool.cooling() == {}
+        # a connection that breaks after the request went out: the client hands the call over
+        # at once (no retry on that endpoint) and the other endpoint answers it
+        state.script = ["reset"]
+        assert (await pool.complete("x")).endpoint == "b"
+        assert [r.resent for r in pool.readings()] == [1, 0]  # it may have been served
+        assert [r.state for r in pool.readings()] == ["probing", "ok"]  # one call tests it
+        state.script = ["reset"]
+        assert (await pool.complete("x")).endpoint == "b"
         cooled = pool.cooling()
-        assert list(cooled) == ["a"]
+        assert list(cooled) == ["a"]  # the probe broke too
         assert (await pool.complete("x")).endpoint == "b"
         now[0] = 11.0
         assert pool.cooling() == {}

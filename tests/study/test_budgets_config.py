@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from engine.app.execute import endpoint_config, reward_kind
 from engine.errors import ConfigError
 from engine.study.budgets import Budgets, Price, PriceTable, Spend
-from engine.study.config import StudyConfig, load_config_file
+from engine.study.config import EndpointSettings, StudyConfig, load_config_file
 from engine.study.intervals import mean_interval, student_t_quantile, wilson_interval
 from engine.task import load_task
 
@@ -121,7 +121,8 @@ def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> N
 
 def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
     config = StudyConfig(task="sum", transport="lean")
-    assert endpoint_config("target", "http://h/v1", "m", None, config).transport == "lean"
+    endpoint = EndpointSettings(base_url="http://h/v1", name="target", model="m")
+    assert endpoint_config(endpoint, config).transport == "lean"
     with pytest.raises(
         ConfigError, match="transport: Invalid enum value 'curl'; choose one of aiohttp, lean"
     ):

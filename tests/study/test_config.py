@@ -139,7 +139,9 @@ def run_args(*argv: str) -> argparse.Namespace:
 
 
 def test_every_setting_but_the_price_table_is_a_flag() -> None:
-    assert set(HELP) == {f.name for f in msgspec.structs.fields(StudyConfig)} - {"prices"}
+    # the endpoint tables are files' and a repeated --base-url's
+    tables = {"prices", "endpoints", "proposal_endpoints"}
+    assert set(HELP) == {f.name for f in msgspec.structs.fields(StudyConfig)} - tables
     config = run_cli.config_from_args(
         run_args("--task", "sum", "--policy", "ttts", "--include-human", "--no-cache")
     )

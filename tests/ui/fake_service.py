@@ -119,6 +119,7 @@ class FakeService:
             control.set_rate_limits(
                 requests_per_minute=limits.get("requests_per_minute"),
                 tokens_per_minute=limits.get("tokens_per_minute"),
+                endpoint=limits.get("endpoint"),
             )
         for name, limit in body.get("budgets", {}).items():
             control.set_budget(name, limit)

@@ -142,13 +142,20 @@ class FakeControl:
         )
 
     def set_rate_limits(
-        self, *, requests_per_minute: float | None, tokens_per_minute: float | None
+        self,
+        *,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        endpoint: str | None = None,
     ) -> None:
-        self._call("set_rate_limits", (requests_per_minute, tokens_per_minute))
+        limits = (requests_per_minute, tokens_per_minute)
+        self._call("set_rate_limits", limits if endpoint is None else (*limits, endpoint))
         limiters = tuple(
             replace(
                 row, requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
             )
+            if endpoint in (None, row.endpoint)
+            else row
             for row in self.current.limiters
         )
         self.current = replace(self.current, limiters=limiters)

@@ -3,6 +3,7 @@ reader restoring the terminal."""
 
 from __future__ import annotations
 
+import math
 import os
 import pty
 import signal
@@ -18,6 +19,37 @@ from engine.ui.keys import BINDINGS, TERMINATE, apply_key, decode, help_text, ke
 from engine.ui.state import UiState
 from engine.ui.terminal import KeyReader
 from tests.ui.snapshots import FakeControl, make_snapshot
+
+
+def test_rate_keys_change_each_endpoint_from_its_own_limits() -> None:
+    from tests.ui.test_render import pooled_snapshot
+
+    snapshot = pooled_snapshot()
+    limiters = (
+        replace(snapshot.limiters[0], requests_per_minute=600.0),
+        replace(snapshot.limiters[1], tokens_per_minute=100_000.0),
+        *snapshot.limiters[2:],
+    )
+    control, state = FakeControl(replace(snapshot, limiters=limiters)), UiState()
+    press(control, state, "R")
+    assert control.calls == [
+        ("set_rate_limits", (750.0, None, "gpu-a")),
+        ("set_rate_limits", (1500.0, 125_000.0, "gpu-b")),
+        ("set_rate_limits", (1500.0, None, "gpu-c")),
+        ("set_rate_limits", (1500.0, None, "proposal")),
+    ]
+    assert (
+        state.notice
+        == "rate limits: gpu-a 600 rpm, tpm off -> 750 rpm, tpm off (and 3 more endpoints)"
+    )
+    unlimited = tuple(replace(row, requests_per_minute=None) for row in snapshot.limiters)
+    control = FakeControl(replace(snapshot, limiters=unlimited))
+    press(control, state, "r")  # 152.5 calls/s now: each scoring endpoint gets 80 % of its share
+    assert control.calls == [
+        ("set_rate_limits", (math.floor(152.5 * 60 * 0.48 * 0.8), None, "gpu-a")),
+        ("set_rate_limits", (math.floor(152.5 * 60 * 0.46 * 0.8), None, "gpu-b")),
+        ("set_rate_limits", (math.floor(152.5 * 60 * 0.06 * 0.8), None, "gpu-c")),
+    ]  # the proposal endpoint serves no scoring calls: it stays unlimited
 
 
 def test_decode_plain_arrows_controls_and_cut_sequences() -> None:

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from engine.study.snapshot import ArmRow, LimiterRow
+from engine.study.snapshot import ArmRow, EndpointRow, LimiterRow, StudySnapshot
 from engine.ui import text as fmt
-from engine.ui.render import leaderboard_panel, plain_line
+from engine.ui.render import leaderboard_panel, plain_line, pooled
 from engine.ui.state import ordered_arms
 from tests.ui.snapshots import LONG_TEXT, line_of, make_snapshot, render, render_screen
 
@@ -146,6 +146,42 @@ def test_plain_line() -> None:
     assert "leader #1 0.810 [0.70, 0.90] 90/200 'Read both numbers carefully, compare th…'" in line
     assert "152.5 calls/s p95 1.25s | 7 retries 3 x 429 2 errors | ETA 40s" in line
     assert "\n" not in line
+
+
+def pooled_snapshot() -> StudySnapshot:
+    """Three scoring endpoints (one cooled down, one tested after a cool-down) and a proposal
+    endpoint, each with its limiter row."""
+    rows = (
+        EndpointRow("gpu-a", "target", "m", "http://a/v1", 1.0, 400, 0.48, 12, 0.21, 0.4, 0, 0),
+        EndpointRow("gpu-b", "target", "m", "http://b/v1", 1.0, 380, 0.46, 11, 0.22, 0.4, 3, 0),
+        EndpointRow(
+            "gpu-c", "target", "m", "http://c/v1", 1.0, 50, 0.06, 0, 0.2, 0.3, 0, 7, "cooled", 12.0
+        ),
+        EndpointRow("proposal", "proposal", "m", "http://e/v1", 1.0, 20, 1.0, 0, 1.2, 2.0, 0, 0),
+    )
+    limiters = tuple(LimiterRow(r.endpoint, 1200.0, None, 0.5, 1.0, False) for r in rows)
+    return replace(make_snapshot(), endpoints=rows, limiters=limiters)
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 40)])
+def test_several_endpoints_show_one_line_each(width: int, height: int) -> None:
+    snapshot = pooled_snapshot()
+    assert pooled(snapshot) and not pooled(make_snapshot())
+    text = render_screen(snapshot, width, height)
+    assert "endpoints" in text and " req " not in text  # the endpoints panel, not the limiter's
+    first = line_of(text, "gpu-a ")
+    assert "●" in first and "48%" in first and "210ms" in first and "1200 rpm" in first
+    assert "3" in line_of(text, "gpu-b ").split("220ms")[1]  # its 429s
+    cooled = line_of(text, "gpu-c ")
+    assert "✗" in cooled and "cooled 12s" in cooled and "rpm" not in cooled
+    assert "100%" in line_of(text, "│ proposal ")
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) == height and all(len(line) == width for line in lines)
+
+
+def test_the_plain_line_names_an_endpoint_out_of_use() -> None:
+    line = plain_line(pooled_snapshot())
+    assert "| gpu-c cooled 12s |" in line and "gpu-a" not in line
 
 
 def test_rejections_by_reason_and_the_warning_are_shown() -> None:

@@ -24,6 +24,16 @@ def test_round_trip_through_json() -> None:
     assert again.arms[3].parent == 1 and again.limiters[0].adaptive is True
 
 
+def test_endpoint_rows_round_trip_and_may_be_missing() -> None:
+    from tests.ui.test_render import pooled_snapshot
+
+    snapshot = pooled_snapshot()
+    assert through_json(snapshot) == snapshot
+    data = snapshot.to_json()
+    del data["endpoints"]  # a service of an earlier version
+    assert StudySnapshot.from_json(data).endpoints == ()
+
+
 def test_unknown_keys_are_ignored_and_defaults_may_be_missing() -> None:
     data = make_snapshot().to_json()
     data["added_later"] = 1
