@@ -136,11 +136,16 @@ def _judge(config: StudyConfig, targets: tuple[EndpointSettings, ...]) -> Endpoi
         return None
     if any(one.name == "judge" for one in targets):
         raise ConfigError("endpoints: the name 'judge' is the judge's; name the endpoint otherwise")
+    first = targets[0]
+    own_key = config.judge_api_key_env is not None
     return EndpointSettings(
-        base_url=config.judge_base_url or targets[0].base_url,
+        base_url=config.judge_base_url or first.base_url,
         name="judge",
         model=config.judge_model or config.model,
-        api_key_env=config.judge_api_key_env or config.api_key_env,
+        # its own key, else the first target's as that endpoint has it (a variable or a file)
+        api_key_env=config.judge_api_key_env if own_key else first.api_key_env,
+        api_key_file=None if own_key else first.api_key_file,
+        headers=None if own_key else first.headers,
         rpm=config.rpm,
         tpm=config.tpm,
     )

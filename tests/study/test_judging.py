@@ -119,3 +119,30 @@ def test_the_estimate_counts_the_judges_calls() -> None:
     assert "also asks the judge" in with_judge.lines()[-1]
     unpriced = estimate_spend(judged.replace(judge_model="free-1"), splits, **kwargs)
     assert not unpriced.priced
+
+
+@pytest.mark.anyio
+async def test_the_judge_takes_the_targets_key_from_its_file(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("sk-judged-study-0123\n")
+    task = load_task(TASK, seed=3)
+    sim = SimConfig(tasks=(task,), seed=3, api_keys=("sk-judged-study-0123",))
+    async with serve_sim(sim) as server:
+        config = StudyConfig(
+            task=TASK,
+            base_url=server.base_url,
+            api_key_file=str(key),
+            scoring="judge",
+            judge_rubric="matches_reference",
+            journal=str(tmp_path / "j.jsonl"),
+            no_cache=True,
+            scoring_size=20,
+            test_size=5,
+            initial_candidates=2,
+            variant_rounds=0,
+            budget_scoring_calls=10,
+            seed=3,
+        )
+        result = await execute(prepare(config, environ={}), say=lambda _: None)
+    assert result.ok, result.error
+    assert result.spend.scoring_calls == 10
