@@ -15,6 +15,7 @@ from engine.study.snapshot import (
     ProposalRow,
     StudySnapshot,
     ThroughputRow,
+    held_out_of,
 )
 
 __all__ = ["arm_state", "ranked", "result", "snapshot"]
@@ -154,6 +155,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         done=state.status in ("finished", "failed", "cancelled"),
         winner=leader,
         warnings=tuple(warning.message for warning in state.warnings),
+        held_out=held_out_of(state.result),
         extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
     )
 
