@@ -20,7 +20,9 @@ from rich.text import Text
 from engine.study.snapshot import ArmRow, BudgetRow, StudySnapshot
 from engine.ui import text as fmt
 from engine.ui.errors import snapshot_errors
+from engine.ui.heldout import held_out_panel, held_out_rows
 from engine.ui.keys import help_text
+from engine.ui.legend import leader_note, leader_rule
 from engine.ui.state import ordered_arms
 
 __all__ = [
@@ -163,7 +165,8 @@ def leaderboard_panel(
         if counts[state]
     )
     lines = [_row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
-    room = max(1, height - 3)  # borders and the header
+    note = leader_note(snapshot)
+    room = max(1, height - 3 - (note is not None))  # borders, the header and the note
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
     else:
@@ -180,6 +183,8 @@ def leaderboard_panel(
             hidden = [f"{first} above"] if first else []
             hidden += [f"{len(arms) - last} below"] if last < len(arms) else []
             lines.append(Text(f"  … {', '.join(hidden)} (↑↓ or j/k to scroll)", style="dim"))
+    if note is not None:
+        lines.append(Text(note, style="italic", no_wrap=True, overflow="ellipsis"))
     return Panel(
         Text("\n").join(lines),
         title=fmt.shorten(title, max(10, width - 6)),
@@ -395,10 +400,17 @@ def screen(
         )
         for text in snapshot.warnings[-1:]  # the newest; every one is in the report
     ]
+    rows = len(held_out_rows(snapshot))  # once the study ended
+    held_out = (
+        [Layout(_Sized(lambda w, h: held_out_panel(snapshot, w)), name="held-out", size=rows + 2)]
+        if rows
+        else []
+    )
     root.split_column(
         Layout(status_line(snapshot, notice, source), name="status", size=1),
         *error_rows,
         *warning,
+        *held_out,
         Layout(
             _Sized(lambda w, h: leaderboard_panel(snapshot, w, h, selected)),
             name="leaderboard",
@@ -429,8 +441,10 @@ def plain_line(snapshot: StudySnapshot) -> str:
     arms = ordered_arms(snapshot)
     in_play = sum(1 for row in arms if row.state in ("leader", "active"))
     leader = next((row for row in arms if row.arm == snapshot.winner), None)
+    found = leader_rule(snapshot)
+    rule = f" ({found[0]}, not highest mean)" if found is not None else ""
     lead = (
-        f" | leader #{leader.arm} {leader.mean:.3f} [{leader.lower:.2f}, {leader.upper:.2f}] "
+        f" | leader #{leader.arm}{rule} {leader.mean:.3f} [{leader.lower:.2f}, {leader.upper:.2f}] "
         f"{leader.pulls}/{leader.n} {fmt.shorten(leader.instruction, 40)!r}"
         if leader
         else ""
