@@ -15,6 +15,7 @@ from engine.service.manager import PreparedStudy
 from engine.study.config import StudyConfig
 from engine.study.journal import replay_journal
 from engine.study.observers import Observer
+from engine.study.record import StudyRecord, read_record
 from engine.study.study import Study
 
 __all__ = ["Launcher"]
@@ -40,6 +41,9 @@ class Launcher:
         config = config_of(replay)
         changes = dict(adjust(config)) if adjust is not None else {}
         return prepare(config.replace(journal=str(journal), **changes), replay=replay, environ={})
+
+    def read_record(self, journal: Path) -> StudyRecord:
+        return read_record(journal)
 
     def open(
         self,

@@ -43,7 +43,7 @@ from engine.study.config import StudyConfig
 from engine.study.events import StudyFinished, StudyStarted
 from engine.study.journal import JournalWriteError, read_events
 from engine.study.snapshot import (
-    HeldOut,
+    HeldOutResult,
     ProposalRow,
     StudyControl,
     StudySnapshot,
@@ -413,7 +413,7 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
     status: Any = "cancelled" if record.state == "cancelled" else "failed"
     reason = record.error or ""
     winner = None
-    held_out: HeldOut | None = None
+    held_out: HeldOutResult | None = None
     extra: dict[str, Any] = {}
     try:
         events = read_events(record.journal)

@@ -20,7 +20,7 @@ from engine.study.settings import BudgetName
 __all__ = [
     "ArmRow",
     "BudgetRow",
-    "HeldOut",
+    "HeldOutResult",
     "HeldOutScore",
     "LimiterRow",
     "ProposalRow",
@@ -114,7 +114,7 @@ class HeldOutScore:
 
 
 @dataclass(frozen=True, slots=True)
-class HeldOut:
+class HeldOutResult:
     """The final evaluation of an ended study: the winner, the runner-up and the task's human
     instruction on the test pool (None: not evaluated)."""
 
@@ -123,14 +123,14 @@ class HeldOut:
     human: HeldOutScore | None = None
 
 
-def held_out_of(result: dict[str, Any] | None) -> HeldOut | None:
+def held_out_of(result: dict[str, Any] | None) -> HeldOutResult | None:
     """The held-out scores of a study's result record (`StudyResult.to_json`, the journal's
     `finished` event); None when there is no result or nothing was evaluated."""
     if not result:
         return None
     roles = {role: result.get(role) for role in ("winner", "runner_up", "human")}
     try:
-        held: HeldOut = convert(roles, HeldOut)
+        held: HeldOutResult = convert(roles, HeldOutResult)
     except Invalid as error:
         raise SnapshotError(f"result record: {error}") from None
     if held.winner is None and held.runner_up is None and held.human is None:
@@ -156,7 +156,7 @@ class StudySnapshot:
     done: bool = False
     winner: int | None = None  # the leader's arm (the policy's pick); once ended, the winner's
     warnings: tuple[str, ...] = ()  # said once each (a StudyWarning event), newest last
-    held_out: HeldOut | None = None  # once the study ended: its test-pool scores
+    held_out: HeldOutResult | None = None  # once the study ended: its test-pool scores
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -74,8 +74,8 @@ async def test_the_openapi_document_describes_the_held_out_scores(tmp_path: Path
         _, document = await service.call("GET", "/openapi.json")
         schemas = document["components"]["schemas"]
         held = schemas["StudySnapshot"]["properties"]["held_out"]
-        assert {"$ref": "#/components/schemas/HeldOut"} in held["anyOf"]
-        assert set(schemas["HeldOut"]["properties"]) == {"winner", "runner_up", "human"}
+        assert {"$ref": "#/components/schemas/HeldOutResult"} in held["anyOf"]
+        assert set(schemas["HeldOutResult"]["properties"]) == {"winner", "runner_up", "human"}
         score = schemas["HeldOutScore"]
         assert set(score["required"]) == {"instruction", "test_score", "test_ci", "n"}
         assert score["properties"]["test_ci"]["prefixItems"] == [{"type": "number"}] * 2

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from rich.console import Console
 
-from engine.study.snapshot import HeldOut, HeldOutScore
+from engine.study.snapshot import HeldOutResult, HeldOutScore
 from engine.ui.heldout import held_out_lines
 from engine.ui.top import top
 from tests.ui.fake_service import FakeService, serving
@@ -18,7 +18,7 @@ from tests.ui.test_live import ScriptedReader
 
 WINNER = "Write the larger of the two numbers."
 HUMAN = "Output the larger number."
-HELD_OUT = HeldOut(
+HELD_OUT = HeldOutResult(
     winner=HeldOutScore(WINNER, 0.95, (0.764, 0.991), 20, 0, 1),
     runner_up=HeldOutScore("Write the larger of both numbers.", 0.9, (0.7, 0.97), 19, 1, 3),
     human=HeldOutScore(HUMAN, 0.85, (0.64, 0.948), 20),
@@ -61,7 +61,7 @@ def test_the_held_out_lines() -> None:
         "  human: 0.850 [0.640, 0.948] n=20",
         f"    {HUMAN!r}",
     ]
-    unscored = HeldOut(winner=HeldOutScore(WINNER, 0.0, (0.0, 0.0), 0, 20, 2))
+    unscored = HeldOutResult(winner=HeldOutScore(WINNER, 0.0, (0.0, 0.0), 0, 20, 2))
     lines = held_out_lines(make_snapshot(done=True, held_out=unscored))
     assert lines[1] == "  winner #2: not scored (20 calls failed)"
 
