@@ -92,6 +92,7 @@ class TimePoint:
     scoring_calls: int
     seconds: float
     usd: float
+    tokens: int
     leader: int | None
     mean: float
     lower: float
@@ -243,12 +244,15 @@ def _point(state: StudyState) -> TimePoint:
     leader = state.policy.recommendation() if state.arms else None
     spend = state.spend
     if leader is None:
-        return TimePoint(spend.scoring_calls, spend.seconds, spend.usd, None, 0.0, 0.0, 1.0)
+        return TimePoint(
+            spend.scoring_calls, spend.seconds, spend.usd, spend.tokens, None, 0.0, 0.0, 1.0
+        )
     stats = state.policy.stats(leader)
     return TimePoint(
         spend.scoring_calls,
         spend.seconds,
         spend.usd,
+        spend.tokens,
         leader,
         float(stats.mean),
         float(stats.lower),

@@ -59,4 +59,4 @@ def unfinished(journal: Path, tmp_path: Path) -> Path:
 
 def copy_of(journal: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(journal, folder / journal.name))
+    return Path(shutil.copy2(journal, folder / journal.name))
