@@ -10,12 +10,13 @@ from typing import Any
 
 from engine.app.execute import LimiterFor, open_study
 from engine.app.prepare import Prepared, config_of, prepare
+from engine.app.records import open_record
 from engine.errors import EngineError
 from engine.service.manager import PreparedStudy
 from engine.study.config import StudyConfig
 from engine.study.journal import replay_journal
 from engine.study.observers import Observer
-from engine.study.record import StudyRecord, read_record
+from engine.study.record import StudyRecord
 from engine.study.study import Study
 
 __all__ = ["Launcher"]
@@ -43,7 +44,7 @@ class Launcher:
         return prepare(config.replace(journal=str(journal), **changes), replay=replay, environ={})
 
     def read_record(self, journal: Path) -> StudyRecord:
-        return read_record(journal)
+        return open_record(journal)  # a path: no state folder is searched
 
     def open(
         self,

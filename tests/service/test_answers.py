@@ -5,6 +5,7 @@ document."""
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,13 @@ async def test_pages_hold_every_answer_of_the_journal_in_order(tmp_path: Path) -
         rows = await pages(service, study_id, "", 37)
         assert [served(row) for row in rows] == expected
         assert all(row["instruction"] for row in rows)
+        # the built-in task loads as it was: each row has its example's input and output
+        assert all(row["input"] and row["expected"] for row in rows)
+        numbers = [int(n) for n in re.findall(r"\d+", rows[0]["input"])]
+        assert rows[0]["expected"] == [str(max(numbers))]
         status, first = await service.call("GET", f"/v1/studies/{study_id}/answers")
         assert status == 200 and first["limit"] == 100 and first["offset"] == 0
+        assert first["with_task"] is True
         assert first["next_offset"] == 100 and first["study_id"] == study_id
         status, past = await service.call("GET", f"/v1/studies/{study_id}/answers?offset=99999")
         assert status == 200 and past["answers"] == [] and past["next_offset"] is None
