@@ -63,7 +63,10 @@ async def test_bad_inline_candidates_are_refused_naming_the_field(tmp_path: Path
 
 
 async def test_the_snapshot_carries_the_nothing_learned_warning(tmp_path: Path) -> None:
-    async with simulator(seed=3, chatty=True) as base_url, running_service(tmp_path, sim=base_url) as service:
+    async with (
+        simulator(seed=3, chatty=True) as base_url,
+        running_service(tmp_path, sim=base_url) as service,
+    ):
         config = settings(chat_format="plain", scoring_demos=0, initial_candidates=4)
         study = await service.create(config, candidates=MINE)
         done = await service.wait_for(study, lambda s: bool(s["done"]))
