@@ -77,7 +77,9 @@ def test_run_html_writes_the_report_at_the_end(tmp_path: Path) -> None:
     assert "on task sum" in text and 'id="plot-forest"' in text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on this machine (apt-get install chromium)"
+)
 def test_chromium_renders_the_plots_and_the_tables(journal: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     write_html(open_record(journal), page)
