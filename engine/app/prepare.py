@@ -34,6 +34,8 @@ __all__ = [
     "config_of",
     "prepare",
     "prepare_resume",
+    "study_splits",
+    "study_task",
 ]
 
 DEFAULT_STATE_DIR = Path(".ape")
@@ -96,7 +98,8 @@ class Prepared:
         return self.task.warnings
 
 
-def _splits(config: StudyConfig, task: Task) -> Splits:
+def study_splits(config: StudyConfig, task: Task) -> Splits:
+    """The task's three pools as the study `config` draws them."""
     sizes: dict[str, int] = {}
     for name in ("demo_size", "scoring_size", "test_size"):
         value = getattr(config, name)
@@ -105,7 +108,8 @@ def _splits(config: StudyConfig, task: Task) -> Splits:
     return split_task(task, seed=config.seed, **sizes)
 
 
-def _task(config: StudyConfig) -> Task:
+def study_task(config: StudyConfig) -> Task:
+    """The task `config` names, with its metric."""
     if not config.task:
         raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
     fields = Fields(config.input_field or "input", config.output_field or "output")
@@ -252,8 +256,8 @@ def prepare(
         config = config.replace(task=task.name)
     config = resolve_endpoints(config, environ, builtin=task is None)
     _check_keys(config)
-    task = _task(config) if task is None else _with_metric(config, task)
-    splits = _splits(config, task)
+    task = study_task(config) if task is None else _with_metric(config, task)
+    splits = study_splits(config, task)
     prices = PriceTable(config.prices)
     _check_prices(config, prices)
     if replay is not None:

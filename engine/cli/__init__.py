@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("engine.cli.tasks", "list the built-in tasks, or describe a task file"),
     "run": ("engine.cli.run", "find the best instruction for a task (a study)"),
     "resume": ("engine.cli.resume", "continue a study from its journal"),
+    "studies": ("engine.cli.studies", "list the studies in a state folder (.ape)"),
+    "show": ("engine.cli.show", "show a study from its journal: scores, answers, spend (--html)"),
+    "export": ("engine.cli.export", "write a study's candidates or answers as CSV or JSONL"),
     "cache": ("engine.cli.cache", "show or clear the response cache (stats | clear)"),
     "sim": ("engine.cli.sim", "run the simulated OpenAI-compatible LLM server (not a real model)"),
     "serve": ("engine.cli.serve", "run studies in a long-lived service with an HTTP JSON API"),
@@ -83,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args._module.main(args)
     except EngineError as error:
         print(f"ape-engine {args.command}: {error}", file=sys.stderr)
-        return 1
+        # commands that only read their input say it was bad input (2), as argparse does
+        code: int = getattr(args._module, "ERROR_EXIT", 1)
+        return code
     except KeyboardInterrupt:  # before a study ran (a running one says where it stands)
         print(f"ape-engine {args.command}: interrupted", file=sys.stderr)
         return 130

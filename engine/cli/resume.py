@@ -13,7 +13,7 @@ import msgspec
 
 from engine.app.prepare import config_of, prepare
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
-from engine.cli.run import run_with_ui
+from engine.cli.run import add_html_flag, run_with_ui
 from engine.errors import JournalError
 from engine.study.journal import replay_journal
 
@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="live terminal UI with keys to tune the study (plain lines when not a terminal)",
     )
+    add_html_flag(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,8 +66,11 @@ def main(args: argparse.Namespace) -> int:
     if finished and not any(name.startswith("budget_") for name in changes):
         raise JournalError(
             f"journal {args.journal!r}: study {replay.study_id} already finished; "
-            "raise a budget to continue it"
+            f"raise a budget to continue it, or look at it: ape-engine show {args.journal}"
         )
     return run_with_ui(
-        prepare(config, replay=replay), tui=bool(args.tui), dry_run=bool(args.dry_run)
+        prepare(config, replay=replay),
+        tui=bool(args.tui),
+        dry_run=bool(args.dry_run),
+        html=args.html,
     )

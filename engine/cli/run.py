@@ -20,6 +20,7 @@ from rich.console import Console
 
 from engine.app.execute import endpoints_json, execute
 from engine.app.prepare import Prepared, prepare
+from engine.app.records import open_record
 from engine.cli.flags import HELP, add_setting_flags, checked_config, given_settings
 from engine.cli.interrupts import Interrupts
 from engine.errors import EngineError
@@ -27,6 +28,7 @@ from engine.study.config import StudyConfig, load_config_file
 from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
+from engine.ui.html_report import write_html
 from engine.ui.progress import ProgressDisplay
 from engine.ui.report import render_report
 
@@ -42,6 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tui",
         action="store_true",
         help="live terminal UI with keys to tune the study (plain lines when not a terminal)",
+    )
+    add_html_flag(output)
+
+
+def add_html_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="at the end, write the report as one page with plots that opens offline",
     )
 
 
@@ -121,6 +132,7 @@ def run_prepared(
     dry_run: bool = False,
     console: Console | None = None,
     ui: Display | None = None,
+    html: str | None = None,
 ) -> int:
     console = console or Console()
     config = prepared.config
@@ -163,7 +175,13 @@ def run_prepared(
     finally:
         if display is not None:
             display.close()
-    return _report(result, prepared, console, interrupts.received)
+    return _report(result, prepared, console, interrupts.received, html)
+
+
+def _write_html(prepared: Prepared, path: str, console: Console) -> None:
+    """The report page, read back from the study's journal as `ape-engine show` reads it."""
+    write_html(open_record(prepared.journal_path), Path(path))
+    console.print(f"report written to {path}", highlight=False, markup=False)
 
 
 def _where(role: dict[str, Any]) -> str:
@@ -175,7 +193,11 @@ def _where(role: dict[str, Any]) -> str:
 
 
 def _report(
-    result: StudyResult, prepared: Prepared, console: Console, interrupted: str | None
+    result: StudyResult,
+    prepared: Prepared,
+    console: Console,
+    interrupted: str | None,
+    html: str | None,
 ) -> int:
     config = prepared.config
     render_report(result, console)
@@ -190,6 +212,8 @@ def _report(
     if config.json_out:
         write_json(result, prepared, "interrupted" if interrupted else None)
         console.print(f"result written to {config.json_out}", highlight=False, markup=False)
+    if html:
+        _write_html(prepared, html, console)
     if interrupted:
         console.print(_standing(result, prepared, interrupted), highlight=False, markup=False)
         return 130
@@ -199,15 +223,20 @@ def _report(
     return 0 if result.ok or (result.status == "cancelled" and not result.error) else 1
 
 
-def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool) -> int:
+def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool, html: str | None = None) -> int:
     """`run_prepared`, with the live terminal UI when `tui` (shared by run and resume)."""
     if not tui or dry_run:
-        return run_prepared(prepared, dry_run=dry_run)
+        return run_prepared(prepared, dry_run=dry_run, html=html)
     console = Console()
     with make_ui(console) as ui:
-        return run_prepared(prepared, console=console, ui=ui)
+        return run_prepared(prepared, console=console, ui=ui, html=html)
 
 
 def main(args: argparse.Namespace) -> int:
     prepared = prepare(config_from_args(args))
-    return run_with_ui(prepared, tui=bool(getattr(args, "tui", False)), dry_run=bool(args.dry_run))
+    return run_with_ui(
+        prepared,
+        tui=bool(getattr(args, "tui", False)),
+        dry_run=bool(args.dry_run),
+        html=getattr(args, "html", None),
+    )

@@ -2,7 +2,8 @@
 
 Routes (the contract with `ape-engine top`; docs/service.md has bodies and examples):
 ``GET /health``, ``GET /openapi.json``, ``POST /v1/studies``, ``GET /v1/studies``,
-``GET|PATCH|DELETE /v1/studies/{id}``, ``GET /v1/studies/{id}/events`` (server-sent events).
+``GET|PATCH|DELETE /v1/studies/{id}``, ``GET /v1/studies/{id}/events`` (server-sent events),
+``GET /v1/studies/{id}/answers`` (the answers scored, paged).
 Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status (a 405 with its
 ``Allow`` header). Every request must name this service in ``Host``, come from no other web
 origin, and send a POST or PATCH body as JSON (`engine.service.browser`). With a token, every
@@ -25,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from engine import __version__
+from engine.service.answers import AnswerBook, parse_answers_query
 from engine.service.browser import HostPolicy, browser_guard, json_bodies
 from engine.service.manager import StudyEntry, StudyManager
 from engine.service.openapi import openapi_document
@@ -32,7 +34,7 @@ from engine.service.requests import RequestError, parse_create, parse_patch
 from engine.study.events import Event
 from engine.study.observers import Subscription
 
-__all__ = ["DEFAULT_MAX_BODY", "MANAGER", "build_app"]
+__all__ = ["ANSWERS", "DEFAULT_MAX_BODY", "MANAGER", "build_app"]
 
 logger = logging.getLogger("engine.service")
 
@@ -40,6 +42,7 @@ DEFAULT_MAX_BODY = 1 << 20
 SNAPSHOT_INTERVAL_S = 0.25
 PING_INTERVAL_S = 15.0
 MANAGER = web.AppKey("manager", StudyManager)
+ANSWERS = web.AppKey("answers", AnswerBook)
 _OPTIONS = web.AppKey("options", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -178,6 +181,16 @@ async def cancel_study(request: web.Request) -> web.Response:
     return _json({"id": entry.id, "status": snapshot.status})
 
 
+async def study_answers(request: web.Request) -> web.Response:
+    """The study's answers, a page at a time (`engine.service.answers`)."""
+    entry = _entry(request)
+    query = parse_answers_query(request.query, [name for name, _ in request.query.items()])
+    page = await request.app[ANSWERS].page(
+        entry.id, entry.record.journal, query, ended=entry.done.is_set()
+    )
+    return _json(page)
+
+
 def _sse(kind: str, data: Any) -> bytes:
     payload = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
     return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
@@ -284,6 +297,7 @@ def build_app(
     middlewares = [_errors, browser_guard(hosts or HostPolicy()), _auth(token), json_bodies]
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[MANAGER] = manager
+    app[ANSWERS] = AnswerBook(manager.launcher.read_record)
     app[_OPTIONS] = {"auth": token is not None, "ping_s": ping_s, "max_body": max_body}
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
@@ -293,4 +307,5 @@ def build_app(
     app.router.add_patch("/v1/studies/{id}", patch_study)
     app.router.add_delete("/v1/studies/{id}", cancel_study)
     app.router.add_get("/v1/studies/{id}/events", study_events)
+    app.router.add_get("/v1/studies/{id}/answers", study_answers)
     return app

@@ -16,6 +16,7 @@ from engine.llm.limiter import RateLimiter
 from engine.study.config import StudyConfig
 from engine.study.journal import Replay
 from engine.study.observers import Observer
+from engine.study.record import StudyRecord
 from engine.study.study import Study
 
 __all__ = ["Launcher", "PreparedStudy"]
@@ -58,6 +59,13 @@ class Launcher(Protocol):
         """A study read back from its journal, or None when it ended (finished or failed);
         `adjust(config)` gives the settings that change on resume (the operator's endpoints as
         they are now, the concurrency within today's cap)."""
+        ...
+
+    def read_record(self, journal: Path) -> StudyRecord:
+        """The study of `journal` read back (`engine.study.record`), its answer rows with the
+        examples' inputs and expected outputs when its task loads as it was. Called on a worker
+        thread (it replays the whole journal); raises `EngineError` for a journal it cannot
+        read."""
         ...
 
     def open(

@@ -14,6 +14,7 @@ writes its result record; its service record stays "active" so the next start re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
@@ -41,7 +42,14 @@ from engine.service.state import StateDir, StudyRecord
 from engine.study.config import StudyConfig
 from engine.study.events import StudyFinished, StudyStarted
 from engine.study.journal import JournalWriteError, read_events
-from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
+from engine.study.snapshot import (
+    HeldOutResult,
+    ProposalRow,
+    StudyControl,
+    StudySnapshot,
+    ThroughputRow,
+    held_out_of,
+)
 
 __all__ = ["Launcher", "PreparedStudy", "StudyEntry", "StudyManager"]
 
@@ -378,6 +386,12 @@ class StudyManager:
                 snapshot = None
         if snapshot is None:
             snapshot = _snapshot_of_journal(record)
+        elif snapshot.held_out is None and isinstance(snapshot.extra.get("result"), dict):
+            try:  # saved before snapshots carried it: the result record has it
+                held_out = held_out_of(snapshot.extra["result"])
+                snapshot = dataclasses.replace(snapshot, held_out=held_out)
+            except EngineError:
+                pass
         self.entries[record.id] = StudyEntry.ended(record, snapshot, self.endpoints, self.say)
 
     def running(self) -> int:
@@ -398,6 +412,7 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
     status: Any = "cancelled" if record.state == "cancelled" else "failed"
     reason = record.error or ""
     winner = None
+    held_out: HeldOutResult | None = None
     extra: dict[str, Any] = {}
     try:
         events = read_events(record.journal)
@@ -409,6 +424,10 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
         elif isinstance(event, StudyFinished):
             status, reason, winner = event.status, event.reason, event.winner
             extra = {"reason": event.reason, "result": event.result}
+            try:
+                held_out = held_out_of(event.result)
+            except EngineError as error:  # the rest of the record still shows
+                reason = f"{reason}; {error}"
     return StudySnapshot(
         study_id=record.id,
         task=task,
@@ -425,6 +444,7 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
         message=reason,
         done=True,
         winner=winner,
+        held_out=held_out,
         extra=extra or {"reason": reason},
     )
 

@@ -32,6 +32,7 @@ __all__ = [
     "Fact",
     "LeaderChanged",
     "Origin",
+    "PoolSizes",
     "ProposalsDone",
     "PullDone",
     "ShareChanged",
@@ -76,11 +77,21 @@ class Fact(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 class TaskIdentity(msgspec.Struct, frozen=True):
     name: str
     fingerprint: str
+    metric: str = ""  # the metric the study scored by ("": a journal written before it was kept)
+
+
+class PoolSizes(msgspec.Struct, frozen=True):
+    """The sizes of the task's three pools: a journal read back needs no task for its bounds."""
+
+    demo: Count
+    scoring: Count
+    test: Count
 
 
 class StudyStarted(Fact, frozen=True, tag="study_started"):
     """The journal's first line. `config` is the settings it was started with (StudyConfig),
-    opaque to the study; `models` names the endpoints and models it ran with."""
+    opaque to the study; `models` names the endpoints and models it ran with; `pools` the
+    sizes of its pools (None in a journal written before they were kept)."""
 
     version: int
     study_id: str
@@ -89,6 +100,7 @@ class StudyStarted(Fact, frozen=True, tag="study_started"):
     config: dict[str, Any]
     task: TaskIdentity
     models: dict[str, Any] = {}
+    pools: PoolSizes | None = None
 
 
 class StudyResumed(Fact, frozen=True, tag="study_resumed"):

@@ -21,12 +21,15 @@ __all__ = [
     "ArmRow",
     "BudgetRow",
     "EndpointRow",
+    "HeldOutResult",
+    "HeldOutScore",
     "LimiterRow",
     "ProposalRow",
     "SnapshotError",
     "StudyControl",
     "StudySnapshot",
     "ThroughputRow",
+    "held_out_of",
 ]
 
 
@@ -124,6 +127,45 @@ class ProposalRow:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldOutScore:
+    """One instruction scored on the held-out test pool: the mean over `n` examples the search
+    never saw, its 95 % interval, the calls that failed for good (left out, never scored 0), and
+    the candidate's number (None for the human instruction)."""
+
+    instruction: str
+    test_score: float
+    test_ci: tuple[float, float]
+    n: int
+    failed: int = 0
+    arm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOutResult:
+    """The final evaluation of an ended study: the winner, the runner-up and the task's human
+    instruction on the test pool (None: not evaluated)."""
+
+    winner: HeldOutScore | None = None
+    runner_up: HeldOutScore | None = None
+    human: HeldOutScore | None = None
+
+
+def held_out_of(result: dict[str, Any] | None) -> HeldOutResult | None:
+    """The held-out scores of a study's result record (`StudyResult.to_json`, the journal's
+    `finished` event); None when there is no result or nothing was evaluated."""
+    if not result:
+        return None
+    roles = {role: result.get(role) for role in ("winner", "runner_up", "human")}
+    try:
+        held: HeldOutResult = convert(roles, HeldOutResult)
+    except Invalid as error:
+        raise SnapshotError(f"result record: {error}") from None
+    if held.winner is None and held.runner_up is None and held.human is None:
+        return None
+    return held
+
+
+@dataclass(frozen=True, slots=True)
 class StudySnapshot:
     study_id: str
     task: str
@@ -139,8 +181,9 @@ class StudySnapshot:
     proposals: ProposalRow
     message: str = ""  # last notable event or error, for a status line
     done: bool = False
-    winner: int | None = None
+    winner: int | None = None  # the leader's arm (the policy's pick); once ended, the winner's
     warnings: tuple[str, ...] = ()  # said once each (a StudyWarning event), newest last
+    held_out: HeldOutResult | None = None  # once the study ended: its test-pool scores
     extra: dict[str, Any] = field(default_factory=dict)
     endpoints: tuple[EndpointRow, ...] = ()  # one per endpoint of each role
 

@@ -16,23 +16,32 @@ from engine.study.snapshot import (
     ProposalRow,
     StudySnapshot,
     ThroughputRow,
+    held_out_of,
 )
+from engine.study.state import StudyState
 
-__all__ = ["arm_state", "ranked", "result", "snapshot"]
+__all__ = ["arm_state", "ranked", "ranked_arms", "result", "snapshot", "state_of_arm"]
 
 _SHOWN: frozenset[str] = frozenset({"leader", "active", "eliminated", "complete", "dropped"})
 
 
 def arm_state(shared: Shared, arm: int) -> ArmState:
-    if arm in shared.state.dropped:
+    return state_of_arm(shared.state, arm)
+
+
+def state_of_arm(state: StudyState, arm: int) -> ArmState:
+    if arm in state.dropped:
         return "dropped"
-    state = shared.state.policy.stats(arm).state
-    return state if state in _SHOWN else "active"
+    shown = state.policy.stats(arm).state
+    return shown if shown in _SHOWN else "active"
 
 
 def ranked(shared: Shared) -> list[int]:
+    return ranked_arms(shared.state)
+
+
+def ranked_arms(state: StudyState) -> list[int]:
     """Arms by the policy's recommendation first, then by mean (pulled arms only)."""
-    state = shared.state
     policy = state.policy
     order: list[int] = []
     winner = policy.recommendation()
@@ -191,6 +200,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         done=state.status in ("finished", "failed", "cancelled"),
         winner=leader,
         warnings=tuple(warning.message for warning in state.warnings),
+        held_out=held_out_of(state.result),
         extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
         endpoints=_endpoint_rows(shared),
     )

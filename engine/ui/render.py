@@ -20,8 +20,11 @@ from rich.text import Text
 
 from engine.study.snapshot import ArmRow, BudgetRow, StudySnapshot
 from engine.ui import text as fmt
+from engine.ui.endpoints import endpoints_panel, pooled
 from engine.ui.errors import snapshot_errors
+from engine.ui.heldout import held_out_panel, held_out_rows
 from engine.ui.keys import help_text
+from engine.ui.legend import leader_note, leader_rule
 from engine.ui.state import ordered_arms
 
 __all__ = [
@@ -153,7 +156,8 @@ def leaderboard_panel(
         if counts[state]
     )
     lines = [fmt.row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
-    room = max(1, height - 3)  # borders and the header
+    note = leader_note(snapshot)
+    room = max(1, height - 3 - (note is not None))  # borders, the header and the note
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
     else:
@@ -172,6 +176,8 @@ def leaderboard_panel(
             hidden = [f"{first} above"] if first else []
             hidden += [f"{len(arms) - last} below"] if last < len(arms) else []
             lines.append(Text(f"  … {', '.join(hidden)} (↑↓ or j/k to scroll)", style="dim"))
+    if note is not None:
+        lines.append(Text(note, style="italic", no_wrap=True, overflow="ellipsis"))
     return Panel(
         Text("\n").join(lines),
         title=fmt.shorten(title, max(10, width - 6)),
@@ -233,49 +239,6 @@ def limiter_panel(snapshot: StudySnapshot, width: int, height: int = 4) -> Panel
     if not lines:
         lines.append(Text("no endpoint", style="dim"))
     return Panel(Text("\n").join(lines), title="limiter", title_align="left", padding=(0, 1))
-
-
-_ENDPOINT_MARK = {"ok": ("●", "green"), "probing": ("◐", "yellow"), "cooled": ("✗", "bold red")}
-
-
-def pooled(snapshot: StudySnapshot) -> bool:
-    """Whether some role of the study runs on several endpoints (the endpoints panel shows)."""
-    roles = [row.role for row in snapshot.endpoints]
-    return len(roles) > len(set(roles))
-
-
-def endpoints_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Panel:
-    """One line per endpoint: its state in the pool (● in use, ◐ tested by one call after a
-    cool-down, ✗ cooled down), its share of its role's calls, latency p50, 429 answers, and
-    its request bucket's fill (when there is room) and limit."""
-    inner = max(20, width - _PANEL_PADDING)
-    limiters = {row.endpoint: row for row in snapshot.limiters}
-    bar_width = inner - (8 + 1 + 4 + 5 + 3 + 10) - 6  # the other cells and the spaces
-    header = [("endpoint", 8), ("", 1), ("%", -4), ("p50", -5), ("429", -3), ("limit", -10)]
-    if bar_width >= 3:
-        header.insert(5, ("", bar_width))
-    lines = [fmt.row_text([(text, size, "") for text, size in header], "bold")]
-    for row in snapshot.endpoints:
-        mark, style = _ENDPOINT_MARK.get(row.state, ("?", ""))
-        limiter = limiters.get(row.endpoint)
-        rpm = limiter.requests_per_minute if limiter is not None else None
-        fill = limiter.request_fill if limiter is not None else 1.0
-        value = "no limit" if rpm is None else f"{fmt.rate(rpm)} rpm"
-        if row.state == "cooled":
-            value = f"cooled {fmt.duration(row.cooled_s)}"
-        cells = [
-            (row.endpoint, 8, "bold"),
-            (mark, 1, style),
-            (fmt.percent(row.share), -4, ""),
-            (fmt.seconds_ms(row.latency_p50_s), -5, ""),
-            (fmt.count(row.rate_limited), -3, "yellow" if row.rate_limited else ""),
-            (value, -10, style if row.state != "ok" else ""),
-        ]
-        if bar_width >= 3:
-            bar = "" if rpm is None or row.state == "cooled" else fmt.fill_bar(fill, bar_width)
-            cells.insert(5, (bar, bar_width, "green"))
-        lines.append(fmt.row_text(cells))
-    return Panel(Text("\n").join(lines), title="endpoints", title_align="left", padding=(0, 1))
 
 
 def _budget_values(row: BudgetRow) -> tuple[str, str]:
@@ -434,10 +397,17 @@ def screen(
         )
         for text in snapshot.warnings[-1:]  # the newest; every one is in the report
     ]
+    rows = len(held_out_rows(snapshot))  # once the study ended
+    held_out = (
+        [Layout(_Sized(lambda w, h: held_out_panel(snapshot, w)), name="held-out", size=rows + 2)]
+        if rows
+        else []
+    )
     root.split_column(
         Layout(status_line(snapshot, notice, source), name="status", size=1),
         *error_rows,
         *warning,
+        *held_out,
         Layout(
             _Sized(lambda w, h: leaderboard_panel(snapshot, w, h, selected)),
             name="leaderboard",
@@ -468,8 +438,10 @@ def plain_line(snapshot: StudySnapshot) -> str:
     arms = ordered_arms(snapshot)
     in_play = sum(1 for row in arms if row.state in ("leader", "active"))
     leader = next((row for row in arms if row.arm == snapshot.winner), None)
+    found = leader_rule(snapshot)
+    rule = f" ({found[0]}, not highest mean)" if found is not None else ""
     lead = (
-        f" | leader #{leader.arm} {leader.mean:.3f} [{leader.lower:.2f}, {leader.upper:.2f}] "
+        f" | leader #{leader.arm}{rule} {leader.mean:.3f} [{leader.lower:.2f}, {leader.upper:.2f}] "
         f"{leader.pulls}/{leader.n} {fmt.shorten(leader.instruction, 40)!r}"
         if leader
         else ""

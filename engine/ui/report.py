@@ -8,10 +8,11 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.result import StudyResult
 
-__all__ = ["build_report", "render_report"]
+__all__ = ["build_report", "render_report", "spend_table"]
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -42,7 +43,7 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     if final.row_count:
         parts.append(final)
     parts.append(_leaderboard(result, top))
-    parts.append(_spend_table(result))
+    parts.append(spend_table(result.spend, result.full_evaluation_calls))
     return Group(*parts)
 
 
@@ -97,16 +98,16 @@ def _leaderboard(result: StudyResult, top: int) -> Table:
     return board
 
 
-def _spend_table(result: StudyResult) -> Table:
+def spend_table(spend: Spend, full_evaluation_calls: int) -> Table:
     """What the study spent, beside what full evaluation would have cost."""
-    spend = result.spend
-    ratio = f"{result.call_ratio:.1%}" if result.full_evaluation_calls else "-"
+    full = full_evaluation_calls
+    ratio = f"{spend.scoring_calls / full:.1%}" if full else "-"
     summary = Table(title="Spend (across resumes)", title_justify="left", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
     summary.add_row(
         "scoring calls",
-        f"{spend.scoring_calls:,} = {ratio} of full evaluation ({result.full_evaluation_calls:,})",
+        f"{spend.scoring_calls:,} = {ratio} of full evaluation ({full:,})",
     )
     summary.add_row("proposal calls", f"{spend.proposal_calls:,}")
     summary.add_row("test-pool calls", f"{spend.evaluation_calls:,}")

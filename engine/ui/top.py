@@ -5,7 +5,9 @@ the first): snapshots come from the study's server-sent-event stream (`event: sn
 when the stream cannot be opened or breaks, from polling `GET /v1/studies/{id}` every 0.25 s.
 Keys PATCH the study (`engine.ui.remote.HttpControl`); `q` only detaches, the study goes on in
 the service. Without a terminal (a pipe, CI) or with `--plain` it prints a plain line every few
-seconds until the study ends.
+seconds until the study ends. When the study it follows has ended, the screen shows the held-out
+result (the winner, the runner-up and the human instruction on the test pool), and `top` prints
+it when it stops (`engine.ui.heldout`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.console import Console
 from engine.errors import ConfigError
 from engine.study.snapshot import SnapshotError, StudySnapshot
 from engine.ui import text as fmt
+from engine.ui.heldout import held_out_lines
 from engine.ui.live import LiveScreen
 from engine.ui.remote import HttpControl, ServiceClient, ServiceError
 from engine.ui.render import plain_line
@@ -126,7 +129,16 @@ async def _plain(
     def notice(text: str) -> None:
         console.print(f"{study_id} {text}", highlight=False, markup=False)
 
-    return await follow(client, study_id, show, on_notice=notice)
+    last = await follow(client, study_id, show, on_notice=notice)
+    if last is not None:
+        _print_held_out(console, last)
+    return last
+
+
+def _print_held_out(console: Console, snapshot: StudySnapshot) -> None:
+    """The ended study's held-out result, as lines that stay in the terminal."""
+    for line in held_out_lines(snapshot):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 async def _live(
@@ -167,6 +179,7 @@ async def _live(
             group.cancel_scope.cancel()
     finally:
         screen.stop()
+    _print_held_out(console, control.snapshot())  # on the normal screen, once it ended
 
 
 def study_lines(studies: list[dict[str, Any]]) -> list[str]:

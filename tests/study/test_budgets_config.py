@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.app.execute import endpoint_config, reward_kind
+from engine.app.execute import endpoint_config
 from engine.errors import ConfigError
 from engine.study.budgets import Budgets, Price, PriceTable, Spend
 from engine.study.config import EndpointSettings, StudyConfig, load_config_file
 from engine.study.intervals import mean_interval, student_t_quantile, wilson_interval
+from engine.study.scheduler import reward_kind
 from engine.task import load_task
 
 

@@ -1,0 +1,124 @@
+"""Studies read back for the result commands (`studies`, `show`, `export`, the HTML report):
+which journal a reference names, the studies of a state folder, and a record with the
+examples' inputs and expected outputs when the task it was made on can be loaded again.
+
+A reference is a journal's path, or a study's id looked up in the state folder's
+``journals/`` (where `ape-engine run` and `ape-engine serve` keep them). The task is loaded
+from the study's settings and used only when its fingerprint is the journal's: a task file
+changed since, or a study of examples in memory, reads back without inputs, never with
+another task's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from engine.app.prepare import DEFAULT_STATE_DIR, config_of, study_splits, study_task
+from engine.errors import EngineError, JournalError
+from engine.study.journal import Replay, replay_journal, task_fingerprint
+from engine.study.record import StudyRecord, record_of
+from engine.task import Splits
+
+__all__ = ["DEFAULT_STATE_DIR", "Listing", "find_journal", "list_studies", "open_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The studies of a state folder, newest first, and the files that are not journals."""
+
+    folder: Path
+    records: tuple[StudyRecord, ...]
+    skipped: tuple[tuple[Path, str], ...]  # (file, why)
+
+
+def journals_folder(state: Path) -> Path:
+    """A state folder's journals (``STATE/journals``), or the folder itself if it has none."""
+    inner = state / "journals"
+    return inner if inner.is_dir() else state
+
+
+def find_journal(reference: str, state: Path = DEFAULT_STATE_DIR) -> Path:
+    """The journal a path or a study id names; a `JournalError` names what was looked for."""
+    path = Path(reference)
+    if path.is_file():
+        return path
+    if path.suffix == ".jsonl" or "/" in reference:
+        raise JournalError(f"journal {reference!r}: no such file")
+    folder = journals_folder(state)
+    if not folder.is_dir():
+        raise JournalError(
+            f"{reference!r}: no such journal file, and no state folder {str(state)!r} to look "
+            "for a study of that id in (--state DIR)"
+        )
+    named = sorted(folder.glob(f"*{_glob_safe(reference)}*.jsonl"))  # run's and serve's names
+    found = [path for path in named if _study_id(path) == reference]
+    if not found:  # a journal named by --journal: its first line says whose it is
+        found = [path for path in sorted(folder.glob("*.jsonl")) if _study_id(path) == reference]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = ", ".join(str(path) for path in found)
+        raise JournalError(f"study {reference!r}: in more than one journal ({names}); name one")
+    raise JournalError(
+        f"{reference!r}: no such journal file, and no study of that id in {str(folder)!r} "
+        "(ape-engine studies lists them)"
+    )
+
+
+def _glob_safe(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum() or ch in "-_")
+
+
+def _study_id(path: Path) -> str | None:
+    """The study id in a journal's first line (the rest is not read)."""
+    try:
+        with path.open("rb") as file:
+            header = orjson.loads(file.readline())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("kind") != "study_started":
+        return None
+    study_id = header.get("study_id")
+    return study_id if isinstance(study_id, str) else None
+
+
+def open_record(reference: str | Path, state: Path = DEFAULT_STATE_DIR) -> StudyRecord:
+    """The study a path or id names, with inputs and expected outputs when its task loads."""
+    replay = replay_journal(find_journal(str(reference), state))
+    splits, metric = _pools(replay)
+    return record_of(replay, splits=splits, metric=metric)
+
+
+def _pools(replay: Replay) -> tuple[Splits | None, str | None]:
+    """The study's pools and metric, when its task loads as it was (same fingerprint)."""
+    try:
+        config = config_of(replay)
+        task = study_task(config)
+        if task_fingerprint(task) != replay.started.task.fingerprint:
+            return None, None
+        return study_splits(config, task), task.metric
+    except (EngineError, OSError):
+        return None, None
+
+
+def list_studies(state: Path = DEFAULT_STATE_DIR) -> Listing:
+    """Every study in the state folder's journals, newest first (no task is loaded: a listing
+    needs no inputs)."""
+    folder = journals_folder(state)
+    if not folder.is_dir():
+        raise JournalError(f"state folder {str(state)!r}: no such folder")
+    records: list[StudyRecord] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            replay = replay_journal(path)
+            # an older journal kept no pool sizes: its task gives them
+            splits = None if replay.started.pools else _pools(replay)[0]
+            records.append(record_of(replay, splits=splits))
+        except EngineError as error:
+            skipped.append((path, str(error)))
+    records.sort(key=lambda record: record.created, reverse=True)
+    return Listing(folder, tuple(records), tuple(skipped))

@@ -1,0 +1,183 @@
+"""Studies read back, as terminal tables (rich): the list of a state folder's studies, and one
+study shown whole (`ape-engine studies`, `ape-engine show`). Pure functions of
+`engine.study.record` values. Every text that came from a model or a file is a `Text`, never
+markup: an answer holding ``[bold]`` shows as written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from engine.study.record import AnswerRow, ArmRecord, HeldOut, StudyRecord
+from engine.ui.report import spend_table
+
+__all__ = ["build_show", "build_studies", "clip", "date", "render_show", "wrong_answers"]
+
+_ROLES = {"winner": "winner", "runner_up": "runner-up", "human": "human"}
+
+
+def clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def date(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "-"
+
+
+def _held(row: HeldOut | None) -> str:
+    if row is None or row.n == 0:
+        return "-"
+    low, high = row.interval
+    return f"{row.score:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def build_studies(records: Iterable[StudyRecord]) -> Table:
+    """One row per study: id, task, status, model, winner, held-out score, spend, date."""
+    table = Table(title="Studies", title_justify="left")
+    for column, justify in (
+        ("id", "left"),
+        ("task", "left"),
+        ("status", "left"),
+        ("model", "left"),
+        ("winner", "left"),
+        ("held-out", "right"),
+        ("spend", "right"),
+        ("started", "left"),
+    ):
+        # ids and dates are looked up and copied: never broken over lines
+        whole = column in ("id", "status", "started")
+        table.add_column(column, justify=justify, no_wrap=whole)  # type: ignore[arg-type]
+    for record in records:
+        winner = record.arms[record.winner] if record.winner is not None else None
+        spend = record.spend
+        table.add_row(
+            Text(record.study_id),
+            Text(clip(record.task.name, 30)),
+            Text(record.status),
+            Text(clip(record.model, 24)),
+            Text(f"#{winner.arm} {clip(winner.instruction, 40)}" if winner else "-"),
+            Text(_held(record.held("winner"))),
+            Text(f"${spend.usd:.4f}, {spend.scoring_calls:,} calls"),
+            Text(date(record.created)),
+        )
+    return table
+
+
+def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
+    """The study whole: what it is, its held-out scores, the leaderboard with intervals, per
+    candidate (the `top` best) up to `wrong` examples it got wrong, and the spend."""
+    parts: list[RenderableType] = [_title(record)]
+    if record.error:
+        parts.append(Text(record.error, style="red"))
+    for warning in record.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    if record.held_out:
+        parts.append(_held_out(record))
+    parts.append(_leaderboard(record, top))
+    parts.extend(_wrong_tables(record, top, wrong))
+    full = len(record.arms) * record.pools.scoring
+    parts.append(spend_table(record.spend, full))
+    return Group(*parts)
+
+
+def _title(record: StudyRecord) -> Text:
+    reason = f" ({record.reason})" if record.reason else ""
+    models = record.models.get("target", {}).get("model") or record.model
+    lines = [
+        f"Study {record.study_id} on task {record.task.name!r}: {record.status}{reason}",
+        f"model {models}; policy {record.config.policy}; started {date(record.created)}; "
+        f"pools: {record.pools.scoring} scoring, {record.pools.test} test examples",
+        f"journal {record.path}",
+    ]
+    return Text("\n".join(lines), style="bold")
+
+
+def _held_out(record: StudyRecord) -> Table:
+    table = Table(title="Held-out test pool (95 % interval)", title_justify="left")
+    for column in ("role", "#", "instruction", "test score", "n"):
+        table.add_column(column)
+    for row in record.held_out:
+        table.add_row(
+            Text(_ROLES.get(row.role, row.role)),
+            Text("" if row.arm is None else str(row.arm)),
+            Text(clip(row.instruction, 60)),
+            Text(_held(row)),
+            Text(str(row.n)),
+        )
+    return table
+
+
+def _leaderboard(record: StudyRecord, top: int) -> Table:
+    board = Table(
+        title=f"Candidates (scoring pool n={record.pools.scoring}; bounds of the pool mean)",
+        title_justify="left",
+    )
+    for column, justify in (
+        ("#", "right"),
+        ("instruction", "left"),
+        ("origin", "left"),
+        ("mean", "right"),
+        ("bounds", "left"),
+        ("pulls", "right"),
+        ("state", "left"),
+    ):
+        board.add_column(column, justify=justify)  # type: ignore[arg-type]
+    ranked = record.ranked()
+    for arm in ranked[:top]:
+        board.add_row(
+            Text(str(arm.arm)),
+            Text(clip(arm.instruction, 60)),
+            Text(arm.origin),
+            Text(f"{arm.mean:.3f}" if arm.pulls else "-"),
+            Text(f"[{arm.lower:.2f}, {arm.upper:.2f}]"),
+            Text(str(arm.pulls)),
+            Text(arm.state),
+        )
+    if len(ranked) > top:
+        board.add_row("", Text(f"... and {len(ranked) - top} more"), "", "", "", "", "")
+    return board
+
+
+def wrong_answers(record: StudyRecord, arm: int) -> list[AnswerRow]:
+    """A candidate's answers that scored below 1 on the scoring pool, worst first."""
+    rows = [row for row in record.answers if row.arm == arm and row.pool == "scoring"]
+    return sorted((row for row in rows if row.reward < 1.0), key=lambda row: row.reward)
+
+
+def _wrong_tables(record: StudyRecord, top: int, wrong: int) -> list[RenderableType]:
+    if wrong <= 0:
+        return []
+    parts: list[RenderableType] = []
+    for arm in record.ranked()[:top]:
+        if arm.pulls:
+            parts.append(_wrong_table(record, arm, wrong))
+    return parts
+
+
+def _wrong_table(record: StudyRecord, arm: ArmRecord, wrong: int) -> RenderableType:
+    rows = wrong_answers(record, arm.arm)
+    head = f"#{arm.arm} {clip(arm.instruction, 60)}: {len(rows)} of {arm.pulls} wrong"
+    if not rows:
+        return Text(head)
+    table = Table()  # the heading above it, not its title: a title wraps to the table's width
+    for column in ("example", "input", "expected", "answer", "reward"):
+        table.add_column(column)
+    for row in rows[:wrong]:
+        table.add_row(
+            Text(str(row.example)),
+            Text(clip(row.input, 40) if record.with_task else "(task not loaded)"),
+            Text(clip(" | ".join(row.expected), 24)),
+            Text(clip(row.answer, 40)),
+            Text(f"{row.reward:.2f}"),
+        )
+    return Group(Text(head, style="italic"), table)
+
+
+def render_show(record: StudyRecord, console: Console | None = None, **options: int) -> None:
+    (console or Console()).print(build_show(record, **options))
