@@ -120,6 +120,9 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     quirks.add_argument("--reasoning", action="store_true",
                         help="refuse max_tokens, temperature and stop in chat, as OpenAI's "
                         "reasoning models do (max_completion_tokens is taken)")  # fmt: skip
+    quirks.add_argument("--chatty", action="store_true",
+                        help="chat answers wrapped in a sentence, as small chat models write "
+                        "them, unless a system message asks for the output only")  # fmt: skip
     quirks.add_argument("--not-json", action="store_true",
                         help="answer every request with an HTML page (a web server that is "
                         "not an LLM server)")  # fmt: skip
@@ -175,6 +178,7 @@ def config_from_arguments(args: argparse.Namespace) -> SimConfig:
         choices=args.choices,
         reasoning=args.reasoning,
         not_json=args.not_json,
+        chatty=args.chatty,
         **fault_rates,
     )
 

@@ -154,6 +154,7 @@ def sim_arguments(config: SimConfig) -> list[str]:
     arguments += ["--choices", config.choices]
     arguments += ["--reasoning"] if config.reasoning else []
     arguments += ["--not-json"] if config.not_json else []
+    arguments += ["--chatty"] if config.chatty else []
     return arguments
 
 

@@ -39,7 +39,7 @@ def test_help_documents_every_knob() -> None:
         "--task", "--seed", "--port", "--host", "--model", "--rpm", "--tpm", "--per-key-limits",
         "--require-key", "--api-key-env", "--latency-base-ms", "--latency-per-token-ms",
         "--latency-jitter", "--fault-500", "--fault-503", "--fault-hang", "--fault-reset",
-        "--fault-malformed", "--good-share", "--debug-routes", "--quota-requests",
+        "--fault-malformed", "--good-share", "--debug-routes", "--quota-requests", "--chatty",
     ):  # fmt: skip
         assert flag in text
 
@@ -48,7 +48,7 @@ def test_command_line_round_trips_a_config(monkeypatch: pytest.MonkeyPatch) -> N
     config = SimConfig(
         tasks=("sum",), seed=4, requests_per_minute=100, tokens_per_minute=5000,
         per_key_limits=True, latency_base_s=0.25, latency_jitter=0.3, fault_503=0.1,
-        fault_hang=0.05, good_share=0.2, quota_requests=7, debug_routes=True,
+        fault_hang=0.05, good_share=0.2, quota_requests=7, debug_routes=True, chatty=True,
     )  # fmt: skip
     args = build_parser().parse_args(["sim", *sim_arguments(config)])
     assert config_from_arguments(args) == config
