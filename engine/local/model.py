@@ -117,6 +117,9 @@ class LocalModel:
         check_runnable(self.path)  # a build this CPU cannot run dies by SIGILL in a child
         llama_cpp = _import_llama()
         self.name = name or self.path.stem
+        # prompt tokens asked for, and those evaluated (the rest came from the key-value cache)
+        self.tokens_asked = 0
+        self.tokens_evaluated = 0
         self._lib = llama_cpp
         self._lock = threading.Lock()
         # llama.cpp's threads spin while they wait for each other: more threads than idle cores
@@ -223,6 +226,8 @@ class LocalModel:
         # differ by up to 0.1): the last two tokens are always evaluated together, so that no
         # value depends on what the previous call left in the cache
         common = min(common, max(len(ids) - 2, 0))
+        self.tokens_asked += len(ids)
+        self.tokens_evaluated += len(ids) - common
         llama.n_tokens = common
         llama._requires_eval = True  # the context's last logits are no longer the state's
         if common < len(ids):
