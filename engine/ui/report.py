@@ -12,7 +12,7 @@ from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.result import StudyResult
 
-__all__ = ["build_report", "render_report", "spend_table"]
+__all__ = ["build_report", "candidates_table", "render_report", "spend_table"]
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -66,9 +66,9 @@ def _held_out_table(result: StudyResult) -> Table:
     return final
 
 
-def _leaderboard(result: StudyResult, top: int) -> Table:
-    """The winner first, then the `top` best by mean on the scoring pool (unscored last)."""
-    board = Table(title=f"Candidates (scoring pool n={result.n})", title_justify="left")
+def candidates_table(title: str) -> Table:
+    """An empty leaderboard: a row per candidate, its mean and bounds on the scoring pool."""
+    board = Table(title=title, title_justify="left")
     for column, justify in (
         ("#", "right"),
         ("instruction", "left"),
@@ -79,6 +79,12 @@ def _leaderboard(result: StudyResult, top: int) -> Table:
         ("state", "left"),
     ):
         board.add_column(column, justify=justify)  # type: ignore[arg-type]
+    return board
+
+
+def _leaderboard(result: StudyResult, top: int) -> Table:
+    """The winner first, then the `top` best by mean on the scoring pool (unscored last)."""
+    board = candidates_table(f"Candidates (scoring pool n={result.n})")
     ranked = sorted(
         result.candidates,
         key=lambda c: (c.arm != result.winner_arm, -c.mean if c.pulls else 1.0, c.arm),

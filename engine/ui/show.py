@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.study.record import AnswerRow, ArmRecord, HeldOut, StudyRecord
-from engine.ui.report import spend_table
+from engine.ui.report import candidates_table, spend_table
 
 __all__ = ["build_show", "build_studies", "clip", "date", "render_show", "wrong_answers"]
 
@@ -114,20 +114,9 @@ def _held_out(record: StudyRecord) -> Table:
 
 
 def _leaderboard(record: StudyRecord, top: int) -> Table:
-    board = Table(
-        title=f"Candidates (scoring pool n={record.pools.scoring}; bounds of the pool mean)",
-        title_justify="left",
+    board = candidates_table(
+        f"Candidates (scoring pool n={record.pools.scoring}; bounds of the pool mean)"
     )
-    for column, justify in (
-        ("#", "right"),
-        ("instruction", "left"),
-        ("origin", "left"),
-        ("mean", "right"),
-        ("bounds", "left"),
-        ("pulls", "right"),
-        ("state", "left"),
-    ):
-        board.add_column(column, justify=justify)  # type: ignore[arg-type]
     ranked = record.ranked()
     for arm in ranked[:top]:
         board.add_row(
