@@ -17,11 +17,14 @@ import math
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["Invalid", "convert", "decode_json", "invalid", "join"]
+from engine.errors import ConfigError
+
+__all__ = ["Invalid", "convert", "decode_json", "invalid", "join", "read_text"]
 
 T = TypeVar("T")
 
@@ -43,6 +46,17 @@ class Invalid(Exception):
     def within(self, prefix: str) -> Invalid:
         """The same problem, its path under `prefix` (``config`` + ``budget_usd``)."""
         return Invalid(join(prefix, self.path), self.problem)
+
+
+def read_text(path: str | Path, where: str) -> str:
+    """A settings file's text (UTF-8); a `ConfigError` starting with `where` when it cannot be
+    read or is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text ({error.reason})") from None
 
 
 def join(prefix: str, path: str) -> str:

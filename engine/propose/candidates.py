@@ -17,7 +17,7 @@ from typing import Annotated
 
 import msgspec
 
-from engine.decoding import Invalid, decode_json
+from engine.decoding import Invalid, decode_json, read_text
 from engine.errors import ConfigError
 from engine.propose.normalise import instruction_key
 
@@ -93,12 +93,7 @@ def load_candidates(path: str | Path) -> tuple[UserCandidate, ...]:
     the line otherwise."""
     file = Path(path)
     where = f"candidates file {str(file)!r}"
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{where}: not UTF-8 text ({error.reason})") from None
+    text = read_text(file, where)
     lines = text.splitlines()
     first = next((line.strip() for line in lines if line.strip()), "")
     read = _jsonl if first.startswith("{") else _plain

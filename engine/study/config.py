@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from engine.decoding import Invalid, convert
+from engine.decoding import Invalid, convert, read_text
 from engine.errors import ConfigError
 from engine.llm.endpoint import TRANSPORTS
 from engine.propose import PROPOSAL_MODES
@@ -321,12 +321,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     with the command line's): each key the file holds, with its decoded value."""
     file = Path(path)
     where = f"config file {str(file)!r}"
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{where}: not UTF-8 text ({error.reason})") from None
+    text = read_text(file, where)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -128,3 +128,20 @@ def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
         ConfigError, match="transport: Invalid enum value 'curl'; choose one of aiohttp, lean"
     ):
         StudyConfig(task="sum", transport="curl")
+
+
+def test_settings_files_that_cannot_be_read_are_named(tmp_path: Path) -> None:
+    from engine.propose.candidates import load_candidates
+
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("policy = 'lucb' # caf\xe9\n".encode("latin-1"))
+    missing = tmp_path / "missing.txt"
+    for load, path, problem in (
+        (load_config_file, latin, "not UTF-8 text"),
+        (load_config_file, missing, "cannot read it"),
+        (load_candidates, latin, "not UTF-8 text"),
+        (load_candidates, missing, "cannot read it"),
+    ):
+        with pytest.raises(ConfigError, match=problem) as caught:
+            load(path)
+        assert str(path) in str(caught.value)
