@@ -8,6 +8,7 @@ into a fresh policy, so no completed call is paid for again.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import msgspec
 
@@ -15,7 +16,8 @@ from engine.app.prepare import config_of, prepare
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.cli.run import add_html_flag, run_with_ui
 from engine.errors import JournalError
-from engine.study.journal import replay_journal
+from engine.study.events import BudgetChanged
+from engine.study.journal import Replay, replay_journal
 
 __all__ = ["add_arguments", "main"]
 
@@ -45,6 +47,20 @@ ADJUSTABLE = (
 )
 
 
+def _raised(replay: Replay, changes: dict[str, Any]) -> bool:
+    """Does `changes` raise a budget above the limit the journal ends with (its settings, then
+    every change made while it ran)? Anything else would only write another result."""
+    limits = config_of(replay).budget_limits()
+    for event in replay.events:
+        if isinstance(event, BudgetChanged):
+            limits[event.name] = event.limit
+    for name, limit in limits.items():
+        given = changes.get(f"budget_{name}")
+        if given is not None and limit is not None and given > limit:
+            return True
+    return False
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("journal", metavar="JOURNAL", help="the study's journal file")
     add_setting_flags(parser, ADJUSTABLE, show_defaults=False)  # the journal's values stand
@@ -63,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
     config = checked_config(settings, flags=changes)
     finished = replay.finished is not None and replay.finished.status == "finished"
-    if finished and not any(name.startswith("budget_") for name in changes):
+    if finished and not _raised(replay, changes):
         raise JournalError(
             f"journal {args.journal!r}: study {replay.study_id} already finished; "
             f"raise a budget to continue it, or look at it: ape-engine show {args.journal}"

@@ -4,8 +4,8 @@
 with a torn last line tolerated, and appends with every write checked (a short write is
 continued), synced to disk in batches, at most every 200 ms, and at close. Before the first
 append to an existing file, a torn last line (a crash, or a full disk, in the middle of a write)
-is cut off and kept beside the journal in ``<name>.torn``, so a second resume never reads a line
-glued onto it. A write that fails (no space, an I/O error) raises `JournalWriteError`, one line
+is cut off and kept beside the journal in ``<name>.torn`` (the next one in ``<name>.torn.1``, and
+so on: no tail overwrites another), so a second resume never reads a line glued onto it. A write that fails (no space, an I/O error) raises `JournalWriteError`, one line
 that names the file and what to do; the file is then left alone, its last line torn at worst,
 which the next open cuts off. `JournalWriter` is the study's observer that writes every event
 and never drops one: after a failed write it writes nothing more (the study stops on the error). `replay_journal` reads the events back with their types
@@ -52,6 +52,7 @@ __all__ = [
     "read_records",
     "replay_journal",
     "task_fingerprint",
+    "torn_path",
 ]
 
 _FSYNC_EVERY_S = 0.2
@@ -134,7 +135,7 @@ class JournalFile:
             with self.path.open("ab") as file:
                 file.write(b"\n")
             return
-        self.path.with_name(self.path.name + ".torn").write_bytes(tail)
+        _keep_torn(self.path, tail)
         os.truncate(self.path, start)
 
     def append(self, line: bytes) -> None:
@@ -160,6 +161,33 @@ class JournalFile:
                 pass  # nothing more can be saved; the next open repairs a torn tail
             finally:
                 os.close(fd)
+
+
+def torn_path(path: Path, number: int) -> Path:
+    """Where the `number`-th torn tail cut off `path` is kept: ``<name>.torn``, then
+    ``<name>.torn.1``, ``<name>.torn.2``, ..."""
+    return path.with_name(f"{path.name}.torn" + (f".{number}" if number else ""))
+
+
+def _keep_torn(path: Path, tail: bytes) -> None:
+    """Keep `tail` in the first torn file's name that is free: no tail overwrites another."""
+    number = 0
+    while True:
+        kept = torn_path(path, number)
+        try:
+            file = kept.open("xb")
+        except FileExistsError:
+            number += 1
+            continue
+        try:
+            with file:
+                file.write(tail)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError:
+            kept.unlink(missing_ok=True)  # half a tail is no record; the journal keeps it
+            raise
+        return
 
 
 def _last_line(path: Path) -> tuple[int, bytes]:

@@ -63,22 +63,25 @@ def resume(path: Path, **changes: Any) -> Any:
 
 
 @pytest.mark.anyio
-async def test_a_torn_tail_is_cut_before_each_resume_and_three_resumes_work(
+async def test_a_torn_tail_is_cut_and_kept_before_each_resume_and_three_resumes_work(
     tmp_path: Path, journal_lines: list[bytes]
 ) -> None:
     path = write(tmp_path / "j.jsonl", journal_lines[:-1])  # stopped before its result
     scored = sum(b'"kind":"pull_done"' in line for line in journal_lines)
     for round_ in range(3):
+        tail = b'{"kind":"pull_done","arm":1,"exam' + b"x" * round_
         with path.open("ab") as file:  # a crash in the middle of a write
-            file.write(b'{"kind":"pull_done","arm":1,"exam')
+            file.write(tail)
         budget = scored + 10 * (round_ + 1)
         result = await execute(prepare_resume(path, budget_scoring_calls=budget), say=print)
         assert result.status == "finished", result.reason
         assert result.spend.scoring_calls == budget
-        assert (tmp_path / "j.jsonl.torn").read_bytes() == b'{"kind":"pull_done","arm":1,"exam'
+        kept = tmp_path / ("j.jsonl.torn" + (f".{round_}" if round_ else ""))
+        assert kept.read_bytes() == tail  # each tail kept in a file of its own
         path.write_bytes(b"".join(line + b"\n" for line in path.read_bytes().splitlines()[:-1]))
     replay = replay_journal(path)
     assert replay.counts()[1] == scored + 30
+    assert not (tmp_path / "j.jsonl.torn.3").exists()
 
 
 BAD_RECORDS = [
@@ -182,3 +185,29 @@ def _encode(record: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(record).encode()  # integers past 64 bits, as a damaged file may hold
+
+
+def resume_cli(*argv: str) -> int:
+    import argparse
+
+    from engine.cli import resume as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.main(parser.parse_args(list(argv)))
+
+
+def test_a_finished_study_resumes_only_with_a_raised_budget(
+    tmp_path: Path, journal_lines: list[bytes]
+) -> None:
+    """A resume that changes nothing (no budget, or the same one) is refused and writes
+    nothing: it would only append another `finished` record."""
+    path = write(tmp_path / "j.jsonl", journal_lines)
+    before = path.read_bytes()
+    for flags in ([], ["--budget-scoring-calls", "60"], ["--budget-scoring-calls", "50"]):
+        with pytest.raises(EngineError, match="already finished; raise a budget"):
+            resume_cli(str(path), *flags)
+        assert path.read_bytes() == before, flags
+    assert resume_cli(str(path), "--budget-scoring-calls", "70") == 0
+    finished = [line for line in path.read_bytes().splitlines() if b'"kind":"finished"' in line]
+    assert len(finished) == 2 and path.read_bytes().startswith(before)
