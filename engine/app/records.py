@@ -11,6 +11,7 @@ another task's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,20 @@ import orjson
 
 from engine.app.prepare import DEFAULT_STATE_DIR, config_of, study_splits, study_task
 from engine.errors import EngineError, JournalError
-from engine.study.journal import Replay, replay_journal, task_fingerprint
+from engine.study.journal import (
+    NotRegular,
+    Replay,
+    open_regular,
+    replay_journal,
+    task_fingerprint,
+)
 from engine.study.record import StudyRecord, record_of
 from engine.task import Splits
 
 __all__ = ["DEFAULT_STATE_DIR", "Listing", "find_journal", "list_studies", "open_record"]
+
+Say = Callable[[str], None]
+_HEADER_BYTES = 1 << 24  # a first line longer than this is not a journal's header
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +50,15 @@ def journals_folder(state: Path) -> Path:
     return inner if inner.is_dir() else state
 
 
-def find_journal(reference: str, state: Path = DEFAULT_STATE_DIR) -> Path:
-    """The journal a path or a study id names; a `JournalError` names what was looked for."""
+def find_journal(
+    reference: str, state: Path = DEFAULT_STATE_DIR, *, say: Say | None = None
+) -> Path:
+    """The journal a path or a study id names; a `JournalError` names what was looked for.
+    A file of the folder that is not a regular file (a FIFO, a link to a device) is never
+    read: `say` names it."""
     path = Path(reference)
-    if path.is_file():
-        return path
+    if path.exists() and not path.is_dir():
+        return path  # reading it says what it is when it is not a regular file
     if path.suffix == ".jsonl" or "/" in reference:
         raise JournalError(f"journal {reference!r}: no such file")
     folder = journals_folder(state)
@@ -54,9 +68,10 @@ def find_journal(reference: str, state: Path = DEFAULT_STATE_DIR) -> Path:
             "for a study of that id in (--state DIR)"
         )
     named = sorted(folder.glob(f"*{_glob_safe(reference)}*.jsonl"))  # run's and serve's names
-    found = [path for path in named if _study_id(path) == reference]
+    found = [path for path in named if _study_id(path, say) == reference]
     if not found:  # a journal named by --journal: its first line says whose it is
-        found = [path for path in sorted(folder.glob("*.jsonl")) if _study_id(path) == reference]
+        others = [path for path in sorted(folder.glob("*.jsonl")) if path not in named]
+        found = [path for path in others if _study_id(path, say) == reference]
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -72,11 +87,16 @@ def _glob_safe(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum() or ch in "-_")
 
 
-def _study_id(path: Path) -> str | None:
-    """The study id in a journal's first line (the rest is not read)."""
+def _study_id(path: Path, say: Say | None) -> str | None:
+    """The study id in a journal's first line (the rest is not read); what is not a regular
+    file is said and skipped."""
     try:
-        with path.open("rb") as file:
-            header = orjson.loads(file.readline())
+        with open_regular(path) as file:
+            header = orjson.loads(file.readline(_HEADER_BYTES))
+    except NotRegular as error:
+        if say is not None:
+            say(f"skipped {path}: {error.strerror}")
+        return None
     except (OSError, orjson.JSONDecodeError):
         return None
     if not isinstance(header, dict) or header.get("kind") != "study_started":
@@ -85,9 +105,12 @@ def _study_id(path: Path) -> str | None:
     return study_id if isinstance(study_id, str) else None
 
 
-def open_record(reference: str | Path, state: Path = DEFAULT_STATE_DIR) -> StudyRecord:
-    """The study a path or id names, with inputs and expected outputs when its task loads."""
-    replay = replay_journal(find_journal(str(reference), state))
+def open_record(
+    reference: str | Path, state: Path = DEFAULT_STATE_DIR, *, say: Say | None = None
+) -> StudyRecord:
+    """The study a path or id names, with inputs and expected outputs when its task loads
+    (`say`: as `find_journal`)."""
+    replay = replay_journal(find_journal(str(reference), state, say=say))
     splits, metric = _pools(replay)
     return record_of(replay, splits=splits, metric=metric)
 

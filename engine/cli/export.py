@@ -143,8 +143,12 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(orjson.dumps(row).decode() + "\n" for row in rows)
 
 
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
-    record = open_record(args.study, Path(args.state_dir))
+    record = open_record(args.study, Path(args.state_dir), say=_warn)
     if args.candidates:
         rows, columns = candidate_rows(record), CANDIDATE_COLUMNS
     else:

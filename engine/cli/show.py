@@ -5,6 +5,7 @@ and the spend; `--html FILE` writes the same as one page with plots (`engine.ui.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -33,8 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
-    record = open_record(args.study, Path(args.state_dir))
+    record = open_record(args.study, Path(args.state_dir), say=_warn)
     console = Console()
     console.print(build_show(record, top=max(1, args.top), wrong=max(0, args.wrong)))
     if args.html:

@@ -29,6 +29,7 @@ import orjson
 
 from engine.errors import JournalError
 from engine.study.cache import CACHE_FILE
+from engine.study.journal import open_regular
 from engine.task.paths import file_stem
 
 __all__ = ["RecordState", "StateDir", "StudyRecord"]
@@ -85,17 +86,20 @@ class StateDir:
 
     def load_final(self, study_id: str) -> dict[str, Any] | None:
         try:
-            data = orjson.loads((self.finals / f"{file_stem(study_id)}.json").read_bytes())
+            with open_regular(self.finals / f"{file_stem(study_id)}.json") as file:
+                data = orjson.loads(file.read())
         except (OSError, orjson.JSONDecodeError):
             return None
         return data if isinstance(data, dict) else None
 
     def load(self) -> list[StudyRecord]:
-        """Every readable record, oldest first; a file that is not a record is skipped."""
+        """Every readable record, oldest first; a file that is not a record (nor a regular
+        file) is skipped."""
         records = []
         for path in sorted(self.records.glob("*.json")):
             try:
-                records.append(msgspec.json.decode(path.read_bytes(), type=StudyRecord))
+                with open_regular(path) as file:
+                    records.append(msgspec.json.decode(file.read(), type=StudyRecord))
             except (OSError, msgspec.DecodeError):
                 continue
         records.sort(key=lambda record: record.created)

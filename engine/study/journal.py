@@ -19,11 +19,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -47,7 +48,9 @@ __all__ = [
     "JournalFile",
     "JournalWriteError",
     "JournalWriter",
+    "NotRegular",
     "Replay",
+    "open_regular",
     "read_events",
     "read_records",
     "replay_journal",
@@ -89,6 +92,37 @@ class JournalWriteError(JournalError):
         self.errno = error.errno
 
 
+class NotRegular(OSError):
+    """A path that names something other than a regular file (a FIFO, a device, a folder)."""
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (after symbolic links), else
+    `NotRegular` saying what it is. It is opened without blocking first, so a FIFO no writer
+    holds never hangs the reader, and checked on the open file, so nothing can be swapped in
+    between; a device such as /dev/zero is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise NotRegular(errno.EINVAL, f"not a regular file ({what})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class JournalFile:
     """One journal file as lines."""
 
@@ -105,7 +139,10 @@ class JournalFile:
         """(line number, bytes) of every non-empty line; a last line with no newline that is
         not JSON is a torn write and left out."""
         try:
-            data = self.path.read_bytes()
+            with open_regular(self.path) as file:
+                data = file.read()
+        except NotRegular as error:
+            raise JournalError(f"{self.where()}: {error.strerror}; not read") from None
         except OSError as error:
             raise JournalError(f"{self.where()}: cannot read it ({error.strerror})") from None
         lines = data.split(b"\n")
