@@ -23,7 +23,7 @@ from engine.app.endpoints import header_items, proposal_endpoints, remote, targe
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
-from engine.errors import ConfigError, EngineError
+from engine.errors import ConfigError, EngineError, JournalError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
@@ -39,7 +39,8 @@ from engine.study.events import (
     StudyStarted,
     TaskIdentity,
 )
-from engine.study.journal import JournalWriter, task_fingerprint
+from engine.study.journal import JournalWriteError, JournalWriter, task_fingerprint
+from engine.study.locks import journal_lock
 from engine.study.observers import Observer
 from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
@@ -335,6 +336,32 @@ async def _setup(
     )
 
 
+def _hold_journal(stack: AsyncExitStack, prepared: Prepared) -> None:
+    """Hold the journal's lock until the study is closed (the one `prepared` carries, or a
+    new one, refused at once when another process holds it), and check that the journal is
+    as it was read: nobody wrote it in between."""
+    if prepared.lock is None or not prepared.lock.held:
+        try:
+            prepared.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise JournalWriteError(
+                f"journal {str(prepared.journal_path)!r}", error, "create its folder"
+            ) from None
+        lock = journal_lock(prepared.journal_path, f"study {prepared.study_id}").acquire()
+        stack.callback(lock.release)
+    path = prepared.journal_path
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    expected = prepared.replay.size if prepared.replay is not None else 0
+    if size != expected:
+        raise JournalError(
+            f"journal {str(path)!r}: written by another process since it was read ({expected} "
+            f"bytes then, {size} now); read it again: ape-engine resume {path}"
+        )
+
+
 @asynccontextmanager
 async def open_study(
     prepared: Prepared,
@@ -346,6 +373,7 @@ async def open_study(
     """The study of `prepared`, its endpoints open and its journal the first observer; all of
     it is closed when the block ends."""
     async with AsyncExitStack() as stack:
+        _hold_journal(stack, prepared)
         setup = await _setup(stack, prepared, say, limiter_for)
         journal = JournalWriter(prepared.journal_path)
         stack.callback(journal.close)

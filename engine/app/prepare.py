@@ -23,6 +23,7 @@ from engine.study.config import StudyConfig
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.judging import RUBRICS, load_rubric
+from engine.study.locks import FileLock
 from engine.study.scoring import ScorerFunction
 from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
 from engine.task.paths import file_stem, inside
@@ -80,6 +81,9 @@ class Prepared:
     templates: Templates = field(default_factory=Templates)
     custom_scorer: ScorerFunction | None = None
     candidates: tuple[UserCandidate, ...] = ()
+    #: the journal's lock when the caller took it before reading the journal (`resume`, the
+    #: service); `open_study` takes it itself otherwise
+    lock: FileLock | None = None
 
     @property
     def proposal_model(self) -> str:

@@ -8,6 +8,7 @@ into a fresh policy, so no completed call is paid for again.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from engine.cli.run import add_html_flag, run_with_ui
 from engine.errors import JournalError
 from engine.study.events import BudgetChanged
 from engine.study.journal import Replay, replay_journal
+from engine.study.locks import journal_lock
 
 __all__ = ["add_arguments", "main"]
 
@@ -74,19 +76,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    replay = replay_journal(args.journal)
-    changes = given_settings(args, ADJUSTABLE)
-    settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
-    config = checked_config(settings, flags=changes)
-    finished = replay.finished is not None and replay.finished.status == "finished"
-    if finished and not _raised(replay, changes):
-        raise JournalError(
-            f"journal {args.journal!r}: study {replay.study_id} already finished; "
-            f"raise a budget to continue it, or look at it: ape-engine show {args.journal}"
-        )
-    return run_with_ui(
-        prepare(config, replay=replay),
-        tui=bool(args.tui),
-        dry_run=bool(args.dry_run),
-        html=args.html,
-    )
+    if not Path(args.journal).is_file():
+        replay_journal(args.journal)  # says why it cannot be read
+    # taken before the journal is read: a second writer is refused at once, before it reads
+    # or pays for anything
+    with journal_lock(args.journal, "ape-engine resume") as lock:
+        replay = replay_journal(args.journal)
+        changes = given_settings(args, ADJUSTABLE)
+        settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
+        config = checked_config(settings, flags=changes)
+        finished = replay.finished is not None and replay.finished.status == "finished"
+        if finished and not _raised(replay, changes):
+            raise JournalError(
+                f"journal {args.journal!r}: study {replay.study_id} already finished; "
+                f"raise a budget to continue it, or look at it: ape-engine show {args.journal}"
+            )
+        prepared = prepare(config, replay=replay)
+        prepared.lock = lock
+        return run_with_ui(prepared, tui=bool(args.tui), dry_run=bool(args.dry_run), html=args.html)

@@ -15,6 +15,7 @@ from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
 from engine.study.config import StudyConfig
 from engine.study.journal import Replay
+from engine.study.locks import FileLock
 from engine.study.observers import Observer
 from engine.study.record import StudyRecord
 from engine.study.study import Study
@@ -29,6 +30,9 @@ class PreparedStudy(Protocol):
     config: StudyConfig
     journal_path: Path
     replay: Replay | None
+    #: the journal's lock when the service took it before reading the journal (a resume); the
+    #: study takes it as it opens otherwise, and lets go of it when it closes
+    lock: FileLock | None
 
     @property
     def task_name(self) -> str: ...

@@ -42,6 +42,7 @@ from engine.service.state import StateDir, StudyRecord
 from engine.study.config import StudyConfig
 from engine.study.events import StudyFinished, StudyStarted
 from engine.study.journal import JournalWriteError, read_events
+from engine.study.locks import LockHeld, journal_lock
 from engine.study.snapshot import (
     HeldOutResult,
     ProposalRow,
@@ -84,8 +85,10 @@ class StudyManager:
         self._force = anyio.Event()
         self._group_context: TaskGroup | None = None
         self._group: TaskGroup | None = None
+        self._state_lock = state.lock()
 
     async def __aenter__(self) -> StudyManager:
+        self._state_lock.acquire()  # one service per state folder: a second is refused here
         self._group_context = anyio.create_task_group()
         self._group = await self._group_context.__aenter__()
         return self
@@ -103,6 +106,7 @@ class StudyManager:
             return await self._group_context.__aexit__(exc_type, exc, traceback)
         finally:
             self._group = None
+            self._state_lock.release()
 
     # -- creating and starting ---------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class StudyManager:
                     entry.say(entry.error)
         finally:
             self.endpoints.release(entry.limiters)
+            if entry.prepared is not None and entry.prepared.lock is not None:
+                entry.prepared.lock.release()
             self._settle(entry)
             entry.bus.close()
             entry.done.set()
@@ -329,6 +335,8 @@ class StudyManager:
     # -- starting the service -------------------------------------------------------------------
 
     def _prepare_resume(self, record: StudyRecord) -> PreparedStudy | None:
+        """The study of `record` read back from its journal, its lock held (taken before the
+        journal is read: a `LockHeld` names the process writing it)."""
         journal = Path(record.journal)
         if not journal.is_file():
             raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
@@ -339,7 +347,17 @@ class StudyManager:
                 changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
             return changes
 
-        return self.launcher.prepare_resume(journal, adjust=adjust)
+        lock = journal_lock(journal, f"ape-engine serve, study {record.id}").acquire()
+        try:
+            prepared = self.launcher.prepare_resume(journal, adjust=adjust)
+        except BaseException:
+            lock.release()
+            raise
+        if prepared is None:
+            lock.release()
+        else:
+            prepared.lock = lock
+        return prepared
 
     async def resume_unfinished(self) -> list[StudyEntry]:
         """Start again every study of this state directory that the service was running when
@@ -354,6 +372,11 @@ class StudyManager:
                 continue
             try:
                 prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
+            except LockHeld as error:  # another process writes it: left as it is, for later
+                record.error = str(error)
+                self.say(f"study {record.id}: not resumed: {error}")
+                self._list_ended(record)
+                continue
             except EngineError as error:
                 record.state = "broken"
                 record.error = str(error)

@@ -6,6 +6,7 @@ Layout under ``--state-dir`` (default ``.ape``)::
     journals/<task>-<id>.jsonl      each study's journal (engine.study.journal)
     tasks/<name>-<hash>/task.json   tasks given inline, so a resumed study finds its task
     cache.sqlite3                   the response cache the studies share (unless they set no_cache)
+    service.lock                    held by the service running out of this folder (one at a time)
     service/studies/<id>.json       {"id", "journal", "state", "paused", "created", "error",
                                      "endpoints"}
     service/final/<id>.json         an ended study's last snapshot (it is listed after a restart)
@@ -30,6 +31,7 @@ import orjson
 from engine.errors import JournalError
 from engine.study.cache import CACHE_FILE
 from engine.study.journal import open_regular
+from engine.study.locks import FileLock
 from engine.task.paths import file_stem
 
 __all__ = ["RecordState", "StateDir", "StudyRecord"]
@@ -71,6 +73,16 @@ class StateDir:
                 f"state directory {str(self.root)!r}: cannot create it ({error.strerror}); "
                 "choose another with --state-dir"
             ) from None
+
+    def lock(self) -> FileLock:
+        """The lock the service running out of this folder holds (not yet taken)."""
+        return FileLock(
+            self.root / "service.lock",
+            f"state directory {str(self.root)!r}",
+            "one service runs out of a state directory at a time (two would run its studies "
+            "twice): stop that one, or give this one another --state-dir",
+            "ape-engine serve",
+        )
 
     def journal_path(self, task_name: str, study_id: str) -> Path:
         return self.journals / f"{task_name}-{study_id}.jsonl"

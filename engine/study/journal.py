@@ -131,6 +131,7 @@ class JournalFile:
         self._time_s = time_s
         self._fd = -1
         self._last_sync = 0.0
+        self.size = 0  # the bytes `read_lines` read
 
     def where(self) -> str:
         return f"journal {str(self.path)!r}"
@@ -141,6 +142,7 @@ class JournalFile:
         try:
             with open_regular(self.path) as file:
                 data = file.read()
+            self.size = len(data)
         except NotRegular as error:
             raise JournalError(f"{self.where()}: {error.strerror}; not read") from None
         except OSError as error:
@@ -287,11 +289,10 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 def read_events(path: str | Path) -> list[Event]:
     """Every event of a journal, decoded with types and ranges; a `JournalError` names the
     line and the field of the first one that does not decode."""
-    return [event for _, event in _numbered_events(path)]
+    return [event for _, event in _numbered_events(JournalFile(path))]
 
 
-def _numbered_events(path: str | Path) -> list[tuple[int, Event]]:
-    file = JournalFile(path)
+def _numbered_events(file: JournalFile) -> list[tuple[int, Event]]:
     events: list[tuple[int, Event]] = []
     for number, line in file.read_lines():
         try:
@@ -330,6 +331,7 @@ class Replay:
     finished: StudyFinished | None = None
     path: Path = field(default_factory=Path)
     lines: list[int] = field(default_factory=list)  # each event's line in the file
+    size: int = 0  # the journal's bytes as they were read: a writer checks nobody added any
 
     def where(self, index: int) -> str:
         """The file and line of event `index`, for a message."""
@@ -350,7 +352,8 @@ def replay_journal(path: str | Path) -> Replay:
     """Read a journal back; refuse one that does not start with a study of this format, or
     whose records do not hold together (`_check_candidates`)."""
     where = f"journal {str(path)!r}"
-    numbered = _numbered_events(path)
+    file = JournalFile(path)
+    numbered = _numbered_events(file)
     first = numbered[0][1] if numbered else None
     if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
@@ -371,7 +374,8 @@ def replay_journal(path: str | Path) -> Replay:
         elif isinstance(event, StudyResumed):
             finished = None  # a finished study went on (a raised budget)
     events = [event for _, event in numbered]
-    return Replay(first, events, finished, Path(path), [number for number, _ in numbered])
+    lines = [number for number, _ in numbered]
+    return Replay(first, events, finished, Path(path), lines, file.size)
 
 
 def _check_candidates(numbered: list[tuple[int, Event]], where: str) -> None:
