@@ -31,7 +31,7 @@ from msgspec import Meta
 from engine.app.launcher import Launcher
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError
-from engine.service.app import DEFAULT_MAX_BODY
+from engine.service.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY
 from engine.service.operator import (
     DEFAULT_MAX_CONCURRENCY,
     EndpointSpec,
@@ -39,6 +39,7 @@ from engine.service.operator import (
     parse_endpoint_flag,
 )
 from engine.service.process import (
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_PORT,
     DEFAULT_TOKEN_ENV,
     ServeOptions,
@@ -60,6 +61,8 @@ class ServeFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     token_env: str | None = None
     token_file: str | None = None
     max_body: Annotated[int, Meta(ge=1024, le=1 << 30)] | None = None
+    header_timeout: Annotated[float, Meta(ge=1, le=3600)] | None = None
+    body_timeout: Annotated[float, Meta(ge=1, le=3600)] | None = None
     resume: bool = True
     allow_hosts: list[str] = []
     max_concurrency: int | None = None
@@ -96,6 +99,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--token-file", metavar="PATH", help="file holding the bearer token")
     add("--max-body", type=int, metavar="BYTES", help=f"largest body ({DEFAULT_MAX_BODY})")
+    add(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds a connection may take to send a request's head, or stay idle between "
+        f"requests, before it is closed ({DEFAULT_HEADER_TIMEOUT_S:g})",
+    )
+    add(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds a request may take to send its body (408 after; {DEFAULT_BODY_TIMEOUT_S:g})",
+    )
     add("--no-resume", action="store_true", help="do not resume unfinished studies at start")
     operator = parser.add_argument_group("what studies may use (the operator's)")
     operator.add_argument(
@@ -208,6 +224,11 @@ def _options(args: argparse.Namespace) -> ServeOptions:
     max_body = DEFAULT_MAX_BODY if max_body is None else max_body
     if not 1024 <= max_body <= 1 << 30:
         raise ConfigError(f"--max-body: must be from 1024 bytes to 1 GiB (got {max_body})")
+    header_s = pick("header_timeout", DEFAULT_HEADER_TIMEOUT_S)
+    body_s = pick("body_timeout", DEFAULT_BODY_TIMEOUT_S)
+    for flag, seconds in (("--header-timeout", header_s), ("--body-timeout", body_s)):
+        if not 1 <= seconds <= 3600:
+            raise ConfigError(f"{flag}: must be from 1 to 3600 seconds (got {seconds:g})")
     return ServeOptions(
         host=host,
         port=port,
@@ -215,6 +236,8 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         grace_s=grace,
         token=token,
         max_body=max_body,
+        header_timeout_s=header_s,
+        body_timeout_s=body_s,
         resume=file.resume and not args.no_resume,
         allowed_hosts=tuple([*file.allow_hosts, *args.allow_host]),
         operator=_operator(args, file),

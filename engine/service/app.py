@@ -9,7 +9,8 @@ Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status (a 405 
 origin, and send a POST or PATCH body as JSON (`engine.service.browser`). With a token, every
 route but /health needs ``Authorization: Bearer <token>``, compared in constant time
 (`hmac.compare_digest`); the token is never logged or echoed. Bodies above `max_body` bytes are
-refused with 413 before they are read whole. Reference: WHATWG HTML, "Server-sent events"
+refused with 413 before they are read whole, and one not received whole within
+`body_timeout_s` with 408 (the head's timeout is the server's: `engine.service.process`). Reference: WHATWG HTML, "Server-sent events"
 (the ``text/event-stream`` format).
 """
 
@@ -34,11 +35,13 @@ from engine.service.requests import RequestError, parse_create, parse_patch
 from engine.study.events import Event
 from engine.study.observers import Subscription
 
-__all__ = ["ANSWERS", "DEFAULT_MAX_BODY", "MANAGER", "build_app"]
+__all__ = ["ANSWERS", "DEFAULT_BODY_TIMEOUT_S", "DEFAULT_MAX_BODY", "MANAGER", "build_app"]
 
 logger = logging.getLogger("engine.service")
 
 DEFAULT_MAX_BODY = 1 << 20
+#: a body not received whole within this many seconds is refused with 408
+DEFAULT_BODY_TIMEOUT_S = 30.0
 SNAPSHOT_INTERVAL_S = 0.25
 PING_INTERVAL_S = 15.0
 MANAGER = web.AppKey("manager", StudyManager)
@@ -69,7 +72,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RequestError as error:
-        return error_response(str(error), error.field, error.status)
+        response = error_response(str(error), error.field, error.status)
+        if error.status == 408:  # sent now, then the connection ends: no wait for the rest
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge as error:
         limit = request.app[_OPTIONS]["max_body"]
         return error_response(f"body: larger than the limit of {limit} bytes", "body", error.status)
@@ -114,7 +123,10 @@ async def _body(request: web.Request) -> bytes:
     """The body's bytes, for a typed decoder (engine.service.requests)."""
     if not request.can_read_body:
         raise RequestError("body: expected a JSON object", "body")
-    return await request.read()  # raises 413 past client_max_size
+    timeout_s = request.app[_OPTIONS]["body_timeout_s"]
+    with anyio.move_on_after(timeout_s):
+        return await request.read()  # raises 413 past client_max_size
+    raise RequestError(f"body: not received whole within {timeout_s:g} s", "body", status=408)
 
 
 def _entry(request: web.Request) -> StudyEntry:
@@ -290,6 +302,7 @@ def build_app(
     token: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     ping_s: float = PING_INTERVAL_S,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     hosts: HostPolicy | None = None,
 ) -> web.Application:
     """The aiohttp application; `token` None turns authentication off; `hosts` are the names
@@ -298,7 +311,12 @@ def build_app(
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[MANAGER] = manager
     app[ANSWERS] = AnswerBook(manager.launcher.read_record)
-    app[_OPTIONS] = {"auth": token is not None, "ping_s": ping_s, "max_body": max_body}
+    app[_OPTIONS] = {
+        "auth": token is not None,
+        "ping_s": ping_s,
+        "max_body": max_body,
+        "body_timeout_s": body_timeout_s,
+    }
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_post("/v1/studies", create_study)

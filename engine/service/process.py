@@ -18,13 +18,14 @@ import anyio
 from aiohttp import web
 
 from engine.errors import ConfigError
-from engine.service.app import DEFAULT_MAX_BODY, build_app
+from engine.service.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, build_app
 from engine.service.browser import HostPolicy, is_loopback
 from engine.service.manager import Launcher, StudyManager
 from engine.service.operator import Operator
 from engine.service.state import StateDir
 
 __all__ = [
+    "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_PORT",
     "DEFAULT_TOKEN_ENV",
     "MIN_TOKEN_LENGTH",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 8750
+#: a connection that has not sent a whole request head within this many seconds (since it
+#: opened, or since its last answer) is closed: slow or idle connections cannot pile up
+DEFAULT_HEADER_TIMEOUT_S = 15.0
 DEFAULT_TOKEN_ENV = "APE_ENGINE_TOKEN"
 MIN_TOKEN_LENGTH = 16
 
@@ -47,6 +51,8 @@ class ServeOptions:
     grace_s: float = 10.0
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     resume: bool = True
     allowed_hosts: tuple[str, ...] = ()  # names Host may give beside the bound address
     operator: Operator = field(default_factory=Operator)
@@ -93,9 +99,17 @@ async def serve(options: ServeOptions, launcher: Launcher) -> int:
                 manager,
                 token=options.token,
                 max_body=options.max_body,
+                body_timeout_s=options.body_timeout_s,
                 hosts=HostPolicy.of(options.host, options.allowed_hosts),
             )
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                shutdown_timeout=2.0,
+                # aiohttp's idle timer runs from a connection's start until a whole request
+                # head has come: it is the header read timeout as well
+                keepalive_timeout=options.header_timeout_s,
+            )
             await runner.setup()
             try:
                 site = web.TCPSite(runner, options.host, options.port)
