@@ -20,7 +20,6 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ import msgspec
 from msgspec import Meta
 
 from engine.app.launcher import Launcher
-from engine.decoding import Invalid, convert
+from engine.decoding import Invalid, convert, load_toml, read_text
 from engine.errors import ConfigError
 from engine.service.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY
 from engine.service.operator import (
@@ -73,6 +72,22 @@ class ServeFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     endpoints: dict[str, EndpointSpec] = {}
 
 
+def _add_timeouts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a connection may take to send a request's head, or stay idle between "
+        f"requests, before it is closed ({DEFAULT_HEADER_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds a request may take to send its body (408 after; {DEFAULT_BODY_TIMEOUT_S:g})",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -99,19 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--token-file", metavar="PATH", help="file holding the bearer token")
     add("--max-body", type=int, metavar="BYTES", help=f"largest body ({DEFAULT_MAX_BODY})")
-    add(
-        "--header-timeout",
-        type=float,
-        metavar="S",
-        help=f"seconds a connection may take to send a request's head, or stay idle between "
-        f"requests, before it is closed ({DEFAULT_HEADER_TIMEOUT_S:g})",
-    )
-    add(
-        "--body-timeout",
-        type=float,
-        metavar="S",
-        help=f"seconds a request may take to send its body (408 after; {DEFAULT_BODY_TIMEOUT_S:g})",
-    )
+    _add_timeouts(parser)
     add("--no-resume", action="store_true", help="do not resume unfinished studies at start")
     operator = parser.add_argument_group("what studies may use (the operator's)")
     operator.add_argument(
@@ -145,12 +148,7 @@ def _file(path: str | None) -> ServeFile:
     if path is None:
         return ServeFile()
     where = f"config file {path!r}"
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    data = load_toml(read_text(path, where), where)
     try:
         settings: ServeFile = convert(data, ServeFile)
     except Invalid as error:
