@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import math
 import re
+import tomllib
 import types
 import typing
 from pathlib import Path
@@ -23,8 +24,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from engine.errors import ConfigError
+from engine.nesting import json_depth_problem, toml_depth_problem
 
-__all__ = ["Invalid", "convert", "decode_json", "invalid", "join", "read_text"]
+__all__ = ["Invalid", "convert", "decode_json", "invalid", "join", "load_toml", "read_text"]
 
 T = TypeVar("T")
 
@@ -59,6 +61,18 @@ def read_text(path: str | Path, where: str) -> str:
         raise ConfigError(f"{where}: not UTF-8 text ({error.reason})") from None
 
 
+def load_toml(text: str, where: str) -> dict[str, Any]:
+    """A settings file's TOML text as a table; a `ConfigError` starting with `where` when it
+    is not TOML or nests deeper than `engine.nesting.MAX_DEPTH`."""
+    deep = toml_depth_problem(text)
+    if deep is not None:
+        raise ConfigError(f"{where}: {deep}")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+
+
 def join(prefix: str, path: str) -> str:
     if not prefix or not path:
         return prefix or path
@@ -74,7 +88,11 @@ def convert(data: Any, type_: Any) -> Any:
 
 
 def decode_json(raw: bytes, type_: Any) -> Any:
-    """JSON bytes as `type_`, or `Invalid` (path "" when the bytes are not JSON)."""
+    """JSON bytes as `type_`, or `Invalid` (path "" when the bytes are not JSON, or nest
+    deeper than `engine.nesting.MAX_DEPTH`)."""
+    deep = json_depth_problem(raw)
+    if deep is not None:
+        raise Invalid("", deep)
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as error:

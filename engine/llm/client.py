@@ -45,6 +45,7 @@ from engine.llm.results import Completion, ContinuationLogprob, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries
 from engine.llm.stats import CallStats, StatsSnapshot
 from engine.llm.transport import AiohttpTransport, RawResponse, Transport
+from engine.nesting import json_depth_problem
 
 __all__ = ["LLMClient", "estimate_tokens"]
 
@@ -478,6 +479,8 @@ class LLMClient:
 
     def _parse(self, call: Request, raw: RawResponse, secret: str | None) -> Parsed:
         try:
+            if (deep := json_depth_problem(raw.body)) is not None:
+                raise ValueError(f"the JSON is {deep}")
             return call.parse(orjson.loads(raw.body))
         except (
             orjson.JSONDecodeError,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import string
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any
 
 import orjson
 
+from engine.decoding import load_toml
 from engine.errors import ConfigError
+from engine.nesting import json_depth_problem
 
 __all__ = ["PLACEHOLDERS", "Templates", "load_templates", "placeholders"]
 
@@ -145,15 +146,19 @@ def _read(path: Path, where: str) -> Mapping[str, Any]:
         raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
     suffix = path.suffix.lower()
     if suffix == ".json":
+        deep = json_depth_problem(raw)
+        if deep is not None:
+            raise ConfigError(f"{where}: {deep}")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise ConfigError(f"{where}: not valid JSON: {error}") from None
     elif suffix == ".toml":
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{where}: not valid TOML: {error}") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{where}: not UTF-8 text ({error.reason})") from None
+        data = load_toml(text, where)
     else:
         raise ConfigError(f"{where}: a templates file must end in .toml or .json")
     if not isinstance(data, Mapping):

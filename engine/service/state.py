@@ -29,6 +29,7 @@ import msgspec
 import orjson
 
 from engine.errors import JournalError
+from engine.nesting import json_depth_problem
 from engine.study.cache import CACHE_FILE
 from engine.study.journal import open_regular
 from engine.study.locks import FileLock
@@ -99,7 +100,8 @@ class StateDir:
     def load_final(self, study_id: str) -> dict[str, Any] | None:
         try:
             with open_regular(self.finals / f"{file_stem(study_id)}.json") as file:
-                data = orjson.loads(file.read())
+                raw = file.read()
+            data = None if json_depth_problem(raw) else orjson.loads(raw)
         except (OSError, orjson.JSONDecodeError):
             return None
         return data if isinstance(data, dict) else None

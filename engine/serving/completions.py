@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import orjson
 
+from engine.nesting import json_depth_problem
 from engine.serving.messages import messages_response, parse_messages
 from engine.serving.protocol import (
     ApiError,
@@ -72,6 +73,9 @@ class Call:
 def read_call(api: Api, raw: bytes, adjust: Callable[[Api, Any], Any] | None = None) -> Call:
     """The call a request body holds (400 naming the field when it is invalid); `adjust`
     answers or rewrites the decoded body first (a real server's quirks)."""
+    deep = json_depth_problem(raw)
+    if deep is not None:
+        raise ApiError(400, f"The JSON body of your request is {deep}.")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -16,7 +16,6 @@ else happens. Reference: TOML v1.0.0, read with the standard library's `tomllib`
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from engine.decoding import Invalid, convert, read_text
+from engine.decoding import Invalid, convert, load_toml, read_text
 from engine.errors import ConfigError
 from engine.llm.endpoint import TRANSPORTS
 from engine.propose import PROPOSAL_MODES
@@ -321,11 +320,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     with the command line's): each key the file holds, with its decoded value."""
     file = Path(path)
     where = f"config file {str(file)!r}"
-    text = read_text(file, where)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    data = load_toml(read_text(file, where), where)
     try:
         config = _decode(data)
     except Invalid as error:

@@ -30,6 +30,7 @@ import msgspec
 import orjson
 
 from engine.errors import JournalError
+from engine.nesting import json_depth_problem
 from engine.study.events import (
     JOURNAL_VERSION,
     ArmDropped,
@@ -283,7 +284,25 @@ class JournalWriter:
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Every line of a journal as plain JSON (for tools that show or export it)."""
-    return [orjson.loads(line) for _, line in JournalFile(path).read_lines()]
+    file = JournalFile(path)
+    records = []
+    for number, line in file.read_lines():
+        _check_depth(file, number, line)
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            raise JournalError(
+                f"{file.where()}, line {number}: not JSON; the journal is damaged"
+            ) from None
+    return records
+
+
+def _check_depth(file: JournalFile, number: int, line: bytes) -> None:
+    """A record nests a few levels; one nested deeper than any decoder should recurse is
+    refused by its line before it is decoded."""
+    deep = json_depth_problem(line)
+    if deep is not None:
+        raise JournalError(f"{file.where()}, line {number}: {deep}; the journal is damaged")
 
 
 def read_events(path: str | Path) -> list[Event]:
@@ -295,6 +314,7 @@ def read_events(path: str | Path) -> list[Event]:
 def _numbered_events(file: JournalFile) -> list[tuple[int, Event]]:
     events: list[tuple[int, Event]] = []
     for number, line in file.read_lines():
+        _check_depth(file, number, line)
         try:
             events.append((number, _DECODER.decode(line)))
         except msgspec.ValidationError as error:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,10 +28,11 @@ from typing import Annotated, Literal
 import msgspec
 import orjson
 
-from engine.decoding import Invalid, convert
+from engine.decoding import Invalid, convert, load_toml
 from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
+from engine.nesting import json_depth_problem
 from engine.study.prompting import ScoringPrompt
 from engine.study.scoring import Score
 from engine.task.metrics import read_answer
@@ -109,9 +109,15 @@ def load_rubric(spec: str) -> Rubric:
         raise ConfigError(f"{where}: neither a ready rubric ({', '.join(RUBRICS)}) nor a file")
     try:
         raw = path.read_bytes()
-        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
+        if path.suffix == ".toml":
+            data = load_toml(raw.decode(), where)
+        else:
+            deep = json_depth_problem(raw)
+            if deep is not None:
+                raise ConfigError(f"{where}: {deep}")
+            data = orjson.loads(raw)
         rubric: Rubric = convert(data, Rubric)
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as error:
+    except (OSError, ValueError) as error:
         raise ConfigError(f"{where}: cannot read it: {error}") from None
     except Invalid as error:
         raise ConfigError(f"{where}: {error}") from None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DatasetError
+from engine.nesting import json_depth_problem
 from engine.task.benchmarks import (
     INSTRUCTION_INDUCTION_METRICS,
     beside,
@@ -64,6 +65,8 @@ def _guess(path: Path, first: str, more: bool) -> str:
     if first.startswith("["):
         return "document"
     if first.startswith("{"):
+        if json_depth_problem(first) is not None:
+            return "document"  # parsed whole, which refuses it with its line
         try:
             json.loads(first)
         except json.JSONDecodeError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DatasetError
+from engine.nesting import json_depth_problem
 
 __all__ = ["first_lines", "iter_lines", "parse_json", "read_text"]
 
@@ -165,7 +166,13 @@ def _duplicate_key_line(text: str, key: str) -> int | None:
 
 
 def parse_json(path: Path, text: str, line: int | None = None) -> Any:
-    """Parse JSON; a syntax error or a repeated key in an object names the file and line."""
+    """Parse JSON; a syntax error, a repeated key in an object or a nesting deeper than
+    `engine.nesting.MAX_DEPTH` names the file and line (`line`: the file's line that `text`
+    is, for JSON lines)."""
+    deep = json_depth_problem(text)
+    if deep is not None:
+        where = f"line {line}: " if line is not None else ""
+        raise DatasetError(f"{path}: {where}{deep}") from None
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:

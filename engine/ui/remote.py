@@ -24,6 +24,7 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from engine.errors import ConfigError, EngineError
+from engine.nesting import json_depth_problem
 from engine.study.snapshot import StudySnapshot
 
 __all__ = ["HttpControl", "ServiceClient", "ServiceError", "normalise_url", "sse_events"]
@@ -125,7 +126,8 @@ class ServiceClient:
                 f"{method} {self.url}{path}: {error or type(error).__name__}"
             ) from None
         try:
-            decoded = orjson.loads(payload) if payload else None
+            deep = json_depth_problem(payload) if payload else None
+            decoded = orjson.loads(payload) if payload and deep is None else None
         except orjson.JSONDecodeError:
             decoded = None
         if status >= 400:
