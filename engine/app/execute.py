@@ -286,6 +286,7 @@ async def _setup(
     prepared: Prepared,
     say: Callable[[str], None],
     limiter_for: LimiterFor | None,
+    cache: ResponseCache | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
     base_url = config.base_url or ""
@@ -294,7 +295,6 @@ async def _setup(
     roles = await _clients(stack, prepared, base_url, limiter_for)
     for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds
         say((await preflight(client, config.api)).line())
-    cache = _cache(stack, config, say)
     targets = target_endpoints(config, base_url)
     proposals = proposal_endpoints(config, targets, prepared.proposal_model) or targets
     in_process = in_process_name(config)
@@ -374,7 +374,8 @@ async def open_study(
     it is closed when the block ends."""
     async with AsyncExitStack() as stack:
         _hold_journal(stack, prepared)
-        setup = await _setup(stack, prepared, say, limiter_for)
+        cache = _cache(stack, prepared.config, say)
+        setup = await _setup(stack, prepared, say, limiter_for, cache)
         journal = JournalWriter(prepared.journal_path)
         stack.callback(journal.close)
         say(
@@ -382,13 +383,21 @@ async def open_study(
             f"{prepared.journal_path})"
         )
         replay = prepared.replay
-        yield Study(
-            setup,
-            study_id=prepared.study_id,
-            history=replay.events if replay is not None else (),
-            observers=[journal, *observers],
-            started=_started(prepared) if replay is None else None,
-        )
+        try:
+            yield Study(
+                setup,
+                study_id=prepared.study_id,
+                history=replay.events if replay is not None else (),
+                observers=[journal, *observers],
+                started=_started(prepared) if replay is None else None,
+            )
+        except JournalWriteError as error:  # a full disk: name every file it stopped
+            if error.no_space and cache is not None and cache.out_of_space is not None:
+                raise error.naming(
+                    f"the response cache {str(cache.path)!r} could not be written either "
+                    f"({cache.out_of_space})"
+                ) from None
+            raise
 
 
 async def execute(

@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"no response cache at {path}")
         return 0
     problems: list[str] = []
-    cache = ResponseCache(path, say=problems.append)
+    cache = ResponseCache(path, say=problems.append, reserve_bytes=0)  # clear a full disk too
     try:
         if problems:
             raise ConfigError(problems[0])

@@ -11,13 +11,23 @@ survives `kill -9`, and what a kill loses the journal holds), several processes 
 file, and a lookup reads one row, so the file is never loaded whole. It is bounded: past `max_mb` the
 oldest answers go. It is only a cache: a write that fails (a full disk, a damaged file) is
 reported once and the study goes on without it; nothing it holds can stop or corrupt a study.
-Reference: SQLite, "Write-Ahead Logging" (https://sqlite.org/wal.html).
+
+It never takes the journal's room. It opens, and starts each batch of writes, only while its
+disk has more than `RESERVE_BYTES` free; below that it stands aside as after a failure. Its
+write-ahead file is checkpointed every 256 pages and cut back to 1 MB, so it cannot grow into
+space freed for the journal; and when the cache stands aside it checkpoints and truncates that
+file (`wal_checkpoint(TRUNCATE)`), giving back what it held. `out_of_space` then says why, for
+the journal's own no-space message to name the cache too.
+Reference: SQLite, "Write-Ahead Logging" (https://sqlite.org/wal.html) and "PRAGMA
+wal_checkpoint", "PRAGMA journal_size_limit".
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -33,7 +43,14 @@ from engine.propose import CandidateSource, Proposal, ProposalBatch
 from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example
 
-__all__ = ["CACHE_FILE", "CacheStats", "CachedProposer", "CachedScorer", "ResponseCache"]
+__all__ = [
+    "CACHE_FILE",
+    "RESERVE_BYTES",
+    "CacheStats",
+    "CachedProposer",
+    "CachedScorer",
+    "ResponseCache",
+]
 
 #: The cache's file name in a state folder (.ape/ for `run`, the service's --state-dir).
 CACHE_FILE = "cache.sqlite3"
@@ -50,6 +67,10 @@ _TRIM_TO = 0.9  # past the limit, the oldest answers go until this share of it i
 _BUSY_S = 1.0  # wait this long for another process's write, then skip this one
 _BATCH = 64  # answers per transaction, at most
 _BATCH_S = 0.05  # a batch is committed this long after its first answer, at most
+#: the cache writes only while its disk has more than this free: the rest is the journal's
+RESERVE_BYTES = 16_000_000
+_WAL_PAGES = 256  # a checkpoint past this many pages in the write-ahead file (1 MB)
+_WAL_LIMIT = 1 << 20  # and the file is cut back to this size after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +92,25 @@ class ResponseCache:
         *,
         max_mb: float = 2048.0,
         say: Callable[[str], None] = print,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = int(max_mb * 1_000_000)
+        self.reserve_bytes = reserve_bytes  # 0 for a tool that only reads or clears it
         self.hits = 0
         self.misses = 0
         self.skipped = 0  # writes given up because another process held the file
+        #: why the cache could not be written for lack of space (None: it could, or failed
+        #: for another reason)
+        self.out_of_space: str | None = None
         self._say = say
         self._reported = False
         self._puts = 0
         self._pending = 0  # answers written in the open transaction
         self._batch_started = 0.0
         self._db: sqlite3.Connection | None = None
+        if not self._room():
+            return
         try:
             self._db = _connect(self.path)
             self._trim()
@@ -113,6 +141,8 @@ class ResponseCache:
 
     def put(self, key: str, value: Any) -> None:
         if self._db is None:
+            return
+        if self._pending == 0 and not self._room():
             return
         try:
             now = time.monotonic()
@@ -150,14 +180,39 @@ class ResponseCache:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
 
+    def _room(self) -> bool:
+        """Is there room to write (more than `reserve_bytes` free on the cache's disk)? When
+        there is not, the cache stands aside, giving back what its write-ahead file holds."""
+        free = _free_bytes(self.path)
+        if free is None or free > self.reserve_bytes:
+            return True
+        self.out_of_space = (
+            f"its disk has {free / 1e6:.1f} MB free, less than the {self.reserve_bytes / 1e6:g} "
+            "MB it leaves to the journal"
+        )
+        self._stand_aside(
+            f"response cache {str(self.path)!r}: {self.out_of_space}; the study goes on "
+            "without it (free some space, or give a --cache file on another disk, or --no-cache)"
+        )
+        return False
+
     def _failed(self, doing: str, error: Exception) -> None:
         """Report the first failure and stand aside: a cache is never worth a failed study."""
+        if _no_space(error, self.path):
+            self.out_of_space = "No space left on device"
+        self._stand_aside(
+            f"response cache {str(self.path)!r}: {doing} ({error}); the study goes on "
+            "without it (check the disk, or give another --cache file, or --no-cache)"
+        )
+
+    def _stand_aside(self, message: str) -> None:
         if not self._reported:
             self._reported = True
-            self._say(
-                f"response cache {str(self.path)!r}: {doing} ({error}); the study goes on "
-                "without it (check the disk, or give another --cache file, or --no-cache)"
-            )
+            self._say(message)
+        self._rollback()
+        if self._db is not None:  # give back the write-ahead file's space where it can
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.close()
 
     def _trim(self) -> None:
@@ -221,6 +276,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+        db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         db.execute(_SCHEMA)
     except sqlite3.Error:
         db.close()
@@ -233,6 +290,31 @@ def _used_bytes(db: sqlite3.Connection) -> int:
     (free,) = db.execute("PRAGMA freelist_count").fetchone()
     (size,) = db.execute("PRAGMA page_size").fetchone()
     return int((pages - free) * size)
+
+
+def _free_bytes(path: Path) -> int | None:
+    """The bytes free to this user on the disk `path` is (or would be) on; None when that
+    cannot be told."""
+    for folder in (path.parent, *path.parent.parents):
+        try:
+            stat = os.statvfs(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        return stat.f_bavail * stat.f_frsize
+    return None
+
+
+def _no_space(error: Exception, path: Path) -> bool:
+    """Did `error` come of a full disk (SQLite's "database or disk is full", ENOSPC, or an
+    I/O error on a disk with nothing free)?"""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(error, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(error):
+        return True
+    return bool(code is not None and code & 0xFF == sqlite3.SQLITE_IOERR and not _free_bytes(path))
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:

@@ -80,17 +80,32 @@ class JournalWriteError(JournalError):
     """The journal could not be written: the study stopped, and its journal -- whole up to its
     last line -- resumes once the cause (a full disk, most often) is fixed."""
 
-    def __init__(self, where: str, error: OSError, doing: str) -> None:
+    def __init__(
+        self, where: str, error: OSError, doing: str, others: tuple[str, ...] = ()
+    ) -> None:
         reason = error.strerror or type(error).__name__
         if error.errno in _NO_SPACE:
             advice = "free some space on that disk"
         else:
             advice = "check the disk and the file's permissions"
+        nor = "".join(f"; {other}" for other in others)
         super().__init__(
-            f"{where}: cannot {doing} ({reason}); the study stopped here: {advice}, then resume "
-            "it from this journal"
+            f"{where}: cannot {doing} ({reason}){nor}; the study stopped here: {advice}, then "
+            "resume it from this journal"
         )
         self.errno = error.errno
+        self._said = (where, error, doing)
+        self.others = others
+
+    @property
+    def no_space(self) -> bool:
+        return self.errno in _NO_SPACE
+
+    def naming(self, other: str) -> JournalWriteError:
+        """The same error, naming another file that could not be written either (`other`:
+        ``the response cache '...' could not be written either (why)``)."""
+        where, error, doing = self._said
+        return JournalWriteError(where, error, doing, (*self.others, other))
 
 
 class NotRegular(OSError):

@@ -145,7 +145,7 @@ def test_a_full_disk_stops_the_study_and_three_resumes_finish_it(
         ]  # fmt: skip
         stops, torn = 0, False
         for round_ in range(3):
-            leave_free(small_disk, 96_000 if round_ == 0 else 64_000)
+            leave_free(small_disk, 40_000 if round_ == 0 else 24_000)
             before = replay_journal(journal).counts()[1] if journal.exists() else 0
             command = ["run", *args] if round_ == 0 else ["resume", str(journal)]
             run = engine(*command, cwd=tmp_path)
@@ -278,3 +278,86 @@ async def test_in_the_service_a_full_disk_stops_the_study_and_a_restart_resumes_
         final = await service.wait_for(created["id"], lambda s: s["done"], timeout_s=60)
         assert final["status"] == "finished", final["message"]
         assert final["extra"]["spend"]["scoring_calls"] == 400
+
+
+# -- the cache gives the journal its room ----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_after_a_full_disk_freeing_space_is_enough_to_resume_the_first_time(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A study whose cache filled up its disk earlier: the disk is then filled (to 100 KB),
+    the resume stops naming the journal and the cache, the user frees 1 MB -- less than the
+    cache would take -- and the next resume finishes: the cache stands aside, its write-ahead
+    file does not grow back into the room freed for the journal."""
+    journal, cache = small_disk / "journal.jsonl", small_disk / "cache.sqlite3"
+    common = ["--sim-latency", "0.002", "--concurrency", str(CONCURRENCY)]
+    first = engine(
+        "run", "--task", "larger_number", "--journal", str(journal), "--scoring-size", "100",
+        "--test-size", "30", "--seed", "5", "--budget-scoring-calls", "300", *common,
+        "--cache", str(cache), cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert cache.stat().st_size > 0  # the cache holds answers
+    leave_free(small_disk, 100_000)  # fill
+    stopped = engine(
+        "resume", str(journal), "--budget-scoring-calls", "3000", *common, cwd=tmp_path
+    )
+    stopped_cleanly(stopped, journal)  # stop
+    (line,) = [line for line in stopped.stderr.splitlines() if line.strip()]
+    assert f"the response cache {str(cache)!r} could not be written either" in line
+    leave_free(small_disk, 1_000_000)  # free
+    finished = engine(
+        "resume", str(journal), "--budget-scoring-calls", "3000", *common, cwd=tmp_path
+    )  # resume
+    assert finished.returncode == 0, finished.stderr[-2000:]  # finish, the first time
+    assert replay_journal(journal).finished is not None
+    assert "response cache" in finished.stdout  # it said why it stood aside
+    assert scored_twice(journal) == 0
+
+
+def test_a_cache_that_stands_aside_for_space_gives_back_its_write_ahead_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.study import cache as cache_module
+
+    said: list[str] = []
+    path = tmp_path / "cache.sqlite3"
+    cache = ResponseCache(path, say=said.append)
+    other = ResponseCache(path, say=said.append)  # a second reader keeps the file from closing
+    for n in range(150):  # several batches, all in the write-ahead file
+        cache.put(f"key-{n}", ["x" * 1000, n])
+        cache._commit()
+    wal = tmp_path / "cache.sqlite3-wal"
+    assert wal.stat().st_size > 100_000
+    monkeypatch.setattr(cache_module, "_free_bytes", lambda _path: 1_000_000)  # a full disk
+    cache.put("one-more", ["x", 1])
+    assert not cache.working and cache.out_of_space is not None
+    assert "1.0 MB free, less than the 16 MB it leaves to the journal" in cache.out_of_space
+    assert wal.stat().st_size == 0  # checkpointed and truncated: its space is given back
+    assert len(said) == 1 and str(path) in said[0] and "goes on without it" in said[0]
+    assert other.get("key-149") == ["x" * 1000, 149]  # nothing kept was lost
+    other.close()
+
+
+def test_a_cache_on_a_full_disk_says_so_and_gives_back_what_it_can(small_disk: Path) -> None:
+    """SQLite's own "disk is full" on a real full disk: the cache stands aside once, marks
+    itself out of space (the journal's message then names it), and its write-ahead file is
+    no larger than before the failure."""
+    said: list[str] = []
+    path = small_disk / "cache.sqlite3"
+    cache = ResponseCache(path, say=said.append, reserve_bytes=0)  # only the disk stops it
+    leave_free(small_disk, 200_000)
+    n = 0
+    while cache.working and n < 10_000:
+        cache.put(f"key-{n}", ["y" * 2000, n])
+        n += 1
+    assert not cache.working, "the disk never filled"
+    assert cache.out_of_space == "No space left on device"
+    assert len(said) == 1 and "cannot write to it" in said[0]
+    (small_disk / "filler").unlink()
+    again = ResponseCache(path, say=said.append)  # reopens whole on the freed disk
+    assert again.working and again.get("key-0") == ["y" * 2000, 0]
+    again.close()
