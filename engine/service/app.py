@@ -2,7 +2,8 @@
 
 Routes (the contract with `ape-engine top`; docs/service.md has bodies and examples):
 ``GET /health``, ``GET /openapi.json``, ``POST /v1/studies``, ``GET /v1/studies``,
-``GET|PATCH|DELETE /v1/studies/{id}``, ``GET /v1/studies/{id}/events`` (server-sent events),
+``GET|PATCH|DELETE /v1/studies/{id}``, ``POST /v1/studies/{id}/resume`` (a quarantined study),
+``GET /v1/studies/{id}/events`` (server-sent events),
 ``GET /v1/studies/{id}/answers`` (the answers scored, paged).
 Every error is ``{"error": {"message", "field"}}`` with a 4xx/5xx status (a 405 with its
 ``Allow`` header). Every request must name this service in ``Host``, come from no other web
@@ -193,6 +194,15 @@ async def cancel_study(request: web.Request) -> web.Response:
     return _json({"id": entry.id, "status": snapshot.status})
 
 
+async def resume_study(request: web.Request) -> web.Response:
+    """Run again a study the service does not run (quarantined: the service died twice
+    running it)."""
+    entry = await request.app[MANAGER].resume(_entry(request))
+    return _json(
+        {"id": entry.id, "status": entry.snapshot().status, "journal": entry.record.journal}
+    )
+
+
 async def study_answers(request: web.Request) -> web.Response:
     """The study's answers, a page at a time (`engine.service.answers`)."""
     entry = _entry(request)
@@ -324,6 +334,7 @@ def build_app(
     app.router.add_get("/v1/studies/{id}", inspect_study)
     app.router.add_patch("/v1/studies/{id}", patch_study)
     app.router.add_delete("/v1/studies/{id}", cancel_study)
+    app.router.add_post("/v1/studies/{id}/resume", resume_study)
     app.router.add_get("/v1/studies/{id}/events", study_events)
     app.router.add_get("/v1/studies/{id}/answers", study_answers)
     return app

@@ -14,7 +14,6 @@ writes its result record; its service record stays "active" so the next start re
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
@@ -38,18 +37,21 @@ from engine.service.requests import (
     write_inline_candidates,
     write_inline_task,
 )
+from engine.service.restarts import (
+    HEALTHY_S,
+    ended_snapshot,
+    let_go,
+    quarantine,
+    restart_of,
+    run_by_me,
+)
 from engine.service.state import StateDir, StudyRecord
 from engine.study.config import StudyConfig
-from engine.study.events import StudyFinished, StudyStarted
-from engine.study.journal import JournalWriteError, read_events
+from engine.study.journal import JournalWriteError
 from engine.study.locks import LockHeld, journal_lock
 from engine.study.snapshot import (
-    HeldOutResult,
-    ProposalRow,
     StudyControl,
     StudySnapshot,
-    ThroughputRow,
-    held_out_of,
 )
 
 __all__ = ["Launcher", "PreparedStudy", "StudyEntry", "StudyManager"]
@@ -74,8 +76,10 @@ class StudyManager:
         say: Callable[[str], None] = print,
         endpoints: SharedEndpoints | None = None,
         operator: Operator | None = None,
+        healthy_s: float = HEALTHY_S,
     ) -> None:
         self.state = state
+        self.healthy_s = healthy_s  # a retry that runs this long has started well
         self.launcher = launcher
         self.operator = operator or Operator()
         self.say = say
@@ -149,6 +153,7 @@ class StudyManager:
                 shutil.rmtree(task_folder, ignore_errors=True)
             raise RequestError(str(error), _field_of(error, inline=task is not None)) from None
         record = StudyRecord(prepared.study_id, str(prepared.journal_path), endpoints=names)
+        run_by_me(record, retry=False)
         self.state.save(record)
         return self._start(prepared, record)
 
@@ -191,10 +196,25 @@ class StudyManager:
         )
         async with opened as study:
             entry.hold(study)
+            if entry.record.retry and self._group is not None:
+                self._group.start_soon(self._healthy, entry)
             entry.result = await study.run()
+
+    async def _healthy(self, entry: StudyEntry) -> None:
+        """A retry that runs `healthy_s` seconds has started well: a later death of the
+        service is a first crash again."""
+        with anyio.move_on_after(self.healthy_s):
+            await entry.done.wait()
+        if not entry.done.is_set() and entry.record.retry:
+            entry.record.retry = False
+            try:
+                self.state.save(entry.record)
+            except JournalError as error:
+                self.say(str(error))
 
     def _settle(self, entry: StudyEntry) -> None:
         record = entry.record
+        let_go(record)  # this process ended it, or stopped it for later: not a crash
         if entry.cancel_requested:
             record.state = "cancelled"
         elif (
@@ -370,6 +390,13 @@ class StudyManager:
             if record.state != "active":
                 self._list_ended(record)
                 continue
+            restart = restart_of(record)
+            if restart == "quarantine":
+                reason = await anyio.to_thread.run_sync(quarantine, record)
+                self.state.save(record)
+                self.say(f"study {record.id}: {reason}")
+                self._list_ended(record)
+                continue
             try:
                 prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
             except LockHeld as error:  # another process writes it: left as it is, for later
@@ -391,30 +418,47 @@ class StudyManager:
                 continue
             assert prepared.replay is not None
             candidates, observations = prepared.replay.counts()
+            again = " once more: the service died while running it" if restart == "retry" else ""
             self.say(
                 f"study {record.id}: resuming from {record.journal} ({candidates} "
-                f"candidates, {observations} observations)"
+                f"candidates, {observations} observations){again}"
             )
+            run_by_me(record, retry=restart == "retry")
+            self.state.save(record)
             started.append(self._start(prepared, record))
         return started
 
+    async def resume(self, entry: StudyEntry) -> StudyEntry:
+        """Run again, when asked, a study the service does not run: one quarantined, or left
+        active because another process held its journal. It runs as a retry: should the
+        service die again within `healthy_s`, it is quarantined again."""
+        if self.closing:
+            raise RequestError("the service is shutting down; it takes no new work", status=503)
+        record = entry.record
+        if not entry.done.is_set():
+            raise RequestError(f"study {entry.id} is running; nothing to resume", status=409)
+        if record.state not in ("quarantined", "active"):
+            status = entry.snapshot().status
+            raise RequestError(
+                f"study {entry.id} is {status}; only a quarantined study resumes here (raise "
+                f"a finished one's budget with: ape-engine resume {record.journal})",
+                status=409,
+            )
+        try:
+            prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
+        except EngineError as error:
+            raise RequestError(f"study {entry.id}: cannot resume it: {error}", status=409) from None
+        if prepared is None:
+            raise RequestError(f"study {entry.id} has ended; nothing to resume", status=409)
+        record.state, record.error = "active", None
+        run_by_me(record, retry=True)
+        self.state.save(record)
+        self.say(f"study {record.id}: resumed on request from {record.journal}")
+        return self._start(prepared, record)
+
     def _list_ended(self, record: StudyRecord) -> None:
         """An ended study, listed with the last snapshot it left (or what its journal says)."""
-        snapshot = None
-        saved = self.state.load_final(record.id)
-        if saved is not None:
-            try:
-                snapshot = StudySnapshot.from_json(saved)
-            except EngineError:
-                snapshot = None
-        if snapshot is None:
-            snapshot = _snapshot_of_journal(record)
-        elif snapshot.held_out is None and isinstance(snapshot.extra.get("result"), dict):
-            try:  # saved before snapshots carried it: the result record has it
-                held_out = held_out_of(snapshot.extra["result"])
-                snapshot = dataclasses.replace(snapshot, held_out=held_out)
-            except EngineError:
-                pass
+        snapshot = ended_snapshot(self.state, record)
         self.entries[record.id] = StudyEntry.ended(record, snapshot, self.endpoints, self.say)
 
     def running(self) -> int:
@@ -427,49 +471,6 @@ def _field_of(error: EngineError, *, inline: bool) -> str | None:
     if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
         field = "task" if inline else "config.task"
     return field
-
-
-def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
-    """What an ended study's journal says of it, for one that left no snapshot."""
-    task = policy = "?"
-    status: Any = "cancelled" if record.state == "cancelled" else "failed"
-    reason = record.error or ""
-    winner = None
-    held_out: HeldOutResult | None = None
-    extra: dict[str, Any] = {}
-    try:
-        events = read_events(record.journal)
-    except EngineError as error:
-        events, reason = [], reason or str(error)
-    for event in events:
-        if isinstance(event, StudyStarted):
-            task, policy = event.task.name, str(event.config.get("policy", "?"))
-        elif isinstance(event, StudyFinished):
-            status, reason, winner = event.status, event.reason, event.winner
-            extra = {"reason": event.reason, "result": event.result}
-            try:
-                held_out = held_out_of(event.result)
-            except EngineError as error:  # the rest of the record still shows
-                reason = f"{reason}; {error}"
-    return StudySnapshot(
-        study_id=record.id,
-        task=task,
-        policy=policy,
-        status=status,
-        elapsed_s=0.0,
-        eta_s=None,
-        n=0,
-        arms=(),
-        throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, 0, 0, 0, 0),
-        limiters=(),
-        budgets=(),
-        proposals=ProposalRow(0, 0, 0, 0, 0, 0.0),
-        message=reason,
-        done=True,
-        winner=winner,
-        held_out=held_out,
-        extra=extra or {"reason": reason},
-    )
 
 
 def _check_endpoint_names(entry: StudyEntry, snapshot: StudySnapshot, patch: Patch) -> None:

@@ -201,6 +201,21 @@ def _service_paths(secured: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _resume_path(study_id: dict[str, Any], secured: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "parameters": [study_id],
+        "post": {
+            "summary": "run again a quarantined study (the service died twice running it)",
+            "operationId": "resumeStudy",
+            **secured,
+            "responses": {
+                "200": _answer("resumed", "Created"),
+                **_errors(401, 404, 409, 415, 503),
+            },
+        },
+    }
+
+
 def _study_paths(secured: dict[str, Any]) -> dict[str, Any]:
     """The routes of one study: inspect, patch, cancel, its events."""
     study_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -237,6 +252,7 @@ def _study_paths(secured: dict[str, Any]) -> dict[str, Any]:
                 "responses": {"200": _answer("cancelled", "Cancelled"), **_errors(401, 404)},
             },
         },
+        "/v1/studies/{id}/resume": _resume_path(study_id, secured),
         "/v1/studies/{id}/events": {
             "parameters": [
                 study_id,

@@ -8,13 +8,15 @@ Layout under ``--state-dir`` (default ``.ape``)::
     cache.sqlite3                   the response cache the studies share (unless they set no_cache)
     service.lock                    held by the service running out of this folder (one at a time)
     service/studies/<id>.json       {"id", "journal", "state", "paused", "created", "error",
-                                     "endpoints"}
+                                     "endpoints", "running", "retry"}
     service/final/<id>.json         an ended study's last snapshot (it is listed after a restart)
 
 A record's `state` is "active" while the study should run (it stays "active" when the service
 is stopped with SIGTERM, so the next start resumes it), "cancelled" after a DELETE, "done" when
-the study ended by itself (finished or failed), and "broken" when its journal could not be
-resumed (with `error`). Records are replaced atomically (write, then rename). Journals written
+the study ended by itself (finished or failed), "broken" when its journal could not be
+resumed (with `error`), and "quarantined" when the service died twice running it (with `error`;
+`engine.service.restarts`). `running` names the process running the study, and `retry` says
+that run is the one automatic retry after a crash. Records are replaced atomically (write, then rename). Journals written
 by `ape-engine run` are never touched: only studies the service created are resumed.
 """
 
@@ -35,9 +37,18 @@ from engine.study.journal import open_regular
 from engine.study.locks import FileLock
 from engine.task.paths import file_stem
 
-__all__ = ["RecordState", "StateDir", "StudyRecord"]
+__all__ = ["RecordState", "RunMark", "StateDir", "StudyRecord"]
 
-RecordState = Literal["active", "cancelled", "done", "broken"]
+RecordState = Literal["active", "cancelled", "done", "broken", "quarantined"]
+
+
+class RunMark(msgspec.Struct):
+    """The service process running a study: written before it starts, cleared when that
+    process lets go of it (`engine.service.restarts`)."""
+
+    pid: int
+    host: str
+    since: float
 
 
 class StudyRecord(msgspec.Struct):
@@ -50,6 +61,10 @@ class StudyRecord(msgspec.Struct):
     #: the operator's endpoints the study runs on, by role ("target", "proposal"): a name, or
     #: the names of a role that runs on several
     endpoints: dict[str, str | list[str]] = {}
+    #: the process running it, when one is (a mark left by a process that died: a crash)
+    running: RunMark | None = None
+    #: this run is the one automatic retry after a crash (`engine.service.restarts`)
+    retry: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = msgspec.to_builtins(self)

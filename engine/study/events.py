@@ -59,8 +59,9 @@ Money = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 Origin = Literal["proposal", "variant", "human", "user"]
 Role = Literal["scoring", "proposal", "evaluation"]
+#: "quarantined": the service died twice running the study, which runs again only when asked
 StudyStatus = Literal[
-    "starting", "running", "paused", "stopping", "finished", "failed", "cancelled"
+    "starting", "running", "paused", "stopping", "finished", "failed", "cancelled", "quarantined"
 ]
 
 

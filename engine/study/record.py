@@ -12,7 +12,9 @@ Status: a journal whose last run wrote its final record is ``finished``, ``faile
 ``stopped`` (a study cancelled by its user); one without a final record is ``running`` when its
 file changed in the last `RUNNING_WITHIN_S` seconds (a running study writes the time passed
 every second), else ``stopped`` (its process ended first; `ape-engine resume` continues it).
-A paused study that writes nothing for longer shows as stopped.
+A paused study that writes nothing for longer shows as stopped. One whose last record says the
+service quarantined it (it died twice running it: `engine.service.restarts`) is
+``quarantined`` until it is resumed.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ __all__ = [
     "record_of",
 ]
 
-RecordStatus = Literal["running", "finished", "stopped", "failed"]
+RecordStatus = Literal["running", "finished", "stopped", "failed", "quarantined"]
 RUNNING_WITHIN_S = 120.0
 TIMELINE_POINTS = 400
 
@@ -268,6 +270,8 @@ def _modified(path: Path) -> float:
 
 
 def _status(replay: Replay, state: StudyState, updated: float) -> RecordStatus:
+    if state.status == "quarantined":  # its last record: the service quarantined it
+        return "quarantined"
     finished = replay.finished
     if finished is not None:
         if finished.status == "finished":

@@ -197,7 +197,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
             reasons=dict(state.rejected_reasons),
         ),
         message=activity.message,
-        done=state.status in ("finished", "failed", "cancelled"),
+        done=state.status in ("finished", "failed", "cancelled", "quarantined"),
         winner=leader,
         warnings=tuple(warning.message for warning in state.warnings),
         held_out=held_out_of(state.result),

@@ -49,6 +49,7 @@ _STATUS_STYLE = {
     "finished": "bold green",
     "failed": "bold red",
     "cancelled": "magenta",
+    "quarantined": "bold red",
 }
 _ARM_STYLE = {
     "leader": "bold green",

@@ -47,7 +47,7 @@ async def test_health_and_openapi_describe_every_route(tmp_path: Path) -> None:
             for route in service.app.router.routes()
             if route.method != "HEAD" and route.resource is not None
         }
-        assert len(served) == 9
+        assert len(served) == 10
         documented = {
             (method, path)
             for path, item in document["paths"].items()
