@@ -36,9 +36,14 @@ def json_depth_problem(text: bytes | str, limit: int = MAX_DEPTH) -> str | None:
     """None when the JSON `text` nests at most `limit` levels; else what is wrong and where,
     ``nested deeper than 64 levels (line 1, column 65)``. Malformed JSON is left to its
     decoder to refuse."""
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return None
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= limit:
+            return None
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        data = text
+        if data.count(b"[") + data.count(b"{") <= limit:
+            return None
     if _deepest(data) <= limit:
         return None
     depth = 0

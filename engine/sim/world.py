@@ -103,7 +103,7 @@ class World:
             rng = np.random.default_rng(
                 [config.seed, int.from_bytes(hashlib.blake2b(task.name.encode()).digest()[:4])]
             )
-            examples = task.examples + (task.test_examples or ())
+            examples = (*task.examples, *(task.test_examples or ()))
             words = " ".join(filter(None, (task.human_instruction, task.description)))
             self.tasks.append(
                 _TaskState(

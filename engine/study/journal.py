@@ -17,7 +17,6 @@ file, the line and the field, never a traceback. The first event is `StudyStarte
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import time
@@ -43,7 +42,7 @@ from engine.study.events import (
     StudyResumed,
     StudyStarted,
 )
-from engine.task.types import Task
+from engine.task.fingerprint import task_fingerprint
 
 __all__ = [
     "JournalFile",
@@ -63,17 +62,6 @@ _FSYNC_EVERY_S = 0.2
 _write = os.write  # a fault test puts a writer here that writes short and runs out of space
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DECODER = msgspec.json.Decoder(Event)
-
-
-def task_fingerprint(task: Task) -> str:
-    """A hash of the task's examples, metric and human instruction."""
-    digest = hashlib.sha256()
-    digest.update(orjson.dumps([task.name, task.metric, task.human_instruction]))
-    for example in task.examples:
-        digest.update(orjson.dumps([example.input, list(example.outputs)]))
-    for example in task.test_examples or ():
-        digest.update(orjson.dumps(["test", example.input, list(example.outputs)]))
-    return digest.hexdigest()[:16]
 
 
 class JournalWriteError(JournalError):

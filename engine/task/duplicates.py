@@ -4,13 +4,16 @@ outputs (or choices) is a contradiction -- the metric cannot score one answer ri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from engine.errors import DatasetError
 from engine.task.types import Example
 
-__all__ = ["check_duplicates"]
+__all__ = ["check_duplicates", "check_duplicates_by_hash"]
 
 
 def _where(key: str) -> str:
@@ -30,8 +33,63 @@ def check_duplicates(
         before = first.setdefault(example.input, example)
         if before is example:
             continue
-        same = set(before.outputs) == set(example.outputs) and before.choices == example.choices
-        (repeats if same else conflicts).append((before, example))
+        (repeats if _same(before, example) else conflicts).append((before, example))
+    return _said(path, repeats, conflicts, strict)
+
+
+def check_duplicates_by_hash(
+    path: Path | str,
+    examples: Sequence[Example],
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    *,
+    strict: bool = True,
+) -> tuple[str, ...]:
+    """`check_duplicates` of a task file read as a stream, from a hash of each example's
+    input and one of its outputs (in the file's order): the same pairs, found by sorting the
+    hashes; only the examples a message names are read again (and compared whole, so a
+    collision of hashes is never taken for a repeat)."""
+    keys = (
+        np.frombuffer(inputs, dtype=np.int64) if isinstance(inputs, array) else np.asarray(inputs)
+    )
+    ordered = np.sort(keys)
+    if not (ordered[1:] == ordered[:-1]).any():  # most files: nothing more is computed
+        return ()
+    order = np.argsort(keys, kind="stable")  # each input's examples in the file's order
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    del ordered
+    firsts = order[np.repeat(starts, np.diff(np.r_[starts, order.size]))]
+    later = order != firsts  # an example whose input came before: (first, it) is a pair
+    pairs = sorted(zip(order[later].tolist(), firsts[later].tolist(), strict=True))
+    sums = np.asarray(outputs, dtype=np.int64)
+    repeats: list[tuple[Example, Example]] = []
+    conflicts: list[tuple[Example, Example]] = []
+    for index, first in pairs:
+        same = bool(sums[index] == sums[first])
+        found = repeats if same else conflicts
+        if len(found) > 0:  # only the first of each kind is shown: count the others
+            found.append(found[0])
+            continue
+        before, example = examples[first], examples[index]
+        if before.input != example.input:
+            continue  # two inputs with one hash
+        if same != _same(before, example):
+            found = repeats if _same(before, example) else conflicts
+        found.append((before, example))
+    return _said(path, repeats, conflicts, strict)
+
+
+def _same(before: Example, example: Example) -> bool:
+    return set(before.outputs) == set(example.outputs) and before.choices == example.choices
+
+
+def _said(
+    path: Path | str,
+    repeats: list[tuple[Example, Example]],
+    conflicts: list[tuple[Example, Example]],
+    strict: bool,
+) -> tuple[str, ...]:
     if conflicts and strict:
         before, example = conflicts[0]
         more = f" ({len(conflicts) - 1} more inputs like it)" if len(conflicts) > 1 else ""

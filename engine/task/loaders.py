@@ -1,8 +1,10 @@
 """Task files: JSON lines, a JSON array, CSV, the instruction-induction JSON format and BIG-Bench
 `task.json`.
 
-JSON lines and CSV are read as a stream (`engine.task.reading`), so a large file is held once, as
-its examples. The input and output are the ``input`` and ``output`` keys (columns) unless
+JSON lines and CSV are read as a stream (`engine.task.stream`): a large file is read through
+once and only where each example starts is kept, so loading it takes memory for the examples a
+study keeps, not for the file. JSON documents are parsed whole. An input or an output longer
+than `MAX_TEXT_CHARS` is refused with its line (or key). The input and output are the ``input`` and ``output`` keys (columns) unless
 `input_field` and `output_field` name others (``country,capital``). Every error is a
 `DatasetError` that names the file and the line or example key, and says what was expected. In
 the user's own formats, one input with two different outputs is refused naming both lines; in the
@@ -12,9 +14,8 @@ anywhere (`Task.warnings`).
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from engine.task.benchmarks import (
     outputs_of,
     read_annotations,
 )
-from engine.task.duplicates import check_duplicates
-from engine.task.reading import first_lines, iter_lines, parse_json, read_text
+from engine.task.duplicates import check_duplicates, check_duplicates_by_hash
+from engine.task.reading import MAX_TEXT_CHARS, first_lines, parse_json, read_text
+from engine.task.stream import ExampleFile, Scan, csv_reader, line_reader, scan_csv, scan_lines
 from engine.task.types import Example, Task
 
 __all__ = [
@@ -123,14 +125,40 @@ def _example(record: Any, where: str, key: str, fields: Fields) -> Example:
             raise DatasetError(
                 f"{where}: output {missing[0]!r} is not one of the 'choices' {list(choices)}"
             )
-    return Example(input=str(record[fields.input]), outputs=outputs, choices=choices, key=key)
+    example = Example(str(record[fields.input]), outputs=outputs, choices=choices, key=key)
+    return checked_size(example, where)
 
 
-def _load_jsonl(path: Path, fields: Fields) -> Iterator[Example]:
-    for number, line in iter_lines(path):
-        if line.strip():
-            record = parse_json(path, line, line=number)
-            yield _example(record, f"{path}: line {number}", f"line {number}", fields)
+def checked_size(example: Example, where: str) -> Example:
+    """`example`, unless its input or an output is longer than `MAX_TEXT_CHARS`."""
+    for what, text in (("input", example.input), *(("output", o) for o in example.outputs)):
+        if len(text) > MAX_TEXT_CHARS:
+            raise DatasetError(
+                f"{where}: the {what} is {len(text):,} characters; an example holds at most "
+                f"{MAX_TEXT_CHARS:,} in its input and in each output"
+            )
+    return example
+
+
+def _load_jsonl(path: Path, fields: Fields, scan: Scan) -> ExampleFile:
+    source, target = fields.input, fields.output
+
+    def parse(line: str, number: int) -> Example:
+        record = parse_json(path, line, line=number)
+        if type(record) is dict and "choices" not in record:  # the common line, at once
+            text, output = record.get(source), record.get(target)
+            if (
+                type(text) is str
+                and type(output) is str
+                and output.strip()
+                and len(text) <= MAX_TEXT_CHARS
+                and len(output) <= MAX_TEXT_CHARS
+            ):
+                return Example(text, (output,), key=f"line {number}")
+        return _example(record, f"{path}: line {number}", f"line {number}", fields)
+
+    scan_lines(path, parse, scan)
+    return ExampleFile(path, scan, line_reader(parse))
 
 
 def _load_json_array(path: Path, document: Any, fields: Fields) -> Iterator[Example]:
@@ -140,35 +168,38 @@ def _load_json_array(path: Path, document: Any, fields: Fields) -> Iterator[Exam
         yield _example(record, f"{path}: [{index}]", f"[{index}]", fields)
 
 
-def _load_csv(path: Path, fields: Fields) -> Iterator[Example]:
+def _load_csv(path: Path, fields: Fields, scan: Scan) -> ExampleFile:
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    reader = csv.DictReader((line for _, line in iter_lines(path)), dialect=dialect)
-    try:
-        header = reader.fieldnames or []
+
+    def check(header: list[str]) -> None:
         for field in (fields.input, fields.output):
             if field not in header:
                 raise DatasetError(
                     f"{path}: line 1: missing column {field!r}; the header has {', '.join(header)}"
                 )
-        for row in reader:
-            where = f"{path}: line {reader.line_num}"
-            yield Example(
-                input=row.get(fields.input) or "",
-                outputs=outputs_of(row.get(fields.output) or "", where),
-                key=f"line {reader.line_num}",
-            )
-    except csv.Error as error:
-        raise DatasetError(f"{path}: line {reader.line_num}: not valid CSV ({error})") from None
+
+    def parse(row: dict[str, Any], number: int) -> Example:
+        where = f"{path}: line {number}"
+        example = Example(
+            input=row.get(fields.input) or "",
+            outputs=outputs_of(row.get(fields.output) or "", where),
+            key=f"line {number}",
+        )
+        return checked_size(example, where)
+
+    header = scan_csv(path, dialect, parse, scan, check)
+    return ExampleFile(path, scan, csv_reader(header, dialect, parse))
 
 
 @dataclass(slots=True)
 class _Loaded:
-    examples: list[Example]
+    examples: Sequence[Example]
     metric: str = "exact_match"
     name: str = ""
     human: str | None = None
     description: str | None = None
     test: tuple[Example, ...] | None = None
+    scan: Scan | None = None  # a file read as a stream: its hashes, for the duplicate check
 
 
 def _load_instruction_induction_file(path: Path, document: Any, own_human: bool) -> _Loaded:
@@ -195,19 +226,26 @@ def _load_bigbench_file(path: Path, document: Any) -> _Loaded:
     )
 
 
-def _load(path: Path, fmt: str | None, fields: Fields, own_human: bool) -> tuple[str, _Loaded]:
-    """The format and what the file holds (`own_human`: read the annotations beside an
-    instruction-induction file)."""
+def _load(
+    path: Path, fmt: str | None, fields: Fields, human: str | None, own_human: bool
+) -> tuple[str, _Loaded]:
+    """The format and what the file holds (`human`: the annotations given for it;
+    `own_human`: read the annotations beside an instruction-induction file)."""
     document: Any = None
     if fmt is None:
         fmt = _guess(path, *first_lines(path))
         if fmt == "document":
             document = parse_json(path, read_text(path))
             fmt = _document_format(path, document)
-    if fmt == "jsonl":
-        return fmt, _Loaded(list(_load_jsonl(path, fields)), name=path.stem)
-    if fmt == "csv":
-        return fmt, _Loaded(list(_load_csv(path, fields)), name=path.stem)
+    if fmt in ("jsonl", "csv"):  # read as a stream: see engine.task.stream
+        scan = Scan()
+        scan.start(path.stem, human)
+        load = _load_jsonl if fmt == "jsonl" else _load_csv
+        loaded = _Loaded(load(path, fields, scan), name=path.stem, human=human)
+        if scan.choices:
+            loaded.metric = "multiple_choice"
+        loaded.scan = scan
+        return fmt, loaded
     if document is None:
         document = parse_json(path, read_text(path))
     if fmt == "json":
@@ -215,6 +253,21 @@ def _load(path: Path, fmt: str | None, fields: Fields, own_human: bool) -> tuple
     if fmt == "instruction-induction":
         return fmt, _load_instruction_induction_file(path, document, own_human)
     return fmt, _load_bigbench_file(path, document)
+
+
+def _duplicates(path: Path, loaded: _Loaded, strict: bool) -> tuple[str, ...]:
+    """The duplicate check, from the hashes of a file read as a stream; each example of a
+    document (read whole) is checked for its size first."""
+    scan = loaded.scan
+    if scan is not None:
+        return check_duplicates_by_hash(
+            path, loaded.examples, scan.inputs, scan.outputs, strict=strict
+        )
+    for example in loaded.examples:
+        checked_size(example, f"{path}: {example.key}")
+    for example in loaded.test or ():
+        checked_size(example, f"{path}: its test file: {example.key}")
+    return check_duplicates(path, loaded.examples, strict=strict)
 
 
 def load_file(
@@ -234,23 +287,24 @@ def load_file(
     path = Path(path)
     if format is not None and format not in FORMATS:
         raise DatasetError(f"{path}: unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    fmt, loaded = _load(path, format, fields or Fields(), annotations is None)
+    human = read_annotations(Path(annotations)) if annotations is not None else None
+    fmt, loaded = _load(path, format, fields or Fields(), human, annotations is None)
     if fields is not None and fields != Fields() and fmt not in RECORD_FORMATS:
         raise DatasetError(
             f"{path}: input_field and output_field apply to JSON lines, JSON and CSV files, "
             f"not to the {fmt} format"
         )
     examples = loaded.examples
-    if fmt in ("jsonl", "json") and any(e.choices for e in examples):
+    if fmt == "json" and any(e.choices for e in examples):
         loaded.metric = "multiple_choice"
     if annotations is not None:
-        loaded.human = read_annotations(Path(annotations))
+        loaded.human = human
     if not examples:
         raise DatasetError(f"{path}: no examples; expected at least one example with an output")
-    warnings = check_duplicates(path, examples, strict=fmt in RECORD_FORMATS)
+    warnings = _duplicates(path, loaded, strict=fmt in RECORD_FORMATS)
     return Task(
         name=loaded.name,
-        examples=tuple(examples),
+        examples=examples if isinstance(examples, ExampleFile) else tuple(examples),
         metric=loaded.metric,
         human_instruction=loaded.human,
         description=loaded.description,

@@ -18,10 +18,24 @@ from typing import Any
 from engine.errors import DatasetError
 from engine.nesting import json_depth_problem
 
-__all__ = ["first_lines", "iter_lines", "parse_json", "read_text"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_TEXT_CHARS",
+    "first_lines",
+    "iter_lines",
+    "iter_lines_at",
+    "parse_json",
+    "read_text",
+]
 
 _BOM = codecs.BOM_UTF8
 _BLOCK = 1 << 20
+
+#: The most characters an example's input, or one of its outputs, may hold: far past any
+#: prompt a study sends, and the journal keeps no longer text.
+MAX_TEXT_CHARS = 100_000
+#: The longest line of a line-based task file: an example at its largest, and then some.
+MAX_LINE_BYTES = 1 << 23
 
 #: Presentation settings of BIG-Bench files that the engine does not read; a duplicate of one is
 #: not an error (timedial's task.json has two), and the last one wins as in Python's json.
@@ -59,29 +73,50 @@ def _decode(path: Path, raw: bytes, number: int) -> str:
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text with its line ending) of each line, read as a stream in blocks of
-    1 MiB; a leading byte-order mark is dropped."""
-    number = 0
+    1 MiB; a leading byte-order mark is dropped, and a line longer than `MAX_LINE_BYTES` is
+    refused with its number."""
+    for number, _, line in iter_lines_at(path):
+        yield number, line
+
+
+def iter_lines_at(
+    path: Path, start: int = 0, first: int = 1, block_size: int = _BLOCK
+) -> Iterator[tuple[int, int, str]]:
+    """As `iter_lines`, with where each line starts in the file (its byte offset), from
+    offset `start` on (numbering its line `first`): a stream can be read again from there
+    (in smaller blocks, `block_size`, to read a line or two)."""
+    number, offset = first - 1, start
     with _open(path) as file:
+        file.seek(start)
         rest = b""
         while True:
             try:
-                block = file.read(_BLOCK)
+                block = file.read(block_size)
             except OSError as error:
                 raise DatasetError(f"{path}: cannot read ({error.strerror})") from None
-            if number == 0 and not rest and block.startswith(_BOM):
-                block = block[len(_BOM) :]
+            if offset == 0 and not rest and block.startswith(_BOM):
+                block, offset = block[len(_BOM) :], len(_BOM)
             data = rest + block
             cut = data.rfind(b"\n") + 1 if block else len(data)
             whole, rest = data[:cut], data[cut:]
-            for line in _decoded_lines(path, whole, number):
+            if len(rest) > MAX_LINE_BYTES:
+                line_number = number + whole.count(b"\n") + 1
+                raise DatasetError(
+                    f"{path}: line {line_number}: longer than "
+                    f"{MAX_LINE_BYTES:,} bytes; an example holds at most {MAX_TEXT_CHARS:,} "
+                    "characters of input and of each output"
+                )
+            for line, size in _decoded_lines(path, whole, number):
                 number += 1
-                yield number, line
+                yield number, offset, line
+                offset += size
             if not block:
                 return
 
 
-def _decoded_lines(path: Path, data: bytes, before: int) -> list[str]:
-    """The lines of `data` (whole lines, after line `before`), each with its newline."""
+def _decoded_lines(path: Path, data: bytes, before: int) -> list[tuple[str, int]]:
+    """The lines of `data` (whole lines, after line `before`), each with its newline, and
+    the bytes each takes in the file."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:  # find the line, to name it
@@ -90,7 +125,12 @@ def _decoded_lines(path: Path, data: bytes, before: int) -> list[str]:
         raise
     lines = text.split("\n")
     last = lines.pop()  # empty after a final newline; else a last line without one
-    return [line + "\n" for line in lines] + ([last] if last else [])
+    if len(text) == len(data):  # ASCII: a character is a byte
+        sizes = [len(line) + 1 for line in lines]
+    else:
+        sizes = [len(raw) + 1 for raw in data.split(b"\n")[: len(lines)]]
+    decoded = [(line + "\n", size) for line, size in zip(lines, sizes, strict=True)]
+    return decoded + ([(last, len(data) - sum(sizes))] if last else [])
 
 
 def first_lines(path: Path) -> tuple[str, bool]:
@@ -132,6 +172,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+_PLAIN = json.JSONDecoder().decode
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
 
 
@@ -165,6 +206,20 @@ def _duplicate_key_line(text: str, key: str) -> int | None:
     return None
 
 
+def _flat_object(text: str) -> dict[str, Any] | None:
+    """A JSON line that is an object whose keys cannot repeat, parsed by the C decoder alone:
+    each key of an object is followed by ``":``, so when the text holds that pair exactly as
+    many times as the object has keys, there is no other object in it and no key twice. None
+    otherwise (or when it is not JSON): the checking decoder then says what is wrong."""
+    try:
+        value = _PLAIN(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(value, dict) and text.count('":') == len(value):
+        return value
+    return None
+
+
 def parse_json(path: Path, text: str, line: int | None = None) -> Any:
     """Parse JSON; a syntax error, a repeated key in an object or a nesting deeper than
     `engine.nesting.MAX_DEPTH` names the file and line (`line`: the file's line that `text`
@@ -173,6 +228,10 @@ def parse_json(path: Path, text: str, line: int | None = None) -> Any:
     if deep is not None:
         where = f"line {line}: " if line is not None else ""
         raise DatasetError(f"{path}: {where}{deep}") from None
+    if line is not None:
+        flat = _flat_object(text)
+        if flat is not None:
+            return flat
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:

@@ -51,7 +51,12 @@ def split_task(
     if test_size < 1:
         raise ConfigError(f"test_size must be at least 1, not {test_size}")
     rng = np.random.default_rng(seed)
-    order = [task.examples[i] for i in rng.permutation(len(task.examples))]
+    examples = task.examples
+    order = rng.permutation(len(examples))  # positions: only the examples taken are read
+
+    def taken(positions: np.ndarray) -> tuple[Example, ...]:
+        return tuple(examples[int(i)] for i in positions)
+
     own_test = task.test_examples
     needed = 2 if own_test is not None else 3
     if len(order) < needed:
@@ -70,7 +75,7 @@ def split_task(
             test = own_test
     else:
         take = min(test_size, max(1, len(order) // 4))
-        test, order = tuple(order[:take]), order[take:]
+        test, order = taken(order[:take]), order[take:]
     demo_take = min(demo_size, len(order) - 1, max(5, len(order) // 4))
-    demo, order = tuple(order[:demo_take]), order[demo_take:]
-    return Splits(demo=demo, scoring=tuple(order[:scoring_size]), test=test)
+    demo, order = taken(order[:demo_take]), order[demo_take:]
+    return Splits(demo=demo, scoring=taken(order[:scoring_size]), test=test)

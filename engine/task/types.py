@@ -7,6 +7,7 @@ instruction that serves as the baseline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["BINARY_METRICS", "METRICS", "Example", "Task"]
@@ -40,7 +41,9 @@ class Task:
     """
 
     name: str
-    examples: tuple[Example, ...]
+    #: a tuple, or a task file read as a stream (`engine.task.stream.ExampleFile`): its
+    #: examples are read again from the file when asked for
+    examples: Sequence[Example]
     metric: str = "exact_match"
     human_instruction: str | None = None
     description: str | None = None
