@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "API: GET /health, GET /openapi.json, POST|GET /v1/studies, GET|PATCH|DELETE "
-        "/v1/studies/{id}, GET /v1/studies/{id}/events (server-sent events). See "
+        "/v1/studies/{id}, POST /v1/studies/{id}/resume (a quarantined study), GET "
+        "/v1/studies/{id}/events (server-sent events). See "
         "docs/service.md; what a request can and cannot do: docs/security.md."
     )
     add = parser.add_argument
