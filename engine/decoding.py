@@ -24,7 +24,16 @@ import msgspec
 
 from engine.errors import ConfigError
 
-__all__ = ["Invalid", "convert", "decode_json", "invalid", "join", "read_text"]
+__all__ = [
+    "Invalid",
+    "constraints",
+    "convert",
+    "decode_json",
+    "invalid",
+    "join",
+    "read_text",
+    "value_range",
+]
 
 T = TypeVar("T")
 
@@ -122,7 +131,43 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
             problem += f" ({_show(walk.data)})"
         else:  # a constraint it breaks
             problem += f", got {_show(walk.data)}"
+            bounds = value_range(walk.type)
+            if bounds:
+                problem += f" (its range: {bounds})"
     return Invalid(walk.path, problem)
+
+
+def value_range(type_: Any) -> str:
+    """The range a numeric type's constraints allow (``1 to 50``, ``>= 0``), or ""."""
+    for meta in constraints(type_):
+        if (meta.ge, meta.gt, meta.le, meta.lt) == (None, None, None, None):
+            continue
+        low = _bound(meta.ge, "") if meta.ge is not None else _bound(meta.gt, "above ")
+        high = _bound(meta.le, "") if meta.le is not None else _bound(meta.lt, "below ")
+        if low and high:
+            return f"{low} to {high}"
+        if low or high:
+            return f">= {low}" if low and not low.startswith("above") else (low or high)
+    return ""
+
+
+def _bound(value: float | None, words: str) -> str:
+    if value is None:
+        return ""
+    shown = f"{value:,}" if isinstance(value, int) or float(value).is_integer() else f"{value:g}"
+    return words + shown.removesuffix(".0")
+
+
+def constraints(type_: Any) -> list[msgspec.Meta]:
+    """The Meta constraints of `type_` or of its Annotated members."""
+    found: list[msgspec.Meta] = []
+    if typing.get_origin(type_) is typing.Annotated:
+        found += [m for m in typing.get_args(type_)[1:] if isinstance(m, msgspec.Meta)]
+        found += constraints(typing.get_args(type_)[0])
+    elif typing.get_origin(type_) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(type_):
+            found += constraints(arg)
+    return found
 
 
 def _suggest(name: str, names: list[str]) -> str:

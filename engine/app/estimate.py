@@ -1,5 +1,9 @@
 """What a study will cost, said before its first call: the worst case and the expected spend.
 
+Memory is the worst case too: the examples the study keeps, the policy's table of candidates x
+scoring examples, the candidates' texts and answers, and the calls in flight (see `_memory_mb`);
+`ape-engine serve` refuses a study whose worst case is over its operator's limit.
+
 Worst case = full evaluation: every candidate the study may hold (initial batch plus every
 variant round) scored on the whole scoring pool, plus the proposal calls and the final
 evaluation on the test pool. Expected = the worst case times the cost ratio each policy reached
@@ -35,6 +39,15 @@ EXPECTED_RATIO = {
 _INSTRUCTION_CHARS = 100
 _PROPOSAL_OUTPUT_TOKENS = 40
 SCORING_MAX_TOKENS = 16
+#: Bytes, measured on this engine (`bench/study_memory.py`): the process before any study, an
+#: example kept (its text aside), one (candidate, scoring example) cell of the policy and the
+#: state, a candidate (its text aside), one call in flight (aiohttp).
+_BASE_MB = 90.0
+_PER_EXAMPLE = 600
+_PER_CELL = 24
+_PER_CANDIDATE = 4_000
+_PER_CALL = 20_000
+_PENDING_PER_CANDIDATE = 32  # engine.search's cap on one candidate's pulls in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,7 @@ class SpendEstimate:
     expected_usd: float
     priced: bool  # False when a model has no price (dollars then read 0)
     judged: bool = False  # each scoring and test call also asks the judge (counted in both)
+    memory_mb: float = 0.0  # the process at most, this study's part included
 
     def lines(self) -> list[str]:
         usd = "" if self.priced else " (a model has no price: add it under [prices])"
@@ -73,6 +87,8 @@ class SpendEstimate:
             f"calls ({self.expected_scoring_calls:,} scoring), ~{self.expected_tokens:,} tokens, "
             f"~${self.expected_usd:,.4f}",
             *judge,
+            f"memory: at most ~{self.memory_mb:,.0f} MB ({self.candidates} candidates x "
+            f"{self.n} scoring examples)",
         ]
 
 
@@ -125,6 +141,19 @@ def _proposal_calls(config: StudyConfig) -> int:
     return proposal_calls
 
 
+def _memory_mb(config: StudyConfig, splits: Splits, candidates: int) -> float:
+    """The most memory the study may hold, in MB: its examples with their text, the
+    candidates x scoring examples table, each candidate's text and kept answers, and the calls
+    in flight (bounded by the concurrency and by the pending pulls the policy allows)."""
+    pools = (*splits.demo, *splits.scoring, *splits.test)
+    text = sum(len(e.input) + sum(len(o) for o in e.outputs) for e in pools)
+    examples = len(pools) * _PER_EXAMPLE + text
+    cells = candidates * len(splits.scoring) * _PER_CELL
+    texts = candidates * (_PER_CANDIDATE + config.max_instruction_chars + config.answer_chars)
+    in_flight = min(config.concurrency, candidates * _PENDING_PER_CANDIDATE) * _PER_CALL
+    return _BASE_MB + (examples + cells + texts + in_flight) / 1e6
+
+
 def estimate_spend(
     config: StudyConfig,
     splits: Splits,
@@ -133,10 +162,14 @@ def estimate_spend(
     prices: PriceTable,
     scoring_model: str,
     proposal_model: str,
+    user_candidates: int = 0,
 ) -> SpendEstimate:
+    """`user_candidates`: the user's own, which join before any proposal."""
     n = len(splits.scoring)
     variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
-    candidates = min(config.max_candidates, config.initial_candidates + variants)
+    planned = config.initial_candidates + variants + user_candidates
+    planned += int(human and config.include_human)
+    candidates = min(config.max_candidates, planned)
     full = candidates * n
     ratio = EXPECTED_RATIO.get(config.policy, 1.0)
     expected = math.ceil(full * ratio)
@@ -182,4 +215,5 @@ def estimate_spend(
         and proposal_model in prices
         and (config.scoring != "judge" or judge_model in prices),
         judged=config.scoring == "judge",
+        memory_mb=_memory_mb(config, splits, candidates),
     )

@@ -94,6 +94,13 @@ class Prepared:
         return len(self.splits.scoring)
 
     @property
+    def worst_case(self) -> tuple[float, int, str]:
+        estimate = self.estimate
+        calls = estimate.full_scoring_calls + estimate.proposal_calls + estimate.evaluation_calls
+        sizes = f"{estimate.candidates} candidates x {estimate.n} scoring examples"
+        return estimate.memory_mb, calls, sizes
+
+    @property
     def task_warnings(self) -> tuple[str, ...]:
         return self.task.warnings
 
@@ -266,6 +273,10 @@ def prepare(
     study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
     journal = _journal_path(config, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
+    templates = load_templates(config.templates)
+    custom = scorer or (load_scorer_function(config.scorer) if config.scorer else None)
+    _check_judge(config)
+    candidates = _candidates(config, replay)
     estimate = estimate_spend(
         config,
         splits,
@@ -273,11 +284,8 @@ def prepare(
         prices=prices,
         scoring_model=config.model,
         proposal_model=config.proposal_model or config.model,
+        user_candidates=len(candidates),
     )
-    templates = load_templates(config.templates)
-    custom = scorer or (load_scorer_function(config.scorer) if config.scorer else None)
-    _check_judge(config)
-    candidates = _candidates(config, replay)
     return Prepared(
         config,
         task,

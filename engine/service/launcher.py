@@ -37,6 +37,12 @@ class PreparedStudy(Protocol):
     def scoring_pool(self) -> int: ...
 
     @property
+    def worst_case(self) -> tuple[float, int, str]:
+        """The study's worst case before it starts: memory in MB, calls, and what multiplies
+        (``200 candidates x 200 scoring examples``)."""
+        ...
+
+    @property
     def task_warnings(self) -> tuple[str, ...]:
         """What the task's loader noticed but accepted (repeated examples)."""
         ...

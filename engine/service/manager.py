@@ -117,6 +117,7 @@ class StudyManager:
         nothing behind."""
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new study", status=503)
+        self.operator.check_active(sum(not entry.done.is_set() for entry in self.entries.values()))
         inline = settings.pop("candidates", None)  # the body's list (a path is refused)
         settings, names = self.operator.resolve(settings)
         if isinstance(inline, list):  # kept as a file in the state folder, like a task
@@ -138,15 +139,24 @@ class StudyManager:
                 lambda: self.launcher.prepare(config, journals=self.state.journals)
             )
         except EngineError as error:
-            if task_folder is not None and not any(
-                entry.prepared is not None and entry.prepared.config.task == config.task
-                for entry in self.entries.values()
-            ):
-                shutil.rmtree(task_folder, ignore_errors=True)
+            self._forget_task(task_folder, config)
             raise RequestError(str(error), _field_of(error, inline=task is not None)) from None
+        try:
+            self.operator.check_footprint(*prepared.worst_case)
+        except RequestError:
+            self._forget_task(task_folder, config)
+            raise
         record = StudyRecord(prepared.study_id, str(prepared.journal_path), endpoints=names)
         self.state.save(record)
         return self._start(prepared, record)
+
+    def _forget_task(self, task_folder: Path | None, config: StudyConfig) -> None:
+        """A refused request's inline task leaves nothing behind (unless a study uses it)."""
+        if task_folder is not None and not any(
+            entry.prepared is not None and entry.prepared.config.task == config.task
+            for entry in self.entries.values()
+        ):
+            shutil.rmtree(task_folder, ignore_errors=True)
 
     def _start(self, prepared: PreparedStudy, record: StudyRecord) -> StudyEntry:
         if self._group is None:

@@ -24,6 +24,7 @@ from engine.errors import ConfigError, EngineError
 from engine.service.requests import EndpointName, RequestError
 from engine.study.config import (
     MAX_CONCURRENCY,
+    MAX_COUNT,
     CacheSize,
     Name,
     Rate,
@@ -37,7 +38,9 @@ from engine.task import builtin_task_names
 from engine.task.paths import inside
 
 __all__ = [
+    "DEFAULT_MAX_ACTIVE_STUDIES",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_STUDY_MB",
     "EndpointSpec",
     "Names",
     "Operator",
@@ -45,10 +48,16 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CONCURRENCY = 1000
+#: A study's worst-case memory and the studies running at once, by default: 8 x 256 MB leaves a
+#: 4 GB machine room for the process itself and the page cache.
+DEFAULT_MAX_STUDY_MB = 256.0
+DEFAULT_MAX_ACTIVE_STUDIES = 8
 _DEFAULT_CONCURRENCY: int = next(
     f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
 )
 ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
+StudyMemory = Annotated[float, Meta(ge=16, le=1e7)]  # MB
+ActiveStudies = Annotated[int, Meta(ge=1, le=10_000)]
 #: The operator's endpoints a study runs on, by role ("target", "proposal"): a name, or the
 #: names of a role that runs on several.
 Names = dict[str, str | list[str]]
@@ -82,6 +91,9 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     endpoints: dict[EndpointName, EndpointSpec] = {}
     max_concurrency: ServiceConcurrency = DEFAULT_MAX_CONCURRENCY
+    max_study_mb: StudyMemory = DEFAULT_MAX_STUDY_MB
+    max_study_calls: Annotated[int, Meta(ge=1, le=MAX_COUNT)] | None = None
+    max_active_studies: ActiveStudies = DEFAULT_MAX_ACTIVE_STUDIES
     cache_max_mb: CacheSize = 2048.0
     task_dir: str | None = None
     templates_dir: str | None = None
@@ -130,6 +142,37 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{field}: at most {self.max_concurrency} calls in flight per study in this "
                 f"service (got {concurrency}; its operator sets the cap with --max-concurrency)",
                 field,
+            )
+
+    def check_active(self, active: int) -> None:
+        """Another study may start while `active` run."""
+        if active >= self.max_active_studies:
+            raise RequestError(
+                f"this service runs at most {self.max_active_studies} studies at once (its "
+                "operator sets --max-active-studies); wait for one to end, or cancel one",
+                status=429,
+            )
+
+    def check_footprint(self, memory_mb: float, calls: int, sizes: str) -> None:
+        """A study whose worst case (`memory_mb`, `calls`; `sizes` says what multiplies) is
+        within the operator's limits; a `RequestError` naming the settings to lower."""
+        lower = (
+            "lower max_candidates, initial_candidates, the variant settings or scoring_size, "
+            "or set budget_scoring_calls"
+        )
+        if memory_mb > self.max_study_mb:
+            raise RequestError(
+                f"config: this study may hold ~{memory_mb:,.0f} MB ({sizes}); this service "
+                f"allows {self.max_study_mb:,.0f} MB per study (its operator sets "
+                f"--max-study-mb); {lower}",
+                "config",
+            )
+        if self.max_study_calls is not None and calls > self.max_study_calls:
+            raise RequestError(
+                f"config: this study may make {calls:,} calls ({sizes}); this service allows "
+                f"{self.max_study_calls:,} per study (its operator sets --max-study-calls); "
+                f"{lower}",
+                "config",
             )
 
     def resumed(self, config: StudyConfig, names: Names) -> dict[str, Any]:

@@ -57,6 +57,9 @@ __all__ = [
 MAX_COUNT = 2**53  # the largest integer a JSON number (a double) holds exactly
 MAX_CONCURRENCY = 100_000
 MAX_RATE = 1e9  # requests or tokens per minute
+MAX_CANDIDATES = 2000  # candidates a study holds: arms x examples is the policy's memory
+MAX_POOL = 10_000  # examples in one pool (demos, scoring, test)
+MAX_INSTRUCTION_CHARS = 20_000
 MIN_RATE = 0.01  # one per 100 minutes: below it a limit stalls a study rather than paces it
 
 Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
@@ -64,6 +67,7 @@ Positive = Annotated[int, Meta(ge=1, le=MAX_COUNT)]
 Amount = Annotated[float, Meta(ge=0, le=MAX_COUNT)]  # dollars, seconds: finite, >= 0
 Rate = Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)]
 Share = Annotated[float, Meta(ge=0, lt=1)]
+PoolSize = Annotated[int, Meta(ge=0, le=MAX_POOL)]
 Concurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 Probability = Annotated[float, Meta(gt=0, lt=1)]
 Tolerance = Annotated[float, Meta(ge=0, lt=1)]
@@ -80,6 +84,7 @@ EndpointName = Annotated[
     str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="an endpoint's name")
 ]
 Weight = Annotated[float, Meta(gt=0, le=1e6)]
+Headers = Annotated[dict[str, str], Meta(max_length=64)]
 
 Api = Literal["chat", "completions"]
 ScoringMode = Literal["exec", "logprob", "judge"]
@@ -117,11 +122,14 @@ class EndpointSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     model: Name | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
-    headers: dict[str, str] | None = None
+    headers: Headers | None = None
     rpm: Rate | None = None
     tpm: Rate | None = None
     timeout_s: Timeout | None = None
     weight: Weight = 1.0
+
+
+Endpoints = Annotated[list[EndpointSettings], Meta(max_length=64)]
 
 
 class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -139,7 +147,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     api_key_env: str | None = None  # none: $OPENAI_API_KEY (ANTHROPIC_API_KEY) when set
     api_key_file: str | None = None  # or a file holding only the key
     # extra HTTP headers (Azure's api-key); a value "env:VAR" or "file:PATH" is read from there
-    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    headers: Headers = msgspec.field(default_factory=dict)
     protocol: Protocol = "openai"  # or "anthropic": the Messages API (POST /v1/messages)
     timeout_s: Timeout = 120.0  # seconds a call may take before it is retried
     # proposal endpoint; defaults to the target's
@@ -147,11 +155,11 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     proposal_base_url: Url | None = None
     proposal_api_key_env: str | None = None
     proposal_api_key_file: str | None = None
-    proposal_headers: dict[str, str] | None = None  # none: the target's, on the same endpoint
+    proposal_headers: Headers | None = None  # none: the target's, on the same endpoint
     proposal_timeout_s: Timeout | None = None  # None = timeout_s
     # several endpoints for a role, instead of base_url / proposal_base_url (docs/endpoints.md)
-    endpoints: list[EndpointSettings] = msgspec.field(default_factory=list)
-    proposal_endpoints: list[EndpointSettings] = msgspec.field(default_factory=list)
+    endpoints: Endpoints = msgspec.field(default_factory=list)
+    proposal_endpoints: Endpoints = msgspec.field(default_factory=list)
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
     policy: PolicyName = "lucb"
@@ -173,28 +181,34 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     late_binding: bool = True
     group_by_candidate: bool = True
     # pools
-    demo_size: Count | None = None
-    scoring_size: Count | None = None
-    test_size: Count | None = None
+    demo_size: PoolSize | None = None
+    scoring_size: PoolSize | None = None
+    test_size: PoolSize | None = None
     # proposals (engine.study.settings.ProposalPlan has the same names)
-    initial_candidates: Count = 20  # 0: only your own candidates (and the human one)
-    candidates_per_call: Positive = 5
-    demos_per_proposal: Positive = 5
-    variant_rounds: Count = 2
-    variant_leaders: Positive = 3
-    variants_per_leader: Positive = 3
+    initial_candidates: Annotated[int, Meta(ge=0, le=MAX_CANDIDATES)] = (
+        20  # 0: only your own candidates (and the human one)
+    )
+    candidates_per_call: Annotated[int, Meta(ge=1, le=50)] = 5
+    demos_per_proposal: Annotated[int, Meta(ge=1, le=100)] = 5
+    variant_rounds: Annotated[int, Meta(ge=0, le=100)] = 2
+    variant_leaders: Annotated[int, Meta(ge=1, le=50)] = 3
+    variants_per_leader: Annotated[int, Meta(ge=1, le=50)] = 3
     new_candidate_share: Share = 0.25
-    max_candidates: Positive = 200
+    max_candidates: Annotated[int, Meta(ge=1, le=MAX_CANDIDATES)] = 200
     include_human: bool = False
     proposal_template: ProposalMode = "forward"  # or "insert" (completions with suffix)
     templates: str | None = None  # a TOML/JSON file overriding the prompt templates
     duplicate_similarity: Similarity = 0.9  # token-set Jaccard at which a proposal is a copy
-    max_instruction_chars: Positive = 400  # longer proposals are rejected
+    max_instruction_chars: Annotated[int, Meta(ge=1, le=MAX_INSTRUCTION_CHARS)] = (
+        400  # longer proposals are rejected
+    )
     scorer: Scorer | None = None  # "module:function" (or "file.py:function"): a custom scorer
     # your own candidates: a file, one instruction a line or JSONL {"instruction", "name"}
     candidates: str | None = None
     # how the target is asked (engine.study.scoring): demos before the input, the chat format
-    scoring_demos: Count | None = None  # None: 3 on chat, 0 on completions (prompting.py)
+    scoring_demos: Annotated[int, Meta(ge=0, le=64)] | None = (
+        None  # None: 3 on chat, 0 on completions (prompting.py)
+    )
     chat_format: ChatFormat = "output-only"
     answer_chars: Annotated[int, Meta(ge=0, le=10_000)] = 200  # of each answer kept in events
     # a model as judge (scoring = "judge", engine.study.judging): its rubric and its endpoint
@@ -212,14 +226,14 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     no_cache: bool = False
     json_out: str | None = None
     # the in-process simulator
-    sim_latency_s: Amount = 0.0
+    sim_latency_s: Annotated[float, Meta(ge=0, le=600)] = 0.0
     # the in-process server when there is no base_url: "sim" (the simulator) or "local" (a
     # GGUF model run by llama.cpp, engine.local: a path or "smollm2")
     # (none: the simulator for a built-in task; a task file needs an endpoint or a backend)
     backend: Backend | None = None
     local_model: Name = "smollm2"
-    local_threads: Positive | None = None
-    prices: dict[str, Price] = msgspec.field(default_factory=dict)
+    local_threads: Annotated[int, Meta(ge=1, le=1024)] | None = None
+    prices: Annotated[dict[str, Price], Meta(max_length=1000)] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if _DECODING.get():

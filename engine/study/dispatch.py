@@ -81,7 +81,8 @@ class Dispatcher:
     async def _round(self, group: TaskGroup) -> None:
         activity = self._shared.activity
         changed = activity.changed  # taken first, so no change is missed while asking
-        free = int(activity.capacity.available_tokens)
+        # never more than the policy can place: the permits of a round are reserved first
+        free = min(int(activity.capacity.available_tokens), self._shared.state.policy.open_pulls())
         if free <= 0 or not self._may_send():
             await changed.wait()
             return

@@ -76,6 +76,13 @@ class FakePolicy:
             pulls.append(FakePull(arm, example))
         return pulls
 
+    def open_pulls(self) -> int:
+        return sum(
+            self.stop_after - self.counts[a] - self.pending[a]
+            for a in range(len(self.sums))
+            if self._open(a)
+        )
+
     def observe(self, pull: FakePull, reward: float) -> None:
         """A pull handed out came back, or one replayed from a journal."""
         if (pull.arm, pull.example) in self.out:

@@ -159,9 +159,11 @@ def test_the_scoring_budget_flag_keeps_its_old_name_as_an_alias() -> None:
 
 
 def test_a_bad_flag_value_is_named_by_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ConfigError, match=r"^--concurrency: Expected `int` >= 1, got 0$"):
+    refused = r"^--concurrency: Expected `int` >= 1, got 0 \(its range: 1 to 100,000\)$"
+    with pytest.raises(ConfigError, match=refused):
         run_cli.config_from_args(run_args("--task", "sum", "--concurrency", "0"))
-    with pytest.raises(ConfigError, match=r"^--sim-latency: Expected `float` >= 0.0, got -1.0$"):
+    refused = r"^--sim-latency: Expected `float` >= 0.0, got -1.0 \(its range: 0 to 600\)$"
+    with pytest.raises(ConfigError, match=refused):
         run_cli.config_from_args(run_args("--task", "sum", "--sim-latency", "-1"))
     with pytest.raises(SystemExit):
         run_args("--policy", "best")  # argparse knows the choices
