@@ -55,7 +55,9 @@ def _write_case(folder: Path, candidates: int, examples: int, chars: int) -> tup
             out.write(json.dumps({"input": text.strip(), "output": word[:2]}) + "\n")
     listed = folder / "candidates.txt"
     listed.write_text(
-        "".join(f"Write the first two letters of the word, variant {i}.\n" for i in range(candidates))
+        "".join(
+            f"Write the first two letters of the word, variant {i}.\n" for i in range(candidates)
+        )
     )
     return task, listed
 
@@ -102,7 +104,9 @@ def main() -> None:
     rows = [measure(case, args.seconds) for case in CASES]
     print("| study | estimate (MB) | peak (MB) | peak / estimate |\n|---|---|---|---|")
     for row in rows:
-        print(f"| {row['case']} | {row['estimate_mb']:.0f} | {row['peak_mb']:.0f} | {row['ratio']} |")
+        print(
+            f"| {row['case']} | {row['estimate_mb']:.0f} | {row['peak_mb']:.0f} | {row['ratio']} |"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "study_memory.json").write_text(json.dumps(rows, indent=2))
 

@@ -18,7 +18,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -32,6 +32,8 @@ __all__ = [
     "invalid",
     "join",
     "read_text",
+    "setting",
+    "suggest",
     "value_range",
 ]
 
@@ -41,6 +43,50 @@ _LOCATED = re.compile(r"^(?P<problem>.*?)(?: - at `(?P<key>key` in `)?\$(?P<path
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
 _NAMED = re.compile(r"^Object (?P<what>missing required|contains unknown) field `(?P<name>[^`]*)`$")
 _SHOWN = 60  # characters of a refused value shown in a message
+
+
+SettingOwner = Literal["user", "operator"]
+
+
+def setting(
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
+    metavar: str | None = None,
+    flat: str | None = None,
+    owner: SettingOwner = "user",
+    why: str | None = None,
+    defines: bool = False,
+    resume: bool = False,
+    live: bool = False,
+) -> msgspec.Meta:
+    """A setting declared once, on its field (``Annotated[int, setting(...)] = 20``): its help
+    and range (checked by msgspec wherever the value enters), and what the front ends derive
+    from it -- `flag` (the name after ``--`` when not the field's flat name; "" for none),
+    `aliases` (older
+    flags that still work), `metavar`, `flat` (its name in a flat TOML file, a request and
+    today's flags, when not the group's prefix + the field's name), `owner` (``operator``: a
+    service request may not give it; `why` says so), `defines` (a journal resumes only with the
+    same value), `resume` (it may change on resume), `live` (it may change while the study
+    runs). `engine.settings` collects them (`SETTINGS`)."""
+    extra: dict[str, Any] = {"owner": owner, "defines": defines, "resume": resume, "live": live}
+    named = {"flag": flag, "metavar": metavar, "flat": flat, "why": why}  # flag "": no flag
+    extra.update({key: value for key, value in named.items() if value is not None})
+    if aliases:
+        extra["aliases"] = aliases
+    constraints = {"ge": ge, "gt": gt, "le": le, "lt": lt, "pattern": pattern}
+    constraints.update(min_length=min_length, max_length=max_length)
+    given = {key: value for key, value in constraints.items() if value is not None}
+    meta: Any = msgspec.Meta
+    return cast(msgspec.Meta, meta(**given, description=help, extra=extra))
 
 
 class Invalid(Exception):
@@ -121,7 +167,7 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
         if named["what"] == "missing required":
             problem = "missing; it is required"
         else:
-            problem = "unknown field" + _suggest(named["name"], names)
+            problem = "unknown field" + suggest(named["name"], names)
     elif problem.startswith("Invalid enum value") and walk.choices():
         problem += f"; choose one of {', '.join(walk.choices())}"
     elif problem.startswith("Expected") and not isinstance(walk.data, dict | list):
@@ -170,7 +216,7 @@ def constraints(type_: Any) -> list[msgspec.Meta]:
     return found
 
 
-def _suggest(name: str, names: list[str]) -> str:
+def suggest(name: str, names: list[str]) -> str:
     """ "; did you mean 'x'?" for a close name, else the names there are. A name matches with
     one of its middle words left out too (``budget_calls`` is close to
     ``budget_scoring_calls``)."""

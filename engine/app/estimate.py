@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass
 
 from engine.llm.client import estimate_tokens
+from engine.settings import ScoringSettings
 from engine.study.budgets import PriceTable
-from engine.study.config import StudyConfig
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JUDGE_REPLY_TOKENS, load_rubric
 from engine.study.prompting import OUTPUT_ONLY, scoring_demo_count
+from engine.study.settings import ProposalPlan, StudySettings
 from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
@@ -104,44 +105,47 @@ class _CallTokens:
     judge_out: int = 0
 
 
-def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
+def _call_tokens(
+    scoring: ScoringSettings, plan: ProposalPlan, splits: Splits, api: str
+) -> _CallTokens:
     """From the mean example in the scoring pool (the test pool when there is none)."""
     pool = splits.scoring or splits.test
     mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
     mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
-    demos = scoring_demo_count(config.scoring_demos, config.api)
+    demos = scoring_demo_count(scoring.demos, api)
     asked = _INSTRUCTION_CHARS + mean_input + 20 + demos * (mean_input + mean_output + 30)
-    if config.api == "chat" and config.chat_format == "output-only":
+    if api == "chat" and scoring.chat_format == "output-only":
         asked += len(OUTPUT_ONLY)
     prompt = estimate_tokens("x" * int(asked))
     judge_in = judge_out = 0
-    if config.scoring == "logprob":
+    if scoring.mode == "logprob":
         scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
-    elif config.scoring == "judge":  # the target's sentence, then the rubric around it
+    elif scoring.mode == "judge":  # the target's sentence, then the rubric around it
         scoring_in, scoring_out = prompt, JUDGE_ANSWER_TOKENS
-        rubric = len(load_rubric(config.judge_rubric).template) if config.judge_rubric else 0
+        rubric = len(load_rubric(scoring.rubric).template) if scoring.rubric else 0
         judge_chars = rubric + mean_input + mean_output
         judge_in = estimate_tokens("x" * int(judge_chars)) + JUDGE_ANSWER_TOKENS
         judge_out = JUDGE_REPLY_TOKENS
     else:
         scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
-    demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
+    demo_chars = plan.demos_per_proposal * (mean_input + mean_output + 20) + 200
     proposal_in = estimate_tokens("x" * int(demo_chars))
-    proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
+    proposal_out = _PROPOSAL_OUTPUT_TOKENS * plan.candidates_per_call
     return _CallTokens(scoring_in, scoring_out, proposal_in, proposal_out, judge_in, judge_out)
 
 
-def _proposal_calls(config: StudyConfig) -> int:
+def _proposal_calls(study: StudySettings) -> int:
     """The initial batch's calls plus one per leader per variant round, capped by the budget."""
-    proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
-        config.variant_rounds * config.variant_leaders
+    plan = study.proposals
+    proposal_calls = math.ceil(plan.initial_candidates / plan.candidates_per_call) + (
+        plan.variant_rounds * plan.variant_leaders
     )
-    if config.budget_proposal_calls is not None:
-        proposal_calls = min(proposal_calls, config.budget_proposal_calls)
+    if study.budgets.proposal_calls is not None:
+        proposal_calls = min(proposal_calls, study.budgets.proposal_calls)
     return proposal_calls
 
 
-def _memory_mb(config: StudyConfig, splits: Splits, candidates: int) -> float:
+def _memory_mb(study: StudySettings, splits: Splits, candidates: int) -> float:
     """The most memory the study may hold, in MB: its examples with their text, the
     candidates x scoring examples table, each candidate's text and kept answers, and the calls
     in flight (bounded by the concurrency and by the pending pulls the policy allows)."""
@@ -149,37 +153,45 @@ def _memory_mb(config: StudyConfig, splits: Splits, candidates: int) -> float:
     text = sum(len(e.input) + sum(len(o) for o in e.outputs) for e in pools)
     examples = len(pools) * _PER_EXAMPLE + text
     cells = candidates * len(splits.scoring) * _PER_CELL
-    texts = candidates * (_PER_CANDIDATE + config.max_instruction_chars + config.answer_chars)
-    in_flight = min(config.concurrency, candidates * _PENDING_PER_CANDIDATE) * _PER_CALL
+    texts = candidates * (
+        _PER_CANDIDATE + study.proposals.max_instruction_chars + study.answer_chars
+    )
+    in_flight = min(study.throughput.concurrency, candidates * _PENDING_PER_CANDIDATE) * _PER_CALL
     return _BASE_MB + (examples + cells + texts + in_flight) / 1e6
 
 
+def _candidates(study: StudySettings, human: bool) -> int:
+    """The candidates the study may hold: its plan, the user's own, the human instruction."""
+    plan = study.proposals
+    variants = plan.variant_rounds * plan.variant_leaders * plan.variants_per_leader
+    planned = plan.initial_candidates + variants + study.user_candidates
+    planned += int(human and plan.include_human)
+    return min(plan.max_candidates, planned)
+
+
 def estimate_spend(
-    config: StudyConfig,
+    study: StudySettings,
+    scoring: ScoringSettings,
     splits: Splits,
     *,
+    api: str,
     human: bool,
     prices: PriceTable,
     scoring_model: str,
     proposal_model: str,
-    user_candidates: int = 0,
+    judge_model: str,
 ) -> SpendEstimate:
-    """`user_candidates`: the user's own, which join before any proposal."""
+    """The study's spend and memory, before its first call (`study.user_candidates`: the user's
+    own, which join before any proposal; `human`: the task has a human instruction)."""
     n = len(splits.scoring)
-    variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
-    planned = config.initial_candidates + variants + user_candidates
-    planned += int(human and config.include_human)
-    candidates = min(config.max_candidates, planned)
+    candidates = _candidates(study, human)
     full = candidates * n
-    ratio = EXPECTED_RATIO.get(config.policy, 1.0)
-    expected = math.ceil(full * ratio)
-    if config.budget_scoring_calls is not None:
-        expected = min(expected, config.budget_scoring_calls)
-    proposal_calls = _proposal_calls(config)
+    expected = math.ceil(full * EXPECTED_RATIO.get(study.search.policy, 1.0))
+    if study.budgets.scoring_calls is not None:
+        expected = min(expected, study.budgets.scoring_calls)
+    proposal_calls = _proposal_calls(study)
     evaluation = (2 + int(human)) * len(splits.test)
-    size = _call_tokens(config, splits)
-
-    judge_model = config.judge_model or scoring_model
+    size = _call_tokens(scoring, study.proposals, splits, api)
 
     def tokens(scoring_calls: int) -> int:
         per_call = size.scoring_in + size.scoring_out + size.judge_in + size.judge_out
@@ -213,7 +225,7 @@ def estimate_spend(
         expected_usd=usd(expected),
         priced=scoring_model in prices
         and proposal_model in prices
-        and (config.scoring != "judge" or judge_model in prices),
-        judged=config.scoring == "judge",
-        memory_mb=_memory_mb(config, splits, candidates),
+        and (scoring.mode != "judge" or judge_model in prices),
+        judged=scoring.mode == "judge",
+        memory_mb=_memory_mb(study, splits, candidates),
     )

@@ -9,40 +9,18 @@ from __future__ import annotations
 
 import argparse
 
-import msgspec
-
 from engine.app.prepare import config_of, prepare
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.cli.run import add_html_flag, run_with_ui
 from engine.errors import JournalError
+from engine.settings import SETTINGS
 from engine.study.journal import replay_journal
 
 __all__ = ["add_arguments", "main"]
 
 #: The settings a journal may change: what it spends and how fast, where the endpoints are,
-#: where the result goes. The others define the study.
-ADJUSTABLE = (
-    "budget_scoring_calls",
-    "budget_proposal_calls",
-    "budget_usd",
-    "budget_tokens",
-    "budget_seconds",
-    "concurrency",
-    "rpm",
-    "tpm",
-    "base_url",
-    "proposal_base_url",
-    "api_key_env",
-    "api_key_file",
-    "headers",
-    "proposal_api_key_env",
-    "proposal_api_key_file",
-    "proposal_headers",
-    "timeout_s",
-    "proposal_timeout_s",
-    "json_out",
-    "sim_latency_s",
-)
+#: where the result goes (each declared `resume` on its field). The others define the study.
+ADJUSTABLE = tuple(one.flat for one in SETTINGS if one.resume)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     replay = replay_journal(args.journal)
     changes = given_settings(args, ADJUSTABLE)
-    settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
+    settings = {**config_of(replay).to_json(), **changes, "journal": args.journal}
     config = checked_config(settings, flags=changes)
     finished = replay.finished is not None and replay.finished.status == "finished"
     if finished and not any(name.startswith("budget_") for name in changes):

@@ -102,7 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--token-file", metavar="PATH", help="file holding the bearer token")
     add("--max-body", type=int, metavar="BYTES", help=f"largest body ({DEFAULT_MAX_BODY})")
     add("--no-resume", action="store_true", help="do not resume unfinished studies at start")
-    operator = parser.add_argument_group("what studies may use (the operator's)")
+    _add_operator_flags(parser.add_argument_group("what studies may use (the operator's)"))
+
+
+def _add_operator_flags(operator: argparse._ArgumentGroup) -> None:
     operator.add_argument(
         "--endpoint",
         action="append",

@@ -95,6 +95,10 @@ class Policy(Protocol):
         """The arm the policy would pick now (None before any result)."""
         ...
 
+    def budget_exhausted(self) -> bool:
+        """The scoring calls it was given (`set_budget`) are all observed."""
+        ...
+
     def done(self) -> bool:
         """The stopping rule holds, the budget is spent, or no arm can be pulled."""
         ...

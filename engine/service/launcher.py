@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.journal import Replay
 from engine.study.observers import Observer
 from engine.study.record import StudyRecord

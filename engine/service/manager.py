@@ -39,7 +39,7 @@ from engine.service.requests import (
     write_inline_task,
 )
 from engine.service.state import StateDir, StudyRecord
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.events import StudyFinished, StudyStarted
 from engine.study.journal import JournalWriteError, read_events
 from engine.study.snapshot import (
@@ -126,7 +126,7 @@ class StudyManager:
             settings["cache"] = str(self.state.cache)
             settings["cache_max_mb"] = self.operator.cache_max_mb
         try:
-            config = StudyConfig(**settings)
+            config = StudyConfig.of(**settings)
         except ConfigError as error:
             raise RequestError(str(error), config_field(error)) from None
         task_folder: Path | None = None
@@ -153,7 +153,7 @@ class StudyManager:
     def _forget_task(self, task_folder: Path | None, config: StudyConfig) -> None:
         """A refused request's inline task leaves nothing behind (unless a study uses it)."""
         if task_folder is not None and not any(
-            entry.prepared is not None and entry.prepared.config.task == config.task
+            entry.prepared is not None and entry.prepared.config.task.name == config.task.name
             for entry in self.entries.values()
         ):
             shutil.rmtree(task_folder, ignore_errors=True)
@@ -345,7 +345,7 @@ class StudyManager:
 
         def adjust(config: StudyConfig) -> dict[str, Any]:
             changes = self.operator.resumed(config, record.endpoints)
-            if not config.no_cache:  # the service's cache as it is now
+            if not config.outputs.no_cache:  # the service's cache as it is now
                 changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
             return changes
 
@@ -430,7 +430,7 @@ def _snapshot_of_journal(record: StudyRecord) -> StudySnapshot:
         events, reason = [], reason or str(error)
     for event in events:
         if isinstance(event, StudyStarted):
-            task, policy = event.task.name, str(event.config.get("policy", "?"))
+            task, policy = event.task.name, _policy_of(event.config)
         elif isinstance(event, StudyFinished):
             status, reason, winner = event.status, event.reason, event.winner
             extra = {"reason": event.reason, "result": event.result}
@@ -473,3 +473,11 @@ def _check_endpoint_names(entry: StudyEntry, snapshot: StudySnapshot, patch: Pat
                 f"{', '.join(known) or 'none shared'}",
                 f"{field}.endpoint",
             )
+
+
+def _policy_of(settings: dict[str, Any]) -> str:
+    """The policy a journal header's settings name (any version), or "?"."""
+    try:
+        return StudyConfig.from_json(settings).search.policy
+    except EngineError:
+        return "?"

@@ -22,18 +22,10 @@ from msgspec import Meta
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, EngineError
 from engine.service.requests import EndpointName, RequestError
-from engine.study.config import (
-    MAX_CONCURRENCY,
-    MAX_COUNT,
-    CacheSize,
-    Name,
-    Rate,
-    StudyConfig,
-    Timeout,
-    TransportName,
-    Url,
-)
+from engine.settings import StudyConfig
+from engine.settings.roles import Url
 from engine.study.judging import RUBRICS
+from engine.study.settings import MAX_CONCURRENCY, MAX_COUNT, Throughput, TransportName
 from engine.task import builtin_task_names
 from engine.task.paths import inside
 
@@ -52,9 +44,11 @@ DEFAULT_MAX_CONCURRENCY = 1000
 #: 4 GB machine room for the process itself and the page cache.
 DEFAULT_MAX_STUDY_MB = 256.0
 DEFAULT_MAX_ACTIVE_STUDIES = 8
-_DEFAULT_CONCURRENCY: int = next(
-    f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
-)
+_DEFAULT_CONCURRENCY = Throughput().concurrency
+Name = Annotated[str, Meta(min_length=1)]
+Rate = Annotated[float, Meta(ge=0.01, le=1e9)]
+Timeout = Annotated[float, Meta(gt=0, le=86_400)]
+CacheSize = Annotated[float, Meta(ge=1, le=1e9)]  # megabytes
 ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
 StudyMemory = Annotated[float, Meta(ge=16, le=1e7)]  # MB
 ActiveStudies = Annotated[int, Meta(ge=1, le=10_000)]
@@ -186,7 +180,7 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                         "add it back (serve --endpoint) to resume the study"
                     )
         changes = self.endpoint_settings(names)
-        changes["concurrency"] = min(config.concurrency, self.max_concurrency)
+        changes["concurrency"] = min(config.throughput.concurrency, self.max_concurrency)
         return changes
 
     def _endpoint_names(self, settings: dict[str, Any]) -> Names:

@@ -58,7 +58,7 @@ class SimServer(OpenAIServer):
     def __init__(self, config: SimConfig, world: World | None = None) -> None:
         self.config = config
         self.world = world if world is not None else World(resolve_tasks(config), config)
-        super().__init__(config.server_settings(), self.world)
+        super().__init__(config, self.world)
 
     def quality(self, instruction: str, task: str | None = None) -> float:
         """The latent quality of `instruction` on `task` (the world's truth)."""

@@ -96,7 +96,7 @@ class Dispatcher:
             if activity.changed is changed:  # nothing happened meanwhile (no answer was held)
                 await changed.wait()
             return
-        if self._shared.setup.settings.group_by_candidate:
+        if self._shared.setup.settings.throughput.group_by_candidate:
             pulls = by_candidate(pulls)
         for index, pull in enumerate(pulls):
             self._start(group, pull, permits[index] if permits is not None else None)
@@ -126,7 +126,9 @@ class Dispatcher:
 
     def _limiter(self) -> RateLimiter | None:
         scorer = self._shared.setup.scorer
-        if not self._shared.setup.settings.late_binding or not isinstance(scorer, PacedScorer):
+        if not self._shared.setup.settings.throughput.late_binding or not isinstance(
+            scorer, PacedScorer
+        ):
             return None
         return scorer.limiter
 

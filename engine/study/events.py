@@ -22,6 +22,7 @@ from engine.study.settings import BudgetName
 
 __all__ = [
     "JOURNAL_VERSION",
+    "JOURNAL_VERSIONS_READ",
     "ArmDropped",
     "ArmEliminated",
     "BudgetChanged",
@@ -48,8 +49,10 @@ __all__ = [
     "WarningExample",
 ]
 
-#: The journal's format; a journal of another version is refused with a clear message.
-JOURNAL_VERSION = 2
+#: The journal's format; a journal of another version is refused with a clear message. Version 3
+#: keeps the settings nested by group; version 2 kept them flat (`engine.settings` reads both).
+JOURNAL_VERSION = 3
+JOURNAL_VERSIONS_READ = (2, 3)
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Index = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
@@ -89,7 +92,7 @@ class PoolSizes(msgspec.Struct, frozen=True):
 
 
 class StudyStarted(Fact, frozen=True, tag="study_started"):
-    """The journal's first line. `config` is the settings it was started with (StudyConfig),
+    """The journal's first line. `config` is the settings it was started with (`engine.settings.StudyConfig`),
     opaque to the study; `models` names the endpoints and models it ran with; `pools` the
     sizes of its pools (None in a journal written before they were kept)."""
 

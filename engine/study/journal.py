@@ -31,6 +31,7 @@ import orjson
 from engine.errors import JournalError
 from engine.study.events import (
     JOURNAL_VERSION,
+    JOURNAL_VERSIONS_READ,
     ArmDropped,
     ArmEliminated,
     CandidateAdded,
@@ -289,10 +290,10 @@ def replay_journal(path: str | Path) -> Replay:
     first = numbered[0][1] if numbered else None
     if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
-    if first.version != JOURNAL_VERSION:
+    if first.version not in JOURNAL_VERSIONS_READ:
         raise JournalError(
             f"{where}: journal format {first.version}; this version of ape-engine reads "
-            f"format {JOURNAL_VERSION}"
+            f"formats {', '.join(map(str, JOURNAL_VERSIONS_READ))}"
         )
     _check_candidates(numbered, where)
     finished = None

@@ -178,7 +178,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
     return StudySnapshot(
         study_id=study_id,
         task=shared.setup.task.name,
-        policy=shared.setup.settings.policy,
+        policy=shared.setup.settings.search.policy,
         status=state.status,
         elapsed_s=seconds,
         eta_s=eta,
@@ -236,7 +236,7 @@ def result(
     return StudyResult(
         study_id=study_id,
         task=shared.setup.task.name,
-        policy=shared.setup.settings.policy,
+        policy=shared.setup.settings.search.policy,
         status=status,
         reason=state.reason,
         n=n,

@@ -69,7 +69,7 @@ def _header(record: StudyRecord) -> str:
     parts = [
         f"<h1>Study {_e(record.study_id)} on task {_e(record.task.name)}</h1>",
         f'<p class="meta">{_e(record.status)}{_e(reason)}; model {_e(model)}; policy '
-        f"{_e(record.config.policy)}; started {_e(date(record.created))}; pools: "
+        f"{_e(record.policy)}; started {_e(date(record.created))}; pools: "
         f"{record.pools.scoring} scoring, {record.pools.test} test examples; journal "
         f"{_e(record.path)}</p>",
     ]

@@ -91,7 +91,7 @@ def _title(record: StudyRecord) -> Text:
     models = record.models.get("target", {}).get("model") or record.model
     lines = [
         f"Study {record.study_id} on task {record.task.name!r}: {record.status}{reason}",
-        f"model {models}; policy {record.config.policy}; started {date(record.created)}; "
+        f"model {models}; policy {record.policy}; started {date(record.created)}; "
         f"pools: {record.pools.scoring} scoring, {record.pools.test} test examples",
         f"journal {record.path}",
     ]

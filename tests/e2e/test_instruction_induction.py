@@ -25,7 +25,7 @@ async def test_a_short_study_on_an_instruction_induction_task(
     task = load_task(str(path), seed=7)
     assert task.human_instruction and task.test_examples
     async with serve_sim(SimConfig(tasks=(task,), seed=7, debug_routes=True)) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=str(path),
             base_url=server.base_url,
             seed=7,

@@ -59,8 +59,16 @@ class FakePolicy:
     def _open(self, arm: int) -> bool:
         return arm not in self.dropped and self.counts[arm] + self.pending[arm] < self.stop_after
 
+    def _allowance(self) -> int | None:
+        if self.budget is None:
+            return None
+        return self.budget - self.pulls_used - sum(self.pending)
+
     def select(self, k: int) -> list[FakePull]:
         pulls = []
+        allowance = self._allowance()
+        if allowance is not None:
+            k = min(k, allowance)
         for _ in range(k):
             candidates = [a for a in range(len(self.sums)) if self._open(a)]
             if not candidates:
@@ -77,6 +85,9 @@ class FakePolicy:
         return pulls
 
     def open_pulls(self) -> int:
+        allowance = self._allowance()
+        if allowance is not None and allowance <= 0:
+            return 0
         return sum(
             self.stop_after - self.counts[a] - self.pending[a]
             for a in range(len(self.sums))
@@ -123,7 +134,12 @@ class FakePolicy:
             return None
         return max(pulled, key=lambda a: (self.sums[a] / self.counts[a], -a))
 
+    def budget_exhausted(self) -> bool:
+        return self.budget is not None and self.pulls_used >= self.budget
+
     def done(self) -> bool:
+        if self.budget_exhausted():
+            return True
         return bool(self.sums) and not any(self._open(a) for a in range(len(self.sums)))
 
 

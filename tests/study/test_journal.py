@@ -10,8 +10,8 @@ import pytest
 
 from engine.errors import JournalError
 from engine.propose import normalise_instruction
+from engine.settings import StudyConfig
 from engine.study.cache import CachedScorer, ResponseCache
-from engine.study.config import StudyConfig
 from engine.study.events import (
     JOURNAL_VERSION,
     ArmDropped,
@@ -39,7 +39,7 @@ def started(study_id: str = "abc") -> StudyStarted:
         study_id=study_id,
         engine="test",
         created=0.0,
-        config=StudyConfig(task="fake").to_json(),
+        config=StudyConfig.of(task="fake").to_json(),
         task=TaskIdentity("fake", task_fingerprint(Task("fake", pool(5)))),
     )
 
@@ -67,7 +67,7 @@ def write_journal(path: Path, events: list[Event] = EVENTS) -> None:
 
 
 def replayed_state(path: Path) -> StudyState:
-    state = StudyState(StudyConfig(task="fake").study_settings(), FakePolicy(5))
+    state = StudyState(StudyConfig.of(task="fake").study(), FakePolicy(5))
     for event in replay_journal(path).events:
         state.apply(event)
     return state
@@ -77,7 +77,7 @@ def test_replay_gives_back_candidates_observations_and_spend(tmp_path: Path) -> 
     path = tmp_path / "j.jsonl"
     write_journal(path)
     replay = replay_journal(path)
-    assert replay.study_id == "abc" and replay.started.config["task"] == "fake"
+    assert replay.study_id == "abc" and replay.started.config["task"]["name"] == "fake"
     assert replay.events == EVENTS and replay.counts() == (2, 2)
     state = replayed_state(path)
     assert [a.instruction for a in state.arms] == ["first q50", "second q60"]

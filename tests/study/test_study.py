@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.events import (
     JOURNAL_VERSION,
     BudgetChanged,
@@ -41,14 +41,14 @@ def make_study(
         "concurrency": 4,
     }
     settings.update(config)
-    study_config = StudyConfig(**settings)  # type: ignore[arg-type]
+    study_config = StudyConfig.of(**settings)  # type: ignore[arg-type]
     examples = pool(n)
     task = Task("fake", examples, human_instruction="human q55")
     policy = FakePolicy(n, stop_after)
     scorer = scorer or FakeScorer()
     proposer = FakeProposer(qualities)
     setup = StudySetup(
-        settings=study_config.study_settings(),
+        settings=study_config.study(),
         task=task,
         splits=Splits(demo=examples[:3], scoring=examples, test=examples[:20]),
         policy=policy,
