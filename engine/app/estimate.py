@@ -116,9 +116,10 @@ def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
 
 
 def _proposal_calls(config: StudyConfig) -> int:
-    """The initial batch's calls plus one per leader per variant round, capped by the budget."""
+    """The initial batch's calls plus those of every variant round, capped by the budget."""
+    plan = config.study_settings().proposals
     proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
-        config.variant_rounds * config.variant_leaders
+        config.variant_rounds * plan.calls_per_round()
     )
     if config.budget_proposal_calls is not None:
         proposal_calls = min(proposal_calls, config.budget_proposal_calls)
@@ -135,7 +136,8 @@ def estimate_spend(
     proposal_model: str,
 ) -> SpendEstimate:
     n = len(splits.scoring)
-    variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
+    per_round = (config.variant_leaders + int(config.merge)) * config.variants_per_leader
+    variants = config.variant_rounds * per_round
     candidates = min(config.max_candidates, config.initial_candidates + variants)
     full = candidates * n
     ratio = EXPECTED_RATIO.get(config.policy, 1.0)

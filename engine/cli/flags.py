@@ -82,6 +82,12 @@ GROUPS: dict[str, dict[str, str]] = {
         "variant_rounds": "rounds of leader variants",
         "variant_leaders": "leaders varied in each round",
         "variants_per_leader": "variants of each leader",
+        "variants": "what a variant round writes: resample (rewordings, the paper's), reflect "
+        "(revisions that read the parent's wrong answers), or both (the round split between them)",
+        "reflection_errors": "wrong answers a reflection sees (and half as many right ones)",
+        "parents": "whose variants a round writes: leaders (by mean), or pareto (the best leader "
+        "and parents sampled from the per-example Pareto front)",
+        "merge": "each variant round also merges two parents that win on different examples",
         "new_candidate_share": "share of the scoring budget kept for new candidates",
         "max_candidates": "most candidates a study holds",
         "include_human": "also search over the task's human instruction",

@@ -35,8 +35,10 @@ from engine.study.settings import (
     BUDGET_NAMES,
     BudgetLimits,
     FailureLimits,
+    ParentChoice,
     ProposalPlan,
     StudySettings,
+    VariantKinds,
 )
 from engine.task import METRICS
 
@@ -190,6 +192,10 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     templates: str | None = None  # a TOML/JSON file overriding the prompt templates
     duplicate_similarity: Similarity = 0.9  # token-set Jaccard at which a proposal is a copy
     max_instruction_chars: Positive = 400  # longer proposals are rejected
+    variants: VariantKinds = "resample"  # reflect: revisions that read the wrong answers
+    reflection_errors: Annotated[int, Meta(ge=1, le=50)] = 4  # wrong answers a reflection sees
+    parents: ParentChoice = "leaders"  # or "pareto": parents from the per-example Pareto front
+    merge: bool = False  # each round also merges two parents that win on different examples
     scorer: Scorer | None = None  # "module:function" (or "file.py:function"): a custom scorer
     # your own candidates: a file, one instruction a line or JSONL {"instruction", "name"}
     candidates: str | None = None
@@ -291,6 +297,10 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 new_candidate_share=self.new_candidate_share,
                 max_candidates=self.max_candidates,
                 include_human=self.include_human,
+                variants=self.variants,
+                reflection_errors=self.reflection_errors,
+                parents=self.parents,
+                merge=self.merge,
             ),
             failures=FailureLimits(self.max_failures, self.max_failure_share),
             answer_chars=self.answer_chars,

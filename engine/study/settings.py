@@ -15,10 +15,18 @@ __all__ = [
     "BudgetLimits",
     "BudgetName",
     "FailureLimits",
+    "ParentChoice",
     "ProposalPlan",
     "StudySettings",
+    "VariantKinds",
 ]
 
+#: What a variant round writes: the paper's rewordings of a parent (resample), revisions that
+#: read the parent's wrong answers (reflect), or both, the round's variants split between them.
+VariantKinds = Literal["resample", "reflect", "both"]
+#: Whose variants a round writes: the leaders by mean, or the best leader and parents sampled
+#: from the per-example Pareto front (docs/design.md, "Proposals").
+ParentChoice = Literal["leaders", "pareto"]
 BudgetName = Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
 #: The budgets, by the one name each keeps from flag (``--budget-scoring-calls``) to policy.
 BUDGET_NAMES: tuple[BudgetName, ...] = (
@@ -57,15 +65,27 @@ class ProposalPlan:
     max_candidates: int = 200
     include_human: bool = False
     user_candidates: int = 0  # the user's own candidates, added before any proposal
+    variants: VariantKinds = "resample"
+    reflection_errors: int = 4  # wrong answers a reflection sees (and half as many right ones)
+    parents: ParentChoice = "leaders"
+    merge: bool = False  # one merge of two complementary parents per round
 
     def planned(self) -> int:
-        """The candidates the study plans: the first batch, every variant round, the human
-        instruction (the scheduler shares its error probability among that many)."""
-        variants = self.variant_rounds * self.variant_leaders * self.variants_per_leader
+        """The candidates the study plans: the first batch, every variant round (its merge
+        included), the human instruction (the scheduler shares its error probability among
+        that many)."""
+        per_round = (self.variant_leaders + int(self.merge)) * self.variants_per_leader
+        variants = self.variant_rounds * per_round
         planned = (
             self.initial_candidates + variants + int(self.include_human) + self.user_candidates
         )
         return max(1, min(planned, self.max_candidates))
+
+    def calls_per_round(self) -> int:
+        """Proposal calls of one variant round: one per parent, two when `both` splits a
+        parent's variants between the kinds, and the merge."""
+        split = self.variants == "both" and self.variants_per_leader > 1
+        return self.variant_leaders * (2 if split else 1) + int(self.merge)
 
 
 @dataclass(frozen=True, slots=True)
