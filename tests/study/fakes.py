@@ -162,7 +162,7 @@ class FakeProposer:
         await anyio.lowlevel.checkpoint()
         taken, self.qualities = self.qualities[:count], self.qualities[count:]
         proposals = tuple(
-            Proposal(f"instruction {i} q{q}", "proposal")
+            Proposal(f"instruction {i} q{q}", "initial")
             for i, q in enumerate(taken, self.calls * 100)
         )
         return ProposalBatch(
@@ -176,8 +176,8 @@ class FakeProposer:
         proposals = tuple(
             Proposal(
                 f"variant {self.vary_calls}.{i} of {parent_id} q{min(99, quality + i)}",
-                "variant",
-                parent_id,
+                "resample",
+                (parent_id,),
             )
             for i in range(n)
         )

@@ -170,7 +170,7 @@ async def test_variants_of_the_leaders_join_the_running_study() -> None:
     )
     result = await study.run()
     assert proposer.vary_calls == 4
-    variants = [c for c in result.candidates if c.origin == "variant"]
+    variants = [c for c in result.candidates if c.origin == "resample"]
     assert len(variants) == 8
     assert all(c.pulls == 10 for c in variants)
     assert result.winner is not None
@@ -187,7 +187,7 @@ async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
         new_candidate_share=0.25,
     )
     result = await study.run()
-    variant_pulls = sum(c.pulls for c in result.candidates if c.origin == "variant")
+    variant_pulls = sum(c.pulls for c in result.candidates if c.origin == "resample")
     assert variant_pulls >= 40
     assert result.spend.scoring_calls <= 200 + 4
 
