@@ -28,7 +28,10 @@ class SimConfig:
     built-in task, generated with `task_seed`, or `seed` when that is None). Latent qualities
     are a mixture: a share `good_share` of instructions is drawn uniformly from `good_quality`,
     the rest from `mediocre_quality`; off-task proposals from `bad_quality`; a variant gets its
-    parent's quality plus normal noise of standard deviation `variant_noise`. `difficulty_spread`
+    parent's quality plus normal noise of standard deviation `variant_noise`; a reflection that
+    saw w wrong answers gets its parent's quality q plus a gain of mean `reflect_gain` x (1 - q)
+    x w / (w + 2) and normal noise of standard deviation `reflect_noise`, a merge the mean of
+    its parents' plus the same noise (`engine.sim.derived` says why). `difficulty_spread`
     is the spread (logistic scale) of example difficulties shared by all instructions.
     `chatty`: chat answers come the way small chat models write them, as a sentence around the
     output ('The output for "x" is y.'), unless a system message asks for the output only or
@@ -49,6 +52,8 @@ class SimConfig:
     mediocre_quality: tuple[float, float] = (0.2, 0.6)
     bad_quality: tuple[float, float] = (0.0, 0.1)
     variant_noise: float = 0.04
+    reflect_gain: float = 0.25
+    reflect_noise: float = 0.08
     difficulty_spread: float = 1.5
     # serving
     latency_base_s: float = 0.0
@@ -83,7 +88,9 @@ class SimConfig:
             low, high = getattr(self, name)
             if not 0.0 <= low <= high <= 1.0:
                 raise ConfigError(f"sim: {name} must be (low, high) with 0 <= low <= high <= 1")
-        for name in ("variant_noise", "difficulty_spread"):
+        if not 0.0 <= self.reflect_gain <= 1.0:
+            raise ConfigError(f"sim: reflect_gain must lie in [0, 1], not {self.reflect_gain}")
+        for name in ("variant_noise", "reflect_noise", "difficulty_spread"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim: {name} must not be negative, not {getattr(self, name)}")
         self.server_settings()  # checks the serving knobs
