@@ -30,6 +30,7 @@ CANDIDATE_COLUMNS = (
     "instruction",
     "origin",
     "parent",
+    "parents",
     "state",
     "pulls",
     "mean",
@@ -83,6 +84,7 @@ def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "instruction": arm.instruction,
                 "origin": arm.origin,
                 "parent": arm.parent,
+                "parents": list(arm.parents),
                 "state": arm.state,
                 "pulls": arm.pulls,
                 "mean": round(arm.mean, 6),
@@ -125,14 +127,15 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """A header, then the rows; a list (the expected outputs) joined by `` | ``, None empty."""
+    """A header, then the rows; a list (the expected outputs, the parents) joined by `` | ``,
+    None empty."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {
-                k: " | ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                k: " | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
                 for k, v in row.items()
             }
         )

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Node", "descent", "families", "origin_label"]
+__all__ = ["KindRow", "Node", "descent", "families", "kind_rows", "origin_label"]
 
 _SHORT = {"resample": "res", "reflect": "refl", "merge": "mrg"}  # beside their parents
 # earlier journals and services named two kinds otherwise
@@ -91,3 +92,41 @@ def families(lineage: Lineage, *, order: Sequence[int] = ()) -> list[Node]:
         if arm in children and not (parents and parents[0] in lineage)
     ]
     return [node(arm) for arm in sorted(roots, key=key)]
+
+
+@dataclass(frozen=True, slots=True)
+class KindRow:
+    """The proposal calls of one kind and the candidates they added (`kept`)."""
+
+    kind: str
+    calls: int
+    tokens: int
+    generated: int
+    kept: int
+    rejected: int
+    reasons: str  # "about the task 2, no instruction 1"
+
+
+def kind_rows(proposals: Mapping[str, Mapping[str, Any]], origins: Sequence[str]) -> list[KindRow]:
+    """One row per kind of proposal call (`proposals`: the study's tallies by kind), in the
+    order of `engine.study.events.ORIGINS`, with the candidates of that kind kept."""
+    order = ["initial", "resample", "reflect", "merge"]
+    kinds = [kind for kind in order if kind in proposals]
+    kinds += sorted(kind for kind in proposals if kind not in order)
+    rows = []
+    for kind in kinds:
+        tally = proposals[kind]
+        reasons = tally.get("reasons") or {}
+        ranked = sorted(dict(reasons).items(), key=lambda item: (-int(item[1]), item[0]))
+        rows.append(
+            KindRow(
+                kind,
+                int(tally.get("calls", 0)),
+                int(tally.get("tokens", 0)),
+                int(tally.get("generated", 0)),
+                sum(_kind(origin) == kind for origin in origins),
+                int(tally.get("rejected", 0)),
+                ", ".join(f"{why.replace('_', ' ')} {n}" for why, n in ranked),
+            )
+        )
+    return rows

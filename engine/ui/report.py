@@ -115,7 +115,11 @@ def spend_table(spend: Spend, full_evaluation_calls: int) -> Table:
         "scoring calls",
         f"{spend.scoring_calls:,} = {ratio} of full evaluation ({full:,})",
     )
-    summary.add_row("proposal calls", f"{spend.proposal_calls:,}")
+    share = spend.proposal_share()
+    proposals = f"{spend.proposal_calls:,}"
+    if spend.tokens:
+        proposals += f" ({share['tokens']:.1%} of the tokens)"
+    summary.add_row("proposal calls", proposals)
     summary.add_row("test-pool calls", f"{spend.evaluation_calls:,}")
     summary.add_row("answered by the cache", f"{spend.cached_calls:,}")
     summary.add_row("failed for good", f"{spend.failed_calls:,}")
