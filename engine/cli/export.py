@@ -24,7 +24,7 @@ __all__ = ["ANSWER_COLUMNS", "CANDIDATE_COLUMNS", "ERROR_EXIT", "add_arguments",
 
 ERROR_EXIT = 2
 
-CANDIDATE_COLUMNS = (
+CANDIDATE_COLUMNS: tuple[str, ...] = (
     "study_id",
     "arm",
     "instruction",
@@ -42,7 +42,7 @@ CANDIDATE_COLUMNS = (
     "test_upper",
     "test_n",
 )
-ANSWER_COLUMNS = (
+ANSWER_COLUMNS: tuple[str, ...] = (
     "study_id",
     "arm",
     "instruction",
