@@ -11,6 +11,7 @@ from rich.text import Text
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.result import StudyResult
+from engine.ui.lineage import origin_label
 
 __all__ = ["build_report", "candidates_table", "render_report", "spend_table"]
 
@@ -93,7 +94,7 @@ def _leaderboard(result: StudyResult, top: int) -> Table:
         board.add_row(
             str(candidate.arm),
             _clip(candidate.instruction, 60),
-            candidate.origin,
+            origin_label(candidate.origin, candidate.parents),
             f"{candidate.mean:.3f}" if candidate.pulls else "-",
             f"[{candidate.lower:.2f}, {candidate.upper:.2f}]",
             str(candidate.pulls),
