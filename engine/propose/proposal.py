@@ -51,7 +51,8 @@ class ProposalBatch:
     """What one or more proposal calls produced, after normalisation and de-duplication:
     `generated` answers, of which `rejected` were not instructions (`reasons`: why, by
     `REJECTIONS` name) and `duplicates` copied one kept before; `raw`: each answer as the
-    model wrote it; `kind`: the kind of call ("initial", "resample", "reflect", "merge")."""
+    model wrote it; `kind`: the kind of call ("initial", "resample", "reflect", "merge");
+    `latency_s`: the calls' round trips, summed (0 for answers from the cache)."""
 
     proposals: tuple[Proposal, ...]
     calls: int = 1
@@ -65,6 +66,7 @@ class ProposalBatch:
     raw: tuple[str, ...] = ()
     reasons: dict[str, int] = field(default_factory=dict)
     kind: str = ""
+    latency_s: float = 0.0
 
 
 class CandidateSource(Protocol):

@@ -229,6 +229,7 @@ class Proposer:
             raw=tuple(completion.texts),
             reasons=rejected,
             kind=kind,
+            latency_s=completion.latency_s,
         )
 
 

@@ -163,6 +163,7 @@ class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     raw: list[Text] = []
     reasons: dict[str, Count] = {}
     proposal_kind: Literal["initial", "resample", "reflect", "merge"] | None = None
+    latency_s: Seconds = 0.0  # the calls' round trips, summed
 
 
 class VariantRoundStarted(Fact, frozen=True, tag="variant_round_started"):

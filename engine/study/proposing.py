@@ -215,6 +215,7 @@ class ProposalLoop:
                 raw=[text[:plan_chars] for text in batch.raw] if plan_chars else [],
                 reasons=dict(batch.reasons),
                 proposal_kind=batch.kind if batch.kind in _CALL_KINDS else None,  # type: ignore[arg-type]
+                latency_s=min(max(batch.latency_s, 0.0), 1e9),
             )
         )
         for proposal in fresh:

@@ -70,6 +70,7 @@ class ProposalTally:
     calls: int = 0
     tokens: int = 0
     usd: float = 0.0
+    seconds: float = 0.0  # the calls' round trips, summed
     generated: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -80,6 +81,7 @@ class ProposalTally:
             "calls": self.calls,
             "tokens": self.tokens,
             "usd": round(self.usd, 6),
+            "seconds": round(self.seconds, 3),
             "generated": self.generated,
             "rejected": self.rejected,
             "duplicates": self.duplicates,
@@ -183,6 +185,7 @@ class StudyState:
         tally.calls += event.calls
         tally.tokens += tokens
         tally.usd += usd
+        tally.seconds += event.latency_s
         tally.generated += event.generated
         tally.rejected += event.rejected
         tally.duplicates += event.duplicates

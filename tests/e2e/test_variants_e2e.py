@@ -71,6 +71,7 @@ async def test_reflections_join_the_running_study_with_their_kind_and_parents(
     # what a reflection call costs is in the spend, and reported as the proposal calls' share
     data = result.to_json()
     assert data["proposals"]["reflect"]["calls"] == len(reflect_calls)
+    assert data["proposals"]["reflect"]["seconds"] > 0
     assert 0 < data["proposal_share"]["tokens"] < 1
     assert data["spend"]["proposal_tokens"] == sum(t["tokens"] for t in data["proposals"].values())
     # the scoring kept going while reflections were written: pulls of the first batch's
