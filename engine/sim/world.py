@@ -401,12 +401,16 @@ class World:
         texts = []
         for _ in range(request.n):
             text = proposal_text(cores, rng)
+            # written from the demos: a variant written later with the same words is not its
+            # parent's (the quality of a proposal is its own, scored yet or not)
+            self._derived.fixed.add(self.key(text))
             if t is not None:
                 self._origin.setdefault(self.key(text), t)
             if request.api == "completions":
                 completed = completion_form(text, rng)
                 if request.suffix:  # "I instructed my friend to" + the verb phrase
                     completed = " " + completed.removeprefix(" to ")
+                self._derived.fixed.add(self.key(completed))
                 if t is not None:
                     self._origin.setdefault(self.key(completed), t)
                 texts.append(completed)
