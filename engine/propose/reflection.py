@@ -4,8 +4,9 @@ A reflection answers with a diagnosis and then the revised instruction, which th
 for on one line after ``Instruction:``; models write it in many ways: ``**Revised
 instruction:** ...``, a heading (``### Improved Instruction``) over the instruction, a fenced
 block, the label on a line of its own. `read_revision` takes the last labelled line (a
-diagnosis may quote the old instruction first), else the paragraph under a heading that names
-an instruction, else the last fenced block, else an answer that is one paragraph and no
+diagnosis may quote the old instruction first), else the last label inside a line ("The
+improved instruction should be: ..."), else the paragraph under a heading that names an
+instruction, else the last fenced block, else an answer that is one paragraph and no
 diagnosis (a completions model continuing "Instruction:"). What it finds is cleaned and judged
 like any proposal (`engine.propose.normalise.judge_proposal`); an answer with no instruction in
 it is rejected as ``no_instruction``.
@@ -25,6 +26,12 @@ _LABELLED = re.compile(
     r"[\s*_]*(.*)$",
     re.IGNORECASE,
 )
+_INLINE = re.compile(
+    rf"\b{_WORDS}\s+instruction(?:\s+(?:should|would|could|might)\s+be|\s+is)?\s*[:\uff1a]"
+    r"[\s*_]*(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_QUOTED = {'"': '"', "\u201c": "\u201d", "'": "'", "`": "`"}
 _HEADING = re.compile(
     rf"^\s*(?:#+|\*\*|__)\s*(?:the\s+)?(?:{_WORDS}\s+)*instruction\s*(?:\*\*|__)?\s*$",
     re.IGNORECASE,
@@ -44,6 +51,16 @@ def _paragraph_after(lines: list[str], start: int) -> str:
     return " ".join(taken)
 
 
+def _unquoted(text: str) -> str:
+    """The text inside a leading quote up to its closing one (a model goes on after it)."""
+    close = _QUOTED.get(text[:1])
+    if close is not None:
+        end = text.find(close, 1)
+        if end > 1:
+            return text[1:end]
+    return text
+
+
 def read_revision(text: str) -> str:
     """The revised instruction an answer holds, not yet cleaned ('' when it holds none)."""
     lines = text.splitlines()
@@ -52,7 +69,14 @@ def read_revision(text: str) -> str:
         if found is None:
             continue
         content = found.group(1).strip().strip("*_").strip()
-        return content or _paragraph_after(lines, index + 1)
+        return _unquoted(content) or _paragraph_after(lines, index + 1)
+    inline = list(_INLINE.finditer(text))  # "... The improved instruction should be: ..."
+    if inline:
+        content = inline[-1].group(1).strip().strip("*_").strip()
+        if content:
+            return _unquoted(content)
+        following = text[inline[-1].end() :].splitlines()
+        return _paragraph_after(following, 0)
     for index in range(len(lines) - 1, -1, -1):
         if _HEADING.match(lines[index]):
             return _paragraph_after(lines, index + 1)

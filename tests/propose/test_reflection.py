@@ -49,6 +49,15 @@ RIGHT = Evidence("1 1", "2", "2", right=True)
             "Write the sum of both numbers.",
         ),
         (" Write the sum of the numbers.", "Write the sum of the numbers."),  # a continuation
+        (  # as Qwen2.5-Coder-1.5B wrote one: the label inside the diagnosis's line, quoted
+            "They are not the larger animal. The improved instruction should be: "
+            '"Name the larger animal of the two." This is clearer.',
+            "Name the larger animal of the two.",
+        ),
+        (
+            "Diagnosis: vague. Revised instruction:\n\nWrite the larger animal only.",
+            "Write the larger animal only.",
+        ),
         ("Diagnosis: the model fails.\n\nIt should do better.", ""),
         ("Diagnosis: it adds wrong.", ""),
     ],
