@@ -92,6 +92,12 @@ def _shown(answer: KeptAnswer, pool: Sequence[Example], right: bool) -> Evidence
     return Evidence(_clip(example.input), _clip(expected), _clip(answer.answer), right)
 
 
+def _example(example: Example) -> Evidence:
+    """An example as a merge shows it: the input and the expected output."""
+    expected = example.outputs[0] if example.outputs else ""
+    return Evidence(_clip(example.input), _clip(expected), "", right=True)
+
+
 def evidence_of(
     state: StudyState, pool: Sequence[Example], arm: int, errors: int, rng: random.Random
 ) -> tuple[Evidence, ...]:
@@ -128,11 +134,7 @@ def _merge_call(
 
     def shown(examples: tuple[int, ...]) -> tuple[Evidence, ...]:
         chosen = rng.sample(examples, min(plan.reflection_errors, len(examples)))
-        return tuple(
-            Evidence(_clip(pool[e].input), _clip(pool[e].outputs[0] if pool[e].outputs else ""),
-                     "", True)
-            for e in chosen
-        )  # fmt: skip
+        return tuple(_example(pool[e]) for e in chosen)
 
     first, second = state.arms[pair.first], state.arms[pair.second]
     return VariantCall(
