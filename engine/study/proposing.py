@@ -144,9 +144,17 @@ class ProposalLoop:
         shared.activity.pulls_at_last_round = shared.state.policy.pulls_used
         shared.emit(VariantRoundStarted(number=number))
         calls = round_calls(shared.state, shared.setup.splits.scoring, plan, number)
+        # at most `concurrency` at once, as the first batch: an endpoint's connections are
+        # that many, and a call queued for one longer than its timeout would fail
+        slots = anyio.CapacityLimiter(max(1, shared.activity.concurrency))
+
+        async def ask(call: VariantCall) -> None:
+            async with slots:
+                await self._call(self._asker(call))
+
         async with anyio.create_task_group() as group:
             for call in calls:
-                group.start_soon(self._call, self._asker(call))
+                group.start_soon(ask, call)
         kinds = sorted({call.kind for call in calls})
         shared.activity.message = (
             f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"

@@ -178,6 +178,29 @@ async def test_variants_of_the_leaders_join_the_running_study() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_round_s_reflections_join_at_most_concurrency_calls_at_once() -> None:
+    study, _, _, proposer = make_study(
+        variant_rounds=1,
+        variant_leaders=3,
+        variants_per_leader=2,
+        variants="both",
+        merge=True,
+        concurrency=2,
+        stop_after=10,
+    )
+    proposer.delay_s = 0.01
+    result = await study.run()
+    kinds = {c.origin for c in result.candidates if c.parents}
+    # the fake scorer's right answers are nested (a better instruction is right wherever a
+    # worse one is): no two candidates complement each other, so there is nothing to merge
+    assert kinds == {"resample", "reflect"}
+    assert proposer.vary_calls == 3 and len(proposer.shown) == 3
+    assert proposer.max_in_flight == 2  # a round never has more calls out than concurrency
+    reflections = [shown for kind, shown in proposer.shown if kind == "reflect"]
+    assert all(shown and not shown[0].right for shown in reflections)  # wrong answers first
+
+
+@pytest.mark.anyio
 async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
     study, *_ = make_study(
         variant_rounds=1,
