@@ -26,9 +26,8 @@ _LABELLED = re.compile(
     r"[\s*_]*(.*)$",
     re.IGNORECASE,
 )
-_INLINE = re.compile(
-    rf"\b{_WORDS}\s+instruction(?:\s+(?:should|would|could|might)\s+be|\s+is)?\s*[:\uff1a]"
-    r"[\s*_]*(.*)$",
+_INLINE = re.compile(  # "The improved instruction should be: ...", "... is as follows:"
+    rf"\b{_WORDS}\s+instruction\b[^:\uff1a\n]{{0,40}}[:\uff1a][\s*_]*(.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _QUOTED = {'"': '"', "\u201c": "\u201d", "'": "'", "`": "`"}

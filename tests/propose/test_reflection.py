@@ -58,6 +58,11 @@ RIGHT = Evidence("1 1", "2", "2", right=True)
             "Diagnosis: vague. Revised instruction:\n\nWrite the larger animal only.",
             "Write the larger animal only.",
         ),
+        (
+            "They do not compare. The improved instruction is as follows:\n\n"
+            "Name the smaller animal of the two.",
+            "Name the smaller animal of the two.",
+        ),
         ("Diagnosis: the model fails.\n\nIt should do better.", ""),
         ("Diagnosis: it adds wrong.", ""),
     ],
