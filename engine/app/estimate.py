@@ -135,10 +135,10 @@ def _call_tokens(
 
 
 def _proposal_calls(study: StudySettings) -> int:
-    """The initial batch's calls plus one per leader per variant round, capped by the budget."""
+    """The initial batch's calls plus those of every variant round, capped by the budget."""
     plan = study.proposals
     proposal_calls = math.ceil(plan.initial_candidates / plan.candidates_per_call) + (
-        plan.variant_rounds * plan.variant_leaders
+        plan.variant_rounds * plan.calls_per_round()
     )
     if study.budgets.proposal_calls is not None:
         proposal_calls = min(proposal_calls, study.budgets.proposal_calls)
@@ -163,8 +163,8 @@ def _memory_mb(study: StudySettings, splits: Splits, candidates: int) -> float:
 def _candidates(study: StudySettings, human: bool) -> int:
     """The candidates the study may hold: its plan, the user's own, the human instruction."""
     plan = study.proposals
-    variants = plan.variant_rounds * plan.variant_leaders * plan.variants_per_leader
-    planned = plan.initial_candidates + variants + study.user_candidates
+    per_round = (plan.variant_leaders + int(plan.merge)) * plan.variants_per_leader
+    planned = plan.initial_candidates + plan.variant_rounds * per_round + study.user_candidates
     planned += int(human and plan.include_human)
     return min(plan.max_candidates, planned)
 

@@ -29,7 +29,10 @@ class SimConfig(ServerSettings):
     built-in task, generated with `task_seed`, or `seed` when that is None). Latent qualities
     are a mixture: a share `good_share` of instructions is drawn uniformly from `good_quality`,
     the rest from `mediocre_quality`; off-task proposals from `bad_quality`; a variant gets its
-    parent's quality plus normal noise of standard deviation `variant_noise`. `difficulty_spread`
+    parent's quality plus normal noise of standard deviation `variant_noise`; a reflection that
+    saw w wrong answers gets its parent's quality q plus a gain of mean `reflect_gain` x (1 - q)
+    x w / (w + 2) and normal noise of standard deviation `reflect_noise`, a merge the mean of
+    its parents' plus the same noise (`engine.sim.derived` says why). `difficulty_spread`
     is the spread (logistic scale) of example difficulties shared by all instructions.
     `chatty`: chat answers come the way small chat models write them, as a sentence around the
     output ('The output for "x" is y.'), unless a system message asks for the output only or
@@ -47,6 +50,8 @@ class SimConfig(ServerSettings):
     mediocre_quality: tuple[float, float] = (0.2, 0.6)
     bad_quality: tuple[float, float] = (0.0, 0.1)
     variant_noise: float = 0.04
+    reflect_gain: float = 0.25
+    reflect_noise: float = 0.08
     difficulty_spread: float = 1.5
     debug_routes: bool = False
     chatty: bool = False
@@ -59,7 +64,9 @@ class SimConfig(ServerSettings):
             low, high = getattr(self, name)
             if not 0.0 <= low <= high <= 1.0:
                 raise ConfigError(f"sim: {name} must be (low, high) with 0 <= low <= high <= 1")
-        for name in ("variant_noise", "difficulty_spread"):
+        if not 0.0 <= self.reflect_gain <= 1.0:
+            raise ConfigError(f"sim: reflect_gain must lie in [0, 1], not {self.reflect_gain}")
+        for name in ("variant_noise", "reflect_noise", "difficulty_spread"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim: {name} must not be negative, not {getattr(self, name)}")
         if self.debug_routes and self.stats_path is None:

@@ -71,6 +71,7 @@ class Spend:
 
     Calls answered from the response cache are counted in `cached_calls` and cost nothing.
     `evaluation_calls` are the final held-out evaluation, outside the scoring budget.
+    `proposal_tokens` and `proposal_usd` are the proposal calls' part of `tokens` and `usd`.
     """
 
     scoring_calls: int = 0
@@ -81,6 +82,8 @@ class Spend:
     seconds: float = 0.0
     cached_calls: int = 0
     failed_calls: int = 0
+    proposal_tokens: int = 0
+    proposal_usd: float = 0.0
 
     def value(self, name: BudgetName) -> float:
         return float(getattr(self, name))
@@ -116,6 +119,18 @@ class Spend:
             "seconds": round(self.seconds, 3),
             "cached_calls": self.cached_calls,
             "failed_calls": self.failed_calls,
+            "proposal_tokens": self.proposal_tokens,
+            "proposal_usd": round(self.proposal_usd, 6),
+        }
+
+    def proposal_share(self) -> dict[str, float]:
+        """The proposal calls' share of the calls made (scoring and proposal), of the tokens
+        and of the dollars spent (0 where nothing was spent)."""
+        calls = self.scoring_calls + self.proposal_calls
+        return {
+            "calls": round(self.proposal_calls / calls, 4) if calls else 0.0,
+            "tokens": round(self.proposal_tokens / self.tokens, 4) if self.tokens else 0.0,
+            "usd": round(self.proposal_usd / self.usd, 4) if self.usd else 0.0,
         }
 
     @classmethod
@@ -128,9 +143,11 @@ class Spend:
             "tokens",
             "cached_calls",
             "failed_calls",
+            "proposal_tokens",
         ):
             setattr(spend, name, int(cast(int, data.get(name, 0))))
         spend.usd = float(cast(float, data.get("usd", 0.0)))
+        spend.proposal_usd = float(cast(float, data.get("proposal_usd", 0.0)))
         spend.seconds = float(cast(float, data.get("seconds", 0.0)))
         return spend
 

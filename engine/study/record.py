@@ -19,7 +19,7 @@ A paused study that writes nothing for longer shows as stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,18 +61,23 @@ TIMELINE_POINTS = 400
 
 @dataclass(frozen=True, slots=True)
 class ArmRecord:
-    """One candidate: its text and origin, and its pool mean and interval at the end."""
+    """One candidate: its text, kind (`origin`) and the candidates it was written from, and
+    its pool mean and interval at the end."""
 
     arm: int
     instruction: str
     origin: str
-    parent: int | None
+    parents: tuple[int, ...]
     name: str
     pulls: int
     mean: float
     lower: float
     upper: float
     state: str
+
+    @property
+    def parent(self) -> int | None:
+        return self.parents[0] if self.parents else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class StudyRecord:
     warnings: tuple[str, ...]
     failures: dict[str, int]
     with_task: bool  # the rows carry inputs and expected outputs
+    proposals: dict[str, dict[str, Any]] = field(default_factory=dict)  # by kind of call
 
     def held(self, role: str) -> HeldOut | None:
         return next((row for row in self.held_out if row.role == role), None)
@@ -198,6 +204,7 @@ def record_of(
         warnings=tuple(warning.message for warning in state.warnings),
         failures=dict(state.failure_kinds),
         with_task=splits is not None,
+        proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
     )
 
 
@@ -278,7 +285,7 @@ def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
                 arm=arm.index,
                 instruction=arm.instruction,
                 origin=arm.origin,
-                parent=arm.parent,
+                parents=arm.parents,
                 name=arm.name,
                 pulls=int(stats.count),
                 mean=float(stats.mean),

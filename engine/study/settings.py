@@ -26,11 +26,13 @@ __all__ = [
     "BudgetLimits",
     "BudgetName",
     "FailureLimits",
+    "ParentChoice",
     "Price",
     "ProposalPlan",
     "SearchSettings",
     "StudySettings",
     "Throughput",
+    "VariantKinds",
 ]
 
 MAX_COUNT = 2**53  # the largest integer a JSON number (a double) holds exactly
@@ -48,6 +50,12 @@ else:  # the choices of each registry, written once where the registry is
     TransportName = Literal[TRANSPORTS]
     ProposalMode = Literal[PROPOSAL_MODES]
 
+#: What a variant round writes: the paper's rewordings of a parent (resample), revisions that
+#: read the parent's wrong answers (reflect), or both, the round's variants split between them.
+VariantKinds = Literal["resample", "reflect", "both"]
+#: Whose variants a round writes: the leaders by mean, or the best leader and parents sampled
+#: from the per-example Pareto front (docs/design.md, "Proposals").
+ParentChoice = Literal["leaders", "pareto"]
 BudgetName = Literal["scoring_calls", "proposal_calls", "tokens", "usd", "seconds"]
 #: The budgets, by the one name each keeps from flag (``--budget-scoring-calls``) to policy.
 BUDGET_NAMES: tuple[BudgetName, ...] = (
@@ -212,14 +220,39 @@ class ProposalPlan(Group, frozen=True, kw_only=True):
     max_instruction_chars: Annotated[
         int, setting("longer proposals are rejected", ge=1, le=MAX_INSTRUCTION_CHARS)
     ] = 400
+    variants: Annotated[
+        VariantKinds,
+        setting(
+            "what a variant round writes: resample (rewordings, the paper's), reflect "
+            "(revisions that read the parent's wrong answers), or both"
+        ),
+    ] = "resample"
+    reflection_errors: Annotated[
+        int,
+        setting("wrong answers a reflection sees (and half as many right ones)", ge=1, le=50),
+    ] = 4
+    parents: Annotated[
+        ParentChoice,
+        setting("whose variants: the leaders, or parents from the per-example Pareto front"),
+    ] = "leaders"
+    merge: Annotated[
+        bool, setting("each round also merges two parents that win on different examples")
+    ] = False
 
     def planned(self, user_candidates: int = 0) -> int:
-        """The candidates the study plans: the first batch, every variant round, the human
-        instruction, the user's own (the scheduler shares its error probability among that
-        many)."""
-        variants = self.variant_rounds * self.variant_leaders * self.variants_per_leader
+        """The candidates the study plans: the first batch, every variant round (its merge
+        included), the human instruction, the user's own (the scheduler shares its error
+        probability among that many)."""
+        per_round = (self.variant_leaders + int(self.merge)) * self.variants_per_leader
+        variants = self.variant_rounds * per_round
         planned = self.initial_candidates + variants + int(self.include_human) + user_candidates
         return max(1, min(planned, self.max_candidates))
+
+    def calls_per_round(self) -> int:
+        """Proposal calls of one variant round: one per parent, two when `both` splits a
+        parent's variants between the kinds, and the merge."""
+        split = self.variants == "both" and self.variants_per_leader > 1
+        return self.variant_leaders * (2 if split else 1) + int(self.merge)
 
 
 class FailureLimits(Group, frozen=True, kw_only=True):

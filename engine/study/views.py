@@ -80,6 +80,7 @@ def _arm_rows(shared: Shared, leader: int | None) -> tuple[ArmRow, ...]:
                 state=state,
                 origin=arm.origin,
                 parent=arm.parent,
+                parents=arm.parents,
             )
         )
     return tuple(rows)
@@ -224,7 +225,7 @@ def result(
                 arm=arm.index,
                 instruction=arm.instruction,
                 origin=arm.origin,
-                parent=arm.parent,
+                parents=arm.parents,
                 mean=float(stats.mean),
                 lower=float(stats.lower),
                 upper=float(stats.upper),
@@ -252,4 +253,5 @@ def result(
         error=state.fatal,
         warnings=tuple(warning.message for warning in state.warnings),
         scoring=dict(shared.setup.scoring),
+        proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
     )

@@ -46,8 +46,8 @@ def started(study_id: str = "abc") -> StudyStarted:
 
 EVENTS: list[Event] = [
     started(),
-    CandidateAdded(arm=0, instruction="first q50", origin="proposal"),
-    CandidateAdded(arm=1, instruction="second q60", origin="variant", parent=0),
+    CandidateAdded(arm=0, instruction="first q50", origin="initial"),
+    CandidateAdded(arm=1, instruction="second q60", origin="resample", parents=[0]),
     PullDone(arm=0, example=3, reward=1.0, prompt_tokens=10, completion_tokens=2, usd=0.001),
     PullDone(arm=1, example=3, reward=0.0, prompt_tokens=10, completion_tokens=2, cached=True),
     ProposalsDone(calls=1, prompt_tokens=100, completion_tokens=30, usd=0.002, generated=5),
@@ -81,7 +81,7 @@ def test_replay_gives_back_candidates_observations_and_spend(tmp_path: Path) -> 
     assert replay.events == EVENTS and replay.counts() == (2, 2)
     state = replayed_state(path)
     assert [a.instruction for a in state.arms] == ["first q50", "second q60"]
-    assert state.arms[1].parent == 0 and state.arms[1].origin == "variant"
+    assert state.arms[1].parent == 0 and state.arms[1].origin == "resample"
     assert state.policy.observed == [(0, 3, 1.0), (1, 3, 0.0)]  # type: ignore[attr-defined]
     assert state.budgets.limit("scoring_calls") == 99
     assert state.variant_rounds_done == 1 and state.dropped == {1}
