@@ -48,7 +48,7 @@ async def _quality(session: aiohttp.ClientSession, url: str, text: str, task: st
 async def one_study(
     url: str, task: str, seed: int, concurrency: int, late: bool, folder: Path, rpm: float
 ) -> dict[str, Any]:
-    config = StudyConfig(
+    config = StudyConfig.of(
         task=task,
         base_url=url,
         seed=seed,

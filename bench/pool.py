@@ -83,7 +83,7 @@ async def _stats(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | N
 
 def _config(args: argparse.Namespace, urls: list[str], folder: Path, seconds: float) -> StudyConfig:
     in_flight = len(urls) * args.rpm / 60.0 * args.latency  # calls on the wire at the limit
-    return StudyConfig(
+    return StudyConfig.of(
         task=TASK,
         endpoints=[{"base_url": url} for url in urls],  # type: ignore[list-item]
         rpm=args.rpm,

@@ -100,8 +100,8 @@ async def _run(config: StudyConfig) -> tuple[StudyResult, dict[str, Any]]:
         result = await study.run()
     assert result.winner is not None
     return result, {
-        "group_by_candidate": config.group_by_candidate,
-        "seed": config.seed,
+        "group_by_candidate": config.throughput.group_by_candidate,
+        "seed": config.search.seed,
         "scoring_calls": result.spend.scoring_calls,
         "share": result.call_ratio,
         "calls_per_s": clock.rate(),
@@ -167,7 +167,7 @@ async def local_study(
         serve_sim(SimConfig(tasks=(task,), seed=seed)) as sim,
         serve_local(settings) as local,
     ):
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=TASK,
             seed=seed,
             base_url=local.base_url,
@@ -234,7 +234,7 @@ async def sim_study(seed: int, grouping: bool, folder: Path) -> dict[str, Any]:
         cached_token_cost=0.1,
     )
     async with serve_sim(sim) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=TASK,
             seed=seed,
             base_url=server.base_url,

@@ -116,7 +116,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for spec in args.tasks:
                 runs = []
                 for seed in range(args.seeds):
-                    config = StudyConfig(
+                    config = StudyConfig.of(
                         task=task_path(spec),
                         model=name,
                         base_url=server.base_url,

@@ -48,7 +48,7 @@ from engine.local import LocalSettings, serve_local
 from engine.local.models import served_model_name
 from engine.propose import Proposer, UserCandidate, instruction_key
 from engine.search import make_policy
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.scoring import ClientScorer, Score
 from engine.study.shared import StudySetup
 from engine.study.study import Study
@@ -227,7 +227,7 @@ async def one_study(name: str, entry: dict[str, Any], policy: str, seed: int) ->
     pool = tuple(Example(x, ("",), key=str(i)) for i, x in enumerate(entry["inputs"]))
     full = len(candidates) * len(pool)
     engine_policy, budget = _plan(policy, full)
-    config = StudyConfig(
+    config = StudyConfig.of(
         task=name,
         policy=engine_policy,
         seed=seed,
@@ -237,7 +237,7 @@ async def one_study(name: str, entry: dict[str, Any], policy: str, seed: int) ->
         concurrency=8,
         no_cache=True,
     )
-    settings = config.study_settings()
+    settings = config.study()
     settings = dataclasses.replace(
         settings,
         proposals=dataclasses.replace(settings.proposals, user_candidates=len(candidates)),

@@ -50,7 +50,7 @@ async def one_study(
 ) -> dict[str, Any]:
     task = load_task(task_name, seed=seed)
     async with serve_sim(SimConfig(tasks=(task,), seed=seed, debug_routes=True)) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=task_name,
             base_url=server.base_url,
             policy=policy,

@@ -19,14 +19,26 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
 from engine.errors import ConfigError
 from engine.nesting import json_depth_problem, toml_depth_problem
 
-__all__ = ["Invalid", "convert", "decode_json", "invalid", "join", "load_toml", "read_text"]
+__all__ = [
+    "Invalid",
+    "constraints",
+    "convert",
+    "decode_json",
+    "invalid",
+    "join",
+    "load_toml",
+    "read_text",
+    "setting",
+    "suggest",
+    "value_range",
+]
 
 T = TypeVar("T")
 
@@ -34,6 +46,50 @@ _LOCATED = re.compile(r"^(?P<problem>.*?)(?: - at `(?P<key>key` in `)?\$(?P<path
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
 _NAMED = re.compile(r"^Object (?P<what>missing required|contains unknown) field `(?P<name>[^`]*)`$")
 _SHOWN = 60  # characters of a refused value shown in a message
+
+
+SettingOwner = Literal["user", "operator"]
+
+
+def setting(
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
+    metavar: str | None = None,
+    flat: str | None = None,
+    owner: SettingOwner = "user",
+    why: str | None = None,
+    defines: bool = False,
+    resume: bool = False,
+    live: bool = False,
+) -> msgspec.Meta:
+    """A setting declared once, on its field (``Annotated[int, setting(...)] = 20``): its help
+    and range (checked by msgspec wherever the value enters), and what the front ends derive
+    from it -- `flag` (the name after ``--`` when not the field's flat name; "" for none),
+    `aliases` (older
+    flags that still work), `metavar`, `flat` (its name in a flat TOML file, a request and
+    today's flags, when not the group's prefix + the field's name), `owner` (``operator``: a
+    service request may not give it; `why` says so), `defines` (a journal resumes only with the
+    same value), `resume` (it may change on resume), `live` (it may change while the study
+    runs). `engine.settings` collects them (`SETTINGS`)."""
+    extra: dict[str, Any] = {"owner": owner, "defines": defines, "resume": resume, "live": live}
+    named = {"flag": flag, "metavar": metavar, "flat": flat, "why": why}  # flag "": no flag
+    extra.update({key: value for key, value in named.items() if value is not None})
+    if aliases:
+        extra["aliases"] = aliases
+    constraints = {"ge": ge, "gt": gt, "le": le, "lt": lt, "pattern": pattern}
+    constraints.update(min_length=min_length, max_length=max_length)
+    given = {key: value for key, value in constraints.items() if value is not None}
+    meta: Any = msgspec.Meta
+    return cast(msgspec.Meta, meta(**given, description=help, extra=extra))
 
 
 class Invalid(Exception):
@@ -130,7 +186,7 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
         if named["what"] == "missing required":
             problem = "missing; it is required"
         else:
-            problem = "unknown field" + _suggest(named["name"], names)
+            problem = "unknown field" + suggest(named["name"], names)
     elif problem.startswith("Invalid enum value") and walk.choices():
         problem += f"; choose one of {', '.join(walk.choices())}"
     elif problem.startswith("Expected") and not isinstance(walk.data, dict | list):
@@ -140,10 +196,46 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
             problem += f" ({_show(walk.data)})"
         else:  # a constraint it breaks
             problem += f", got {_show(walk.data)}"
+            bounds = value_range(walk.type)
+            if bounds:
+                problem += f" (its range: {bounds})"
     return Invalid(walk.path, problem)
 
 
-def _suggest(name: str, names: list[str]) -> str:
+def value_range(type_: Any) -> str:
+    """The range a numeric type's constraints allow (``1 to 50``, ``>= 0``), or ""."""
+    for meta in constraints(type_):
+        if (meta.ge, meta.gt, meta.le, meta.lt) == (None, None, None, None):
+            continue
+        low = _bound(meta.ge, "") if meta.ge is not None else _bound(meta.gt, "above ")
+        high = _bound(meta.le, "") if meta.le is not None else _bound(meta.lt, "below ")
+        if low and high:
+            return f"{low} to {high}"
+        if low or high:
+            return f">= {low}" if low and not low.startswith("above") else (low or high)
+    return ""
+
+
+def _bound(value: float | None, words: str) -> str:
+    if value is None:
+        return ""
+    shown = f"{value:,}" if isinstance(value, int) or float(value).is_integer() else f"{value:g}"
+    return words + shown.removesuffix(".0")
+
+
+def constraints(type_: Any) -> list[msgspec.Meta]:
+    """The Meta constraints of `type_` or of its Annotated members."""
+    found: list[msgspec.Meta] = []
+    if typing.get_origin(type_) is typing.Annotated:
+        found += [m for m in typing.get_args(type_)[1:] if isinstance(m, msgspec.Meta)]
+        found += constraints(typing.get_args(type_)[0])
+    elif typing.get_origin(type_) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(type_):
+            found += constraints(arg)
+    return found
+
+
+def suggest(name: str, names: list[str]) -> str:
     """ "; did you mean 'x'?" for a close name, else the names there are. A name matches with
     one of its middle words left out too (``budget_calls`` is close to
     ``budget_scoring_calls``)."""

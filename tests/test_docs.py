@@ -34,3 +34,23 @@ def test_every_cited_design_section_is_a_heading() -> None:
     }
     assert cited, "the code cites docs/design.md by section"
     assert {(where, s) for where, s in cited if s not in headings} == set()
+
+
+def test_the_guides_settings_table_is_the_one_the_fields_declare() -> None:
+    from engine.settings import SETTINGS
+    from engine.settings.fields import settings_table
+
+    guide = (ROOT / "docs/guide.md").read_text(encoding="utf-8")
+    shown = guide.split("<!-- settings table: begin -->\n")[1].split("<!-- settings table: end")[0]
+    assert shown == settings_table(SETTINGS), "regenerate it: python -m engine.settings"
+
+
+def test_every_setting_has_help_a_range_where_numeric_and_an_owner() -> None:
+    from engine.settings import SETTINGS
+
+    for one in SETTINGS:
+        assert one.help and one.owner in ("user", "operator"), one.path
+        if one.kind in (int, float):
+            assert " to " in one.range, (one.path, one.range)  # bounded on both sides
+        if one.owner == "operator":
+            assert one.why, one.path  # what a service request is told

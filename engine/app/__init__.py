@@ -14,7 +14,7 @@ before a call, `execute(prepared, ...)` runs it, `open_study` hands over the `St
 from engine.app.api import Endpoint, optimize, optimize_async
 from engine.app.execute import execute, open_study, run_study
 from engine.app.prepare import Prepared, prepare, prepare_resume
-from engine.study.config import StudyConfig, load_config_file
+from engine.settings import StudyConfig, load_config_file
 
 __all__ = [
     "Endpoint",

@@ -35,7 +35,7 @@ from engine.app.prepare import prepare
 from engine.errors import ConfigError
 from engine.llm.results import Completion
 from engine.propose import Templates, load_templates
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.result import StudyResult
 from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction
 from engine.task import Example, Task
@@ -205,7 +205,7 @@ async def optimize_async(
         function = metric_scorer(metric, config_settings.get("api", "chat"), templates)
     if function is not None:
         config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"
-    config = StudyConfig(task=task if isinstance(task, str) else "", **config_settings)
+    config = StudyConfig.of(task=task if isinstance(task, str) else "", **config_settings)
     prepared = prepare(config, task=value, scorer=function)
     return await execute(prepared, say=say)
 

@@ -8,9 +8,9 @@ Keys and header values come from the environment or a file and appear nowhere el
 where a variable's name belongs is refused without being printed, and so is a header value that
 looks like a key (``env:VAR`` or ``file:PATH`` keep it out of files and journals).
 
-A role may run on several endpoints (`StudyConfig.endpoints`, `proposal_endpoints`;
-docs/endpoints.md): `target_endpoints` and `proposal_endpoints` give each role's endpoints with
-every field decided (what an endpoint's table leaves out is the study's setting).
+A role (`engine.settings.Role`: target, proposal, judge) may run on several endpoints
+(docs/endpoints.md): `role_endpoints` gives a role's endpoints with every field decided (what an
+endpoint leaves out is its role's, what the proposal or judge role leaves out the target's).
 """
 
 from __future__ import annotations
@@ -20,19 +20,25 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
+
 from engine.errors import ConfigError
-from engine.study.config import EndpointSettings, StudyConfig
+from engine.settings import BackendSettings, Endpoint, Role
 from engine.task.builtin import BUILTIN_TASKS
 
 __all__ = [
+    "Roles",
     "check_key_names",
+    "effective",
     "header_items",
     "looks_like_key",
-    "proposal_endpoints",
     "remote",
     "resolve_endpoints",
-    "target_endpoints",
+    "role_endpoints",
 ]
+
+#: The study's roles by name: target, proposal, judge.
+Roles = dict[str, Role]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~+/=]+")
@@ -57,10 +63,9 @@ def _token_like(value: str) -> bool:
     return len(word) >= 20 and mixed and _TOKEN.fullmatch(word) is not None
 
 
-def _no_endpoint(config: StudyConfig) -> ConfigError:
+def _no_endpoint(task: str) -> ConfigError:
     return ConfigError(
-        f"task {config.task!r} is not a built-in task and no endpoint is given. Point it at a "
-        "model: "
+        f"task {task!r} is not a built-in task and no endpoint is given. Point it at a model: "
         "--base-url URL --model NAME [--api-key-env VAR] (or set OPENAI_BASE_URL and "
         "OPENAI_API_KEY); or run a GGUF model on this machine: --backend local; or ask for the "
         "simulator explicitly: --backend sim (a simulator, not a model: its scores say nothing "
@@ -68,45 +73,75 @@ def _no_endpoint(config: StudyConfig) -> ConfigError:
     )
 
 
+def effective(role: Role, target: Role) -> Role:
+    """`role` with what it leaves out taken from the target (the target itself as it is)."""
+    if role is target:
+        return role
+    taken = {
+        name: getattr(target, name)
+        for name in ("model", "protocol", "api", "timeout_s", "rpm", "tpm")
+        if getattr(role, name) is None
+    }
+    return msgspec.structs.replace(role, **taken) if taken else role
+
+
 def resolve_endpoints(
-    config: StudyConfig, environ: Mapping[str, str] | None = None, *, builtin: bool = True
-) -> StudyConfig:
-    """`config` with its endpoint and key variable decided (see the module's docstring);
-    `builtin` false: the task is not a built-in one whatever its name (examples in memory)."""
+    roles: Roles,
+    backend: BackendSettings,
+    task: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    builtin: bool = True,
+) -> tuple[Role, BackendSettings]:
+    """The target role and the backend with the endpoint and key variable decided (see the
+    module's docstring); `builtin` false: the task is not a built-in one whatever its name
+    (examples in memory)."""
     environ = os.environ if environ is None else environ
-    check_key_names(config)
-    _check_lists(config)
-    if config.protocol == "anthropic" and config.api != "chat":
+    check_key_names(roles)
+    _check_lists(roles)
+    target = roles["target"]
+    if target.protocol == "anthropic" and target.api != "chat":
         raise ConfigError("api: Anthropic's Messages API has no text completions; use api chat")
     changes: dict[str, object] = {}
-    if not remote(config) and config.backend is None:
+    if not remote(target) and backend.kind is None:
         from_env = environ.get("OPENAI_BASE_URL", "").strip()
-        if config.protocol == "anthropic":
+        if target.protocol == "anthropic":
             changes["base_url"] = ANTHROPIC_BASE_URL
         elif from_env:
+            if not from_env.startswith(("http://", "https://")):
+                raise ConfigError(
+                    "environment variable OPENAI_BASE_URL: base_url: Expected `str` matching "
+                    f"regex '^https?://', got {from_env!r}"
+                )
             changes["base_url"] = from_env
-        elif builtin and config.task in BUILTIN_TASKS:
-            changes["backend"] = "sim"
+        elif builtin and task in BUILTIN_TASKS:
+            backend = msgspec.structs.replace(backend, kind="sim")
         else:
-            raise _no_endpoint(config)
-    outside = remote(config) or "base_url" in changes
-    default_key = _KEY_ENV[config.protocol]
-    if outside and not (config.api_key_env or config.api_key_file) and environ.get(default_key):
+            raise _no_endpoint(task)
+    outside = remote(target) or "base_url" in changes
+    default_key = _KEY_ENV[target.protocol or "openai"]
+    if outside and not (target.api_key_env or target.api_key_file) and environ.get(default_key):
         changes["api_key_env"] = default_key
-    if not changes:
-        return config
-    try:
-        return config.replace(**changes)
-    except ConfigError as error:  # OPENAI_BASE_URL that is not a URL
-        raise ConfigError(f"environment variable OPENAI_BASE_URL: {error}") from None
+    if changes:
+        target = msgspec.structs.replace(target, **changes)
+    return target, backend
 
 
-def check_key_names(config: StudyConfig) -> None:
+def _flat(role: str, field: str) -> str:
+    return field if role == "target" else f"{role}_{field}"
+
+
+def check_key_names(roles: Roles) -> None:
     """Refuse a key given where a variable's name belongs, without printing it."""
-    names = [(field, getattr(config, field)) for field in ("api_key_env", "proposal_api_key_env")]
-    for role in ("endpoints", "proposal_endpoints"):
-        for index, entry in enumerate(getattr(config, role)):
-            names.append((f"{role}[{index}].api_key_env", entry.api_key_env))
+    names: list[tuple[str, str | None]] = []
+    tables: list[tuple[str, Mapping[str, str] | None]] = []
+    for role_name, role in roles.items():
+        names.append((_flat(role_name, "api_key_env"), role.api_key_env))
+        tables.append((_flat(role_name, "headers"), role.headers))
+        listed = _flat(role_name, "endpoints")
+        for index, entry in enumerate(role.endpoints):
+            names.append((f"{listed}[{index}].api_key_env", entry.api_key_env))
+            tables.append((f"{listed}[{index}].headers", entry.headers))
     for field, name in names:
         if name and looks_like_key(name):
             raise ConfigError(
@@ -115,10 +150,6 @@ def check_key_names(config: StudyConfig) -> None:
                 f"a variable -- export MY_KEY=... -- and give {field} = MY_KEY, or give a file "
                 f"with {field.replace('_env', '_file')}"
             )
-    tables = [(field, getattr(config, field)) for field in ("headers", "proposal_headers")]
-    for role in ("endpoints", "proposal_endpoints"):
-        for index, entry in enumerate(getattr(config, role)):
-            tables.append((f"{role}[{index}].headers", entry.headers))
     for field, headers in tables:
         for name, value in (headers or {}).items():
             if not value.startswith(("env:", "file:")) and _token_like(value):
@@ -151,33 +182,45 @@ def header_items(headers: Mapping[str, str], field: str) -> tuple[tuple[str, str
     return tuple(items)
 
 
-def remote(config: StudyConfig) -> bool:
+def remote(target: Role) -> bool:
     """Whether the study's target is an endpoint (or several), not an in-process server."""
-    return config.base_url is not None or bool(config.endpoints)
+    return target.base_url is not None or bool(target.endpoints)
 
 
-def _check_lists(config: StudyConfig) -> None:
+def _check_lists(roles: Roles) -> None:
     """A role's endpoints come from one place; each names its key once; names differ."""
-    for single, listed in (("base_url", "endpoints"), ("proposal_base_url", "proposal_endpoints")):
-        if getattr(config, single) is not None and getattr(config, listed):
+    named: list[str] = []
+    for role_name, role in roles.items():
+        single, listed = _flat(role_name, "base_url"), _flat(role_name, "endpoints")
+        if role.api_key_env is not None and role.api_key_file is not None:
+            key = _flat(role_name, "api_key_env")
+            raise ConfigError(
+                f"{key}: give the key's variable or its file ({_flat(role_name, 'api_key_file')}),"
+                " not both"
+            )
+        if role.base_url is not None and role.endpoints:
             raise ConfigError(
                 f"{listed}: give {single} (one endpoint) or {listed} (several), not both"
             )
-        for index, entry in enumerate(getattr(config, listed)):
+        for index, entry in enumerate(role.endpoints):
             if entry.api_key_env is not None and entry.api_key_file is not None:
                 raise ConfigError(
                     f"{listed}[{index}].api_key_env: give the key's variable or its file "
                     "(api_key_file), not both"
                 )
-    named = [e.name for e in (*config.endpoints, *config.proposal_endpoints) if e.name]
+            if entry.name:
+                named.append(entry.name)
     twice = sorted({name for name in named if named.count(name) > 1})
     if twice:
         raise ConfigError(f"endpoints: each endpoint needs a name of its own ({twice[0]!r} twice)")
+    taken = sorted(set(named) & set(roles))
+    if taken:
+        raise ConfigError(
+            f"endpoints: the name {taken[0]!r} is a role's; name the endpoint otherwise"
+        )
 
 
-def _decided(
-    entries: list[EndpointSettings], role: str, defaults: EndpointSettings
-) -> tuple[EndpointSettings, ...]:
+def _decided(entries: list[Endpoint], role: str, defaults: Endpoint) -> tuple[Endpoint, ...]:
     """`entries` with what each leaves out taken from `defaults`, and a name each: the role's
     name for one endpoint, else its own or the role and its place (``target-2``)."""
     decided = []
@@ -185,7 +228,7 @@ def _decided(
         own_key = entry.api_key_env is not None or entry.api_key_file is not None
         name = role if len(entries) == 1 else (entry.name or f"{role}-{index + 1}")
         decided.append(
-            EndpointSettings(
+            Endpoint(
                 base_url=entry.base_url,
                 name=name,
                 model=entry.model or defaults.model,
@@ -201,67 +244,77 @@ def _decided(
     return tuple(decided)
 
 
-def target_endpoints(config: StudyConfig, base_url: str) -> tuple[EndpointSettings, ...]:
-    """The target role's endpoints, every field decided; `base_url` is where the one endpoint
-    is when the config names none (the in-process simulator or local model)."""
-    entries = config.endpoints or [EndpointSettings(base_url=config.base_url or base_url)]
-    defaults = EndpointSettings(
+def _defaults(role: Role, base_url: str) -> Endpoint:
+    return Endpoint(
         base_url=base_url,
-        model=config.model,
-        api_key_env=config.api_key_env,
-        api_key_file=None if config.api_key_env else config.api_key_file,
-        headers=config.headers,
-        rpm=config.rpm,
-        tpm=config.tpm,
-        timeout_s=config.timeout_s,
+        model=role.model,
+        api_key_env=role.api_key_env,
+        api_key_file=None if role.api_key_env else role.api_key_file,
+        headers=role.headers,
+        rpm=role.rpm,
+        tpm=role.tpm,
+        timeout_s=role.timeout_s,
     )
-    return _decided(list(entries), "target", defaults)
 
 
-def proposal_endpoints(
-    config: StudyConfig, targets: tuple[EndpointSettings, ...], model: str
-) -> tuple[EndpointSettings, ...] | None:
-    """The proposal role's endpoints, every field decided (its model is `model`; its key,
-    headers and timeout the target's unless it has its own); None when proposals go to the
-    target's endpoints as they are (the same clients)."""
-    own_key = config.proposal_api_key_env or config.proposal_api_key_file
-    same = (
-        not config.proposal_endpoints
-        and config.proposal_base_url is None
-        and model == config.model
-        and config.proposal_timeout_s in (None, config.timeout_s)
-        and (own_key is None or own_key in (config.api_key_env, config.api_key_file))
-        and config.proposal_headers in (None, config.headers)
+def _own(role: Role, target: Role) -> bool:
+    """Whether a role calls other endpoints than the target's, or them otherwise."""
+    own_key = role.api_key_env or role.api_key_file
+    return bool(
+        role.endpoints
+        or role.base_url is not None
+        or (role.model is not None and role.model != target.model)
+        or role.timeout_s not in (None, target.timeout_s)
+        or (own_key is not None and own_key not in (target.api_key_env, target.api_key_file))
+        or role.headers not in (None, target.headers)
+        or role.rpm not in (None, target.rpm)
+        or role.tpm not in (None, target.tpm)
     )
-    if same:
+
+
+def role_endpoints(
+    name: str, role: Role, target: Role, base_url: str, *, shared: bool = True
+) -> tuple[Endpoint, ...] | None:
+    """The endpoints of role `name`, every field decided; `base_url` is where the one target
+    endpoint is when the settings name none (the in-process simulator or local model). The
+    target's are its own. Another role's are its own endpoints or URL, else the target's
+    servers with its model (and key, headers, timeout, limits, where it has its own); None when
+    it calls the target's endpoints as they are (`shared`: the same clients)."""
+    if name == "target":
+        entries = list(role.endpoints) or [Endpoint(base_url=role.base_url or base_url)]
+        return _decided(entries, name, _defaults(role, base_url))
+    if shared and not _own(role, target):
         return None
+    targets = role_endpoints("target", target, target, base_url) or ()
     first = targets[0]
-    defaults = EndpointSettings(
+    own_key = role.api_key_env is not None or role.api_key_file is not None
+    whole = effective(role, target)
+    defaults = Endpoint(
         base_url=first.base_url,
-        model=model,
-        api_key_env=config.proposal_api_key_env if own_key else first.api_key_env,
-        api_key_file=config.proposal_api_key_file if own_key else first.api_key_file,
-        headers=config.headers if config.proposal_headers is None else config.proposal_headers,
-        rpm=config.rpm,
-        tpm=config.tpm,
-        timeout_s=config.proposal_timeout_s or config.timeout_s,
+        model=whole.model,
+        api_key_env=role.api_key_env if own_key else first.api_key_env,
+        api_key_file=role.api_key_file if own_key else first.api_key_file,
+        headers=target.headers if role.headers is None else role.headers,
+        rpm=whole.rpm,
+        tpm=whole.tpm,
+        timeout_s=whole.timeout_s,
     )
-    if config.proposal_endpoints:
-        entries = list(config.proposal_endpoints)
-    elif config.proposal_base_url is not None:
-        entries = [EndpointSettings(base_url=config.proposal_base_url)]
-    else:  # the target's servers, with the proposal model (or key, headers, timeout)
+    if role.endpoints:
+        entries = list(role.endpoints)
+    elif role.base_url is not None:
+        entries = [Endpoint(base_url=role.base_url)]
+    else:  # the target's servers, with this role's model (or key, headers, timeout)
         entries = [
-            EndpointSettings(
-                base_url=target.base_url,
-                api_key_env=None if own_key else target.api_key_env,
-                api_key_file=None if own_key else target.api_key_file,
-                headers=target.headers if config.proposal_headers is None else None,
-                rpm=target.rpm,
-                tpm=target.tpm,
-                timeout_s=config.proposal_timeout_s or target.timeout_s,
-                weight=target.weight,
+            Endpoint(
+                base_url=one.base_url,
+                api_key_env=None if own_key else one.api_key_env,
+                api_key_file=None if own_key else one.api_key_file,
+                headers=one.headers if role.headers is None else None,
+                rpm=one.rpm if role.rpm is None else None,
+                tpm=one.tpm if role.tpm is None else None,
+                timeout_s=role.timeout_s or one.timeout_s,
+                weight=one.weight,
             )
-            for target in targets
+            for one in targets
         ]
-    return _decided(entries, "proposal", defaults)
+    return _decided(entries, name, defaults)

@@ -1,5 +1,9 @@
 """What a study will cost, said before its first call: the worst case and the expected spend.
 
+Memory is the worst case too: the examples the study keeps, the policy's table of candidates x
+scoring examples, the candidates' texts and answers, and the calls in flight (see `_memory_mb`);
+`ape-engine serve` refuses a study whose worst case is over its operator's limit.
+
 Worst case = full evaluation: every candidate the study may hold (initial batch plus every
 variant round) scored on the whole scoring pool, plus the proposal calls and the final
 evaluation on the test pool. Expected = the worst case times the cost ratio each policy reached
@@ -14,10 +18,11 @@ import math
 from dataclasses import dataclass
 
 from engine.llm.client import estimate_tokens
+from engine.settings import ScoringSettings
 from engine.study.budgets import PriceTable
-from engine.study.config import StudyConfig
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JUDGE_REPLY_TOKENS, load_rubric
 from engine.study.prompting import OUTPUT_ONLY, scoring_demo_count
+from engine.study.settings import ProposalPlan, StudySettings
 from engine.task.split import Splits
 
 __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
@@ -35,6 +40,15 @@ EXPECTED_RATIO = {
 _INSTRUCTION_CHARS = 100
 _PROPOSAL_OUTPUT_TOKENS = 40
 SCORING_MAX_TOKENS = 16
+#: Bytes, measured on this engine (`bench/study_memory.py`): the process before any study, an
+#: example kept (its text aside), one (candidate, scoring example) cell of the policy and the
+#: state, a candidate (its text aside), one call in flight (aiohttp).
+_BASE_MB = 90.0
+_PER_EXAMPLE = 600
+_PER_CELL = 24
+_PER_CANDIDATE = 4_000
+_PER_CALL = 20_000
+_PENDING_PER_CANDIDATE = 32  # engine.search's cap on one candidate's pulls in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +66,7 @@ class SpendEstimate:
     expected_usd: float
     priced: bool  # False when a model has no price (dollars then read 0)
     judged: bool = False  # each scoring and test call also asks the judge (counted in both)
+    memory_mb: float = 0.0  # the process at most, this study's part included
 
     def lines(self) -> list[str]:
         usd = "" if self.priced else " (a model has no price: add it under [prices])"
@@ -73,6 +88,8 @@ class SpendEstimate:
             f"calls ({self.expected_scoring_calls:,} scoring), ~{self.expected_tokens:,} tokens, "
             f"~${self.expected_usd:,.4f}",
             *judge,
+            f"memory: at most ~{self.memory_mb:,.0f} MB ({self.candidates} candidates x "
+            f"{self.n} scoring examples)",
         ]
 
 
@@ -88,65 +105,93 @@ class _CallTokens:
     judge_out: int = 0
 
 
-def _call_tokens(config: StudyConfig, splits: Splits) -> _CallTokens:
+def _call_tokens(
+    scoring: ScoringSettings, plan: ProposalPlan, splits: Splits, api: str
+) -> _CallTokens:
     """From the mean example in the scoring pool (the test pool when there is none)."""
     pool = splits.scoring or splits.test
     mean_input = sum(len(e.input) for e in pool) / max(1, len(pool))
     mean_output = sum(len(e.outputs[0]) if e.outputs else 0 for e in pool) / max(1, len(pool))
-    demos = scoring_demo_count(config.scoring_demos, config.api)
+    demos = scoring_demo_count(scoring.demos, api)
     asked = _INSTRUCTION_CHARS + mean_input + 20 + demos * (mean_input + mean_output + 30)
-    if config.api == "chat" and config.chat_format == "output-only":
+    if api == "chat" and scoring.chat_format == "output-only":
         asked += len(OUTPUT_ONLY)
     prompt = estimate_tokens("x" * int(asked))
     judge_in = judge_out = 0
-    if config.scoring == "logprob":
+    if scoring.mode == "logprob":
         scoring_in, scoring_out = prompt + estimate_tokens("x" * int(mean_output)), 0
-    elif config.scoring == "judge":  # the target's sentence, then the rubric around it
+    elif scoring.mode == "judge":  # the target's sentence, then the rubric around it
         scoring_in, scoring_out = prompt, JUDGE_ANSWER_TOKENS
-        rubric = len(load_rubric(config.judge_rubric).template) if config.judge_rubric else 0
+        rubric = len(load_rubric(scoring.rubric).template) if scoring.rubric else 0
         judge_chars = rubric + mean_input + mean_output
         judge_in = estimate_tokens("x" * int(judge_chars)) + JUDGE_ANSWER_TOKENS
         judge_out = JUDGE_REPLY_TOKENS
     else:
         scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
-    demo_chars = config.demos_per_proposal * (mean_input + mean_output + 20) + 200
+    demo_chars = plan.demos_per_proposal * (mean_input + mean_output + 20) + 200
     proposal_in = estimate_tokens("x" * int(demo_chars))
-    proposal_out = _PROPOSAL_OUTPUT_TOKENS * config.candidates_per_call
+    proposal_out = _PROPOSAL_OUTPUT_TOKENS * plan.candidates_per_call
     return _CallTokens(scoring_in, scoring_out, proposal_in, proposal_out, judge_in, judge_out)
 
 
-def _proposal_calls(config: StudyConfig) -> int:
-    """The initial batch's calls plus one per leader per variant round, capped by the budget."""
-    proposal_calls = math.ceil(config.initial_candidates / config.candidates_per_call) + (
-        config.variant_rounds * config.variant_leaders
+def _proposal_calls(study: StudySettings) -> int:
+    """The initial batch's calls plus those of every variant round, capped by the budget."""
+    plan = study.proposals
+    proposal_calls = math.ceil(plan.initial_candidates / plan.candidates_per_call) + (
+        plan.variant_rounds * plan.calls_per_round()
     )
-    if config.budget_proposal_calls is not None:
-        proposal_calls = min(proposal_calls, config.budget_proposal_calls)
+    if study.budgets.proposal_calls is not None:
+        proposal_calls = min(proposal_calls, study.budgets.proposal_calls)
     return proposal_calls
 
 
+def _memory_mb(study: StudySettings, splits: Splits, candidates: int) -> float:
+    """The most memory the study may hold, in MB: its examples with their text, the
+    candidates x scoring examples table, each candidate's text and kept answers, and the calls
+    in flight (bounded by the concurrency and by the pending pulls the policy allows)."""
+    pools = (*splits.demo, *splits.scoring, *splits.test)
+    text = sum(len(e.input) + sum(len(o) for o in e.outputs) for e in pools)
+    examples = len(pools) * _PER_EXAMPLE + text
+    cells = candidates * len(splits.scoring) * _PER_CELL
+    texts = candidates * (
+        _PER_CANDIDATE + study.proposals.max_instruction_chars + study.answer_chars
+    )
+    in_flight = min(study.throughput.concurrency, candidates * _PENDING_PER_CANDIDATE) * _PER_CALL
+    return _BASE_MB + (examples + cells + texts + in_flight) / 1e6
+
+
+def _candidates(study: StudySettings, human: bool) -> int:
+    """The candidates the study may hold: its plan, the user's own, the human instruction."""
+    plan = study.proposals
+    per_round = (plan.variant_leaders + int(plan.merge)) * plan.variants_per_leader
+    planned = plan.initial_candidates + plan.variant_rounds * per_round + study.user_candidates
+    planned += int(human and plan.include_human)
+    return min(plan.max_candidates, planned)
+
+
 def estimate_spend(
-    config: StudyConfig,
+    study: StudySettings,
+    scoring: ScoringSettings,
     splits: Splits,
     *,
+    api: str,
     human: bool,
     prices: PriceTable,
     scoring_model: str,
     proposal_model: str,
+    judge_model: str,
 ) -> SpendEstimate:
+    """The study's spend and memory, before its first call (`study.user_candidates`: the user's
+    own, which join before any proposal; `human`: the task has a human instruction)."""
     n = len(splits.scoring)
-    variants = config.variant_rounds * config.variant_leaders * config.variants_per_leader
-    candidates = min(config.max_candidates, config.initial_candidates + variants)
+    candidates = _candidates(study, human)
     full = candidates * n
-    ratio = EXPECTED_RATIO.get(config.policy, 1.0)
-    expected = math.ceil(full * ratio)
-    if config.budget_scoring_calls is not None:
-        expected = min(expected, config.budget_scoring_calls)
-    proposal_calls = _proposal_calls(config)
+    expected = math.ceil(full * EXPECTED_RATIO.get(study.search.policy, 1.0))
+    if study.budgets.scoring_calls is not None:
+        expected = min(expected, study.budgets.scoring_calls)
+    proposal_calls = _proposal_calls(study)
     evaluation = (2 + int(human)) * len(splits.test)
-    size = _call_tokens(config, splits)
-
-    judge_model = config.judge_model or scoring_model
+    size = _call_tokens(scoring, study.proposals, splits, api)
 
     def tokens(scoring_calls: int) -> int:
         per_call = size.scoring_in + size.scoring_out + size.judge_in + size.judge_out
@@ -180,6 +225,7 @@ def estimate_spend(
         expected_usd=usd(expected),
         priced=scoring_model in prices
         and proposal_model in prices
-        and (config.scoring != "judge" or judge_model in prices),
-        judged=config.scoring == "judge",
+        and (scoring.mode != "judge" or judge_model in prices),
+        judged=scoring.mode == "judge",
+        memory_mb=_memory_mb(study, splits, candidates),
     )

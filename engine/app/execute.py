@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from engine import __version__
 from engine.app.backends import in_process_name, start_backend
-from engine.app.endpoints import header_items, proposal_endpoints, remote, target_endpoints
+from engine.app.endpoints import effective, header_items, remote, role_endpoints
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
@@ -30,8 +31,9 @@ from engine.llm.limiter import RateLimiter
 from engine.llm.pool import EndpointPool
 from engine.llm.preflight import preflight
 from engine.search.policy import Policy
+from engine.settings import Endpoint, Outputs, Role, StudyConfig
+from engine.settings.roles import Api
 from engine.study.cache import CACHE_FILE, ResponseCache
-from engine.study.config import EndpointSettings, StudyConfig
 from engine.study.events import (
     JOURNAL_VERSION,
     CandidateAdded,
@@ -44,8 +46,8 @@ from engine.study.locks import journal_lock
 from engine.study.observers import Observer
 from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
-from engine.study.scheduler import study_policy, study_settings, user_candidates_in
-from engine.study.settings import StudySettings
+from engine.study.scheduler import reward_kind, study_policy, user_candidates_in
+from engine.study.settings import StudySettings, Throughput
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 
@@ -62,51 +64,49 @@ def _user_candidates(prepared: Prepared) -> int:
     return len(prepared.candidates) + replayed
 
 
-def _policy(prepared: Prepared) -> Policy:
-    return study_policy(
-        prepared.config,
-        n=len(prepared.splits.scoring),
-        metric=prepared.task.metric,
-        user_candidates=_user_candidates(prepared),
-    )
-
-
 def _settings(prepared: Prepared) -> StudySettings:
     """The study's settings, counting the user's own candidates in its plan."""
-    return study_settings(prepared.config, _user_candidates(prepared))
+    return prepared.config.study(_user_candidates(prepared))
+
+
+def _policy(prepared: Prepared) -> Policy:
+    scoring = prepared.config.scoring
+    rewards = reward_kind(scoring.mode, prepared.task.metric, custom=bool(scoring.scorer))
+    return study_policy(_settings(prepared), n=len(prepared.splits.scoring), rewards=rewards)
 
 
 def _scoring_format(prepared: Prepared) -> dict[str, Any]:
     """How the target model is asked, for the result: the API, the chat format, the demos."""
     config = prepared.config
-    count = scoring_demo_count(config.scoring_demos, config.api)
-    demos = pick_demos(prepared.splits.demo, count, config.seed)
+    api = config.target.api or "chat"
+    count = scoring_demo_count(config.scoring.demos, api)
+    demos = pick_demos(prepared.splits.demo, count, config.search.seed)
     return {
-        "mode": "custom" if config.scorer else config.scoring,
-        "api": config.api,
-        "chat_format": config.chat_format if config.api == "chat" else None,
+        "mode": "custom" if config.scoring.scorer else config.scoring.mode,
+        "api": api,
+        "chat_format": config.scoring.chat_format if api == "chat" else None,
         "demos": [{"input": d.input, "output": d.outputs[0]} for d in demos],
     }
 
 
-def endpoint_config(settings: EndpointSettings, config: StudyConfig) -> EndpointConfig:
-    """The client's config of one endpoint of a role (`settings` decided: see
-    `engine.app.endpoints.target_endpoints`)."""
-    assert settings.name is not None and settings.model is not None
-    where = "headers" if settings.name in ("target", "proposal") else f"{settings.name}.headers"
+def endpoint_config(endpoint: Endpoint, role: Role, throughput: Throughput) -> EndpointConfig:
+    """The client's config of one endpoint of a role (`endpoint` decided: see
+    `engine.app.endpoints.role_endpoints`; `role` with what it leaves out the target's)."""
+    assert endpoint.name is not None and endpoint.model is not None
+    where = "headers" if endpoint.name in ("target", "proposal") else f"{endpoint.name}.headers"
     return EndpointConfig(
-        name=settings.name,
-        base_url=settings.base_url,
-        model=settings.model,
-        api_key_env=settings.api_key_env,
-        api_key_file=None if settings.api_key_env else settings.api_key_file,
-        extra_headers=header_items(settings.headers or {}, where),
-        protocol=config.protocol,
-        requests_per_minute=settings.rpm,
-        tokens_per_minute=settings.tpm,
-        concurrency=config.concurrency,
-        timeout_s=settings.timeout_s or config.timeout_s,
-        transport=config.transport,
+        name=endpoint.name,
+        base_url=endpoint.base_url,
+        model=endpoint.model,
+        api_key_env=endpoint.api_key_env,
+        api_key_file=None if endpoint.api_key_env else endpoint.api_key_file,
+        extra_headers=header_items(endpoint.headers or {}, where),
+        protocol=role.protocol or "openai",
+        requests_per_minute=endpoint.rpm,
+        tokens_per_minute=endpoint.tpm,
+        concurrency=throughput.concurrency,
+        timeout_s=endpoint.timeout_s or role.timeout_s or 120.0,
+        transport=throughput.transport,
     )
 
 
@@ -123,29 +123,24 @@ class _Roles:
     judge: LLMClient | None
     clients: tuple[LLMClient, ...]
     pools: tuple[EndpointPool, ...]
+    apis: dict[str, Api]  # the API each client's role speaks, by client name
 
 
-def _judge(config: StudyConfig, targets: tuple[EndpointSettings, ...]) -> EndpointSettings | None:
+def _judge(config: StudyConfig, base_url: str) -> Endpoint | None:
     """The judge's endpoint (judge scoring only): its own URL, model and key, else the first
-    target endpoint's URL and the study's model and key; one client with its own limiter and
+    target endpoint's URL and the target's model and key; one client with its own limiter and
     statistics."""
-    if config.scoring != "judge":
+    if config.scoring.mode != "judge":
         return None
-    if any(one.name == "judge" for one in targets):
-        raise ConfigError("endpoints: the name 'judge' is the judge's; name the endpoint otherwise")
-    first = targets[0]
-    own_key = config.judge_api_key_env is not None
-    return EndpointSettings(
-        base_url=config.judge_base_url or first.base_url,
-        name="judge",
-        model=config.judge_model or config.model,
-        # its own key, else the first target's as that endpoint has it (a variable or a file)
-        api_key_env=config.judge_api_key_env if own_key else first.api_key_env,
-        api_key_file=None if own_key else first.api_key_file,
-        headers=None if own_key else first.headers,
-        rpm=config.rpm,
-        tpm=config.tpm,
-    )
+    judge = config.judge
+    if len(judge.endpoints) > 1:
+        raise ConfigError("judge_endpoints: the judge runs on one endpoint; give judge_base_url")
+    if not judge.endpoints and judge.base_url is None:  # the first target endpoint's server
+        targets = role_endpoints("target", config.target, config.target, base_url) or ()
+        judge = msgspec.structs.replace(judge, base_url=targets[0].base_url)
+    endpoints = role_endpoints("judge", judge, config.target, base_url, shared=False)
+    assert endpoints is not None
+    return endpoints[0]
 
 
 async def _clients(
@@ -155,6 +150,7 @@ async def _clients(
     calls the same endpoints with the same model, key, headers and timeout); a role of several
     endpoints is an `EndpointPool` of them."""
     config = prepared.config
+    throughput = config.throughput
 
     async def opened(endpoint: EndpointConfig) -> LLMClient:
         limiter = limiter_for(endpoint) if limiter_for else None
@@ -167,17 +163,20 @@ async def _clients(
             )
         return await stack.enter_async_context(LLMClient(endpoint, limiter=limiter))
 
-    async def role(settings: tuple[EndpointSettings, ...]) -> list[LLMClient]:
-        return [await opened(endpoint_config(one, config)) for one in settings]
+    apis: dict[str, Api] = {}
 
-    targets = target_endpoints(config, base_url)
-    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
-    target_clients = await role(targets)
-    judge_settings = _judge(config, targets)
-    judge = (
-        None if judge_settings is None else await opened(endpoint_config(judge_settings, config))
-    )
-    judges = () if judge is None else (judge,)
+    async def role(endpoints: tuple[Endpoint, ...], of: Role) -> list[LLMClient]:
+        whole = effective(of, config.target)
+        for one in endpoints:
+            apis[str(one.name)] = whole.api or "chat"
+        return [await opened(endpoint_config(one, whole, throughput)) for one in endpoints]
+
+    targets = role_endpoints("target", config.target, config.target, base_url) or ()
+    proposals = role_endpoints("proposal", config.proposal, config.target, base_url)
+    target_clients = await role(targets, config.target)
+    judge_endpoint = _judge(config, base_url)
+    judges = () if judge_endpoint is None else tuple(await role((judge_endpoint,), config.judge))
+    judge = judges[0] if judges else None
     pools: list[EndpointPool] = []
 
     def caller(clients: list[LLMClient], name: str, weights: list[float]) -> Caller:
@@ -189,34 +188,34 @@ async def _clients(
 
     target = caller(target_clients, "target", [one.weight for one in targets])
     if proposals is None:
-        return _Roles(target, target, judge, (*target_clients, *judges), tuple(pools))
+        return _Roles(target, target, judge, (*target_clients, *judges), tuple(pools), apis)
     taken = {client.name for client in (*target_clients, *judges)} & {p.name for p in proposals}
     if taken:
         raise ConfigError(f"proposal_endpoints: the name {taken.pop()!r} is taken (target, judge)")
-    proposal_clients = await role(proposals)
+    proposal_clients = await role(proposals, config.proposal)
     proposal = caller(proposal_clients, "proposal", [one.weight for one in proposals])
     clients = (*target_clients, *judges, *proposal_clients)
-    return _Roles(target, proposal, judge, clients, tuple(pools))
+    return _Roles(target, proposal, judge, clients, tuple(pools), apis)
 
 
-def where(settings: tuple[EndpointSettings, ...]) -> str:
+def where(settings: tuple[Endpoint, ...]) -> str:
     """A role's endpoints as the response cache keys them: one URL, or every URL, sorted (a
     pool's answers are kept apart from those of any one of its servers)."""
     return " ".join(sorted({one.base_url for one in settings}))
 
 
 def _cache(
-    stack: AsyncExitStack, config: StudyConfig, say: Callable[[str], None]
+    stack: AsyncExitStack, outputs: Outputs, say: Callable[[str], None]
 ) -> ResponseCache | None:
-    if config.no_cache:
+    if outputs.no_cache:
         return None
-    path = Path(config.cache) if config.cache else DEFAULT_STATE_DIR / CACHE_FILE
-    cache = ResponseCache(path, max_mb=config.cache_max_mb, say=say)
+    path = Path(outputs.cache) if outputs.cache else DEFAULT_STATE_DIR / CACHE_FILE
+    cache = ResponseCache(path, max_mb=outputs.cache_max_mb, say=say)
     stack.callback(cache.close)
     return cache
 
 
-def _role_json(settings: tuple[EndpointSettings, ...]) -> dict[str, Any]:
+def _role_json(settings: tuple[Endpoint, ...]) -> dict[str, Any]:
     first = settings[0]
     role: dict[str, Any] = {
         "model": first.model,
@@ -241,12 +240,13 @@ def endpoints_json(prepared: Prepared) -> dict[str, Any]:
     """What the study runs on -- the backend, and each role's endpoint(s), model and key
     variable (never a key) -- for the journal header, the result JSON and the report."""
     config = prepared.config
-    targets = target_endpoints(config, in_process_name(config))
-    proposals = proposal_endpoints(config, targets, prepared.proposal_model)
+    in_process = in_process_name(config.backend, config.search.seed)
+    targets = role_endpoints("target", config.target, config.target, in_process) or ()
+    proposals = role_endpoints("proposal", config.proposal, config.target, in_process)
     proposal = _role_json(proposals or targets)
     proposal["model"] = prepared.proposal_model
     return {
-        "backend": "endpoint" if remote(config) else config.backend,
+        "backend": "endpoint" if remote(config.target) else config.backend.kind,
         "target": _role_json(targets),
         "proposal": proposal,
     }
@@ -276,9 +276,25 @@ def _known(prepared: Prepared) -> list[str]:
         for event in (prepared.replay.events if prepared.replay else ())
         if isinstance(event, CandidateAdded)
     ]
-    if prepared.config.include_human and prepared.task.human_instruction:
+    if prepared.config.proposals.include_human and prepared.task.human_instruction:
         known.append(prepared.task.human_instruction)
     return known + [candidate.instruction for candidate in prepared.candidates]
+
+
+async def _base_url(stack: AsyncExitStack, prepared: Prepared, say: Callable[[str], None]) -> str:
+    """The target's URL: its own, or the in-process server's, started on `stack`."""
+    config = prepared.config
+    if remote(config.target):
+        return config.target.base_url or ""
+    start = start_backend(
+        prepared.task,
+        config.backend,
+        model=config.target.model or "",
+        seed=config.search.seed,
+        concurrency=config.throughput.concurrency,
+        say=say,
+    )
+    return await stack.enter_async_context(start)
 
 
 async def _setup(
@@ -289,34 +305,38 @@ async def _setup(
     cache: ResponseCache | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
-    base_url = config.base_url or ""
-    if not remote(config):
-        base_url = await stack.enter_async_context(start_backend(task, config, say))
+    base_url = await _base_url(stack, prepared, say)
     roles = await _clients(stack, prepared, base_url, limiter_for)
     for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds
-        say((await preflight(client, config.api)).line())
-    targets = target_endpoints(config, base_url)
-    proposals = proposal_endpoints(config, targets, prepared.proposal_model) or targets
-    in_process = in_process_name(config)
+        say((await preflight(client, roles.apis[client.name])).line())
+    in_process = in_process_name(config.backend, config.search.seed)
+    targets = role_endpoints("target", config.target, config.target, base_url) or ()
+    proposals = role_endpoints("proposal", config.proposal, config.target, base_url) or targets
     scorer = await build_scorer(
-        config,
+        config.scoring,
         roles.target,
+        api=config.target.api or "chat",
+        model=config.target.model or "",
+        seed=config.search.seed,
         metric=task.metric,
         templates=prepared.templates,
         custom=prepared.custom_scorer,
         cache=cache,
-        endpoint=where(targets) if remote(config) else in_process,
+        endpoint=where(targets) if remote(config.target) else in_process,
         say=say,
         demos=prepared.splits.demo,
         judge=roles.judge,
     )
     proposer = await build_proposer(
-        config,
+        config.proposals,
         roles.proposal,
         prepared.splits.demo,
+        api=effective(config.proposal, config.target).api or "chat",
+        model=prepared.proposal_model,
+        seed=config.search.seed,
         templates=prepared.templates,
         cache=cache,
-        endpoint=where(proposals) if remote(config) else in_process,
+        endpoint=where(proposals) if remote(config.target) else in_process,
         task=task_fingerprint(task),
         known=_known(prepared),
     )
@@ -330,7 +350,7 @@ async def _setup(
         clients=roles.clients,
         pools=roles.pools,
         prices=prepared.prices,
-        scoring_model=config.model,
+        scoring_model=config.target.model or "",
         user_candidates=prepared.candidates,
         scoring=_scoring_format(prepared),
     )
@@ -374,7 +394,7 @@ async def open_study(
     it is closed when the block ends."""
     async with AsyncExitStack() as stack:
         _hold_journal(stack, prepared)
-        cache = _cache(stack, prepared.config, say)
+        cache = _cache(stack, prepared.config.outputs, say)
         setup = await _setup(stack, prepared, say, limiter_for, cache)
         journal = JournalWriter(prepared.journal_path)
         stack.callback(journal.close)

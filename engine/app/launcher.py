@@ -13,7 +13,7 @@ from engine.app.prepare import Prepared, config_of, prepare
 from engine.app.records import open_record
 from engine.errors import EngineError
 from engine.service.manager import PreparedStudy
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.journal import replay_journal
 from engine.study.observers import Observer
 from engine.study.record import StudyRecord

@@ -13,24 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.app.endpoints import resolve_endpoints
+from engine.app.endpoints import effective, resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
 from engine.errors import ConfigError, JournalError
 from engine.propose import Templates, UserCandidate, load_candidates, load_templates
+from engine.settings import SETTINGS, ScoringSettings, StudyConfig, TaskSettings
 from engine.study.budgets import PriceTable
-from engine.study.config import StudyConfig
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.judging import RUBRICS, load_rubric
 from engine.study.locks import FileLock
 from engine.study.scoring import ScorerFunction
+from engine.study.settings import ProposalPlan, SearchSettings
 from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
 from engine.task.paths import file_stem, inside
 
 __all__ = [
     "DEFAULT_STATE_DIR",
-    "DEFINING_FIELDS",
+    "DEFINING",
     "Prepared",
     "config_of",
     "prepare",
@@ -42,30 +43,7 @@ __all__ = [
 DEFAULT_STATE_DIR = Path(".ape")
 
 #: Settings that define a study: a journal is resumed only with the same values.
-DEFINING_FIELDS = (
-    "task",
-    "task_format",
-    "input_field",
-    "output_field",
-    "model",
-    "proposal_model",
-    "api",
-    "policy",
-    "metric",
-    "scoring",
-    "delta",
-    "epsilon",
-    "seed",
-    "demo_size",
-    "scoring_size",
-    "test_size",
-    "scorer",  # a custom scorer, or the templates (the scoring template), change every reward
-    "templates",
-    "scoring_demos",  # how the target is asked, and who judges, change every reward too
-    "chat_format",
-    "judge_rubric",
-    "judge_model",
-)
+DEFINING = tuple(one for one in SETTINGS if one.defines)
 
 
 @dataclass(slots=True)
@@ -87,7 +65,7 @@ class Prepared:
 
     @property
     def proposal_model(self) -> str:
-        return self.config.proposal_model or self.config.model
+        return effective(self.config.proposal, self.config.target).model or ""
 
     @property
     def task_name(self) -> str:
@@ -98,43 +76,52 @@ class Prepared:
         return len(self.splits.scoring)
 
     @property
+    def worst_case(self) -> tuple[float, int, str]:
+        estimate = self.estimate
+        calls = estimate.full_scoring_calls + estimate.proposal_calls + estimate.evaluation_calls
+        sizes = f"{estimate.candidates} candidates x {estimate.n} scoring examples"
+        return estimate.memory_mb, calls, sizes
+
+    @property
     def task_warnings(self) -> tuple[str, ...]:
         return self.task.warnings
 
 
-def study_splits(config: StudyConfig, task: Task) -> Splits:
-    """The task's three pools as the study `config` draws them."""
+def study_splits(search: SearchSettings, task: Task) -> Splits:
+    """The task's three pools as the study's search settings draw them."""
     sizes: dict[str, int] = {}
     for name in ("demo_size", "scoring_size", "test_size"):
-        value = getattr(config, name)
+        value = getattr(search, name)
         if value is not None:
             sizes[name] = value
-    return split_task(task, seed=config.seed, **sizes)
+    return split_task(task, seed=search.seed, **sizes)
 
 
-def study_task(config: StudyConfig) -> Task:
-    """The task `config` names, with its metric."""
-    if not config.task:
+def study_task(task: TaskSettings, metric: str | None, seed: int) -> Task:
+    """The task the settings name, with its metric (`metric`, else the task's own)."""
+    if not task.name:
         raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
-    fields = Fields(config.input_field or "input", config.output_field or "output")
-    task = load_task(config.task, seed=config.seed, format=config.task_format, fields=fields)
-    return _with_metric(config, task)
+    fields = Fields(task.input_field or "input", task.output_field or "output")
+    loaded = load_task(task.name, seed=seed, format=task.format, fields=fields)
+    return _with_metric(metric, loaded)
 
 
-def _with_metric(config: StudyConfig, task: Task) -> Task:
-    if config.metric is not None:
-        if config.metric not in METRICS:
+def _with_metric(metric: str | None, task: Task) -> Task:
+    if metric is not None:
+        if metric not in METRICS:
             raise ConfigError(
-                f"metric: unknown metric {config.metric!r}; choose one of {', '.join(METRICS)}"
+                f"metric: unknown metric {metric!r}; choose one of {', '.join(METRICS)}"
             )
-        task = dataclasses.replace(task, metric=config.metric)
+        task = dataclasses.replace(task, metric=metric)
     return task
 
 
-def _candidates(config: StudyConfig, replay: Replay | None) -> tuple[UserCandidate, ...]:
+def _candidates(
+    path: str | None, plan: ProposalPlan, replay: Replay | None
+) -> tuple[UserCandidate, ...]:
     """The user's own candidates; a resumed study that has them in its journal needs no file."""
-    if config.candidates is None:
-        if config.initial_candidates == 0 and not config.include_human:
+    if path is None:
+        if plan.initial_candidates == 0 and not plan.include_human:
             raise ConfigError(
                 "initial_candidates: 0 proposals and no candidates of your own leaves nothing "
                 "to select; give --candidates FILE (or --include-human)"
@@ -144,32 +131,42 @@ def _candidates(config: StudyConfig, replay: Replay | None) -> tuple[UserCandida
         getattr(event, "origin", None) == "user" for event in replay.events
     ):
         return ()
-    candidates = load_candidates(config.candidates)
-    if len(candidates) > config.max_candidates:
+    candidates = load_candidates(path)
+    if len(candidates) > plan.max_candidates:
         raise ConfigError(
             f"candidates: the file holds {len(candidates)} candidates, more than max_candidates "
-            f"({config.max_candidates}); raise --max-candidates"
+            f"({plan.max_candidates}); raise --max-candidates"
         )
     return candidates
 
 
-def _check_judge(config: StudyConfig) -> None:
-    if config.scoring != "judge":
+def _check_judge(scoring: ScoringSettings) -> None:
+    if scoring.mode != "judge":
         return
-    if config.judge_rubric is None:
+    if scoring.rubric is None:
         raise ConfigError(
             "judge_rubric: judge scoring needs a rubric: --judge-rubric "
             f"{' or '.join(RUBRICS)}, or a rubric file"
         )
-    load_rubric(config.judge_rubric)
+    load_rubric(scoring.rubric)
+
+
+def _models(config: StudyConfig) -> set[str]:
+    """Every model the study pays for: each role's, and each of its endpoints' own."""
+    roles = [config.target, config.proposal]
+    if config.scoring.mode == "judge":
+        roles.append(config.judge)
+    models: set[str] = set()
+    for role in roles:
+        models.add(effective(role, config.target).model or "")
+        models |= {one.model for one in role.endpoints if one.model}
+    return models - {""}
 
 
 def _check_prices(config: StudyConfig, prices: PriceTable) -> None:
-    if config.budget_usd is None:
+    if config.budgets.usd is None:
         return
-    models = {config.model, config.proposal_model or config.model}
-    models |= {one.model for one in (*config.endpoints, *config.proposal_endpoints) if one.model}
-    for model in sorted(models):
+    for model in sorted(_models(config)):
         if model not in prices:
             raise ConfigError(
                 f"budget_usd: model {model!r} has no price; add it to the config file as "
@@ -180,18 +177,6 @@ def _check_prices(config: StudyConfig, prices: PriceTable) -> None:
 def config_of(replay: Replay) -> StudyConfig:
     """The settings a journal's study was started with."""
     return StudyConfig.from_json(replay.started.config, where=f"journal {str(replay.path)!r}")
-
-
-def _check_keys(config: StudyConfig) -> None:
-    for role, env, file in (
-        ("", config.api_key_env, config.api_key_file),
-        ("proposal_", config.proposal_api_key_env, config.proposal_api_key_file),
-    ):
-        if env is not None and file is not None:
-            raise ConfigError(
-                f"{role}api_key_env: give the key's variable or its file ({role}api_key_file), "
-                "not both"
-            )
 
 
 def _check_records(replay: Replay, splits: Splits) -> None:
@@ -215,31 +200,44 @@ def _check_replay(replay: Replay, config: StudyConfig, task: Task) -> None:
             f"{task_fingerprint(task)}); resume it with the task it was started on"
         )
     before = config_of(replay)
-    for name in DEFINING_FIELDS:
-        if getattr(before, name) != getattr(config, name):
+    for one in DEFINING:
+        if before.get(one) != config.get(one):
             raise JournalError(
-                f"journal of study {replay.study_id}: {name} was {getattr(before, name)!r}, "
-                f"not {getattr(config, name)!r}; a journal resumes only with the settings "
+                f"journal of study {replay.study_id}: {one.flat} was {before.get(one)!r}, "
+                f"not {config.get(one)!r}; a journal resumes only with the settings "
                 "that define its study"
             )
 
 
 def _journal_path(
-    config: StudyConfig, task: Task, study_id: str, resuming: bool, journals: Path | None
+    journal: str | None, task: Task, study_id: str, resuming: bool, journals: Path | None
 ) -> Path:
     folder = journals if journals is not None else DEFAULT_STATE_DIR / "journals"
-    if config.journal:
-        journal = Path(config.journal)
+    if journal:
+        path = Path(journal)
     else:  # named after the task, whatever its name holds: it stays in its folder
         name = f"{file_stem(task.name)}-{file_stem(study_id)}.jsonl"
         inside(folder, name)
-        journal = folder / name
-    if not resuming and journal.exists() and journal.stat().st_size > 0:
+        path = folder / name
+    if not resuming and path.exists() and path.stat().st_size > 0:
         raise JournalError(
-            f"journal: {journal} already holds a study; continue it with 'ape-engine resume "
-            f"{journal}', or give another --journal path (or none: a new file per study)"
+            f"journal: {path} already holds a study; continue it with 'ape-engine resume "
+            f"{path}', or give another --journal path (or none: a new file per study)"
         )
-    return journal
+    return path
+
+
+def _resolved(
+    config: StudyConfig, environ: Mapping[str, str] | None, *, builtin: bool
+) -> StudyConfig:
+    """`config` with its target endpoint and backend decided."""
+    roles = {"target": config.target, "proposal": config.proposal, "judge": config.judge}
+    target, backend = resolve_endpoints(
+        roles, config.backend, config.task.name, environ, builtin=builtin
+    )
+    if target == config.target and backend == config.backend:
+        return config
+    return config.replace(target=target, backend=backend)
 
 
 def prepare(
@@ -258,30 +256,34 @@ def prepare(
     `config.scorer` names (which then only records it)."""
     if task is not None:
         config = config.replace(task=task.name)
-    config = resolve_endpoints(config, environ, builtin=task is None)
-    _check_keys(config)
-    task = study_task(config) if task is None else _with_metric(config, task)
-    splits = study_splits(config, task)
-    prices = PriceTable(config.prices)
+    config = _resolved(config, environ, builtin=task is None)
+    seed, metric = config.search.seed, config.scoring.metric
+    task = study_task(config.task, metric, seed) if task is None else _with_metric(metric, task)
+    splits = study_splits(config.search, task)
+    prices = PriceTable(config.budgets.prices)
     _check_prices(config, prices)
     if replay is not None:
         _check_replay(replay, config, task)
         _check_records(replay, splits)
     study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
-    journal = _journal_path(config, task, study_id, replay is not None, journals)
+    journal = _journal_path(config.outputs.journal, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
+    templates = load_templates(config.task.templates)
+    scoring = config.scoring
+    custom = scorer or (load_scorer_function(scoring.scorer) if scoring.scorer else None)
+    _check_judge(scoring)
+    candidates = _candidates(config.task.candidates, config.proposals, replay)
     estimate = estimate_spend(
-        config,
+        config.study(len(candidates)),
+        scoring,
         splits,
+        api=config.target.api or "chat",
         human=bool(task.human_instruction),
         prices=prices,
-        scoring_model=config.model,
-        proposal_model=config.proposal_model or config.model,
+        scoring_model=config.target.model or "",
+        proposal_model=effective(config.proposal, config.target).model or "",
+        judge_model=effective(config.judge, config.target).model or "",
     )
-    templates = load_templates(config.templates)
-    custom = scorer or (load_scorer_function(config.scorer) if config.scorer else None)
-    _check_judge(config)
-    candidates = _candidates(config, replay)
     return Prepared(
         config,
         task,

@@ -9,46 +9,49 @@ from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
 from engine.propose import CandidateSource, Deduplicating, Proposer, Templates
 from engine.study.cache import CachedProposer, ResponseCache
-from engine.study.config import StudyConfig
+from engine.study.settings import ProposalPlan
 from engine.task.types import Example
 
 __all__ = ["build_proposer"]
 
 
 async def build_proposer(
-    config: StudyConfig,
+    plan: ProposalPlan,
     client: LLMClient | EndpointPool,
     demos: tuple[Example, ...],
     *,
+    api: str,
+    model: str,
+    seed: int,
     templates: Templates,
     cache: ResponseCache | None = None,
     endpoint: str = "",
     task: str = "",
     known: Iterable[str] = (),
 ) -> CandidateSource:
-    """The study's proposer: the template the config names (insert is checked against the
-    endpoint now), the response cache, then de-duplication against `known` and everything
-    proposed since."""
+    """The study's proposer: the proposal `model`, speaking `api`, asked by the template the
+    plan names (insert is checked against the endpoint now), the response cache, then
+    de-duplication against `known` and everything proposed since."""
     proposer = Proposer(
         client,
         demos,
         templates=templates,
-        mode=config.proposal_template,
-        api=config.api,
-        seed=config.seed,
-        demos_per_call=config.demos_per_proposal,
-        max_chars=config.max_instruction_chars,
+        mode=plan.template,
+        api=api,
+        seed=seed,
+        demos_per_call=plan.demos_per_proposal,
+        max_chars=plan.max_instruction_chars,
     )
     await proposer.check()
     inner: CandidateSource = proposer
     if cache is not None:
         request = {
             "kind": "propose",
-            "model": config.proposal_model or config.model,
+            "model": model,
             "base_url": endpoint,
-            "seed": config.seed,
+            "seed": seed,
             "task": task,
             **proposer.identity(),
         }
         inner = CachedProposer(proposer, cache, request)
-    return Deduplicating(inner, similarity=config.duplicate_similarity, known=known)
+    return Deduplicating(inner, similarity=plan.duplicate_similarity, known=known)

@@ -27,9 +27,17 @@ from engine.study.journal import (
     task_fingerprint,
 )
 from engine.study.record import StudyRecord, record_of
+from engine.study.scheduler import reward_kind
 from engine.task import Splits
 
-__all__ = ["DEFAULT_STATE_DIR", "Listing", "find_journal", "list_studies", "open_record"]
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "Listing",
+    "find_journal",
+    "list_studies",
+    "open_record",
+    "read_record",
+]
 
 Say = Callable[[str], None]
 _HEADER_BYTES = 1 << 24  # a first line longer than this is not a journal's header
@@ -112,17 +120,34 @@ def open_record(
     (`say`: as `find_journal`)."""
     replay = replay_journal(find_journal(str(reference), state, say=say))
     splits, metric = _pools(replay)
-    return record_of(replay, splits=splits, metric=metric)
+    return _record(replay, splits, metric)
+
+
+def read_record(
+    path: str | Path, *, splits: Splits | None = None, metric: str | None = None
+) -> StudyRecord:
+    """The study of the journal at `path`; `splits` (the task's pools) put inputs and expected
+    outputs in the answer rows, `metric` stands for the journal's when it kept none."""
+    return _record(replay_journal(path), splits, metric)
+
+
+def _record(replay: Replay, splits: Splits | None, metric: str | None = None) -> StudyRecord:
+    """The study of `replay`, read with the settings its header holds."""
+    config = config_of(replay)
+    scoring = config.scoring
+    metric = metric or replay.started.task.metric or scoring.metric or "exact_match"
+    rewards = reward_kind(scoring.mode, metric, custom=bool(scoring.scorer))
+    return record_of(replay, config.study(), rewards=rewards, splits=splits)
 
 
 def _pools(replay: Replay) -> tuple[Splits | None, str | None]:
     """The study's pools and metric, when its task loads as it was (same fingerprint)."""
     try:
         config = config_of(replay)
-        task = study_task(config)
+        task = study_task(config.task, config.scoring.metric, config.search.seed)
         if task_fingerprint(task) != replay.started.task.fingerprint:
             return None, None
-        return study_splits(config, task), task.metric
+        return study_splits(config.search, task), task.metric
     except (EngineError, OSError):
         return None, None
 
@@ -140,7 +165,7 @@ def list_studies(state: Path = DEFAULT_STATE_DIR) -> Listing:
             replay = replay_journal(path)
             # an older journal kept no pool sizes: its task gives them
             splits = None if replay.started.pools else _pools(replay)[0]
-            records.append(record_of(replay, splits=splits))
+            records.append(_record(replay, splits))
         except EngineError as error:
             skipped.append((path, str(error)))
     records.sort(key=lambda record: record.created, reverse=True)

@@ -19,8 +19,8 @@ from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
 from engine.propose import Templates
+from engine.settings import ScoringSettings
 from engine.study.cache import CachedScorer, ResponseCache
-from engine.study.config import StudyConfig
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JudgeScorer, load_rubric
 from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
 from engine.study.scoring import (
@@ -107,18 +107,19 @@ async def _logprob_path(client: LLMClient | EndpointPool, api: str) -> str:
 
 
 def _judge_scorer(
-    config: StudyConfig,
+    scoring: ScoringSettings,
     client: LLMClient | EndpointPool,
     judge: LLMClient | None,
     asking: ScoringPrompt,
+    api: str,
 ) -> tuple[Scorer, dict[str, Any]]:
     """The judge scorer, and what defines its answers (the response cache's key)."""
-    if judge is None or config.judge_rubric is None:
+    if judge is None or scoring.rubric is None:
         raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
-    rubric = load_rubric(config.judge_rubric)
+    rubric = load_rubric(scoring.rubric)
     identity = {
         "mode": "judge",
-        "api": config.api,
+        "api": api,
         "judge": judge.config.model,
         "judge_url": judge.config.base_url,
         "rubric": [rubric.template, rubric.reply, rubric.low, rubric.high],
@@ -126,34 +127,33 @@ def _judge_scorer(
         "max_tokens": JUDGE_ANSWER_TOKENS,
         **asking.identity(),
     }
-    return JudgeScorer(client, judge, rubric, asking, api=config.api), identity
+    return JudgeScorer(client, judge, rubric, asking, api=api), identity
 
 
 async def _client_scorer(
-    config: StudyConfig,
+    mode: str,
     client: LLMClient | EndpointPool,
     metric: str,
     asking: ScoringPrompt,
+    api: str,
     say: Callable[[str], None],
 ) -> tuple[Scorer, dict[str, Any]]:
     """Execution accuracy or log-probability, checked against the endpoint; and what defines
     its answers (the response cache's key)."""
     path = "echo"
-    if config.scoring == "logprob":
-        path = await _logprob_path(client, config.api)
+    if mode == "logprob":
+        path = await _logprob_path(client, api)
         if path == "chat":
             say(
                 f"endpoint {client.name!r} has no prompt log-probabilities (echo); "
                 "log-probability scoring uses the chat answer's own log-probs instead: "
                 "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
             )
-    scorer = ClientScorer(
-        client, metric=metric, mode=config.scoring, api=config.api, logprobs=path, asking=asking
-    )
+    scorer = ClientScorer(client, metric=metric, mode=mode, api=api, logprobs=path, asking=asking)
     identity = {
-        "mode": config.scoring,
-        "logprobs": path if config.scoring == "logprob" else None,
-        "api": config.api,
+        "mode": mode,
+        "logprobs": path if mode == "logprob" else None,
+        "api": api,
         "template": asking.templates.scoring,
         "max_tokens": SCORING_MAX_TOKENS,
         "temperature": 0.0,
@@ -165,9 +165,12 @@ async def _client_scorer(
 
 
 async def build_scorer(
-    config: StudyConfig,
+    scoring: ScoringSettings,
     client: LLMClient | EndpointPool,
     *,
+    api: str,
+    model: str,
+    seed: int,
     metric: str,
     templates: Templates,
     custom: ScorerFunction | None = None,
@@ -177,24 +180,25 @@ async def build_scorer(
     demos: tuple[Example, ...] = (),
     judge: LLMClient | None = None,
 ) -> Scorer:
-    """The study's scorer for `config`, checked against the endpoint before any scoring call;
-    its scoring demos are drawn once from `demos` (the demo pool) by the study's seed."""
+    """The study's scorer, checked against the endpoint before any scoring call; the target
+    `model` speaks `api`; its scoring demos are drawn once from `demos` (the demo pool) by the
+    study's `seed`."""
     identity: dict[str, Any]
     scorer: Scorer
     asking = ScoringPrompt(
         templates,
-        pick_demos(demos, scoring_demo_count(config.scoring_demos, config.api), config.seed),
-        config.chat_format,
+        pick_demos(demos, scoring_demo_count(scoring.demos, api), seed),
+        scoring.chat_format,
     )
-    if custom is not None and config.scorer is not None:
-        scorer = CustomScorer(custom, client, config.scorer)
-        identity = {"mode": "custom", "scorer": config.scorer}
-    elif config.scoring == "judge":
-        scorer, identity = _judge_scorer(config, client, judge, asking)
+    if custom is not None and scoring.scorer is not None:
+        scorer = CustomScorer(custom, client, scoring.scorer)
+        identity = {"mode": "custom", "scorer": scoring.scorer}
+    elif scoring.mode == "judge":
+        scorer, identity = _judge_scorer(scoring, client, judge, asking, api)
     else:
-        scorer, identity = await _client_scorer(config, client, metric, asking, say)
+        scorer, identity = await _client_scorer(scoring.mode, client, metric, asking, api, say)
     if cache is None:
         return scorer
     return CachedScorer(
-        scorer, cache, {"kind": "score", "model": config.model, "base_url": endpoint, **identity}
+        scorer, cache, {"kind": "score", "model": model, "base_url": endpoint, **identity}
     )

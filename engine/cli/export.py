@@ -24,12 +24,13 @@ __all__ = ["ANSWER_COLUMNS", "CANDIDATE_COLUMNS", "ERROR_EXIT", "add_arguments",
 
 ERROR_EXIT = 2
 
-CANDIDATE_COLUMNS = (
+CANDIDATE_COLUMNS: tuple[str, ...] = (
     "study_id",
     "arm",
     "instruction",
     "origin",
     "parent",
+    "parents",
     "state",
     "pulls",
     "mean",
@@ -41,7 +42,7 @@ CANDIDATE_COLUMNS = (
     "test_upper",
     "test_n",
 )
-ANSWER_COLUMNS = (
+ANSWER_COLUMNS: tuple[str, ...] = (
     "study_id",
     "arm",
     "instruction",
@@ -83,6 +84,7 @@ def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "instruction": arm.instruction,
                 "origin": arm.origin,
                 "parent": arm.parent,
+                "parents": list(arm.parents),
                 "state": arm.state,
                 "pulls": arm.pulls,
                 "mean": round(arm.mean, 6),
@@ -125,14 +127,15 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """A header, then the rows; a list (the expected outputs) joined by `` | ``, None empty."""
+    """A header, then the rows; a list (the expected outputs, the parents) joined by `` | ``,
+    None empty."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {
-                k: " | ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                k: " | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
                 for k, v in row.items()
             }
         )

@@ -11,12 +11,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from engine.app.prepare import config_of, prepare
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.cli.run import add_html_flag, run_with_ui
 from engine.errors import JournalError
+from engine.settings import SETTINGS
 from engine.study.events import BudgetChanged
 from engine.study.journal import Replay, replay_journal
 from engine.study.locks import journal_lock
@@ -24,35 +23,14 @@ from engine.study.locks import journal_lock
 __all__ = ["add_arguments", "main"]
 
 #: The settings a journal may change: what it spends and how fast, where the endpoints are,
-#: where the result goes. The others define the study.
-ADJUSTABLE = (
-    "budget_scoring_calls",
-    "budget_proposal_calls",
-    "budget_usd",
-    "budget_tokens",
-    "budget_seconds",
-    "concurrency",
-    "rpm",
-    "tpm",
-    "base_url",
-    "proposal_base_url",
-    "api_key_env",
-    "api_key_file",
-    "headers",
-    "proposal_api_key_env",
-    "proposal_api_key_file",
-    "proposal_headers",
-    "timeout_s",
-    "proposal_timeout_s",
-    "json_out",
-    "sim_latency_s",
-)
+#: where the result goes (each declared `resume` on its field). The others define the study.
+ADJUSTABLE = tuple(one.flat for one in SETTINGS if one.resume)
 
 
 def _raised(replay: Replay, changes: dict[str, Any]) -> bool:
     """Does `changes` raise a budget above the limit the journal ends with (its settings, then
     every change made while it ran)? Anything else would only write another result."""
-    limits = config_of(replay).budget_limits()
+    limits = config_of(replay).budgets.as_dict()
     for event in replay.events:
         if isinstance(event, BudgetChanged):
             limits[event.name] = event.limit
@@ -83,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     with journal_lock(args.journal, "ape-engine resume") as lock:
         replay = replay_journal(args.journal)
         changes = given_settings(args, ADJUSTABLE)
-        settings = {**msgspec.structs.asdict(config_of(replay)), **changes, "journal": args.journal}
+        settings = {**config_of(replay).to_json(), **changes, "journal": args.journal}
         config = checked_config(settings, flags=changes)
         finished = replay.finished is not None and replay.finished.status == "finished"
         if finished and not _raised(replay, changes):

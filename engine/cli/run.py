@@ -1,7 +1,7 @@
 """`ape-engine run`: find the best instruction for a task.
 
-Settings come from `--config FILE.toml` (the field names of `engine.study.config.StudyConfig`)
-and are overridden by flags, one for each setting (`engine.cli.flags`). Everything that can
+Settings come from `--config FILE.toml` (flat names or group tables, `engine.settings`) and are
+overridden by flags, one for each setting (`engine.cli.flags`). Everything that can
 fail without a call (task file, config, metric, prices) fails first; then the worst case and the
 expected spend are printed, and `--dry-run` stops there. Without `--base-url` the study runs
 against the built-in simulator.
@@ -21,10 +21,10 @@ from rich.console import Console
 from engine.app.execute import endpoints_json, execute
 from engine.app.prepare import Prepared, prepare
 from engine.app.records import open_record
-from engine.cli.flags import HELP, add_setting_flags, checked_config, given_settings
+from engine.cli.flags import FLAGGED, add_setting_flags, checked_config, given_settings
 from engine.cli.interrupts import Interrupts
 from engine.errors import EngineError
-from engine.study.config import StudyConfig, load_config_file
+from engine.settings import StudyConfig, load_config_file
 from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
@@ -62,11 +62,13 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         settings.update(load_config_file(args.config))
     flags = given_settings(args)
     settings.update(flags)
-    if settings.get("backend") == "local" and "model" not in settings:
+    config = checked_config(settings, flags=flags.keys() & FLAGGED.keys())
+    named = "model" in settings or "model" in settings.get("target", {})
+    if config.backend.kind == "local" and not named:
         from engine.local.models import served_model_name
 
-        settings["model"] = served_model_name(settings.get("local_model", "smollm2"))
-    return checked_config(settings, flags=flags.keys() & HELP.keys())
+        config = config.replace(model=served_model_name(config.backend.local_model))
+    return config
 
 
 def _write(data: dict[str, Any], path: str) -> None:
@@ -80,7 +82,7 @@ def _ran_on(prepared: Prepared) -> dict[str, Any]:
     return {
         "endpoints": endpoints_json(prepared),
         "journal": str(prepared.journal_path),
-        "settings": prepared.config.to_json(),
+        "settings": prepared.config.flat(),
     }
 
 
@@ -88,7 +90,7 @@ def write_json(result: StudyResult, prepared: Prepared, status: str | None = Non
     data = {**result.to_json(), **_ran_on(prepared)}
     if status is not None:
         data["status"] = status
-    _write(data, str(prepared.config.json_out))
+    _write(data, str(prepared.config.outputs.json_out))
 
 
 def write_failure_json(prepared: Prepared, error: BaseException) -> None:
@@ -97,7 +99,7 @@ def write_failure_json(prepared: Prepared, error: BaseException) -> None:
     data = {
         "study_id": prepared.study_id,
         "task": prepared.task.name,
-        "policy": prepared.config.policy,
+        "policy": prepared.config.search.policy,
         "status": "failed",
         "reason": message,
         "error": message,
@@ -106,7 +108,7 @@ def write_failure_json(prepared: Prepared, error: BaseException) -> None:
         **_ran_on(prepared),
         "journal": None,  # nothing was journaled: the study never started
     }
-    _write(data, str(prepared.config.json_out))
+    _write(data, str(prepared.config.outputs.json_out))
 
 
 def _standing(result: StudyResult, prepared: Prepared, signal_name: str) -> str:
@@ -143,7 +145,7 @@ def run_prepared(
     say(
         f"task {prepared.task.name!r}: {len(prepared.splits.demo)} demos, "
         f"{len(prepared.splits.scoring)} scoring examples, {len(prepared.splits.test)} test "
-        f"examples, metric {prepared.task.metric}; policy {config.policy}"
+        f"examples, metric {prepared.task.metric}; policy {config.search.policy}"
     )
     for warning in prepared.task.warnings:
         say(f"warning: {warning}")
@@ -169,7 +171,7 @@ def run_prepared(
     try:
         result = anyio.run(lambda: execute(prepared, say=say, watch=watch))
     except EngineError as error:
-        if config.json_out:
+        if config.outputs.json_out:
             write_failure_json(prepared, error)
         raise
     finally:
@@ -209,9 +211,9 @@ def _report(
         highlight=False,
         markup=False,
     )
-    if config.json_out:
+    if config.outputs.json_out:
         write_json(result, prepared, "interrupted" if interrupted else None)
-        console.print(f"result written to {config.json_out}", highlight=False, markup=False)
+        console.print(f"result written to {config.outputs.json_out}", highlight=False, markup=False)
     if html:
         _write_html(prepared, html, console)
     if interrupted:

@@ -32,7 +32,9 @@ from engine.decoding import Invalid, convert, load_toml, read_text
 from engine.errors import ConfigError
 from engine.service.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY
 from engine.service.operator import (
+    DEFAULT_MAX_ACTIVE_STUDIES,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_STUDY_MB,
     EndpointSpec,
     Operator,
     parse_endpoint_flag,
@@ -65,6 +67,9 @@ class ServeFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     resume: bool = True
     allow_hosts: list[str] = []
     max_concurrency: int | None = None
+    max_study_mb: float | None = None
+    max_study_calls: int | None = None
+    max_active_studies: int | None = None
     cache_max_mb: float | None = None
     task_dir: str | None = None
     templates_dir: str | None = None
@@ -117,7 +122,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-body", type=int, metavar="BYTES", help=f"largest body ({DEFAULT_MAX_BODY})")
     _add_timeouts(parser)
     add("--no-resume", action="store_true", help="do not resume unfinished studies at start")
-    operator = parser.add_argument_group("what studies may use (the operator's)")
+    _add_operator_flags(parser.add_argument_group("what studies may use (the operator's)"))
+
+
+def _add_operator_flags(operator: argparse._ArgumentGroup) -> None:
     operator.add_argument(
         "--endpoint",
         action="append",
@@ -131,6 +139,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help=f"most calls in flight per study ({DEFAULT_MAX_CONCURRENCY})",
+    )
+    operator.add_argument(
+        "--max-study-mb",
+        type=float,
+        metavar="MB",
+        help="a study whose worst-case memory is over this is refused "
+        f"({DEFAULT_MAX_STUDY_MB:.0f})",
+    )
+    operator.add_argument(
+        "--max-study-calls",
+        type=int,
+        metavar="N",
+        help="a study whose worst case (full evaluation) makes more calls is refused (no limit)",
+    )
+    operator.add_argument(
+        "--max-active-studies",
+        type=int,
+        metavar="N",
+        help=f"studies running at once; more are refused (429) ({DEFAULT_MAX_ACTIVE_STUDIES})",
     )
     operator.add_argument("--cache-max-mb", type=float, metavar="MB", help="response cache (2048)")
     operator.add_argument("--task-dir", metavar="DIR", help="task files studies may name")
@@ -185,7 +212,13 @@ def _operator(args: argparse.Namespace, file: ServeFile) -> Operator:
         name, fields = parse_endpoint_flag(text)
         endpoints[name] = fields
     settings: dict[str, Any] = {"endpoints": endpoints}
-    for name in ("max_concurrency", "cache_max_mb"):
+    for name in (
+        "max_concurrency",
+        "max_study_mb",
+        "max_study_calls",
+        "max_active_studies",
+        "cache_max_mb",
+    ):
         value = getattr(args, name)
         value = value if value is not None else getattr(file, name)
         if value is not None:

@@ -77,6 +77,11 @@ def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
                        help="range of qualities of off-task proposals (0,0.1)")  # fmt: skip
     world.add_argument("--variant-noise", type=float, default=0.04,
                        help="standard deviation of a variant's quality around its parent's (0.04)")  # fmt: skip
+    world.add_argument("--reflect-gain", type=float, default=0.25,
+                       help="a reflection's mean gain, as a share of its parent's headroom 1 - q, "
+                       "times w / (w + 2) for w wrong answers seen (0.25)")  # fmt: skip
+    world.add_argument("--reflect-noise", type=float, default=0.08,
+                       help="standard deviation of a reflection's or a merge's quality (0.08)")  # fmt: skip
     world.add_argument("--difficulty-spread", type=float, default=1.5,
                        help="spread of example difficulties, logistic scale (1.5)")  # fmt: skip
 
@@ -161,6 +166,8 @@ def config_from_arguments(args: argparse.Namespace) -> SimConfig:
         mediocre_quality=args.mediocre_quality,
         bad_quality=args.bad_quality,
         variant_noise=args.variant_noise,
+        reflect_gain=args.reflect_gain,
+        reflect_noise=args.reflect_noise,
         difficulty_spread=args.difficulty_spread,
         latency_base_s=base_s,
         latency_per_token_s=args.latency_per_token_ms / 1000,

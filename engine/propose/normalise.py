@@ -60,8 +60,17 @@ _META_WORDS = re.compile(
     r"\b(?:instructions?|input-output|friend|pairs?\s+above|the\s+examples?\s+(?:show|above))\b",
     re.IGNORECASE,
 )
-#: why a proposal model's answer was not kept as an instruction
-REJECTIONS = ("empty", "demo", "too_long", "too_short", "question", "about_the_task")
+#: why a proposal model's answer was not kept as an instruction (``no_instruction``: a
+#: reflection's or a merge's answer that holds none, `engine.propose.reflection`)
+REJECTIONS = (
+    "empty",
+    "demo",
+    "too_long",
+    "too_short",
+    "question",
+    "about_the_task",
+    "no_instruction",
+)
 
 
 def _strip_quotes(text: str) -> str:

@@ -5,17 +5,21 @@ pool and asks for `count` candidates (``n=count``) with the forward template (co
 model continues "The instruction was"; chat: a message asking for the instruction alone) or the
 insert template (completions with ``suffix``; the endpoint must support it, checked by
 `check()` before the first call). `vary(parent, n)` asks for `n` rewordings of a leader with
-the variant template of iterative APE. Every answer is cleaned (`clean_proposal`); what cannot
-be cleaned into an instruction is counted as rejected. `Deduplicating` wraps a proposer and drops
+the variant template of iterative APE; `reflect(parent, evidence, n)` asks for `n` revisions
+of a parent after reading its answers, `merge(...)` for `n` instructions combining two parents
+(their revised instruction is read out of the answer, `engine.propose.reflection`). Every answer
+is cleaned (`clean_proposal`); what cannot be cleaned into an instruction is counted as
+rejected. `Deduplicating` wraps a proposer and drops
 exact and near copies of everything kept before, across calls. Reference: Zhou et al. (ICLR
 2023), sections 3.1 and 3.3; docs/design.md, "Proposals".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +34,8 @@ from engine.propose.normalise import (
     Deduplicator,
     judge_proposal,
 )
-from engine.propose.proposal import CandidateSource, Proposal, ProposalBatch
+from engine.propose.proposal import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
+from engine.propose.reflection import judge_revision
 from engine.propose.templates import Templates
 from engine.task.types import Example
 
@@ -38,6 +43,9 @@ __all__ = ["PROPOSAL_MODES", "Deduplicating", "Proposer"]
 
 PROPOSAL_MODES = ("forward", "insert")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+#: tokens a reflection may write before its instruction (a diagnosis of three sentences)
+_DIAGNOSIS_TOKENS = 160
+Judge = Callable[[str], tuple[str, str]]
 
 
 def _complete_sentences(text: str) -> str:
@@ -77,6 +85,7 @@ class Proposer:
         self.temperature = temperature
         self.max_chars = max_chars
         self.max_tokens = max(16, math.ceil(max_chars / 3))
+        self.reflection_tokens = self.max_tokens + _DIAGNOSIS_TOKENS
         self._rng = np.random.default_rng(seed)
 
     async def check(self) -> None:
@@ -119,7 +128,7 @@ class Proposer:
                 n=count,
                 stop=["\n"],
             )
-            return self._batch(completion, "proposal", None, imperative=True)
+            return self._batch(completion, "initial", (), self._imperative)
         if self.api == "chat":
             message = self.templates.forward_chat.format(demos=demos)
             completion = await self.client.chat(
@@ -129,7 +138,7 @@ class Proposer:
                 n=count,
             )
             # "The instruction is to add the numbers." reads as "Add the numbers."
-            return self._batch(completion, "proposal", None, imperative=True)
+            return self._batch(completion, "initial", (), self._imperative)
         completion = await self.client.complete(
             self.templates.forward.format(demos=demos),
             max_tokens=self.max_tokens,
@@ -137,30 +146,65 @@ class Proposer:
             n=count,
             stop=["\n\n", "\nInput:"],
         )
-        return self._batch(completion, "proposal", None, imperative=True)
+        return self._batch(completion, "initial", (), self._imperative)
 
     async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch:
         prompt = self.templates.variant.format(instruction=parent_text)
-        completion: Completion
+        completion = await self._ask(prompt, prompt, n, self.max_tokens, ["\n\n", "\nInput:"])
+        return self._batch(completion, "resample", (parent_id,), self._plain)
+
+    async def reflect(self, parent: Parent, evidence: Sequence[Evidence], n: int) -> ProposalBatch:
+        examples = self.templates.evidence(evidence)
+        chat = self.templates.reflect_chat.format(instruction=parent.instruction, examples=examples)
+        text = self.templates.reflect.format(instruction=parent.instruction, examples=examples)
+        completion = await self._ask(chat, text, n, self.reflection_tokens, ["\n\n\n"])
+        return self._batch(completion, "reflect", (parent.arm,), self._revision)
+
+    async def merge(
+        self,
+        first: Parent,
+        second: Parent,
+        first_only: Sequence[Evidence],
+        second_only: Sequence[Evidence],
+        n: int,
+    ) -> ProposalBatch:
+        fields = {
+            "first": first.instruction,
+            "second": second.instruction,
+            "first_only": self.templates.merge_examples(first_only),
+            "second_only": self.templates.merge_examples(second_only),
+        }
+        chat = self.templates.merge_chat.format(**fields)
+        text = self.templates.merge.format(**fields)
+        completion = await self._ask(chat, text, n, self.max_tokens, ["\n\n", "\nInput:"])
+        return self._batch(completion, "merge", (first.arm, second.arm), self._revision)
+
+    async def _ask(
+        self, chat: str, text: str, n: int, max_tokens: int, stop: list[str]
+    ) -> Completion:
+        """One call with `n` answers: the message `chat` on chat, else the text `text`."""
         if self.api == "chat":
-            completion = await self.client.chat(
-                [{"role": "user", "content": prompt}],
-                max_tokens=self.max_tokens,
+            return await self.client.chat(
+                [{"role": "user", "content": chat}],
+                max_tokens=max_tokens,
                 temperature=self.temperature,
                 n=n,
             )
-        else:
-            completion = await self.client.complete(
-                prompt,
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
-                n=n,
-                stop=["\n\n", "\nInput:"],
-            )
-        return self._batch(completion, "variant", parent_id, imperative=False)
+        return await self.client.complete(
+            text, max_tokens=max_tokens, temperature=self.temperature, n=n, stop=stop
+        )
+
+    def _imperative(self, text: str) -> tuple[str, str]:
+        return judge_proposal(text, max_chars=self.max_chars, imperative=True)
+
+    def _plain(self, text: str) -> tuple[str, str]:
+        return judge_proposal(text, max_chars=self.max_chars, imperative=False)
+
+    def _revision(self, text: str) -> tuple[str, str]:
+        return judge_revision(text, max_chars=self.max_chars)
 
     def _batch(
-        self, completion: Completion, origin: str, parent: int | None, *, imperative: bool
+        self, completion: Completion, kind: str, parents: tuple[int, ...], judge: Judge
     ) -> ProposalBatch:
         proposals = []
         rejected: dict[str, int] = {}
@@ -168,9 +212,9 @@ class Proposer:
         for index, text in enumerate(completion.texts):
             if index < len(finished) and finished[index] == "length":
                 text = _complete_sentences(text.strip())
-            instruction, why = judge_proposal(text, max_chars=self.max_chars, imperative=imperative)
+            instruction, why = judge(text)
             if instruction:
-                proposals.append(Proposal(instruction, origin, parent))
+                proposals.append(Proposal(instruction, kind, parents))
             else:
                 rejected[why] = rejected.get(why, 0) + 1
         return ProposalBatch(
@@ -184,6 +228,8 @@ class Proposer:
             model=completion.model,
             raw=tuple(completion.texts),
             reasons=rejected,
+            kind=kind,
+            latency_s=completion.latency_s,
         )
 
 
@@ -209,19 +255,7 @@ class Deduplicating:
                 kept.append(proposal)
             else:
                 duplicates += 1
-        return ProposalBatch(
-            tuple(kept),
-            calls=batch.calls,
-            prompt_tokens=batch.prompt_tokens,
-            completion_tokens=batch.completion_tokens,
-            generated=batch.generated,
-            duplicates=duplicates,
-            rejected=batch.rejected,
-            cached_calls=batch.cached_calls,
-            model=batch.model,
-            raw=batch.raw,
-            reasons=batch.reasons,
-        )
+        return dataclasses.replace(batch, proposals=tuple(kept), duplicates=duplicates)
 
     async def propose(self, count: int) -> ProposalBatch:
         return self._filter(await self.proposer.propose(count))
@@ -229,3 +263,19 @@ class Deduplicating:
     async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch:
         self.seen.add(parent_text)
         return self._filter(await self.proposer.vary(parent_text, parent_id, n))
+
+    async def reflect(self, parent: Parent, evidence: Sequence[Evidence], n: int) -> ProposalBatch:
+        self.seen.add(parent.instruction)
+        return self._filter(await self.proposer.reflect(parent, evidence, n))
+
+    async def merge(
+        self,
+        first: Parent,
+        second: Parent,
+        first_only: Sequence[Evidence],
+        second_only: Sequence[Evidence],
+        n: int,
+    ) -> ProposalBatch:
+        self.seen.add(first.instruction)
+        self.seen.add(second.instruction)
+        return self._filter(await self.proposer.merge(first, second, first_only, second_only, n))

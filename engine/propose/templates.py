@@ -1,11 +1,16 @@
-"""The prompt templates of APE as data: forward, insert (reverse), variant, demo and scoring.
+"""The prompt templates as data: APE's forward, insert (reverse), variant, demo and scoring, and
+the reflection and merge templates of variants that learn from the answers.
 
 Zhou et al. (ICLR 2023), section 3.1 and appendix: the *forward* template shows the demos and
 lets the model continue "The instruction was" (completions) or asks for the instruction alone
 (chat); the *insert* template puts the instruction slot before the demos and lets a model that
 fills in the middle (completions ``suffix``) write it; the *variant* template of iterative APE
-asks for a rewording of a leader. Each template is a Python format string with named
-placeholders (``{demos}``, ``{instruction}``, ``{input}``, ``{output}``; write literal braces as
+asks for a rewording of a leader. The *reflect* template shows a parent's instruction with some
+of its answers (wrong ones, then right ones for contrast) and asks for a diagnosis and a revised
+instruction (ProTeGi's textual gradient, Pryzant et al. 2023; GEPA's reflection, Agrawal et al.
+2025); the *merge* template shows two parents with the examples only each gets right and asks
+for one instruction that keeps both. Each template is a Python format string with named
+placeholders (``{demos}``, ``{instruction}``, ``{input}``, ``{output}``, ...; write literal braces as
 ``{{`` and ``}}``). Users override any of them with a TOML or JSON file whose top-level keys are
 the field names of `Templates`; a template that lacks a placeholder it needs, or names one it
 cannot have, is a `ConfigError` naming the file and the field.
@@ -16,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ import orjson
 from engine.decoding import load_toml
 from engine.errors import ConfigError
 from engine.nesting import json_depth_problem
+from engine.propose.proposal import Evidence
 
 __all__ = ["PLACEHOLDERS", "Templates", "load_templates", "placeholders"]
 
@@ -43,7 +49,24 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "demo": frozenset({"input", "output"}),
     "demo_separator": frozenset(),
     "scoring": frozenset({"instruction", "input"}),
+    "reflect": frozenset({"instruction", "examples"}),
+    "reflect_chat": frozenset({"instruction", "examples"}),
+    "reflect_wrong": frozenset({"input", "expected", "answer"}),
+    "reflect_right": frozenset({"input", "expected", "answer"}),
+    "merge": frozenset({"first", "second", "first_only", "second_only"}),
+    "merge_chat": frozenset({"first", "second", "first_only", "second_only"}),
+    "merge_example": frozenset({"input", "expected"}),
 }
+_REFLECT_INTRO = (
+    "A language model was given this instruction for a task:\n\n{instruction}\n\nHere are some "
+    "of its answers, each with the input and the expected output:\n\n{examples}\n\n"
+)
+_MERGE_INTRO = (
+    "Two instructions were written for the same task. Each makes a language model get some "
+    "inputs right that the other gets wrong.\n\nInstruction A: {first}\n\nInstruction B: "
+    "{second}\n\nInputs only instruction A gets right:\n\n{first_only}\n\nInputs only "
+    "instruction B gets right:\n\n{second_only}\n\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,43 @@ class Templates:
     demo_separator: str = "\n\n"
     #: what the target model is asked: the instruction, then one example's input
     scoring: str = "{instruction}\n\nInput: {input}\nOutput:"
+    #: reflection, completions: the model continues after "Diagnosis:" and ends with the
+    #: revised instruction after "Instruction:"
+    reflect: str = (
+        _REFLECT_INTRO + "What the wrong answers have in common, and an improved instruction "
+        "that makes the model give the expected output for any input, on one line after "
+        '"Instruction:".\n\nDiagnosis:'
+    )
+    #: reflection, chat: one user message asking for a diagnosis, then the revised instruction
+    reflect_chat: str = (
+        _REFLECT_INTRO + "First, in at most three sentences, say what the wrong answers have in "
+        "common and what the instruction fails to tell the model. Then write an improved "
+        "instruction that makes the model give the expected outputs. It must describe the task "
+        "for any input, not only these, and say what form the answer takes. End your reply "
+        "with the improved instruction on one line, in this form:\nInstruction: <the improved "
+        "instruction>"
+    )
+    #: one answer inside a reflection's {examples}: a wrong one, a right one
+    reflect_wrong: str = (
+        "Input: {input}\nExpected output: {expected}\nThe model's answer (wrong): {answer}"
+    )
+    reflect_right: str = (
+        "Input: {input}\nExpected output: {expected}\nThe model's answer (right): {answer}"
+    )
+    #: merge, completions: the model continues after "Instruction:"
+    merge: str = (
+        _MERGE_INTRO + "One instruction that keeps what each of them does well, so that the "
+        "model gets all of these right, for any input:\nInstruction:"
+    )
+    #: merge, chat: one user message asking for the combined instruction
+    merge_chat: str = (
+        _MERGE_INTRO + "Write one instruction that keeps what each of them does well, so that "
+        "the model gets all of these right. It must describe the task for any input. Reply "
+        "with the instruction only, on one line, in this form:\nInstruction: <the combined "
+        "instruction>"
+    )
+    #: one example inside a merge's {first_only} and {second_only}
+    merge_example: str = "Input: {input}\nExpected output: {expected}"
 
     def __post_init__(self) -> None:
         for name in PLACEHOLDERS:
@@ -81,6 +141,23 @@ class Templates:
 
     def demos(self, pairs: list[tuple[str, str]]) -> str:
         return self.demo_separator.join(self.demo.format(input=x, output=y) for x, y in pairs)
+
+    def evidence(self, evidence: Sequence[Evidence]) -> str:
+        """A reflection's {examples}: each answer by `reflect_wrong` or `reflect_right`."""
+        parts = []
+        for item in evidence:
+            template = self.reflect_right if item.right else self.reflect_wrong
+            answer = item.answer if item.answer.strip() else "(no answer kept)"
+            parts.append(template.format(input=item.input, expected=item.expected, answer=answer))
+        return self.demo_separator.join(parts)
+
+    def merge_examples(self, evidence: Sequence[Evidence]) -> str:
+        """A merge's {first_only} or {second_only}: each example by `merge_example`."""
+        if not evidence:
+            return "(none)"
+        return self.demo_separator.join(
+            self.merge_example.format(input=item.input, expected=item.expected) for item in evidence
+        )
 
     def insert_parts(self, demos: str) -> tuple[str, str]:
         """(prompt, suffix) of the insert template around its instruction slot."""

@@ -63,6 +63,11 @@ class Policy(Protocol):
         results in flight)."""
         ...
 
+    def open_pulls(self) -> int:
+        """Called before each dispatch round: at most how many pulls `select` could hand out
+        now (a cheap upper bound), so a round never reserves more calls than can be placed."""
+        ...
+
     def observe(self, pull: Pull, reward: float) -> None:
         """A pull's reward in [0, 1] came back: one `select` handed out, or one replayed from a
         journal (never selected in this process). An example is observed once per arm."""
@@ -88,6 +93,10 @@ class Policy(Protocol):
 
     def recommendation(self) -> int | None:
         """The arm the policy would pick now (None before any result)."""
+        ...
+
+    def budget_exhausted(self) -> bool:
+        """The scoring calls it was given (`set_budget`) are all observed."""
         ...
 
     def done(self) -> bool:
@@ -456,6 +465,17 @@ class BasePolicy:
 
     def _select(self, k: int) -> list[Pull]:
         raise NotImplementedError
+
+    def open_pulls(self) -> int:
+        if self._k == 0:
+            return 0
+        k = self._k
+        live = self.live()
+        room = np.minimum(
+            self.max_pending - self.pending[:k], self.n - self.count[:k] - self.pending[:k]
+        )
+        total = float(np.clip(room, 0, None)[live].sum())
+        return int(min(total, max(self.budget_left(), 0.0)))
 
     def pullable(self) -> NDArray[np.bool_]:
         """Every arm's `can_pull`, at once."""

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.limiter import RateLimiter
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.journal import Replay
 from engine.study.locks import FileLock
 from engine.study.observers import Observer
@@ -39,6 +39,12 @@ class PreparedStudy(Protocol):
 
     @property
     def scoring_pool(self) -> int: ...
+
+    @property
+    def worst_case(self) -> tuple[float, int, str]:
+        """The study's worst case before it starts: memory in MB, calls, and what multiplies
+        (``200 candidates x 200 scoring examples``)."""
+        ...
 
     @property
     def task_warnings(self) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from engine.service.restarts import (
     run_by_me,
 )
 from engine.service.state import StateDir, StudyRecord
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.journal import JournalWriteError
 from engine.study.locks import LockHeld, journal_lock
 from engine.study.snapshot import (
@@ -125,6 +125,7 @@ class StudyManager:
         nothing behind."""
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new study", status=503)
+        self.operator.check_active(sum(not entry.done.is_set() for entry in self.entries.values()))
         inline = settings.pop("candidates", None)  # the body's list (a path is refused)
         settings, names = self.operator.resolve(settings)
         if isinstance(inline, list):  # kept as a file in the state folder, like a task
@@ -133,7 +134,7 @@ class StudyManager:
             settings["cache"] = str(self.state.cache)
             settings["cache_max_mb"] = self.operator.cache_max_mb
         try:
-            config = StudyConfig(**settings)
+            config = StudyConfig.of(**settings)
         except ConfigError as error:
             raise RequestError(str(error), config_field(error)) from None
         task_folder: Path | None = None
@@ -146,16 +147,25 @@ class StudyManager:
                 lambda: self.launcher.prepare(config, journals=self.state.journals)
             )
         except EngineError as error:
-            if task_folder is not None and not any(
-                entry.prepared is not None and entry.prepared.config.task == config.task
-                for entry in self.entries.values()
-            ):
-                shutil.rmtree(task_folder, ignore_errors=True)
+            self._forget_task(task_folder, config)
             raise RequestError(str(error), _field_of(error, inline=task is not None)) from None
+        try:
+            self.operator.check_footprint(*prepared.worst_case)
+        except RequestError:
+            self._forget_task(task_folder, config)
+            raise
         record = StudyRecord(prepared.study_id, str(prepared.journal_path), endpoints=names)
         run_by_me(record, retry=False)
         self.state.save(record)
         return self._start(prepared, record)
+
+    def _forget_task(self, task_folder: Path | None, config: StudyConfig) -> None:
+        """A refused request's inline task leaves nothing behind (unless a study uses it)."""
+        if task_folder is not None and not any(
+            entry.prepared is not None and entry.prepared.config.task.name == config.task.name
+            for entry in self.entries.values()
+        ):
+            shutil.rmtree(task_folder, ignore_errors=True)
 
     def _start(self, prepared: PreparedStudy, record: StudyRecord) -> StudyEntry:
         if self._group is None:
@@ -363,7 +373,7 @@ class StudyManager:
 
         def adjust(config: StudyConfig) -> dict[str, Any]:
             changes = self.operator.resumed(config, record.endpoints)
-            if not config.no_cache:  # the service's cache as it is now
+            if not config.outputs.no_cache:  # the service's cache as it is now
                 changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
             return changes
 

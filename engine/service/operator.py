@@ -22,22 +22,17 @@ from msgspec import Meta
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, EngineError
 from engine.service.requests import EndpointName, RequestError
-from engine.study.config import (
-    MAX_CONCURRENCY,
-    CacheSize,
-    Name,
-    Rate,
-    StudyConfig,
-    Timeout,
-    TransportName,
-    Url,
-)
+from engine.settings import StudyConfig
+from engine.settings.roles import Url
 from engine.study.judging import RUBRICS
+from engine.study.settings import MAX_CONCURRENCY, MAX_COUNT, Throughput, TransportName
 from engine.task import builtin_task_names
 from engine.task.paths import inside
 
 __all__ = [
+    "DEFAULT_MAX_ACTIVE_STUDIES",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_STUDY_MB",
     "EndpointSpec",
     "Names",
     "Operator",
@@ -45,10 +40,18 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CONCURRENCY = 1000
-_DEFAULT_CONCURRENCY: int = next(
-    f.default for f in msgspec.structs.fields(StudyConfig) if f.name == "concurrency"
-)
+#: A study's worst-case memory and the studies running at once, by default: 8 x 256 MB leaves a
+#: 4 GB machine room for the process itself and the page cache.
+DEFAULT_MAX_STUDY_MB = 256.0
+DEFAULT_MAX_ACTIVE_STUDIES = 8
+_DEFAULT_CONCURRENCY = Throughput().concurrency
+Name = Annotated[str, Meta(min_length=1)]
+Rate = Annotated[float, Meta(ge=0.01, le=1e9)]
+Timeout = Annotated[float, Meta(gt=0, le=86_400)]
+CacheSize = Annotated[float, Meta(ge=1, le=1e9)]  # megabytes
 ServiceConcurrency = Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]
+StudyMemory = Annotated[float, Meta(ge=16, le=1e7)]  # MB
+ActiveStudies = Annotated[int, Meta(ge=1, le=10_000)]
 #: The operator's endpoints a study runs on, by role ("target", "proposal"): a name, or the
 #: names of a role that runs on several.
 Names = dict[str, str | list[str]]
@@ -82,6 +85,9 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     endpoints: dict[EndpointName, EndpointSpec] = {}
     max_concurrency: ServiceConcurrency = DEFAULT_MAX_CONCURRENCY
+    max_study_mb: StudyMemory = DEFAULT_MAX_STUDY_MB
+    max_study_calls: Annotated[int, Meta(ge=1, le=MAX_COUNT)] | None = None
+    max_active_studies: ActiveStudies = DEFAULT_MAX_ACTIVE_STUDIES
     cache_max_mb: CacheSize = 2048.0
     task_dir: str | None = None
     templates_dir: str | None = None
@@ -132,6 +138,37 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 field,
             )
 
+    def check_active(self, active: int) -> None:
+        """Another study may start while `active` run."""
+        if active >= self.max_active_studies:
+            raise RequestError(
+                f"this service runs at most {self.max_active_studies} studies at once (its "
+                "operator sets --max-active-studies); wait for one to end, or cancel one",
+                status=429,
+            )
+
+    def check_footprint(self, memory_mb: float, calls: int, sizes: str) -> None:
+        """A study whose worst case (`memory_mb`, `calls`; `sizes` says what multiplies) is
+        within the operator's limits; a `RequestError` naming the settings to lower."""
+        lower = (
+            "lower max_candidates, initial_candidates, the variant settings or scoring_size, "
+            "or set budget_scoring_calls"
+        )
+        if memory_mb > self.max_study_mb:
+            raise RequestError(
+                f"config: this study may hold ~{memory_mb:,.0f} MB ({sizes}); this service "
+                f"allows {self.max_study_mb:,.0f} MB per study (its operator sets "
+                f"--max-study-mb); {lower}",
+                "config",
+            )
+        if self.max_study_calls is not None and calls > self.max_study_calls:
+            raise RequestError(
+                f"config: this study may make {calls:,} calls ({sizes}); this service allows "
+                f"{self.max_study_calls:,} per study (its operator sets --max-study-calls); "
+                f"{lower}",
+                "config",
+            )
+
     def resumed(self, config: StudyConfig, names: Names) -> dict[str, Any]:
         """What changes in a study the service resumes: its endpoints as the operator has them
         now (an `EngineError` when one is gone), its concurrency within today's cap."""
@@ -143,7 +180,7 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                         "add it back (serve --endpoint) to resume the study"
                     )
         changes = self.endpoint_settings(names)
-        changes["concurrency"] = min(config.concurrency, self.max_concurrency)
+        changes["concurrency"] = min(config.throughput.concurrency, self.max_concurrency)
         return changes
 
     def _endpoint_names(self, settings: dict[str, Any]) -> Names:

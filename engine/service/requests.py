@@ -5,11 +5,12 @@ from the same types): `CreateStudy` for POST /v1/studies, `PatchStudy` for PATCH
 /v1/studies/{id}. A refusal is a `RequestError` naming the field by its path
 (``config.budget_usd``, ``task.examples[3].output``, ``rate_limits.requests_per_minute``),
 which the app answers with a 4xx ``{"error": {"message", "field"}}``; nothing has changed.
-The study settings are `StudyConfig`'s own fields, each optional here, less those the service
-owns (`SERVICE_OWNED`: the journal, the cache, endpoints' URLs, keys, limits and timeouts, a
-custom scorer, result files) and plus the names of the operator's endpoints (``endpoint``,
-``proposal_endpoint``); a request that gives an owned field is told why it cannot. A PATCH takes
-the same ranges (concurrency, budgets, rates, the share).
+The study settings are the settings by flat name (`engine.settings.SETTINGS`), each optional
+here, less those declared the operator's (`SERVICE_OWNED`: the journal, the cache, endpoints'
+URLs, keys, limits and timeouts, a custom scorer, result files) and plus the names of the
+operator's endpoints (``endpoint``, ``proposal_endpoint``); a request that gives an owned field
+is told why it cannot. A PATCH takes the same types and ranges (concurrency, budgets, rates, the
+share), read off the same fields.
 """
 
 from __future__ import annotations
@@ -26,17 +27,10 @@ from msgspec import UNSET, Meta, UnsetType
 
 from engine.decoding import Invalid, decode_json
 from engine.errors import ConfigError, EngineError
-from engine.study.config import (
-    Concurrency,
-    Count,
-    EndpointName,
-    MetricName,
-    Rate,
-    Share,
-    StudyConfig,
-    renamed,
-)
-from engine.study.settings import BUDGET_NAMES
+from engine.settings import RENAMED, SETTINGS
+from engine.settings.groups import MetricName
+from engine.settings.roles import EndpointName
+from engine.study.settings import MAX_COUNT
 from engine.task.paths import file_stem, inside
 
 __all__ = [
@@ -55,43 +49,22 @@ __all__ = [
     "write_inline_task",
 ]
 
-_ENDPOINTS_WHY = (
-    "endpoints belong to the service's operator; choose one by name with endpoint "
-    "(and proposal_endpoint), or several as a list of names"
-)
 #: Settings a request may not give, and why: the service and its operator own them.
 SERVICE_OWNED: dict[str, str] = {
-    "journal": "the service keeps each study's journal in its state directory; leave it out",
-    "cache": "the service's studies share its response cache; leave it out (no_cache: true "
-    "goes without it)",
-    "cache_max_mb": "the service's operator bounds its response cache; leave it out",
-    "json_out": "the result is in GET /v1/studies/{id}; leave it out",
-    "scorer": "a custom scorer runs code inside the service; run such a study with ape-engine run",
-    **{
-        name: _ENDPOINTS_WHY
-        for name in (
-            "base_url",
-            "api_key_env",
-            "api_key_file",
-            "proposal_base_url",
-            "proposal_api_key_env",
-            "proposal_api_key_file",
-            "endpoints",
-            "proposal_endpoints",
-            "headers",
-            "proposal_headers",
-            "protocol",
-            "judge_base_url",
-            "judge_api_key_env",
-        )
-    },
-    "candidates": "give your own candidates inline, as the body's candidates list",
-    **{
-        name: "the operator sets each endpoint's limits, timeout and transport; cap a study "
-        "with PATCH rate_limits"
-        for name in ("rpm", "tpm", "timeout_s", "proposal_timeout_s", "transport")
-    },
+    one.flat: one.why or "the service's operator sets it"
+    for one in SETTINGS
+    if one.owner == "operator"
 }
+_BY_PATH = {one.path: one for one in SETTINGS}
+Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
+if TYPE_CHECKING:
+    Rate = float | None
+    Concurrency = int
+    Share = float
+else:  # the types and ranges of the settings a PATCH changes, as their fields declare them
+    Rate = _BY_PATH["target.rpm"].type
+    Concurrency = _BY_PATH["throughput.concurrency"].type
+    Share = _BY_PATH["proposals.new_candidate_share"].type
 
 
 class RequestError(EngineError):
@@ -122,7 +95,7 @@ def _optional_fields(name: str, fields: dict[str, Any], shown: dict[str, Any] | 
     )
 
 
-_SETTINGS = {f.name: f for f in msgspec.structs.fields(StudyConfig) if f.name not in SERVICE_OWNED}
+_SETTINGS = {one.flat: one for one in SETTINGS if one.owner == "user"}
 
 if TYPE_CHECKING:
     RequestSettings = msgspec.Struct
@@ -144,16 +117,13 @@ else:
                 EndpointName | Annotated[list[EndpointName], Meta(min_length=1)] | None,
                 Meta(description="for proposals, one or a list (default: endpoint)"),
             ],
-            **{name: f.type for name, f in _SETTINGS.items()},
+            **{name: one.type for name, one in _SETTINGS.items()},
         },
-        {
-            name: msgspec.to_builtins(f.default)
-            for name, f in _SETTINGS.items()
-            if f.default is not msgspec.NODEFAULT
-        },
+        {name: msgspec.to_builtins(one.default) for name, one in _SETTINGS.items()},
     )
     BudgetChanges = _optional_fields(
-        "BudgetChanges", {name: _SETTINGS[f"budget_{name}"].type for name in BUDGET_NAMES}
+        "BudgetChanges",
+        {one.name: one.type for one in SETTINGS if one.group == "budgets" and one.live},
     )
 
 Text = Annotated[str, Meta(pattern=r"\S", description="not blank")]
@@ -204,8 +174,8 @@ class CreateStudy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
     """Requests and tokens per minute; null lifts the limit."""
 
-    requests_per_minute: Rate | UnsetType | None = UNSET
-    tokens_per_minute: Rate | UnsetType | None = UNSET
+    requests_per_minute: Rate | UnsetType = UNSET
+    tokens_per_minute: Rate | UnsetType = UNSET
     endpoint: (
         Annotated[
             EndpointName,
@@ -276,8 +246,8 @@ def _decode(raw: bytes, kind: Any) -> Any:
             problem = (
                 "the service reads no settings file of a request's; send the settings as config"
             )
-        elif path.startswith("config."):
-            problem = renamed(Invalid(name, problem)).problem
+        elif name in RENAMED and problem.startswith("unknown field"):
+            problem = f"renamed; use {RENAMED[name]}"
         raise RequestError(f"{path or 'body'}: {problem}", path or "body") from None
 
 

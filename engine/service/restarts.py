@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from engine.errors import EngineError
 from engine.service.state import RunMark, StateDir, StudyRecord
+from engine.settings import StudyConfig
 from engine.study.events import StatusChanged, StudyFinished, StudyStarted
 from engine.study.journal import JournalWriter, read_events
 from engine.study.locks import journal_lock
@@ -133,7 +134,7 @@ def journal_snapshot(record: StudyRecord) -> StudySnapshot:
         events, reason = [], reason or str(error)
     for event in events:
         if isinstance(event, StudyStarted):
-            task, policy = event.task.name, str(event.config.get("policy", "?"))
+            task, policy = event.task.name, _policy_of(event.config)
         elif isinstance(event, StatusChanged) and event.status == "quarantined":
             status, reason = event.status, event.reason
         elif isinstance(event, StudyFinished):
@@ -162,3 +163,11 @@ def journal_snapshot(record: StudyRecord) -> StudySnapshot:
         held_out=held_out,
         extra=extra or {"reason": reason},
     )
+
+
+def _policy_of(settings: dict[str, Any]) -> str:
+    """The policy a journal header's settings name (any version), or "?"."""
+    try:
+        return StudyConfig.from_json(settings).search.policy
+    except EngineError:
+        return "?"

@@ -16,6 +16,7 @@ import re
 __all__ = [
     "GENERIC_CORES",
     "OFF_TASK",
+    "SUFFIXES",
     "completion_form",
     "instruction_key",
     "proposal_text",
@@ -53,7 +54,7 @@ _PREFIXES = (
     "You need to ",
     "Carefully ",
 )
-_SUFFIXES = (
+SUFFIXES = (
     " Answer with the result only.",
     " Keep the answer short.",
     " Do not explain your answer.",
@@ -149,7 +150,7 @@ def proposal_text(cores: list[str], rng: random.Random, off_task_share: float = 
         prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
         text = prefix + (core if prefix.endswith(". ") else _lower_first(core))
     if rng.random() < 0.3:
-        text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+        text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
     return text
 
 
@@ -191,14 +192,14 @@ def variant_text(parent: str, rng: random.Random) -> str:
                 prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
                 text = prefix + _lower_first(text)
         elif roll < 0.85:
-            present = [s for s in _SUFFIXES if text.endswith(s)]
+            present = [s for s in SUFFIXES if text.endswith(s)]
             if present:
                 text = text[: -len(present[0])]
             else:
-                text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+                text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
         else:
-            text = text + _SUFFIXES[rng.randrange(len(_SUFFIXES))]
+            text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
     if instruction_key(text) == instruction_key(parent):
-        suffixes = [s for s in _SUFFIXES if s not in text]
+        suffixes = [s for s in SUFFIXES if s not in text]
         text = text + (suffixes[rng.randrange(len(suffixes))] if suffixes else " Thank you.")
     return text

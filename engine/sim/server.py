@@ -58,7 +58,7 @@ class SimServer(OpenAIServer):
     def __init__(self, config: SimConfig, world: World | None = None) -> None:
         self.config = config
         self.world = world if world is not None else World(resolve_tasks(config), config)
-        super().__init__(config.server_settings(), self.world)
+        super().__init__(config, self.world)
 
     def quality(self, instruction: str, task: str | None = None) -> float:
         """The latent quality of `instruction` on `task` (the world's truth)."""
@@ -131,6 +131,8 @@ def sim_arguments(config: SimConfig) -> list[str]:
     arguments += ["--mediocre-quality", _pair(config.mediocre_quality)]
     arguments += ["--bad-quality", _pair(config.bad_quality)]
     arguments += ["--variant-noise", str(config.variant_noise)]
+    arguments += ["--reflect-gain", str(config.reflect_gain)]
+    arguments += ["--reflect-noise", str(config.reflect_noise)]
     arguments += ["--difficulty-spread", str(config.difficulty_spread)]
     arguments += ["--latency-base-ms", str(config.latency_base_s * 1000)]
     arguments += ["--latency-per-token-ms", str(config.latency_per_token_s * 1000)]

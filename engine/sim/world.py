@@ -2,8 +2,8 @@
 
 Every instruction has a latent quality q in [0, 1] on a task, drawn from a mixture (most
 mediocre, a few good; off-task proposals bad; the task's human instruction good) seeded by its
-normalised text and the server seed; a variant the world generated gets its parent's quality
-plus small noise. Every example e has a difficulty b_e shared by all instructions, and an
+normalised text and the server seed; an instruction the world wrote from others (a variant, a
+reflection, a merge) gets a quality that follows from its parents' (`engine.sim.derived`). Every example e has a difficulty b_e shared by all instructions, and an
 instruction answers e correctly with probability p(q, e) = sigmoid(a_q - b_e), where a_q is
 solved so that the mean of p over the task's examples is exactly q: the empirical accuracy of
 an instruction converges to its quality, and hard examples are hard for every instruction.
@@ -12,7 +12,7 @@ example, choice): the same question always gets the same answer. Echoed log-prob
 an answer have exp(mean token log-prob) = p when the answer is right, less when it is wrong.
 
 Requests are recognised by the templates of docs/design.md, "What APE is": the forward proposal template
-(completions or chat), the variant template, and the scoring template
+(completions or chat), the variant, reflection and merge templates, and the scoring template
 ``instruction + "\n\nInput: " + x + "\nOutput:"``; a chat whose scoring demos came as earlier
 turns is read as its first user message's instruction with the last user message's input. A
 judge prompt (`engine.sim.judge`) gets a verdict by exact match.
@@ -24,7 +24,6 @@ import hashlib
 import math
 import random
 import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ import numpy as np
 from engine.serving.protocol import Generation, GenerationRequest, Scored
 from engine.sim.chat import SCORING_INPUT, talks, with_earlier_turns
 from engine.sim.config import SimConfig
+from engine.sim.derived import Derivation, Derivations
 from engine.sim.judge import judge_reply
 from engine.sim.phrasing import (
     OFF_TASK,
@@ -43,8 +43,18 @@ from engine.sim.phrasing import (
     proposal_text,
     variant_text,
 )
+from engine.sim.reflection import (
+    MERGE_MARK,
+    REFLECT_MARK,
+    merge_answer,
+    merge_text,
+    read_merge,
+    read_reflection,
+    reflection_answer,
+    reflection_text,
+)
 from engine.sim.solvers import SOLVERS
-from engine.sim.tokens import tokenize, truncate
+from engine.sim.tokens import answer_tokens, context_token, tokenize, truncate
 from engine.task.metrics import normalise
 from engine.task.types import Task
 
@@ -61,7 +71,6 @@ _STOPWORDS = frozenset(
 UNKNOWN_INPUT_ANSWER = "I do not know."
 GENERIC_ANSWER = "OK. This is the simulated LLM server; it does not recognise this prompt."
 _OFF_TASK_KEYS = frozenset(instruction_key(text) for text in OFF_TASK)
-_NORMAL = statistics.NormalDist()
 _KEY_CACHE_LIMIT = 100_000
 
 
@@ -128,8 +137,7 @@ class World:
         self._keys: dict[str, str] = {}
         self._qualities: dict[tuple[int, str], float] = {}
         self._offsets: dict[tuple[int, str], float] = {}
-        self._parents: dict[str, str] = {}
-        self._fixed: set[str] = set()
+        self._derived = Derivations(config, self._unit)
         self._origin: dict[str, int] = {}
         self._seen_prompts: dict[str, int] = {}
 
@@ -187,10 +195,9 @@ class World:
             return cached
         config = self.config
         name = self.tasks[t].task.name if self.tasks else ""
-        parent = self._parents.get(key)
-        if parent is not None:
-            noise = _NORMAL.inv_cdf(self._unit("variant", name, key)) * config.variant_noise
-            quality = min(1.0, max(0.0, self._quality(parent, t) + noise))
+        derived = self._derived.quality(key, name, lambda parent: self._quality(parent, t))
+        if derived is not None:
+            quality = derived
         elif self.tasks and key == self.tasks[t].human_key:
             quality = self._draw(config.good_quality, "human", name, key)
         elif key in _OFF_TASK_KEYS:
@@ -200,7 +207,7 @@ class World:
         else:
             quality = self._draw(config.mediocre_quality, "mediocre", name, key)
         self._qualities[(t, key)] = quality
-        self._fixed.add(key)
+        self._derived.fixed.add(key)
         return quality
 
     def _offset(self, key: str, t: int) -> float:
@@ -252,13 +259,18 @@ class World:
     def register_variant(self, child: str, parent: str) -> None:
         """Remember that `child` was written as a variant of `parent` (first writer wins; a text
         whose quality is already known keeps it)."""
-        child_key, parent_key = self.key(child), self.key(parent)
-        if child_key == parent_key or child_key in self._fixed or child_key in self._parents:
-            return
-        self._parents[child_key] = parent_key
-        self._fixed.add(parent_key)  # a parent's quality never changes: no cycles
-        if parent_key in self._origin:
-            self._origin.setdefault(child_key, self._origin[parent_key])
+        self.register_derived(child, "variant", (parent,))
+
+    def register_derived(
+        self, child: str, kind: str, parents: tuple[str, ...], shown: int = 0
+    ) -> None:
+        """Remember that `child` was written from `parents` as a variant, a reflection that saw
+        `shown` wrong answers, or a merge (first writer wins; a known quality stays)."""
+        child_key = self.key(child)
+        keys = tuple(self.key(parent) for parent in parents)
+        derivation = Derivation(kind, keys, shown)  # type: ignore[arg-type]
+        if self._derived.register(child_key, derivation) and keys[0] in self._origin:
+            self._origin.setdefault(child_key, self._origin[keys[0]])
 
     def _task_of(self, key: str) -> int:
         origin = self._origin.get(key)
@@ -326,6 +338,8 @@ class World:
         lowered = prompt[:400].lower()
         if request.suffix and "Input:" in request.suffix:
             texts = self._proposals(request)  # fill in the middle: insert (reverse) proposals
+        elif lowered.startswith((REFLECT_MARK, MERGE_MARK)):
+            texts = self._reflections(request)
         elif _VARIANT_MARK in lowered:
             texts = self._variants(request)
         elif "Input:" in prompt and (
@@ -349,9 +363,9 @@ class World:
             return Generation(text, reason)
         tokens = tokenize(text)
         if mean_logprob is None:
-            scored = tuple(self._context_token(token) for token in tokens)
+            scored = tuple(context_token(token, self._unit) for token in tokens)
         else:
-            scored = self._answer_tokens(tokens, mean_logprob)
+            scored = answer_tokens(tokens, mean_logprob, self._unit)
         return Generation(text, reason, scored)
 
     def _rng(self, request: GenerationRequest) -> random.Random:
@@ -387,12 +401,16 @@ class World:
         texts = []
         for _ in range(request.n):
             text = proposal_text(cores, rng)
+            # written from the demos: a variant written later with the same words is not its
+            # parent's (the quality of a proposal is its own, scored yet or not)
+            self._derived.fixed.add(self.key(text))
             if t is not None:
                 self._origin.setdefault(self.key(text), t)
             if request.api == "completions":
                 completed = completion_form(text, rng)
                 if request.suffix:  # "I instructed my friend to" + the verb phrase
                     completed = " " + completed.removeprefix(" to ")
+                self._derived.fixed.add(self.key(completed))
                 if t is not None:
                     self._origin.setdefault(self.key(completed), t)
                 texts.append(completed)
@@ -414,6 +432,21 @@ class World:
             self.register_variant(child, parent)
             texts.append((" " if request.api == "completions" else "") + child)
         return texts
+
+    def _reflections(self, request: GenerationRequest) -> list[str]:
+        """Reflections (one parent, the wrong answers shown) or merges (two parents)."""
+        rng, texts = self._rng(request), []
+        reflection, merge = read_reflection(request.prompt), read_merge(request.prompt)
+        for _ in range(request.n if reflection or merge else 0):
+            if reflection is not None:
+                child = reflection_text(*reflection, rng)
+                self.register_derived(child, "reflect", reflection[:1], len(reflection[1]))
+                texts.append(reflection_answer(child, reflection[1], rng, request.api))
+            elif merge is not None:
+                child = merge_text(*merge, rng)
+                self.register_derived(child, "merge", merge)
+                texts.append(merge_answer(child, rng, request.api))
+        return texts or [GENERIC_ANSWER] * request.n
 
     def _answers(self, request: GenerationRequest, question: _Question) -> list[Generation]:
         located = self._locate(question)
@@ -439,23 +472,6 @@ class World:
 
     # -- log-probabilities ----------------------------------------------------------------------
 
-    def _context_token(self, token: str) -> Scored:
-        value = -0.2 - 5.0 * self._unit("token", token)
-        return Scored(token, value, ((token, value),))
-
-    def _answer_tokens(self, tokens: list[str], mean: float) -> tuple[Scored, ...]:
-        """Token log-probs whose mean is `mean` (a little uneven, never above 0)."""
-        if not tokens:
-            return ()
-        weights = [self._unit("spread", token, i) * 2 - 1 for i, token in enumerate(tokens)]
-        centre = sum(weights) / len(weights)
-        scored = []
-        for token, weight in zip(tokens, weights, strict=True):
-            value = mean * (1.0 + 0.3 * (weight - centre))
-            other = math.log(max(1e-12, 1.0 - math.exp(value)))
-            scored.append(Scored(token, value, ((token, value), ("?", other))))
-        return tuple(scored)
-
     def score_prompt(self, prompt: str) -> list[Scored]:
         """Echo log-probs: context tokens get plausible values; the answer after "Output:" in
         a scoring prompt gets exp(mean) = p when it is accepted, (1 - p) / 4 when it is not."""
@@ -463,7 +479,7 @@ class World:
         question = self._question(prompt)
         located = self._locate(question) if question is not None else None
         if question is None or located is None or not question.tail.strip():
-            return [self._context_token(token) for token in tokens]
+            return [context_token(token, self._unit) for token in tokens]
         key, t, e = located
         p = self._p(key, t, e)
         answer = normalise(question.tail)
@@ -472,11 +488,11 @@ class World:
         mean = max(mean, -30.0)
         offset = 0
         head: list[Scored] = []
-        answer_tokens: list[str] = []
+        tail: list[str] = []
         for token in tokens:
             if offset >= question.tail_start:
-                answer_tokens.append(token)
+                tail.append(token)
             else:
-                head.append(self._context_token(token))
+                head.append(context_token(token, self._unit))
             offset += len(token)
-        return head + list(self._answer_tokens(answer_tokens, mean))
+        return head + list(answer_tokens(tail, mean, self._unit))

@@ -9,15 +9,13 @@ no price is refused before the first call, never silently counted as free.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, cast
+from typing import Literal, cast
 
-import msgspec
-
+from engine.decoding import Invalid, convert
 from engine.errors import ConfigError
-from engine.study.settings import BUDGET_NAMES, BudgetName
+from engine.study.settings import BUDGET_NAMES, BudgetLimits, BudgetName, Price
 from engine.study.snapshot import BudgetRow
 
 __all__ = [
@@ -29,24 +27,6 @@ __all__ = [
     "PriceTable",
     "Spend",
 ]
-
-
-#: USD per million tokens: a finite amount >= 0 (a typo of a few orders of magnitude is refused).
-PerMillion = Annotated[float, msgspec.Meta(ge=0, le=1e6)]
-
-
-class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """USD per million prompt (input) and completion (output) tokens; in JSON and TOML
-    ``{"input": 0.5, "output": 1.5}`` (a price left out is 0). This one type decodes the
-    prices of a TOML file, of a service request and of a journal header."""
-
-    input_per_million: PerMillion = msgspec.field(default=0.0, name="input")
-    output_per_million: PerMillion = msgspec.field(default=0.0, name="output")
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
-        ) / 1e6
 
 
 #: List prices (USD per 1M tokens) of common models; extend or override with `[prices]` in the
@@ -91,6 +71,7 @@ class Spend:
 
     Calls answered from the response cache are counted in `cached_calls` and cost nothing.
     `evaluation_calls` are the final held-out evaluation, outside the scoring budget.
+    `proposal_tokens` and `proposal_usd` are the proposal calls' part of `tokens` and `usd`.
     """
 
     scoring_calls: int = 0
@@ -101,6 +82,8 @@ class Spend:
     seconds: float = 0.0
     cached_calls: int = 0
     failed_calls: int = 0
+    proposal_tokens: int = 0
+    proposal_usd: float = 0.0
 
     def value(self, name: BudgetName) -> float:
         return float(getattr(self, name))
@@ -136,6 +119,18 @@ class Spend:
             "seconds": round(self.seconds, 3),
             "cached_calls": self.cached_calls,
             "failed_calls": self.failed_calls,
+            "proposal_tokens": self.proposal_tokens,
+            "proposal_usd": round(self.proposal_usd, 6),
+        }
+
+    def proposal_share(self) -> dict[str, float]:
+        """The proposal calls' share of the calls made (scoring and proposal), of the tokens
+        and of the dollars spent (0 where nothing was spent)."""
+        calls = self.scoring_calls + self.proposal_calls
+        return {
+            "calls": round(self.proposal_calls / calls, 4) if calls else 0.0,
+            "tokens": round(self.proposal_tokens / self.tokens, 4) if self.tokens else 0.0,
+            "usd": round(self.proposal_usd / self.usd, 4) if self.usd else 0.0,
         }
 
     @classmethod
@@ -148,44 +143,43 @@ class Spend:
             "tokens",
             "cached_calls",
             "failed_calls",
+            "proposal_tokens",
         ):
             setattr(spend, name, int(cast(int, data.get(name, 0))))
         spend.usd = float(cast(float, data.get("usd", 0.0)))
+        spend.proposal_usd = float(cast(float, data.get("proposal_usd", 0.0)))
         spend.seconds = float(cast(float, data.get("seconds", 0.0)))
         return spend
 
 
 def check_limit(name: str, limit: float | None) -> float | None:
-    """Validate one budget limit (None = unlimited); raise `ConfigError` naming it."""
+    """One budget limit as its field declares it (`engine.study.settings.BudgetLimits`: None
+    = unlimited), checked where a live change enters; a `ConfigError` names it."""
     if name not in BUDGET_NAMES:
         raise ConfigError(f"unknown budget {name!r}; the budgets are {', '.join(BUDGET_NAMES)}")
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int | float):
-        raise ConfigError(f"budget {name}: expected a number or none (got {limit!r})")
-    value = float(limit)
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"budget {name}: must be a finite number >= 0 (got {limit!r})")
-    return value
+    try:
+        value = convert({name: limit}, BudgetLimits)
+    except Invalid as error:
+        raise ConfigError(f"budget {error}") from None
+    checked: float | None = getattr(value, name)
+    return None if checked is None else float(checked)
 
 
 @dataclass(slots=True)
 class Budgets:
-    """The limits, changeable live. `reached(spend)` names the first budget spent, or None."""
+    """The limits, changeable live (each checked where it entered). `reached(spend)` names the
+    first budget spent, or None -- all but the scoring calls, which the policy owns: it counts
+    the pulls in flight against them (`engine.study.study.Study.set_budget` tells it)."""
 
     limits: dict[str, float | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        checked: dict[str, float | None] = {name: None for name in BUDGET_NAMES}
-        for name, limit in self.limits.items():
-            checked[name] = check_limit(name, limit)
-        self.limits = checked
+        self.limits = {name: self.limits.get(name) for name in BUDGET_NAMES}
 
     def set(self, name: str, limit: float | None) -> float | None:
         """Change one limit; returns the old one."""
-        value = check_limit(name, limit)
         old = self.limits[name]
-        self.limits[name] = value
+        self.limits[name] = limit
         return old
 
     def limit(self, name: BudgetName) -> float | None:
@@ -195,6 +189,8 @@ class Budgets:
         """The first budget spent; `seconds` is the running time now, when it is ahead of the
         last recorded in `spend`."""
         for name in BUDGET_NAMES:
+            if name == "scoring_calls":
+                continue  # the policy's
             limit = self.limits[name]
             value = spend.value(name)
             if name == "seconds" and seconds is not None:

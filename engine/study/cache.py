@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from typing import Any
 import orjson
 
 from engine.llm.limiter import RateLimiter
-from engine.propose import CandidateSource, Proposal, ProposalBatch
+from engine.propose import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
+from engine.study.legacy import V2_ORIGINS
 from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example
 
@@ -398,13 +399,14 @@ class CachedProposer:
         self.cache.put(
             key,
             {
-                "proposals": [[p.text, p.origin, p.parent] for p in batch.proposals],
+                "proposals": [[p.text, p.origin, list(p.parents)] for p in batch.proposals],
                 "generated": batch.generated,
                 "duplicates": batch.duplicates,
                 "rejected": batch.rejected,
                 "model": batch.model,
                 "raw": list(batch.raw),
                 "reasons": batch.reasons,
+                "kind": batch.kind,
             },
         )
         return batch
@@ -420,6 +422,28 @@ class CachedProposer:
             lambda: self.proposer.vary(parent_text, parent_id, n),
         )
 
+    async def reflect(self, parent: Parent, evidence: Sequence[Evidence], n: int) -> ProposalBatch:
+        shown = [[e.input, e.expected, e.answer, e.right] for e in evidence]
+        return await self._cached(
+            self._key(["reflect", parent.instruction, parent.arm, shown, n]),
+            lambda: self.proposer.reflect(parent, evidence, n),
+        )
+
+    async def merge(
+        self,
+        first: Parent,
+        second: Parent,
+        first_only: Sequence[Evidence],
+        second_only: Sequence[Evidence],
+        n: int,
+    ) -> ProposalBatch:
+        shown = [[[e.input, e.expected] for e in side] for side in (first_only, second_only)]
+        call = ["merge", first.instruction, first.arm, second.instruction, second.arm, shown, n]
+        return await self._cached(
+            self._key(call),
+            lambda: self.proposer.merge(first, second, first_only, second_only, n),
+        )
+
 
 def _batch(hit: Any) -> ProposalBatch | None:
     """A cached proposal batch, or None when the cache holds none this version can read."""
@@ -427,7 +451,7 @@ def _batch(hit: Any) -> ProposalBatch | None:
         return None
     try:
         return ProposalBatch(
-            tuple(Proposal(str(t), str(o), p) for t, o, p in hit["proposals"]),
+            tuple(_proposal(*item) for item in hit["proposals"]),
             calls=1,
             generated=int(hit["generated"]),
             duplicates=int(hit["duplicates"]),
@@ -436,6 +460,18 @@ def _batch(hit: Any) -> ProposalBatch | None:
             model=str(hit["model"]),
             raw=tuple(str(text) for text in hit.get("raw", ())),
             reasons={str(k): int(v) for k, v in hit.get("reasons", {}).items()},
+            kind=str(hit.get("kind", "")),
         )
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
+
+
+def _proposal(text: Any, origin: Any, parents: Any) -> Proposal:
+    """A cached proposal; an entry of an earlier version names its kind as version-2 journals
+    did and holds one parent (or none) instead of a list."""
+    if parents is None:
+        parents = []
+    elif isinstance(parents, int):
+        parents = [parents]
+    kind = V2_ORIGINS.get(str(origin), str(origin))
+    return Proposal(str(text), kind, tuple(int(parent) for parent in parents))

@@ -81,7 +81,8 @@ class Dispatcher:
     async def _round(self, group: TaskGroup) -> None:
         activity = self._shared.activity
         changed = activity.changed  # taken first, so no change is missed while asking
-        free = int(activity.capacity.available_tokens)
+        # never more than the policy can place: the permits of a round are reserved first
+        free = min(int(activity.capacity.available_tokens), self._shared.state.policy.open_pulls())
         if free <= 0 or not self._may_send():
             await changed.wait()
             return
@@ -95,7 +96,7 @@ class Dispatcher:
             if activity.changed is changed:  # nothing happened meanwhile (no answer was held)
                 await changed.wait()
             return
-        if self._shared.setup.settings.group_by_candidate:
+        if self._shared.setup.settings.throughput.group_by_candidate:
             pulls = by_candidate(pulls)
         for index, pull in enumerate(pulls):
             self._start(group, pull, permits[index] if permits is not None else None)
@@ -125,7 +126,9 @@ class Dispatcher:
 
     def _limiter(self) -> RateLimiter | None:
         scorer = self._shared.setup.scorer
-        if not self._shared.setup.settings.late_binding or not isinstance(scorer, PacedScorer):
+        if not self._shared.setup.settings.throughput.late_binding or not isinstance(
+            scorer, PacedScorer
+        ):
             return None
         return scorer.limiter
 

@@ -22,6 +22,7 @@ from engine.study.settings import BudgetName
 
 __all__ = [
     "JOURNAL_VERSION",
+    "ORIGINS",
     "ArmDropped",
     "ArmEliminated",
     "BudgetChanged",
@@ -48,8 +49,11 @@ __all__ = [
     "WarningExample",
 ]
 
-#: The journal's format; a journal of another version is refused with a clear message.
-JOURNAL_VERSION = 2
+#: The journal's format; a journal of another version is refused with a clear message. Version 3
+#: keeps the settings nested by group and each candidate's kind and parents; version 2 (the
+#: settings flat, candidates' origins "proposal" and "variant" with one `parent`) is read too
+#: (`engine.settings`, `engine.study.legacy`).
+JOURNAL_VERSION = 3
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Index = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
@@ -57,7 +61,11 @@ Reward = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
 Money = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
-Origin = Literal["proposal", "variant", "human", "user"]
+#: A candidate's kind: from the task's demos (initial), a rewording of a parent (resample), a
+#: revision of a parent that read its answers (reflect), two parents combined (merge), the
+#: task's human instruction, or the user's own.
+Origin = Literal["initial", "resample", "reflect", "merge", "human", "user"]
+ORIGINS: tuple[Origin, ...] = ("initial", "resample", "reflect", "merge", "human", "user")
 Role = Literal["scoring", "proposal", "evaluation"]
 #: "quarantined": the service died twice running the study, which runs again only when asked
 StudyStatus = Literal[
@@ -90,7 +98,7 @@ class PoolSizes(msgspec.Struct, frozen=True):
 
 
 class StudyStarted(Fact, frozen=True, tag="study_started"):
-    """The journal's first line. `config` is the settings it was started with (StudyConfig),
+    """The journal's first line. `config` is the settings it was started with (`engine.settings.StudyConfig`),
     opaque to the study; `models` names the endpoints and models it ran with; `pools` the
     sizes of its pools (None in a journal written before they were kept)."""
 
@@ -109,11 +117,19 @@ class StudyResumed(Fact, frozen=True, tag="study_resumed"):
 
 
 class CandidateAdded(Fact, frozen=True, tag="candidate_added"):
+    """A candidate joined the study: its kind (`origin`) and the candidates it was written
+    from (`parents`: one for a variant, two for a merge, none for the others)."""
+
     arm: Index
     instruction: Text
     origin: Origin
-    parent: Index | None = None
+    parents: Annotated[list[Index], msgspec.Meta(max_length=8)] = []
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""  # a user's candidate's name
+
+    @property
+    def parent(self) -> int | None:
+        """The first parent (None: the candidate has none)."""
+        return self.parents[0] if self.parents else None
 
 
 class PullDone(Fact, frozen=True, tag="pull_done"):
@@ -133,8 +149,9 @@ class PullDone(Fact, frozen=True, tag="pull_done"):
 
 class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     """What proposal calls cost and produced (before the candidates they add): each call's
-    raw answers (`raw`, cut to the study's `answer_chars`) and why answers were rejected
-    (`reasons`: reason -> count, summing to `rejected`)."""
+    raw answers (`raw`, cut to the study's `answer_chars`), why answers were rejected
+    (`reasons`: reason -> count, summing to `rejected`) and the kind of call (`proposal_kind`; None in
+    a journal written before it was kept)."""
 
     calls: Count
     prompt_tokens: Count = 0
@@ -147,6 +164,8 @@ class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     model: str = ""
     raw: list[Text] = []
     reasons: dict[str, Count] = {}
+    proposal_kind: Literal["initial", "resample", "reflect", "merge"] | None = None
+    latency_s: Seconds = 0.0  # the calls' round trips, summed
 
 
 class VariantRoundStarted(Fact, frozen=True, tag="variant_round_started"):

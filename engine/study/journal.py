@@ -42,6 +42,7 @@ from engine.study.events import (
     StudyResumed,
     StudyStarted,
 )
+from engine.study.legacy import LEGACY_VERSIONS, legacy_decoder, upgrade
 from engine.task.fingerprint import task_fingerprint
 
 __all__ = [
@@ -315,11 +316,20 @@ def read_events(path: str | Path) -> list[Event]:
 
 
 def _numbered_events(file: JournalFile) -> list[tuple[int, Event]]:
+    """The events of every line; a journal of an earlier format (its first line says which)
+    is read with that format's decoder and its events upgraded (`engine.study.legacy`)."""
     events: list[tuple[int, Event]] = []
+    legacy = None
     for number, line in file.read_lines():
         _check_depth(file, number, line)
         try:
-            events.append((number, _DECODER.decode(line)))
+            if legacy is None:
+                event = _DECODER.decode(line)
+            else:
+                event = upgrade(legacy.decode(line))
+            if not events and isinstance(event, StudyStarted):
+                legacy = legacy_decoder(event.version)
+            events.append((number, event))
         except msgspec.ValidationError as error:
             if number == 1:
                 _refuse_header(file, line)
@@ -380,10 +390,11 @@ def replay_journal(path: str | Path) -> Replay:
     first = numbered[0][1] if numbered else None
     if not isinstance(first, StudyStarted):
         raise JournalError(f"{where}: no header record; is this an ape-engine journal?")
-    if first.version != JOURNAL_VERSION:
+    if first.version != JOURNAL_VERSION and first.version not in LEGACY_VERSIONS:
+        readable = ", ".join(str(v) for v in sorted({JOURNAL_VERSION, *LEGACY_VERSIONS}))
         raise JournalError(
             f"{where}: journal format {first.version}; this version of ape-engine reads "
-            f"format {JOURNAL_VERSION}"
+            f"formats {readable}"
         )
     _check_candidates(numbered, where)
     finished = None
@@ -411,8 +422,9 @@ def _check_candidates(numbered: list[tuple[int, Event]], where: str) -> None:
         if isinstance(event, CandidateAdded):
             if event.arm != count:
                 problem = f"candidate {event.arm} out of order (expected {count})"
-            elif event.parent is not None and event.parent >= event.arm:
-                problem = f"candidate {event.arm} has a parent ({event.parent}) not before it"
+            elif any(parent >= event.arm for parent in event.parents):
+                late = max(event.parents)
+                problem = f"candidate {event.arm} has a parent ({late}) not before it"
             count += 1
         elif isinstance(event, PullDone | ArmDropped | ArmEliminated | LeaderChanged):
             if event.arm >= count:

@@ -16,7 +16,7 @@ import anyio
 
 from engine.study.events import ArmEliminated, LeaderChanged, TimePassed
 from engine.study.learning import check_learning
-from engine.study.proposing import scoring_limit, variants_due
+from engine.study.proposing import variants_due
 from engine.study.settings import BudgetName
 from engine.study.shared import Shared
 
@@ -78,13 +78,12 @@ class Monitor:
             return "failed", f"no candidate instruction could be proposed{why}"
         if activity.in_flight or (variants_due(shared) and self._variants_have_room()):
             return None
-        if state.policy.done():
-            return "stopping", "the policy's stopping rule holds: the winner is identified"
-        limit = scoring_limit(shared)
-        if limit is not None and state.spend.scoring_calls >= limit:
+        if state.policy.budget_exhausted():  # the policy owns the scoring-call budget
             return "stopping", (
                 f"budget scoring_calls reached ({self._budget_text('scoring_calls')})"
             )
+        if state.policy.done():
+            return "stopping", "the policy's stopping rule holds: the winner is identified"
         pulls = state.policy.select(1)  # idle but not done: is there anything left to pull?
         if not pulls:
             return "stopping", "the policy has no pull left to give (every candidate is settled)"

@@ -5,7 +5,9 @@ The task's human instruction joins first when asked for, then the user's own can
 "user"; they do not count against `initial_candidates`). The first batch comes from several
 proposal calls at once, retried a bounded number of times. Then, once per variant round, when
 the policy is done with the pool it has or enough pulls have come in since the last round, the
-current leaders get variants. Until the rounds are over a share of the scoring budget is kept for
+round's parents get variants: rewordings, reflections on their answers, or both, and a merge
+(`engine.study.variants`); each call's candidates join the study as soon as it returns, while
+scoring goes on. Until the rounds are over a share of the scoring budget is kept for
 the candidates still to come (`scoring_limit`). Every proposal call counts against the
 proposal-call budget; a call that fails for good is reported, never fatal by itself unless it is
 a quota error.
@@ -24,6 +26,9 @@ from engine.propose import Proposal, ProposalBatch, instruction_key
 from engine.study.dispatch import FailureReport
 from engine.study.events import CandidateAdded, ProposalsDone, VariantRoundStarted
 from engine.study.shared import Shared
+from engine.study.variants import VariantCall, round_calls
+
+_CALL_KINDS = ("initial", "resample", "reflect", "merge")
 
 __all__ = ["ProposalLoop", "scoring_limit", "variants_due"]
 
@@ -76,11 +81,11 @@ class ProposalLoop:
         plan = shared.setup.settings.proposals
         human = shared.setup.task.human_instruction
         if human and plan.include_human and not shared.state.arms:
-            self._add(human, "human", None)
+            self._add(human, "human")
         for candidate in shared.setup.user_candidates:
             if len(shared.state.arms) >= plan.max_candidates:
                 break
-            self._add(candidate.instruction, "user", None, candidate.name)
+            self._add(candidate.instruction, "user", name=candidate.name)
         attempts = 0
         per_call = plan.candidates_per_call
         max_attempts = 3 * math.ceil(plan.initial_candidates / per_call) + 3
@@ -138,30 +143,34 @@ class ProposalLoop:
         number = shared.state.variant_rounds_done + 1
         shared.activity.pulls_at_last_round = shared.state.policy.pulls_used
         shared.emit(VariantRoundStarted(number=number))
-        proposer = shared.setup.proposer
+        calls = round_calls(shared.state, shared.setup.splits.scoring, plan, number)
+        # at most `concurrency` at once, as the first batch: an endpoint's connections are
+        # that many, and a call queued for one longer than its timeout would fail
+        slots = anyio.CapacityLimiter(max(1, shared.activity.concurrency))
+
+        async def ask(call: VariantCall) -> None:
+            async with slots:
+                await self._call(self._asker(call))
+
         async with anyio.create_task_group() as group:
-            for leader in self._leaders(plan.variant_leaders):
-                arm = shared.state.arms[leader]
-
-                async def vary(text: str = arm.instruction, index: int = arm.index) -> None:
-                    await self._call(lambda: proposer.vary(text, index, plan.variants_per_leader))
-
-                group.start_soon(vary)
-        shared.activity.message = f"variant round {number}: {len(shared.state.arms)} candidates"
+            for call in calls:
+                group.start_soon(ask, call)
+        kinds = sorted({call.kind for call in calls})
+        shared.activity.message = (
+            f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"
+        )
         self._budget_changed()
 
-    def _leaders(self, count: int) -> list[int]:
-        state = self._shared.state
-        ranked = []
-        for arm in state.arms:
-            if arm.index in state.dropped:
-                continue
-            stats = state.policy.stats(arm.index)
-            if stats.count == 0 or stats.state in ("eliminated", "dropped"):
-                continue
-            ranked.append((stats.mean, stats.count, -arm.index, arm.index))
-        ranked.sort(reverse=True)
-        return [item[3] for item in ranked[:count]]
+    def _asker(self, call: VariantCall) -> Callable[[], Awaitable[ProposalBatch]]:
+        """The proposer's method for one call of a round, with its arguments."""
+        proposer = self._shared.setup.proposer
+        first = call.parents[0]
+        if call.kind == "resample":
+            return lambda: proposer.vary(first.instruction, first.arm, call.n)
+        if call.kind == "reflect":
+            return lambda: proposer.reflect(first, call.evidence, call.n)
+        second = call.parents[1]
+        return lambda: proposer.merge(first, second, call.evidence, call.second_evidence, call.n)
 
     # -- calls and candidates --------------------------------------------------------------------
 
@@ -213,12 +222,16 @@ class ProposalLoop:
                 model=batch.model,
                 raw=[text[:plan_chars] for text in batch.raw] if plan_chars else [],
                 reasons=dict(batch.reasons),
+                proposal_kind=batch.kind if batch.kind in _CALL_KINDS else None,  # type: ignore[arg-type]
+                latency_s=min(max(batch.latency_s, 0.0), 1e9),
             )
         )
         for proposal in fresh:
-            self._add(proposal.text, proposal.origin, proposal.parent)
+            self._add(proposal.text, proposal.origin, proposal.parents)
 
-    def _add(self, instruction: str, origin: str, parent: int | None, name: str = "") -> None:
+    def _add(
+        self, instruction: str, origin: str, parents: tuple[int, ...] = (), name: str = ""
+    ) -> None:
         shared = self._shared
         if shared.state.knows(instruction):
             return
@@ -227,7 +240,7 @@ class ProposalLoop:
                 arm=len(shared.state.arms),
                 instruction=instruction,
                 origin=origin,  # type: ignore[arg-type]
-                parent=parent,
+                parents=list(parents),
                 name=name,
             )
         )

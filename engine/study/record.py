@@ -1,4 +1,5 @@
-"""A study read back from its journal, for people to look at: `read_record(path)`.
+"""A study read back from its journal, for people to look at: `record_of(replay, settings)`
+(`engine.app.records.read_record(path)` reads the settings from the journal's header).
 
 The journal's events are applied to a fresh `StudyState` with the policy the study ran with
 (`engine.study.scheduler`: same pool size, seed, delta, epsilon, planned candidates and reward
@@ -20,13 +21,14 @@ service quarantined it (it died twice running it: `engine.service.restarts`) is
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
+
 from engine.errors import EngineError, JournalError
 from engine.study.budgets import Spend
-from engine.study.config import StudyConfig
 from engine.study.events import (
     EvaluationDone,
     Event,
@@ -35,8 +37,9 @@ from engine.study.events import (
     TaskIdentity,
 )
 from engine.study.intervals import mean_interval
-from engine.study.journal import Replay, replay_journal
-from engine.study.scheduler import study_policy, study_settings, user_candidates_in
+from engine.study.journal import Replay
+from engine.study.scheduler import study_policy, user_candidates_in
+from engine.study.settings import StudySettings
 from engine.study.state import StudyState
 from engine.study.views import ranked_arms, state_of_arm
 from engine.task.split import Splits
@@ -50,7 +53,6 @@ __all__ = [
     "RecordStatus",
     "StudyRecord",
     "TimePoint",
-    "read_record",
     "record_of",
 ]
 
@@ -61,18 +63,23 @@ TIMELINE_POINTS = 400
 
 @dataclass(frozen=True, slots=True)
 class ArmRecord:
-    """One candidate: its text and origin, and its pool mean and interval at the end."""
+    """One candidate: its text, kind (`origin`) and the candidates it was written from, and
+    its pool mean and interval at the end."""
 
     arm: int
     instruction: str
     origin: str
-    parent: int | None
+    parents: tuple[int, ...]
     name: str
     pulls: int
     mean: float
     lower: float
     upper: float
     state: str
+
+    @property
+    def parent(self) -> int | None:
+        return self.parents[0] if self.parents else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,7 @@ class StudyRecord:
     created: float
     updated: float  # the journal file's last change
     engine: str
-    config: StudyConfig
+    settings: StudySettings  # the groups the study read (its policy's settings among them)
     task: TaskIdentity
     models: dict[str, Any]
     pools: PoolSizes
@@ -142,35 +149,34 @@ class StudyRecord:
     warnings: tuple[str, ...]
     failures: dict[str, int]
     with_task: bool  # the rows carry inputs and expected outputs
+    proposals: dict[str, dict[str, Any]] = field(default_factory=dict)  # by kind of call
 
     def held(self, role: str) -> HeldOut | None:
         return next((row for row in self.held_out if row.role == role), None)
 
     @property
     def model(self) -> str:
-        return str(self.config.model or "")
+        return str(self.models.get("target", {}).get("model") or "")
+
+    @property
+    def policy(self) -> str:
+        return self.settings.search.policy
 
     def ranked(self) -> list[ArmRecord]:
         rest = [arm for arm in self.arms if arm.arm not in self.ranking]
         return [self.arms[index] for index in self.ranking] + rest
 
 
-def read_record(
-    path: str | Path, *, splits: Splits | None = None, metric: str | None = None
-) -> StudyRecord:
-    """The study of the journal at `path`; `splits` (the task's pools) put inputs and expected
-    outputs in the answer rows, `metric` stands for the journal's when it kept none."""
-    return record_of(replay_journal(path), splits=splits, metric=metric)
-
-
 def record_of(
-    replay: Replay, *, splits: Splits | None = None, metric: str | None = None
+    replay: Replay, settings: StudySettings, *, rewards: str, splits: Splits | None = None
 ) -> StudyRecord:
     where = f"journal {str(replay.path)!r}"
     started = replay.started
-    config = StudyConfig.from_json(started.config, where=where)
     pools = started.pools or _pool_sizes(splits, where)
-    state = _fresh_state(replay, config, pools, metric or started.task.metric or config.metric)
+    # the user's own candidates, as the first run planned with them
+    settings = msgspec.structs.replace(settings, user_candidates=user_candidates_in(replay.events))
+    policy = study_policy(settings, n=pools.scoring, rewards=rewards)
+    state = StudyState(settings, policy)
     timeline = _apply_all(state, replay)
     updated = _modified(replay.path)
     ranking = tuple(ranked_arms(state))
@@ -183,7 +189,7 @@ def record_of(
         created=started.created,
         updated=updated,
         engine=started.engine,
-        config=config,
+        settings=settings,
         task=started.task,
         models=dict(started.models),
         pools=pools,
@@ -200,6 +206,7 @@ def record_of(
         warnings=tuple(warning.message for warning in state.warnings),
         failures=dict(state.failure_kinds),
         with_task=splits is not None,
+        proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
     )
 
 
@@ -210,15 +217,6 @@ def _pool_sizes(splits: Splits | None, where: str) -> PoolSizes:
             "(the task file or built-in task the study was started on)"
         )
     return PoolSizes(len(splits.demo), len(splits.scoring), len(splits.test))
-
-
-def _fresh_state(
-    replay: Replay, config: StudyConfig, pools: PoolSizes, metric: str | None
-) -> StudyState:
-    users = user_candidates_in(replay.events)
-    metric = metric or "exact_match"
-    policy = study_policy(config, n=pools.scoring, metric=metric, user_candidates=users)
-    return StudyState(study_settings(config, users), policy)
 
 
 def _apply_all(state: StudyState, replay: Replay) -> list[TimePoint]:
@@ -291,7 +289,7 @@ def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
                 arm=arm.index,
                 instruction=arm.instruction,
                 origin=arm.origin,
-                parent=arm.parent,
+                parents=arm.parents,
                 name=arm.name,
                 pulls=int(stats.count),
                 mean=float(stats.mean),

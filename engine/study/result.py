@@ -18,12 +18,16 @@ class CandidateResult:
     arm: int
     instruction: str
     origin: str
-    parent: int | None
+    parents: tuple[int, ...]
     mean: float
     lower: float
     upper: float
     pulls: int
     state: str
+
+    @property
+    def parent(self) -> int | None:
+        return self.parents[0] if self.parents else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +35,7 @@ class CandidateResult:
             "instruction": self.instruction,
             "origin": self.origin,
             "parent": self.parent,
+            "parents": list(self.parents),
             "mean": round(self.mean, 6),
             "lower": round(self.lower, 6),
             "upper": round(self.upper, 6),
@@ -59,6 +64,7 @@ class StudyResult:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     scoring: dict[str, Any] = field(default_factory=dict)  # how the target was asked
+    proposals: dict[str, dict[str, Any]] = field(default_factory=dict)  # by kind of call
 
     @property
     def ok(self) -> bool:
@@ -93,6 +99,8 @@ class StudyResult:
             "human": evaluation(self.human, None),
             "candidates": [candidate.to_json() for candidate in self.candidates],
             "spend": self.spend.to_json(),
+            "proposal_share": self.spend.proposal_share(),
+            "proposals": {kind: dict(tally) for kind, tally in self.proposals.items()},
             "full_evaluation_calls": self.full_evaluation_calls,
             "call_ratio": round(self.call_ratio, 4),
             "failures": dict(self.failures),

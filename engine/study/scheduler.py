@@ -8,44 +8,36 @@ candidates, and the same kind of rewards (docs/design.md, "Scheduler").
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 from engine.search import make_policy
 from engine.search.policy import BasePolicy
-from engine.study.config import StudyConfig
 from engine.study.events import CandidateAdded, Event
 from engine.study.settings import StudySettings
 from engine.task import BINARY_METRICS
 
-__all__ = ["reward_kind", "study_policy", "study_settings", "user_candidates_in"]
+__all__ = ["reward_kind", "study_policy", "user_candidates_in"]
 
 
-def reward_kind(config: StudyConfig, metric: str) -> str:
+def reward_kind(scoring: str, metric: str, *, custom: bool) -> str:
     """The scheduler's reward kind: binary when every reward is right or wrong (execution
-    accuracy with a 0/1 metric, no custom scorer), continuous otherwise (log-probability, F1,
-    a custom scorer)."""
-    binary = config.scoring == "exec" and not config.scorer and metric in BINARY_METRICS
+    accuracy with a 0/1 metric, no `custom` scorer), continuous otherwise (log-probability,
+    F1, a custom scorer)."""
+    binary = scoring == "exec" and not custom and metric in BINARY_METRICS
     return "binary" if binary else "continuous"
 
 
-def study_settings(config: StudyConfig, user_candidates: int) -> StudySettings:
-    """The study's settings, counting the user's own candidates in its plan."""
-    settings = config.study_settings()
-    plan = dataclasses.replace(settings.proposals, user_candidates=user_candidates)
-    return dataclasses.replace(settings, proposals=plan)
-
-
-def study_policy(config: StudyConfig, *, n: int, metric: str, user_candidates: int) -> BasePolicy:
-    """The policy over a scoring pool of `n` examples for a task scored by `metric`."""
+def study_policy(settings: StudySettings, *, n: int, rewards: str) -> BasePolicy:
+    """The policy over a scoring pool of `n` examples with `rewards` (`reward_kind`)."""
+    search = settings.search
     return make_policy(
-        config.policy,
+        search.policy,
         n=n,
-        seed=config.seed,
-        delta=config.delta,
-        epsilon=config.epsilon,
-        initial_arms=study_settings(config, user_candidates).proposals.planned(),
-        rewards=reward_kind(config, metric),
+        seed=search.seed,
+        delta=search.delta,
+        epsilon=search.epsilon,
+        initial_arms=settings.proposals.planned(settings.user_candidates),
+        rewards=rewards,
     )
 
 

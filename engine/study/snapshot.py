@@ -39,8 +39,9 @@ class SnapshotError(EngineError):
 
 @dataclass(frozen=True, slots=True)
 class ArmRow:
-    """One candidate on the leaderboard. `origin` is "proposal", "variant", "human" or "user";
-    `parent` is the arm a variant came from."""
+    """One candidate on the leaderboard. `origin` is its kind ("initial", "resample",
+    "reflect", "merge", "human" or "user"); `parents` are the candidates it was written from
+    (one for a variant, two for a merge) and `parent` the first of them."""
 
     arm: int
     instruction: str
@@ -53,6 +54,7 @@ class ArmRow:
     state: ArmState
     origin: str
     parent: int | None = None
+    parents: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

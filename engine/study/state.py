@@ -11,12 +11,13 @@ fact and lives in `engine.study.activity`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import JournalError
 from engine.propose import instruction_key
 from engine.search.policy import Policy, Pull
+from engine.study.answers import AnswerBook
 from engine.study.budgets import Budgets, Spend
 from engine.study.events import (
     ArmDropped,
@@ -41,20 +42,51 @@ from engine.study.events import (
 )
 from engine.study.settings import StudySettings
 
-__all__ = ["Arm", "StudyState"]
+__all__ = ["Arm", "ProposalTally", "StudyState"]
 
 _ANSWERS_KEPT = 8  # the latest answers, for a warning's examples
 
 
 @dataclass(slots=True)
 class Arm:
-    """A candidate: its number (the policy's arm), text, where it came from and its parent."""
+    """A candidate: its number (the policy's arm), text, kind (`origin`) and the candidates it
+    was written from."""
 
     index: int
     instruction: str
     origin: str
-    parent: int | None = None
+    parents: tuple[int, ...] = ()
     name: str = ""
+
+    @property
+    def parent(self) -> int | None:
+        return self.parents[0] if self.parents else None
+
+
+@dataclass(slots=True)
+class ProposalTally:
+    """The proposal calls of one kind: what they cost and produced."""
+
+    calls: int = 0
+    tokens: int = 0
+    usd: float = 0.0
+    seconds: float = 0.0  # the calls' round trips, summed
+    generated: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "tokens": self.tokens,
+            "usd": round(self.usd, 6),
+            "seconds": round(self.seconds, 3),
+            "generated": self.generated,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "reasons": dict(self.reasons),
+        }
 
 
 class StudyState:
@@ -77,6 +109,9 @@ class StudyState:
         self.variant_rounds_done = 0
         self.generated = self.duplicates = self.rejected = 0
         self.rejected_reasons: dict[str, int] = {}
+        self.proposal_kinds: dict[str, ProposalTally] = {}  # by kind of call
+        errors = settings.proposals.reflection_errors
+        self.book = AnswerBook(wrong=2 * errors, right=errors)  # for reflections, Pareto parents
         self.warnings: list[StudyWarning] = []
         # the rewards seen so far, and the latest answers (arm, example, answer) with text
         self.reward_low = 1.0
@@ -111,12 +146,15 @@ class StudyState:
             raise JournalError(
                 f"candidate {event.arm} out of order: the study has {len(self.arms)} candidates"
             )
-        self.arms.append(Arm(arm, event.instruction, event.origin, event.parent, event.name))
+        parents = tuple(event.parents)
+        self.arms.append(Arm(arm, event.instruction, event.origin, parents, event.name))
         self.keys.add(instruction_key(event.instruction))
+        self.book.add_arm()
 
     def _pull(self, event: PullDone) -> None:
         self._check_arm(event.arm)
         self.policy.observe(Pull(event.arm, event.example), event.reward)
+        self.book.observe(event.arm, event.example, event.reward, event.answer)
         self.reward_low = min(self.reward_low, event.reward)
         self.reward_high = max(self.reward_high, event.reward)
         if event.answer:
@@ -136,9 +174,23 @@ class StudyState:
         spend = self.spend
         spend.proposal_calls += event.calls
         spend.cached_calls += event.cached_calls
-        if event.calls > event.cached_calls:
-            spend.tokens += event.prompt_tokens + event.completion_tokens
-            spend.usd += event.usd
+        paid = event.calls > event.cached_calls
+        tokens = event.prompt_tokens + event.completion_tokens if paid else 0
+        usd = event.usd if paid else 0.0
+        spend.tokens += tokens
+        spend.usd += usd
+        spend.proposal_tokens += tokens
+        spend.proposal_usd += usd
+        tally = self.proposal_kinds.setdefault(event.proposal_kind or "unknown", ProposalTally())
+        tally.calls += event.calls
+        tally.tokens += tokens
+        tally.usd += usd
+        tally.seconds += event.latency_s
+        tally.generated += event.generated
+        tally.rejected += event.rejected
+        tally.duplicates += event.duplicates
+        for reason, count in event.reasons.items():
+            tally.reasons[reason] = tally.reasons.get(reason, 0) + count
         self.generated += event.generated
         self.duplicates += event.duplicates
         self.rejected += event.rejected

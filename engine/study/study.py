@@ -81,7 +81,7 @@ class Study:
         first = started.study_id if started is not None else state.study_id
         self.study_id = study_id or first or uuid.uuid4().hex[:12]
         self.observers: list[Observer] = list(observers)
-        activity = Activity(setup.settings.concurrency, time_s=setup.time_s)
+        activity = Activity(setup.settings.throughput.concurrency, time_s=setup.time_s)
         activity.seconds_before = state.spend.seconds
         activity.initial_done = len(state.arms) >= setup.settings.proposals.initial_candidates
         activity.pulls_at_last_round = setup.policy.pulls_used

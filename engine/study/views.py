@@ -80,6 +80,7 @@ def _arm_rows(shared: Shared, leader: int | None) -> tuple[ArmRow, ...]:
                 state=state,
                 origin=arm.origin,
                 parent=arm.parent,
+                parents=arm.parents,
             )
         )
     return tuple(rows)
@@ -178,7 +179,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
     return StudySnapshot(
         study_id=study_id,
         task=shared.setup.task.name,
-        policy=shared.setup.settings.policy,
+        policy=shared.setup.settings.search.policy,
         status=state.status,
         elapsed_s=seconds,
         eta_s=eta,
@@ -224,7 +225,7 @@ def result(
                 arm=arm.index,
                 instruction=arm.instruction,
                 origin=arm.origin,
-                parent=arm.parent,
+                parents=arm.parents,
                 mean=float(stats.mean),
                 lower=float(stats.lower),
                 upper=float(stats.upper),
@@ -236,7 +237,7 @@ def result(
     return StudyResult(
         study_id=study_id,
         task=shared.setup.task.name,
-        policy=shared.setup.settings.policy,
+        policy=shared.setup.settings.search.policy,
         status=status,
         reason=state.reason,
         n=n,
@@ -252,4 +253,5 @@ def result(
         error=state.fatal,
         warnings=tuple(warning.message for warning in state.warnings),
         scoring=dict(shared.setup.scoring),
+        proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
     )

@@ -15,8 +15,9 @@ from pathlib import Path
 from engine import __version__
 from engine.errors import ConfigError
 from engine.study.record import AnswerRow, StudyRecord
+from engine.ui.lineage import Node, families, kind_rows, origin_label
 from engine.ui.plots import PLOTS, plots_available
-from engine.ui.show import date
+from engine.ui.show import clip, date
 
 __all__ = ["ANSWER_ROWS", "NO_PLOTS", "render_html", "write_html"]
 
@@ -69,7 +70,7 @@ def _header(record: StudyRecord) -> str:
     parts = [
         f"<h1>Study {_e(record.study_id)} on task {_e(record.task.name)}</h1>",
         f'<p class="meta">{_e(record.status)}{_e(reason)}; model {_e(model)}; policy '
-        f"{_e(record.config.policy)}; started {_e(date(record.created))}; pools: "
+        f"{_e(record.policy)}; started {_e(date(record.created))}; pools: "
         f"{record.pools.scoring} scoring, {record.pools.test} test examples; journal "
         f"{_e(record.path)}</p>",
     ]
@@ -130,7 +131,7 @@ def _leaderboard(record: StudyRecord, figures: dict[str, str]) -> str:
             f'<tr class="{css}">'
             + _cell(f"#{arm.arm}")
             + _cell(arm.instruction, "text")
-            + _cell(arm.origin)
+            + _cell(origin_label(arm.origin, arm.parents))
             + _cell(f"{arm.mean:.3f}" if arm.pulls else "-", "num")
             + _cell(_interval(arm.lower, arm.upper))
             + _cell(arm.pulls, "num")
@@ -144,6 +145,42 @@ def _leaderboard(record: StudyRecord, figures: dict[str, str]) -> str:
     )
 
 
+def _node(record: StudyRecord, node: Node) -> str:
+    arm = record.arms[node.arm]
+    also = f" with #{', #'.join(map(str, node.also_from))}" if node.also_from else ""
+    mean = f"{arm.mean:.3f}" if arm.pulls else "-"
+    winner = " ★ winner" if node.arm == record.winner else ""
+    text = f"#{node.arm} {node.kind}{also} {mean}{winner}: {clip(arm.instruction, 90)}"
+    children = "".join(_node(record, child) for child in node.children)
+    return f"<li>{_e(text)}" + (f"<ul>{children}</ul>" if children else "") + "</li>"
+
+
+def _lineage(record: StudyRecord) -> str:
+    """Which candidate came from which, by which kind, and the proposal calls by kind."""
+    lineage = {arm.arm: (arm.origin, arm.parents) for arm in record.arms}
+    roots = families(lineage, order=record.ranking)
+    tree = "".join(_node(record, root) for root in roots)
+    rows = [
+        "<tr>"
+        + _cell(row.kind)
+        + "".join(
+            _cell(value, "num")
+            for value in (row.calls, row.tokens, row.generated, row.kept, row.rejected)
+        )
+        + _cell(row.reasons)
+        + "</tr>"
+        for row in kind_rows(record.proposals, [arm.origin for arm in record.arms])
+    ]
+    head = ["kind", "calls", "tokens", "answers", "kept", "rejected", "why rejected"]
+    parts = ['<section id="lineage"><h2>Lineage: which candidate came from which</h2>']
+    parts.append(
+        f'<ul id="lineage-tree">{tree}</ul>' if tree else "<p>No candidate has a parent.</p>"
+    )
+    if rows:
+        parts.append(_table("kinds-table", head, rows))
+    return "".join(parts) + "</section>"
+
+
 def _spend(record: StudyRecord, figures: dict[str, str]) -> str:
     spend = record.spend
     full = len(record.arms) * record.pools.scoring
@@ -151,6 +188,7 @@ def _spend(record: StudyRecord, figures: dict[str, str]) -> str:
     items = [
         ("scoring calls", f"{spend.scoring_calls:,}{share}"),
         ("proposal calls", f"{spend.proposal_calls:,}"),
+        ("proposal calls' share of the tokens", f"{spend.proposal_share()['tokens']:.1%}"),
         ("test-pool calls", f"{spend.evaluation_calls:,}"),
         ("answered by the cache", f"{spend.cached_calls:,}"),
         ("failed for good", f"{spend.failed_calls:,}"),
@@ -215,6 +253,7 @@ def render_html(record: StudyRecord) -> str:
             note,
             _held_out(record, figures),
             _leaderboard(record, figures),
+            _lineage(record),
             _spend(record, figures),
             _answers(record),
             f'<footer class="meta">written by ape-engine {_e(__version__)}</footer>',

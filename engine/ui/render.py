@@ -25,6 +25,7 @@ from engine.ui.errors import snapshot_errors
 from engine.ui.heldout import held_out_panel, held_out_rows
 from engine.ui.keys import help_text
 from engine.ui.legend import leader_note, leader_rule
+from engine.ui.lineage import descent, origin_label
 from engine.ui.state import ordered_arms
 
 __all__ = [
@@ -91,9 +92,21 @@ def _columns(inner: int) -> _Columns:
 
 
 def _origin(row: ArmRow, long_names: bool) -> str:
-    if row.origin == "variant" and row.parent is not None:
-        return f"variant of #{row.parent}" if long_names else f"var of #{row.parent}"
-    return row.origin
+    parents = row.parents or ((row.parent,) if row.parent is not None else ())
+    return origin_label(row.origin, parents, short=not long_names)
+
+
+def _descent_line(snapshot: StudySnapshot, arm: int | None) -> str | None:
+    """The selected candidate's line of descent (the leader's when none is selected), when
+    it has a parent."""
+    lineage = {
+        row.arm: (row.origin, row.parents or ((row.parent,) if row.parent is not None else ()))
+        for row in snapshot.arms
+    }
+    shown = arm if arm is not None else snapshot.winner
+    if shown is None or shown not in lineage or not lineage[shown][1]:
+        return None
+    return "lineage: " + descent(shown, lineage)
 
 
 def _arm_cells(
@@ -140,7 +153,8 @@ def leaderboard_panel(
     snapshot: StudySnapshot, width: int, height: int, selected: int | None = None
 ) -> Panel:
     """The candidates, leader first: mean, a confidence bar over [0, 1] (the interval heavy,
-    the mean a dot), pulls of n, state, origin and the instruction cut to fit."""
+    the mean a dot), pulls of n, state, origin (kind and parents) and the instruction cut to
+    fit; under it the selected candidate's line of descent."""
     inner = max(20, width - _PANEL_PADDING)
     columns = _columns(inner)
     fixed = sum(
@@ -158,7 +172,8 @@ def leaderboard_panel(
     )
     lines = [fmt.row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
     note = leader_note(snapshot)
-    room = max(1, height - 3 - (note is not None))  # borders, the header and the note
+    family = _descent_line(snapshot, selected)
+    room = max(1, height - 3 - (note is not None) - (family is not None))  # borders, header, notes
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
     else:
@@ -177,6 +192,8 @@ def leaderboard_panel(
             hidden = [f"{first} above"] if first else []
             hidden += [f"{len(arms) - last} below"] if last < len(arms) else []
             lines.append(Text(f"  … {', '.join(hidden)} (↑↓ or j/k to scroll)", style="dim"))
+    if family is not None:
+        lines.append(Text(family, style="dim", no_wrap=True, overflow="ellipsis"))
     if note is not None:
         lines.append(Text(note, style="italic", no_wrap=True, overflow="ellipsis"))
     return Panel(

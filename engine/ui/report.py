@@ -11,6 +11,7 @@ from rich.text import Text
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.result import StudyResult
+from engine.ui.lineage import origin_label
 
 __all__ = ["build_report", "candidates_table", "render_report", "spend_table"]
 
@@ -93,7 +94,7 @@ def _leaderboard(result: StudyResult, top: int) -> Table:
         board.add_row(
             str(candidate.arm),
             _clip(candidate.instruction, 60),
-            candidate.origin,
+            origin_label(candidate.origin, candidate.parents),
             f"{candidate.mean:.3f}" if candidate.pulls else "-",
             f"[{candidate.lower:.2f}, {candidate.upper:.2f}]",
             str(candidate.pulls),
@@ -115,7 +116,11 @@ def spend_table(spend: Spend, full_evaluation_calls: int) -> Table:
         "scoring calls",
         f"{spend.scoring_calls:,} = {ratio} of full evaluation ({full:,})",
     )
-    summary.add_row("proposal calls", f"{spend.proposal_calls:,}")
+    share = spend.proposal_share()
+    proposals = f"{spend.proposal_calls:,}"
+    if spend.tokens:
+        proposals += f" ({share['tokens']:.1%} of the tokens)"
+    summary.add_row("proposal calls", proposals)
     summary.add_row("test-pool calls", f"{spend.evaluation_calls:,}")
     summary.add_row("answered by the cache", f"{spend.cached_calls:,}")
     summary.add_row("failed for good", f"{spend.failed_calls:,}")

@@ -12,11 +12,22 @@ from collections.abc import Iterable
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from engine.study.record import AnswerRow, ArmRecord, HeldOut, StudyRecord
+from engine.ui.lineage import Node, families, kind_rows, origin_label
 from engine.ui.report import candidates_table, spend_table
 
-__all__ = ["build_show", "build_studies", "clip", "date", "render_show", "wrong_answers"]
+__all__ = [
+    "build_show",
+    "build_studies",
+    "clip",
+    "date",
+    "lineage_tree",
+    "render_show",
+    "wrong_answers",
+]
+_TREE_NODES = 40  # candidates the lineage tree shows at most
 
 _ROLES = {"winner": "winner", "runner_up": "runner-up", "human": "human"}
 
@@ -70,8 +81,9 @@ def build_studies(records: Iterable[StudyRecord]) -> Table:
 
 
 def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
-    """The study whole: what it is, its held-out scores, the leaderboard with intervals, per
-    candidate (the `top` best) up to `wrong` examples it got wrong, and the spend."""
+    """The study whole: what it is, its held-out scores, the leaderboard with intervals, which
+    candidate came from which (the lineage), per candidate (the `top` best) up to `wrong`
+    examples it got wrong, the proposal calls by kind, and the spend."""
     parts: list[RenderableType] = [_title(record)]
     if record.error:
         parts.append(Text(record.error, style="red"))
@@ -80,7 +92,12 @@ def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
     if record.held_out:
         parts.append(_held_out(record))
     parts.append(_leaderboard(record, top))
+    tree = lineage_tree(record)
+    if tree is not None:
+        parts.append(tree)
     parts.extend(_wrong_tables(record, top, wrong))
+    if record.proposals:
+        parts.append(_kinds(record))
     full = len(record.arms) * record.pools.scoring
     parts.append(spend_table(record.spend, full))
     return Group(*parts)
@@ -91,7 +108,7 @@ def _title(record: StudyRecord) -> Text:
     models = record.models.get("target", {}).get("model") or record.model
     lines = [
         f"Study {record.study_id} on task {record.task.name!r}: {record.status}{reason}",
-        f"model {models}; policy {record.config.policy}; started {date(record.created)}; "
+        f"model {models}; policy {record.policy}; started {date(record.created)}; "
         f"pools: {record.pools.scoring} scoring, {record.pools.test} test examples",
         f"journal {record.path}",
     ]
@@ -122,7 +139,7 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
         board.add_row(
             Text(str(arm.arm)),
             Text(clip(arm.instruction, 60)),
-            Text(arm.origin),
+            Text(origin_label(arm.origin, arm.parents)),
             Text(f"{arm.mean:.3f}" if arm.pulls else "-"),
             Text(f"[{arm.lower:.2f}, {arm.upper:.2f}]"),
             Text(str(arm.pulls)),
@@ -131,6 +148,59 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
     if len(ranked) > top:
         board.add_row("", Text(f"... and {len(ranked) - top} more"), "", "", "", "", "")
     return board
+
+
+def _node_text(record: StudyRecord, node: Node) -> Text:
+    arm = record.arms[node.arm]
+    also = f" with #{', #'.join(map(str, node.also_from))}" if node.also_from else ""
+    mean = f"{arm.mean:.3f}" if arm.pulls else "-"
+    star = " ★ winner" if node.arm == record.winner else ""
+    return Text(f"#{node.arm} {node.kind}{also} {mean}{star}  {clip(arm.instruction, 50)}")
+
+
+def lineage_tree(record: StudyRecord) -> Tree | None:
+    """Which candidate came from which, by which kind: every candidate with a parent or a
+    child, under its first parent, the best families first (None: no candidate has one)."""
+    lineage = {arm.arm: (arm.origin, arm.parents) for arm in record.arms}
+    roots = families(lineage, order=record.ranking)
+    if not roots:
+        return None
+    tree = Tree(Text("Lineage (kind, mean on the scoring pool)", style="bold"))
+    shown = 0
+    stack: list[tuple[Tree, Node]] = [(tree, root) for root in reversed(roots)]
+    hidden = 0
+    while stack:
+        branch, node = stack.pop()
+        if shown >= _TREE_NODES:
+            hidden += 1
+        else:
+            shown += 1
+            leaf = branch.add(_node_text(record, node))
+            stack.extend((leaf, child) for child in reversed(node.children))
+            continue
+        stack.extend((branch, child) for child in node.children)
+    if hidden:
+        tree.add(Text(f"... and {hidden} more", style="dim"))
+    return tree
+
+
+def _kinds(record: StudyRecord) -> Table:
+    table = Table(title="Proposal calls by kind", title_justify="left")
+    for column, justify in (("kind", "left"), ("calls", "right"), ("tokens", "right"),
+                            ("answers", "right"), ("kept", "right"), ("rejected", "right"),
+                            ("why rejected", "left")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in kind_rows(record.proposals, [arm.origin for arm in record.arms]):
+        table.add_row(
+            row.kind,
+            f"{row.calls:,}",
+            f"{row.tokens:,}",
+            str(row.generated),
+            str(row.kept),
+            str(row.rejected),
+            Text(row.reasons),
+        )
+    return table
 
 
 def wrong_answers(record: StudyRecord, arm: int) -> list[AnswerRow]:

@@ -15,15 +15,15 @@ import anyio
 import pytest
 
 from engine.app import Endpoint, StudyConfig, optimize_async, prepare
-from engine.app.endpoints import proposal_endpoints, target_endpoints
+from engine.app.endpoints import role_endpoints
 from engine.app.execute import endpoints_json, open_study
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.errors import ConfigError, EndpointError
 from engine.llm.limiter import RateLimiter
+from engine.settings import load_config_file
 from engine.sim import SimConfig, serve_sim
 from engine.sim.server import sim_process
 from engine.sim.world import World
-from engine.study.config import load_config_file
 from engine.study.dispatch import by_endpoint
 from engine.study.events import PullDone
 from engine.study.journal import replay_journal
@@ -59,18 +59,19 @@ def parse(*argv: str) -> StudyConfig:
 
 def test_a_repeated_base_url_gives_the_role_its_endpoints() -> None:
     config = parse("--base-url", "http://a:1/v1", "--base-url", "http://b:2/v1", "--rpm", "600")
-    assert config.base_url is None and [e.base_url for e in config.endpoints] == [
+    assert config.target.base_url is None and [e.base_url for e in config.target.endpoints] == [
         "http://a:1/v1",
         "http://b:2/v1",
     ]
-    targets = target_endpoints(config, "")
+    targets = role_endpoints("target", config.target, config.target, "") or ()
     assert [(t.name, t.rpm, t.model) for t in targets] == [
         ("target-1", 600.0, "sim-1"),
         ("target-2", 600.0, "sim-1"),
     ]
-    assert proposal_endpoints(config, targets, config.model) is None  # the same clients
+    # the same clients
+    assert role_endpoints("proposal", config.proposal, config.target, "") is None
     one = parse("--base-url", "http://a:1/v1")
-    assert one.base_url == "http://a:1/v1" and one.endpoints == []
+    assert one.target.base_url == "http://a:1/v1" and one.target.endpoints == []
     with pytest.raises(ConfigError, match=r"^--base-url: Expected `str` matching"):
         parse("--base-url", "http://a:1/v1", "--base-url", "ftp://b")
 
@@ -85,8 +86,8 @@ def test_endpoint_tables_bring_their_own_and_take_the_rest_from_the_study(tmp_pa
         'base_url = "https://api.example.com/v1"\nname = "hosted"\nmodel = "llama-3-8b"\n'
         'api_key_file = "/run/key"\nrpm = 3000\ntpm = 400000\nweight = 2\n'
     )
-    config = StudyConfig(**load_config_file(path))
-    targets = target_endpoints(config, "")
+    config = StudyConfig.of(**load_config_file(path))
+    targets = role_endpoints("target", config.target, config.target, "") or ()
     first, hosted = targets
     assert (first.name, first.model, first.api_key_env, first.rpm) == (
         "target-1",
@@ -102,7 +103,8 @@ def test_endpoint_tables_bring_their_own_and_take_the_rest_from_the_study(tmp_pa
     )
     assert (hosted.rpm, hosted.tpm, hosted.weight) == (3000.0, 400000.0, 2.0)
     # proposals with their own model go to the same servers, each with its own key
-    proposals = proposal_endpoints(config, targets, "llama-70b")
+    with_model = config.replace(proposal_model="llama-70b")
+    proposals = role_endpoints("proposal", with_model.proposal, config.target, "")
     assert proposals is not None
     assert [(p.name, p.model, p.api_key_file) for p in proposals] == [
         ("proposal-1", "llama-70b", None),
@@ -140,7 +142,7 @@ def test_endpoint_tables_bring_their_own_and_take_the_rest_from_the_study(tmp_pa
     ],
 )
 def test_bad_endpoint_lists_are_refused_by_field(changes: dict[str, Any], message: str) -> None:
-    config = StudyConfig(task=TASK, **changes)
+    config = StudyConfig.of(task=TASK, **changes)
     with pytest.raises(ConfigError) as refused:
         prepare(config)
     assert message in str(refused.value)
@@ -161,7 +163,7 @@ async def test_a_study_spreads_its_calls_over_its_servers_within_each_limit() ->
     sims = SimConfig(tasks=(TASK,), latency_base_s=0.02, requests_per_minute=1200, seed=4)
     async with serve_sim(sims) as one, serve_sim(sims) as two, serve_sim(sims) as three:
         urls = [one.base_url, two.base_url, three.base_url]
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=TASK,
             endpoints=[{"base_url": url} for url in urls],  # type: ignore[misc]
             rpm=1200,
@@ -192,7 +194,7 @@ async def test_a_logprob_study_over_unlike_endpoints_is_refused_by_name() -> Non
     sims = SimConfig(tasks=(TASK,))
     world = _NoEcho([load_task(TASK, seed=0)], sims)
     async with serve_sim(sims) as vllm, serve_sim(sims, backend=world) as llamacpp:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=TASK,
             endpoints=[
                 {"base_url": vllm.base_url, "name": "vllm"},  # type: ignore[list-item]
@@ -229,7 +231,7 @@ async def test_optimize_takes_a_list_of_endpoints() -> None:
 async def test_a_judged_study_on_two_servers_has_one_judge_client() -> None:
     sims = SimConfig(tasks=("larger_number",), seed=7)
     async with serve_sim(sims) as one, serve_sim(sims) as two:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task="larger_number",
             endpoints=[{"base_url": one.base_url}, {"base_url": two.base_url}],  # type: ignore[list-item]
             scoring="judge",
@@ -257,7 +259,7 @@ async def test_a_server_killed_mid_study_loses_no_call() -> None:
         sim_process(sims) as (second, doomed),
         sim_process(sims) as (third, _),
     ):
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=TASK,
             endpoints=[{"base_url": url} for url in (first, second, third)],  # type: ignore[misc]
             budget_scoring_calls=400,

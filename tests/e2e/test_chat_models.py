@@ -46,7 +46,7 @@ def config(base_url: str, tmp_path: Path, **changes: object) -> StudyConfig:
         "seed": 3,
     }
     settings.update(changes)
-    return StudyConfig(**settings)  # type: ignore[arg-type]
+    return StudyConfig.of(**settings)  # type: ignore[arg-type]
 
 
 async def run(config: StudyConfig) -> StudyResult:

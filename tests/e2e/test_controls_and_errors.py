@@ -31,7 +31,7 @@ def config(base_url: str, tmp_path: Path, **changes: object) -> StudyConfig:
         "concurrency": 8,
         "journal": str(tmp_path / "journal.jsonl"),
     }
-    return StudyConfig(**{**settings, **changes})  # type: ignore[arg-type]
+    return StudyConfig.of(**{**settings, **changes})  # type: ignore[arg-type]
 
 
 async def test_a_quota_error_is_on_screen_at_once_and_stops_the_study(tmp_path: Path) -> None:

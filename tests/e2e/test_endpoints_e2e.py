@@ -177,7 +177,7 @@ async def test_a_study_on_a_wrong_server_fails_within_2_s_of_starting(
     from engine.sim import serve_sim
 
     async with serve_sim(SimConfig(tasks=("sum",), **quirk)) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task="sum", base_url=server.base_url, journal=str(tmp_path / "j.jsonl")
         )
         started = time.monotonic()

@@ -25,7 +25,7 @@ async def test_a_short_study_on_an_instruction_induction_task(
     task = load_task(str(path), seed=7)
     assert task.human_instruction and task.test_examples
     async with serve_sim(SimConfig(tasks=(task,), seed=7, debug_routes=True)) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task=str(path),
             base_url=server.base_url,
             seed=7,
@@ -51,7 +51,7 @@ async def test_a_short_study_on_an_instruction_induction_task(
     assert len(set(keys)) == len(keys), "no two candidates are copies"
     for candidate in result.candidates:
         assert "\n" not in candidate.instruction and "Input:" not in candidate.instruction
-    assert any(c.origin == "variant" for c in result.candidates)
+    assert any(c.origin == "resample" for c in result.candidates)
     paid = result.spend.scoring_calls + result.spend.proposal_calls + result.spend.evaluation_calls
     # and the preflight's one-token call, made before the study
     assert stats["by_route"]["/v1/chat/completions"] == paid + 1

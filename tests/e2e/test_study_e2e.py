@@ -83,7 +83,7 @@ def config(base_url: str, tmp_path: Path, **changes: object) -> StudyConfig:
         "seed": 3,
     }
     settings.update(changes)
-    return StudyConfig(**settings)  # type: ignore[arg-type]
+    return StudyConfig.of(**settings)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

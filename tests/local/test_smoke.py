@@ -21,7 +21,7 @@ from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.local import LocalSettings, serve_local
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.task import load_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,7 +52,7 @@ def test_a_short_study_with_the_local_model_finishes_with_a_result(
 ) -> None:
     import anyio
 
-    config = StudyConfig(
+    config = StudyConfig.of(
         task="antonyms",
         backend="local",
         local_model=str(smollm2_path),
@@ -78,20 +78,24 @@ def test_a_short_study_with_the_local_model_finishes_with_a_result(
     assert result.spend.proposal_calls >= 1
     assert len(result.candidates) >= 2
     header = orjson.loads((tmp_path / "study.jsonl").read_text().splitlines()[0])
-    assert header["config"]["backend"] == "local"
+    assert header["config"]["backend"]["kind"] == "local"
 
 
 def test_run_backend_local_names_the_model_after_the_local_file() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     config = config_from_args(parser.parse_args(["--task", "sum", "--backend", "local"]))
-    assert (config.backend, config.local_model, config.model) == ("local", "smollm2", "smollm2")
+    assert (config.backend.kind, config.backend.local_model, config.target.model) == (
+        "local",
+        "smollm2",
+        "smollm2",
+    )
     config = config_from_args(
         parser.parse_args(["--task", "sum", "--backend", "local", "--local-model", "/m/q.gguf"])
     )
-    assert config.model == "q"
+    assert config.target.model == "q"
     with pytest.raises(Exception, match="backend"):
-        StudyConfig(task="sum", backend="gpu")
+        StudyConfig.of(task="sum", backend="gpu")
 
 
 def test_ape_engine_local_serves_until_terminated(smollm2_path: Path) -> None:

@@ -64,7 +64,7 @@ async def test_forward_chat_asks_for_n_instructions_from_five_sampled_demos() ->
     assert first["prompt"].count("Input: ") == 5
     assert first["prompt"] != second["prompt"], "each call samples its own demos"
     assert [p.text for p in batch.proposals] == ["Add 7.", "Add seven."]
-    assert {p.origin for p in batch.proposals} == {"proposal"}
+    assert {p.origin for p in batch.proposals} == {"initial"}
     assert (batch.generated, batch.rejected, batch.calls, batch.prompt_tokens) == (2, 0, 1, 100)
 
 
@@ -94,7 +94,7 @@ async def test_a_truncated_answer_keeps_its_finished_sentences() -> None:
         "p",
         "m",
     )
-    batch = source._batch(completion, "proposal", None, imperative=False)
+    batch = source._batch(completion, "resample", (), source._plain)
     assert [p.text for p in batch.proposals] == ["Add seven."]
     assert batch.rejected == 1
 
@@ -129,8 +129,8 @@ async def test_variants_use_the_variant_template_and_name_their_parent() -> None
     assert client.requests[0]["prompt"] == "Reword: Add seven.\nReworded:"
     assert client.requests[0]["n"] == 2
     assert [(p.text, p.origin, p.parent) for p in batch.proposals] == [
-        ("Add 7 to it.", "variant", 4),
-        ("Sum with seven.", "variant", 4),
+        ("Add 7 to it.", "resample", 4),
+        ("Sum with seven.", "resample", 4),
     ]
 
 
@@ -181,7 +181,7 @@ async def test_against_the_simulator_every_kept_proposal_is_a_clean_instruction(
     for text in kept:
         assert text[:1].isupper() and not text.lower().startswith(("to ", "the instruction"))
         assert "\n" not in text and '"' not in text and "Input:" not in text
-    assert batches[-1].proposals and {p.origin for p in batches[-1].proposals} == {"variant"}
+    assert batches[-1].proposals and {p.origin for p in batches[-1].proposals} == {"resample"}
 
 
 @pytest.mark.anyio

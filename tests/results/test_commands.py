@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.app.records import read_record
 from engine.cli import main
 from engine.study.journal import read_records
-from engine.study.record import read_record
 from tests.results.conftest import copy_of
 
 pytestmark = pytest.mark.e2e

@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.app.records import read_record
 from engine.errors import JournalError
 from engine.study.journal import read_records
-from engine.study.record import read_record
 from engine.task import load_task, score, split_task
 from engine.task.types import Example
 

@@ -116,7 +116,7 @@ def test_a_settings_file_nested_deep_is_refused_by_run_and_serve(
 
 def test_a_journal_record_nested_deep_is_refused_with_its_line(tmp_path: Path) -> None:
     journal = tmp_path / "j.jsonl"
-    config = StudyConfig(task="larger_number", journal=str(journal), no_cache=True)
+    config = StudyConfig.of(task="larger_number", journal=str(journal), no_cache=True)
     header = msgspec.json.encode(_started(prepare(config)))
     journal.write_bytes(
         header + b'\n{"kind": "warning", "code": "x", "message": ' + nested(BOMB).encode() + b"}\n"

@@ -45,7 +45,7 @@ async def test_a_refused_key_stops_the_study_before_its_first_call(
             monkeypatch.setenv("APE_RIGHT_KEY", "the-right-key")
             settings.update(proposal_api_key_env="APE_RIGHT_KEY")
         with pytest.raises(EndpointError, match=r"401.*Incorrect API key.*APE_WRONG_KEY"):
-            await execute(prepare(StudyConfig(**settings)), say=lambda _: None)  # type: ignore[arg-type]
+            await execute(prepare(StudyConfig.of(**settings)), say=lambda _: None)  # type: ignore[arg-type]
         stats = sim.stats()
     assert stats["by_status"].get("401", 0) == 1  # one question, no call paid
     assert stats["by_status"].get("200", 0) <= 2  # at most the other role's preflight
@@ -92,11 +92,11 @@ def test_the_timeout_is_a_flag_and_a_toml_setting(tmp_path: Path) -> None:
         ["run", "--task", "sum", "--timeout", "7.5", "--proposal-timeout", "30"]
     )
     config = config_from_args(args)
-    assert (config.timeout_s, config.proposal_timeout_s) == (7.5, 30.0)
+    assert (config.target.timeout_s, config.proposal.timeout_s) == (7.5, 30.0)
     toml = tmp_path / "study.toml"
     toml.write_text('task = "sum"\ntimeout_s = 3\n')
     config = config_from_args(parser.parse_args(["run", "--config", str(toml)]))
-    assert config.timeout_s == 3.0
+    assert config.target.timeout_s == 3.0
     for bad in ("0", "-1", "1e9"):
         with pytest.raises(ConfigError, match="--timeout"):
             config_from_args(parser.parse_args(["run", "--task", "sum", "--timeout", bad]))
@@ -104,7 +104,7 @@ def test_the_timeout_is_a_flag_and_a_toml_setting(tmp_path: Path) -> None:
 
 async def test_the_timeout_reaches_each_client(tmp_path: Path) -> None:
     async with simulator() as base_url:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task="larger_number",
             base_url=base_url,
             timeout_s=0.5,
@@ -137,5 +137,5 @@ async def test_the_operators_endpoint_sets_the_timeout_and_a_request_cannot(
             )
             assert status == 201, created
             entry = service.manager.get(created["id"])
-            assert entry.prepared is not None and entry.prepared.config.timeout_s == 4.0
+            assert entry.prepared is not None and entry.prepared.config.target.timeout_s == 4.0
             await service.wait_for(created["id"], lambda s: s["done"])

@@ -124,7 +124,7 @@ def bigbench_escaping(folder: Path) -> Path:
 async def test_a_task_name_keeps_the_journal_in_its_folder_in_run(tmp_path: Path) -> None:
     task = bigbench_escaping(tmp_path / "tasks")
     journals = tmp_path / "deep" / "state" / "journals"
-    config = StudyConfig(
+    config = StudyConfig.of(
         task=str(task),
         backend="sim",
         no_cache=True,

@@ -192,7 +192,7 @@ async def test_a_writer_out_of_space_stops_the_study_and_it_resumes(
 
     journal = tmp_path / "journal.jsonl"
     sim = SimConfig(tasks=("larger_number",), seed=5, latency_base_s=0.002)
-    config = StudyConfig(
+    config = StudyConfig.of(
         task="larger_number",
         journal=str(journal),
         no_cache=True,

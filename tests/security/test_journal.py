@@ -42,7 +42,7 @@ SMALL: dict[str, Any] = {
 def journal_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     """The lines of a real journal: a small study on the built-in simulator, finished."""
     path = tmp_path_factory.mktemp("journal") / "study.jsonl"
-    config = StudyConfig(**{**SMALL, "journal": str(path)})
+    config = StudyConfig.of(**{**SMALL, "journal": str(path)})
     result = anyio.run(lambda: execute(prepare(config), say=lambda _: None))
     assert result.status == "finished"
     return path.read_bytes().splitlines()
@@ -56,7 +56,7 @@ def write(path: Path, lines: list[bytes], tail: bytes = b"") -> Path:
 def resume(path: Path, **changes: Any) -> Any:
     """Read the journal back as a resume does, and apply it to a fresh state."""
     prepared = prepare_resume(path, **changes)
-    state = StudyState(prepared.config.study_settings(), _policy(prepared))
+    state = StudyState(prepared.config.study(), _policy(prepared))
     for event in prepared.replay.events if prepared.replay else ():
         state.apply(event)
     return prepared, state

@@ -101,7 +101,7 @@ def test_other_names_map_to_input_and_output(tmp_path: Path) -> None:
     parser = build_parser()
     args = ["run", "--task", str(csv), "--input-field", "country", "--output-field", "capital"]
     config = config_from_args(parser.parse_args(args))
-    assert (config.input_field, config.output_field) == ("country", "capital")
+    assert (config.task.input_field, config.task.output_field) == ("country", "capital")
 
 
 def write_lines(path: Path, count: int, filler: str = "lorem ipsum dolor sit amet " * 4) -> None:

@@ -14,6 +14,7 @@ import anyio
 import orjson
 import pytest
 
+from engine.settings import StudyConfig
 from engine.study.journal import read_records
 from engine.study.snapshot import StudySnapshot
 from tests.service.helpers import Service, running_service, simulator, spent, study_config
@@ -131,11 +132,12 @@ async def test_inline_task_and_a_task_by_name_from_the_task_folder(tmp_path: Pat
         assert spent(final, "scoring_calls") <= 20
         assert final["extra"]["result"]["winner"]["instruction"]
         header = next(iter(read_records(created["journal"])))
-        task_file = anyio.Path(header["config"]["task"])
+        settings = StudyConfig.from_json(header["config"])
+        task_file = anyio.Path(settings.task.name)
         assert await task_file.is_file()
         assert Path(task_file).is_relative_to(tmp_path / "state" / "tasks")
-        assert header["config"]["budget_scoring_calls"] == 20
-        assert header["config"]["base_url"] == base_url  # the operator's, by its name
+        assert settings.budgets.scoring_calls == 20
+        assert settings.target.base_url == base_url  # the operator's, by its name
 
         status, created = await service.call(
             "POST", "/v1/studies", {"config": {**small, "task": "numbers/bigger.jsonl"}}

@@ -12,7 +12,7 @@ import pytest
 from engine.errors import ConfigError, EngineError
 from engine.service.operator import Operator
 from engine.service.requests import RequestError
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 
 ENDPOINTS: dict[str, Any] = {
     "gpu": {
@@ -43,7 +43,7 @@ def test_an_endpoint_by_name_brings_its_url_key_limits_and_first_model() -> None
     assert settings["api_key_env"] == "VLLM_API_KEY" and settings["api_key_file"] is None
     assert (settings["rpm"], settings["timeout_s"], settings["model"]) == (600.0, 30.0, "llama-8b")
     assert "proposal_model" not in settings and "proposal_base_url" not in settings
-    StudyConfig(**settings)  # a study's settings, as they are
+    StudyConfig.of(**settings)  # a study's settings, as they are
 
 
 def test_a_proposal_endpoint_brings_its_own_and_a_model_it_lists() -> None:
@@ -101,7 +101,9 @@ def test_the_default_concurrency_keeps_within_a_lower_cap() -> None:
 
 
 def test_a_resumed_study_takes_its_endpoints_as_they_are_now() -> None:
-    before = StudyConfig(task="sum", base_url="http://old:1/v1", model="llama-8b", concurrency=900)
+    before = StudyConfig.of(
+        task="sum", base_url="http://old:1/v1", model="llama-8b", concurrency=900
+    )
     changes = operator(max_concurrency=100).resumed(before, {"target": "gpu"})
     assert changes["base_url"] == "http://gpu-box:8000/v1" and changes["concurrency"] == 100
     with pytest.raises(EngineError, match="no longer offered"):

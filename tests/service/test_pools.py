@@ -12,7 +12,7 @@ import pytest
 from engine.errors import EngineError
 from engine.service.operator import Operator
 from engine.service.requests import RequestError, parse_create
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 
 from .helpers import running_service, simulator, study_config
 
@@ -49,8 +49,8 @@ def test_a_list_of_endpoints_brings_each_ones_url_key_and_limits() -> None:
         1200,
         30,
     )
-    config = StudyConfig(**settings)
-    assert [one.name for one in config.endpoints] == ["gpu-a", "gpu-b"]
+    config = StudyConfig.of(**settings)
+    assert [one.name for one in config.target.endpoints] == ["gpu-a", "gpu-b"]
     # a list of one is one endpoint
     settings, names = operator().resolve({"task": "sum", "endpoint": ["gpu-b"]})
     assert names == {"target": "gpu-b"} and settings["base_url"] == "http://gpu-b:8000/v1"
@@ -73,7 +73,7 @@ def test_a_bad_list_is_refused_by_field(request_settings: dict[str, Any], field:
 
 
 def test_a_resumed_study_takes_its_list_as_the_operator_has_it_now() -> None:
-    before = StudyConfig(task="sum", model="llama-8b", endpoints=[{"base_url": "http://old/v1"}])  # type: ignore[list-item]
+    before = StudyConfig.of(task="sum", model="llama-8b", endpoints=[{"base_url": "http://old/v1"}])  # type: ignore[list-item]
     changes = operator().resumed(before, {"target": ["gpu-a", "gpu-b"]})
     assert [one["base_url"] for one in changes["endpoints"]] == [
         "http://gpu-a:8000/v1",

@@ -29,13 +29,13 @@ from engine.service.requests import (
     parse_create,
     parse_patch,
 )
+from engine.settings import SETTINGS as ALL_SETTINGS
 from engine.study.budgets import Price
-from engine.study.config import StudyConfig
 from engine.study.settings import BUDGET_NAMES
 from tests.service.helpers import Service, running_service, simulator, study_config
 
 SETTINGS = {f.name: f.type for f in msgspec.structs.fields(RequestSettings)}
-STUDY_SETTINGS = {f.name: f.type for f in msgspec.structs.fields(StudyConfig)}
+STUDY_SETTINGS = {one.flat: one.type for one in ALL_SETTINGS}
 PATCH_FIELDS = {f.name: f.type for f in msgspec.structs.fields(PatchStudy)}
 RATE_FIELDS = {f.name: f.type for f in msgspec.structs.fields(RateLimits)}
 EXAMPLE_FIELDS = {f.name: f.type for f in msgspec.structs.fields(Example)}

@@ -55,7 +55,5 @@ def test_command_line_round_trips_a_config(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("SIM_KEY", "sk-from-env")
     args = build_parser().parse_args(["sim", "--api-key-env", "SIM_KEY", "--fault-rate", "0.05"])
     parsed = config_from_arguments(args)
-    assert parsed.api_keys == (
-        "sk-from-env",
-    ) and parsed.server_settings().fault_total() == pytest.approx(0.05)
+    assert parsed.api_keys == ("sk-from-env",) and parsed.fault_total() == pytest.approx(0.05)
     assert "sk-from-env" not in " ".join(sim_arguments(parsed))

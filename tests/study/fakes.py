@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 import anyio.lowlevel
 
 from engine.llm.errors import ServerError
-from engine.propose import Proposal, ProposalBatch
+from engine.propose import Evidence, Parent, Proposal, ProposalBatch
 from engine.study.scoring import Score
 from engine.task.types import Example
 
@@ -59,8 +60,16 @@ class FakePolicy:
     def _open(self, arm: int) -> bool:
         return arm not in self.dropped and self.counts[arm] + self.pending[arm] < self.stop_after
 
+    def _allowance(self) -> int | None:
+        if self.budget is None:
+            return None
+        return self.budget - self.pulls_used - sum(self.pending)
+
     def select(self, k: int) -> list[FakePull]:
         pulls = []
+        allowance = self._allowance()
+        if allowance is not None:
+            k = min(k, allowance)
         for _ in range(k):
             candidates = [a for a in range(len(self.sums)) if self._open(a)]
             if not candidates:
@@ -75,6 +84,16 @@ class FakePolicy:
             self.out.add((arm, example))
             pulls.append(FakePull(arm, example))
         return pulls
+
+    def open_pulls(self) -> int:
+        allowance = self._allowance()
+        if allowance is not None and allowance <= 0:
+            return 0
+        return sum(
+            self.stop_after - self.counts[a] - self.pending[a]
+            for a in range(len(self.sums))
+            if self._open(a)
+        )
 
     def observe(self, pull: FakePull, reward: float) -> None:
         """A pull handed out came back, or one replayed from a journal."""
@@ -116,7 +135,12 @@ class FakePolicy:
             return None
         return max(pulled, key=lambda a: (self.sums[a] / self.counts[a], -a))
 
+    def budget_exhausted(self) -> bool:
+        return self.budget is not None and self.pulls_used >= self.budget
+
     def done(self) -> bool:
+        if self.budget_exhausted():
+            return True
         return bool(self.sums) and not any(self._open(a) for a in range(len(self.sums)))
 
 
@@ -150,19 +174,61 @@ class FakeScorer:
 
 
 class FakeProposer:
-    """Hands out 'instruction qNN' texts from a list; variants add 1 to their parent's quality."""
+    """Hands out 'instruction qNN' texts from a list; variants add 1 to their parent's quality,
+    reflections 2 (their evidence kept in `shown`), merges take the better parent's. A round's
+    calls take `delay_s` each; `max_in_flight` is the most of them at once."""
 
-    def __init__(self, qualities: list[int]) -> None:
+    def __init__(self, qualities: list[int], *, delay_s: float = 0.0) -> None:
         self.qualities = list(qualities)
         self.calls = 0
         self.vary_calls = 0
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.shown: list[tuple[str, tuple[Evidence, ...]]] = []
+
+    async def _wait(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await anyio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
+
+    async def reflect(self, parent: Parent, evidence: Sequence[Evidence], n: int) -> ProposalBatch:
+        await self._wait()
+        self.shown.append(("reflect", tuple(evidence)))
+        quality = int(parent.instruction.rsplit("q", 1)[1])
+        proposals = tuple(
+            Proposal(f"revision {len(self.shown)}.{i} of {parent.arm} q{min(99, quality + 2)}",
+                     "reflect", (parent.arm,))
+            for i in range(n)
+        )  # fmt: skip
+        return ProposalBatch(proposals, calls=1, generated=n, kind="reflect")
+
+    async def merge(
+        self,
+        first: Parent,
+        second: Parent,
+        first_only: Sequence[Evidence],
+        second_only: Sequence[Evidence],
+        n: int,
+    ) -> ProposalBatch:
+        await self._wait()
+        self.shown.append(("merge", (*first_only, *second_only)))
+        quality = max(int(p.instruction.rsplit("q", 1)[1]) for p in (first, second))
+        proposals = tuple(
+            Proposal(f"merge {len(self.shown)}.{i} q{quality}", "merge", (first.arm, second.arm))
+            for i in range(n)
+        )
+        return ProposalBatch(proposals, calls=1, generated=n, kind="merge")
 
     async def propose(self, count: int) -> ProposalBatch:
         self.calls += 1
         await anyio.lowlevel.checkpoint()
         taken, self.qualities = self.qualities[:count], self.qualities[count:]
         proposals = tuple(
-            Proposal(f"instruction {i} q{q}", "proposal")
+            Proposal(f"instruction {i} q{q}", "initial")
             for i, q in enumerate(taken, self.calls * 100)
         )
         return ProposalBatch(
@@ -171,13 +237,13 @@ class FakeProposer:
 
     async def vary(self, parent_text: str, parent_id: int, n: int) -> ProposalBatch:
         self.vary_calls += 1
-        await anyio.lowlevel.checkpoint()
+        await self._wait()
         quality = int(parent_text.rsplit("q", 1)[1])
         proposals = tuple(
             Proposal(
                 f"variant {self.vary_calls}.{i} of {parent_id} q{min(99, quality + i)}",
-                "variant",
-                parent_id,
+                "resample",
+                (parent_id,),
             )
             for i in range(n)
         )

@@ -10,29 +10,30 @@ from hypothesis import strategies as st
 
 from engine.app.execute import endpoint_config
 from engine.errors import ConfigError
-from engine.study.budgets import Budgets, Price, PriceTable, Spend
-from engine.study.config import EndpointSettings, StudyConfig, load_config_file
+from engine.settings import Endpoint, StudyConfig, load_config_file
+from engine.study.budgets import Budgets, Price, PriceTable, Spend, check_limit
 from engine.study.intervals import mean_interval, student_t_quantile, wilson_interval
 from engine.study.scheduler import reward_kind
 from engine.task import load_task
 
 
-def test_the_first_budget_reached_is_named() -> None:
+def test_the_first_budget_reached_is_named_but_the_scoring_calls_are_the_policys() -> None:
     budgets = Budgets({"scoring_calls": 10, "usd": 0.5})
     spend = Spend(scoring_calls=9)
     assert budgets.reached(spend) is None
-    assert budgets.reached(Spend(scoring_calls=10)) == "scoring_calls"
+    assert budgets.reached(Spend(scoring_calls=10)) is None  # the policy stops at them
     spend.usd = 0.5
     assert budgets.reached(spend) == "usd"
     assert budgets.set("usd", None) == 0.5
     assert budgets.reached(spend) is None
 
 
-def test_a_bad_budget_is_refused_with_its_name() -> None:
+def test_a_bad_live_budget_is_refused_with_its_name_and_range() -> None:
     with pytest.raises(ConfigError, match="unknown budget 'calls'"):
-        Budgets({"calls": 3})
-    with pytest.raises(ConfigError, match="budget usd"):
-        Budgets().set("usd", -1)
+        check_limit("calls", 3)
+    with pytest.raises(ConfigError, match=r"budget usd: Expected `float` >= 0.0, got -1 \(its"):
+        check_limit("usd", -1)
+    assert check_limit("scoring_calls", 7) == 7.0 and check_limit("usd", None) is None
 
 
 def test_prices_are_per_million_tokens_and_the_table_extends() -> None:
@@ -76,9 +77,9 @@ def test_config_file_settings_and_prices(tmp_path: Path) -> None:
         '[prices."my-model"]\ninput = 0.5\noutput = 1.5\n'
     )
     settings = load_config_file(path)
-    config = StudyConfig(**settings)
-    assert config.budget_scoring_calls == 500 and config.policy == "ttts"
-    assert config.prices["my-model"] == Price(0.5, 1.5)
+    config = StudyConfig.of(**settings)
+    assert config.budgets.scoring_calls == 500 and config.search.policy == "ttts"
+    assert config.budgets.prices["my-model"] == Price(0.5, 1.5)
 
 
 def test_an_unknown_config_key_names_the_key_and_the_file(tmp_path: Path) -> None:
@@ -100,9 +101,9 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match="policy: Invalid enum value 'best'; choose one of lucb, "
     ):
-        StudyConfig(task="x", policy="best")
+        StudyConfig.of(task="x", policy="best")
     with pytest.raises(ConfigError, match=r"concurrency: Expected `int` >= 1, got 0"):
-        StudyConfig(task="x", concurrency=0)
+        StudyConfig.of(task="x", concurrency=0)
     path = tmp_path / "broken.toml"
     path.write_text("task = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -110,24 +111,25 @@ def test_bad_values_name_the_field(tmp_path: Path) -> None:
 
 
 def test_the_scheduler_is_told_the_planned_candidates_and_the_reward_kind() -> None:
-    config = StudyConfig(task="sum", initial_candidates=20, variant_rounds=2)
-    assert config.study_settings().proposals.planned() == 20 + 2 * 3 * 3
+    config = StudyConfig.of(task="sum", initial_candidates=20, variant_rounds=2)
+    assert config.study().proposals.planned() == 20 + 2 * 3 * 3
     more = config.replace(include_human=True, max_candidates=30)
-    assert more.study_settings().proposals.planned() == 30
+    assert more.study().proposals.planned() == 30
     task = load_task("sum")
-    assert reward_kind(config, task.metric) == "binary"
-    assert reward_kind(config.replace(scoring="logprob"), task.metric) == "continuous"
-    assert reward_kind(config, "f1") == "continuous"
+    assert reward_kind("exec", task.metric, custom=False) == "binary"
+    assert reward_kind("logprob", task.metric, custom=False) == "continuous"
+    assert reward_kind("exec", "f1", custom=False) == "continuous"
+    assert reward_kind("exec", task.metric, custom=True) == "continuous"
 
 
 def test_the_transport_is_checked_and_reaches_the_endpoints() -> None:
-    config = StudyConfig(task="sum", transport="lean")
-    endpoint = EndpointSettings(base_url="http://h/v1", name="target", model="m")
-    assert endpoint_config(endpoint, config).transport == "lean"
+    config = StudyConfig.of(task="sum", transport="lean")
+    endpoint = Endpoint(base_url="http://h/v1", name="target", model="m")
+    assert endpoint_config(endpoint, config.target, config.throughput).transport == "lean"
     with pytest.raises(
         ConfigError, match="transport: Invalid enum value 'curl'; choose one of aiohttp, lean"
     ):
-        StudyConfig(task="sum", transport="curl")
+        StudyConfig.of(task="sum", transport="curl")
 
 
 def test_settings_files_that_cannot_be_read_are_named(tmp_path: Path) -> None:

@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import argparse
 import re
-import typing
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from engine.cli import resume as resume_cli
 from engine.cli import run as run_cli
-from engine.cli.flags import HELP
+from engine.cli.flags import FLAGGED
 from engine.errors import ConfigError
 from engine.llm.endpoint import TRANSPORTS
 from engine.local.models import served_model_name
 from engine.propose import PROPOSAL_MODES
 from engine.search.factory import POLICIES
+from engine.settings import SETTINGS, StudyConfig, load_config_file
 from engine.study.budgets import Price
-from engine.study.config import StudyConfig, load_config_file
 from engine.study.settings import BUDGET_NAMES, ProposalPlan
 from engine.task import METRICS
 
@@ -58,17 +56,14 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("change", "message"), BAD_VALUES)
 def test_a_bad_value_is_named_by_its_field_path(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
-        StudyConfig(task="x", **change)
+        StudyConfig.of(task="x", **change)
 
 
 def test_choices_come_from_the_registries() -> None:
-    fields = {f.name: f.type for f in msgspec.structs.fields(StudyConfig)}
+    by_flat = {one.flat: one for one in SETTINGS}
 
     def choices(name: str) -> tuple[str, ...]:
-        kind = fields[name]
-        if typing.get_origin(kind) is not typing.Literal:  # Optional[Literal[...]]
-            (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        return typing.get_args(kind)
+        return tuple(by_flat[name].choices)
 
     assert choices("policy") == tuple(POLICIES)
     assert choices("transport") == TRANSPORTS
@@ -77,31 +72,31 @@ def test_choices_come_from_the_registries() -> None:
 
 
 def test_keyword_construction_decodes_and_replace_checks() -> None:
-    config = StudyConfig(task="x", prices={"m": {"input": 1, "output": 2}})
-    assert config.prices == {"m": Price(1.0, 2.0)}
+    config = StudyConfig.of(task="x", prices={"m": {"input": 1, "output": 2}})
+    assert config.budgets.prices == {"m": Price(1.0, 2.0)}
     with pytest.raises(ConfigError, match=r"^concurrency: Expected `int` >= 1, got 0"):
         config.replace(concurrency=0)
-    assert config.replace(concurrency=4).concurrency == 4
+    assert config.replace(concurrency=4).throughput.concurrency == 4
     assert StudyConfig.from_json(config.to_json()) == config
 
 
 def test_a_journal_written_before_the_rename_still_reads() -> None:
-    data = StudyConfig(task="x").to_json()
+    data = StudyConfig.of(task="x").flat()  # version 2 kept the settings flat
     data["budget_calls"] = data.pop("budget_scoring_calls")
     data["budget_calls"] = 700
-    assert StudyConfig.from_json(data).budget_scoring_calls == 700
+    assert StudyConfig.from_json(data).budgets.scoring_calls == 700
     with pytest.raises(ConfigError, match=r"^journal 'j': concurrency: Expected `int`, got `str`"):
         StudyConfig.from_json({**data, "concurrency": "8"}, where="journal 'j'")
 
 
 def test_the_study_reads_its_groups() -> None:
-    config = StudyConfig(task="x", budget_scoring_calls=50, budget_usd=1.5, max_candidates=40)
-    assert set(config.budget_limits()) == set(BUDGET_NAMES)
-    settings = config.study_settings()
+    config = StudyConfig.of(task="x", budget_scoring_calls=50, budget_usd=1.5, max_candidates=40)
+    assert set(config.budgets.as_dict()) == set(BUDGET_NAMES)
+    settings = config.study()
     assert settings.budgets.scoring_calls == 50 and settings.budgets.usd == 1.5
-    assert settings.budgets.as_dict() == config.budget_limits()
+    assert settings.budgets is config.budgets
     assert settings.proposals == ProposalPlan(max_candidates=40)
-    assert (settings.policy, settings.concurrency) == (config.policy, config.concurrency)
+    assert (settings.search, settings.throughput) == (config.search, config.throughput)
 
 
 @pytest.mark.parametrize(
@@ -123,10 +118,26 @@ def test_a_config_file_names_the_file_and_the_field(
         load_config_file(path)
 
 
-def test_a_config_file_gives_decoded_settings(tmp_path: Path) -> None:
+def test_a_config_file_gives_its_settings_checked(tmp_path: Path) -> None:
     path = tmp_path / "study.toml"
     path.write_text('task = "sum"\nrpm = 60\n[prices."m"]\noutput = 2\n')
-    assert load_config_file(path) == {"task": "sum", "rpm": 60.0, "prices": {"m": Price(0, 2)}}
+    assert load_config_file(path) == {"task": "sum", "rpm": 60, "prices": {"m": {"output": 2}}}
+    config = StudyConfig.decode(load_config_file(path))
+    assert config.target.rpm == 60.0 and config.budgets.prices == {"m": Price(0, 2)}
+
+
+def test_a_config_file_may_nest_settings_by_group(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        'task = "sum"\n[throughput]\nconcurrency = 7\n[target]\nmodel = "m"\n'
+        '[budgets]\nusd = 2.5\n[proposal]\nmodel = "p"\n'
+    )
+    config = StudyConfig.decode(load_config_file(path))
+    flat = StudyConfig.of(task="sum", concurrency=7, model="m", budget_usd=2.5, proposal_model="p")
+    assert config == flat
+    path.write_text('task = "sum"\n[throughput]\nconcurency = 7\n')
+    with pytest.raises(ConfigError, match=r"throughput\.concurency: unknown field; did you mean"):
+        load_config_file(path)
 
 
 # -- the command line: flags from the fields ---------------------------------------------------
@@ -140,28 +151,31 @@ def run_args(*argv: str) -> argparse.Namespace:
 
 def test_every_setting_but_the_price_table_is_a_flag() -> None:
     # the endpoint tables are files' and a repeated --base-url's
-    tables = {"prices", "endpoints", "proposal_endpoints"}
-    assert set(HELP) == {f.name for f in msgspec.structs.fields(StudyConfig)} - tables
+    tables = {"prices", "endpoints", "proposal_endpoints", "judge_endpoints"}
+    assert set(FLAGGED) == {one.flat for one in SETTINGS} - tables
     config = run_cli.config_from_args(
         run_args("--task", "sum", "--policy", "ttts", "--include-human", "--no-cache")
     )
-    assert (config.policy, config.include_human, config.no_cache) == ("ttts", True, True)
-    assert run_cli.config_from_args(run_args("--task", "sum")) == StudyConfig(task="sum")
+    assert config.search.policy == "ttts"
+    assert (config.proposals.include_human, config.outputs.no_cache) == (True, True)
+    assert run_cli.config_from_args(run_args("--task", "sum")) == StudyConfig.of(task="sum")
 
 
 def test_the_scoring_budget_flag_keeps_its_old_name_as_an_alias() -> None:
     for flag in ("--budget-scoring-calls", "--budget-calls"):
         config = run_cli.config_from_args(run_args("--task", "sum", flag, "120"))
-        assert config.budget_scoring_calls == 120
+        assert config.budgets.scoring_calls == 120
     parser = argparse.ArgumentParser()
     resume_cli.add_arguments(parser)
     assert parser.parse_args(["j.jsonl", "--budget-calls", "9"]).budget_scoring_calls == 9
 
 
 def test_a_bad_flag_value_is_named_by_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ConfigError, match=r"^--concurrency: Expected `int` >= 1, got 0$"):
+    refused = r"^--concurrency: Expected `int` >= 1, got 0 \(its range: 1 to 100,000\)$"
+    with pytest.raises(ConfigError, match=refused):
         run_cli.config_from_args(run_args("--task", "sum", "--concurrency", "0"))
-    with pytest.raises(ConfigError, match=r"^--sim-latency: Expected `float` >= 0.0, got -1.0$"):
+    refused = r"^--sim-latency: Expected `float` >= 0.0, got -1.0 \(its range: 0 to 600\)$"
+    with pytest.raises(ConfigError, match=refused):
         run_cli.config_from_args(run_args("--task", "sum", "--sim-latency", "-1"))
     with pytest.raises(SystemExit):
         run_args("--policy", "best")  # argparse knows the choices
@@ -172,4 +186,5 @@ def test_flags_override_the_file_and_the_local_model_names_itself(tmp_path: Path
     path = tmp_path / "study.toml"
     path.write_text('task = "sum"\nconcurrency = 3\nbackend = "local"\n')
     config = run_cli.config_from_args(run_args("--config", str(path), "--concurrency", "5"))
-    assert config.concurrency == 5 and config.model == served_model_name("smollm2")
+    assert config.throughput.concurrency == 5
+    assert config.target.model == served_model_name("smollm2")

@@ -59,7 +59,7 @@ async def _max_pending(late: bool, folder: Path) -> tuple[int, int]:
     """(most pulls the policy counted in flight, scoring calls) of a rate-limited study."""
     task = load_task("larger_number", seed=2)
     async with serve_sim(SimConfig(tasks=(task,), seed=2, latency_base_s=0.05)) as server:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task="larger_number",
             seed=2,
             base_url=server.base_url,

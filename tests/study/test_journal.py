@@ -10,8 +10,8 @@ import pytest
 
 from engine.errors import JournalError
 from engine.propose import normalise_instruction
+from engine.settings import StudyConfig
 from engine.study.cache import CachedScorer, ResponseCache
-from engine.study.config import StudyConfig
 from engine.study.events import (
     JOURNAL_VERSION,
     ArmDropped,
@@ -39,15 +39,15 @@ def started(study_id: str = "abc") -> StudyStarted:
         study_id=study_id,
         engine="test",
         created=0.0,
-        config=StudyConfig(task="fake").to_json(),
+        config=StudyConfig.of(task="fake").to_json(),
         task=TaskIdentity("fake", task_fingerprint(Task("fake", pool(5)))),
     )
 
 
 EVENTS: list[Event] = [
     started(),
-    CandidateAdded(arm=0, instruction="first q50", origin="proposal"),
-    CandidateAdded(arm=1, instruction="second q60", origin="variant", parent=0),
+    CandidateAdded(arm=0, instruction="first q50", origin="initial"),
+    CandidateAdded(arm=1, instruction="second q60", origin="resample", parents=[0]),
     PullDone(arm=0, example=3, reward=1.0, prompt_tokens=10, completion_tokens=2, usd=0.001),
     PullDone(arm=1, example=3, reward=0.0, prompt_tokens=10, completion_tokens=2, cached=True),
     ProposalsDone(calls=1, prompt_tokens=100, completion_tokens=30, usd=0.002, generated=5),
@@ -67,7 +67,7 @@ def write_journal(path: Path, events: list[Event] = EVENTS) -> None:
 
 
 def replayed_state(path: Path) -> StudyState:
-    state = StudyState(StudyConfig(task="fake").study_settings(), FakePolicy(5))
+    state = StudyState(StudyConfig.of(task="fake").study(), FakePolicy(5))
     for event in replay_journal(path).events:
         state.apply(event)
     return state
@@ -77,11 +77,11 @@ def test_replay_gives_back_candidates_observations_and_spend(tmp_path: Path) -> 
     path = tmp_path / "j.jsonl"
     write_journal(path)
     replay = replay_journal(path)
-    assert replay.study_id == "abc" and replay.started.config["task"] == "fake"
+    assert replay.study_id == "abc" and replay.started.config["task"]["name"] == "fake"
     assert replay.events == EVENTS and replay.counts() == (2, 2)
     state = replayed_state(path)
     assert [a.instruction for a in state.arms] == ["first q50", "second q60"]
-    assert state.arms[1].parent == 0 and state.arms[1].origin == "variant"
+    assert state.arms[1].parent == 0 and state.arms[1].origin == "resample"
     assert state.policy.observed == [(0, 3, 1.0), (1, 3, 0.0)]  # type: ignore[attr-defined]
     assert state.budgets.limit("scoring_calls") == 99
     assert state.variant_rounds_done == 1 and state.dropped == {1}

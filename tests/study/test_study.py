@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.events import (
     JOURNAL_VERSION,
     BudgetChanged,
@@ -41,14 +41,14 @@ def make_study(
         "concurrency": 4,
     }
     settings.update(config)
-    study_config = StudyConfig(**settings)  # type: ignore[arg-type]
+    study_config = StudyConfig.of(**settings)  # type: ignore[arg-type]
     examples = pool(n)
     task = Task("fake", examples, human_instruction="human q55")
     policy = FakePolicy(n, stop_after)
     scorer = scorer or FakeScorer()
     proposer = FakeProposer(qualities)
     setup = StudySetup(
-        settings=study_config.study_settings(),
+        settings=study_config.study(),
         task=task,
         splits=Splits(demo=examples[:3], scoring=examples, test=examples[:20]),
         policy=policy,
@@ -170,11 +170,34 @@ async def test_variants_of_the_leaders_join_the_running_study() -> None:
     )
     result = await study.run()
     assert proposer.vary_calls == 4
-    variants = [c for c in result.candidates if c.origin == "variant"]
+    variants = [c for c in result.candidates if c.origin == "resample"]
     assert len(variants) == 8
     assert all(c.pulls == 10 for c in variants)
     assert result.winner is not None
     assert result.full_evaluation_calls == 14 * 40
+
+
+@pytest.mark.anyio
+async def test_a_round_s_reflections_join_at_most_concurrency_calls_at_once() -> None:
+    study, _, _, proposer = make_study(
+        variant_rounds=1,
+        variant_leaders=3,
+        variants_per_leader=2,
+        variants="both",
+        merge=True,
+        concurrency=2,
+        stop_after=10,
+    )
+    proposer.delay_s = 0.01
+    result = await study.run()
+    kinds = {c.origin for c in result.candidates if c.parents}
+    # the fake scorer's right answers are nested (a better instruction is right wherever a
+    # worse one is): no two candidates complement each other, so there is nothing to merge
+    assert kinds == {"resample", "reflect"}
+    assert proposer.vary_calls == 3 and len(proposer.shown) == 3
+    assert proposer.max_in_flight == 2  # a round never has more calls out than concurrency
+    reflections = [shown for kind, shown in proposer.shown if kind == "reflect"]
+    assert all(shown and not shown[0].right for shown in reflections)  # wrong answers first
 
 
 @pytest.mark.anyio
@@ -187,7 +210,7 @@ async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
         new_candidate_share=0.25,
     )
     result = await study.run()
-    variant_pulls = sum(c.pulls for c in result.candidates if c.origin == "variant")
+    variant_pulls = sum(c.pulls for c in result.candidates if c.origin == "resample")
     assert variant_pulls >= 40
     assert result.spend.scoring_calls <= 200 + 4
 

@@ -13,7 +13,7 @@ from tempfile import TemporaryDirectory
 import anyio
 
 from engine.app import execute, prepare
-from engine.study.config import StudyConfig
+from engine.settings import StudyConfig
 from engine.study.snapshot import StudyControl, StudySnapshot
 from engine.ui.live import follow
 from tests.ui.snapshots import render_screen
@@ -34,7 +34,7 @@ def capture(at_s: float, width: int = 100, height: int = 32) -> str:
                 self.control.cancel()  # seen enough
 
     with TemporaryDirectory() as folder:
-        config = StudyConfig(
+        config = StudyConfig.of(
             task="larger_number",
             sim_latency_s=0.05,
             scoring_size=200,

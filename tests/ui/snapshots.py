@@ -38,11 +38,11 @@ def arms() -> tuple[ArmRow, ...]:
             2,
             200,
             "active",
-            "proposal",
+            "initial",
         ),
-        ArmRow(1, LONG_TEXT, 0.81, 0.70, 0.90, 90, 4, 200, "leader", "proposal"),
+        ArmRow(1, LONG_TEXT, 0.81, 0.70, 0.90, 90, 4, 200, "leader", "initial"),
         ArmRow(
-            2, "Output the bigger number.", 0.30, 0.10, 0.45, 24, 0, 200, "eliminated", "proposal"
+            2, "Output the bigger number.", 0.30, 0.10, 0.45, 24, 0, 200, "eliminated", "initial"
         ),
         ArmRow(
             3,
@@ -54,10 +54,11 @@ def arms() -> tuple[ArmRow, ...]:
             3,
             200,
             "active",
-            "variant",
+            "resample",
             1,
+            (1,),
         ),
-        ArmRow(4, "Say the number.", 0.20, 0.20, 0.20, 200, 0, 200, "complete", "proposal"),
+        ArmRow(4, "Say the number.", 0.20, 0.20, 0.20, 200, 0, 200, "complete", "initial"),
         ArmRow(5, "Repeat the input.", 0.05, 0.0, 0.40, 8, 0, 200, "dropped", "user"),
     )
 

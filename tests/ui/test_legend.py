@@ -40,7 +40,7 @@ def early_lucb_rows() -> tuple[ArmRow, ...]:
                 0,
                 N,
                 state,
-                "proposal",
+                "initial",
             )
         )
     return tuple(rows)

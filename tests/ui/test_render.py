@@ -30,12 +30,12 @@ def test_80x24_leaderboard_marks_leader_selection_and_cuts_text() -> None:
     text = render_screen(make_snapshot(), 80, 24, selected=3)
     assert "leaderboard · 6 candidates · 3 in play · 1 complete" in text
     leader = line_of(text, "★ leader")
-    assert "#1" in leader and "0.810" in leader and "90/200" in leader and "proposal" in leader
+    assert "#1" in leader and "0.810" in leader and "90/200" in leader and "initial" in leader
     # the long instruction is cut to the column, with an ellipsis
     assert "Read both numbers" in leader and leader.rstrip(" │").endswith("…")
     assert LONG_TEXT not in text
     selected = line_of(text, "▶")
-    assert "▶#3" in selected and "var of #1" in selected and "70/200" in selected
+    assert "▶#3" in selected and "res←#1" in selected and "70/200" in selected
     assert "elim." in line_of(text, "#2 ")
     assert "dropped" in line_of(text, "#5 ")
     assert "complete" in line_of(text, "#4 ")
@@ -76,7 +76,7 @@ def test_120x40_shows_intervals_long_origins_and_more_text() -> None:
     assert fmt.confidence_bar(0.70, 0.81, 0.90, 16) == "───────────━●━━─"
     assert "───────────━●━━─" in leader
     assert "Read both numbers carefully, compare them" in leader and "…" in leader
-    assert "variant of #1" in line_of(text, "#3 ")
+    assert "resample ←#1" in line_of(text, "#3 ")
     assert "eliminated" in line_of(text, "#2 ")
     assert "duplicates dropped 14" in text
     assert "$0.013 / $1.00" in text and "1m15s / 10m" in text
@@ -85,7 +85,7 @@ def test_120x40_shows_intervals_long_origins_and_more_text() -> None:
 def test_a_long_board_scrolls_to_keep_the_selection_visible() -> None:
     many = tuple(
         ArmRow(
-            i, f"instruction number {i}", 0.9 - i / 100, 0.5, 0.95, 10, 0, 200, "active", "proposal"
+            i, f"instruction number {i}", 0.9 - i / 100, 0.5, 0.95, 10, 0, 200, "active", "initial"
         )
         for i in range(50)
     )
