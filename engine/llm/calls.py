@@ -17,8 +17,6 @@ from typing import Any
 import orjson
 
 from engine.errors import EndpointError
-from engine.llm.answers import Parsed
-from engine.llm.dialect import Adapting
 from engine.llm.endpoint import EndpointConfig, Secret
 from engine.llm.errors import (
     LLMError,
@@ -26,15 +24,16 @@ from engine.llm.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestRejectedError,
-    classify_response,
-    redact,
     server_gone,
 )
 from engine.llm.gate import ADMITTED, SEND_GATE, SendGate
 from engine.llm.headers import parse_rate_limit_headers
 from engine.llm.limiter import Permit, RateLimiter
-from engine.llm.request import Request
-from engine.llm.results import Completion, Usage
+from engine.llm.protocol.answers import Parsed
+from engine.llm.protocol.classification import classify_response, redact
+from engine.llm.protocol.dialect import Adapting
+from engine.llm.protocol.request import Request
+from engine.llm.protocol.results import Completion, Usage
 from engine.llm.retry import call_with_retries
 from engine.llm.stats import CallStats
 from engine.llm.transport import RawResponse, Transport

@@ -29,7 +29,7 @@ from engine.llm.errors import (
     LLMError,
     QuotaExceededError,
 )
-from engine.llm.results import Completion
+from engine.llm.protocol.results import Completion
 
 __all__ = [
     "Capabilities",

@@ -17,17 +17,17 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from engine.llm.anthropic import no_completions
-from engine.llm.builder import RequestBuilder
 from engine.llm.calls import CallPath
 from engine.llm.capabilities import Capabilities, Capability, CapabilityProbe, require_capability
 from engine.llm.clock import Clock
-from engine.llm.dialect import Adapting
 from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, RateLimiter, _Unset
-from engine.llm.request import estimate_tokens
-from engine.llm.results import Completion, ContinuationLogprob
+from engine.llm.protocol.anthropic import no_completions
+from engine.llm.protocol.builder import RequestBuilder
+from engine.llm.protocol.dialect import Adapting
+from engine.llm.protocol.request import estimate_tokens
+from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 from engine.llm.scoring import continuation_of, echo_max_tokens
 from engine.llm.stats import StatsSnapshot

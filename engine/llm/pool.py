@@ -51,7 +51,7 @@ from engine.llm.errors import (
 from engine.llm.gate import ADMITTED
 from engine.llm.limiter import RateLimiter
 from engine.llm.pacing import PoolLimiter
-from engine.llm.results import Completion, ContinuationLogprob
+from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 
 __all__ = ["EndpointPool", "EndpointReading", "EndpointState"]

@@ -21,7 +21,8 @@ import orjson
 
 from engine.errors import EndpointError
 from engine.llm.client import LLMClient
-from engine.llm.errors import LLMError, RequestRejectedError, classify_response, redact
+from engine.llm.errors import LLMError, RequestRejectedError
+from engine.llm.protocol.classification import classify_response, redact
 from engine.llm.retry import RetryPolicy
 
 __all__ = ["Preflight", "list_models", "preflight"]

@@ -14,7 +14,7 @@ import math
 from engine.errors import EndpointError
 from engine.llm.capabilities import Capabilities, Capability, require_capability
 from engine.llm.errors import MalformedResponseError
-from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs
+from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs
 
 __all__ = ["continuation_logprobs", "continuation_of", "continuation_slice", "echo_max_tokens"]
 

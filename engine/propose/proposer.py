@@ -23,7 +23,7 @@ import numpy as np
 from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.pool import EndpointPool
-from engine.llm.results import Completion
+from engine.llm.protocol.results import Completion
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,
     DEFAULT_SIMILARITY,

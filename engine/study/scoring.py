@@ -31,7 +31,7 @@ from engine.llm.client import LLMClient
 from engine.llm.gate import CallHeldBack
 from engine.llm.limiter import RateLimiter
 from engine.llm.pool import EndpointPool
-from engine.llm.results import Completion, ContinuationLogprob, Usage
+from engine.llm.protocol.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.study.budgets import PriceTable
 from engine.study.prompting import ScoringPrompt

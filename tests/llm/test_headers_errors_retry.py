@@ -15,7 +15,6 @@ from engine.llm.errors import (
     RateLimitError,
     RequestRejectedError,
     ServerError,
-    classify_response,
 )
 from engine.llm.headers import (
     BucketHint,
@@ -23,6 +22,7 @@ from engine.llm.headers import (
     parse_rate_limit_headers,
     parse_retry_after_s,
 )
+from engine.llm.protocol.classification import classify_response
 from engine.llm.retry import RetryPolicy, call_with_retries
 
 

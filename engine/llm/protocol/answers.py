@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.llm.results import TokenLogprobs, Usage
+from engine.llm.protocol.results import TokenLogprobs, Usage
 
 __all__ = ["Parsed", "parse_chat", "parse_completion"]
 

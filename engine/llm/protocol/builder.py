@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.llm.anthropic import anthropic_headers, messages_request
-from engine.llm.dialect import Dialect
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.request import Request, chat_request, completion_request
+from engine.llm.protocol.anthropic import anthropic_headers, messages_request
+from engine.llm.protocol.dialect import Dialect
+from engine.llm.protocol.request import Request, chat_request, completion_request
 
 __all__ = ["RequestBuilder"]
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from engine.llm.answers import Parsed
-from engine.llm.dialect import stopping
 from engine.llm.errors import RequestRejectedError
-from engine.llm.request import Request, estimate_tokens
-from engine.llm.results import Completion, Usage
+from engine.llm.protocol.answers import Parsed
+from engine.llm.protocol.dialect import stopping
+from engine.llm.protocol.request import Request, estimate_tokens
+from engine.llm.protocol.results import Completion, Usage
 
 __all__ = [
     "ANTHROPIC_VERSION",
