@@ -24,14 +24,15 @@ from engine.llm.errors import (
     ServerError,
 )
 from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
-from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
 from engine.llm.pool import EndpointPool, EndpointReading
 from engine.llm.protocol.classification import classify_response
 from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries
 from engine.llm.stats import StatsSnapshot
-from engine.llm.transport import AiohttpTransport, RawResponse, Transport
+from engine.llm.transport.aiohttp import AiohttpTransport
+from engine.llm.transport.interface import RawResponse, Transport
+from engine.llm.transport.lean import LeanTransport
 
 __all__ = [
     "UNSET",

@@ -36,7 +36,7 @@ from engine.llm.protocol.request import Request
 from engine.llm.protocol.results import Completion, Usage
 from engine.llm.retry import call_with_retries
 from engine.llm.stats import CallStats
-from engine.llm.transport import RawResponse, Transport
+from engine.llm.transport.interface import RawResponse, Transport
 
 __all__ = ["CallPath"]
 

@@ -21,7 +21,6 @@ from engine.llm.calls import CallPath
 from engine.llm.capabilities import Capabilities, Capability, CapabilityProbe, require_capability
 from engine.llm.clock import Clock
 from engine.llm.endpoint import EndpointConfig, load_api_key
-from engine.llm.lean import LeanTransport
 from engine.llm.limiter import UNSET, RateLimiter, _Unset
 from engine.llm.protocol.anthropic import no_completions
 from engine.llm.protocol.builder import RequestBuilder
@@ -31,7 +30,9 @@ from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 from engine.llm.scoring import continuation_of, echo_max_tokens
 from engine.llm.stats import StatsSnapshot
-from engine.llm.transport import AiohttpTransport, Transport
+from engine.llm.transport.aiohttp import AiohttpTransport
+from engine.llm.transport.interface import Transport
+from engine.llm.transport.lean import LeanTransport
 
 __all__ = ["LLMClient", "estimate_tokens"]
 

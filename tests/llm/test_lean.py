@@ -33,8 +33,8 @@ from engine.llm import (
     MalformedResponseError,
     RetryPolicy,
 )
-from engine.llm.lean import LeanTransport, _Connection
-from engine.llm.transport import RawResponse
+from engine.llm.transport.interface import RawResponse
+from engine.llm.transport.lean import LeanTransport, _Connection
 from engine.sim import SimConfig, SimServer, serve_sim
 from tests.llm.test_against_sim import MESSAGES, TASK, drain
 
