@@ -26,7 +26,7 @@ from engine.app.scoring import build_scorer
 from engine.errors import ConfigError, EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.limiter import RateLimiter
+from engine.llm.pacing.limiter import RateLimiter
 from engine.llm.pool import EndpointPool
 from engine.llm.preflight import preflight
 from engine.search.policy import Policy

@@ -11,7 +11,6 @@ Typical use::
 
 from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.client import LLMClient, estimate_tokens
-from engine.llm.clock import Clock, FakeClock, LoopClock
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
     ConnectionFailedError,
@@ -23,8 +22,9 @@ from engine.llm.errors import (
     RequestRejectedError,
     ServerError,
 )
-from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
-from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
+from engine.llm.pacing.clock import Clock, FakeClock, LoopClock
+from engine.llm.pacing.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
+from engine.llm.pacing.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
 from engine.llm.pool import EndpointPool, EndpointReading
 from engine.llm.protocol.classification import classify_response
 from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs, Usage

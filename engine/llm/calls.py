@@ -26,9 +26,9 @@ from engine.llm.errors import (
     RequestRejectedError,
     server_gone,
 )
-from engine.llm.gate import ADMITTED, SEND_GATE, SendGate
-from engine.llm.headers import parse_rate_limit_headers
-from engine.llm.limiter import Permit, RateLimiter
+from engine.llm.pacing.gate import ADMITTED, SEND_GATE, SendGate
+from engine.llm.pacing.headers import parse_rate_limit_headers
+from engine.llm.pacing.limiter import Permit, RateLimiter
 from engine.llm.protocol.answers import Parsed
 from engine.llm.protocol.classification import classify_response, redact
 from engine.llm.protocol.dialect import Adapting

@@ -19,9 +19,9 @@ from typing import Any
 
 from engine.llm.calls import CallPath
 from engine.llm.capabilities import Capabilities, Capability, CapabilityProbe, require_capability
-from engine.llm.clock import Clock
 from engine.llm.endpoint import EndpointConfig, load_api_key
-from engine.llm.limiter import UNSET, RateLimiter, _Unset
+from engine.llm.pacing.clock import Clock
+from engine.llm.pacing.limiter import UNSET, RateLimiter, _Unset
 from engine.llm.protocol.anthropic import no_completions
 from engine.llm.protocol.builder import RequestBuilder
 from engine.llm.protocol.dialect import Adapting

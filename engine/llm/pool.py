@@ -48,9 +48,9 @@ from engine.llm.errors import (
     QuotaExceededError,
     server_gone,
 )
-from engine.llm.gate import ADMITTED
-from engine.llm.limiter import RateLimiter
-from engine.llm.pacing import PoolLimiter
+from engine.llm.pacing.gate import ADMITTED
+from engine.llm.pacing.limiter import RateLimiter
+from engine.llm.pacing.pool_limiter import PoolLimiter
 from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from engine.llm.limiter import RateLimiter
+from engine.llm.pacing.limiter import RateLimiter
 from engine.propose import CandidateSource, Proposal, ProposalBatch
 from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example

@@ -16,7 +16,7 @@ from engine.llm.errors import (
     RequestRejectedError,
     ServerError,
 )
-from engine.llm.headers import (
+from engine.llm.pacing.headers import (
     BucketHint,
     parse_duration_s,
     parse_rate_limit_headers,

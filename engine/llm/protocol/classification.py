@@ -23,7 +23,7 @@ from engine.llm.errors import (
     RequestRejectedError,
     ServerError,
 )
-from engine.llm.headers import parse_duration_s, parse_retry_after_s
+from engine.llm.pacing.headers import parse_duration_s, parse_retry_after_s
 
 __all__ = ["classify_response", "redact"]
 

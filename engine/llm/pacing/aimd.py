@@ -12,7 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from engine.llm.buckets import Buckets, TokenBucket
+from engine.llm.pacing.buckets import Buckets, TokenBucket
 
 __all__ = ["AimdSearch", "AimdSettings", "RateMeter"]
 

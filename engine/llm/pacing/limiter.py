@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
-from engine.llm.aimd import AimdSearch, AimdSettings
-from engine.llm.buckets import BucketReading, Buckets, TokenBucket
-from engine.llm.clock import Clock, LoopClock, TimerHandle
-from engine.llm.headers import BucketHint
+from engine.llm.pacing.aimd import AimdSearch, AimdSettings
+from engine.llm.pacing.buckets import BucketReading, Buckets, TokenBucket
+from engine.llm.pacing.clock import Clock, LoopClock, TimerHandle
+from engine.llm.pacing.headers import BucketHint
 
 __all__ = [
     "UNSET",
