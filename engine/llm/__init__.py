@@ -9,7 +9,6 @@ Typical use::
         answer = await client.chat([{"role": "user", "content": "..."}], max_tokens=16)
 """
 
-from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
 from engine.llm.client import LLMClient, estimate_tokens
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
@@ -26,6 +25,12 @@ from engine.llm.pacing.clock import Clock, FakeClock, LoopClock
 from engine.llm.pacing.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
 from engine.llm.pacing.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
 from engine.llm.pool import EndpointPool, EndpointReading
+from engine.llm.probing.capabilities import (
+    Capabilities,
+    Capability,
+    probe_capabilities,
+    require_capability,
+)
 from engine.llm.protocol.classification import classify_response
 from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries

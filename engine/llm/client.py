@@ -18,10 +18,15 @@ from types import TracebackType
 from typing import Any
 
 from engine.llm.calls import CallPath
-from engine.llm.capabilities import Capabilities, Capability, CapabilityProbe, require_capability
 from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.pacing.clock import Clock
 from engine.llm.pacing.limiter import UNSET, RateLimiter, _Unset
+from engine.llm.probing.capabilities import (
+    Capabilities,
+    Capability,
+    CapabilityProbe,
+    require_capability,
+)
 from engine.llm.protocol.anthropic import no_completions
 from engine.llm.protocol.builder import RequestBuilder
 from engine.llm.protocol.dialect import Adapting

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import ConfigError, EndpointError
-from engine.llm.capabilities import Capabilities, Capability
 from engine.llm.client import LLMClient
 from engine.llm.errors import (
     ConnectionFailedError,
@@ -51,6 +50,7 @@ from engine.llm.errors import (
 from engine.llm.pacing.gate import ADMITTED
 from engine.llm.pacing.limiter import RateLimiter
 from engine.llm.pacing.pool_limiter import PoolLimiter
+from engine.llm.probing.capabilities import Capabilities, Capability
 from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 

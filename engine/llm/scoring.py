@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from engine.errors import EndpointError
-from engine.llm.capabilities import Capabilities, Capability, require_capability
 from engine.llm.errors import MalformedResponseError
+from engine.llm.probing.capabilities import Capabilities, Capability, require_capability
 from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs
 
 __all__ = ["continuation_logprobs", "continuation_of", "continuation_slice", "echo_max_tokens"]
