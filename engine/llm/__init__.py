@@ -9,6 +9,7 @@ Typical use::
         answer = await client.chat([{"role": "user", "content": "..."}], max_tokens=16)
 """
 
+from engine.llm.calls.stats import StatsSnapshot
 from engine.llm.client import LLMClient, estimate_tokens
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
@@ -34,7 +35,6 @@ from engine.llm.probing.capabilities import (
 from engine.llm.protocol.classification import classify_response
 from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries
-from engine.llm.stats import StatsSnapshot
 from engine.llm.transport.aiohttp import AiohttpTransport
 from engine.llm.transport.interface import RawResponse, Transport
 from engine.llm.transport.lean import LeanTransport

@@ -17,7 +17,9 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from engine.llm.calls import CallPath
+from engine.llm.calls.path import CallPath
+from engine.llm.calls.scoring import continuation_of, echo_max_tokens
+from engine.llm.calls.stats import StatsSnapshot
 from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.pacing.clock import Clock
 from engine.llm.pacing.limiter import UNSET, RateLimiter, _Unset
@@ -33,8 +35,6 @@ from engine.llm.protocol.dialect import Adapting
 from engine.llm.protocol.request import estimate_tokens
 from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
-from engine.llm.scoring import continuation_of, echo_max_tokens
-from engine.llm.stats import StatsSnapshot
 from engine.llm.transport.aiohttp import AiohttpTransport
 from engine.llm.transport.interface import Transport
 from engine.llm.transport.lean import LeanTransport

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from engine.errors import EndpointError
+from engine.llm.calls.stats import CallStats
 from engine.llm.endpoint import EndpointConfig, Secret
 from engine.llm.errors import (
     LLMError,
@@ -35,7 +36,6 @@ from engine.llm.protocol.dialect import Adapting
 from engine.llm.protocol.request import Request
 from engine.llm.protocol.results import Completion, Usage
 from engine.llm.retry import call_with_retries
-from engine.llm.stats import CallStats
 from engine.llm.transport.interface import RawResponse, Transport
 
 __all__ = ["CallPath"]
