@@ -27,7 +27,7 @@ from engine.errors import ConfigError, EngineError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.pacing.limiter import RateLimiter
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.preflight import preflight
 from engine.search.policy import Policy
 from engine.study.cache import CACHE_FILE, ResponseCache

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.capabilities import Capability
 from engine.propose import Templates
 from engine.study.cache import CachedScorer, ResponseCache

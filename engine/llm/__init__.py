@@ -25,7 +25,7 @@ from engine.llm.errors import (
 from engine.llm.pacing.clock import Clock, FakeClock, LoopClock
 from engine.llm.pacing.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
 from engine.llm.pacing.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
-from engine.llm.pool import EndpointPool, EndpointReading
+from engine.llm.pool.endpoint_pool import EndpointPool, EndpointReading
 from engine.llm.probing.capabilities import (
     Capabilities,
     Capability,

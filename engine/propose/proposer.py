@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.capabilities import Capability
 from engine.llm.protocol.results import Completion
 from engine.propose.normalise import (

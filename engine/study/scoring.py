@@ -29,7 +29,7 @@ from engine.errors import EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.pacing.gate import CallHeldBack
 from engine.llm.pacing.limiter import RateLimiter
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.capabilities import Capability, require_capability
 from engine.llm.protocol.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
