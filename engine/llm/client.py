@@ -32,14 +32,13 @@ from engine.llm.probing.capabilities import (
 from engine.llm.protocol.anthropic import no_completions
 from engine.llm.protocol.builder import RequestBuilder
 from engine.llm.protocol.dialect import Adapting
-from engine.llm.protocol.request import estimate_tokens
 from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 from engine.llm.transport.aiohttp import AiohttpTransport
 from engine.llm.transport.interface import Transport
 from engine.llm.transport.lean import LeanTransport
 
-__all__ = ["LLMClient", "estimate_tokens"]
+__all__ = ["LLMClient"]
 
 
 class LLMClient:
