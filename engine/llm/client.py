@@ -1,13 +1,13 @@
 """The async client of one OpenAI-compatible endpoint: chat, completions, continuation log-prob.
 
 `LLMClient` is a facade over one part per job: the `RequestBuilder` builds each call's request
-in the endpoint's protocol (`engine.llm.builder`), the `CallPath` sends it -- limiter ->
-transport -> classification inside the one retry layer (`engine.llm.calls`) --, the scoring
-helpers read a continuation's log-prob out of an echo (`engine.llm.scoring`), and the
-`CapabilityProbe` learns what the endpoint can do (`engine.llm.capabilities`). The client owns
-the session (the key, the transport) and the live settings. Answers are parsed into small frozen
-results (`engine.llm.results`); nothing of the raw response outlives the call, so an in-flight
-call costs a coroutine and a few hundred bytes.
+in the endpoint's protocol (`engine.llm.protocol.builder`); the `CallPath` sends it -- limiter
+-> transport -> classification inside the one retry layer (`engine.llm.calls.path`); the
+scoring helpers read a continuation's log-prob out of an echo (`engine.llm.calls.scoring`); the
+`CapabilityProbe` learns what the endpoint can do (`engine.llm.probing.capabilities`). The
+client owns the session (the key, the transport) and the live settings. Answers are parsed into
+small frozen results (`engine.llm.protocol.results`); nothing of the raw response outlives the
+call, so an in-flight call costs a coroutine and a few hundred bytes.
 """
 
 from __future__ import annotations

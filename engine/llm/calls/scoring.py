@@ -4,7 +4,7 @@ tokens picked out of the answer.
 The text scored is prompt + continuation, sent to completions with ``echo`` + ``logprobs`` so
 that the answer carries the log-prob of every token of the text; the continuation's tokens are
 chosen by ``text_offset``. Chat log-probs (of generated tokens only) are the chat call's
-``logprobs=True``, read with the answer (`engine.llm.answers`).
+``logprobs=True``, read with the answer (`engine.llm.protocol.answers`).
 """
 
 from __future__ import annotations

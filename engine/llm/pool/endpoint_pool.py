@@ -2,7 +2,7 @@
 
 Routing. A call admitted in advance at one endpoint's limiter (a study binding its calls late
 takes permits from the pool's `limiter`, a `PoolLimiter`, and hands the call its permit in
-`engine.llm.gate.ADMITTED`) goes to that endpoint, whose client takes the permit instead of
+`engine.llm.pacing.gate.ADMITTED`) goes to that endpoint, whose client takes the permit instead of
 queueing again. Any other call goes to the usable endpoint with the least outstanding work per
 unit of weight ("least outstanding requests", the balancing rule of Envoy and AWS ALB).
 

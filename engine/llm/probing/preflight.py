@@ -5,8 +5,8 @@ fails at once with what to do, instead of after a minute of retries counted as f
 Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
 that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
 a stop sequence, two choices), which also teaches the client the endpoint's dialect
-(`engine.llm.dialect`) before any call that counts. Its retries are few and short: a server that
-cannot answer a one-token call now will not answer a study.
+(`engine.llm.protocol.dialect`) before any call that counts. Its retries are few and short: a
+server that cannot answer a one-token call now will not answer a study.
 """
 
 from __future__ import annotations

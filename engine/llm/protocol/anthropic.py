@@ -7,7 +7,7 @@ is required; stop sequences are ``stop_sequences``; there is one answer per requ
 the client asks once per choice) and no log-probabilities. Answers are a list of content blocks
 and ``stop_reason``; usage is ``input_tokens`` / ``output_tokens``. Errors come as ``{"type":
 "error", "error": {"type", "message"}}``, 529 ``overloaded_error`` among them (retried), and the
-``anthropic-ratelimit-*`` headers re-sync the limiter (`engine.llm.headers`).
+``anthropic-ratelimit-*`` headers re-sync the limiter (`engine.llm.pacing.headers`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The requests of one endpoint, in its protocol: the headers every request carries and the body
 of each call.
 
-An OpenAI-compatible endpoint takes /chat/completions and /completions bodies
-(`engine.llm.request`); an Anthropic endpoint takes the Messages API's (`engine.llm.anthropic`),
-which has no text completions and gives one answer per request, so its dialect starts with one
-choice per request. The builder only builds: the call path sends, and the endpoint's learned
-`Dialect` rewrites a body on the way (`engine.llm.dialect`).
+An OpenAI-compatible endpoint takes /chat/completions and /completions bodies (request.py); an
+Anthropic endpoint takes the Messages API's (anthropic.py), which has no text completions and
+gives one answer per request, so its dialect starts with one choice per request. The builder
+only builds: the call path sends, and the endpoint's learned `Dialect` rewrites a body on the
+way (dialect.py).
 """
 
 from __future__ import annotations
