@@ -32,7 +32,7 @@ import orjson
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.study.prompting import ScoringPrompt
 from engine.study.scoring import Score
 from engine.task.metrics import read_answer
