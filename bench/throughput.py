@@ -339,7 +339,7 @@ async def memory_run(calls: int, connections: int, queue: str) -> dict[str, Any]
     """`calls` concurrent calls over `connections` HTTP/1.1 connections. Calls beyond the
     connections wait in the client's limiter (``queue="limiter"``: concurrency = connections) or
     inside aiohttp's connector (``queue="connector"``: limiter unbounded, connector pool sized
-    to `connections`), or, with ``queue="lean"``, in the limiter with `engine.llm.lean`'s
+    to `connections`), or, with ``queue="lean"``, in the limiter with `engine.llm.transport.lean`'s
     transport instead of aiohttp. Resident growth is read once every connection carries a
     request and before the first answer (the simulator answers after 2 s)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

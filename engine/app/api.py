@@ -33,7 +33,7 @@ from typing import Any
 from engine.app.execute import execute
 from engine.app.prepare import prepare
 from engine.errors import ConfigError
-from engine.llm.results import Completion
+from engine.llm.protocol.results import Completion
 from engine.propose import Templates, load_templates
 from engine.settings import StudyConfig
 from engine.study.result import StudyResult

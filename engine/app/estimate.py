@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.llm.client import estimate_tokens
+from engine.llm.protocol.request import estimate_tokens
 from engine.settings import ScoringSettings
 from engine.study.budgets import PriceTable
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JUDGE_REPLY_TOKENS, load_rubric

@@ -27,9 +27,9 @@ from engine.app.scoring import build_scorer
 from engine.errors import ConfigError, EngineError, JournalError
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.limiter import RateLimiter
-from engine.llm.pool import EndpointPool
-from engine.llm.preflight import preflight
+from engine.llm.pacing.limiter import RateLimiter
+from engine.llm.pool.endpoint_pool import EndpointPool
+from engine.llm.probing.preflight import preflight
 from engine.search.policy import Policy
 from engine.settings import Endpoint, Outputs, Role, StudyConfig
 from engine.settings.roles import Api

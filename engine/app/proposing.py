@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.propose import CandidateSource, Deduplicating, Proposer, Templates
 from engine.study.cache import CachedProposer, ResponseCache
 from engine.study.settings import ProposalPlan

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
+from engine.llm.probing.capabilities import Capability
 from engine.propose import Templates
 from engine.settings import ScoringSettings
 from engine.study.cache import CachedScorer, ResponseCache

@@ -7,11 +7,20 @@ Typical use::
     async with LLMClient(config) as client:
         await client.require(Capability.PROMPT_LOGPROBS)
         answer = await client.chat([{"role": "user", "content": "..."}], max_tokens=16)
+
+The rooms, each importing only the ones below it (a contract in pyproject.toml)::
+
+    pool/        several endpoints for one role: routing, failover, a breaker per endpoint
+    client.py    LLMClient, one endpoint: a facade over the parts below
+    calls/       the path every call takes, its counters, the scoring call
+    probing/     what an endpoint can do; the preflight before a study's first call
+    protocol/    bodies, answers, dialects, error classification  |  transport/  HTTP
+    pacing/      rate limiters, buckets, AIMD, rate-limit headers, send gate, clock
+    endpoint.py  how to reach an endpoint;  retry.py  the one retry layer;  errors.py  its kinds
 """
 
-from engine.llm.capabilities import Capabilities, Capability, probe_capabilities, require_capability
-from engine.llm.client import LLMClient, estimate_tokens
-from engine.llm.clock import Clock, FakeClock, LoopClock
+from engine.llm.calls.stats import StatsSnapshot
+from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig, Secret, load_api_key
 from engine.llm.errors import (
     ConnectionFailedError,
@@ -22,16 +31,24 @@ from engine.llm.errors import (
     RateLimitError,
     RequestRejectedError,
     ServerError,
-    classify_response,
 )
-from engine.llm.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
-from engine.llm.lean import LeanTransport
-from engine.llm.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
-from engine.llm.pool import EndpointPool, EndpointReading
-from engine.llm.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
+from engine.llm.pacing.clock import Clock, FakeClock, LoopClock
+from engine.llm.pacing.headers import BucketHint, parse_rate_limit_headers, parse_retry_after_s
+from engine.llm.pacing.limiter import UNSET, AimdSettings, LimiterReading, Permit, RateLimiter
+from engine.llm.pool.endpoint_pool import EndpointPool, EndpointReading
+from engine.llm.probing.capabilities import (
+    Capabilities,
+    Capability,
+    probe_capabilities,
+    require_capability,
+)
+from engine.llm.protocol.classification import classify_response
+from engine.llm.protocol.request import estimate_tokens
+from engine.llm.protocol.results import Completion, ContinuationLogprob, TokenLogprobs, Usage
 from engine.llm.retry import RetryPolicy, call_with_retries
-from engine.llm.stats import StatsSnapshot
-from engine.llm.transport import AiohttpTransport, RawResponse, Transport
+from engine.llm.transport.aiohttp import AiohttpTransport
+from engine.llm.transport.interface import RawResponse, Transport
+from engine.llm.transport.lean import LeanTransport
 
 __all__ = [
     "UNSET",

@@ -71,7 +71,7 @@ class EndpointConfig:
     adaptive: bool = False
     rate_limit_headers: bool = True  # re-sync the limiter from x-ratelimit-* headers
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # "aiohttp", or "lean": engine.llm.lean, less memory per call in flight (opt-in)
+    # "aiohttp", or "lean": engine.llm.transport.lean, less memory per call in flight (opt-in)
     transport: str = "aiohttp"
     protocol: str = "openai"
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
-from engine.llm.results import Completion
+from engine.llm.pool.endpoint_pool import EndpointPool
+from engine.llm.probing.capabilities import Capability
+from engine.llm.protocol.results import Completion
 from engine.propose.normalise import (
     DEFAULT_MAX_CHARS,
     DEFAULT_SIMILARITY,

@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.limiter import RateLimiter
-from engine.llm.shared import FairShareLimiter, SharedEndpoints
+from engine.llm.pacing.fair_share import FairShareLimiter, SharedEndpoints
+from engine.llm.pacing.limiter import RateLimiter
 from engine.service.launcher import PreparedStudy
 from engine.service.state import StudyRecord
 from engine.study.budgets import Budgets, Spend

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.limiter import RateLimiter
+from engine.llm.pacing.limiter import RateLimiter
 from engine.settings import StudyConfig
 from engine.study.journal import Replay
 from engine.study.locks import FileLock

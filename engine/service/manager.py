@@ -25,7 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from engine.errors import ConfigError, DatasetError, EngineError, JournalError
-from engine.llm.shared import SharedEndpoints
+from engine.llm.pacing.fair_share import SharedEndpoints
 from engine.service.entry import StudyEntry
 from engine.service.launcher import Launcher, PreparedStudy
 from engine.service.operator import Operator

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import anyio
 
-from engine.llm.gate import SendGate
+from engine.llm.pacing.gate import SendGate
 
 __all__ = ["Activity", "CallRate"]
 

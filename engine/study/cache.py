@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from engine.llm.limiter import RateLimiter
+from engine.llm.pacing.limiter import RateLimiter
 from engine.propose import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
 from engine.study.legacy import V2_ORIGINS
 from engine.study.scoring import PacedScorer, Score, Scorer

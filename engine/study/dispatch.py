@@ -27,8 +27,8 @@ from anyio.abc import TaskGroup
 
 from engine.errors import EndpointError
 from engine.llm.errors import STOPS_STUDY
-from engine.llm.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
-from engine.llm.limiter import Permit, RateLimiter
+from engine.llm.pacing.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
+from engine.llm.pacing.limiter import Permit, RateLimiter
 from engine.search.policy import Pull
 from engine.study.events import PullDone
 from engine.study.scoring import CachingScorer, PacedScorer, Score

@@ -31,7 +31,7 @@ import orjson
 from engine.decoding import Invalid, convert, load_toml
 from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.nesting import json_depth_problem
 from engine.study.prompting import ScoringPrompt
 from engine.study.scoring import Score

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import EndpointError
-from engine.llm.capabilities import Capability, require_capability
 from engine.llm.client import LLMClient
-from engine.llm.gate import CallHeldBack
-from engine.llm.limiter import RateLimiter
-from engine.llm.pool import EndpointPool
-from engine.llm.results import Completion, ContinuationLogprob, Usage
+from engine.llm.pacing.gate import CallHeldBack
+from engine.llm.pacing.limiter import RateLimiter
+from engine.llm.pool.endpoint_pool import EndpointPool
+from engine.llm.probing.capabilities import Capability, require_capability
+from engine.llm.protocol.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.study.budgets import PriceTable
 from engine.study.prompting import ScoringPrompt

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.llm.client import LLMClient
-from engine.llm.pool import EndpointPool
+from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.propose import CandidateSource, UserCandidate
 from engine.search.policy import Policy
 from engine.study.activity import Activity

@@ -19,7 +19,7 @@ from engine.app.endpoints import role_endpoints
 from engine.app.execute import endpoints_json, open_study
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
 from engine.errors import ConfigError, EndpointError
-from engine.llm.limiter import RateLimiter
+from engine.llm.pacing.limiter import RateLimiter
 from engine.settings import load_config_file
 from engine.sim import SimConfig, serve_sim
 from engine.sim.server import sim_process

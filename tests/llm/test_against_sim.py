@@ -39,7 +39,7 @@ from engine.llm import (
     Secret,
     ServerError,
 )
-from engine.llm.gate import SEND_GATE, CallHeldBack, SendGate
+from engine.llm.pacing.gate import SEND_GATE, CallHeldBack, SendGate
 from engine.serving.protocol import Scored
 from engine.sim import SimConfig, SimServer, serve_sim
 from engine.sim.world import World

@@ -12,8 +12,9 @@ import pytest
 
 from engine.app import Endpoint, optimize_async
 from engine.llm import EndpointConfig, LLMClient, RetryPolicy, Secret, ServerError
-from engine.llm.anthropic import messages_request
-from engine.llm.errors import RequestRejectedError, classify_response
+from engine.llm.errors import RequestRejectedError
+from engine.llm.protocol.anthropic import messages_request
+from engine.llm.protocol.classification import classify_response
 from engine.sim import SimConfig, serve_sim
 
 pytestmark = [pytest.mark.anyio]

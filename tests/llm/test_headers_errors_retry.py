@@ -15,14 +15,14 @@ from engine.llm.errors import (
     RateLimitError,
     RequestRejectedError,
     ServerError,
-    classify_response,
 )
-from engine.llm.headers import (
+from engine.llm.pacing.headers import (
     BucketHint,
     parse_duration_s,
     parse_rate_limit_headers,
     parse_retry_after_s,
 )
+from engine.llm.protocol.classification import classify_response
 from engine.llm.retry import RetryPolicy, call_with_retries
 
 

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 transport (`engine.llm.lean`) under the real client, against the simulator
+"""The lean HTTP/1.1 transport (`engine.llm.transport.lean`) under the real client, against the simulator
 on loopback and a few tiny servers for what the simulator does not send (chunked bodies, closes,
 bytes that are not HTTP): both APIs, keep-alive reuse counted at both ends, the pool limit, 429
 headers, each fault class retried, timeouts, cancellation, TLS refused by a plain server. Its
@@ -33,8 +33,8 @@ from engine.llm import (
     MalformedResponseError,
     RetryPolicy,
 )
-from engine.llm.lean import LeanTransport, _Connection
-from engine.llm.transport import RawResponse
+from engine.llm.transport.interface import RawResponse
+from engine.llm.transport.lean import LeanTransport, _Connection
 from engine.sim import SimConfig, SimServer, serve_sim
 from tests.llm.test_against_sim import MESSAGES, TASK, drain
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ConfigError
-from engine.llm.clock import FakeClock
-from engine.llm.headers import BucketHint
-from engine.llm.limiter import AimdSettings, Permit, RateLimiter, TokenBucket
+from engine.llm.pacing.clock import FakeClock
+from engine.llm.pacing.headers import BucketHint
+from engine.llm.pacing.limiter import AimdSettings, Permit, RateLimiter, TokenBucket
 
 
 async def settle() -> None:

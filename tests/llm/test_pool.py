@@ -22,9 +22,9 @@ from engine.llm import (
     RateLimiter,
     RetryPolicy,
 )
-from engine.llm.clock import FakeClock
-from engine.llm.gate import ADMITTED, Admitted
-from engine.llm.pacing import PoolLimiter, first_permit
+from engine.llm.pacing.clock import FakeClock
+from engine.llm.pacing.gate import ADMITTED, Admitted
+from engine.llm.pacing.pool_limiter import PoolLimiter, first_permit
 from engine.serving.protocol import Scored
 from engine.sim import SimConfig, serve_sim
 from engine.sim.world import World

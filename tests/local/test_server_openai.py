@@ -14,9 +14,9 @@ import anyio
 import openai
 import pytest
 
-from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
+from engine.llm.probing.capabilities import Capability
 from engine.local import LocalServer, LocalSettings, serve_local
 from engine.serving import OpenAIServer, Scored, ServerSettings
 

@@ -17,9 +17,9 @@ import pytest
 
 from engine.app.execute import run_study
 from engine.cli.run import add_arguments, config_from_args
-from engine.llm.capabilities import Capability
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
+from engine.llm.probing.capabilities import Capability
 from engine.local import LocalSettings, serve_local
 from engine.settings import StudyConfig
 from engine.task import load_task

@@ -10,8 +10,8 @@ import pytest
 
 from engine.errors import EndpointError
 from engine.llm import EndpointConfig, LLMClient
-from engine.llm.capabilities import Capabilities, Capability, require_capability
-from engine.llm.results import Completion, Usage
+from engine.llm.probing.capabilities import Capabilities, Capability, require_capability
+from engine.llm.protocol.results import Completion, Usage
 from engine.propose import Deduplicating, Proposer, Templates
 from engine.sim import SimConfig, serve_sim
 from engine.task import load_task

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import ConfigError
-from engine.llm.results import Completion, Usage
+from engine.llm.protocol.results import Completion, Usage
 from engine.propose import (
     Deduplicating,
     Evidence,

@@ -16,7 +16,7 @@ from engine.app.execute import open_study
 from engine.cli import build_parser
 from engine.cli.run import config_from_args
 from engine.errors import ConfigError, EndpointError
-from engine.llm.errors import classify_response
+from engine.llm.protocol.classification import classify_response
 from engine.sim import SimConfig, serve_sim
 from engine.study.scoring import Score
 from tests.service.helpers import running_service, simulator

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from engine.llm.clock import FakeClock
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.shared import EndpointKey, FairShareLimiter, SharedEndpoints
+from engine.llm.pacing.clock import FakeClock
+from engine.llm.pacing.fair_share import EndpointKey, FairShareLimiter, SharedEndpoints
 from tests.llm.test_limiter import advance_to, settle
 
 pytestmark = pytest.mark.anyio

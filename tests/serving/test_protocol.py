@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.llm.headers import parse_duration_s
+from engine.llm.pacing.headers import parse_duration_s
 from engine.serving.protocol import ApiError, parse_chat, parse_completions
 from engine.serving.ratelimit import Bucket, RateLimiter, format_duration
 

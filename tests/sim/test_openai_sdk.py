@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from engine.llm.headers import parse_duration_s
+from engine.llm.pacing.headers import parse_duration_s
 from engine.sim import SimConfig, SimServer, serve_sim
 from engine.task import load_task
 

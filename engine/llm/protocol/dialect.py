@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 
-from engine.llm.answers import Parsed
 from engine.llm.errors import LLMError, RequestRejectedError
-from engine.llm.request import Request
-from engine.llm.results import Completion, Usage
+from engine.llm.protocol.answers import Parsed
+from engine.llm.protocol.request import Request
+from engine.llm.protocol.results import Completion, Usage
 
 __all__ = ["Adapting", "Dialect", "merge_choices", "single_choice_requests", "stopping"]
 

@@ -1,10 +1,10 @@
 """Token-bucket rate limiter for LLM endpoints: requests/minute, tokens/minute, concurrency.
 
-`RateLimiter` is a facade over three parts: the buckets providers limit by (engine/llm/buckets.py),
-the AIMD search for an unknown request rate in adaptive mode (engine/llm/aimd.py), and, here, the
-FIFO of waiters and its one timer. Waiters are woken by that timer on the clock (the aiolimiter
-pattern), never by polling; limits, burst and the concurrency cap change live and apply from the
-next admission without losing waiters. A 429 pauses admissions for Retry-After (and in adaptive
+`RateLimiter` is a facade over three parts: the buckets providers limit by (buckets.py), the
+AIMD search for an unknown request rate in adaptive mode (aimd.py), and, here, the FIFO of
+waiters and its one timer. Waiters are woken by that timer on the clock (the aiolimiter pattern),
+never by polling; limits, burst and the concurrency cap change live and apply from the next
+admission without losing waiters. A 429 pauses admissions for Retry-After (and in adaptive
 mode cuts the request rate); rate-limit headers re-sync the buckets and create one per limit the
 provider reports.
 """
@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
-from engine.llm.aimd import AimdSearch, AimdSettings
-from engine.llm.buckets import BucketReading, Buckets, TokenBucket
-from engine.llm.clock import Clock, LoopClock, TimerHandle
-from engine.llm.headers import BucketHint
+from engine.llm.pacing.aimd import AimdSearch, AimdSettings
+from engine.llm.pacing.buckets import BucketReading, Buckets, TokenBucket
+from engine.llm.pacing.clock import Clock, LoopClock, TimerHandle
+from engine.llm.pacing.headers import BucketHint
 
 __all__ = [
     "UNSET",

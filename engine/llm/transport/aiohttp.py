@@ -1,42 +1,19 @@
-"""The transport under the LLM client: POST a JSON body, get status, headers and body back.
-
-A Protocol so tests and benchmarks can run the real client logic without sockets (the httpx
-``MockTransport`` idea). `AiohttpTransport` is the real one: one ``aiohttp.ClientSession`` per
-endpoint with a ``TCPConnector`` sized to the concurrency (aiohttp allows 100 connections unless
-told otherwise), connect and total timeouts, and connection-level failures turned into
-`engine.llm.errors` values so the retry layer sees one kind of error.
+"""The default transport: one ``aiohttp.ClientSession`` per endpoint with a ``TCPConnector``
+sized to the concurrency (aiohttp allows 100 connections unless told otherwise), connect and
+total timeouts, and connection-level failures turned into `engine.llm.errors` values so the
+retry layer sees one kind of error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 
 from engine.llm.errors import ConnectionFailedError, EndpointTimeoutError
+from engine.llm.transport.interface import RawResponse
 
-__all__ = ["AiohttpTransport", "RawResponse", "Transport"]
-
-
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    status: int
-    headers: Mapping[str, str]  # case-insensitive for aiohttp; lower-case keys elsewhere
-    body: bytes
-
-
-class Transport(Protocol):
-    async def post(self, path: str, body: bytes) -> RawResponse:
-        """POST `body` (JSON bytes) to base_url + path."""
-        ...
-
-    def resize(self, connections: int) -> None:
-        """Allow this many connections from now on."""
-        ...
-
-    async def aclose(self) -> None: ...
+__all__ = ["AiohttpTransport"]
 
 
 class AiohttpTransport:

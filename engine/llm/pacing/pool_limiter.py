@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from engine.llm.limiter import LimiterReading, Permit, RateLimiter
+from engine.llm.pacing.limiter import LimiterReading, Permit, RateLimiter
 
 __all__ = ["PoolLimiter", "first_permit"]
 

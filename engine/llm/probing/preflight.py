@@ -5,30 +5,52 @@ fails at once with what to do, instead of after a minute of retries counted as f
 Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
 that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
 a stop sequence, two choices), which also teaches the client the endpoint's dialect
-(`engine.llm.dialect`) before any call that counts. Its retries are few and short: a server that
-cannot answer a one-token call now will not answer a study.
+(`engine.llm.protocol.dialect`) before any call that counts. Its retries are few and short: a
+server that cannot answer a one-token call now will not answer a study.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import orjson
 
 from engine.errors import EndpointError
-from engine.llm.client import LLMClient
-from engine.llm.errors import LLMError, RequestRejectedError, classify_response, redact
+from engine.llm.endpoint import EndpointConfig
+from engine.llm.errors import LLMError, RequestRejectedError
+from engine.llm.probing.capabilities import Probed
+from engine.llm.protocol.classification import classify_response, redact
+from engine.llm.protocol.dialect import Adapting
 from engine.llm.retry import RetryPolicy
 
-__all__ = ["Preflight", "list_models", "preflight"]
+__all__ = ["Checked", "Preflight", "list_models", "preflight"]
 
 _QUICK = RetryPolicy(max_attempts=2, base_delay_s=0.2, max_delay_s=0.5)
 _GET_TIMEOUT_S = 5.0
 _SAY_OK = [{"role": "user", "content": "Say OK."}]
+
+
+class Checked(Probed, Protocol):
+    """What the preflight asks of an endpoint's client (`LLMClient` is one), beyond a probe's:
+    where the endpoint is and how its key is given, the headers for a request outside the
+    transport, a retry policy for the block, and the dialect learned."""
+
+    config: EndpointConfig
+
+    @property
+    def secret(self) -> str | None: ...
+
+    @property
+    def adapting(self) -> Adapting: ...
+
+    def auth_headers(self) -> dict[str, str]: ...
+
+    def retry_policy(self, policy: RetryPolicy) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +73,11 @@ class Preflight:
         )
 
 
-def _where(client: LLMClient) -> str:
+def _where(client: Checked) -> str:
     return f"endpoint {client.name!r} at {client.config.base_url}"
 
 
-def _key_source(client: LLMClient) -> str:
+def _key_source(client: Checked) -> str:
     config = client.config
     if config.api_key_env:
         return f"the key from ${config.api_key_env}"
@@ -64,7 +86,7 @@ def _key_source(client: LLMClient) -> str:
     return "no key" if client.secret is None else "the key given"
 
 
-async def list_models(client: LLMClient) -> tuple[str, ...] | None:
+async def list_models(client: Checked) -> tuple[str, ...] | None:
     """The model ids ``GET /models`` lists, or None when the server has no such route. Raises
     an `EndpointError` saying what to do when the server is not reachable, refuses the key, or
     answers with something that is not JSON."""
@@ -97,7 +119,7 @@ async def list_models(client: LLMClient) -> tuple[str, ...] | None:
     return _model_ids(client, body, kind)
 
 
-def _model_ids(client: LLMClient, body: bytes, kind: str) -> tuple[str, ...] | None:
+def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | None:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -115,7 +137,7 @@ def _model_ids(client: LLMClient, body: bytes, kind: str) -> tuple[str, ...] | N
     return tuple(str(item["id"]) for item in listed if isinstance(item, dict) and "id" in item)
 
 
-async def preflight(client: LLMClient, api: Literal["chat", "completions"]) -> Preflight:
+async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Preflight:
     """Check `client`'s endpoint with ``GET /models`` and one tiny call of `api`; raise an
     `EndpointError` naming the endpoint and the fix when the study could not run on it."""
     models = await list_models(client)
@@ -138,7 +160,7 @@ async def preflight(client: LLMClient, api: Literal["chat", "completions"]) -> P
     )
 
 
-def _explained(client: LLMClient, error: LLMError, models: tuple[str, ...] | None) -> EndpointError:
+def _explained(client: Checked, error: LLMError, models: tuple[str, ...] | None) -> EndpointError:
     """`error` as the preflight's verdict, with what the server lists when the model is off."""
     message = f"preflight: {error}"
     model = client.config.model

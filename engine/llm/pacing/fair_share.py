@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.llm.clock import Clock
 from engine.llm.endpoint import EndpointConfig
-from engine.llm.headers import BucketHint
-from engine.llm.limiter import UNSET, LimiterReading, Permit, RateLimiter, _Unset
+from engine.llm.pacing.clock import Clock
+from engine.llm.pacing.headers import BucketHint
+from engine.llm.pacing.limiter import UNSET, LimiterReading, Permit, RateLimiter, _Unset
 
 __all__ = ["EndpointKey", "FairShareLimiter", "SharedEndpoint", "SharedEndpoints"]
 

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.llm.limiter import Permit
+    from engine.llm.pacing.limiter import Permit
 
 __all__ = ["ADMITTED", "SEND_GATE", "Admitted", "CallHeldBack", "SendGate"]
 

@@ -2,20 +2,12 @@
 
 Routing. A call admitted in advance at one endpoint's limiter (a study binding its calls late
 takes permits from the pool's `limiter`, a `PoolLimiter`, and hands the call its permit in
-`engine.llm.gate.ADMITTED`) goes to that endpoint, whose client takes the permit instead of
+`engine.llm.pacing.gate.ADMITTED`) goes to that endpoint, whose client takes the permit instead of
 queueing again. Any other call goes to the usable endpoint with the least outstanding work per
 unit of weight ("least outstanding requests", the balancing rule of Envoy and AWS ALB).
 
-Health, a circuit breaker per endpoint. A connection refused (nothing listens: the request
-never left, so nothing was paid) cools the endpoint down at once; so does a quota error (for the
-longest pause). A connection that broke under a call (a server killed or restarting) leaves the
-endpoint unproven at once: it takes one call at a time (a probe) until one succeeds, so that a
-dead server does not take a round of calls before the first refusal. Other failures that say
-the endpoint is unwell -- a timeout, a 5xx or 429 after the client's own retries, a malformed
-answer -- cool it after `failure_threshold` in a row. A cool-down doubles with each repeat up to
-`max_cooldown_s`; once it is over, the endpoint is unproven too (one probe at a time), and a
-probe that fails cools it again. While an endpoint is unproven only its probe's outcome counts.
-A failure of the request itself (a 400) says nothing about the endpoint.
+Health, a circuit breaker per endpoint (`engine.llm.pool.breaker`): an endpoint cooling down
+or waiting on its one probe call takes no other call.
 
 Failover. In a pool of several endpoints each client ends a call at a connection failure or a
 timeout instead of retrying it (`LLMClient.fail_over`), and the pool sends the call to another
@@ -35,28 +27,27 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from engine.errors import ConfigError, EndpointError
-from engine.llm.capabilities import Capabilities, Capability
 from engine.llm.client import LLMClient
 from engine.llm.errors import (
     ConnectionFailedError,
     EndpointTimeoutError,
     LLMError,
     MalformedResponseError,
-    QuotaExceededError,
     server_gone,
 )
-from engine.llm.gate import ADMITTED
-from engine.llm.limiter import RateLimiter
-from engine.llm.pacing import PoolLimiter
-from engine.llm.results import Completion, ContinuationLogprob
+from engine.llm.pacing.gate import ADMITTED
+from engine.llm.pacing.limiter import RateLimiter
+from engine.llm.pacing.pool_limiter import PoolLimiter
+from engine.llm.pool.breaker import Breaker, EndpointState, endpoint_fault
+from engine.llm.probing.capabilities import Capabilities, Capability
+from engine.llm.protocol.results import Completion, ContinuationLogprob
 from engine.llm.retry import RetryPolicy
 
-__all__ = ["EndpointPool", "EndpointReading", "EndpointState"]
+__all__ = ["EndpointPool", "EndpointReading"]
 
-EndpointState = Literal["ok", "cooled", "probing"]
 _Call = Callable[[LLMClient], Awaitable[Any]]
 
 
@@ -74,37 +65,6 @@ class EndpointReading:
     cooled_s: float
     failed_over: int
     resent: int
-
-
-class _Health:
-    __slots__ = (
-        "consecutive_failures",
-        "cooldowns",
-        "cooled_until",
-        "failed_over",
-        "probing",
-        "resent",
-        "suspect",
-    )
-
-    def __init__(self) -> None:
-        self.consecutive_failures = 0
-        self.cooldowns = 0  # cool-downs since the last success: > 0 means unproven
-        self.cooled_until = -math.inf
-        self.probing = False  # a probe call is in flight
-        self.suspect = False  # a connection broke: unproven, without a cool-down
-        self.failed_over = 0
-        self.resent = 0
-
-
-def _unproven(health: _Health) -> bool:
-    """Cooled down or broken since its last success: one call at a time until one succeeds."""
-    return health.cooldowns > 0 or health.suspect
-
-
-def _endpoint_fault(error: LLMError) -> bool:
-    """Whether `error` says something about the endpoint rather than the request."""
-    return error.retryable or isinstance(error, QuotaExceededError)
 
 
 def _maybe_served(error: LLMError) -> bool:
@@ -145,11 +105,10 @@ class EndpointPool:
         self.role = self.name = role
         self.clients = tuple(clients)
         self.weights = dict(zip(names, weights, strict=True))
-        self._health = {name: _Health() for name in names}
+        self._breakers = {
+            name: Breaker(failure_threshold, cooldown_s, max_cooldown_s) for name in names
+        }
         self._by_limiter = {id(client.limiter): client for client in clients}
-        self._threshold = failure_threshold
-        self._cooldown_s = cooldown_s
-        self._max_cooldown_s = max_cooldown_s
         self._retry = retry or clients[0].config.retry
         self._time_s = time_s
         self._sleep = sleep
@@ -166,8 +125,7 @@ class EndpointPool:
     # -- choosing an endpoint --------------------------------------------------------------------
 
     def _usable(self, client: LLMClient, now: float) -> bool:
-        health = self._health[client.name]
-        return health.cooled_until <= now and not (_unproven(health) and health.probing)
+        return self._breakers[client.name].usable(now)
 
     def _load(self, client: LLMClient) -> float:
         """Calls started (queued or on the wire) and permits given out in advance (calls about
@@ -182,7 +140,7 @@ class EndpointPool:
         usable = [client for client in left if self._usable(client, now)]
         if usable:
             return sorted(usable, key=self._load)
-        return sorted(left, key=lambda client: self._health[client.name].cooled_until)[:1]
+        return sorted(left, key=lambda client: self._breakers[client.name].cooled_until)[:1]
 
     def _pacing(self) -> list[RateLimiter]:
         return [client.limiter for client in self._candidates()]
@@ -205,72 +163,45 @@ class EndpointPool:
         candidates = self._candidates(tried)
         return candidates[0] if candidates else None
 
-    # -- health ---------------------------------------------------------------------------------
+    # -- health ----------------------------------------------------------------------------------
 
     def cooling(self) -> dict[str, float]:
         """Seconds of cool-down left per endpoint that is cooling."""
         now = self._time_s()
         return {
-            name: health.cooled_until - now
-            for name, health in self._health.items()
-            if health.cooled_until > now
+            name: breaker.cooled_until - now
+            for name, breaker in self._breakers.items()
+            if breaker.cooled_until > now
         }
 
     def readings(self) -> tuple[EndpointReading, ...]:
         now = self._time_s()
-        readings = []
-        for client in self.clients:
-            health = self._health[client.name]
-            state: EndpointState = "ok"
-            if health.cooled_until > now:
-                state = "cooled"
-            elif _unproven(health):
-                state = "probing"
-            readings.append(
-                EndpointReading(
-                    name=client.name,
-                    weight=self.weights[client.name],
-                    state=state,
-                    cooled_s=max(0.0, health.cooled_until - now),
-                    failed_over=health.failed_over,
-                    resent=health.resent,
-                )
-            )
-        return tuple(readings)
+        return tuple(self._reading(client, now) for client in self.clients)
+
+    def _reading(self, client: LLMClient, now: float) -> EndpointReading:
+        breaker = self._breakers[client.name]
+        return EndpointReading(
+            name=client.name,
+            weight=self.weights[client.name],
+            state=breaker.state(now),
+            cooled_s=max(0.0, breaker.cooled_until - now),
+            failed_over=breaker.failed_over,
+            resent=breaker.resent,
+        )
 
     def _succeeded(self, client: LLMClient) -> None:
-        health = self._health[client.name]
-        health.consecutive_failures = 0
-        if health.cooled_until <= self._time_s():  # a call sent before a cool-down proves nothing
-            health.cooldowns = 0
-            health.suspect = False
+        self._breakers[client.name].succeeded(self._time_s())
 
     def _failed(self, client: LLMClient, error: LLMError, probe: bool) -> None:
-        health = self._health[client.name]
-        now = self._time_s()
-        if not _endpoint_fault(error) or health.cooled_until > now:
-            return  # the request's fault, or cooling already (calls sent before it ended)
-        if _unproven(health) and not probe:
-            return  # a call sent before it was found out: only its probe's outcome counts
-        health.consecutive_failures += 1
-        refused = isinstance(error, ConnectionFailedError) and not error.sent
-        quota = isinstance(error, QuotaExceededError)
-        if probe or refused or quota or health.consecutive_failures >= self._threshold:
-            pause = min(self._max_cooldown_s, self._cooldown_s * 2.0**health.cooldowns)
-            health.cooled_until = now + (self._max_cooldown_s if quota else pause)
-            health.cooldowns += 1
-            health.consecutive_failures = 0
-            health.suspect = False
-        elif isinstance(error, ConnectionFailedError):
-            health.suspect = True  # broken under a call: one probe before any more calls
+        self._breakers[client.name].failed(error, probe, self._time_s())
 
     # -- sending -----------------------------------------------------------------------------------
 
     async def _on(self, client: LLMClient, call: _Call) -> Any:
-        health = self._health[client.name]
-        probe = _unproven(health)  # the first call after a cool-down tests the endpoint
+        breaker = self._breakers[client.name]
+        probe = breaker.unproven  # the first call after a cool-down tests the endpoint
         if probe:
-            health.probing = True
+            breaker.probing = True
         try:
             result = await call(client)
         except LLMError as error:
@@ -278,7 +209,7 @@ class EndpointPool:
             raise
         finally:
             if probe:
-                health.probing = False
+                breaker.probing = False
         self._succeeded(client)
         return result
 
@@ -297,13 +228,13 @@ class EndpointPool:
                 tried.clear()
                 continue
             if failed is not None:  # the call goes on: count it against the one that failed it
-                health = self._health[failed[0].name]
-                health.failed_over += 1
-                health.resent += _maybe_served(failed[1])
+                breaker = self._breakers[failed[0].name]
+                breaker.failed_over += 1
+                breaker.resent += _maybe_served(failed[1])
             try:
                 return await self._on(client, call)
             except LLMError as error:
-                if len(self.clients) == 1 or not _endpoint_fault(error):
+                if len(self.clients) == 1 or not endpoint_fault(error):
                     raise
                 failed = (client, error)
                 tried.add(client.name)

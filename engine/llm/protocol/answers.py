@@ -11,17 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.errors import EndpointError
-from engine.llm.errors import MalformedResponseError
-from engine.llm.results import TokenLogprobs, Usage
+from engine.llm.protocol.results import TokenLogprobs, Usage
 
-__all__ = [
-    "Parsed",
-    "continuation_logprobs",
-    "continuation_slice",
-    "parse_chat",
-    "parse_completion",
-]
+__all__ = ["Parsed", "parse_chat", "parse_completion"]
 
 Parsed = tuple[
     tuple[str, ...], tuple[str | None, ...], tuple[TokenLogprobs | None, ...], Usage | None
@@ -98,57 +90,3 @@ def parse_completion(data: Any) -> Parsed:
         reasons.append(choice.get("finish_reason"))
         logprobs.append(_completion_logprobs(choice.get("logprobs")))
     return tuple(texts), tuple(reasons), tuple(logprobs), _usage(data)
-
-
-def continuation_slice(logprobs: TokenLogprobs, prompt_chars: int, text_chars: int) -> range:
-    """Indices of the tokens that make up text[prompt_chars:text_chars], chosen by
-    `text_offset`; a token straddling the boundary belongs to the continuation."""
-    offsets = logprobs.text_offset
-    start = len(offsets)
-    for index, offset in enumerate(offsets):
-        if offset >= prompt_chars:
-            start = index
-            break
-    if start > 0 and offsets[start - 1] + len(logprobs.tokens[start - 1]) > prompt_chars:
-        start -= 1
-    stop = start
-    while stop < len(offsets) and offsets[stop] < text_chars:
-        stop += 1
-    return range(start, stop)
-
-
-def continuation_logprobs(
-    block: TokenLogprobs | None, start: int, end: int, endpoint: str
-) -> tuple[list[str], list[float]]:
-    """The tokens and log-probs of the text between characters `start` and `end` of an echo
-    answer's log-prob `block`; an `EndpointError` naming `endpoint` when the answer cannot
-    say (no prompt-token log-probs, or none over that text)."""
-    if block is None or not block.text_offset:
-        raise EndpointError(
-            f"endpoint {endpoint!r} returned no prompt-token log-probabilities for an echo "
-            "request; it cannot do log-probability scoring -- use execution-accuracy scoring",
-            endpoint=endpoint,
-            code="no_prompt_logprobs",
-        )
-    values: list[float] = []
-    tokens: list[str] = []
-    for index in continuation_slice(block, start, end):
-        value = block.logprobs[index]
-        if value is None:
-            if index == 0:
-                continue  # the very first token of a text has no log-prob
-            raise MalformedResponseError(
-                f"endpoint {endpoint!r}: echo log-prob missing for token {index}",
-                endpoint=endpoint,
-            )
-        values.append(value)
-        tokens.append(block.tokens[index])
-    if not values:
-        raise EndpointError(
-            f"endpoint {endpoint!r}: the echoed log-probabilities do not cover the "
-            "continuation (the server returned only generated tokens?) -- use "
-            "execution-accuracy scoring",
-            endpoint=endpoint,
-            code="no_prompt_logprobs",
-        )
-    return tokens, values

@@ -37,7 +37,7 @@ import h11
 
 from engine.errors import ConfigError
 from engine.llm.errors import ConnectionFailedError, EndpointTimeoutError
-from engine.llm.transport import RawResponse
+from engine.llm.transport.interface import RawResponse
 
 __all__ = ["LeanTransport"]
 

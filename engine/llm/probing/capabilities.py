@@ -16,6 +16,7 @@ log-prob it was generated with; such an endpoint is refused for log-probability 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,16 @@ from engine.llm.errors import (
     LLMError,
     QuotaExceededError,
 )
-from engine.llm.results import Completion
+from engine.llm.protocol.results import Completion
 
-__all__ = ["Capabilities", "Capability", "probe_capabilities", "require_capability"]
+__all__ = [
+    "Capabilities",
+    "Capability",
+    "CapabilityProbe",
+    "Probed",
+    "probe_capabilities",
+    "require_capability",
+]
 
 _PROBE_PROMPT = "The capital of France is Paris. The capital of Italy is Rome."
 _ALIGN_PROMPT = "The capital of France is Paris. The capital of Italy is"
@@ -74,7 +82,9 @@ class Capabilities:
         return value
 
 
-class _Probed(Protocol):
+class Probed(Protocol):
+    """What a probe asks of an endpoint's client (`LLMClient` is one): its name and its calls."""
+
     name: str
 
     async def complete(
@@ -138,7 +148,7 @@ def _generated_past(result: Completion, prompt: str) -> bool:
     return block is not None and any(offset >= len(prompt) for offset in block.text_offset)
 
 
-async def _echo_shift(client: _Probed, echo_max_tokens: int) -> str | None:
+async def _echo_shift(client: Probed, echo_max_tokens: int) -> str | None:
     """None when an echoed token gets the log-prob it was generated with (or the check cannot
     tell), else the reason: the echo's log-probabilities are not those of their tokens."""
     generated = await client.complete(_ALIGN_PROMPT, max_tokens=1, temperature=0.0, logprobs=1)
@@ -170,7 +180,7 @@ class _Probe:
 
     __slots__ = ("client", "notes")
 
-    def __init__(self, client: _Probed) -> None:
+    def __init__(self, client: Probed) -> None:
         self.client = client
         self.notes: list[str] = []
 
@@ -250,7 +260,7 @@ async def _chat_logprobs(probe: _Probe) -> bool:
     return bool(answered is not None and answered.logprobs and answered.logprobs[0] is not None)
 
 
-async def probe_capabilities(client: _Probed) -> Capabilities:
+async def probe_capabilities(client: Probed) -> Capabilities:
     """Ask the endpoint a handful of tiny questions (max_tokens <= 2) and record the answers."""
     probe = _Probe(client)
     completions = await probe.attempt("completions", client.complete(_PROBE_PROMPT, max_tokens=1))
@@ -276,6 +286,28 @@ async def probe_capabilities(client: _Probed) -> Capabilities:
         echo_max_tokens=echo_max_tokens or 0,
         notes=tuple(probe.notes),
     )
+
+
+class CapabilityProbe:
+    """What one endpoint can do, probed on first use and kept: callers that ask while the probe
+    runs wait for its answer instead of probing again."""
+
+    __slots__ = ("_lock", "known")
+
+    def __init__(self) -> None:
+        self.known: Capabilities | None = None  # None: not probed yet
+        self._lock: asyncio.Lock | None = None
+
+    async def capabilities(self, client: Probed) -> Capabilities:
+        """The endpoint's capabilities, probed through `client` the first time."""
+        if self.known is not None:
+            return self.known
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.known is None:
+                self.known = await probe_capabilities(client)
+        return self.known
 
 
 def require_capability(capabilities: Capabilities, capability: Capability) -> None:

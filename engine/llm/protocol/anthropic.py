@@ -7,7 +7,7 @@ is required; stop sequences are ``stop_sequences``; there is one answer per requ
 the client asks once per choice) and no log-probabilities. Answers are a list of content blocks
 and ``stop_reason``; usage is ``input_tokens`` / ``output_tokens``. Errors come as ``{"type":
 "error", "error": {"type", "message"}}``, 529 ``overloaded_error`` among them (retried), and the
-``anthropic-ratelimit-*`` headers re-sync the limiter (`engine.llm.headers`).
+``anthropic-ratelimit-*`` headers re-sync the limiter (`engine.llm.pacing.headers`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from engine.llm.answers import Parsed
-from engine.llm.dialect import stopping
 from engine.llm.errors import RequestRejectedError
-from engine.llm.request import Request, estimate_tokens
-from engine.llm.results import Completion, Usage
+from engine.llm.protocol.answers import Parsed
+from engine.llm.protocol.dialect import stopping
+from engine.llm.protocol.request import Request, estimate_tokens
+from engine.llm.protocol.results import Completion, Usage
 
 __all__ = [
     "ANTHROPIC_VERSION",

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from engine.llm.answers import Parsed, parse_chat, parse_completion
+from engine.llm.protocol.answers import Parsed, parse_chat, parse_completion
 
 __all__ = ["Request", "chat_request", "completion_request", "estimate_tokens"]
 

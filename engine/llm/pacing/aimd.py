@@ -3,7 +3,7 @@
 AIMD is Jacobson's (1988, "Congestion Avoidance and Control"): a 429 sets the rate just under the
 rate the server was accepting; success while the limiter is the bottleneck raises it by a
 constant step, after a doubling "slow start". The search moves the rate of the "requests" bucket
-in the limiter's `Buckets`; the limiter (engine/llm/limiter.py) pauses and admits.
+in the limiter's `Buckets`; the limiter (limiter.py) pauses and admits.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from engine.llm.buckets import Buckets, TokenBucket
+from engine.llm.pacing.buckets import Buckets, TokenBucket
 
 __all__ = ["AimdSearch", "AimdSettings", "RateMeter"]
 

@@ -3,7 +3,7 @@
 A call takes one request and its estimated tokens (prompt + max_tokens) from every bucket, and the
 estimate is reconciled with the usage that comes back (OpenAI "Rate limits" guide; Anthropic "Rate
 limits"). `Buckets` holds one endpoint's buckets by name with their shared burst; the limiter
-(engine/llm/limiter.py) decides who is admitted against them and when.
+(limiter.py) decides who is admitted against them and when.
 """
 
 from __future__ import annotations
