@@ -288,7 +288,7 @@ async def test_in_the_service_a_full_disk_stops_the_study_and_a_restart_resumes_
 def test_after_a_full_disk_freeing_space_is_enough_to_resume_the_first_time(
     small_disk: Path, tmp_path: Path
 ) -> None:
-    """A study whose cache filled up its disk earlier: the disk is then filled (to 100 KB),
+    """A study whose cache filled up its disk earlier: the disk is then filled (to 30 KB),
     the resume stops naming the journal and the cache, the user frees 1 MB -- less than the
     cache would take -- and the next resume finishes: the cache stands aside, its write-ahead
     file does not grow back into the room freed for the journal."""
@@ -301,7 +301,7 @@ def test_after_a_full_disk_freeing_space_is_enough_to_resume_the_first_time(
     )  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     assert cache.stat().st_size > 0  # the cache holds answers
-    leave_free(small_disk, 100_000)  # fill
+    leave_free(small_disk, 30_000)  # fill
     stopped = engine(
         "resume", str(journal), "--budget-scoring-calls", "3000", *common, cwd=tmp_path
     )
