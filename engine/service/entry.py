@@ -22,10 +22,10 @@ from engine.llm.pacing.fair_share import FairShareLimiter, SharedEndpoints
 from engine.llm.pacing.limiter import RateLimiter
 from engine.service.launcher import PreparedStudy
 from engine.service.state import StudyRecord
-from engine.study.budgets import Budgets, Spend
+from engine.study.budgets import Budgets
 from engine.study.observers import EventBus
 from engine.study.result import StudyResult
-from engine.study.snapshot import ProposalRow, StudyControl, StudySnapshot, ThroughputRow
+from engine.study.snapshot import StudyControl, StudySnapshot
 
 __all__ = ["StudyEntry"]
 
@@ -144,8 +144,8 @@ class StudyEntry:
                 snapshot = dataclasses.replace(
                     snapshot, status="failed", done=True, message=self.error
                 )
-            if self.result is not None and "result" not in snapshot.extra:
-                extra = {**snapshot.extra, "result": self.result.to_json()}
+            if self.result is not None and snapshot.extra.result is None:
+                extra = dataclasses.replace(snapshot.extra, result=self.result.to_json())
                 snapshot = dataclasses.replace(snapshot, extra=extra)
             return snapshot
         return self._blank()
@@ -161,22 +161,16 @@ class StudyEntry:
         else:
             status = "starting"
         message = self.error or (self.messages[-1] if self.messages else "")
-        return StudySnapshot(
-            study_id=self.id,
+        return StudySnapshot.blank(
+            self.id,
             task=self.prepared.task_name,
             policy=config.search.policy,
             status=status,
-            elapsed_s=0.0,
-            eta_s=None,
+            reason=message,
             n=self.prepared.scoring_pool,
-            arms=(),
-            throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, config.throughput.concurrency, 0, 0, 0),
-            limiters=(),
-            budgets=Budgets(config.budgets.as_dict()).rows(Spend()),
-            proposals=ProposalRow(0, 0, 0, 0, 0, config.proposals.new_candidate_share),
-            message=message,
-            done=status != "starting",
-            extra={"reason": message} if self.error else {},
+            concurrency=config.throughput.concurrency,
+            budgets=Budgets(config.budgets.as_dict()),
+            new_candidate_share=config.proposals.new_candidate_share,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -189,7 +183,7 @@ class StudyEntry:
             "elapsed_s": snapshot.elapsed_s,
             "done": snapshot.done,
             "journal": self.record.journal,
-            "message": (snapshot.done and snapshot.extra.get("reason")) or snapshot.message,
+            "message": (snapshot.done and snapshot.extra.reason) or snapshot.message,
         }
 
     def in_flight(self) -> int:

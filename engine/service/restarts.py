@@ -28,9 +28,7 @@ from engine.study.journal import JournalWriter, read_events
 from engine.study.locks import journal_lock
 from engine.study.snapshot import (
     HeldOutResult,
-    ProposalRow,
     StudySnapshot,
-    ThroughputRow,
     held_out_of,
 )
 
@@ -110,9 +108,9 @@ def ended_snapshot(state: StateDir, record: StudyRecord) -> StudySnapshot:
             snapshot = None
     if snapshot is None:
         return journal_snapshot(record)
-    if snapshot.held_out is None and isinstance(snapshot.extra.get("result"), dict):
+    if snapshot.held_out is None and snapshot.extra.result is not None:
         try:  # saved before snapshots carried it: the result record has it
-            held_out = held_out_of(snapshot.extra["result"])
+            held_out = held_out_of(snapshot.extra.result)
             snapshot = dataclasses.replace(snapshot, held_out=held_out)
         except EngineError:
             pass
@@ -127,7 +125,7 @@ def journal_snapshot(record: StudyRecord) -> StudySnapshot:
     reason = record.error or ""
     winner = None
     held_out: HeldOutResult | None = None
-    extra: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
     try:
         events = read_events(record.journal)
     except EngineError as error:
@@ -139,29 +137,20 @@ def journal_snapshot(record: StudyRecord) -> StudySnapshot:
             status, reason = event.status, event.reason
         elif isinstance(event, StudyFinished):
             status, reason, winner = event.status, event.reason, event.winner
-            extra = {"reason": event.reason, "result": event.result}
+            result = event.result
             try:
                 held_out = held_out_of(event.result)
             except EngineError as error:  # the rest of the record still shows
                 reason = f"{reason}; {error}"
-    return StudySnapshot(
-        study_id=record.id,
+    return StudySnapshot.blank(
+        record.id,
         task=task,
         policy=policy,
         status=status,
-        elapsed_s=0.0,
-        eta_s=None,
-        n=0,
-        arms=(),
-        throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, 0, 0, 0, 0),
-        limiters=(),
-        budgets=(),
-        proposals=ProposalRow(0, 0, 0, 0, 0, 0.0),
-        message=reason,
-        done=True,
+        reason=reason,
         winner=winner,
         held_out=held_out,
-        extra=extra or {"reason": reason},
+        result=result,
     )
 
 

@@ -10,17 +10,17 @@ from engine.study.evaluation import Evaluation
 from engine.study.events import Event
 from engine.study.journal import JournalWriter, Replay, replay_journal
 from engine.study.observers import EventBus, Observer, Subscription
-from engine.study.result import CandidateResult, StudyResult
+from engine.study.result import StudyResult
 from engine.study.settings import BUDGET_NAMES, StudySettings
 from engine.study.shared import StudySetup
-from engine.study.snapshot import StudyControl, StudySnapshot
+from engine.study.snapshot import ArmRow, StudyControl, StudySnapshot
 from engine.study.state import StudyState
 from engine.study.study import Study
 
 __all__ = [
     "BUDGET_NAMES",
+    "ArmRow",
     "Budgets",
-    "CandidateResult",
     "Evaluation",
     "Event",
     "EventBus",

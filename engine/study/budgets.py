@@ -16,12 +16,12 @@ from typing import Literal, cast
 from engine.decoding import Invalid, convert
 from engine.errors import ConfigError
 from engine.study.settings import BUDGET_NAMES, BudgetLimits, BudgetName, Price
-from engine.study.snapshot import BudgetRow
 
 __all__ = [
     "BUDGET_NAMES",
     "DEFAULT_PRICES",
     "BudgetName",
+    "BudgetRow",
     "Budgets",
     "Price",
     "PriceTable",
@@ -63,6 +63,15 @@ class PriceTable:
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         price = self._prices.get(model)
         return 0.0 if price is None else price.cost(prompt_tokens, completion_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """Spent and limit of one budget (limit None = unlimited)."""
+
+    name: BudgetName
+    spent: float
+    limit: float | None
 
 
 @dataclass(slots=True)

@@ -40,15 +40,15 @@ from engine.study.intervals import mean_interval
 from engine.study.journal import Replay
 from engine.study.scheduler import study_policy, user_candidates_in
 from engine.study.settings import StudySettings
+from engine.study.snapshot import ArmRow
 from engine.study.state import StudyState
-from engine.study.views import ranked_arms, state_of_arm
+from engine.study.views import arm_rows, ranked_arms
 from engine.task.split import Splits
 
 __all__ = [
     "RUNNING_WITHIN_S",
     "TIMELINE_POINTS",
     "AnswerRow",
-    "ArmRecord",
     "HeldOut",
     "RecordStatus",
     "StudyRecord",
@@ -59,27 +59,6 @@ __all__ = [
 RecordStatus = Literal["running", "finished", "stopped", "failed", "quarantined"]
 RUNNING_WITHIN_S = 120.0
 TIMELINE_POINTS = 400
-
-
-@dataclass(frozen=True, slots=True)
-class ArmRecord:
-    """One candidate: its text, kind (`origin`) and the candidates it was written from, and
-    its pool mean and interval at the end."""
-
-    arm: int
-    instruction: str
-    origin: str
-    parents: tuple[int, ...]
-    name: str
-    pulls: int
-    mean: float
-    lower: float
-    upper: float
-    state: str
-
-    @property
-    def parent(self) -> int | None:
-        return self.parents[0] if self.parents else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +118,7 @@ class StudyRecord:
     status: RecordStatus
     reason: str
     error: str | None
-    arms: tuple[ArmRecord, ...]
+    arms: tuple[ArmRow, ...]
     ranking: tuple[int, ...]  # arms, the recommendation first, then by mean (pulled ones)
     winner: int | None
     held_out: tuple[HeldOut, ...]
@@ -162,7 +141,7 @@ class StudyRecord:
     def policy(self) -> str:
         return self.settings.search.policy
 
-    def ranked(self) -> list[ArmRecord]:
+    def ranked(self) -> list[ArmRow]:
         rest = [arm for arm in self.arms if arm.arm not in self.ranking]
         return [self.arms[index] for index in self.ranking] + rest
 
@@ -196,7 +175,7 @@ def record_of(
         status=_status(replay, state, updated),
         reason=state.reason,
         error=state.fatal,
-        arms=_arms(state),
+        arms=arm_rows(state, pools.scoring),
         ranking=ranking,
         winner=winner,
         held_out=_held_out(state, replay.events),
@@ -278,27 +257,6 @@ def _status(replay: Replay, state: StudyState, updated: float) -> RecordStatus:
     if state.status == "failed":
         return "failed"
     return "running" if time.time() - updated < RUNNING_WITHIN_S else "stopped"
-
-
-def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
-    rows = []
-    for arm in state.arms:
-        stats = state.policy.stats(arm.index)
-        rows.append(
-            ArmRecord(
-                arm=arm.index,
-                instruction=arm.instruction,
-                origin=arm.origin,
-                parents=arm.parents,
-                name=arm.name,
-                pulls=int(stats.count),
-                mean=float(stats.mean),
-                lower=float(stats.lower),
-                upper=float(stats.upper),
-                state=state_of_arm(state, arm.index),
-            )
-        )
-    return tuple(rows)
 
 
 def _held_out(state: StudyState, events: list[Event]) -> tuple[HeldOut, ...]:

@@ -9,39 +9,9 @@ from typing import Any
 
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
+from engine.study.snapshot import ArmRow
 
-__all__ = ["CandidateResult", "StudyResult"]
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateResult:
-    arm: int
-    instruction: str
-    origin: str
-    parents: tuple[int, ...]
-    mean: float
-    lower: float
-    upper: float
-    pulls: int
-    state: str
-
-    @property
-    def parent(self) -> int | None:
-        return self.parents[0] if self.parents else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "arm": self.arm,
-            "instruction": self.instruction,
-            "origin": self.origin,
-            "parent": self.parent,
-            "parents": list(self.parents),
-            "mean": round(self.mean, 6),
-            "lower": round(self.lower, 6),
-            "upper": round(self.upper, 6),
-            "pulls": self.pulls,
-            "state": self.state,
-        }
+__all__ = ["StudyResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +27,7 @@ class StudyResult:
     winner: Evaluation | None
     runner_up: Evaluation | None
     human: Evaluation | None
-    candidates: tuple[CandidateResult, ...]
+    candidates: tuple[ArmRow, ...]
     spend: Spend
     full_evaluation_calls: int
     failures: dict[str, int] = field(default_factory=dict)

@@ -14,8 +14,8 @@ from typing import Any, Literal, Protocol
 from engine.decoding import Invalid, convert
 from engine.errors import EngineError
 from engine.search.policy import ArmState
+from engine.study.budgets import BudgetRow, Budgets, Spend
 from engine.study.events import StudyStatus
-from engine.study.settings import BudgetName
 
 __all__ = [
     "ArmRow",
@@ -26,6 +26,7 @@ __all__ = [
     "LimiterRow",
     "ProposalRow",
     "SnapshotError",
+    "SnapshotExtra",
     "StudyControl",
     "StudySnapshot",
     "ThroughputRow",
@@ -39,9 +40,11 @@ class SnapshotError(EngineError):
 
 @dataclass(frozen=True, slots=True)
 class ArmRow:
-    """One candidate on the leaderboard. `origin` is its kind ("initial", "resample",
-    "reflect", "merge", "human" or "user"); `parents` are the candidates it was written from
-    (one for a variant, two for a merge) and `parent` the first of them."""
+    """One candidate as every read-out shows it (the live leaderboard, the result, a journal
+    read back): its text, its kind (`origin`: "initial", "resample", "reflect", "merge", "human"
+    or "user") and the candidates it was written from (`parents`; `parent` the first), its pool
+    mean and interval, the pulls observed and in flight of a pool of `n`, and its state
+    ("leader" on a live board). `name` is the user's name for their own candidate."""
 
     arm: int
     instruction: str
@@ -55,6 +58,25 @@ class ArmRow:
     origin: str
     parent: int | None = None
     parents: tuple[int, ...] = ()
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The candidate in a result record (`StudyResult.to_json`)."""
+        shown: dict[str, Any] = {
+            "arm": self.arm,
+            "instruction": self.instruction,
+            "origin": self.origin,
+            "parent": self.parent,
+            "parents": list(self.parents),
+            "mean": round(self.mean, 6),
+            "lower": round(self.lower, 6),
+            "upper": round(self.upper, 6),
+            "pulls": self.pulls,
+            "state": self.state,
+        }
+        if self.name:
+            shown["name"] = self.name
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +131,6 @@ class EndpointRow:
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetRow:
-    """Spent and limit of one budget (limit None = unlimited)."""
-
-    name: BudgetName
-    spent: float
-    limit: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class ProposalRow:
     generated: int
     kept: int
@@ -168,6 +181,18 @@ def held_out_of(result: dict[str, Any] | None) -> HeldOutResult | None:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotExtra:
+    """What a snapshot says beyond its rows: the spend so far, why the study ended, the first
+    message of each kind of failure (every screen shows them at once), and once it ended its
+    result record (`StudyResult.to_json`, which the service adds)."""
+
+    spend: Spend = field(default_factory=Spend)
+    reason: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StudySnapshot:
     study_id: str
     task: str
@@ -186,12 +211,51 @@ class StudySnapshot:
     winner: int | None = None  # the leader's arm (the policy's pick); once ended, the winner's
     warnings: tuple[str, ...] = ()  # said once each (a StudyWarning event), newest last
     held_out: HeldOutResult | None = None  # once the study ended: its test-pool scores
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: SnapshotExtra = field(default_factory=SnapshotExtra)
     endpoints: tuple[EndpointRow, ...] = ()  # one per endpoint of each role
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
         return asdict(self)
+
+    @classmethod
+    def blank(
+        cls,
+        study_id: str,
+        *,
+        task: str,
+        policy: str,
+        status: StudyStatus,
+        reason: str = "",
+        n: int = 0,
+        concurrency: int = 0,
+        budgets: Budgets | None = None,
+        new_candidate_share: float = 0.0,
+        winner: int | None = None,
+        held_out: HeldOutResult | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> StudySnapshot:
+        """The snapshot of a study with no live state: not started, failed before it could,
+        or ended and read back from its records."""
+        return cls(
+            study_id=study_id,
+            task=task,
+            policy=policy,
+            status=status,
+            elapsed_s=0.0,
+            eta_s=None,
+            n=n,
+            arms=(),
+            throughput=ThroughputRow(0.0, (), 0.0, 0.0, 0, concurrency, 0, 0, 0),
+            limiters=(),
+            budgets=(budgets or Budgets()).rows(Spend()),
+            proposals=ProposalRow(0, 0, 0, 0, 0, new_candidate_share),
+            message=reason,
+            done=status != "starting",
+            winner=winner,
+            held_out=held_out,
+            extra=SnapshotExtra(reason=reason, result=result),
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> StudySnapshot:

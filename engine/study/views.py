@@ -7,20 +7,29 @@ from engine.search.policy import ArmState
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.events import StudyStatus
-from engine.study.result import CandidateResult, StudyResult
+from engine.study.result import StudyResult
 from engine.study.shared import Shared
 from engine.study.snapshot import (
     ArmRow,
     EndpointRow,
     LimiterRow,
     ProposalRow,
+    SnapshotExtra,
     StudySnapshot,
     ThroughputRow,
     held_out_of,
 )
 from engine.study.state import StudyState
 
-__all__ = ["arm_state", "ranked", "ranked_arms", "result", "snapshot", "state_of_arm"]
+__all__ = [
+    "arm_rows",
+    "arm_state",
+    "ranked",
+    "ranked_arms",
+    "result",
+    "snapshot",
+    "state_of_arm",
+]
 
 _SHOWN: frozenset[str] = frozenset({"leader", "active", "eliminated", "complete", "dropped"})
 
@@ -59,14 +68,15 @@ def ranked_arms(state: StudyState) -> list[int]:
     return order
 
 
-def _arm_rows(shared: Shared, leader: int | None) -> tuple[ArmRow, ...]:
-    n = len(shared.setup.splits.scoring)
+def arm_rows(state: StudyState, n: int, leader: int | None = None) -> tuple[ArmRow, ...]:
+    """Every candidate as one row (the live board, the result, a journal read back); `leader`,
+    when given, is marked so unless it was dropped or eliminated."""
     rows = []
-    for arm in shared.state.arms:
-        stats = shared.state.policy.stats(arm.index)
-        state = arm_state(shared, arm.index)
-        if arm.index == leader and state not in ("dropped", "eliminated"):
-            state = "leader"
+    for arm in state.arms:
+        stats = state.policy.stats(arm.index)
+        shown = state_of_arm(state, arm.index)
+        if arm.index == leader and shown not in ("dropped", "eliminated"):
+            shown = "leader"
         rows.append(
             ArmRow(
                 arm=arm.index,
@@ -77,10 +87,11 @@ def _arm_rows(shared: Shared, leader: int | None) -> tuple[ArmRow, ...]:
                 pulls=int(stats.count),
                 pending=int(stats.pending),
                 n=n,
-                state=state,
+                state=shown,
                 origin=arm.origin,
                 parent=arm.parent,
                 parents=arm.parents,
+                name=arm.name,
             )
         )
     return tuple(rows)
@@ -174,8 +185,8 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
     rate = activity.calls.rate()
     if limit is not None and rate > 0:
         eta = max(0.0, (limit - state.spend.scoring_calls) / rate)
-    spend = state.spend.to_json()
-    spend["seconds"] = round(seconds, 3)
+    spend = Spend.from_json(state.spend.to_json())
+    spend.seconds = round(seconds, 3)
     return StudySnapshot(
         study_id=study_id,
         task=shared.setup.task.name,
@@ -184,7 +195,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         elapsed_s=seconds,
         eta_s=eta,
         n=len(shared.setup.splits.scoring),
-        arms=_arm_rows(shared, leader),
+        arms=arm_rows(state, len(shared.setup.splits.scoring), leader),
         throughput=_throughput(shared, retries, limited, p50, p95),
         limiters=limiters,
         budgets=state.budgets.rows(state.spend, seconds=seconds),
@@ -202,7 +213,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         winner=leader,
         warnings=tuple(warning.message for warning in state.warnings),
         held_out=held_out_of(state.result),
-        extra={"spend": spend, "reason": state.reason, "errors": dict(state.first_errors)},
+        extra=SnapshotExtra(spend=spend, reason=state.reason, errors=dict(state.first_errors)),
         endpoints=_endpoint_rows(shared),
     )
 
@@ -217,22 +228,6 @@ def result(
     state = shared.state
     order = ranked(shared)
     by_role = {evaluation.role: evaluation for evaluation in evaluations}
-    candidates = []
-    for arm in state.arms:
-        stats = state.policy.stats(arm.index)
-        candidates.append(
-            CandidateResult(
-                arm=arm.index,
-                instruction=arm.instruction,
-                origin=arm.origin,
-                parents=arm.parents,
-                mean=float(stats.mean),
-                lower=float(stats.lower),
-                upper=float(stats.upper),
-                pulls=int(stats.count),
-                state=arm_state(shared, arm.index),
-            )
-        )
     n = len(shared.setup.splits.scoring)
     return StudyResult(
         study_id=study_id,
@@ -246,7 +241,7 @@ def result(
         winner=by_role.get("winner"),
         runner_up=by_role.get("runner_up"),
         human=by_role.get("human"),
-        candidates=tuple(candidates),
+        candidates=arm_rows(state, n),
         spend=Spend.from_json(state.spend.to_json()),
         full_evaluation_calls=len(state.arms) * n,
         failures=dict(state.failure_kinds),

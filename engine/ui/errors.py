@@ -1,6 +1,6 @@
 """The first failure of each kind, shown the moment it happens: a study whose calls fail says
 why on every screen (plain lines, the progress bar, the live UI, `top`), not only in its journal.
-The snapshot carries them (``extra["errors"]``: error kind -> the first such message)."""
+The snapshot carries them (`SnapshotExtra.errors`: error kind -> the first such message)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ __all__ = ["NewErrors", "snapshot_errors"]
 def snapshot_errors(snapshot: StudySnapshot) -> dict[str, str]:
     """Error kind -> the first message of that kind, in the order they happened (without the
     study's "call failed for good (kind): " lead-in: the kind is shown beside it)."""
-    errors = snapshot.extra.get("errors") if isinstance(snapshot.extra, dict) else None
-    if not isinstance(errors, dict):
-        return {}
-    return {str(k): str(v).removeprefix(f"call failed for good ({k}): ") for k, v in errors.items()}
+    errors = snapshot.extra.errors
+    return {k: v.removeprefix(f"call failed for good ({k}): ") for k, v in errors.items()}
 
 
 class NewErrors:

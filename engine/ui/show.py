@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from engine.study.record import AnswerRow, ArmRecord, HeldOut, StudyRecord
+from engine.study.record import AnswerRow, HeldOut, StudyRecord
+from engine.study.snapshot import ArmRow
 from engine.ui.lineage import Node, families, kind_rows, origin_label
 from engine.ui.report import candidates_table, spend_table
 
@@ -219,7 +220,7 @@ def _wrong_tables(record: StudyRecord, top: int, wrong: int) -> list[RenderableT
     return parts
 
 
-def _wrong_table(record: StudyRecord, arm: ArmRecord, wrong: int) -> RenderableType:
+def _wrong_table(record: StudyRecord, arm: ArmRow, wrong: int) -> RenderableType:
     rows = wrong_answers(record, arm.arm)
     head = f"#{arm.arm} {clip(arm.instruction, 60)}: {len(rows)} of {arm.pulls} wrong"
     if not rows:

@@ -8,7 +8,8 @@ import re
 import orjson
 import pytest
 
-from engine.study.snapshot import SnapshotError, StudySnapshot
+from engine.study.budgets import Spend
+from engine.study.snapshot import SnapshotError, SnapshotExtra, StudySnapshot
 from tests.ui.snapshots import make_snapshot
 
 
@@ -17,9 +18,11 @@ def through_json(snapshot: StudySnapshot) -> StudySnapshot:
 
 
 def test_round_trip_through_json() -> None:
-    snapshot = make_snapshot(extra={"spend": {"tokens": 3}, "reason": ""})
+    extra = SnapshotExtra(spend=Spend(tokens=3), errors={"timeout": "call failed"})
+    snapshot = make_snapshot(extra=extra)
     again = through_json(snapshot)
     assert again == snapshot
+    assert again.extra.spend.tokens == 3 and again.extra.errors == {"timeout": "call failed"}
     assert isinstance(again.arms, tuple) and isinstance(again.throughput.recent_calls_per_s, tuple)
     assert again.arms[3].parent == 1 and again.limiters[0].adaptive is True
 
