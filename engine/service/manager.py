@@ -29,6 +29,7 @@ from engine.llm.pacing.fair_share import SharedEndpoints
 from engine.service.entry import StudyEntry
 from engine.service.launcher import Launcher, PreparedStudy
 from engine.service.operator import Operator
+from engine.service.patching import apply_patch
 from engine.service.requests import (
     InlineTask,
     Patch,
@@ -41,14 +42,12 @@ from engine.service.restarts import (
     HEALTHY_S,
     ended_snapshot,
     let_go,
-    quarantine,
-    restart_of,
     run_by_me,
 )
+from engine.service.resuming import Resuming
 from engine.service.state import StateDir, StudyRecord
 from engine.settings import StudyConfig
 from engine.study.journal import JournalWriteError
-from engine.study.locks import LockHeld, journal_lock
 from engine.study.snapshot import (
     StudyControl,
     StudySnapshot,
@@ -157,7 +156,7 @@ class StudyManager:
         record = StudyRecord(prepared.study_id, str(prepared.journal_path), endpoints=names)
         run_by_me(record, retry=False)
         self.state.save(record)
-        return self._start(prepared, record)
+        return self.start(prepared, record)
 
     def _forget_task(self, task_folder: Path | None, config: StudyConfig) -> None:
         """A refused request's inline task leaves nothing behind (unless a study uses it)."""
@@ -167,7 +166,8 @@ class StudyManager:
         ):
             shutil.rmtree(task_folder, ignore_errors=True)
 
-    def _start(self, prepared: PreparedStudy, record: StudyRecord) -> StudyEntry:
+    def start(self, prepared: PreparedStudy, record: StudyRecord) -> StudyEntry:
+        """Run `prepared` as a task of the service, under `record`."""
         if self._group is None:
             raise EngineError("the study manager is not running (use 'async with')")
         entry = StudyEntry(prepared, record, self.endpoints, self.say)
@@ -270,35 +270,10 @@ class StudyManager:
                 f"study {entry.id} is {snapshot.status}; nothing to change", status=409
             )
         self.operator.check_concurrency(patch.concurrency, "concurrency")
-        _check_endpoint_names(entry, snapshot, patch)
-        count = len(snapshot.arms)
-        for index, arm in enumerate(patch.drop):
-            if not 0 <= arm < count:
-                raise RequestError(
-                    f"drop[{index}]: no candidate {arm}; the study has {count} (0 to {count - 1})",
-                    f"drop[{index}]",
-                )
-        if patch.concurrency is not None:
-            control.set_concurrency(patch.concurrency)
-        if patch.rate_limits:
-            entry.cap(control, patch.rate_limits)
-        if patch.endpoint_rate_limits:
-            entry.set_endpoint_limits(patch.endpoint_rate_limits)
-        for name, limit in patch.budgets.items():
-            control.set_budget(name, limit)
-        if patch.new_candidate_share is not None:
-            control.set_new_candidate_share(patch.new_candidate_share)
-        for arm in patch.drop:
-            control.drop_arm(arm)
+        apply_patch(entry, control, snapshot, patch)
         if patch.paused is not None:
-            if patch.paused:
-                control.pause()
-            else:
-                control.resume()
             entry.record.paused = patch.paused
             self.state.save(entry.record)
-        if patch.stop_search:
-            control.stop_search()
         return control.snapshot()
 
     async def cancel(self, entry: StudyEntry) -> StudySnapshot:
@@ -362,111 +337,20 @@ class StudyManager:
         for entry in live:
             await entry.done.wait()
 
-    # -- starting the service -------------------------------------------------------------------
-
-    def _prepare_resume(self, record: StudyRecord) -> PreparedStudy | None:
-        """The study of `record` read back from its journal, its lock held (taken before the
-        journal is read: a `LockHeld` names the process writing it)."""
-        journal = Path(record.journal)
-        if not journal.is_file():
-            raise JournalError(f"journal {str(journal)!r}: not found; cannot resume the study")
-
-        def adjust(config: StudyConfig) -> dict[str, Any]:
-            changes = self.operator.resumed(config, record.endpoints)
-            if not config.outputs.no_cache:  # the service's cache as it is now
-                changes.update(cache=str(self.state.cache), cache_max_mb=self.operator.cache_max_mb)
-            return changes
-
-        lock = journal_lock(journal, f"ape-engine serve, study {record.id}").acquire()
-        try:
-            prepared = self.launcher.prepare_resume(journal, adjust=adjust)
-        except BaseException:
-            lock.release()
-            raise
-        if prepared is None:
-            lock.release()
-        else:
-            prepared.lock = lock
-        return prepared
+    # -- starting the service, resuming -------------------------------------------------------
 
     async def resume_unfinished(self) -> list[StudyEntry]:
         """Start again every study of this state directory that the service was running when
-        it stopped (its record "active", its journal without a final result); list the others
-        as they ended."""
-        started: list[StudyEntry] = []
-        for record in self.state.load():
-            if record.id in self.entries:
-                continue
-            if record.state != "active":
-                self._list_ended(record)
-                continue
-            restart = restart_of(record)
-            if restart == "quarantine":
-                reason = await anyio.to_thread.run_sync(quarantine, record)
-                self.state.save(record)
-                self.say(f"study {record.id}: {reason}")
-                self._list_ended(record)
-                continue
-            try:
-                prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
-            except LockHeld as error:  # another process writes it: left as it is, for later
-                record.error = str(error)
-                self.say(f"study {record.id}: not resumed: {error}")
-                self._list_ended(record)
-                continue
-            except EngineError as error:
-                record.state = "broken"
-                record.error = str(error)
-                self.state.save(record)
-                self.say(f"study {record.id}: cannot resume it: {error}")
-                self._list_ended(record)
-                continue
-            if prepared is None:
-                record.state = "done"
-                self.state.save(record)
-                self._list_ended(record)
-                continue
-            assert prepared.replay is not None
-            candidates, observations = prepared.replay.counts()
-            again = " once more: the service died while running it" if restart == "retry" else ""
-            self.say(
-                f"study {record.id}: resuming from {record.journal} ({candidates} "
-                f"candidates, {observations} observations){again}"
-            )
-            run_by_me(record, retry=restart == "retry")
-            self.state.save(record)
-            started.append(self._start(prepared, record))
-        return started
+        it stopped; list the others as they ended (`engine.service.resuming`)."""
+        return await Resuming(self).unfinished()
 
     async def resume(self, entry: StudyEntry) -> StudyEntry:
-        """Run again, when asked, a study the service does not run: one quarantined, or left
-        active because another process held its journal. It runs as a retry: should the
-        service die again within `healthy_s`, it is quarantined again."""
+        """Run again, when asked, a study the service does not run (`Resuming.asked`)."""
         if self.closing:
             raise RequestError("the service is shutting down; it takes no new work", status=503)
-        record = entry.record
-        if not entry.done.is_set():
-            raise RequestError(f"study {entry.id} is running; nothing to resume", status=409)
-        if record.state not in ("quarantined", "active"):
-            status = entry.snapshot().status
-            raise RequestError(
-                f"study {entry.id} is {status}; only a quarantined study resumes here (raise "
-                f"a finished one's budget with: ape-engine resume {record.journal})",
-                status=409,
-            )
-        try:
-            prepared = await anyio.to_thread.run_sync(self._prepare_resume, record)
-        except EngineError as error:
-            raise RequestError(f"study {entry.id}: cannot resume it: {error}", status=409) from None
-        if prepared is None:
-            raise RequestError(f"study {entry.id} has ended; nothing to resume", status=409)
-        record.state, record.error = "active", None
-        run_by_me(record, retry=True)
-        self.state.save(record)
-        self.say(f"study {record.id}: resumed on request from {record.journal}")
-        return self._start(prepared, record)
+        return await Resuming(self).asked(entry)
 
-    def _list_ended(self, record: StudyRecord) -> None:
+    def list_ended(self, record: StudyRecord) -> None:
         """An ended study, listed with the last snapshot it left (or what its journal says)."""
         snapshot = ended_snapshot(self.state, record)
         self.entries[record.id] = StudyEntry.ended(record, snapshot, self.endpoints, self.say)
@@ -481,19 +365,3 @@ def _field_of(error: EngineError, *, inline: bool) -> str | None:
     if isinstance(error, DatasetError) or (field is None and "task" in str(error)):
         field = "task" if inline else "config.task"
     return field
-
-
-def _check_endpoint_names(entry: StudyEntry, snapshot: StudySnapshot, patch: Patch) -> None:
-    """A PATCH naming an endpoint names one of the study's, before anything changes."""
-    names = [row.endpoint for row in snapshot.limiters]
-    for field, limits, known in (
-        ("rate_limits", patch.rate_limits, names),
-        ("endpoint_rate_limits", patch.endpoint_rate_limits, list(entry.limiters_by_name)),
-    ):
-        name = limits.get("endpoint")
-        if name is not None and name not in known:
-            raise RequestError(
-                f"{field}.endpoint: the study has no endpoint {name!r} here; it has "
-                f"{', '.join(known) or 'none shared'}",
-                f"{field}.endpoint",
-            )
