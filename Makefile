@@ -102,7 +102,7 @@ bench-proposals: install-local bench-dspy
 	$(BIN)/python bench/models.py
 	nice -n 10 $(BIN)/python bench/proposals.py
 	nice -n 10 $(BIN)/python bench/proposals.py --scoring-demos default --tasks-set eight
-	nice -n 10 $(BIN)/python bench/proposals.py --gepa --tasks-set eight
+	nice -n 10 $(BIN)/python bench/proposals.py --strategies resample gepa --tasks-set eight
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -15,10 +15,10 @@ from typing import Any
 
 from real_model import combine, half_width, interquartile_mean
 
-__all__ = ["IDENTITY", "ORDER", "Ledger", "report", "study_key", "summarise"]
+__all__ = ["IDENTITY", "ORDER", "Ledger", "label", "report", "study_key", "summarise"]
 
 #: The fields that name a study: a rerun skips a study whose identity is in the ledger.
-IDENTITY = ("suite", "task", "strategy", "scoring_demos", "seed", "budget")
+IDENTITY = ("suite", "task", "strategy", "scoring_demos", "seed", "budget", "options")
 ORDER = ("resample", "reflect", "both", "gepa")
 ENGINE = ("resample", "reflect", "both")
 
@@ -66,6 +66,17 @@ class Ledger:
             os.fsync(out.fileno())
 
 
+def label(record: dict[str, Any]) -> str:
+    """A column of the report: the strategy, and the settings it ran with beyond the defaults
+    (``reflect parents=pareto``)."""
+    options = record.get("options") or {}
+    return " ".join([record["strategy"], *(f"{k}={v}" for k, v in sorted(options.items()))])
+
+
+def _base(name: str) -> str:
+    return name.split(" ")[0]
+
+
 def _mean(runs: list[dict[str, Any]]) -> tuple[float, float]:
     """Mean over seeds and the half-width of its 95 % interval (`real_model.combine`)."""
     return combine([r["score"] for r in runs], [half_width(*r["ci"]) for r in runs])
@@ -77,12 +88,10 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     humans: dict[str, dict[int, dict[str, Any]]] = {}
     spend: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        by_task.setdefault(record["task"], {}).setdefault(record["strategy"], []).append(
-            record["pick"]
-        )
+        by_task.setdefault(record["task"], {}).setdefault(label(record), []).append(record["pick"])
         if record["strategy"] in ENGINE:  # the engine's own evaluation of the human one
             humans.setdefault(record["task"], {}).setdefault(record["seed"], record["human"])
-        spend.setdefault(record["strategy"], []).append(record["spend"])
+        spend.setdefault(label(record), []).append(record["spend"])
     tasks = {}
     for task, picks in sorted(by_task.items()):
         row: dict[str, Any] = {name: _mean(runs) for name, runs in picks.items()}
@@ -136,15 +145,15 @@ def _table(summary: dict[str, Any], names: list[str]) -> list[str]:
 
 def _comparisons(tasks: dict[str, Any], names: list[str]) -> list[str]:
     lines = []
-    for name in ("reflect", "both"):
-        if name in names and "resample" in names:
+    for name in names:
+        if _base(name) in ("reflect", "both") and "resample" in names:
             at_least, count = _count(tasks, name, "resample")
             shared = [t for t, row in tasks.items() if name in row and "resample" in row]
             gain = _iqm(tasks, name, shared) - _iqm(tasks, "resample", shared)
             lines.append(f"- {name} >= resample on {at_least} of {count} tasks; IQM "
                          f"{gain:+.3f} (goal: >= 16 of 24, +0.05)")  # fmt: skip
-    for name in ENGINE:
-        if name in names and "gepa" in names:
+    for name in names:
+        if _base(name) in ENGINE and "gepa" in names:
             at_least, count = _count(tasks, name, "gepa")
             shared = [t for t, row in tasks.items() if name in row and "gepa" in row]
             lines.append(f"- {name} >= GEPA on {at_least} of {count} tasks (IQM over them "
@@ -165,7 +174,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
     for setting, group in settings.items():
         suite, demos, budget = json.loads(setting)
         summary = summarise(group)
-        names = [name for name in ORDER if name in summary["spend"]]
+        names = sorted(summary["spend"], key=lambda name: (ORDER.index(_base(name)), name))
         seeds = sorted({record["seed"] for record in group})
         shown = "zero-shot" if demos == 0 else f"scoring demos {demos or 'default (3)'}"
         out.append(f"### {suite}, {shown}, seeds {seeds}, budget {budget}")

@@ -13,7 +13,7 @@ cached answer counts against the budget like a new one) in less time.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
-    nice -n 10 .venv/bin/python bench/proposals.py --gepa --tasks-set eight   # the peer
+    nice -n 10 .venv/bin/python bench/proposals.py --strategies resample gepa --tasks-set eight
     .venv/bin/python bench/proposals.py --report                       # the tables so far
     nice -n 10 .venv/bin/python bench/proposals.py --suite bigbench    # the final check only
 
@@ -170,12 +170,34 @@ def bench_servers(threads: int) -> Iterator[tuple[Server, Server]]:
 # -- one engine study ---------------------------------------------------------------------------
 
 
+def _tag(options: dict[str, Any] | None) -> str:
+    return (
+        "-".join(f"{key}={value}" for key, value in sorted((options or {}).items())) or "defaults"
+    )
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any] | None:
+    """``--set KEY=VALUE`` pairs: more settings of the engine's studies (a JSON value, or
+    text), part of each study's identity; None when there are none."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in StudyConfig.__struct_fields__:
+            raise SystemExit(f"--set {pair}: give KEY=VALUE with a setting of StudyConfig")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options or None
+
+
 def study_config(
     task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
-    servers: tuple[Server, Server], journal: Path,
+    servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
 ) -> StudyConfig:  # fmt: skip
     target, proposer = servers
     variants = {"variants": strategy} if len(strategies()) > 1 else {}
+    variants.update(options or {})
     return StudyConfig(
         task=str(task),
         model=target.model,
@@ -208,14 +230,14 @@ def _evaluation(value: Any) -> dict[str, Any] | None:
 
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
-    servers: tuple[Server, Server],
+    servers: tuple[Server, Server], options: dict[str, Any] | None,
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
     examples, and what it spent."""
-    journal = WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}.jsonl"
+    journal = WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}.jsonl"
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
-    config = study_config(task, strategy, demos, seed, budget, servers, journal)
+    config = study_config(task, strategy, demos, seed, budget, servers, journal, options)
     began = time.perf_counter()
     result = await execute(prepare(config), say=lambda _: None)
     if not result.ok or result.winner is None or result.human is None:
@@ -316,7 +338,7 @@ async def gepa_study(
 def _plan(args: argparse.Namespace) -> list[tuple[str, Path, str, int]]:
     """(task, file, strategy, seed) of each study the run asks for, in order."""
     names = args.tasks or (list(EIGHT) if args.tasks_set == "eight" else None)
-    chosen = ["gepa"] if args.gepa else (args.strategies or list(strategies()))
+    chosen = args.strategies or list(strategies())
     unknown = sorted(set(chosen) - {*strategies(), "gepa"})
     if unknown:
         raise SystemExit(f"this engine has no strategy {', '.join(unknown)}: {strategies()}")
@@ -332,10 +354,12 @@ async def run(args: argparse.Namespace, budget: Budget) -> None:
     ledger = Ledger(LEDGER)
     demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
     commit = engine_commit()
+    options = parse_options(args.set)
     with bench_servers(args.threads) as servers:
         for name, path, strategy, seed in _plan(args):
             base = {"suite": args.suite, "task": name, "strategy": strategy,
-                    "scoring_demos": demos, "seed": seed, "budget": asdict(budget)}  # fmt: skip
+                    "scoring_demos": demos, "seed": seed, "budget": asdict(budget),
+                    "options": None if strategy == "gepa" else options}  # fmt: skip
             if study_key(base) in ledger.done():
                 continue
             print(f"{name} {strategy} demos={demos} seed={seed} ...", flush=True)
@@ -343,7 +367,9 @@ async def run(args: argparse.Namespace, budget: Budget) -> None:
                 calls = gepa_budget(ledger, base, budget.scoring_calls)
                 outcome = await gepa_study(name, path, demos, seed, budget, calls, servers)
             else:
-                outcome = await engine_study(name, path, strategy, demos, seed, budget, servers)
+                outcome = await engine_study(
+                    name, path, strategy, demos, seed, budget, servers, options
+                )
             record = {**base, **outcome, "engine": commit, "target": servers[0].file,
                       "proposer": servers[1].file,
                       "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
@@ -361,8 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     add("--tasks", nargs="+", default=None, help="task names (default: every task of the suite)")
     add("--tasks-set", choices=("all", "eight"), default="all",
         help="eight: the 8 tasks of bench/real_model.py")  # fmt: skip
-    add("--strategies", nargs="+", default=None, help=f"of {strategies()} (default: all)")
-    add("--gepa", action="store_true", help="run the GEPA peer (bench/gepa_peer.py) instead")
+    add("--strategies", nargs="+", default=None,
+        help=f"of {(*strategies(), 'gepa')} (default: the engine's, {strategies()})")  # fmt: skip
+    add("--set", action="append", default=[], metavar="KEY=VALUE",
+        help="another setting of the engine's studies (parents=pareto, merge=true)")  # fmt: skip
     add("--scoring-demos", default="0", help="demo turns before the input: 0 or default (3)")
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")

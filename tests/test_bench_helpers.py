@@ -276,3 +276,16 @@ def test_a_cached_file_with_another_hash_is_fetched_again(
 def test_the_cache_is_under_home_without_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "")
     assert models.cache_dir() == Path.home() / ".cache" / "ape-engine" / "models"
+
+
+def test_a_strategy_with_other_settings_has_a_column_of_its_own() -> None:
+    pareto = {"parents": "pareto", "merge": True}
+    records = [
+        _record("a", "resample", 0.5, 0.5),
+        _record("a", "reflect", 0.6, 0.5),
+        _record("a", "reflect", 0.7, 0.5, options=pareto),
+    ]
+    assert study_key(records[1]) != study_key(records[2])
+    text = report(records)
+    assert "| task | human | resample | reflect | reflect merge=True parents=pareto |" in text
+    assert "reflect merge=True parents=pareto >= resample on 1 of 1 tasks" in text
