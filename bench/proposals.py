@@ -28,6 +28,7 @@ import contextlib
 import datetime
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -379,6 +380,10 @@ async def run(args: argparse.Namespace, budget: Budget) -> None:
                   flush=True)  # fmt: skip
 
 
+def _stop(number: int, _frame: object) -> None:
+    raise SystemExit(f"stopped by signal {number}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
@@ -402,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scoring-demos: give a number or default")
     budget = Budget(**{field: getattr(args, field) for field in asdict(Budget())})
     if not args.report:
+        signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the model servers too
         anyio.run(run, args, budget)
     print(report(Ledger(LEDGER).records(), models=[m.filename for m in MODELS.values()]))
     return 0
