@@ -77,9 +77,14 @@ def _base(name: str) -> str:
     return name.split(" ")[0]
 
 
-def _mean(runs: list[dict[str, Any]]) -> tuple[float, float]:
-    """Mean over seeds and the half-width of its 95 % interval (`real_model.combine`)."""
-    return combine([r["score"] for r in runs], [half_width(*r["ci"]) for r in runs])
+def _mean(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """(mean, low, high): one seed's test score and its own 95 % interval (Wilson for 0/1
+    rewards: not symmetric near 0 and 1); over several seeds, the mean and the interval of
+    `real_model.combine` (sampling error and spread between seeds), kept within [0, 1]."""
+    if len(runs) == 1:
+        return runs[0]["score"], runs[0]["ci"][0], runs[0]["ci"][1]
+    mean, half = combine([r["score"] for r in runs], [half_width(*r["ci"]) for r in runs])
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -119,8 +124,8 @@ def _share(spends: list[dict[str, Any]]) -> float:
     return proposal / total if total else 0.0
 
 
-def _cell(value: tuple[float, float] | None) -> str:
-    return "-" if value is None else f"{value[0]:.2f} ± {value[1]:.2f}"
+def _cell(value: tuple[float, float, float] | None) -> str:
+    return "-" if value is None else f"{value[0]:.2f} [{value[1]:.2f}, {value[2]:.2f}]"
 
 
 def _table(summary: dict[str, Any], names: list[str]) -> list[str]:
@@ -177,7 +182,12 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
         names = sorted(summary["spend"], key=lambda name: (ORDER.index(_base(name)), name))
         seeds = sorted({record["seed"] for record in group})
         shown = "zero-shot" if demos == 0 else f"scoring demos {demos or 'default (3)'}"
-        out.append(f"### {suite}, {shown}, seeds {seeds}, budget {budget}")
+        out.append(
+            f"### {suite}, {shown}, seeds {seeds}: {budget['initial_candidates']} initial "
+            f"candidates, {budget['variant_rounds']} variant round(s), scoring pool "
+            f"{budget['scoring_size']}, {budget['scoring_calls']} scoring calls, "
+            f"{budget['test_size']} test examples"
+        )
         out.append("")
         out += _table(summary, names)
         out.append("")

@@ -74,7 +74,13 @@ def _record(task: str, strategy: str, pick: float, human: float, **extra: Any) -
         "strategy": strategy,
         "scoring_demos": 0,
         "seed": 0,
-        "budget": {"scoring_calls": 200, "scoring_size": 40},
+        "budget": {
+            "initial_candidates": 12,
+            "variant_rounds": 1,
+            "scoring_size": 40,
+            "scoring_calls": 200,
+            "test_size": 50,
+        },
         "pick": {
             "instruction": f"{strategy} on {task}",
             "score": pick,
@@ -99,9 +105,8 @@ def test_a_finished_study_is_done(tmp_path: Path) -> None:
 def test_another_budget_is_another_study() -> None:
     other = _record("sum", "resample", 0.5, 0.4, budget={"scoring_calls": 100, "scoring_size": 40})
     assert study_key(other) != study_key(_record("sum", "resample", 0.5, 0.4))
-    reordered = _record(
-        "sum", "resample", 0.5, 0.4, budget={"scoring_size": 40, "scoring_calls": 200}
-    )
+    budget = _record("sum", "resample", 0.5, 0.4)["budget"]
+    reordered = _record("sum", "resample", 0.5, 0.4, budget=dict(reversed(budget.items())))
     assert study_key(reordered) == study_key(_record("sum", "resample", 0.5, 0.4))
 
 
@@ -145,6 +150,16 @@ def test_the_summary_counts_tasks_at_or_above_the_human_instruction() -> None:
     assert "resample >= GEPA on 0 of 1 tasks" in text
     # proposal share: 10 of 210 calls for the engine, 30 of 240 for GEPA
     assert "| proposal share of calls | | 4.8% | 4.8% | 12.5% |" in text
+
+
+def test_one_seed_shows_its_own_interval_and_seeds_their_spread() -> None:
+    one = [_record("a", "resample", 0.0, 0.2)]
+    one[0]["pick"]["ci"] = [0.0, 0.07]
+    assert "| a | 0.20 [0.10, 0.30] | 0.00 [0.00, 0.07] |" in report(one)
+    two = [_record("a", "resample", 0.4, 0.2), _record("a", "resample", 0.6, 0.2, seed=1)]
+    low, high = summarise(two)["tasks"]["a"]["resample"][1:]
+    assert low < 0.4
+    assert high > 0.6
 
 
 def test_settings_are_reported_apart() -> None:
