@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import re
 import signal
 import subprocess
@@ -41,6 +42,7 @@ import anyio
 from models import MODELS, ensure
 from proposal_report import Ledger, report, study_key
 
+import engine
 from engine.app import StudyConfig, execute, prepare
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
@@ -107,8 +109,12 @@ def task_files(suite: str, names: list[str] | None) -> list[tuple[str, Path]]:
 
 
 def engine_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when its tracked files differ from it."""
-    here = str(ROOT.parent)
+    """The commit of the engine this run imports, with ``+dirty`` when its tracked files differ
+    from it; for an engine outside a git checkout (another branch's files, exported to run
+    beside this one), what ``$APE_BENCH_ENGINE_COMMIT`` says."""
+    here = str(Path(engine.__file__).resolve().parent.parent)
+    if not (Path(here) / ".git").exists():
+        return os.environ.get("APE_BENCH_ENGINE_COMMIT", f"unknown ({here})")
     try:
         head = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
