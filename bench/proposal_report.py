@@ -92,10 +92,13 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, dict[str, list[dict[str, Any]]]] = {}
     humans: dict[str, dict[int, dict[str, Any]]] = {}
     spend: dict[str, list[dict[str, Any]]] = {}
+    rescored: dict[str, dict[int, float]] = {}  # the human one as the bench scored it for GEPA
     for record in records:
         by_task.setdefault(record["task"], {}).setdefault(label(record), []).append(record["pick"])
         if record["strategy"] in ENGINE:  # the engine's own evaluation of the human one
             humans.setdefault(record["task"], {}).setdefault(record["seed"], record["human"])
+        else:
+            rescored.setdefault(record["task"], {})[record["seed"]] = record["human"]["score"]
         spend.setdefault(label(record), []).append(record["spend"])
     tasks = {}
     for task, picks in sorted(by_task.items()):
@@ -103,7 +106,13 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if task in humans:
             row["human"] = _mean(list(humans[task].values()))
         tasks[task] = row
-    return {"tasks": tasks, "spend": spend}
+    same = [
+        abs(score - humans[task][seed]["score"]) < 1e-9
+        for task, seeds in rescored.items()
+        for seed, score in seeds.items()
+        if seed in humans.get(task, {})
+    ]
+    return {"tasks": tasks, "spend": spend, "same_human": (sum(same), len(same))}
 
 
 def _count(tasks: dict[str, Any], mine: str, other: str) -> tuple[int, int]:
@@ -167,6 +176,14 @@ def _comparisons(tasks: dict[str, Any], names: list[str]) -> list[str]:
     return lines
 
 
+def _scorer_check(summary: dict[str, Any]) -> list[str]:
+    same, count = summary["same_human"]
+    if not count:
+        return []
+    return [f"- the human instruction rescored by the bench beside GEPA's pick: the engine's own "
+            f"test score on {same} of {count} tasks (the same scorer and examples)"]  # fmt: skip
+
+
 def report(records: list[dict[str, Any]], *, models: list[str] | None = None) -> str:
     """Markdown: one table per setting (suite, scoring demos, budget), with its comparisons."""
     settings: dict[str, list[dict[str, Any]]] = {}
@@ -192,6 +209,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
         out += _table(summary, names)
         out.append("")
         out += _comparisons(summary["tasks"], names)
+        out += _scorer_check(summary)
         out.append("")
     if models:
         out.append("Models: " + ", ".join(models))

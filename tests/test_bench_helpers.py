@@ -150,6 +150,7 @@ def test_the_summary_counts_tasks_at_or_above_the_human_instruction() -> None:
     assert "resample >= GEPA on 0 of 1 tasks" in text
     # proposal share: 10 of 210 calls for the engine, 30 of 240 for GEPA
     assert "| proposal share of calls | | 4.8% | 4.8% | 12.5% |" in text
+    assert "the engine's own test score on 1 of 1 tasks" in text
 
 
 def test_one_seed_shows_its_own_interval_and_seeds_their_spread() -> None:
