@@ -100,9 +100,9 @@ bench-dspy: $(DSPY_VENV)/.installed
 # hours on 2 cores; resumable (bench/results/proposals.jsonl), `--report` prints what is done
 bench-proposals: install-local bench-dspy
 	$(BIN)/python bench/models.py
+	nice -n 10 $(BIN)/python bench/proposals.py --tasks-set eight --strategies engine gepa
 	nice -n 10 $(BIN)/python bench/proposals.py
-	nice -n 10 $(BIN)/python bench/proposals.py --scoring-demos default --tasks-set eight
-	nice -n 10 $(BIN)/python bench/proposals.py --strategies resample gepa --tasks-set eight
+	nice -n 10 $(BIN)/python bench/proposals.py --tasks-set eight --scoring-demos default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -13,7 +13,7 @@ cached answer counts against the budget like a new one) in less time.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
-    nice -n 10 .venv/bin/python bench/proposals.py --strategies resample gepa --tasks-set eight
+    nice -n 10 .venv/bin/python bench/proposals.py --tasks-set eight --strategies engine gepa
     .venv/bin/python bench/proposals.py --report                       # the tables so far
     nice -n 10 .venv/bin/python bench/proposals.py --suite bigbench    # the final check only
 
@@ -345,7 +345,9 @@ async def gepa_study(
 def _plan(args: argparse.Namespace) -> list[tuple[str, Path, str, int]]:
     """(task, file, strategy, seed) of each study the run asks for, in order."""
     names = args.tasks or (list(EIGHT) if args.tasks_set == "eight" else None)
-    chosen = args.strategies or list(strategies())
+    chosen: list[str] = []
+    for name in args.strategies or ["engine"]:
+        chosen += list(strategies()) if name == "engine" else [name]
     unknown = sorted(set(chosen) - {*strategies(), "gepa"})
     if unknown:
         raise SystemExit(f"this engine has no strategy {', '.join(unknown)}: {strategies()}")
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--tasks-set", choices=("all", "eight"), default="all",
         help="eight: the 8 tasks of bench/real_model.py")  # fmt: skip
     add("--strategies", nargs="+", default=None,
-        help=f"of {(*strategies(), 'gepa')} (default: the engine's, {strategies()})")  # fmt: skip
+        help=f"of {(*strategies(), 'gepa')}; engine: all the engine's (the default)")  # fmt: skip
     add("--set", action="append", default=[], metavar="KEY=VALUE",
         help="another setting of the engine's studies (parents=pareto, merge=true)")  # fmt: skip
     add("--scoring-demos", default="0", help="demo turns before the input: 0 or default (3)")
