@@ -255,8 +255,9 @@ async def engine_study(
     origins: dict[str, int] = {}
     for candidate in result.candidates:
         origins[candidate.origin] = origins.get(candidate.origin, 0) + 1
+    picked = next(c for c in result.candidates if c.arm == result.winner_arm)
     return {
-        "pick": _evaluation(result.winner),
+        "pick": {**(_evaluation(result.winner) or {}), "origin": picked.origin},
         "human": _evaluation(result.human),
         "runner_up": _evaluation(result.runner_up),
         "spend": result.spend.to_json(),
