@@ -92,27 +92,34 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, dict[str, list[dict[str, Any]]]] = {}
     humans: dict[str, dict[int, dict[str, Any]]] = {}
     spend: dict[str, list[dict[str, Any]]] = {}
-    rescored: dict[str, dict[int, float]] = {}  # the human one as the bench scored it for GEPA
+    origins: dict[str, list[str | None]] = {}
+    rescored: dict[str, dict[int, dict[str, Any]]] = {}  # the human one, scored beside GEPA
     for record in records:
         by_task.setdefault(record["task"], {}).setdefault(label(record), []).append(record["pick"])
         if record["strategy"] in ENGINE:  # the engine's own evaluation of the human one
             humans.setdefault(record["task"], {}).setdefault(record["seed"], record["human"])
         else:
-            rescored.setdefault(record["task"], {})[record["seed"]] = record["human"]["score"]
+            rescored.setdefault(record["task"], {})[record["seed"]] = record["human"]
         spend.setdefault(label(record), []).append(record["spend"])
+        origins.setdefault(label(record), []).append(record["pick"].get("origin"))
     tasks = {}
     for task, picks in sorted(by_task.items()):
         row: dict[str, Any] = {name: _mean(runs) for name, runs in picks.items()}
-        if task in humans:
-            row["human"] = _mean(list(humans[task].values()))
+        if task in humans or task in rescored:  # the engine's evaluation where there is one
+            row["human"] = _mean(list({**rescored.get(task, {}), **humans.get(task, {})}.values()))
         tasks[task] = row
     same = [
-        abs(score - humans[task][seed]["score"]) < 1e-9
+        abs(human["score"] - humans[task][seed]["score"]) < 1e-9
         for task, seeds in rescored.items()
-        for seed, score in seeds.items()
+        for seed, human in seeds.items()
         if seed in humans.get(task, {})
     ]
-    return {"tasks": tasks, "spend": spend, "same_human": (sum(same), len(same))}
+    return {
+        "tasks": tasks,
+        "spend": spend,
+        "origins": origins,
+        "same_human": (sum(same), len(same)),
+    }
 
 
 def _count(tasks: dict[str, Any], mine: str, other: str) -> tuple[int, int]:
@@ -143,8 +150,9 @@ def _table(summary: dict[str, Any], names: list[str]) -> list[str]:
     for task, row in tasks.items():
         cells = [_cell(row.get(name)) for name in ("human", *names)]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    iqm = [f"**{_iqm(tasks, name):.3f}**" for name in ("human", *names)]
-    lines.append(f"| **IQM ({len(tasks)} tasks)** | " + " | ".join(iqm) + " |")
+    complete = [t for t, row in tasks.items() if all(n in row for n in ("human", *names))]
+    iqm = [f"**{_iqm(tasks, name, complete):.3f}**" for name in ("human", *names)]
+    lines.append(f"| **IQM ({len(complete)} tasks with every column)** | " + " | ".join(iqm) + " |")
     counts = ["{} / {}".format(*_count(tasks, name, "human")) for name in names]
     lines.append("| **pick >= human** | | " + " | ".join(counts) + " |")
     share = [f"{_share(summary['spend'][name]):.1%}" for name in names]
@@ -154,7 +162,21 @@ def _table(summary: dict[str, Any], names: list[str]) -> list[str]:
         for name in names
     ]
     lines.append("| target calls / search (mean) | | " + " | ".join(calls) + " |")
+    lines.append("| picks from the variant round | | " + " | ".join(
+        _variant_picks(summary["origins"][name]) for name in names) + " |")  # fmt: skip
     return lines
+
+
+#: the origin of an initial proposal (engine versions before and after the variants setting)
+INITIAL = ("proposal", "initial")
+
+
+def _variant_picks(origins: list[str | None]) -> str:
+    """How many picks are variants (of those whose origin the record has)."""
+    known = [origin for origin in origins if origin is not None]
+    if not known:
+        return "-"
+    return f"{sum(origin not in INITIAL for origin in known)} / {len(known)}"
 
 
 def _comparisons(tasks: dict[str, Any], names: list[str]) -> list[str]:
@@ -210,6 +232,10 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
         out.append("")
         out += _comparisons(summary["tasks"], names)
         out += _scorer_check(summary)
+        engines: dict[str, int] = {}
+        for record in group:
+            engines[record.get("engine", "?")] = engines.get(record.get("engine", "?"), 0) + 1
+        out.append("- engine commits: " + ", ".join(f"{e} ({n})" for e, n in engines.items()))
         out.append("")
     if models:
         out.append("Models: " + ", ".join(models))

@@ -151,6 +151,19 @@ def test_the_summary_counts_tasks_at_or_above_the_human_instruction() -> None:
     # proposal share: 10 of 210 calls for the engine, 30 of 240 for GEPA
     assert "| proposal share of calls | | 4.8% | 4.8% | 12.5% |" in text
     assert "the engine's own test score on 1 of 1 tasks" in text
+    # the interquartile means compare the same tasks: those with every column (a only)
+    assert (
+        "| **IQM (1 tasks with every column)** | **0.500** | **0.500** | **0.700** | **0.600** |"
+        in text
+    )
+
+
+def test_the_picks_from_the_variant_round_are_counted() -> None:
+    records = [_record(task, "reflect", 0.5, 0.5) for task in "abc"]
+    for record, origin in zip(records, ("initial", "reflect", "merge"), strict=True):
+        record["pick"]["origin"] = origin
+    records.append(_record("a", "gepa", 0.5, 0.5))
+    assert "| picks from the variant round | | 2 / 3 | - |" in report(records)
 
 
 def test_one_seed_shows_its_own_interval_and_seeds_their_spread() -> None:
