@@ -139,11 +139,11 @@ _LISTENING = re.compile(r"listening on (http://\S+/v1)")
 
 
 @contextlib.contextmanager
-def local_server(path: Path, threads: int, context: int, log: Path) -> Iterator[Server]:
+def local_server(path: Path, threads: int, context: int, port: int, log: Path) -> Iterator[Server]:
     """`ape-engine local` serving `path` in its own process (so that the GEPA peer, in another
     environment, calls the same server), stopped when the block ends."""
     command = [str(Path(sys.executable).with_name("ape-engine")), "local", "--model", str(path),
-               "--threads", str(threads), "--port", "0", "--context", str(context)]  # fmt: skip
+               "--threads", str(threads), "--port", str(port), "--context", str(context)]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
@@ -163,13 +163,15 @@ def local_server(path: Path, threads: int, context: int, log: Path) -> Iterator[
 
 
 @contextlib.contextmanager
-def bench_servers(threads: int) -> Iterator[tuple[Server, Server]]:
-    """(target, proposer): the 0.5B and the 1.5B model, fetched or checked first."""
+def bench_servers(threads: int, ports: list[int]) -> Iterator[tuple[Server, Server]]:
+    """(target, proposer): the 0.5B and the 1.5B model, fetched or checked first. The ports are
+    fixed because the response cache keys each answer by its endpoint's URL: on the same ports,
+    a resumed run and a later strategy find the answers of earlier runs."""
     target_path, proposer_path = ensure("0.5b"), ensure("1.5b")
     log = WORK / "servers.log"
     with (
-        local_server(target_path, threads, 2048, log) as target,
-        local_server(proposer_path, threads, 4096, log) as proposer,
+        local_server(target_path, threads, 2048, ports[0], log) as target,
+        local_server(proposer_path, threads, 4096, ports[1], log) as proposer,
     ):
         yield target, proposer
 
@@ -365,7 +367,7 @@ async def run(args: argparse.Namespace, budget: Budget) -> None:
     demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
     commit = engine_commit()
     options = parse_options(args.set)
-    with bench_servers(args.threads) as servers:
+    with bench_servers(args.threads, args.ports) as servers:
         for name, path, strategy, seed in _plan(args):
             base = {"suite": args.suite, "task": name, "strategy": strategy,
                     "scoring_demos": demos, "seed": seed, "budget": asdict(budget),
@@ -408,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     add("--scoring-demos", default="0", help="demo turns before the input: 0 or default (3)")
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")
+    add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),
+        help="the model servers' ports, the same on every run (the cache keys answers by URL)")  # fmt: skip
     for field, value in asdict(Budget()).items():
         add(f"--{field.replace('_', '-')}", type=int, default=value)
     add("--report", action="store_true", help="print the tables of the finished studies only")
