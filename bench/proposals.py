@@ -375,13 +375,18 @@ async def run(args: argparse.Namespace, budget: Budget) -> None:
             if study_key(base) in ledger.done():
                 continue
             print(f"{name} {strategy} demos={demos} seed={seed} ...", flush=True)
-            if strategy == "gepa":
-                calls = gepa_budget(ledger, base, budget.scoring_calls)
-                outcome = await gepa_study(name, path, demos, seed, budget, calls, servers)
-            else:
-                outcome = await engine_study(
-                    name, path, strategy, demos, seed, budget, servers, options
-                )
+            try:
+                if strategy == "gepa":
+                    calls = gepa_budget(ledger, base, budget.scoring_calls)
+                    outcome = await gepa_study(name, path, demos, seed, budget, calls, servers)
+                else:
+                    outcome = await engine_study(
+                        name, path, strategy, demos, seed, budget, servers, options
+                    )
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                # not recorded: the next run tries it again; the others go on meanwhile
+                print(f"  failed, left for the next run: {error}", flush=True)
+                continue
             record = {**base, **outcome, "engine": commit, "target": servers[0].file,
                       "proposer": servers[1].file,
                       "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
