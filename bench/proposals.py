@@ -7,9 +7,10 @@ Qwen2.5-Coder-1.5B-Instruct proposes and Qwen2.5-Coder-0.5B-Instruct is the targ
 from bench/models.py), each served by ``ape-engine local --threads 1`` in its own process; the
 chat API (the default), execution accuracy. Every study of a task draws the same pools (seed),
 so each strategy's pick and the human instruction are scored on the same held-out test
-examples (instruction induction: 50 of the task's execute file). The studies share one response
-cache: a later strategy gets the same initial candidates and pays the same counted calls (a
-cached answer counts against the budget like a new one) in less time.
+examples (instruction induction: 50 of the task's execute file). Each strategy has a response
+cache of its own (a resumed study finds its answers): a cache shared between strategies would
+answer a later strategy's scoring calls at once, spending its budget before the variant round's
+proposals come back.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
@@ -55,7 +56,8 @@ from engine.task import load_task, split_task
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 LEDGER = RESULTS / "proposals.jsonl"
-CACHE = RESULTS / "proposals-cache.sqlite3"
+#: each strategy's response cache: a resumed study finds its answers, another strategy does not
+CACHE = RESULTS / "proposals-cache-{strategy}.sqlite3"
 WORK = RESULTS / "proposals-work"
 SHARED = ROOT.parent.parent / "shared" / "data"
 SUITES = {"ii": SHARED / "instruction_induction" / "induce", "bigbench": SHARED / "bigbench_ii"}
@@ -224,7 +226,7 @@ def study_config(
         budget_scoring_calls=budget.scoring_calls,
         concurrency=budget.concurrency,
         timeout_s=900.0,  # one thread per model: a call may wait behind several others
-        cache=str(CACHE),
+        cache=str(CACHE).format(strategy=strategy),
         journal=str(journal),
         **variants,
     )
