@@ -333,7 +333,14 @@ async def gepa_study(
         command += ["--scoring-demos", str(demos)]
     began = time.perf_counter()
     with (WORK / "gepa" / f"{name}-{demos}-{seed}.log").open("w") as log:
-        await anyio.run_process(command, stdout=log, stderr=log, check=True)
+        async with await anyio.open_process(command, stdout=log, stderr=log) as process:
+            try:
+                code = await process.wait()
+            except BaseException:  # a stopped run stops the peer too (it would be waited for)
+                process.kill()
+                raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
     peer = json.loads(out.read_text())
     pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target)
     human = await score_on_test(task, peer["human"], demos, seed, budget, target)
