@@ -27,7 +27,7 @@ LLAMA_KEY := $(shell printf '%s %s' '$(LLAMA_CPP)' '$(LLAMA_CMAKE_ARGS)' | sha25
 WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ape-engine/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-$(LLAMA_KEY)
 
-.PHONY: install install-local test lint demo demo-real bench bench-real clean
+.PHONY: install install-local test lint demo demo-real bench bench-real bench-dspy bench-proposals clean
 
 install: $(STAMP)
 
@@ -82,6 +82,27 @@ demo-real: install-local
 # APE's instruction against the human one with SmolLM2 as proposer and target (under 30 min)
 bench-real: install-local
 	$(BIN)/python bench/real_model.py
+
+# DSPy's GEPA, the peer of bench/proposals.py: bench-only, in an environment of its own beside
+# the engine (installed there too: the peer uses its pools, prompt and metric), never a
+# dependency of the engine; the versions the numbers in docs/benchmarks.md were measured with
+DSPY_VENV := bench/.venv-dspy
+DSPY := dspy==3.4.1 gepa==0.1.4 litellm==1.110.2
+$(DSPY_VENV)/.installed: pyproject.toml Makefile
+	test -x $(DSPY_VENV)/bin/python || $(PYTHON) -m venv $(DSPY_VENV)
+	$(DSPY_VENV)/bin/python -m pip install --quiet $(DSPY)
+	$(DSPY_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+bench-dspy: $(DSPY_VENV)/.installed
+
+# proposal strategies and the GEPA peer on Qwen2.5-Coder 1.5B (proposer) and 0.5B (target):
+# hours on 2 cores; resumable (bench/results/proposals.jsonl), `--report` prints what is done
+bench-proposals: install-local bench-dspy
+	$(BIN)/python bench/models.py
+	nice -n 10 $(BIN)/python bench/proposals.py --tasks-set eight --strategies engine gepa
+	nice -n 10 $(BIN)/python bench/proposals.py
+	nice -n 10 $(BIN)/python bench/proposals.py --tasks-set eight --scoring-demos default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

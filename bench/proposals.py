@@ -1,0 +1,444 @@
+"""Where the proposal calls go, measured on real models: for each task, one study per proposal
+strategy with the same budget -- the paper's resampling of the leaders (``resample``) and, where
+the engine offers them, reflective variants (``reflect``, ``both``) -- against the task's human
+instruction, and DSPy's GEPA beside them (bench/gepa_peer.py).
+
+Qwen2.5-Coder-1.5B-Instruct proposes and Qwen2.5-Coder-0.5B-Instruct is the target (GGUF Q4_K_M
+from bench/models.py), each served by ``ape-engine local --threads 1`` in its own process; the
+chat API (the default), execution accuracy. Every study of a task draws the same pools (seed),
+so each strategy's pick and the human instruction are scored on the same held-out test
+examples (instruction induction: 50 of the task's execute file). Each strategy has a response
+cache of its own (a resumed study finds its answers): a cache shared between strategies would
+answer a later strategy's scoring calls at once, spending its budget before the variant round's
+proposals come back.
+
+    nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
+    nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
+    nice -n 10 .venv/bin/python bench/proposals.py --tasks-set eight --strategies engine gepa
+    .venv/bin/python bench/proposals.py --report                       # the tables so far
+    nice -n 10 .venv/bin/python bench/proposals.py --suite bigbench    # the final check only
+
+Each finished study is one line of bench/results/proposals.jsonl, written as it finishes; a run
+skips the studies already there, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from models import MODELS, ensure
+from proposal_report import Ledger, report, study_key
+
+import engine
+from engine.app import StudyConfig, execute, prepare
+from engine.llm.client import LLMClient
+from engine.llm.endpoint import EndpointConfig
+from engine.propose import Templates
+from engine.study.intervals import mean_interval
+from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
+from engine.study.scoring import ClientScorer
+from engine.task import load_task, split_task
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+LEDGER = RESULTS / "proposals.jsonl"
+#: each strategy's response cache: a resumed study finds its answers, another strategy does not
+CACHE = RESULTS / "proposals-cache-{strategy}.sqlite3"
+WORK = RESULTS / "proposals-work"
+SHARED = ROOT.parent.parent / "shared" / "data"
+SUITES = {"ii": SHARED / "instruction_induction" / "induce", "bigbench": SHARED / "bigbench_ii"}
+#: the eight tasks of bench/real_model.py: the demo-turn runs and the GEPA peer
+EIGHT = (
+    "antonyms",
+    "first_word_letter",
+    "larger_animal",
+    "letters_list",
+    "singular_to_plural",
+    "sum",
+    "synonyms",
+    "translation_en-es",
+)
+DSPY_PYTHON = ROOT / ".venv-dspy" / "bin" / "python"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One study's budget, the same for every strategy (and the GEPA peer's target calls)."""
+
+    initial_candidates: int = 12
+    variant_rounds: int = 1
+    scoring_size: int = 40
+    test_size: int = 50
+    scoring_calls: int = 200
+    concurrency: int = 8
+
+
+def strategies() -> tuple[str, ...]:
+    """The proposal strategies this engine offers: ``resample`` always; ``reflect`` and
+    ``both`` when its settings have the `variants` choice."""
+    if "variants" in StudyConfig.__struct_fields__:
+        return ("resample", "reflect", "both")
+    return ("resample",)
+
+
+def task_files(suite: str, names: list[str] | None) -> list[tuple[str, Path]]:
+    """(name, file) of each task of `suite`, all of them or those `names` says."""
+    folder = SUITES[suite]
+    if suite == "ii":
+        found = {path.stem: path for path in sorted(folder.glob("*.json"))}
+    else:
+        found = {path.parent.name: path for path in sorted(folder.glob("*/task.json"))}
+    if not found:
+        raise SystemExit(f"no {suite} tasks found under {folder}")
+    unknown = sorted(set(names or ()) - set(found))
+    if unknown:
+        raise SystemExit(f"unknown {suite} task(s): {', '.join(unknown)}")
+    return [(name, found[name]) for name in (names or sorted(found))]
+
+
+def engine_commit() -> str:
+    """The commit of the engine this run imports, with ``+dirty`` when its tracked files differ
+    from it; for an engine outside a git checkout (another branch's files, exported to run
+    beside this one), what ``$APE_BENCH_ENGINE_COMMIT`` says."""
+    here = str(Path(engine.__file__).resolve().parent.parent)
+    if not (Path(here) / ".git").exists():
+        return os.environ.get("APE_BENCH_ENGINE_COMMIT", f"unknown ({here})")
+    try:
+        head = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+# -- the two local servers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    url: str
+    model: str  # the name it answers to
+    file: str
+
+
+_LISTENING = re.compile(r"listening on (http://\S+/v1)")
+
+
+@contextlib.contextmanager
+def local_server(path: Path, threads: int, context: int, port: int, log: Path) -> Iterator[Server]:
+    """`ape-engine local` serving `path` in its own process (so that the GEPA peer, in another
+    environment, calls the same server), stopped when the block ends."""
+    command = [str(Path(sys.executable).with_name("ape-engine")), "local", "--model", str(path),
+               "--threads", str(threads), "--port", str(port), "--context", str(context)]  # fmt: skip
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = _LISTENING.search(line)
+        if found is None:
+            raise SystemExit(f"ape-engine local {path.name} did not start ({log}): {line!r}")
+        yield Server(found.group(1), path.stem, path.name)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def bench_servers(threads: int, ports: list[int]) -> Iterator[tuple[Server, Server]]:
+    """(target, proposer): the 0.5B and the 1.5B model, fetched or checked first. The ports are
+    fixed because the response cache keys each answer by its endpoint's URL: on the same ports,
+    a resumed run and a later strategy find the answers of earlier runs."""
+    target_path, proposer_path = ensure("0.5b"), ensure("1.5b")
+    log = WORK / "servers.log"
+    with (
+        local_server(target_path, threads, 2048, ports[0], log) as target,
+        local_server(proposer_path, threads, 4096, ports[1], log) as proposer,
+    ):
+        yield target, proposer
+
+
+# -- one engine study ---------------------------------------------------------------------------
+
+
+def _tag(options: dict[str, Any] | None) -> str:
+    return (
+        "-".join(f"{key}={value}" for key, value in sorted((options or {}).items())) or "defaults"
+    )
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any] | None:
+    """``--set KEY=VALUE`` pairs: more settings of the engine's studies (a JSON value, or
+    text), part of each study's identity; None when there are none."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in StudyConfig.__struct_fields__:
+            raise SystemExit(f"--set {pair}: give KEY=VALUE with a setting of StudyConfig")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options or None
+
+
+def study_config(
+    task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
+    servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
+) -> StudyConfig:  # fmt: skip
+    target, proposer = servers
+    variants = {"variants": strategy} if len(strategies()) > 1 else {}
+    variants.update(options or {})
+    return StudyConfig(
+        task=str(task),
+        model=target.model,
+        base_url=target.url,
+        proposal_model=proposer.model,
+        proposal_base_url=proposer.url,
+        api="chat",
+        scoring="exec",
+        scoring_demos=demos,
+        seed=seed,
+        initial_candidates=budget.initial_candidates,
+        variant_rounds=budget.variant_rounds,
+        scoring_size=budget.scoring_size,
+        test_size=budget.test_size,
+        budget_scoring_calls=budget.scoring_calls,
+        concurrency=budget.concurrency,
+        timeout_s=900.0,  # one thread per model: a call may wait behind several others
+        cache=str(CACHE).format(strategy=strategy),
+        journal=str(journal),
+        **variants,
+    )
+
+
+def _evaluation(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"instruction": value.instruction, "score": value.test_score,
+            "ci": list(value.test_ci), "n": value.n, "failed": value.failed}  # fmt: skip
+
+
+async def engine_study(
+    name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
+    servers: tuple[Server, Server], options: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """One study to its end; its pick, the human instruction and the runner-up on the test
+    examples, and what it spent."""
+    journal = WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
+    config = study_config(task, strategy, demos, seed, budget, servers, journal, options)
+    began = time.perf_counter()
+    result = await execute(prepare(config), say=lambda _: None)
+    if not result.ok or result.winner is None or result.human is None:
+        raise RuntimeError(
+            f"{name} {strategy}: no winner and human baseline ({result.status}: "
+            f"{result.error or result.reason})"
+        )
+    origins: dict[str, int] = {}
+    for candidate in result.candidates:
+        origins[candidate.origin] = origins.get(candidate.origin, 0) + 1
+    picked = next(c for c in result.candidates if c.arm == result.winner_arm)
+    return {
+        "pick": {**(_evaluation(result.winner) or {}), "origin": picked.origin},
+        "human": _evaluation(result.human),
+        "runner_up": _evaluation(result.runner_up),
+        "spend": result.spend.to_json(),
+        "candidates": origins,
+        "reason": result.reason,
+        "seconds": time.perf_counter() - began,
+    }
+
+
+# -- the GEPA peer ------------------------------------------------------------------------------
+
+
+async def score_on_test(
+    task: Path, instruction: str, demos: int | None, seed: int, budget: Budget, target: Server
+) -> dict[str, Any]:
+    """`instruction` on the study's test examples, asked and scored as the engine's final
+    evaluation asks and scores (`ClientScorer`, the same demos, chat format and metric)."""
+    loaded = load_task(str(task), seed=seed)
+    splits = split_task(
+        loaded, seed=seed, scoring_size=budget.scoring_size, test_size=budget.test_size
+    )
+    shown = pick_demos(splits.demo, scoring_demo_count(demos, "chat"), seed)
+    asking = ScoringPrompt(Templates(), shown, "output-only")
+    endpoint = EndpointConfig(name="target", base_url=target.url, model=target.model,
+                              concurrency=budget.concurrency, timeout_s=900.0)  # fmt: skip
+    async with LLMClient(endpoint) as client:
+        scorer = ClientScorer(client, metric=loaded.metric, asking=asking)
+        rewards: list[float] = []
+
+        async def one(index: int) -> None:
+            rewards.append((await scorer.score(instruction, splits.test[index])).reward)
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(splits.test)):
+                group.start_soon(one, index)
+    mean, ci = mean_interval(rewards)
+    return {"instruction": instruction, "score": mean, "ci": list(ci), "n": len(rewards)}
+
+
+def gepa_budget(ledger: Ledger, key_base: dict[str, Any], fallback: int) -> int:
+    """GEPA's target calls: the most any engine strategy spent on the task's search."""
+    spent = [
+        record["spend"]["scoring_calls"]
+        for record in ledger.records()
+        if record["strategy"] != "gepa"
+        and all(record.get(k) == v for k, v in key_base.items() if k != "strategy")
+    ]
+    return max(spent, default=fallback)
+
+
+async def gepa_study(
+    name: str, task: Path, demos: int | None, seed: int, budget: Budget, calls: int,
+    servers: tuple[Server, Server],
+) -> dict[str, Any]:  # fmt: skip
+    """GEPA (bench/gepa_peer.py, in the DSPy environment) on the task's pools with `calls`
+    target calls, then its pick and the human instruction on the test examples."""
+    if not DSPY_PYTHON.is_file():
+        raise SystemExit(f"no DSPy environment at {DSPY_PYTHON.parent.parent}: make bench-dspy")
+    target, proposer = servers
+    out = WORK / "gepa" / f"{name}-{demos}-{seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(DSPY_PYTHON), str(ROOT / "gepa_peer.py"), "--task", str(task),
+               "--seed", str(seed), "--scoring-size", str(budget.scoring_size),
+               "--test-size", str(budget.test_size), "--max-metric-calls", str(calls),
+               "--target-url", target.url, "--target-model", target.model,
+               "--reflection-url", proposer.url, "--reflection-model", proposer.model,
+               "--out", str(out)]  # fmt: skip
+    if demos is not None:
+        command += ["--scoring-demos", str(demos)]
+    began = time.perf_counter()
+    with (WORK / "gepa" / f"{name}-{demos}-{seed}.log").open("w") as log:
+        async with await anyio.open_process(command, stdout=log, stderr=log) as process:
+            try:
+                code = await process.wait()
+            except BaseException:  # a stopped run stops the peer too (it would be waited for)
+                process.kill()
+                raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+    peer = json.loads(out.read_text())
+    pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target)
+    human = await score_on_test(task, peer["human"], demos, seed, budget, target)
+    spend = {"scoring_calls": peer["target_calls"], "proposal_calls": peer["reflection_calls"],
+             "metric_calls": peer["metric_calls"], "budget": calls}  # fmt: skip
+    return {"pick": pick, "human": human, "runner_up": None, "spend": spend,
+            "candidates": {"gepa": peer["candidates"]}, "reason": peer["reason"],
+            "peer": peer, "seconds": time.perf_counter() - began}  # fmt: skip
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, Path, str, int]]:
+    """(task, file, strategy, seed) of each study the run asks for, in order."""
+    names = args.tasks or (list(EIGHT) if args.tasks_set == "eight" else None)
+    chosen: list[str] = []
+    for name in args.strategies or ["engine"]:
+        chosen += list(strategies()) if name == "engine" else [name]
+    unknown = sorted(set(chosen) - {*strategies(), "gepa"})
+    if unknown:
+        raise SystemExit(f"this engine has no strategy {', '.join(unknown)}: {strategies()}")
+    return [
+        (name, path, strategy, seed)
+        for seed in range(args.seeds)
+        for name, path in task_files(args.suite, names)
+        for strategy in chosen
+    ]
+
+
+async def run(args: argparse.Namespace, budget: Budget) -> None:
+    ledger = Ledger(LEDGER)
+    demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
+    commit = engine_commit()
+    options = parse_options(args.set)
+    with bench_servers(args.threads, args.ports) as servers:
+        for name, path, strategy, seed in _plan(args):
+            base = {"suite": args.suite, "task": name, "strategy": strategy,
+                    "scoring_demos": demos, "seed": seed, "budget": asdict(budget),
+                    "options": None if strategy == "gepa" else options}  # fmt: skip
+            if study_key(base) in ledger.done():
+                continue
+            print(f"{name} {strategy} demos={demos} seed={seed} ...", flush=True)
+            try:
+                if strategy == "gepa":
+                    calls = gepa_budget(ledger, base, budget.scoring_calls)
+                    outcome = await gepa_study(name, path, demos, seed, budget, calls, servers)
+                else:
+                    outcome = await engine_study(
+                        name, path, strategy, demos, seed, budget, servers, options
+                    )
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                # not recorded: the next run tries it again; the others go on meanwhile
+                print(f"  failed, left for the next run: {error}", flush=True)
+                continue
+            record = {**base, **outcome, "engine": commit, "target": servers[0].file,
+                      "proposer": servers[1].file,
+                      "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
+            ledger.append(record)
+            print(f"  pick {outcome['pick']['score']:.3f} human {outcome['human']['score']:.3f} "
+                  f"({outcome['seconds']:.0f} s): {outcome['pick']['instruction'][:80]!r}",
+                  flush=True)  # fmt: skip
+
+
+def _stop(number: int, _frame: object) -> None:
+    raise SystemExit(f"stopped by signal {number}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--suite", choices=sorted(SUITES), default="ii",
+        help="ii: the 24 instruction-induction tasks; bigbench: the final check (never tune on it)")  # fmt: skip
+    add("--tasks", nargs="+", default=None, help="task names (default: every task of the suite)")
+    add("--tasks-set", choices=("all", "eight"), default="all",
+        help="eight: the 8 tasks of bench/real_model.py")  # fmt: skip
+    add("--strategies", nargs="+", default=None,
+        help=f"of {(*strategies(), 'gepa')}; engine: all the engine's (the default)")  # fmt: skip
+    add("--set", action="append", default=[], metavar="KEY=VALUE",
+        help="another setting of the engine's studies (parents=pareto, merge=true)")  # fmt: skip
+    add("--scoring-demos", default="0", help="demo turns before the input: 0 or default (3)")
+    add("--seeds", type=int, default=1)
+    add("--threads", type=int, default=1, help="llama.cpp threads per model")
+    add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),
+        help="the model servers' ports, the same on every run (the cache keys answers by URL)")  # fmt: skip
+    for field, value in asdict(Budget()).items():
+        add(f"--{field.replace('_', '-')}", type=int, default=value)
+    add("--report", action="store_true", help="print the tables of the finished studies only")
+    args = parser.parse_args(argv)
+    if args.scoring_demos not in ("default",) and not args.scoring_demos.isdigit():
+        parser.error("--scoring-demos: give a number or default")
+    budget = Budget(**{field: getattr(args, field) for field in asdict(Budget())})
+    if not args.report:
+        signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the model servers too
+        anyio.run(run, args, budget)
+    print(report(Ledger(LEDGER).records(), models=[m.filename for m in MODELS.values()]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
