@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,31 +34,21 @@ from engine.sim.derived import Derivation, Derivations
 from engine.sim.judge import judge_reply
 from engine.sim.phrasing import (
     OFF_TASK,
-    completion_form,
     cores_of,
-    decorate,
     instruction_key,
-    proposal_text,
-    variant_text,
 )
 from engine.sim.reflection import (
     MERGE_MARK,
     REFLECT_MARK,
-    merge_answer,
-    merge_text,
-    read_merge,
-    read_reflection,
-    reflection_answer,
-    reflection_text,
 )
 from engine.sim.solvers import SOLVERS
 from engine.sim.tokens import answer_tokens, context_token, tokenize, truncate
+from engine.sim.writing import GENERIC_ANSWER, Writer
 from engine.task.metrics import normalise
 from engine.task.types import Task
 
 __all__ = ["World"]
 
-_DEMO = re.compile(r"Input: (.*?)\nOutput: ?(.*?)(?=\n\nInput: |\n\n|\Z)", re.DOTALL)
 _VARIANT_MARK = "generate a variation of the following instruction"
 _FORWARD_MARKS = ("input-output pairs", "the instruction was", "reply with the instruction")
 _SCORING_OUTPUT = "\nOutput:"
@@ -69,7 +57,6 @@ _STOPWORDS = frozenset(
      "each", "given", "answer", "write", "input", "output")
 )  # fmt: skip
 UNKNOWN_INPUT_ANSWER = "I do not know."
-GENERIC_ANSWER = "OK. This is the simulated LLM server; it does not recognise this prompt."
 _OFF_TASK_KEYS = frozenset(instruction_key(text) for text in OFF_TASK)
 _KEY_CACHE_LIMIT = 100_000
 
@@ -91,6 +78,25 @@ class _TaskState:
     words: frozenset[str]
     cores: list[str]
 
+    @classmethod
+    def of(cls, task: Task, config: SimConfig) -> _TaskState:
+        """A task as the world knows it: its answers, and its examples' difficulties drawn
+        from the seed and the task's name."""
+        rng = np.random.default_rng(
+            [config.seed, int.from_bytes(hashlib.blake2b(task.name.encode()).digest()[:4])]
+        )
+        examples = (*task.examples, *(task.test_examples or ()))
+        words = " ".join(filter(None, (task.human_instruction, task.description)))
+        return cls(
+            task=task,
+            answers=[e.outputs for e in examples],
+            normalised=[frozenset(normalise(o) for o in e.outputs) for e in examples],
+            difficulty=rng.normal(0.0, config.difficulty_spread, len(examples)),
+            human_key=instruction_key(task.human_instruction or ""),
+            words=frozenset(instruction_key(words).split()) - _STOPWORDS,
+            cores=cores_of(task.human_instruction, task.description),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _Question:
@@ -109,23 +115,8 @@ class World:
         self.tasks: list[_TaskState] = []
         self._by_input: dict[str, list[tuple[int, int]]] = {}
         for t, task in enumerate(tasks):
-            rng = np.random.default_rng(
-                [config.seed, int.from_bytes(hashlib.blake2b(task.name.encode()).digest()[:4])]
-            )
-            examples = (*task.examples, *(task.test_examples or ()))
-            words = " ".join(filter(None, (task.human_instruction, task.description)))
-            self.tasks.append(
-                _TaskState(
-                    task=task,
-                    answers=[e.outputs for e in examples],
-                    normalised=[frozenset(normalise(o) for o in e.outputs) for e in examples],
-                    difficulty=rng.normal(0.0, config.difficulty_spread, len(examples)),
-                    human_key=instruction_key(task.human_instruction or ""),
-                    words=frozenset(instruction_key(words).split()) - _STOPWORDS,
-                    cores=cores_of(task.human_instruction, task.description),
-                )
-            )
-            for e, example in enumerate(examples):
+            self.tasks.append(_TaskState.of(task, config))
+            for e, example in enumerate((*task.examples, *(task.test_examples or ()))):
                 self._by_input.setdefault(example.input.strip(), []).append((t, e))
         # numeric built-in tasks answer any input of their form (another seed's examples too)
         self._solvers = [
@@ -137,9 +128,9 @@ class World:
         self._keys: dict[str, str] = {}
         self._qualities: dict[tuple[int, str], float] = {}
         self._offsets: dict[tuple[int, str], float] = {}
-        self._derived = Derivations(config, self._unit)
-        self._origin: dict[str, int] = {}
-        self._seen_prompts: dict[str, int] = {}
+        self.derivations = Derivations(config, self._unit)
+        self.origin: dict[str, int] = {}
+        self._writer = Writer(self)
 
     # -- Backend --------------------------------------------------------------------------------
 
@@ -177,8 +168,7 @@ class World:
         return self._quality(key, self.task_index(task, key))
 
     def p_correct(self, instruction: str, task: int, example: int) -> float:
-        key = self.key(instruction)
-        return self._p(key, task, example)
+        return self._p(self.key(instruction), task, example)
 
     def _unit(self, *parts: object) -> float:
         text = "\x1f".join((self.seed, *map(str, parts)))
@@ -195,7 +185,7 @@ class World:
             return cached
         config = self.config
         name = self.tasks[t].task.name if self.tasks else ""
-        derived = self._derived.quality(key, name, lambda parent: self._quality(parent, t))
+        derived = self.derivations.quality(key, name, lambda parent: self._quality(parent, t))
         if derived is not None:
             quality = derived
         elif self.tasks and key == self.tasks[t].human_key:
@@ -207,7 +197,7 @@ class World:
         else:
             quality = self._draw(config.mediocre_quality, "mediocre", name, key)
         self._qualities[(t, key)] = quality
-        self._derived.fixed.add(key)
+        self.derivations.fixed.add(key)
         return quality
 
     def _offset(self, key: str, t: int) -> float:
@@ -233,7 +223,7 @@ class World:
         b = float(difficulty[e]) if e < len(difficulty) else self._learned_difficulty[(t, e)]
         return _sigmoid(self._offset(key, t) - b)
 
-    def _examples_of(self, text: str) -> list[tuple[int, int]]:
+    def examples_of(self, text: str) -> list[tuple[int, int]]:
         """(task, example) pairs whose input is `text`; an input a numeric built-in task can
         answer is learned on first sight, with a difficulty drawn as the task's are."""
         found = self._by_input.get(text)
@@ -269,11 +259,11 @@ class World:
         child_key = self.key(child)
         keys = tuple(self.key(parent) for parent in parents)
         derivation = Derivation(kind, keys, shown)  # type: ignore[arg-type]
-        if self._derived.register(child_key, derivation) and keys[0] in self._origin:
-            self._origin.setdefault(child_key, self._origin[keys[0]])
+        if self.derivations.register(child_key, derivation) and keys[0] in self.origin:
+            self.origin.setdefault(child_key, self.origin[keys[0]])
 
     def _task_of(self, key: str) -> int:
-        origin = self._origin.get(key)
+        origin = self.origin.get(key)
         if origin is not None:
             return origin
         if len(self.tasks) <= 1:
@@ -301,7 +291,7 @@ class World:
         )
 
     def _locate(self, question: _Question) -> tuple[str, int, int] | None:
-        found = self._examples_of(question.input.strip())
+        found = self.examples_of(question.input.strip())
         if not found:
             return None
         key = self.key(question.instruction)
@@ -337,17 +327,17 @@ class World:
             return [self._finish(request, verdict) for _ in range(request.n)]
         lowered = prompt[:400].lower()
         if request.suffix and "Input:" in request.suffix:
-            texts = self._proposals(request)  # fill in the middle: insert (reverse) proposals
+            texts = self._writer.proposals(request)  # fill in the middle: insert proposals
         elif lowered.startswith((REFLECT_MARK, MERGE_MARK)):
-            texts = self._reflections(request)
+            texts = self._writer.reflections(request)
         elif _VARIANT_MARK in lowered:
-            texts = self._variants(request)
+            texts = self._writer.variants(request)
         elif "Input:" in prompt and (
             _FORWARD_MARKS[0] in lowered
             or prompt.rstrip().lower().endswith(_FORWARD_MARKS[1])
             or _FORWARD_MARKS[2] in prompt[-120:].lower()
         ):
-            texts = self._proposals(request)
+            texts = self._writer.proposals(request)
         else:
             question = self._question(prompt)
             if question is not None:
@@ -367,86 +357,6 @@ class World:
         else:
             scored = answer_tokens(tokens, mean_logprob, self._unit)
         return Generation(text, reason, scored)
-
-    def _rng(self, request: GenerationRequest) -> random.Random:
-        """Proposals sample: the same prompt asked again gets new samples (deterministic in the
-        order asked), unless temperature is 0 or the request gives a seed."""
-        text = request.prompt + request.suffix
-        if request.temperature == 0 or request.seed is not None:
-            occurrence = 0
-        else:
-            occurrence = self._seen_prompts.get(text, 0)
-            if len(self._seen_prompts) > _KEY_CACHE_LIMIT:
-                self._seen_prompts.clear()
-            self._seen_prompts[text] = occurrence + 1
-        digest = hashlib.blake2b(
-            "\x1f".join((self.seed, text, str(occurrence), str(request.seed))).encode(),
-            digest_size=8,
-        ).digest()
-        return random.Random(int.from_bytes(digest, "big"))
-
-    def _proposal_task(self, prompt: str) -> int | None:
-        votes: dict[int, int] = {}
-        for x, _ in _DEMO.findall(prompt):
-            for t, _e in self._examples_of(x.strip()):
-                votes[t] = votes.get(t, 0) + 1
-        if not votes:
-            return None
-        return max(votes, key=lambda t: (votes[t], -t))
-
-    def _proposals(self, request: GenerationRequest) -> list[str]:
-        rng = self._rng(request)
-        t = self._proposal_task(request.prompt + request.suffix)
-        cores = self.tasks[t].cores if t is not None else cores_of(None, None)
-        texts = []
-        for _ in range(request.n):
-            text = proposal_text(cores, rng)
-            # written from the demos: a variant written later with the same words is not its
-            # parent's (the quality of a proposal is its own, scored yet or not)
-            self._derived.fixed.add(self.key(text))
-            if t is not None:
-                self._origin.setdefault(self.key(text), t)
-            if request.api == "completions":
-                completed = completion_form(text, rng)
-                if request.suffix:  # "I instructed my friend to" + the verb phrase
-                    completed = " " + completed.removeprefix(" to ")
-                self._derived.fixed.add(self.key(completed))
-                if t is not None:
-                    self._origin.setdefault(self.key(completed), t)
-                texts.append(completed)
-            else:
-                texts.append(decorate(text, rng))
-        return texts
-
-    def _variants(self, request: GenerationRequest) -> list[str]:
-        prompt = request.prompt
-        start = prompt.find("Input:")
-        end = prompt.rfind("Output:")
-        if start < 0 or end <= start:
-            return [GENERIC_ANSWER] * request.n
-        parent = prompt[start + len("Input:") : end].strip()
-        rng = self._rng(request)
-        texts = []
-        for _ in range(request.n):
-            child = variant_text(parent, rng)
-            self.register_variant(child, parent)
-            texts.append((" " if request.api == "completions" else "") + child)
-        return texts
-
-    def _reflections(self, request: GenerationRequest) -> list[str]:
-        """Reflections (one parent, the wrong answers shown) or merges (two parents)."""
-        rng, texts = self._rng(request), []
-        reflection, merge = read_reflection(request.prompt), read_merge(request.prompt)
-        for _ in range(request.n if reflection or merge else 0):
-            if reflection is not None:
-                child = reflection_text(*reflection, rng)
-                self.register_derived(child, "reflect", reflection[:1], len(reflection[1]))
-                texts.append(reflection_answer(child, reflection[1], rng, request.api))
-            elif merge is not None:
-                child = merge_text(*merge, rng)
-                self.register_derived(child, "merge", merge)
-                texts.append(merge_answer(child, rng, request.api))
-        return texts or [GENERIC_ANSWER] * request.n
 
     def _answers(self, request: GenerationRequest, question: _Question) -> list[Generation]:
         located = self._locate(question)
