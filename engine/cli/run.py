@@ -29,6 +29,7 @@ from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
 from engine.ui.html_report import write_html
+from engine.ui.output import output_console
 from engine.ui.progress import ProgressDisplay
 from engine.ui.report import render_report
 
@@ -136,7 +137,7 @@ def run_prepared(
     ui: Display | None = None,
     html: str | None = None,
 ) -> int:
-    console = console or Console()
+    console = console or output_console()
     config = prepared.config
 
     def say(text: str) -> None:
@@ -229,7 +230,7 @@ def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool, html: str | Non
     """`run_prepared`, with the live terminal UI when `tui` (shared by run and resume)."""
     if not tui or dry_run:
         return run_prepared(prepared, dry_run=dry_run, html=html)
-    console = Console()
+    console = output_console()
     with make_ui(console) as ui:
         return run_prepared(prepared, console=console, ui=ui, html=html)
 

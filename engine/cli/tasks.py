@@ -13,6 +13,7 @@ from engine.task.load import load_task
 from engine.task.loaders import FORMATS
 from engine.task.split import split_task
 from engine.task.types import Task
+from engine.ui.output import output_console
 
 __all__ = ["add_arguments", "main"]
 
@@ -82,7 +83,7 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console()
+    console = output_console()
     if args.path is None:
         _list_builtins(console, args.seed)
         return 0
