@@ -63,27 +63,39 @@ SUFFIXES = (
     " Use the same format as the examples.",
 )
 _TO_PREFIXES = ("read the input and ", "look at the input and ", "carefully ")
+# Phrases that say the same in the same place of a sentence, swapped either way: a verb for a
+# verb ("write" -> "give"), a noun phrase for a noun phrase ("the output" -> "the result"); a
+# word that is a verb in one wording and a noun in another ("output") is never swapped, and a
+# phrase is swapped only where the other reads right ("the two" -> "both", but not after "of").
 _SYNONYMS = (
     ("write", "give"),
-    ("write", "output"),
     ("write", "state"),
     ("answer with", "reply with"),
     ("answer with", "respond with"),
-    ("given", "provided"),
+    ("the output", "the result"),
     ("number", "value"),
     ("numbers", "values"),
     ("the two", "both"),
-    ("first", "initial"),
-    ("backwards", "in reverse"),
+    ("first letter", "initial letter"),
+    ("backwards", "in reverse order"),
     ("larger", "bigger"),
     ("letters", "characters"),
     ("add", "sum up"),
     ("word", "term"),
     ("separated by", "split by"),
 )
-_SYNONYM_PATTERNS = tuple(
-    (re.compile(rf"\b{re.escape(a)}\b", re.IGNORECASE), b) for a, b in _SYNONYMS
-) + tuple((re.compile(rf"\b{re.escape(b)}\b", re.IGNORECASE), a) for a, b in _SYNONYMS)
+_NOT_AFTER = {"the two": "of "}  # "the larger of both numbers" is not English
+
+
+def _phrase(text: str) -> re.Pattern[str]:
+    before = _NOT_AFTER.get(text)
+    guard = f"(?<!{re.escape(before)})" if before else ""
+    return re.compile(rf"{guard}\b{re.escape(text)}\b", re.IGNORECASE)
+
+
+_SYNONYM_PATTERNS = tuple((_phrase(a), b) for a, b in _SYNONYMS) + tuple(
+    (_phrase(b), a) for a, b in _SYNONYMS
+)
 
 
 def instruction_key(text: str) -> str:
@@ -183,23 +195,34 @@ def variant_text(parent: str, rng: random.Random) -> str:
     for _ in range(1 + (rng.random() < 0.4)):
         roll = rng.random()
         if roll < 0.45:
-            text = _swap_synonym(text, rng)
+            swapped = _swap_synonym(text, rng)
+            text = text if _repeats(swapped) else swapped
         elif roll < 0.65:
             present = [p for p in _PREFIXES if text.startswith(p)]
             if present:
                 text = _upper_first(text[len(present[0]) :])
-            else:
+            elif not text.startswith("Given "):  # "Please given a word, ..." is not English
                 prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
                 text = prefix + _lower_first(text)
         elif roll < 0.85:
             present = [s for s in SUFFIXES if text.endswith(s)]
-            if present:
-                text = text[: -len(present[0])]
-            else:
-                text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
+            text = text[: -len(present[0])] if present else _with_suffix(text, rng)
         else:
-            text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
+            text = _with_suffix(text, rng)
     if instruction_key(text) == instruction_key(parent):
-        suffixes = [s for s in SUFFIXES if s not in text]
-        text = text + (suffixes[rng.randrange(len(suffixes))] if suffixes else " Thank you.")
+        text = _with_suffix(text, rng, closing=" Thank you.")
     return text
+
+
+def _repeats(text: str) -> bool:
+    """Whether a sentence of `text` is said twice ("Answer with the result only." after a
+    swap made the other closing sentence it)."""
+    sentences = [s.strip().lower() for s in text.split(".") if s.strip()]
+    return len(sentences) != len(set(sentences))
+
+
+def _with_suffix(text: str, rng: random.Random, closing: str = "") -> str:
+    """`text` with one more closing sentence, one it does not say already (`closing` when it
+    says them all)."""
+    absent = [s for s in SUFFIXES if s not in text]
+    return text + (absent[rng.randrange(len(absent))] if absent else closing)
