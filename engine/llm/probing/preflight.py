@@ -5,15 +5,17 @@ fails at once with what to do, instead of after a minute of retries counted as f
 Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
 that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
 a stop sequence, two choices), which also teaches the client the endpoint's dialect
-(`engine.llm.protocol.dialect`) before any call that counts. Its retries are few and short: a
-server that cannot answer a one-token call now will not answer a study.
+(`engine.llm.protocol.dialect`) before any call that counts. What no retry can fix -- a refused
+key, an unknown model, a request the server will not take -- is not retried and ends the check
+at once. A transient error (500, 502, 503, 529, a timeout) is retried as the study's calls are
+(the client's retry policy): a flaky server that would serve the study is not refused before
+it starts, and one that stays down is refused saying the error is probably transient.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -26,11 +28,9 @@ from engine.llm.errors import LLMError, RequestRejectedError
 from engine.llm.probing.capabilities import Probed
 from engine.llm.protocol.classification import classify_response, redact
 from engine.llm.protocol.dialect import Adapting
-from engine.llm.retry import RetryPolicy
 
 __all__ = ["Checked", "Preflight", "list_models", "preflight"]
 
-_QUICK = RetryPolicy(max_attempts=2, base_delay_s=0.2, max_delay_s=0.5)
 _GET_TIMEOUT_S = 5.0
 _SAY_OK = [{"role": "user", "content": "Say OK."}]
 
@@ -38,7 +38,7 @@ _SAY_OK = [{"role": "user", "content": "Say OK."}]
 class Checked(Probed, Protocol):
     """What the preflight asks of an endpoint's client (`LLMClient` is one), beyond a probe's:
     where the endpoint is and how its key is given, the headers for a request outside the
-    transport, a retry policy for the block, and the dialect learned."""
+    transport, and the dialect learned."""
 
     config: EndpointConfig
 
@@ -49,8 +49,6 @@ class Checked(Probed, Protocol):
     def adapting(self) -> Adapting: ...
 
     def auth_headers(self) -> dict[str, str]: ...
-
-    def retry_policy(self, policy: RetryPolicy) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +141,10 @@ async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Pre
     models = await list_models(client)
     started = time.perf_counter()
     try:
-        with client.retry_policy(_QUICK):
-            if api == "completions":
-                await client.complete("Say OK:", max_tokens=1, temperature=0.0, stop=["\n"], n=2)
-            else:
-                await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+        if api == "completions":
+            await client.complete("Say OK:", max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+        else:
+            await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
     except LLMError as error:
         raise _explained(client, error, models) from None
     return Preflight(
@@ -166,6 +163,11 @@ def _explained(client: Checked, error: LLMError, models: tuple[str, ...] | None)
     model = client.config.model
     if error.status == 401:
         message += f" (sent {_key_source(client)})"
+    if error.retryable:  # retried as a study's call is, and it failed every time
+        message += (
+            "; this is probably transient (the server failed every attempt of a call, as a "
+            "study's calls are retried): try again in a moment, or check the server's health"
+        )
     if isinstance(error, RequestRejectedError) and models and model not in models:
         close = difflib.get_close_matches(model, models, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
