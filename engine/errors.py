@@ -11,6 +11,7 @@ __all__ = [
     "EndpointError",
     "EngineError",
     "JournalError",
+    "ScorerError",
 ]
 
 
@@ -28,6 +29,12 @@ class DatasetError(EngineError):
 
 class JournalError(EngineError):
     """A journal cannot be written, replayed, or belongs to another study."""
+
+
+class ScorerError(EngineError):
+    """The user's own code -- a metric or a custom scorer -- raised, or returned something other
+    than a number in [0, 1]. It is not the endpoint's failure: the study stops at the first one,
+    and the message names the example it was scoring."""
 
 
 class EndpointError(EngineError):

@@ -26,18 +26,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.app.execute import execute
 from engine.app.prepare import prepare
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ScorerError
 from engine.llm.protocol.results import Completion
 from engine.propose import Templates, load_templates
 from engine.settings import StudyConfig
 from engine.study.result import StudyResult
-from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction
+from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction, example_text
 from engine.task import Example, Task
 
 __all__ = ["Endpoint", "optimize", "optimize_async"]
@@ -96,8 +97,31 @@ def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None)
     return Task(f"examples-{digest[:8]}", examples, metric, human_instruction=human)
 
 
+def _check_metric(metric: Metric) -> None:
+    """A metric that cannot take ``(answer, example)`` is refused before any call."""
+    try:
+        signature = inspect.signature(metric)
+    except (TypeError, ValueError):  # a builtin or an extension with no signature: try it
+        return
+    try:
+        signature.bind("answer", Example(input="", outputs=("",)))
+    except TypeError:
+        raise ConfigError(
+            f"metric {_name(metric)}: must take two arguments, (answer, example), and return a "
+            f"number in [0, 1] (it takes {signature})"
+        ) from None
+
+
+def _name(function: Any) -> str:
+    return str(getattr(function, "__name__", type(function).__name__))
+
+
 def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunction:
-    """Execution accuracy with `metric(answer, example)` in place of a named metric."""
+    """Execution accuracy with `metric(answer, example)` in place of a named metric. The metric
+    raising or returning something other than a number in [0, 1] is a `ScorerError` naming the
+    example (the study stops there), never a failed call of the endpoint."""
+    _check_metric(metric)
+    name = _name(metric)
 
     async def scorer(instruction: str, example: Example, client: Any) -> float:
         prompt = templates.scoring.format(instruction=instruction, input=example.input)
@@ -108,7 +132,20 @@ def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunct
         else:
             messages = [{"role": "user", "content": prompt}]
             answer = await client.chat(messages, stop=list(SCORING_STOP), **kwargs)
-        return float(metric(answer.text.strip(), example))
+        try:
+            value = metric(answer.text.strip(), example)
+        except Exception as error:
+            raise ScorerError(
+                f"metric {name} raised {type(error).__name__}: {error} -- on "
+                f"{example_text(example)}, answer {answer.text.strip()!r}; fix the metric and "
+                "run again"
+            ) from error
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ScorerError(
+                f"metric {name} returned {value!r} on {example_text(example)}; it must return "
+                "a number in [0, 1]"
+            )
+        return float(value)
 
     scorer.__qualname__ = getattr(metric, "__qualname__", "metric")
     scorer.__module__ = getattr(metric, "__module__", None) or "__main__"
