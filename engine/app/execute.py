@@ -26,7 +26,7 @@ from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
 from engine.errors import ConfigError, EngineError
 from engine.llm.client import LLMClient
-from engine.llm.endpoint import EndpointConfig
+from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.pacing.limiter import RateLimiter
 from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.preflight import preflight
@@ -50,7 +50,7 @@ from engine.study.settings import StudySettings, Throughput
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 
-__all__ = ["LimiterFor", "endpoints_json", "execute", "open_study", "run_study"]
+__all__ = ["LimiterFor", "check_keys", "endpoints_json", "execute", "open_study", "run_study"]
 
 #: Supplies the limiter of each endpoint's client (the service shares one per endpoint among
 #: its studies); None, or a None answer, gives the client its own.
@@ -197,6 +197,27 @@ async def _clients(
     return _Roles(target, proposal, judge, clients, tuple(pools), apis)
 
 
+def check_keys(prepared: Prepared) -> None:
+    """Read every key and header value the study's clients will read (a variable, a file), as
+    opening them does, and raise the `ConfigError` opening them would: a `--dry-run` refuses
+    what the run would, and a run refuses it before starting anything."""
+    config = prepared.config
+    here = "http://127.0.0.1"  # the in-process server's URL is not known yet, and not needed
+    base_url = config.target.base_url or here
+    targets = role_endpoints("target", config.target, config.target, base_url) or ()
+    roles: list[tuple[tuple[Endpoint, ...], Role]] = [(targets, config.target)]
+    proposals = role_endpoints("proposal", config.proposal, config.target, base_url)
+    if proposals is not None:
+        roles.append((proposals, config.proposal))
+    judge = _judge(config, base_url)
+    if judge is not None:
+        roles.append(((judge,), config.judge))
+    for endpoints, role in roles:
+        whole = effective(role, config.target)
+        for one in endpoints:
+            load_api_key(endpoint_config(one, whole, config.throughput))
+
+
 def where(settings: tuple[Endpoint, ...]) -> str:
     """A role's endpoints as the response cache keys them: one URL, or every URL, sorted (a
     pool's answers are kept apart from those of any one of its servers)."""
@@ -303,6 +324,7 @@ async def _setup(
     limiter_for: LimiterFor | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
+    check_keys(prepared)  # before the in-process server starts: nothing to undo
     base_url = await _base_url(stack, prepared, say)
     roles = await _clients(stack, prepared, base_url, limiter_for)
     for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds

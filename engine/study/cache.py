@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from engine.errors import setting_value
 from engine.llm.pacing.limiter import RateLimiter
 from engine.propose import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
 from engine.study.legacy import V2_ORIGINS
@@ -157,7 +158,8 @@ class ResponseCache:
             self._reported = True
             self._say(
                 f"response cache {str(self.path)!r}: {doing} ({error}); the study goes on "
-                "without it (check the disk, or give another --cache file, or --no-cache)"
+                f"without it (check the disk, or give another {setting_value('cache', 'FILE')}, "
+                f"or {setting_value('no_cache', 'true')})"
             )
         self.close()
 

@@ -15,7 +15,8 @@ what is in flight and evaluates the winner, the runner-up and the human instruct
 held-out test pool. When its journal cannot be written (a full disk), it stops at once, makes no
 further call, and `run()` raises that `JournalError`: the journal, whole up to its last line,
 resumes once the cause is fixed. The same when the user's own metric or scorer fails (a
-`ScorerError`, never counted as a failed call): at the first example, `run()` raises it. Reference: APE (Zhou et al., ICLR 2023), section 3.
+`ScorerError`, never counted as a failed call): at the first example, `run()` raises it.
+Reference: APE (Zhou et al., ICLR 2023), section 3.
 """
 
 from __future__ import annotations

@@ -101,8 +101,10 @@ async def test_the_async_entry_takes_a_scorer_and_an_endpoint_value() -> None:
 
 
 def test_examples_without_an_endpoint_are_refused_with_how_to_give_one() -> None:
-    with pytest.raises(ConfigError, match="--backend sim"):
+    """In Python, by the keywords `optimize` takes: never a command line's flags."""
+    with pytest.raises(ConfigError, match='backend="sim"') as refused:
         optimize([{"input": "a", "output": "b"}] * 3)
+    assert "base_url=URL, model=NAME" in str(refused.value) and "--" not in str(refused.value)
 
 
 def test_a_bad_example_names_its_index() -> None:

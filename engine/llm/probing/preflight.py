@@ -22,11 +22,11 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import orjson
 
-from engine.errors import EndpointError
+from engine.errors import EndpointError, role_setting, setting
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.errors import LLMError, RequestRejectedError
 from engine.llm.probing.capabilities import Probed
-from engine.llm.protocol.classification import classify_response, redact
+from engine.llm.protocol.classification import classify_response, key_settings, redact
 from engine.llm.protocol.dialect import Adapting
 
 __all__ = ["Checked", "Preflight", "list_models", "preflight"]
@@ -75,6 +75,10 @@ def _where(client: Checked) -> str:
     return f"endpoint {client.name!r} at {client.config.base_url}"
 
 
+def _base_url(client: Checked) -> str:
+    return setting(role_setting(client.name, "base_url"))
+
+
 def _key_source(client: Checked) -> str:
     config = client.config
     if config.api_key_env:
@@ -88,6 +92,20 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
     """The model ids ``GET /models`` lists, or None when the server has no such route. Raises
     an `EndpointError` saying what to do when the server is not reachable, refuses the key, or
     answers with something that is not JSON."""
+    return (await _listing(client)).models
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """What ``GET /models`` answered: the models listed (None: no such route), and the message
+    of a 400 -- a request with no parameters cannot be a bad one, and it is how a gateway
+    (LiteLLM) answers a key it refuses."""
+
+    models: tuple[str, ...] | None
+    refused: str | None = None
+
+
+async def _listing(client: Checked) -> _Listing:
     url = client.config.base_url.rstrip("/") + "/models"
     timeout = aiohttp.ClientTimeout(total=_GET_TIMEOUT_S, connect=client.config.connect_timeout_s)
     try:
@@ -101,7 +119,7 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
         raise EndpointError(
             f"{_where(client)}: cannot connect ({redact(str(error), client.secret) or type(error).__name__}) "
-            "-- is the server running? Check the host and port of base_url",
+            f"-- is the server running? Check the host and port of {_base_url(client)}",
             endpoint=client.name,
             code="unreachable",
         ) from None
@@ -112,9 +130,14 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
         raise EndpointError(
             f"{failure} (sent {_key_source(client)})", endpoint=client.name, code="unauthorized"
         )
+    if status == 400:
+        failure = classify_response(
+            status, body, headers, endpoint=client.name, secret=client.secret, url=url
+        )
+        return _Listing(None, str(failure).partition(" -- ")[0])
     if status >= 400:
-        return None  # no /models here (llama.cpp's older servers, gateways): the call decides
-    return _model_ids(client, body, kind)
+        return _Listing(None)  # no /models here (llama.cpp's older servers): the call decides
+    return _Listing(_model_ids(client, body, kind))
 
 
 def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | None:
@@ -124,8 +147,8 @@ def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | Non
         shown = redact(body[:80].decode("utf-8", "replace"), client.secret)
         raise EndpointError(
             f"{_where(client)}: GET /models answered {kind or 'a body'} that is not JSON "
-            f"({shown!r}...): this URL is not an OpenAI-compatible API -- check base_url (where "
-            "/chat/completions lives, usually ending in /v1)",
+            f"({shown!r}...): this URL is not an OpenAI-compatible API -- check "
+            f"{_base_url(client)} (where /chat/completions lives, usually ending in /v1)",
             endpoint=client.name,
             code="not_an_llm_server",
         ) from None
@@ -138,7 +161,8 @@ def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | Non
 async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Preflight:
     """Check `client`'s endpoint with ``GET /models`` and one tiny call of `api`; raise an
     `EndpointError` naming the endpoint and the fix when the study could not run on it."""
-    models = await list_models(client)
+    listing = await _listing(client)
+    models = listing.models
     started = time.perf_counter()
     try:
         if api == "completions":
@@ -146,7 +170,7 @@ async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Pre
         else:
             await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
     except LLMError as error:
-        raise _explained(client, error, models) from None
+        raise _explained(client, error, listing) from None
     return Preflight(
         endpoint=client.name,
         base_url=client.config.base_url,
@@ -157,12 +181,19 @@ async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Pre
     )
 
 
-def _explained(client: Checked, error: LLMError, models: tuple[str, ...] | None) -> EndpointError:
-    """`error` as the preflight's verdict, with what the server lists when the model is off."""
+def _explained(client: Checked, error: LLMError, listing: _Listing) -> EndpointError:
+    """`error` as the preflight's verdict, with what the server lists when the model is off,
+    and the key to check when ``GET /models`` was refused too."""
     message = f"preflight: {error}"
-    model = client.config.model
+    model, models = client.config.model, listing.models
     if error.status == 401:
         message += f" (sent {_key_source(client)})"
+    elif listing.refused is not None and error.status == 400:
+        message += (
+            f"; GET /models was refused too ({listing.refused}): a gateway such as LiteLLM "
+            f"answers 400 to a key it refuses -- check the key ({key_settings(client.name)}; "
+            f"sent {_key_source(client)})"
+        )
     if error.retryable:  # retried as a study's call is, and it failed every time
         message += (
             "; this is probably transient (the server failed every attempt of a call, as a "
