@@ -12,7 +12,9 @@ function, endpoints as values; the result back.
     print(result.winner.instruction, result.winner.test_score, result.winner.test_ci)
 
 `optimize` runs the study to its end (from a notebook too: it runs on a thread of its own when
-an event loop is running already); `optimize_async` is the same coroutine for code that has a
+an event loop is running already), saying on standard error what it does: where its calls go,
+the journal it writes and the response cache it reads (under ``.ape/`` in the working
+directory by default) and how many answers that cache gave; `optimize_async` is the same coroutine for code that has a
 loop. Every other setting of `StudyConfig` is a keyword (``budget_scoring_calls=2000``,
 ``concurrency=64``, ``backend="sim"``, ...). A role may run on several endpoints serving one
 model -- replicas, or two keys with their own limits -- given as a list::
@@ -27,11 +29,12 @@ import asyncio
 import concurrent.futures
 import hashlib
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.app.execute import execute
+from engine.app.execute import cache_path, execute
 from engine.app.prepare import prepare
 from engine.errors import ConfigError, ScorerError
 from engine.llm.protocol.results import Completion
@@ -84,6 +87,15 @@ def _example(item: Example | Mapping[str, Any], index: int) -> Example:
         choices=tuple(str(c) for c in choices) if choices else None,
         key=str(index + 1),
     )
+
+
+def print_line(line: str) -> None:
+    """A line of what the study does, on standard error (a notebook shows it under the cell)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet(line: str) -> None:
+    return None
 
 
 def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None) -> Task:
@@ -225,13 +237,20 @@ async def optimize_async(
     metric: str | Metric | None = None,
     scorer: ScorerFunction | None = None,
     human_instruction: str | None = None,
-    say: Callable[[str], None] = lambda _: None,
+    say: Callable[[str], None] | None = print_line,
     **settings: Any,
 ) -> StudyResult:
     """Find the best instruction for `task` -- a built-in name or a file, a `Task`, or examples
     (dicts with ``input`` and ``output``, or `Example` values) -- and return the result.
     `metric` is a metric's name or ``(answer, example) -> float in [0, 1]``; `scorer` an
-    ``async (instruction, example, client) -> float`` that replaces scoring whole."""
+    ``async (instruction, example, client) -> float`` that replaces scoring whole.
+
+    What it does is said line by line to `say` (standard error by default; None: nothing):
+    where the calls go, the journal it writes (``.ape/journals/`` in the working directory,
+    unless ``journal=`` names one), the response cache it reads and writes
+    (``.ape/cache.sqlite3``, unless ``cache=`` names one, or ``no_cache=True``), and how many
+    answers came from that cache rather than the model."""
+    say = say or _quiet
     value = None if isinstance(task, str) else _task(task, human_instruction)
     config_settings = {**_endpoint_settings(target, proposal), **settings}
     if isinstance(metric, str):
@@ -244,7 +263,14 @@ async def optimize_async(
         config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"
     config = StudyConfig.of(task=task if isinstance(task, str) else "", **config_settings)
     prepared = prepare(config, task=value, scorer=function)
-    return await execute(prepared, say=say)
+    result = await execute(prepared, say=say)
+    if result.spend.cached_calls:
+        say(
+            f"{result.spend.cached_calls:,} answers came from the response cache "
+            f"{cache_path(prepared.config.outputs)} (asked before, not paid again); "
+            "no_cache=True asks the model again"
+        )
+    return result
 
 
 def optimize(

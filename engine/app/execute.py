@@ -24,7 +24,7 @@ from engine.app.endpoints import effective, header_items, remote, role_endpoints
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
-from engine.errors import ConfigError, EngineError
+from engine.errors import ConfigError, EngineError, setting_value
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.pacing.limiter import RateLimiter
@@ -50,7 +50,15 @@ from engine.study.settings import StudySettings, Throughput
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 
-__all__ = ["LimiterFor", "check_keys", "endpoints_json", "execute", "open_study", "run_study"]
+__all__ = [
+    "LimiterFor",
+    "cache_path",
+    "check_keys",
+    "endpoints_json",
+    "execute",
+    "open_study",
+    "run_study",
+]
 
 #: Supplies the limiter of each endpoint's client (the service shares one per endpoint among
 #: its studies); None, or a None answer, gives the client its own.
@@ -229,10 +237,19 @@ def _cache(
 ) -> ResponseCache | None:
     if outputs.no_cache:
         return None
-    path = Path(outputs.cache) if outputs.cache else DEFAULT_STATE_DIR / CACHE_FILE
+    path = cache_path(outputs)
     cache = ResponseCache(path, max_mb=outputs.cache_max_mb, say=say)
     stack.callback(cache.close)
+    say(
+        f"response cache: {path} (a request made before is answered from it, free; "
+        f"{setting_value('no_cache', 'true')} asks the model again)"
+    )
     return cache
+
+
+def cache_path(outputs: Outputs) -> Path:
+    """Where the response cache is: the one named, else .ape/cache.sqlite3 here."""
+    return Path(outputs.cache) if outputs.cache else DEFAULT_STATE_DIR / CACHE_FILE
 
 
 def _role_json(settings: tuple[Endpoint, ...]) -> dict[str, Any]:
