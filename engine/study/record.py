@@ -39,7 +39,7 @@ from engine.study.journal import Replay
 from engine.study.scheduler import study_policy, user_candidates_in
 from engine.study.settings import StudySettings
 from engine.study.state import StudyState
-from engine.study.views import ranked_arms, state_of_arm
+from engine.study.views import final_state_of_arm, ranked_arms
 from engine.task.split import Splits
 
 __all__ = [
@@ -291,7 +291,7 @@ def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
                 mean=float(stats.mean),
                 lower=float(stats.lower),
                 upper=float(stats.upper),
-                state=state_of_arm(state, arm.index),
+                state=final_state_of_arm(state, arm.index),
             )
         )
     return tuple(rows)

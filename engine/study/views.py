@@ -20,7 +20,15 @@ from engine.study.snapshot import (
 )
 from engine.study.state import StudyState
 
-__all__ = ["arm_state", "ranked", "ranked_arms", "result", "snapshot", "state_of_arm"]
+__all__ = [
+    "arm_state",
+    "final_state_of_arm",
+    "ranked",
+    "ranked_arms",
+    "result",
+    "snapshot",
+    "state_of_arm",
+]
 
 _SHOWN: frozenset[str] = frozenset({"leader", "active", "eliminated", "complete", "dropped"})
 
@@ -34,6 +42,14 @@ def state_of_arm(state: StudyState, arm: int) -> ArmState:
         return "dropped"
     shown = state.policy.stats(arm).state
     return shown if shown in _SHOWN else "active"
+
+
+def final_state_of_arm(state: StudyState, arm: int) -> str:
+    """An arm's state as the result and the record read it: once the search has ended, an arm
+    it left active reads "open" (nothing is active any more, and it was not eliminated)."""
+    shown = state_of_arm(state, arm)
+    ended = state.status in ("stopping", "finished", "failed", "cancelled")
+    return "open" if shown == "active" and ended else shown
 
 
 def ranked(shared: Shared) -> list[int]:
@@ -230,7 +246,7 @@ def result(
                 lower=float(stats.lower),
                 upper=float(stats.upper),
                 pulls=int(stats.count),
-                state=arm_state(shared, arm.index),
+                state=final_state_of_arm(shared.state, arm.index),
             )
         )
     n = len(shared.setup.splits.scoring)
