@@ -15,12 +15,12 @@ from engine.sim.phrasing import cores_of, proposal_text, variant_text
 from engine.task.builtin import builtin_task, builtin_task_names
 
 #: What garbled wordings look like: a verb after an article or a possessive, a phrase where it
-#: does not fit, a lead-in glued to a "Given ..." clause.
+#: does not fit ("provided two numbers", "of both"), a lead-in glued to a "Given ..." clause.
 GARBLED = (
     r"\b(the|a|an|its|their|into the)\s+(write|give|state|add|reply|respond)\b",
     r"\bof both\b",
     r"\b(please|carefully|to|and|is to)\s+(given|provided)\b",
-    r"\bprovided\b",
+    r"\bprovided\b(?! with)",
     r"\binitial\b(?! letter)",
     r"\bbackwards order\b",
     r"\bin reverse order order\b",
