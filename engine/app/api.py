@@ -14,10 +14,11 @@ function, endpoints as values; the result back.
 `optimize` runs the study to its end (from a notebook too: it runs on a thread of its own when
 an event loop is running already), saying on standard error what it does: where its calls go,
 the journal it writes and the response cache it reads (under ``.ape/`` in the working
-directory by default) and how many answers that cache gave; `optimize_async` is the same coroutine for code that has a
-loop. Every other setting of `StudyConfig` is a keyword (``budget_scoring_calls=2000``,
-``concurrency=64``, ``backend="sim"``, ...). A role may run on several endpoints serving one
-model -- replicas, or two keys with their own limits -- given as a list::
+directory by default) and how many answers that cache gave. `optimize_async` is the same
+coroutine for code that has a loop. Every other setting of `StudyConfig` is a keyword
+(``budget_scoring_calls=2000``, ``concurrency=64``, ``backend="sim"``, ...). A role may run on
+several endpoints serving one model -- replicas, or two keys with their own limits -- given as
+a list::
 
     optimize(examples, target=[Endpoint("llama-8b", "http://gpu-a:8000/v1", rpm=600),
                                Endpoint("llama-8b", "http://gpu-b:8000/v1", rpm=600)], ...)

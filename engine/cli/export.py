@@ -1,8 +1,8 @@
 """`ape-engine export JOURNAL|ID --csv|--jsonl|--format csv|tsv|jsonl|json`: a study's answers
 as rows, for a spreadsheet or a dataframe: one row per (candidate, example) scored on the
 scoring pool and per (instruction, example) of the evaluation on the test pool, each with its
-candidate's text, mean and interval; `--candidates` writes one row per candidate instead. Inputs and expected
-outputs are filled in when the study's task loads as it was."""
+candidate's text, mean and interval; `--candidates` writes one row per candidate instead.
+Inputs and expected outputs are filled in when the study's task loads as it was."""
 
 from __future__ import annotations
 

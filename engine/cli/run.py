@@ -220,9 +220,10 @@ def runs_on(prepared: Prepared) -> str:
     ends = endpoints_json(prepared)
     target, proposal = ends["target"], ends["proposal"]
     came = prepared.from_environment
+    shared = came if proposal.get("base_url") == target.get("base_url") else ()
     return (
         f"{ends['backend']}; target {target['model']!r} at {_where(target, came)}; "
-        f"proposals {proposal['model']!r} at {_where(proposal, came)}"
+        f"proposals {proposal['model']!r} at {_where(proposal, shared)}"
     )
 
 
