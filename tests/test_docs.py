@@ -54,3 +54,14 @@ def test_every_setting_has_help_a_range_where_numeric_and_an_owner() -> None:
             assert " to " in one.range, (one.path, one.range)  # bounded on both sides
         if one.owner == "operator":
             assert one.why, one.path  # what a service request is told
+
+
+def test_the_benchmarks_describe_the_machine_by_its_load_not_by_who_used_it() -> None:
+    """A benchmark's "Machine:" says what the machine is and how loaded (its load average),
+    never who else was at work on it."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    machines = re.findall(r"Machine:(.*?)(?:\n- |\n\n|Command:)", text, re.DOTALL)
+    assert len(machines) >= 10
+    for machine in machines:
+        said = " ".join(machine.split())
+        assert not re.search(r"\b(agents?|helpers?|colleagues|other (people|users))\b", said), said

@@ -12,10 +12,13 @@ function, endpoints as values; the result back.
     print(result.winner.instruction, result.winner.test_score, result.winner.test_ci)
 
 `optimize` runs the study to its end (from a notebook too: it runs on a thread of its own when
-an event loop is running already); `optimize_async` is the same coroutine for code that has a
-loop. Every other setting of `StudyConfig` is a keyword (``budget_scoring_calls=2000``,
-``concurrency=64``, ``backend="sim"``, ...). A role may run on several endpoints serving one
-model -- replicas, or two keys with their own limits -- given as a list::
+an event loop is running already), saying on standard error what it does: where its calls go,
+the journal it writes and the response cache it reads (under ``.ape/`` in the working
+directory by default) and how many answers that cache gave. `optimize_async` is the same
+coroutine for code that has a loop. Every other setting of `StudyConfig` is a keyword
+(``budget_scoring_calls=2000``, ``concurrency=64``, ``backend="sim"``, ...). A role may run on
+several endpoints serving one model -- replicas, or two keys with their own limits -- given as
+a list::
 
     optimize(examples, target=[Endpoint("llama-8b", "http://gpu-a:8000/v1", rpm=600),
                                Endpoint("llama-8b", "http://gpu-b:8000/v1", rpm=600)], ...)
@@ -26,18 +29,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.app.execute import execute
+from engine.app.execute import cache_path, execute
 from engine.app.prepare import prepare
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ScorerError
 from engine.llm.protocol.results import Completion
 from engine.propose import Templates, load_templates
 from engine.settings import StudyConfig
 from engine.study.result import StudyResult
-from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction
+from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction, example_text
 from engine.task import Example, Task
 
 __all__ = ["Endpoint", "optimize", "optimize_async"]
@@ -85,6 +90,15 @@ def _example(item: Example | Mapping[str, Any], index: int) -> Example:
     )
 
 
+def print_line(line: str) -> None:
+    """A line of what the study does, on standard error (a notebook shows it under the cell)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
 def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None) -> Task:
     if isinstance(task, Task):
         return task
@@ -96,8 +110,31 @@ def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None)
     return Task(f"examples-{digest[:8]}", examples, metric, human_instruction=human)
 
 
+def _check_metric(metric: Metric) -> None:
+    """A metric that cannot take ``(answer, example)`` is refused before any call."""
+    try:
+        signature = inspect.signature(metric)
+    except (TypeError, ValueError):  # a builtin or an extension with no signature: try it
+        return
+    try:
+        signature.bind("answer", Example(input="", outputs=("",)))
+    except TypeError:
+        raise ConfigError(
+            f"metric {_name(metric)}: must take two arguments, (answer, example), and return a "
+            f"number in [0, 1] (it takes {signature})"
+        ) from None
+
+
+def _name(function: Any) -> str:
+    return str(getattr(function, "__name__", type(function).__name__))
+
+
 def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunction:
-    """Execution accuracy with `metric(answer, example)` in place of a named metric."""
+    """Execution accuracy with `metric(answer, example)` in place of a named metric. The metric
+    raising or returning something other than a number in [0, 1] is a `ScorerError` naming the
+    example (the study stops there), never a failed call of the endpoint."""
+    _check_metric(metric)
+    name = _name(metric)
 
     async def scorer(instruction: str, example: Example, client: Any) -> float:
         prompt = templates.scoring.format(instruction=instruction, input=example.input)
@@ -108,7 +145,20 @@ def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunct
         else:
             messages = [{"role": "user", "content": prompt}]
             answer = await client.chat(messages, stop=list(SCORING_STOP), **kwargs)
-        return float(metric(answer.text.strip(), example))
+        try:
+            value = metric(answer.text.strip(), example)
+        except Exception as error:
+            raise ScorerError(
+                f"metric {name} raised {type(error).__name__}: {error} -- on "
+                f"{example_text(example)}, answer {answer.text.strip()!r}; fix the metric and "
+                "run again"
+            ) from error
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ScorerError(
+                f"metric {name} returned {value!r} on {example_text(example)}; it must return "
+                "a number in [0, 1]"
+            )
+        return float(value)
 
     scorer.__qualname__ = getattr(metric, "__qualname__", "metric")
     scorer.__module__ = getattr(metric, "__module__", None) or "__main__"
@@ -188,13 +238,20 @@ async def optimize_async(
     metric: str | Metric | None = None,
     scorer: ScorerFunction | None = None,
     human_instruction: str | None = None,
-    say: Callable[[str], None] = lambda _: None,
+    say: Callable[[str], None] | None = print_line,
     **settings: Any,
 ) -> StudyResult:
     """Find the best instruction for `task` -- a built-in name or a file, a `Task`, or examples
     (dicts with ``input`` and ``output``, or `Example` values) -- and return the result.
     `metric` is a metric's name or ``(answer, example) -> float in [0, 1]``; `scorer` an
-    ``async (instruction, example, client) -> float`` that replaces scoring whole."""
+    ``async (instruction, example, client) -> float`` that replaces scoring whole.
+
+    What it does is said line by line to `say` (standard error by default; None: nothing):
+    where the calls go, the journal it writes (``.ape/journals/`` in the working directory,
+    unless ``journal=`` names one), the response cache it reads and writes
+    (``.ape/cache.sqlite3``, unless ``cache=`` names one, or ``no_cache=True``), and how many
+    answers came from that cache rather than the model."""
+    say = say or _quiet
     value = None if isinstance(task, str) else _task(task, human_instruction)
     config_settings = {**_endpoint_settings(target, proposal), **settings}
     if isinstance(metric, str):
@@ -207,7 +264,14 @@ async def optimize_async(
         config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"
     config = StudyConfig.of(task=task if isinstance(task, str) else "", **config_settings)
     prepared = prepare(config, task=value, scorer=function)
-    return await execute(prepared, say=say)
+    result = await execute(prepared, say=say)
+    if result.spend.cached_calls:
+        say(
+            f"{result.spend.cached_calls:,} answers came from the response cache "
+            f"{cache_path(prepared.config.outputs)} (asked before, not paid again); "
+            "no_cache=True asks the model again"
+        )
+    return result
 
 
 def optimize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from engine.errors import setting
 from engine.settings import BackendSettings
 from engine.sim import SimConfig, serve_sim
 from engine.task.types import Task
@@ -42,7 +43,8 @@ async def _local(
     )
     async with serve_local(settings) as server:
         say(
-            f"no --base-url given: started the local model {server.local.model.path.name} "
+            f"no {setting('base_url')} given: started the local model "
+            f"{server.local.model.path.name} "
             f"(llama.cpp) as {model!r} on {server.base_url}"
         )
         yield server.base_url
@@ -54,8 +56,8 @@ async def _simulator(
 ) -> AsyncIterator[str]:
     async with start_simulator(task, backend, seed) as base_url:
         say(
-            f"no --base-url given: started the built-in simulated LLM server (a simulator, not "
-            f"a real model) on {base_url}"
+            f"no {setting('base_url')} given: started the built-in simulated LLM server (a "
+            f"simulator, not a real model) on {base_url}"
         )
         yield base_url
 

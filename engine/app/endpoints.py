@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, setting, setting_value, setting_values
 from engine.settings import BackendSettings, Endpoint, Role
 from engine.task.builtin import BUILTIN_TASKS
 
@@ -64,11 +64,12 @@ def _token_like(value: str) -> bool:
 
 
 def _no_endpoint(task: str) -> ConfigError:
+    model = setting_values(("base_url", "URL"), ("model", "NAME"), ("api_key_env", "VAR"))
     return ConfigError(
         f"task {task!r} is not a built-in task and no endpoint is given. Point it at a model: "
-        "--base-url URL --model NAME [--api-key-env VAR] (or set OPENAI_BASE_URL and "
-        "OPENAI_API_KEY); or run a GGUF model on this machine: --backend local; or ask for the "
-        "simulator explicitly: --backend sim (a simulator, not a model: its scores say nothing "
+        f"{model} (or set OPENAI_BASE_URL and OPENAI_API_KEY); or run a GGUF model on this "
+        f"machine: {setting_value('backend', 'local')}; or ask for the simulator explicitly: "
+        f"{setting_value('backend', 'sim')} (a simulator, not a model: its scores say nothing "
         "about your task)"
     )
 
@@ -144,11 +145,12 @@ def check_key_names(roles: Roles) -> None:
             tables.append((f"{listed}[{index}].headers", entry.headers))
     for field, name in names:
         if name and looks_like_key(name):
+            named = setting(field)
             raise ConfigError(
-                f"{field}: takes the name of an environment variable (like OPENAI_API_KEY), "
+                f"{named}: takes the name of an environment variable (like OPENAI_API_KEY), "
                 "and the value given looks like a key itself (not printed here). Put the key in "
-                f"a variable -- export MY_KEY=... -- and give {field} = MY_KEY, or give a file "
-                f"with {field.replace('_env', '_file')}"
+                f"a variable -- export MY_KEY=... -- and give {setting_value(field, 'MY_KEY')}, "
+                f"or give a file with {setting(field.replace('_env', '_file'))}"
             )
     for field, headers in tables:
         for name, value in (headers or {}).items():
@@ -193,14 +195,14 @@ def _check_lists(roles: Roles) -> None:
     for role_name, role in roles.items():
         single, listed = _flat(role_name, "base_url"), _flat(role_name, "endpoints")
         if role.api_key_env is not None and role.api_key_file is not None:
-            key = _flat(role_name, "api_key_env")
+            key = setting(_flat(role_name, "api_key_env"))
             raise ConfigError(
-                f"{key}: give the key's variable or its file ({_flat(role_name, 'api_key_file')}),"
-                " not both"
+                f"{key}: give the key's variable or its file "
+                f"({setting(_flat(role_name, 'api_key_file'))}), not both"
             )
         if role.base_url is not None and role.endpoints:
             raise ConfigError(
-                f"{listed}: give {single} (one endpoint) or {listed} (several), not both"
+                f"{listed}: give {setting(single)} (one endpoint) or {listed} (several), not both"
             )
         for index, entry in enumerate(role.endpoints):
             if entry.api_key_env is not None and entry.api_key_file is not None:

@@ -24,9 +24,9 @@ from engine.app.endpoints import effective, header_items, remote, role_endpoints
 from engine.app.prepare import DEFAULT_STATE_DIR, Prepared, prepare
 from engine.app.proposing import build_proposer
 from engine.app.scoring import build_scorer
-from engine.errors import ConfigError, EngineError, JournalError
+from engine.errors import ConfigError, EngineError, JournalError, setting_value
 from engine.llm.client import LLMClient
-from engine.llm.endpoint import EndpointConfig
+from engine.llm.endpoint import EndpointConfig, load_api_key
 from engine.llm.pacing.limiter import RateLimiter
 from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.preflight import preflight
@@ -51,7 +51,15 @@ from engine.study.settings import StudySettings, Throughput
 from engine.study.shared import StudySetup
 from engine.study.study import Study
 
-__all__ = ["LimiterFor", "endpoints_json", "execute", "open_study", "run_study"]
+__all__ = [
+    "LimiterFor",
+    "cache_path",
+    "check_keys",
+    "endpoints_json",
+    "execute",
+    "open_study",
+    "run_study",
+]
 
 #: Supplies the limiter of each endpoint's client (the service shares one per endpoint among
 #: its studies); None, or a None answer, gives the client its own.
@@ -198,6 +206,27 @@ async def _clients(
     return _Roles(target, proposal, judge, clients, tuple(pools), apis)
 
 
+def check_keys(prepared: Prepared) -> None:
+    """Read every key and header value the study's clients will read (a variable, a file), as
+    opening them does, and raise the `ConfigError` opening them would: a `--dry-run` refuses
+    what the run would, and a run refuses it before starting anything."""
+    config = prepared.config
+    here = "http://127.0.0.1"  # the in-process server's URL is not known yet, and not needed
+    base_url = config.target.base_url or here
+    targets = role_endpoints("target", config.target, config.target, base_url) or ()
+    roles: list[tuple[tuple[Endpoint, ...], Role]] = [(targets, config.target)]
+    proposals = role_endpoints("proposal", config.proposal, config.target, base_url)
+    if proposals is not None:
+        roles.append((proposals, config.proposal))
+    judge = _judge(config, base_url)
+    if judge is not None:
+        roles.append(((judge,), config.judge))
+    for endpoints, role in roles:
+        whole = effective(role, config.target)
+        for one in endpoints:
+            load_api_key(endpoint_config(one, whole, config.throughput))
+
+
 def where(settings: tuple[Endpoint, ...]) -> str:
     """A role's endpoints as the response cache keys them: one URL, or every URL, sorted (a
     pool's answers are kept apart from those of any one of its servers)."""
@@ -209,10 +238,19 @@ def _cache(
 ) -> ResponseCache | None:
     if outputs.no_cache:
         return None
-    path = Path(outputs.cache) if outputs.cache else DEFAULT_STATE_DIR / CACHE_FILE
+    path = cache_path(outputs)
     cache = ResponseCache(path, max_mb=outputs.cache_max_mb, say=say)
     stack.callback(cache.close)
+    say(
+        f"response cache: {path} (a request made before is answered from it, free; "
+        f"{setting_value('no_cache', 'true')} asks the model again)"
+    )
     return cache
+
+
+def cache_path(outputs: Outputs) -> Path:
+    """Where the response cache is: the one named, else .ape/cache.sqlite3 here."""
+    return Path(outputs.cache) if outputs.cache else DEFAULT_STATE_DIR / CACHE_FILE
 
 
 def _role_json(settings: tuple[Endpoint, ...]) -> dict[str, Any]:
@@ -305,6 +343,7 @@ async def _setup(
     cache: ResponseCache | None,
 ) -> StudySetup:
     config, task = prepared.config, prepared.task
+    check_keys(prepared)  # before the in-process server starts: nothing to undo
     base_url = await _base_url(stack, prepared, say)
     roles = await _clients(stack, prepared, base_url, limiter_for)
     for client in roles.clients:  # a wrong URL, key or model fails here, within two seconds

@@ -8,6 +8,7 @@ folder whatever the task's name holds (`engine.task.paths`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from pathlib import Path
 from engine.app.endpoints import effective, resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
-from engine.errors import ConfigError, JournalError
+from engine.errors import ConfigError, JournalError, setting, setting_value
 from engine.propose import Templates, UserCandidate, load_candidates, load_templates
-from engine.settings import SETTINGS, ScoringSettings, StudyConfig, TaskSettings
+from engine.settings import SETTINGS, Role, ScoringSettings, StudyConfig, TaskSettings
 from engine.study.budgets import PriceTable
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
@@ -62,6 +63,9 @@ class Prepared:
     #: the journal's lock when the caller took it before reading the journal (`resume`, the
     #: service); `open_study` takes it itself otherwise
     lock: FileLock | None = None
+    # the target's settings taken from the environment, as the official client takes them
+    # (base_url from $OPENAI_BASE_URL, api_key_env OPENAI_API_KEY)
+    from_environment: tuple[str, ...] = ()
 
     @property
     def proposal_model(self) -> str:
@@ -100,7 +104,9 @@ def study_splits(search: SearchSettings, task: Task) -> Splits:
 def study_task(task: TaskSettings, metric: str | None, seed: int) -> Task:
     """The task the settings name, with its metric (`metric`, else the task's own)."""
     if not task.name:
-        raise ConfigError("task: give a built-in task name or a task file (--task NAME|PATH)")
+        raise ConfigError(
+            f"task: give a built-in task name or a task file ({setting_value('task', 'NAME|PATH')})"
+        )
     fields = Fields(task.input_field or "input", task.output_field or "output")
     loaded = load_task(task.name, seed=seed, format=task.format, fields=fields)
     return _with_metric(metric, loaded)
@@ -123,8 +129,9 @@ def _candidates(
     if path is None:
         if plan.initial_candidates == 0 and not plan.include_human:
             raise ConfigError(
-                "initial_candidates: 0 proposals and no candidates of your own leaves nothing "
-                "to select; give --candidates FILE (or --include-human)"
+                f"{setting('initial_candidates')}: 0 proposals and no candidates of your own "
+                f"leaves nothing to select; give {setting_value('candidates', 'FILE')} (or "
+                f"{setting_value('include_human', 'true')})"
             )
         return ()
     if replay is not None and any(
@@ -135,7 +142,7 @@ def _candidates(
     if len(candidates) > plan.max_candidates:
         raise ConfigError(
             f"candidates: the file holds {len(candidates)} candidates, more than max_candidates "
-            f"({plan.max_candidates}); raise --max-candidates"
+            f"({plan.max_candidates}); raise {setting('max_candidates')}"
         )
     return candidates
 
@@ -145,8 +152,9 @@ def _check_judge(scoring: ScoringSettings) -> None:
         return
     if scoring.rubric is None:
         raise ConfigError(
-            "judge_rubric: judge scoring needs a rubric: --judge-rubric "
-            f"{' or '.join(RUBRICS)}, or a rubric file"
+            f"{setting('judge_rubric')}: judge scoring needs a rubric: "
+            f"{' or '.join(setting_value('judge_rubric', one) for one in RUBRICS)}, or a rubric "
+            "file"
         )
     load_rubric(scoring.rubric)
 
@@ -222,7 +230,8 @@ def _journal_path(
     if not resuming and path.exists() and path.stat().st_size > 0:
         raise JournalError(
             f"journal: {path} already holds a study; continue it with 'ape-engine resume "
-            f"{path}', or give another --journal path (or none: a new file per study)"
+            f"{path}', or give another {setting_value('journal', 'PATH')} (or none: a new file "
+            "per study)"
         )
     return path
 
@@ -238,6 +247,20 @@ def _resolved(
     if target == config.target and backend == config.backend:
         return config
     return config.replace(target=target, backend=backend)
+
+
+def _from_environment(
+    given: Role, decided: Role, environ: Mapping[str, str] | None
+) -> tuple[str, ...]:
+    """The target's settings `resolve_endpoints` took from the environment."""
+    env = os.environ if environ is None else environ
+    taken = []
+    from_env = env.get("OPENAI_BASE_URL", "").strip()
+    if decided.base_url != given.base_url and decided.base_url == from_env:
+        taken.append("base_url")
+    if decided.api_key_env != given.api_key_env:
+        taken.append("api_key_env")
+    return tuple(taken)
 
 
 def prepare(
@@ -256,7 +279,9 @@ def prepare(
     `config.scorer` names (which then only records it)."""
     if task is not None:
         config = config.replace(task=task.name)
+    given = config.target
     config = _resolved(config, environ, builtin=task is None)
+    from_environment = _from_environment(given, config.target, environ)
     seed, metric = config.search.seed, config.scoring.metric
     task = study_task(config.task, metric, seed) if task is None else _with_metric(metric, task)
     splits = study_splits(config.search, task)
@@ -296,6 +321,7 @@ def prepare(
         templates,
         custom,
         candidates,
+        from_environment=from_environment,
     )
 
 

@@ -73,7 +73,7 @@ def find_journal(
     if not folder.is_dir():
         raise JournalError(
             f"{reference!r}: no such journal file, and no state folder {str(state)!r} to look "
-            "for a study of that id in (--state DIR)"
+            "for a study of that id in (--state-dir DIR)"
         )
     named = sorted(folder.glob(f"*{_glob_safe(reference)}*.jsonl"))  # run's and serve's names
     found = [path for path in named if _study_id(path, say) == reference]

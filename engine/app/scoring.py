@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, setting
 from engine.llm.client import LLMClient
 from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.capabilities import Capability
@@ -115,7 +115,7 @@ def _judge_scorer(
 ) -> tuple[Scorer, dict[str, Any]]:
     """The judge scorer, and what defines its answers (the response cache's key)."""
     if judge is None or scoring.rubric is None:
-        raise ConfigError("judge_rubric: judge scoring needs a rubric (--judge-rubric)")
+        raise ConfigError(f"{setting('judge_rubric')}: judge scoring needs a rubric")
     rubric = load_rubric(scoring.rubric)
     identity = {
         "mode": "judge",

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.errors import EngineError
+from engine.cli.flags import command_line_naming
+from engine.errors import EngineError, naming
 
 __all__ = ["main"]
 
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result: int = args._module.main(args)
+        with naming(command_line_naming()):  # a message names a setting by its flag
+            result: int = args._module.main(args)
     except EngineError as error:
         print(f"ape-engine {args.command}: {error}", file=sys.stderr)
         # commands that only read their input say it was bad input (2), as argparse does

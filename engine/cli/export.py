@@ -1,21 +1,18 @@
-"""`ape-engine export JOURNAL|ID --csv|--jsonl`: a study's answers as rows, for a spreadsheet
-or a dataframe: one row per (candidate, example) scored on the scoring pool and per
-(instruction, example) of the evaluation on the test pool, each with its candidate's text,
-mean and interval; `--candidates` writes one row per candidate instead. Inputs and expected
-outputs are filled in when the study's task loads as it was."""
+"""`ape-engine export JOURNAL|ID --csv|--jsonl|--format csv|tsv|jsonl|json`: a study's answers
+as rows, for a spreadsheet or a dataframe: one row per (candidate, example) scored on the
+scoring pool and per (instruction, example) of the evaluation on the test pool, each with its
+candidate's text, mean and interval; `--candidates` writes one row per candidate instead.
+Inputs and expected outputs are filled in when the study's task loads as it was."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from engine.app.records import open_record
+from engine.cli.formats import CANDIDATE_COLUMNS, candidate_rows, render_rows
 from engine.cli.studies import add_state_dir
 from engine.errors import ConfigError
 from engine.study.record import StudyRecord
@@ -24,24 +21,6 @@ __all__ = ["ANSWER_COLUMNS", "CANDIDATE_COLUMNS", "ERROR_EXIT", "add_arguments",
 
 ERROR_EXIT = 2
 
-CANDIDATE_COLUMNS: tuple[str, ...] = (
-    "study_id",
-    "arm",
-    "instruction",
-    "origin",
-    "parent",
-    "parents",
-    "state",
-    "pulls",
-    "mean",
-    "lower",
-    "upper",
-    "test_role",
-    "test_score",
-    "test_lower",
-    "test_upper",
-    "test_n",
-)
 ANSWER_COLUMNS: tuple[str, ...] = (
     "study_id",
     "arm",
@@ -66,38 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     form = parser.add_mutually_exclusive_group(required=True)
     form.add_argument("--csv", action="store_true", help="comma-separated, with a header row")
     form.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+    form.add_argument(
+        "--format",
+        choices=("csv", "tsv", "jsonl", "json"),
+        help="csv, tsv (tab-separated), jsonl, or json (one array)",
+    )
     parser.add_argument(
         "--candidates", action="store_true", help="one row per candidate, not per answer"
     )
     parser.add_argument("-o", "--out", metavar="FILE", help="write here (standard output)")
     add_state_dir(parser)
-
-
-def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
-    rows = []
-    for arm in record.arms:
-        held = next((row for row in record.held_out if row.arm == arm.arm), None)
-        rows.append(
-            {
-                "study_id": record.study_id,
-                "arm": arm.arm,
-                "instruction": arm.instruction,
-                "origin": arm.origin,
-                "parent": arm.parent,
-                "parents": list(arm.parents),
-                "state": arm.state,
-                "pulls": arm.pulls,
-                "mean": round(arm.mean, 6),
-                "lower": round(arm.lower, 6),
-                "upper": round(arm.upper, 6),
-                "test_role": held.role if held else None,
-                "test_score": round(held.score, 6) if held else None,
-                "test_lower": round(held.interval[0], 6) if held else None,
-                "test_upper": round(held.interval[1], 6) if held else None,
-                "test_n": held.n if held else None,
-            }
-        )
-    return rows
 
 
 def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
@@ -126,26 +83,6 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """A header, then the rows; a list (the expected outputs, the parents) joined by `` | ``,
-    None empty."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                k: " | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
-    return out.getvalue()
-
-
-def to_jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(orjson.dumps(row).decode() + "\n" for row in rows)
-
-
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -156,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
         rows, columns = candidate_rows(record), CANDIDATE_COLUMNS
     else:
         rows, columns = answer_rows(record), ANSWER_COLUMNS
-    text = to_csv(rows, columns) if args.csv else to_jsonl(rows)
+    form = args.format or ("csv" if args.csv else "jsonl")
+    text = render_rows(rows, columns, form)
     if not args.out:
         sys.stdout.write(text)
         return 0

@@ -17,10 +17,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.decoding import Invalid
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Naming
 from engine.settings import SETTINGS, Setting, StudyConfig
 
-__all__ = ["FLAGGED", "add_setting_flags", "checked_config", "flag_of", "given_settings"]
+__all__ = [
+    "FLAGGED",
+    "add_setting_flags",
+    "checked_config",
+    "command_line_naming",
+    "flag_of",
+    "given_settings",
+    "named_in_file",
+]
 
 
 #: The settings with a flag, by flat name.
@@ -33,6 +41,27 @@ def flag_of(name: str) -> str:
     or the name itself when no flag gives it."""
     one = _BY_FLAT.get(name)
     return one.flag if one is not None and name in FLAGGED else name
+
+
+def command_line_naming(in_file: Iterable[str] = (), **flags: str) -> Naming:
+    """Settings named as the command line gives them: by flag, but those `in_file` (flat names a
+    TOML file gave) by their key there; `flags` adds a command's own (``task_format="--format"``
+    for `ape-engine tasks`)."""
+    kept = set(in_file)
+    named = {flat: one.flag for flat, one in FLAGGED.items() if flat not in kept}
+    return Naming(flags={**named, **flags}, in_file=True)
+
+
+def named_in_file(data: Mapping[str, Any]) -> set[str]:
+    """The flat names of the settings a TOML file's data gives (flat keys, or group tables)."""
+    by_path = {one.path: one.flat for one in SETTINGS}
+    named = set()
+    for key, value in data.items():
+        if key in _BY_FLAT:
+            named.add(key)
+        elif isinstance(value, Mapping):
+            named |= {by_path[f"{key}.{inner}"] for inner in value if f"{key}.{inner}" in by_path}
+    return named
 
 
 def _repeated(one: Setting) -> bool:

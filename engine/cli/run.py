@@ -18,17 +18,25 @@ import anyio
 import orjson
 from rich.console import Console
 
-from engine.app.execute import endpoints_json, execute
+from engine.app.execute import check_keys, endpoints_json, execute
 from engine.app.prepare import Prepared, prepare
 from engine.app.records import open_record
-from engine.cli.flags import FLAGGED, add_setting_flags, checked_config, given_settings
+from engine.cli.flags import (
+    FLAGGED,
+    add_setting_flags,
+    checked_config,
+    command_line_naming,
+    given_settings,
+    named_in_file,
+)
 from engine.cli.interrupts import Interrupts
-from engine.errors import EngineError
+from engine.errors import EngineError, naming
 from engine.settings import StudyConfig, load_config_file
 from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
 from engine.ui.html_report import write_html
+from engine.ui.output import output_console
 from engine.ui.progress import ProgressDisplay
 from engine.ui.report import render_report
 
@@ -56,10 +64,16 @@ def add_html_flag(parser: argparse._ActionsContainer) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    settings: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        settings.update(load_config_file(args.config))
+def file_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What the `--config` file gives, as written (none without one)."""
+    return load_config_file(args.config) if getattr(args, "config", None) else {}
+
+
+def config_from_args(
+    args: argparse.Namespace, in_file: dict[str, Any] | None = None
+) -> StudyConfig:
+    """The settings of the `--config` file (`in_file`, when read already), then the flags."""
+    settings: dict[str, Any] = dict(file_settings(args) if in_file is None else in_file)
     flags = given_settings(args)
     settings.update(flags)
     config = checked_config(settings, flags=flags.keys() & FLAGGED.keys())
@@ -136,7 +150,7 @@ def run_prepared(
     ui: Display | None = None,
     html: str | None = None,
 ) -> int:
-    console = console or Console()
+    console = console or output_console()
     config = prepared.config
 
     def say(text: str) -> None:
@@ -158,6 +172,8 @@ def run_prepared(
             f"{observations} observations replayed from the journal"
         )
     if dry_run:
+        check_keys(prepared)  # what the run reads before its first call
+        say(f"would run on: {runs_on(prepared)}")
         say("dry run: no call made")
         return 0
     display = ProgressDisplay(console) if ui is None else None
@@ -186,12 +202,29 @@ def _write_html(prepared: Prepared, path: str, console: Console) -> None:
     console.print(f"report written to {path}", highlight=False, markup=False)
 
 
-def _where(role: dict[str, Any]) -> str:
-    """A role's endpoint, or its endpoints and how many."""
+def _where(role: dict[str, Any], from_environment: tuple[str, ...] = ()) -> str:
+    """A role's endpoint, or its endpoints and how many; where its URL and key came from."""
     several = role.get("endpoints", ())
-    if not several:
-        return str(role["base_url"])
-    return f"{', '.join(one['base_url'] for one in several)} ({len(several)} endpoints)"
+    if several:
+        urls = f"{', '.join(one['base_url'] for one in several)} ({len(several)} endpoints)"
+    else:
+        urls = str(role["base_url"])
+        if "base_url" in from_environment:
+            urls += " (from $OPENAI_BASE_URL)"
+    variable = role.get("api_key_env")
+    return f"{urls} with the key in ${variable}" if variable else urls
+
+
+def runs_on(prepared: Prepared) -> str:
+    """The backend, and each role's model, endpoint and key variable (never a key)."""
+    ends = endpoints_json(prepared)
+    target, proposal = ends["target"], ends["proposal"]
+    came = prepared.from_environment
+    shared = came if proposal.get("base_url") == target.get("base_url") else ()
+    return (
+        f"{ends['backend']}; target {target['model']!r} at {_where(target, came)}; "
+        f"proposals {proposal['model']!r} at {_where(proposal, shared)}"
+    )
 
 
 def _report(
@@ -203,14 +236,7 @@ def _report(
 ) -> int:
     config = prepared.config
     render_report(result, console)
-    ends = endpoints_json(prepared)
-    target, proposal = ends["target"], ends["proposal"]
-    console.print(
-        f"ran on: {ends['backend']}; target {target['model']!r} at {_where(target)}; "
-        f"proposals {proposal['model']!r} at {_where(proposal)}",
-        highlight=False,
-        markup=False,
-    )
+    console.print(f"ran on: {runs_on(prepared)}", highlight=False, markup=False)
     if config.outputs.json_out:
         write_json(result, prepared, "interrupted" if interrupted else None)
         console.print(f"result written to {config.outputs.json_out}", highlight=False, markup=False)
@@ -229,13 +255,20 @@ def run_with_ui(prepared: Prepared, *, tui: bool, dry_run: bool, html: str | Non
     """`run_prepared`, with the live terminal UI when `tui` (shared by run and resume)."""
     if not tui or dry_run:
         return run_prepared(prepared, dry_run=dry_run, html=html)
-    console = Console()
+    console = output_console()
     with make_ui(console) as ui:
         return run_prepared(prepared, console=console, ui=ui, html=html)
 
 
 def main(args: argparse.Namespace) -> int:
-    prepared = prepare(config_from_args(args))
+    in_file = file_settings(args)
+    # a message names a setting the --config file gave by its key there, the others by flag
+    with naming(command_line_naming(named_in_file(in_file))):
+        return _run(config_from_args(args, in_file), args)
+
+
+def _run(config: StudyConfig, args: argparse.Namespace) -> int:
+    prepared = prepare(config)
     return run_with_ui(
         prepared,
         tui=bool(getattr(args, "tui", False)),

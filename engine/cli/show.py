@@ -1,6 +1,7 @@
 """`ape-engine show JOURNAL|ID`: one study, running or finished, read back from its journal:
 its held-out scores, the leaderboard with intervals, per candidate the examples it got wrong,
-and the spend; `--html FILE` writes the same as one page with plots (`engine.ui.html_report`)."""
+and the spend; `--html FILE` writes the same as one page with plots (`engine.ui.html_report`);
+`--format json|tsv` gives it to scripts (`engine.cli.formats`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
+import orjson
 
 from engine.app.records import open_record
+from engine.cli.formats import CANDIDATE_COLUMNS, add_format_flag, render_rows, study_json
 from engine.cli.studies import add_state_dir
 from engine.ui.html_report import write_html
+from engine.ui.output import output_console
 from engine.ui.show import build_show
 
 __all__ = ["ERROR_EXIT", "add_arguments", "main"]
@@ -32,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wrong", type=int, default=3, metavar="N", help="wrong answers shown per candidate (3)"
     )
+    add_format_flag(
+        parser, ("json", "tsv"), "json (the study as one object) or tsv (a line a candidate)"
+    )
 
 
 def _warn(message: str) -> None:
@@ -40,7 +46,17 @@ def _warn(message: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     record = open_record(args.study, Path(args.state_dir), say=_warn)
-    console = Console()
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(study_json(record), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    elif args.format == "tsv":
+        rows = study_json(record)["candidates"]
+        sys.stdout.write(render_rows(rows, CANDIDATE_COLUMNS, "tsv"))
+    if args.format != "table":
+        if args.html:
+            write_html(record, Path(args.html))
+        return 0
+    console = output_console()
     console.print(build_show(record, top=max(1, args.top), wrong=max(0, args.wrong)))
     if args.html:
         write_html(record, Path(args.html))

@@ -1,4 +1,5 @@
-"""`ape-engine tasks`: list the built-in tasks, or describe a task (a file or a built-in name)."""
+"""`ape-engine tasks`: list the built-in tasks, or describe a task (a file or a built-in name;
+`--input-field` and `--output-field` name a file's columns, as they do for `run`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from engine.errors import ConfigError
+from engine.cli.flags import command_line_naming
+from engine.errors import ConfigError, naming
 from engine.task.builtin import builtin_task, builtin_task_names
 from engine.task.load import load_task
-from engine.task.loaders import FORMATS
+from engine.task.loaders import FORMATS, Fields
 from engine.task.split import split_task
 from engine.task.types import Task
+from engine.ui.output import output_console
 
 __all__ = ["add_arguments", "main"]
 
@@ -25,6 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a task file or built-in task to describe (default: list the built-in tasks)",
     )
     parser.add_argument("--format", choices=FORMATS, help="the file's format (default: guessed)")
+    parser.add_argument(
+        "--input-field",
+        metavar="NAME",
+        help="the key (CSV column) of a JSON lines, JSON or CSV file holding the input (input)",
+    )
+    parser.add_argument(
+        "--output-field",
+        metavar="NAME",
+        help="the key (CSV column) holding the accepted output or outputs (output)",
+    )
     parser.add_argument(
         "--annotations", metavar="FILE", help="a file of human instructions for the task"
     )
@@ -82,10 +95,16 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console()
+    console = output_console()
     if args.path is None:
         _list_builtins(console, args.seed)
         return 0
-    task = load_task(args.path, seed=args.seed, format=args.format, annotations=args.annotations)
+    fields = Fields(args.input_field or "input", args.output_field or "output")
+    # this command's --format is run's --task-format
+    with naming(command_line_naming(task_format="--format")):
+        task = load_task(
+            args.path, seed=args.seed, format=args.format, annotations=args.annotations,
+            fields=fields,
+        )  # fmt: skip
     _describe(console, task, args.seed, max(0, args.examples))
     return 0

@@ -12,8 +12,7 @@ call, so an in-flight call costs a coroutine and a few hundred bytes.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -33,7 +32,6 @@ from engine.llm.protocol.anthropic import no_completions
 from engine.llm.protocol.builder import RequestBuilder
 from engine.llm.protocol.dialect import Adapting
 from engine.llm.protocol.results import Completion, ContinuationLogprob
-from engine.llm.retry import RetryPolicy
 from engine.llm.transport.aiohttp import AiohttpTransport
 from engine.llm.transport.interface import Transport
 from engine.llm.transport.lean import LeanTransport
@@ -98,15 +96,6 @@ class LLMClient:
     def secret(self) -> str | None:  # for cutting the key out of messages, never for showing
         secret = self._calls.secret
         return secret.reveal() if secret is not None else None
-
-    @contextlib.contextmanager
-    def retry_policy(self, policy: RetryPolicy) -> Iterator[None]:
-        """Calls made inside the block retry by `policy` (the preflight: fail in a second)."""
-        previous, self._calls.policy = self._calls.policy, policy
-        try:
-            yield
-        finally:
-            self._calls.policy = previous
 
     async def aclose(self) -> None:
         if self._transport is not None:

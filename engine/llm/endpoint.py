@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, role_setting, setting, setting_value
 from engine.llm.retry import RetryPolicy
 
 __all__ = ["PROTOCOLS", "TRANSPORTS", "EndpointConfig", "Secret", "load_api_key"]
@@ -139,21 +139,24 @@ def _name_like(name: str) -> bool:
 def load_api_key(config: EndpointConfig) -> Secret | None:
     """Read the key from where the config says; None when the endpoint needs none."""
     where = f"endpoint {config.name!r}"
+    key_env = setting(role_setting(config.name, "api_key_env"))
+    key_file = setting(role_setting(config.name, "api_key_file"))
     if config.api_key is not None:
         return config.api_key
     if config.api_key_env:
         name = config.api_key_env
         if not _name_like(name):  # a key pasted where the variable's name belongs
             raise ConfigError(
-                f"{where}: api_key_env takes the name of an environment variable, and the "
-                "value given is not a name (a key? it is not printed here); export the key in a "
-                "variable and give its name, or name a file with api_key_file"
+                f"{where}: {key_env} takes the name of an environment variable, and the value "
+                "given is not a name (a key? it is not printed here); export the key in a "
+                f"variable and give its name, or name a file with {key_file}"
             )
         value = os.environ.get(name, "").strip()
         if not value:
             raise ConfigError(
-                f"{where}: environment variable {name} is not set or empty; "
-                "export it, or name a file with api_key_file"
+                f"{where}: {setting_value(role_setting(config.name, 'api_key_env'), name)}: the "
+                f"environment variable {name} is not set or empty; export it, or name a file with "
+                f"{key_file}"
             )
         return Secret(value)
     if config.api_key_file:
@@ -162,10 +165,10 @@ def load_api_key(config: EndpointConfig) -> Secret | None:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as error:
             raise ConfigError(
-                f"{where}: cannot read api_key_file {str(path)!r} ({error.strerror}); "
+                f"{where}: cannot read {key_file} {str(path)!r} ({error.strerror}); "
                 "check the path and its permissions"
             ) from None
         if not value:
-            raise ConfigError(f"{where}: api_key_file {str(path)!r} is empty")
+            raise ConfigError(f"{where}: {key_file} {str(path)!r} is empty")
         return Secret(value)
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 __all__ = [
     "GENERIC_CORES",
@@ -63,6 +64,11 @@ SUFFIXES = (
     " Use the same format as the examples.",
 )
 _TO_PREFIXES = ("read the input and ", "look at the input and ", "carefully ")
+# Phrases swapped for others that say the same, either way. A swap must read right where it
+# lands: a word that is a verb in one wording and a noun in another ("output") becomes the word
+# of its kind, and a phrase that would not fit where it is goes in a form that does ("the
+# larger of these two numbers", not "of both"). Each pair matches where it always did, so the
+# draws -- and the simulated world -- are those of every wording that already read right.
 _SYNONYMS = (
     ("write", "give"),
     ("write", "output"),
@@ -81,9 +87,41 @@ _SYNONYMS = (
     ("word", "term"),
     ("separated by", "split by"),
 )
-_SYNONYM_PATTERNS = tuple(
-    (re.compile(rf"\b{re.escape(a)}\b", re.IGNORECASE), b) for a, b in _SYNONYMS
-) + tuple((re.compile(rf"\b{re.escape(b)}\b", re.IGNORECASE), a) for a, b in _SYNONYMS)
+_NOUN_BEFORE = re.compile(r"\b(?:the|a|an|its|their)\s+$", re.IGNORECASE)
+Fit = Callable[[str, str], str]
+#: what a swap writes, by the word it was to write and the text before and after the place
+_FITTING: dict[str, Fit] = {
+    # "output" is a noun after an article ("the output"): "the write" is not English
+    "write": lambda before, after: "result" if _NOUN_BEFORE.search(before) else "write",
+    # "Provided two numbers, ..." is not English
+    "provided": lambda before, after: "provided with",
+    # "the larger of both numbers" is not English
+    "both": lambda before, after: "these two" if before.lower().endswith("of ") else "both",
+    # "the initial minus the second" is not English
+    "initial": lambda before, after: _initial(after),
+    # "its letters backwards order" is not English
+    "in reverse": lambda before, after: "in reverse order",
+}
+
+
+def _initial(after: str) -> str:
+    """ "initial" before "letter"; elsewhere "first" says it ("the first one minus ...")."""
+    if after.lower().startswith(" letter"):
+        return "initial"
+    return "first" if after.lower().startswith(" one") else "first one"
+
+
+#: how a found phrase runs on: "in reverse order" is taken whole
+_RUNS_ON = {"in reverse": r"(?: order)?", "provided": r"(?: with)?"}
+
+
+def _pattern(found: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(found)}{_RUNS_ON.get(found, '')}\b", re.IGNORECASE)
+
+
+_SYNONYM_PATTERNS = tuple((_pattern(a), b) for a, b in _SYNONYMS) + tuple(
+    (_pattern(b), a) for a, b in _SYNONYMS
+)
 
 
 def instruction_key(text: str) -> str:
@@ -111,10 +149,13 @@ def _swap_synonym(text: str, rng: random.Random) -> str:
         return text
     pattern, replacement = options[rng.randrange(len(options))]
 
-    def keep_case(match: re.Match[str]) -> str:
-        return _upper_first(replacement) if match.group(0)[:1].isupper() else replacement
+    def fitting(match: re.Match[str]) -> str:
+        fits = _FITTING.get(replacement)
+        before, after = text[: match.start()], text[match.end() :]
+        word = fits(before, after) if fits is not None else replacement
+        return _upper_first(word) if match.group(0)[:1].isupper() else word
 
-    return pattern.sub(keep_case, text, count=1)
+    return pattern.sub(fitting, text, count=1)
 
 
 def _without_given_clause(description: str) -> str | None:
@@ -147,11 +188,41 @@ def proposal_text(cores: list[str], rng: random.Random, off_task_share: float = 
     text = core
     roll = rng.random()
     if roll < 0.35 and not core.startswith("Given "):
-        prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
-        text = prefix + (core if prefix.endswith(". ") else _lower_first(core))
+        text = _with_prefix(core, _PREFIXES[rng.randrange(len(_PREFIXES))])
     if rng.random() < 0.3:
         text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
     return text
+
+
+def _clause(text: str) -> tuple[str, str]:
+    """("Given two numbers, ", the rest) of a text that opens with such a clause, else ("",
+    text)."""
+    head, comma, rest = text.partition(", ")
+    if comma and head.lower().startswith(("given ", "provided with ")) and rest:
+        return head + comma, rest
+    return "", text
+
+
+def _with_prefix(text: str, prefix: str) -> str:
+    """`text` led by `prefix` ("Please ", "Your task is to "): after its opening clause when it
+    has one ("Given two numbers, please answer ..."), never a second such clause."""
+    clause, rest = _clause(text)
+    if not clause:
+        return prefix + (text if prefix.endswith(". ") else _lower_first(text))
+    if prefix.startswith("Given "):
+        return text
+    return clause + _lower_first(prefix) + _lower_first(rest)
+
+
+def _prefix_of(text: str) -> tuple[str, str] | None:
+    """(the text before it, the prefix) of the lead-in `text` has, at its start or after its
+    opening clause."""
+    clause, rest = _clause(text)
+    for where, body in (("", text), (clause, rest)) if clause else (("", text),):
+        for prefix in _PREFIXES:
+            if body.lower().startswith(prefix.lower()):
+                return where, body[: len(prefix)]
+    return None
 
 
 def completion_form(text: str, rng: random.Random) -> str:
@@ -183,23 +254,40 @@ def variant_text(parent: str, rng: random.Random) -> str:
     for _ in range(1 + (rng.random() < 0.4)):
         roll = rng.random()
         if roll < 0.45:
-            text = _swap_synonym(text, rng)
+            swapped = _swap_synonym(text, rng)
+            text = text if _repeats(swapped) else swapped
         elif roll < 0.65:
-            present = [p for p in _PREFIXES if text.startswith(p)]
-            if present:
-                text = _upper_first(text[len(present[0]) :])
+            lead = _prefix_of(text)
+            if lead:
+                before, prefix = lead
+                rest = text[len(before) + len(prefix) :]
+                text = before + rest if before else _upper_first(rest)
             else:
-                prefix = _PREFIXES[rng.randrange(len(_PREFIXES))]
-                text = prefix + _lower_first(text)
+                text = _with_prefix(text, _PREFIXES[rng.randrange(len(_PREFIXES))])
         elif roll < 0.85:
-            present = [s for s in SUFFIXES if text.endswith(s)]
-            if present:
-                text = text[: -len(present[0])]
-            else:
-                text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
+            closing = [s for s in SUFFIXES if text.endswith(s)]
+            text = text[: -len(closing[0])] if closing else _with_suffix(text, rng)
         else:
-            text = text + SUFFIXES[rng.randrange(len(SUFFIXES))]
+            text = _with_suffix(text, rng)
     if instruction_key(text) == instruction_key(parent):
         suffixes = [s for s in SUFFIXES if s not in text]
         text = text + (suffixes[rng.randrange(len(suffixes))] if suffixes else " Thank you.")
+    return text
+
+
+def _repeats(text: str) -> bool:
+    """Whether a sentence of `text` is said twice ("Answer with the result only." after a
+    swap made the other closing sentence it)."""
+    sentences = [s.strip().lower() for s in text.split(".") if s.strip()]
+    return len(sentences) != len(set(sentences))
+
+
+def _with_suffix(text: str, rng: random.Random) -> str:
+    """`text` with one more closing sentence: the one drawn, or when `text` says it already the
+    next one it does not say (none when it says them all)."""
+    drawn = rng.randrange(len(SUFFIXES))
+    for step in range(len(SUFFIXES)):
+        suffix = SUFFIXES[(drawn + step) % len(SUFFIXES)]
+        if suffix not in text:
+            return text + suffix
     return text

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from engine.errors import setting_value
 from engine.llm.pacing.limiter import RateLimiter
 from engine.propose import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
 from engine.study.legacy import V2_ORIGINS
@@ -203,7 +204,8 @@ class ResponseCache:
             self.out_of_space = "No space left on device"
         self._stand_aside(
             f"response cache {str(self.path)!r}: {doing} ({error}); the study goes on "
-            "without it (check the disk, or give another --cache file, or --no-cache)"
+            f"without it (check the disk, or give another {setting_value('cache', 'FILE')}, "
+            f"or {setting_value('no_cache', 'true')})"
         )
 
     def _stand_aside(self, message: str) -> None:

@@ -25,7 +25,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from engine.errors import EndpointError
+from engine.errors import EndpointError, ScorerError
 from engine.llm.errors import STOPS_STUDY
 from engine.llm.pacing.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
 from engine.llm.pacing.limiter import Permit, RateLimiter
@@ -38,9 +38,9 @@ __all__ = ["Dispatcher", "FailureReport", "by_candidate", "by_endpoint"]
 
 _HELD_PER_ROUND = 256  # answers from the cache taken in one round before the loop yields
 
-#: How the dispatcher and the proposal loop report a call that failed for good:
-#: (error, role, fatal) -> None.
-FailureReport = Callable[[EndpointError, str, bool], None]
+#: How the dispatcher and the proposal loop report a call that failed for good, or the user's
+#: scorer failing on it (a `ScorerError`, which stops the study): (error, role, fatal) -> None.
+FailureReport = Callable[[EndpointError | ScorerError, str, bool], None]
 
 
 def by_candidate(pulls: Sequence[Pull]) -> list[Pull]:
@@ -190,6 +190,11 @@ class Dispatcher:
                 policy.cancel(pull)
                 settled = True
                 self._failed(error, "scoring", isinstance(error, STOPS_STUDY))
+                return
+            except ScorerError as error:  # the user's metric or scorer, not the endpoint
+                policy.cancel(pull)
+                settled = True
+                self._failed(error, "scoring", True)
                 return
             settled = True
             self._observe(pull, score)

@@ -13,6 +13,7 @@ score 0 on the test pool get the same warning if it was not given yet.
 
 from __future__ import annotations
 
+from engine.errors import setting, setting_value
 from engine.study.events import StudyWarning, WarningExample
 from engine.study.shared import Shared
 from engine.task.types import Example
@@ -28,18 +29,23 @@ __all__ = [
 NOTHING_LEARNED = "nothing_learned"
 MIN_PULLS = 10
 _SHOWN = 2
-_CAUSES = {
-    0.0: (
+
+
+def _causes(reward: float) -> str:
+    """The likely causes of every reward being `reward`, naming the settings to try as the user
+    gives them."""
+    if reward == 1.0:
+        return (
+            "Likely causes: the task is too easy for this model, or the metric accepts any "
+            f"answer (check {setting('metric')}); the pick among equal candidates is arbitrary."
+        )
+    return (
         "Likely causes: the answer format (the model writes more than the output: try the "
-        "output-only chat format, --scoring-demos 3, or --api completions), the metric (exact "
-        "match on free text: try --metric contains or f1), or the model (too small for the "
-        "task: try --scoring logprob, or a larger model)."
-    ),
-    1.0: (
-        "Likely causes: the task is too easy for this model, or the metric accepts any answer "
-        "(check --metric); the pick among equal candidates is arbitrary."
-    ),
-}
+        f"output-only chat format, {setting_value('scoring_demos', '3')}, or "
+        f"{setting_value('api', 'completions')}), the metric (exact match on free text: try "
+        f"{setting_value('metric', 'contains')} or f1), or the model (too small for the task: "
+        f"try {setting_value('scoring', 'logprob')}, or a larger model)."
+    )
 
 
 def check_learning(shared: Shared) -> None:
@@ -48,7 +54,7 @@ def check_learning(shared: Shared) -> None:
     state = shared.state
     if state.warned(NOTHING_LEARNED) or not shared.activity.initial_done:
         return
-    if state.reward_low != state.reward_high or state.reward_low not in _CAUSES:
+    if state.reward_low != state.reward_high or state.reward_low not in (0.0, 1.0):
         return
     policy = state.policy
     live = [arm.index for arm in state.arms if arm.index not in state.dropped]
@@ -61,8 +67,9 @@ def check_learning(shared: Shared) -> None:
     reward = state.reward_low
     warn_nothing_learned(
         shared,
-        f"nothing is being learned: all {pulls} answers so far, over {len(live)} candidates, "
-        f"score {reward:g}, so no candidate can be told from another.",
+        # said once and read later: the count is of the answers in when it was said
+        f"nothing is being learned: the first {pulls:,} answers, over {len(live)} candidates, "
+        f"all scored {reward:g}, so no candidate can be told from another.",
         reward,
         recent_examples(shared),
     )
@@ -86,7 +93,7 @@ def warn_nothing_learned(
         return
     shown = "; ".join(f"answer {e.answer!r} where {e.expected!r} was expected" for e in examples)
     message = " ".join(part for part in (finding, f"For example: {shown}." if shown else "",
-                                         _CAUSES.get(reward, _CAUSES[0.0])) if part)  # fmt: skip
+                                         _causes(reward)) if part)  # fmt: skip
     shared.emit(StudyWarning(code=NOTHING_LEARNED, message=message, examples=examples))
     shared.activity.message = "warning: " + finding
 

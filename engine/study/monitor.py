@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import anyio
 
+from engine.errors import setting
 from engine.study.events import ArmEliminated, LeaderChanged, TimePassed
 from engine.study.learning import check_learning
 from engine.study.proposing import variants_due
@@ -69,7 +70,7 @@ class Monitor:
         state, activity = shared.state, shared.activity
         reached = state.budgets.reached(state.spend, seconds=activity.seconds())
         if reached is not None:
-            return "stopping", f"budget {reached} reached ({self._budget_text(reached)})"
+            return "stopping", self._reached(reached)
         if not activity.initial_done or state.status == "paused":
             return None
         if not state.arms:
@@ -79,11 +80,9 @@ class Monitor:
         if activity.in_flight or (variants_due(shared) and self._variants_have_room()):
             return None
         if state.policy.budget_exhausted():  # the policy owns the scoring-call budget
-            return "stopping", (
-                f"budget scoring_calls reached ({self._budget_text('scoring_calls')})"
-            )
+            return "stopping", self._reached("scoring_calls")
         if state.policy.done():
-            return "stopping", "the policy's stopping rule holds: the winner is identified"
+            return "stopping", self._settled()
         pulls = state.policy.select(1)  # idle but not done: is there anything left to pull?
         if not pulls:
             return "stopping", "the policy has no pull left to give (every candidate is settled)"
@@ -91,6 +90,28 @@ class Monitor:
             state.policy.cancel(pull)
         activity.notify()
         return None
+
+    def _reached(self, name: BudgetName) -> str:
+        """A budget reached; one of no scoring call at all says that nothing was compared."""
+        reason = f"budget {name} reached ({self._budget_text(name)})"
+        if self._shared.state.spend.scoring_calls == 0:
+            reason += (
+                ": no candidate was scored, so none was compared with another (raise "
+                f"{setting(f'budget_{name}')} to score them)"
+            )
+        return reason
+
+    def _settled(self) -> str:
+        """Why the policy is done: its stopping rule -- or, when every answer scored the same,
+        that nothing was learned (a rule that separates equal candidates picks one at random)."""
+        state = self._shared.state
+        scored = sum(int(state.policy.stats(arm.index).count) for arm in state.arms)
+        if scored and state.reward_low == state.reward_high:
+            return (
+                f"nothing was learned: every one of the {scored:,} answers scored "
+                f"{state.reward_low:g}, so no candidate can be told from another"
+            )
+        return "the policy's stopping rule holds: the winner is identified"
 
     def _variants_have_room(self) -> bool:
         shared = self._shared

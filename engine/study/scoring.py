@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from engine.errors import EndpointError
+from engine.errors import EndpointError, ScorerError
 from engine.llm.client import LLMClient
 from engine.llm.pacing.gate import CallHeldBack
 from engine.llm.pacing.limiter import RateLimiter
@@ -48,6 +48,7 @@ __all__ = [
     "Score",
     "Scorer",
     "ScorerFunction",
+    "example_text",
     "logprob_path",
 ]
 
@@ -93,7 +94,8 @@ class Scorer(Protocol):
         """Called once per pull, and per example of the final evaluation: the reward of
         `instruction` on `example` in [0, 1]. A call that fails for good raises
         `EndpointError` (the pull goes back to the pool; it is never scored as 0); a paused
-        study's call not yet sent raises `CallHeldBack`."""
+        study's call not yet sent raises `CallHeldBack`; the user's own scoring code failing
+        raises `ScorerError` (the study stops)."""
         ...
 
 
@@ -250,10 +252,21 @@ class _MeteredClient:
         return getattr(self._client, name)
 
 
+def example_text(example: Example) -> str:
+    """Where an example is and what it holds, for a message about it: ``line 3 (input
+    'France', expected 'Paris')``."""
+    key = example.key
+    place = key if key.startswith(("line ", "[")) else f"example {key}" if key else "an example"
+    shown = example.input if len(example.input) <= 60 else example.input[:59] + "…"
+    expected = f", expected {example.outputs[0]!r}" if example.outputs else ""
+    return f"{place} (input {shown!r}{expected})"
+
+
 class CustomScorer:
-    """A user's ``async (instruction, example, client) -> float`` as a study scorer. A call
-    that raises or returns something other than a number in [0, 1] is a failed call (never a
-    0): it is counted, and the study stops when failures pass its threshold."""
+    """A user's ``async (instruction, example, client) -> float`` as a study scorer. Its calls
+    to the endpoint fail as any call does (`EndpointError`). The function itself raising, or
+    returning something other than a number in [0, 1], is the user's code failing, not the
+    endpoint: a `ScorerError` naming the example, and the study stops at the first one."""
 
     def __init__(
         self, function: ScorerFunction, client: LLMClient | EndpointPool, spec: str
@@ -272,10 +285,12 @@ class CustomScorer:
             value = await self.function(instruction, example, metered)
         except (EndpointError, CallHeldBack):  # a paused study takes its call back
             raise
+        except ScorerError:
+            raise
         except Exception as error:
-            raise EndpointError(
-                f"custom scorer {self.spec!r} raised {type(error).__name__}: {error}",
-                code="custom_scorer",
+            raise ScorerError(
+                f"scorer {self.spec!r} raised {type(error).__name__}: {error} -- on "
+                f"{example_text(example)}; fix the function and run again"
             ) from error
         if (
             isinstance(value, bool)
@@ -283,10 +298,9 @@ class CustomScorer:
             or not math.isfinite(value)
             or not 0 <= value <= 1
         ):
-            raise EndpointError(
-                f"custom scorer {self.spec!r} returned {value!r} for example {example.key or '?'}"
-                "; it must return a float in [0, 1]",
-                code="custom_scorer",
+            raise ScorerError(
+                f"scorer {self.spec!r} returned {value!r} on {example_text(example)}; it must "
+                "return a number in [0, 1]"
             )
         return Score(
             float(value),

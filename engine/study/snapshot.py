@@ -25,6 +25,7 @@ __all__ = [
     "HeldOutScore",
     "LimiterRow",
     "ProposalRow",
+    "ShownState",
     "SnapshotError",
     "SnapshotExtra",
     "StudyControl",
@@ -32,6 +33,11 @@ __all__ = [
     "ThroughputRow",
     "held_out_of",
 ]
+
+
+#: A candidate's state as read-outs show it: the policy's (`ArmState`), or "open" for one the
+#: search left active when it ended.
+ShownState = ArmState | Literal["open"]
 
 
 class SnapshotError(EngineError):
@@ -54,7 +60,7 @@ class ArmRow:
     pulls: int
     pending: int
     n: int
-    state: ArmState
+    state: ShownState
     origin: str
     parent: int | None = None
     parents: tuple[int, ...] = ()

@@ -14,7 +14,9 @@ proposals are due, on cancel, or when more calls failed for good than its thresh
 what is in flight and evaluates the winner, the runner-up and the human instruction on the
 held-out test pool. When its journal cannot be written (a full disk), it stops at once, makes no
 further call, and `run()` raises that `JournalError`: the journal, whole up to its last line,
-resumes once the cause is fixed. Reference: APE (Zhou et al., ICLR 2023), section 3.
+resumes once the cause is fixed. The same when the user's own metric or scorer fails (a
+`ScorerError`, never counted as a failed call): at the first example, `run()` raises it.
+Reference: APE (Zhou et al., ICLR 2023), section 3.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterable
 
 import anyio
 
-from engine.errors import ConfigError, EndpointError, JournalError
+from engine.errors import ConfigError, EndpointError, EngineError, JournalError, ScorerError
 from engine.llm.errors import unfixable
 from engine.study import views
 from engine.study.activity import Activity
@@ -91,7 +93,7 @@ class Study:
         self._monitor = Monitor(self._shared, self._stop)
         self._scope: anyio.CancelScope | None = None
         self._evaluation_scope: anyio.CancelScope | None = None
-        self._journal_error: JournalError | None = None
+        self._halted: EngineError | None = None  # what stopped the study at once
         if started is not None:  # the journal's first line, before any change
             self._emit(started)
         elif self._resumed:
@@ -217,7 +219,7 @@ class Study:
                 group.start_soon(self._dispatcher.run)
         finally:
             self._scope = None
-        self._raise_journal_error()
+        self._raise_halted()
         return await self._finish()
 
     async def _finish(self) -> StudyResult:
@@ -228,7 +230,7 @@ class Study:
             self._shared.activity.message = "evaluating the winner on the test pool"
             with anyio.CancelScope() as self._evaluation_scope:
                 evaluations = await self._final_evaluation()
-            self._raise_journal_error()
+            self._raise_halted()
             status = "finished"
             self._check_evaluations(evaluations)
         self._monitor.keep_time(force=True)
@@ -242,7 +244,7 @@ class Study:
                 result=result.to_json(),
             )
         )
-        self._raise_journal_error()
+        self._raise_halted()
         return result
 
     def _check_evaluations(self, evaluations: tuple[Evaluation, ...]) -> None:
@@ -267,7 +269,12 @@ class Study:
             targets.append(("human", human))
         if not targets or not self.setup.splits.test:
             return ()
-        return await FinalEvaluation(self._shared, targets).run()
+        evaluations: tuple[Evaluation, ...] = ()
+        try:
+            evaluations = await FinalEvaluation(self._shared, targets).run()
+        except* ScorerError as failed:  # the user's scorer: `_finish` raises it
+            self._halt(failed.exceptions[0])  # type: ignore[arg-type]
+        return evaluations
 
     # -- what the parts call -------------------------------------------------------------------------
 
@@ -279,24 +286,25 @@ class Study:
             try:
                 observer(event)
             except JournalError as error:  # the journal could not write it: stop here
-                self._journal_failed(error)
+                self._halt(error)
         self._shared.activity.notify()
 
-    def _journal_failed(self, error: JournalError) -> None:
-        """Stop at once: a call made now could not be recorded, so a resume would pay for it
-        again. Nothing more is evaluated; `run()` raises the error."""
-        if self._journal_error is not None:
+    def _halt(self, error: EngineError) -> None:
+        """Stop at once: a call made now could not be recorded (the journal failed), so a
+        resume would pay for it again; or the user's scorer failed, and would on every call.
+        Nothing more is evaluated; `run()` raises the error."""
+        if self._halted is not None:
             return
-        self._journal_error = error
+        self._halted = error
         self._stop("failed", str(error))
         if self._scope is not None:
             self._scope.cancel()
         if self._evaluation_scope is not None:
             self._evaluation_scope.cancel()
 
-    def _raise_journal_error(self) -> None:
-        if self._journal_error is not None:
-            raise self._journal_error
+    def _raise_halted(self) -> None:
+        if self._halted is not None:
+            raise self._halted
 
     def _say(self, message: str) -> None:
         self._shared.activity.message = message
@@ -319,7 +327,10 @@ class Study:
         if self._scope is not None:
             self._scope.cancel()
 
-    def _call_failed(self, error: EndpointError, role: str, fatal: bool) -> None:
+    def _call_failed(self, error: EndpointError | ScorerError, role: str, fatal: bool) -> None:
+        if isinstance(error, ScorerError):  # the user's code, not the endpoint: stop here
+            self._halt(error)
+            return
         state = self.state
         fatal = fatal or unfixable(error)  # a wrong key, URL or model: no retry will help
         kind = getattr(error, "kind", type(error).__name__)

@@ -14,6 +14,7 @@ from engine.study.snapshot import (
     EndpointRow,
     LimiterRow,
     ProposalRow,
+    ShownState,
     SnapshotExtra,
     StudySnapshot,
     ThroughputRow,
@@ -24,6 +25,7 @@ from engine.study.state import StudyState
 __all__ = [
     "arm_rows",
     "arm_state",
+    "final_state_of_arm",
     "ranked",
     "ranked_arms",
     "result",
@@ -43,6 +45,14 @@ def state_of_arm(state: StudyState, arm: int) -> ArmState:
         return "dropped"
     shown = state.policy.stats(arm).state
     return shown if shown in _SHOWN else "active"
+
+
+def final_state_of_arm(state: StudyState, arm: int) -> ShownState:
+    """An arm's state as the result and the record read it: once the search has ended, an arm
+    it left active reads "open" (nothing is active any more, and it was not eliminated)."""
+    shown = state_of_arm(state, arm)
+    ended = state.status in ("stopping", "finished", "failed", "cancelled")
+    return "open" if shown == "active" and ended else shown
 
 
 def ranked(shared: Shared) -> list[int]:
@@ -74,7 +84,7 @@ def arm_rows(state: StudyState, n: int, leader: int | None = None) -> tuple[ArmR
     rows = []
     for arm in state.arms:
         stats = state.policy.stats(arm.index)
-        shown = state_of_arm(state, arm.index)
+        shown = final_state_of_arm(state, arm.index)
         if arm.index == leader and shown not in ("dropped", "eliminated"):
             shown = "leader"
         rows.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import DatasetError
+from engine.errors import DatasetError, setting
 from engine.task.builtin import BUILTIN_TASKS, builtin_task
 from engine.task.loaders import Fields, load_file
 from engine.task.types import Task
@@ -35,8 +35,8 @@ def load_task(
             )
         if fields is not None and fields != Fields():
             raise DatasetError(
-                f"input_field and output_field apply to task files, not to the built-in task "
-                f"{spec!r}"
+                f"{setting('input_field')} and {setting('output_field')} apply to task files, "
+                f"not to the built-in task {spec!r}"
             )
         return task
     path = Path(spec).expanduser()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import DatasetError
+from engine.errors import DatasetError, setting, setting_values
 from engine.nesting import json_depth_problem
 from engine.task.benchmarks import (
     INSTRUCTION_INDUCTION_METRICS,
@@ -77,7 +77,8 @@ def _guess(path: Path, first: str, more: bool) -> str:
     if "," in first:
         return "csv"
     raise DatasetError(
-        f"{path}: cannot tell the format; give --format as one of {', '.join(FORMATS)}"
+        f"{path}: cannot tell the format; give {setting('task_format')} as one of "
+        f"{', '.join(FORMATS)}"
     )
 
 
@@ -105,6 +106,15 @@ def detect_format(path: Path, text: str) -> str:
     return _document_format(path, parse_json(path, text)) if kind == "document" else kind
 
 
+def _naming_hint(names: list[str]) -> str:
+    """How to name the input and output columns (keys) of a file that has others."""
+    if len(names) == 2:
+        given = setting_values(("input_field", names[0]), ("output_field", names[1]))
+        return f"; if {names[0]!r} is the input and {names[1]!r} the output, give {given}"
+    given = setting_values(("input_field", "NAME"), ("output_field", "NAME"))
+    return f"; name the input and the output with {given}"
+
+
 def _example(record: Any, where: str, key: str, fields: Fields) -> Example:
     """One example from a JSON object of a JSON lines or JSON array file."""
     if not isinstance(record, dict):
@@ -113,7 +123,7 @@ def _example(record: Any, where: str, key: str, fields: Fields) -> Example:
         )
     for field in (fields.input, fields.output):
         if field not in record:
-            raise DatasetError(f"{where}: missing field {field!r}")
+            raise DatasetError(f"{where}: missing field {field!r}{_naming_hint(list(record))}")
     outputs = outputs_of(record[fields.output], where)
     choices = record.get("choices")
     if choices is not None:
@@ -175,7 +185,8 @@ def _load_csv(path: Path, fields: Fields, scan: Scan) -> ExampleFile:
         for field in (fields.input, fields.output):
             if field not in header:
                 raise DatasetError(
-                    f"{path}: line 1: missing column {field!r}; the header has {', '.join(header)}"
+                    f"{path}: line 1: missing column {field!r}; the header has "
+                    f"{', '.join(header)}{_naming_hint(list(header))}"
                 )
 
     def parse(row: dict[str, Any], number: int) -> Example:
@@ -291,8 +302,8 @@ def load_file(
     fmt, loaded = _load(path, format, fields or Fields(), human, annotations is None)
     if fields is not None and fields != Fields() and fmt not in RECORD_FORMATS:
         raise DatasetError(
-            f"{path}: input_field and output_field apply to JSON lines, JSON and CSV files, "
-            f"not to the {fmt} format"
+            f"{path}: {setting('input_field')} and {setting('output_field')} apply to JSON "
+            f"lines, JSON and CSV files, not to the {fmt} format"
         )
     examples = loaded.examples
     if fmt == "json" and any(e.choices for e in examples):

@@ -29,6 +29,7 @@ NO_PLOTS = (
     "FILE. The tables below are complete without it."
 )
 _ROLES = {"winner": "winner", "runner_up": "runner-up", "human": "human", "": ""}
+_AGAINST = (("runner_up", "the runner-up"), ("human", "the human instruction"))
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -114,9 +115,10 @@ def _held_out(record: StudyRecord, figures: dict[str, str]) -> str:
             '<section id="held-out"><h2>Held-out test pool</h2><p>Not evaluated yet.</p></section>'
         )
     head = ["role", "#", "instruction", "test score", "95 % interval", "n"]
+    against = [name for role, name in _AGAINST if record.held(role) is not None]
+    versus = f": the winner against {' and '.join(against)}" if against else ""
     return (
-        '<section id="held-out"><h2>Held-out test pool: the winner against the human '
-        "instruction</h2>"
+        f'<section id="held-out"><h2>Held-out test pool{versus}</h2>'
         + figures.get("held-out", "")
         + _table("held-out-table", head, rows)
         + "</section>"

@@ -65,7 +65,9 @@ def forest(record: StudyRecord) -> bytes:
     axes.invert_yaxis()
     axes.set_xlim(-0.02, 1.02)
     axes.set_xlabel("mean reward on the scoring pool, with the scheduler's bounds")
-    axes.set_title("Candidates (blue: the winner; amber: human; red: eliminated)")
+    axes.set_title(
+        "Candidates (blue: the winner; amber: human; red: eliminated; grey: not eliminated)"
+    )
     axes.grid(axis="x", alpha=0.3)
     return _png(figure)
 
@@ -114,7 +116,8 @@ def calls(record: StudyRecord) -> bytes:
 
 
 def held_out(record: StudyRecord) -> bytes:
-    """The winner beside the human instruction (and the runner-up) on the test pool."""
+    """The winner beside the runner-up and the human instruction (those evaluated) on the test
+    pool."""
     rows = [row for row in record.held_out if row.n]
     figure = _figure(8, 1.2 + 0.5 * max(len(rows), 1))
     axes = figure.add_subplot()
@@ -142,7 +145,7 @@ PLOTS: tuple[tuple[str, str, Callable[[StudyRecord], bool], Callable[[StudyRecor
     ("calls", "Calls per candidate", lambda r: bool(r.arms), calls),
     (
         "held-out",
-        "Winner against the human instruction",
+        "Held-out test pool",
         lambda r: any(h.n for h in r.held_out),
         held_out,
     ),

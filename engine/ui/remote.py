@@ -121,6 +121,12 @@ class ServiceClient:
             ) as response:
                 payload = await response.read()
                 status = response.status
+        except aiohttp.ClientConnectorError as error:  # nothing listens there
+            raise ServiceError(
+                f"no service answers at {self.url} ({error.strerror or error}): start one with "
+                "`ape-engine serve` (in another terminal), or give the address of the one "
+                "running: ape-engine top URL"
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as error:
             raise ServiceError(
                 f"{method} {self.url}{path}: {error or type(error).__name__}"

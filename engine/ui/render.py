@@ -208,6 +208,14 @@ def leaderboard_panel(
 # -- the four panels ----------------------------------------------------------------------------
 
 
+def in_flight_text(snapshot: StudySnapshot) -> str:
+    """The calls in flight beside the concurrency that bounds them: the scoring calls. The
+    proposal calls go beside the concurrency, and the proposals panel counts them (waiting)."""
+    t = snapshot.throughput
+    scoring = max(0, t.in_flight - snapshot.proposals.waiting)
+    return f"in flight {scoring} of concurrency {t.concurrency}"
+
+
 def throughput_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Panel:
     t = snapshot.throughput
     inner = max(20, width - _PANEL_PADDING)
@@ -219,7 +227,7 @@ def throughput_panel(snapshot: StudySnapshot, width: int, height: int = 6) -> Pa
     body.append(
         f"\nlatency p50 {fmt.seconds_ms(t.latency_p50_s)}  p95 {fmt.seconds_ms(t.latency_p95_s)}"
     )
-    body.append(f"\nin flight {t.in_flight} of concurrency {t.concurrency}")
+    body.append(f"\n{in_flight_text(snapshot)}")
     body.append("\nretries ")
     body.append(str(t.retries), style="yellow" if t.retries else "")
     body.append("  429s ")

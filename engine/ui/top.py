@@ -25,6 +25,7 @@ from engine.study.snapshot import SnapshotError, StudySnapshot
 from engine.ui import text as fmt
 from engine.ui.heldout import held_out_lines
 from engine.ui.live import LiveScreen
+from engine.ui.output import output_console
 from engine.ui.remote import HttpControl, ServiceClient, ServiceError
 from engine.ui.render import plain_line
 from engine.ui.terminal import KeyReader
@@ -206,7 +207,7 @@ async def top(
     every_s: float = 2.0,
     reader: KeyReader | None = None,
 ) -> int:
-    console = console or Console()
+    console = console or output_console()
     async with ServiceClient.from_env(url, token_env) as client:
         studies = await client.studies()
         if list_only:

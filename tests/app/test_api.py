@@ -101,10 +101,34 @@ async def test_the_async_entry_takes_a_scorer_and_an_endpoint_value() -> None:
 
 
 def test_examples_without_an_endpoint_are_refused_with_how_to_give_one() -> None:
-    with pytest.raises(ConfigError, match="--backend sim"):
+    """In Python, by the keywords `optimize` takes: never a command line's flags."""
+    with pytest.raises(ConfigError, match='backend="sim"') as refused:
         optimize([{"input": "a", "output": "b"}] * 3)
+    assert "base_url=URL, model=NAME" in str(refused.value) and "--" not in str(refused.value)
 
 
 def test_a_bad_example_names_its_index() -> None:
     with pytest.raises(ConfigError, match=r"examples\[1\]"):
         optimize([{"input": "a", "output": "b"}, {"in": "x"}], backend="sim")
+
+
+def test_optimize_says_where_it_writes_and_what_the_cache_answered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The Python entry writes `.ape/` into the working directory and answers from its cache:
+    it says both, on standard error (`say=None`: nothing)."""
+    settings = {**SMALL, "no_cache": False, "backend": "sim"}
+    first = optimize("larger_number", **settings)
+    said = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("journal: .ape/journals/larger_number-") for line in said)
+    assert any(line.startswith("response cache: .ape/cache.sqlite3 (") for line in said)
+    assert (Path.cwd() / ".ape" / "cache.sqlite3").is_file() and first.spend.cached_calls == 0
+    again = optimize("larger_number", **settings)  # the same requests: the cache answers them
+    said = capsys.readouterr().err.splitlines()
+    assert again.spend.cached_calls > 0
+    assert (
+        f"{again.spend.cached_calls:,} answers came from the response cache .ape/cache.sqlite3 "
+        "(asked before, not paid again); no_cache=True asks the model again"
+    ) in said
+    optimize("larger_number", say=None, **settings)
+    assert capsys.readouterr().err == ""

@@ -9,7 +9,8 @@ import pytest
 
 from engine.app import endpoints
 from engine.app.endpoints import header_items, looks_like_key
-from engine.errors import ConfigError
+from engine.cli.flags import command_line_naming
+from engine.errors import ConfigError, naming
 from engine.settings import StudyConfig
 
 
@@ -22,9 +23,15 @@ def resolve_endpoints(config: StudyConfig, environ: dict[str, str]) -> StudyConf
 
 def test_a_built_in_task_defaults_to_the_simulator_and_a_file_is_refused() -> None:
     assert resolve_endpoints(StudyConfig.of(task="sum"), {}).backend.kind == "sim"
-    with pytest.raises(ConfigError, match="--backend sim") as caught:
+    with pytest.raises(ConfigError, match='backend="sim"') as caught:  # Python's keywords
         resolve_endpoints(StudyConfig.of(task="capitals.jsonl"), {})
-    assert "--base-url" in str(caught.value) and "OPENAI_BASE_URL" in str(caught.value)
+    assert "base_url=URL" in str(caught.value) and "OPENAI_BASE_URL" in str(caught.value)
+    with (
+        naming(command_line_naming()),  # the command line's flags
+        pytest.raises(ConfigError, match="--backend sim") as caught,
+    ):
+        resolve_endpoints(StudyConfig.of(task="capitals.jsonl"), {})
+    assert "--base-url URL --model NAME" in str(caught.value)
 
 
 def test_the_environment_is_read_as_the_official_client_reads_it() -> None:

@@ -20,11 +20,6 @@ from tests.results.conftest import copy_of
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def wide(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")  # rich's width off a terminal: tables on one line
-
-
 def ape(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

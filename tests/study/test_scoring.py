@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.app.scoring import load_scorer_function
-from engine.errors import ConfigError, EndpointError
+from engine.errors import ConfigError, ScorerError
 from engine.llm import EndpointConfig, LLMClient
 from engine.sim import SimConfig, SimServer, serve_sim
 from engine.study.scoring import ClientScorer, CustomScorer, logprob_path
@@ -109,7 +109,7 @@ async def test_a_custom_scorer_runs_with_the_client_and_its_tokens_are_counted(
     assert 0 < score.reward <= 1 and score.prompt_tokens > 0 and score.completion_tokens > 0
     for name, message in (("too_big", r"returned 3 .*\[0, 1\]"), ("broken", "raised KeyError")):
         bad = CustomScorer(load_scorer_function(f"{path}:{name}"), client, name)
-        with pytest.raises(EndpointError, match=message):
+        with pytest.raises(ScorerError, match=message):  # the user's code, not the endpoint
             await bad.score(GOOD, task.examples[0])
 
 

@@ -269,7 +269,7 @@ def test_bigbench_exact_str_match_and_both_fields(tmp_path: Path) -> None:
             '{"tasks": []}',
             r"odd\.json: a JSON object that is no known task format",
         ),
-        ("plain.txt", "hello world\n", r"plain\.txt: cannot tell the format; give --format"),
+        ("plain.txt", "hello world\n", r"plain\.txt: cannot tell the format; give task_format"),
     ],
 )
 def test_errors_name_the_place(tmp_path: Path, name: str, text: str, message: str) -> None:

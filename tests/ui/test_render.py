@@ -48,7 +48,7 @@ def test_80x24_panels_show_the_numbers() -> None:
     text = render_screen(make_snapshot(), 80, 24)
     assert "now  152.5 calls/s ▁▁▅███" in text
     assert "latency p50 39ms  p95 1.25s" in text
-    assert "in flight 16 of concurrency 16" in text
+    assert "in flight 14 of concurrency 16" in text  # 16 in flight, 2 of them proposal calls
     assert "retries 7  429s 3  errors 2" in text
     requests = line_of(text, " req ")
     assert "target" in requests and "75%" in requests and "6000 rpm" in requests

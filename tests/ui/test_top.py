@@ -192,8 +192,9 @@ async def test_the_bearer_token_comes_from_the_environment(monkeypatch: pytest.M
 @pytest.mark.anyio
 async def test_an_unreachable_service_is_a_clear_error() -> None:
     async with ServiceClient("127.0.0.1:9") as client:
-        with pytest.raises(ServiceError, match=r"GET http://127.0.0.1:9/v1/studies: "):
+        with pytest.raises(ServiceError, match=r"no service answers at http://127.0.0.1:9 ") as no:
             await client.studies()
+    assert "start one with `ape-engine serve`" in str(no.value)  # what to do
 
 
 @pytest.mark.anyio

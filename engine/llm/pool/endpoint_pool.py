@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConfigError, EndpointError
+from engine.errors import ConfigError, EndpointError, setting_value
 from engine.llm.client import LLMClient
 from engine.llm.errors import (
     ConnectionFailedError,
@@ -295,7 +295,7 @@ class EndpointPool:
                 f"{'serve' if len(have) > 1 else 'serves'} {what}, {', '.join(map(repr, lack))} "
                 f"{'do' if len(lack) > 1 else 'does'} not, so their scores would not be "
                 "comparable; list only endpoints alike in this (or use execution-accuracy "
-                "scoring, --scoring exec)",
+                f"scoring, {setting_value('scoring', 'exec')})",
                 endpoint=lack[0],
                 code=f"mixed_{capability.value}",
             )

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.errors import EndpointError
+from engine.errors import EndpointError, role_setting, setting_value
 from engine.llm.errors import (
     ConnectionFailedError,
     EndpointTimeoutError,
@@ -54,15 +54,23 @@ class Capability(enum.Enum):
     SUFFIX = "suffix"  # completions suffix (fill in the middle)
 
 
-_ALTERNATIVE = {
-    Capability.PROMPT_LOGPROBS: "use execution-accuracy scoring (--scoring exec), or a server "
-    "with exact prompt log-probabilities for this role (vLLM; a GGUF model: ape-engine local)",
-    Capability.GENERATED_LOGPROBS: "use execution-accuracy scoring",
-    Capability.CHAT_LOGPROBS: "use the completions API or execution-accuracy scoring",
-    Capability.SUFFIX: "use the forward proposal template instead of insert",
-    Capability.COMPLETIONS: "use the chat API for this role",
-    Capability.CHAT: "use the completions API for this role",
-}
+def _alternative(capability: Capability, endpoint: str) -> str:
+    """What to do instead, naming the setting as the user gives it."""
+    exec_scoring = setting_value("scoring", "exec")
+    api = role_setting(endpoint, "api")
+    return {
+        Capability.PROMPT_LOGPROBS: f"use execution-accuracy scoring ({exec_scoring}), or a "
+        "server with exact prompt log-probabilities for this role (vLLM; a GGUF model: "
+        "ape-engine local)",
+        Capability.GENERATED_LOGPROBS: f"use execution-accuracy scoring ({exec_scoring})",
+        Capability.CHAT_LOGPROBS: f"use the completions API ({setting_value(api, 'completions')}) "
+        f"or execution-accuracy scoring ({exec_scoring})",
+        Capability.SUFFIX: "use the forward proposal template instead of insert "
+        f"({setting_value('proposal_template', 'forward')})",
+        Capability.COMPLETIONS: f"use the chat API for this role ({setting_value(api, 'chat')})",
+        Capability.CHAT: "use the completions API for this role "
+        f"({setting_value(api, 'completions')})",
+    }[capability]
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +328,7 @@ def require_capability(capabilities: Capabilities, capability: Capability) -> No
     detail = f" ({'; '.join(relevant)})" if relevant else ""
     raise EndpointError(
         f"endpoint {capabilities.endpoint!r} cannot provide {capability.value.replace('_', ' ')}"
-        f"{detail} -- {_ALTERNATIVE[capability]}",
+        f"{detail} -- {_alternative(capability, capabilities.endpoint)}",
         endpoint=capabilities.endpoint,
         code=f"missing_{capability.value}",
     )

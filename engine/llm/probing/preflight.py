@@ -5,32 +5,32 @@ fails at once with what to do, instead of after a minute of retries counted as f
 Two steps: ``GET /models`` where the server has it (a connection refused, a 401, or an answer
 that is not JSON ends here), then one tiny call of the study's kind (one token, temperature 0,
 a stop sequence, two choices), which also teaches the client the endpoint's dialect
-(`engine.llm.protocol.dialect`) before any call that counts. Its retries are few and short: a
-server that cannot answer a one-token call now will not answer a study.
+(`engine.llm.protocol.dialect`) before any call that counts. What no retry can fix -- a refused
+key, an unknown model, a request the server will not take -- is not retried and ends the check
+at once. A transient error (500, 502, 503, 529, a timeout) is retried as the study's calls are
+(the client's retry policy): a flaky server that would serve the study is not refused before
+it starts, and one that stays down is refused saying the error is probably transient.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import aiohttp
 import orjson
 
-from engine.errors import EndpointError
+from engine.errors import EndpointError, role_setting, setting
 from engine.llm.endpoint import EndpointConfig
 from engine.llm.errors import LLMError, RequestRejectedError
 from engine.llm.probing.capabilities import Probed
-from engine.llm.protocol.classification import classify_response, redact
+from engine.llm.protocol.classification import classify_response, key_settings, redact
 from engine.llm.protocol.dialect import Adapting
-from engine.llm.retry import RetryPolicy
 
 __all__ = ["Checked", "Preflight", "list_models", "preflight"]
 
-_QUICK = RetryPolicy(max_attempts=2, base_delay_s=0.2, max_delay_s=0.5)
 _GET_TIMEOUT_S = 5.0
 _SAY_OK = [{"role": "user", "content": "Say OK."}]
 
@@ -38,7 +38,7 @@ _SAY_OK = [{"role": "user", "content": "Say OK."}]
 class Checked(Probed, Protocol):
     """What the preflight asks of an endpoint's client (`LLMClient` is one), beyond a probe's:
     where the endpoint is and how its key is given, the headers for a request outside the
-    transport, a retry policy for the block, and the dialect learned."""
+    transport, and the dialect learned."""
 
     config: EndpointConfig
 
@@ -49,8 +49,6 @@ class Checked(Probed, Protocol):
     def adapting(self) -> Adapting: ...
 
     def auth_headers(self) -> dict[str, str]: ...
-
-    def retry_policy(self, policy: RetryPolicy) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +75,10 @@ def _where(client: Checked) -> str:
     return f"endpoint {client.name!r} at {client.config.base_url}"
 
 
+def _base_url(client: Checked) -> str:
+    return setting(role_setting(client.name, "base_url"))
+
+
 def _key_source(client: Checked) -> str:
     config = client.config
     if config.api_key_env:
@@ -90,6 +92,20 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
     """The model ids ``GET /models`` lists, or None when the server has no such route. Raises
     an `EndpointError` saying what to do when the server is not reachable, refuses the key, or
     answers with something that is not JSON."""
+    return (await _listing(client)).models
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """What ``GET /models`` answered: the models listed (None: no such route), and the message
+    of a 400 -- a request with no parameters cannot be a bad one, and it is how a gateway
+    (LiteLLM) answers a key it refuses."""
+
+    models: tuple[str, ...] | None
+    refused: str | None = None
+
+
+async def _listing(client: Checked) -> _Listing:
     url = client.config.base_url.rstrip("/") + "/models"
     timeout = aiohttp.ClientTimeout(total=_GET_TIMEOUT_S, connect=client.config.connect_timeout_s)
     try:
@@ -103,7 +119,7 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
         raise EndpointError(
             f"{_where(client)}: cannot connect ({redact(str(error), client.secret) or type(error).__name__}) "
-            "-- is the server running? Check the host and port of base_url",
+            f"-- is the server running? Check the host and port of {_base_url(client)}",
             endpoint=client.name,
             code="unreachable",
         ) from None
@@ -114,9 +130,14 @@ async def list_models(client: Checked) -> tuple[str, ...] | None:
         raise EndpointError(
             f"{failure} (sent {_key_source(client)})", endpoint=client.name, code="unauthorized"
         )
+    if status == 400:
+        failure = classify_response(
+            status, body, headers, endpoint=client.name, secret=client.secret, url=url
+        )
+        return _Listing(None, str(failure).partition(" -- ")[0])
     if status >= 400:
-        return None  # no /models here (llama.cpp's older servers, gateways): the call decides
-    return _model_ids(client, body, kind)
+        return _Listing(None)  # no /models here (llama.cpp's older servers): the call decides
+    return _Listing(_model_ids(client, body, kind))
 
 
 def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | None:
@@ -126,8 +147,8 @@ def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | Non
         shown = redact(body[:80].decode("utf-8", "replace"), client.secret)
         raise EndpointError(
             f"{_where(client)}: GET /models answered {kind or 'a body'} that is not JSON "
-            f"({shown!r}...): this URL is not an OpenAI-compatible API -- check base_url (where "
-            "/chat/completions lives, usually ending in /v1)",
+            f"({shown!r}...): this URL is not an OpenAI-compatible API -- check "
+            f"{_base_url(client)} (where /chat/completions lives, usually ending in /v1)",
             endpoint=client.name,
             code="not_an_llm_server",
         ) from None
@@ -140,16 +161,16 @@ def _model_ids(client: Checked, body: bytes, kind: str) -> tuple[str, ...] | Non
 async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Preflight:
     """Check `client`'s endpoint with ``GET /models`` and one tiny call of `api`; raise an
     `EndpointError` naming the endpoint and the fix when the study could not run on it."""
-    models = await list_models(client)
+    listing = await _listing(client)
+    models = listing.models
     started = time.perf_counter()
     try:
-        with client.retry_policy(_QUICK):
-            if api == "completions":
-                await client.complete("Say OK:", max_tokens=1, temperature=0.0, stop=["\n"], n=2)
-            else:
-                await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+        if api == "completions":
+            await client.complete("Say OK:", max_tokens=1, temperature=0.0, stop=["\n"], n=2)
+        else:
+            await client.chat(_SAY_OK, max_tokens=1, temperature=0.0, stop=["\n"], n=2)
     except LLMError as error:
-        raise _explained(client, error, models) from None
+        raise _explained(client, error, listing) from None
     return Preflight(
         endpoint=client.name,
         base_url=client.config.base_url,
@@ -160,12 +181,24 @@ async def preflight(client: Checked, api: Literal["chat", "completions"]) -> Pre
     )
 
 
-def _explained(client: Checked, error: LLMError, models: tuple[str, ...] | None) -> EndpointError:
-    """`error` as the preflight's verdict, with what the server lists when the model is off."""
+def _explained(client: Checked, error: LLMError, listing: _Listing) -> EndpointError:
+    """`error` as the preflight's verdict, with what the server lists when the model is off,
+    and the key to check when ``GET /models`` was refused too."""
     message = f"preflight: {error}"
-    model = client.config.model
+    model, models = client.config.model, listing.models
     if error.status == 401:
         message += f" (sent {_key_source(client)})"
+    elif listing.refused is not None and error.status == 400:
+        message += (
+            f"; GET /models was refused too ({listing.refused}): a gateway such as LiteLLM "
+            f"answers 400 to a key it refuses -- check the key ({key_settings(client.name)}; "
+            f"sent {_key_source(client)})"
+        )
+    if error.retryable:  # retried as a study's call is, and it failed every time
+        message += (
+            "; this is probably transient (the server failed every attempt of a call, as a "
+            "study's calls are retried): try again in a moment, or check the server's health"
+        )
     if isinstance(error, RequestRejectedError) and models and model not in models:
         close = difflib.get_close_matches(model, models, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from engine.errors import role_setting, setting_value
 from engine.llm.errors import RequestRejectedError
 from engine.llm.protocol.answers import Parsed
 from engine.llm.protocol.dialect import stopping
@@ -86,7 +87,7 @@ async def no_completions(endpoint: str) -> Completion:
     the capability probe notes it and goes on)."""
     raise RequestRejectedError(
         f"endpoint {endpoint!r} speaks Anthropic's Messages API, which has no text completions "
-        "-- use the chat API (--api chat)",
+        f"-- use the chat API ({setting_value(role_setting(endpoint, 'api'), 'chat')})",
         endpoint=endpoint,
         code="no_completions",
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from engine.errors import role_setting, setting
 from engine.llm.errors import (
     AuthenticationError,
     LLMError,
@@ -25,7 +26,7 @@ from engine.llm.errors import (
 )
 from engine.llm.pacing.headers import parse_duration_s, parse_retry_after_s
 
-__all__ = ["classify_response", "redact"]
+__all__ = ["classify_response", "key_settings", "redact"]
 
 _QUOTA_CODES = frozenset(
     {
@@ -88,6 +89,11 @@ def _means_quota(message: str, code: str | None) -> bool:
     return "quota" in lowered and not per_period
 
 
+def key_settings(endpoint: str) -> str:
+    """The settings that give an endpoint's key, as the user names them."""
+    return " or ".join(setting(role_setting(endpoint, f"api_key_{how}")) for how in ("env", "file"))
+
+
 def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4 and secret in text:
         return text.replace(secret, "<redacted>")
@@ -129,10 +135,11 @@ def classify_response(
             retry_after_s=retry_after,
             **common,
         )
+    base_url = setting(role_setting(endpoint, "base_url"))
     if status in (405, 501):
         return RequestRejectedError(
             f"{where}: {message} -- this URL does not take the API's POST requests: it is not an "
-            "OpenAI-compatible LLM server; check base_url (where /chat/completions lives, "
+            f"OpenAI-compatible LLM server; check {base_url} (where /chat/completions lives, "
             "usually ending in /v1)",
             retryable=False,
             **common,
@@ -142,9 +149,10 @@ def classify_response(
             f"{where}: {message}", retryable=True, retry_after_s=retry_after, **common
         )
     advice = {
-        401: "check the API key (api_key_env / api_key_file) for this endpoint",
+        401: f"check the API key for this endpoint ({key_settings(endpoint)})",
         403: "the key is not allowed to use this model or endpoint",
-        404: "check base_url (it usually ends in /v1) and the model name",
+        404: f"check {base_url} (it usually ends in /v1) and the model name "
+        f"({setting(role_setting(endpoint, 'model'))})",
     }.get(status, "check the request parameters and the model name")
     kind = AuthenticationError if status in (401, 403) else RequestRejectedError
     rejected = kind(f"{where}: {message} -- {advice}", retryable=False, **common)
