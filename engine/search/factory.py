@@ -8,12 +8,14 @@ from engine.errors import ConfigError
 from engine.search.baselines import APEFilter, BatchedUCB, FullEvaluation, Uniform
 from engine.search.halving import SuccessiveHalving
 from engine.search.lucb import LUCB
+from engine.search.paired import PairedLUCB
 from engine.search.policy import BasePolicy
 from engine.search.ttts import TopTwoThompson
 
 __all__ = ["POLICIES", "make_policy"]
 
 POLICIES: dict[str, type[BasePolicy]] = {
+    "paired": PairedLUCB,
     "lucb": LUCB,
     "ttts": TopTwoThompson,
     "halving": SuccessiveHalving,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.search.certificate import Certificate, more_calls
 from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["LUCB"]
@@ -44,6 +45,23 @@ class LUCB(BasePolicy):
         if self.num_arms and self._stop_rule():
             return self._leader_and_challenger()[0]
         return super().recommendation()
+
+    def certificate(self) -> Certificate:
+        """From LUCB's own bounds of each arm's mean: the recommendation is within
+        max_b upper_b - lower_rec of the best (proven when that is within epsilon)."""
+        arm = self.recommendation()
+        if arm is None:
+            return Certificate(None, False, 1.0, self.epsilon, self.delta, 0)
+        lower, upper = self.bounds()
+        rivals = self.candidates()
+        rivals[arm] = False
+        lead = float(upper[rivals].max() - lower[arm]) if rivals.any() else 0.0
+        supported = min(max(lead, 0.0), 1.0)
+        if supported <= self.epsilon:
+            return Certificate(arm, True, supported, self.epsilon, self.delta, 0)
+        self.pairs.sync_all()
+        more = more_calls(self.pairs, arm, rivals, self.epsilon, self.count[: self.num_arms])
+        return Certificate(arm, False, supported, self.epsilon, self.delta, more)
 
     def _after_observe(self, arm: int) -> None:
         k = self.num_arms
