@@ -175,7 +175,7 @@ class _Choice:
             # two goes first, and the leader whenever it is behind the rival along the order
             width = self.high - self.low
             behind = walked[leader] <= walked[rival]
-            if pullable[leader] and (behind or width[leader] >= width[rival]):
+            if pullable[leader] and (behind or width[leader] > width[rival]):
                 return leader
             # a rival runs ahead of the leader by at most one cap of pulls in flight
             if pullable[rival] and walked[rival] < walked[leader] + policy.max_pending:
