@@ -15,8 +15,8 @@ from engine.search.ttts import TopTwoThompson
 __all__ = ["POLICIES", "make_policy"]
 
 POLICIES: dict[str, type[BasePolicy]] = {
-    "paired": PairedLUCB,
     "lucb": LUCB,
+    "paired": PairedLUCB,  # the default (engine.study.config)
     "ttts": TopTwoThompson,
     "halving": SuccessiveHalving,
     "ape-filter": APEFilter,

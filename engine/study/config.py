@@ -154,7 +154,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     proposal_endpoints: list[EndpointSettings] = msgspec.field(default_factory=list)
     api: Api = "chat"  # for scoring and proposals
     transport: TransportName = "aiohttp"  # HTTP client; "lean": less memory per call
-    policy: PolicyName = "lucb"
+    policy: PolicyName = "paired"
     metric: MetricName | None = None  # None = the task's own
     scoring: ScoringMode = "exec"
     delta: Probability = 0.05

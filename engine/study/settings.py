@@ -81,7 +81,7 @@ class FailureLimits:
 class StudySettings:
     """Everything the study itself reads."""
 
-    policy: str = "lucb"
+    policy: str = "paired"
     concurrency: int = 32
     late_binding: bool = True  # choose each pull when its call can be sent
     group_by_candidate: bool = True  # send the pulls chosen together candidate by candidate
