@@ -45,6 +45,7 @@ arm is beaten when some pair proves it worse (its upper bound against another ar
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -75,21 +76,21 @@ def difference_grid(epsilon: float) -> FloatArray:
 class DiscordantPosterior:
     """The prior-posterior ratio bound on D = (N+ - N-) / n for two arms with 0/1 rewards.
 
-    After t shared draws with w examples where b won, l where a won and t - w - l where they
-    agreed, the posterior of the examples not drawn under a uniform prior on compositions is
-    Dirichlet-multinomial(n - t; 1 + w, 1 + l, 1 + t - w - l); a composition is rejected when
-    prior / posterior reaches 1 / delta'. Computed on demand and cached by (w, l, t, level).
+    The prior on compositions (N+, N-, N0) of the pool is Dirichlet-multinomial(n; 1/2, 1/2, 1):
+    it leans towards few discordant examples, as near copies of one instruction have. After t
+    shared draws with w examples where b won, l where a won and t - w - l ties, the examples not
+    drawn are Dirichlet-multinomial(n - t; 1/2 + w, 1/2 + l, 1 + t - w - l); a composition is
+    rejected when prior / posterior reaches 1 / delta'. Computed on demand, cached by
+    (w, l, t, level).
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
+        size = 2 * n + 4
         self._log_factorial = np.concatenate(
-            [[0.0], np.cumsum(np.log(np.arange(1, 2 * n + 4, dtype=np.float64)))]
-        )
-        wins, losses = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-        keep = wins + losses <= n
-        self._wins, self._losses = wins[keep], losses[keep]
-        self._log_prior = -np.log(float(keep.sum()))
+            [[0.0], np.cumsum(np.log(np.arange(1, size, dtype=np.float64)))]
+        )  # log k! = lgamma(k + 1)
+        self._log_gamma_half = np.array([math.lgamma(k + 0.5) for k in range(size)])
         self._cache: dict[tuple[int, int, int, float], float] = {}
 
     def upper(self, wins: int, losses: int, draws: int, log_threshold: float) -> float:
@@ -97,18 +98,25 @@ class DiscordantPosterior:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        n, f = self.n, self._log_factorial
+        f, h, n = self._log_factorial, self._log_gamma_half, self.n
         left, ties = n - draws, draws - wins - losses
-        more_wins, more_losses = self._wins - wins, self._losses - losses
-        more_ties = left - more_wins - more_losses
-        valid = (more_wins >= 0) & (more_losses >= 0) & (more_ties >= 0)
-        w, l_, t = (np.clip(x, 0, left) for x in (more_wins, more_losses, more_ties))
+        # the compositions of the examples not drawn: more wins w, more losses l, more ties t
+        w, l_ = np.meshgrid(np.arange(left + 1), np.arange(left + 1), indexing="ij")
+        inside = w + l_ <= left
+        w, l_ = w[inside], l_[inside]
+        t = left - w - l_
         log_posterior = (
-            f[left] - f[w] - f[l_] - f[t] + f[draws + 2] - f[left + draws + 2]
-            + f[w + wins] - f[wins] + f[l_ + losses] - f[losses] + f[t + ties] - f[ties]
+            f[left] - f[w] - f[l_] - f[t] + f[draws + 1] - f[n + 1]
+            + h[w + wins] - h[wins] + h[l_ + losses] - h[losses] + f[t + ties] - f[ties]
         )  # fmt: skip
-        kept = valid & (self._log_prior - log_posterior < log_threshold)
-        bound = float((self._wins - self._losses)[kept].max()) / n if kept.any() else 1.0
+        whole_w, whole_l, whole_t = w + wins, l_ + losses, t + ties
+        log_prior = (
+            f[n] - f[whole_w] - f[whole_l] - f[whole_t] - f[n + 1]
+            + h[whole_w] - h[0] + h[whole_l] - h[0] + f[whole_t]
+        )  # fmt: skip
+        kept = log_prior - log_posterior < log_threshold
+        lead = (wins - losses) + (w - l_)
+        bound = float(lead[kept].max()) / n if kept.any() else 1.0
         if len(self._cache) > 200_000:
             self._cache.clear()
         self._cache[key] = bound
