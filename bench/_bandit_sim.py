@@ -55,6 +55,43 @@ def synthetic_table(
     return (rng.random((arms, n)) < p).astype(np.float64)
 
 
+def near_copies_table(rng: np.random.Generator, arms: int, n: int) -> np.ndarray:
+    """Strongly correlated instances: an arm solves an example when its skill (a few good arms,
+    many middling ones) beats the example's difficulty, plus a little noise; arms agree on most
+    examples, as near copies of one instruction do (the pairs' differences vary far less than
+    the rewards)."""
+    good = rng.random(arms) < 0.1
+    skill = np.where(good, rng.uniform(0.6, 0.8, arms), rng.uniform(0.2, 0.65, arms))
+    hardness = rng.random(n)
+    noise = rng.normal(0.0, 0.05, (arms, n))
+    return (skill[:, None] + noise > hardness[None, :]).astype(np.float64)
+
+
+def simulator_table(seed: int, arms: int, n: int, spread: float = 4.0) -> np.ndarray:
+    """The simulator's rewards (engine.sim.world: latent qualities from its mixture, a shared
+    difficulty per example of logistic spread `spread`, each answer's correctness hashed from the
+    seed) for `arms` instructions on `n` examples of the built-in task larger_number: a third of
+    them variants of the others (their parent's quality plus a little noise)."""
+    from engine.sim import SimConfig
+    from engine.sim.world import World
+    from engine.task import load_task
+
+    task = load_task("larger_number", seed=seed)
+    world = World([task], SimConfig(tasks=(task,), seed=seed, difficulty_spread=spread))
+    parents = [f"Instruction {i}: pick the larger of the two numbers." for i in range(arms)]
+    texts = parents[: arms - arms // 3]
+    for i in range(arms // 3):
+        child = f"{texts[i]} Variant {i}."
+        world.register_variant(child, texts[i])
+        texts.append(child)
+    table = np.zeros((arms, n))
+    for a, text in enumerate(texts):
+        key = world.key(text)
+        for e in range(n):
+            table[a, e] = world._unit("answer", key, 0, e, 0) < world._p(key, 0, e)
+    return table
+
+
 def run_policy(
     table: np.ndarray,
     policy_name: str,
