@@ -33,6 +33,7 @@ class FRace(BasePolicy):
         self.first_test = first_test
         self.alpha = 1.0 - confidence
         self.blocks = 0  # examples of the shared order every candidate left has been scored on
+        self._stats = _RankStatistics()
 
     # ---- the race ----------------------------------------------------------------------
 
@@ -55,15 +56,16 @@ class FRace(BasePolicy):
             if alive.sum() <= 1 or not self.pairs.seen[:k][alive, example].all():
                 return
             self.blocks += 1
+            self._stats.add(self.pairs.rewards[np.flatnonzero(alive), example], alive)
             if self.blocks >= self.first_test:
                 self._test(alive)
 
     def _test(self, alive: np.ndarray) -> None:
         arms = np.flatnonzero(alive)
-        table = self._table(alive)
         if len(arms) > 2:
-            keep = friedman_survivors(table, self.alpha)
+            keep = self._stats.survivors(self._table(alive), alive, self.alpha)
         else:
+            table = self._table(alive)
             keep = wilcoxon_survivors(table[:, 0], table[:, 1], self.alpha)
         self.eliminated[arms[~keep]] = True
 
@@ -110,15 +112,49 @@ class FRace(BasePolicy):
         return int(arms[np.argmin(sums)])
 
 
-def friedman_survivors(table: np.ndarray, alpha: float) -> np.ndarray:
-    """irace's `aux2_friedman`: which columns survive (rows are blocks; higher is better)."""
-    blocks, k = table.shape
-    ranks = stats.rankdata(-table, axis=1)  # 1 = best reward in the block, ties averaged
-    sums = ranks.sum(axis=0)
-    ties = 0.0
-    for row in ranks:
+class _RankStatistics:
+    """The Friedman statistics of the candidates left, kept block by block (the ranks of a
+    block among the same candidates never change; a new set of candidates starts anew)."""
+
+    def __init__(self) -> None:
+        self.alive: np.ndarray | None = None
+        self.blocks = 0
+        self.sums = np.zeros(0)
+        self.squares = 0.0
+        self.ties = 0.0
+
+    def _reset(self, table: np.ndarray, alive: np.ndarray) -> None:
+        self.alive, self.blocks = alive.copy(), 0
+        self.sums, self.squares, self.ties = np.zeros(int(alive.sum())), 0.0, 0.0
+        for row in table:
+            self._row(row)
+
+    def _row(self, row: np.ndarray) -> None:
+        ranks = stats.rankdata(-row)  # 1 = best reward in the block, ties averaged
         _, counts = np.unique(row, return_counts=True)
-        ties += float(np.sum(counts**3 - counts))
+        self.blocks += 1
+        self.sums += ranks
+        self.squares += float(np.sum(ranks**2))
+        self.ties += float(np.sum(counts**3 - counts))
+
+    def add(self, row: np.ndarray, alive: np.ndarray) -> None:
+        if self.alive is not None and np.array_equal(alive, self.alive):
+            self._row(row)
+        else:
+            self.alive = None  # rebuilt at the next test from the whole table
+
+    def survivors(self, table: np.ndarray, alive: np.ndarray, alpha: float) -> np.ndarray:
+        if self.alive is None or not np.array_equal(alive, self.alive):
+            self._reset(table, alive)
+        return friedman_survivors(self.blocks, self.sums, self.squares, self.ties, alpha)
+
+
+def friedman_survivors(
+    blocks: int, sums: np.ndarray, squares: float, ties: float, alpha: float
+) -> np.ndarray:
+    """irace's `aux2_friedman` from the rank sums `sums` of k candidates over `blocks` blocks,
+    the sum of squared ranks and the ties' sum of t^3 - t: which candidates survive."""
+    k = len(sums)
     denominator = blocks * k * (k + 1) - ties / (k - 1)
     keep = np.ones(k, dtype=bool)
     if denominator <= 0:
@@ -126,7 +162,7 @@ def friedman_survivors(table: np.ndarray, alpha: float) -> np.ndarray:
     statistic = 12.0 * np.sum((sums - blocks * (k + 1) / 2.0) ** 2) / denominator
     if not stats.chi2.sf(statistic, k - 1) < alpha:
         return keep
-    spread = 2.0 * (blocks * np.sum(ranks**2) - np.sum(sums**2)) / ((blocks - 1) * (k - 1))
+    spread = 2.0 * (blocks * squares - np.sum(sums**2)) / ((blocks - 1) * (k - 1))
     critical = stats.t.ppf(1.0 - alpha / 2.0, (blocks - 1) * (k - 1)) * np.sqrt(max(spread, 0.0))
     order = np.argsort(sums, kind="stable")
     best = sums[order[0]]
@@ -148,7 +184,13 @@ def wilcoxon_survivors(first: np.ndarray, second: np.ndarray, alpha: float) -> n
     if np.all(diffs <= 0):
         return np.array([False, True])
     nonzero = diffs[diffs != 0]
-    p_value = stats.wilcoxon(nonzero, zero_method="wilcox", correction=True).pvalue
+    # as R's wilcox.test in irace: exact without zeros or ties below 50 pairs, else the normal
+    # approximation with the continuity correction
+    ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
+    exact = len(nonzero) == len(diffs) and not ties and len(nonzero) < 50
+    p_value = stats.wilcoxon(
+        nonzero, correction=True, method="exact" if exact else "asymptotic"
+    ).pvalue
     if not p_value < alpha:
         return np.array([True, True])
     walsh = (nonzero[:, None] + nonzero[None, :])[np.triu_indices(len(nonzero))] / 2.0
