@@ -81,14 +81,15 @@ def floor_cost(table: np.ndarray, epsilon: float, pair_delta: float) -> float:
     return (sum(needed) + max(needed, default=0)) / table.size
 
 
-def _job(job: tuple[np.ndarray, bool, str, int, int, float]) -> dict[str, Any]:
-    table, binary, name, seed, in_flight, epsilon = job
+def _job(job: tuple[np.ndarray, bool, str, int, int, float, float | None]) -> dict[str, Any]:
+    table, binary, name, seed, in_flight, epsilon, budget = job
     outcome = run_policy(
         table,
         name,
         seed=seed,
         in_flight=in_flight,
         epsilon=epsilon,
+        scoring_calls=None if budget is None else max(1, int(budget * table.size)),
         rewards="binary" if binary else "continuous",
         certify=name in ("paired", "lucb"),
     )
@@ -100,15 +101,25 @@ def _job(job: tuple[np.ndarray, bool, str, int, int, float]) -> dict[str, Any]:
     }
 
 
+def _plans(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
+    """(row name, policy, budget): every policy to its own end, then the budgeted ones."""
+    plans: list[tuple[str, str, float | None]] = [(name, name, None) for name in args.policies]
+    for budget in args.budgets:
+        plans += [(f"{name}, budget {budget:.0%}", name, budget) for name in ("paired", "lucb")]
+    return plans
+
+
 def run_replay(args: argparse.Namespace, tasks: list[RecordedTask]) -> list[dict[str, Any]]:
     jobs, keys = [], []
     for label, fixed in _tolerances(args):
-        for name in args.policies:
+        for row, name, budget in _plans(args):
             for task in tasks:
                 epsilon = fixed or default_epsilon(task.rewards.shape[1])
                 for seed in range(args.seeds):
-                    jobs.append((task.rewards, task.binary, name, seed, args.in_flight, epsilon))
-                    keys.append((label, name, task.name, seed, epsilon))
+                    jobs.append(
+                        (task.rewards, task.binary, name, seed, args.in_flight, epsilon, budget)
+                    )
+                    keys.append((label, row, task.name, seed, epsilon))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         outcomes = list(pool.map(_job, jobs, chunksize=max(1, len(jobs) // (8 * args.workers))))
     return [
@@ -147,8 +158,10 @@ def summary(runs: list[dict[str, Any]], epsilons: dict[str, float]) -> dict[str,
             gaps = np.array([r["gap"] for r in mine])
             eps = np.array([r["epsilon"] for r in mine])
             proven = [r["proven"] for r in mine if r["proven"] is not None]
+            supported = [r["supported"] for r in mine if r["supported"] is not None]
             table[tolerance][policy] = {
                 "runs": len(mine),
+                "supported_mean": float(np.mean(supported)) if supported else None,
                 "within_strict": float(np.mean(gaps <= STRICT + 1e-12)),
                 "within_epsilon": float(np.mean(gaps <= eps + 1e-12)),
                 "cost_mean": float(np.mean([r["cost"] for r in mine])),
@@ -166,16 +179,19 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{recording['tasks']} tasks x {report['seeds']} seeds, "
                      f"{report['in_flight']} in flight, no budget)\n")  # fmt: skip
         lines.append("| tolerance | policy | pick within 0.01 | within the tolerance | "
-                     "cost / full (mean, max) | proven | floor of a proof |")  # fmt: skip
-        lines.append("|---|---|---|---|---|---|---|")
+                     "cost / full (mean, max) | proven | tolerance supported (mean) | "
+                     "floor of a proof |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|---|---|")
         for tolerance, rows in recording["summary"].items():
             floor = recording["floors"][tolerance]
             for policy, row in rows.items():
                 proven = "-" if row["proven"] is None else f"{row['proven']:.0%}"
+                supported = row["supported_mean"]
+                supported_text = "-" if supported is None else f"{supported:.3f}"
                 lines.append(
                     f"| {tolerance} | {LABELS.get(policy, policy)} | {row['within_strict']:.1%} | "
                     f"{row['within_epsilon']:.1%} | {row['cost_mean']:.3f}, {row['cost_max']:.3f} "
-                    f"| {proven} | {floor:.2f} |"
+                    f"| {proven} | {supported_text} | {floor:.2f} |"
                 )
     return "\n".join(lines)
 
@@ -189,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", nargs="+", default=list(POLICIES))
     parser.add_argument("--strict-only", dest="default_too", action="store_false",
                         help="only the 0.01 tolerance (default: also 2 / n)")  # fmt: skip
+    parser.add_argument("--budgets", type=float, nargs="*", default=[0.1, 0.35],
+                        help="shares of full evaluation for paired and lucb with a budget")  # fmt: skip
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) // 2))
     parser.add_argument("--engine", action="store_true", help="through the engine's Study")
     parser.add_argument("--reuse", action="store_true", help="(always: no model is called)")

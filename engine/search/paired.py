@@ -10,9 +10,10 @@ of every arm left by those bounds: with probability at least 1 - delta the pick 
 Choosing pulls: the comparisons that decide the winner are the leader's against its rivals whose
 bound is still above epsilon. Each free slot goes to the rival whose bound is the most open,
 counting the pulls in flight as if they had come back with the mean difference so far (virtual
-counts); within that pair it goes to whichever arm is behind along the shared order, so each pull
-extends the examples the two share. The leader, behind most of its rivals, is pulled once for
-all of them. A cap on the pulls in flight per arm and the virtual counts keep hundreds of free
+counts). Within that pair it goes to the leader when the rival has walked further along the
+shared order (so the pull extends the examples the two share) or when the leader's own bounds
+are the wider (as in LUCB: one pull of the leader serves every comparison), and to the rival
+otherwise. A cap on the pulls in flight per arm and the virtual counts keep hundreds of free
 slots from herding onto one arm; when the pulls in flight should settle every open comparison,
 the policy waits for their results.
 """
