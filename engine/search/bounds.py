@@ -191,11 +191,10 @@ class BettingBounds:
         self.done: NDArray[Any] = np.zeros(0, dtype=np.int64)
         self.sums: NDArray[Any] = np.zeros(0)
         self.squares: NDArray[Any] = np.zeros(0)
-        self.rising: NDArray[Any] = np.zeros((0, points))  # log K+ on the grid
-        self.falling: NDArray[Any] = np.zeros((0, points))  # log K-
-        self.too_low: NDArray[Any] = np.zeros(
-            (0, points), dtype=bool
-        )  # rejected by K+ (or impossible)
+        # log K+ and log K- on the grid, and the values each rejected (or found impossible)
+        self.rising: NDArray[Any] = np.zeros((0, points))
+        self.falling: NDArray[Any] = np.zeros((0, points))
+        self.too_low: NDArray[Any] = np.zeros((0, points), dtype=bool)
         self.too_high: NDArray[Any] = np.zeros((0, points), dtype=bool)
         self.lower: NDArray[Any] = np.zeros(0)
         self.upper: NDArray[Any] = np.ones(0)

@@ -144,40 +144,31 @@ class PairedBounds:
         self._capacity = 0
         self.rewards: NDArray[Any] = np.zeros((0, n))
         self.seen: NDArray[Any] = np.zeros((0, n), dtype=bool)
-        self.prefix: NDArray[Any] = np.zeros(
-            0, dtype=np.int64
-        )  # each arm's contiguous run along `order`
+        # each arm's run: the contiguous part of `order` it has been scored on
+        self.prefix: NDArray[Any] = np.zeros(0, dtype=np.int64)
         self.total: NDArray[Any] = np.zeros(0)
         self.count: NDArray[Any] = np.zeros(0)
-        self.run_total: NDArray[Any] = np.zeros(0)  # the rewards' sum over each arm's run
-        self.arm_lower: NDArray[Any] = np.zeros(
-            0
-        )  # bounds of each arm's own pool mean, from its run
+        # the rewards' sum over each arm's run, the bounds of each arm's own pool mean from its
+        # run, and (0/1 rewards) the counts of ones its run has rejected
+        self.run_total: NDArray[Any] = np.zeros(0)
+        self.arm_lower: NDArray[Any] = np.zeros(0)
         self.arm_upper: NDArray[Any] = np.ones(0)
-        self.arm_rejected: NDArray[Any] = np.zeros(
-            (0, n + 1), dtype=bool
-        )  # N1 values each run rejects
-        self.threshold: NDArray[Any] = np.zeros(
-            0
-        )  # log(1 / delta') of each arm's pairs, as the candidate
+        self.arm_rejected: NDArray[Any] = np.zeros((0, n + 1), dtype=bool)
+        # log(1 / delta') of each arm's pairs as the candidate, and of its own sequence
+        self.threshold: NDArray[Any] = np.zeros(0)
         self.arm_threshold: NDArray[Any] = np.zeros(0)
-        self.done: NDArray[Any] = np.zeros(
-            (0, 0), dtype=np.int64
-        )  # shared draws each pair has processed
+        # each pair's shared draws processed, their sums, and its wins and losses (b against a)
+        self.done: NDArray[Any] = np.zeros((0, 0), dtype=np.int64)
         self.sum_y: NDArray[Any] = np.zeros((0, 0))
         self.sum_y2: NDArray[Any] = np.zeros((0, 0))
-        self.wins: NDArray[Any] = np.zeros(
-            (0, 0), dtype=np.int64
-        )  # shared examples where b beat a (0/1)
+        self.wins: NDArray[Any] = np.zeros((0, 0), dtype=np.int64)
         self.losses: NDArray[Any] = np.zeros((0, 0), dtype=np.int64)
-        self.capital: NDArray[Any] = np.zeros(
-            (0, 0, len(self.grid))
-        )  # log K_t(m) of each pair, on the grid
+        # the betting capital log K_t(m) on the grid and the values it rejected (any rewards)
+        self.capital: NDArray[Any] = np.zeros((0, 0, len(self.grid)))
         self.rejected: NDArray[Any] = np.zeros((0, 0, len(self.grid)), dtype=bool)
-        self.pair_upper: NDArray[Any] = np.ones((0, 0))  # each pair's bound from its shared draws
-        self.evaluated: NDArray[Any] = np.zeros(
-            (0, 0), dtype=np.int64
-        )  # draws the exact bound last saw
+        # each pair's bound from its shared draws, and the draws the exact bound last saw
+        self.pair_upper: NDArray[Any] = np.ones((0, 0))
+        self.evaluated: NDArray[Any] = np.zeros((0, 0), dtype=np.int64)
         self.beaten: NDArray[Any] = np.zeros(0, dtype=bool)
         self._dirty: set[int] = set()
         self._virtual: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {}
