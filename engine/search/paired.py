@@ -68,6 +68,14 @@ class PairedLUCB(BasePolicy):
             return True
         return bool(self.pairs.upper(leader)[rivals].max() <= self.epsilon)
 
+    def bounds(self, *, virtual: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Each arm's own bounds, from its run (those the stopping rule uses; the read-outs
+        show them); with `virtual`, LUCB's bounds with the pulls in flight counted in."""
+        if virtual:
+            return super().bounds(virtual=True)
+        k = self.num_arms
+        return self.pairs.arm_lower[:k].copy(), self.pairs.arm_upper[:k].copy()
+
     def recommendation(self) -> int | None:
         if self.num_arms == 0:
             return None
