@@ -11,7 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.search import make_policy
+from engine.search import BasePolicy, make_policy
+
+#: policies of the benchmarks only, beside the engine's (`engine.search.POLICIES`)
+BENCH_POLICIES: dict[str, type[BasePolicy]] = {}
+
+
+def bench_policy(name: str, **settings: object) -> BasePolicy:
+    """An engine policy by name, or one of `BENCH_POLICIES` (F-Race) with the same settings."""
+    if name in BENCH_POLICIES:
+        settings.setdefault("epsilon", None)
+        return BENCH_POLICIES[name](**settings)  # type: ignore[arg-type]
+    return make_policy(name, **settings)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,20 +31,65 @@ class Outcome:
     pick: int | None
     regret: float
     correct: bool  # epsilon-good
+    proven: bool | None = None  # the policy's certificate, when asked for
+    supported: float | None = None
 
 
 def synthetic_table(
-    rng: np.random.Generator, arms: int, n: int, good_share: float = 0.1
+    rng: np.random.Generator,
+    arms: int,
+    n: int,
+    good_share: float = 0.1,
+    difficulty: float = 0.8,
 ) -> np.ndarray:
-    """Beta mixture of many mediocre and ~10 % good arms, with correlated example difficulty."""
+    """Beta mixture of many mediocre and ~10 % good arms, with correlated example difficulty:
+    each example's difficulty, a standard normal, shifts every arm's logit by `difficulty`
+    times it (0.8 by default; 2.5 makes the examples, not the arms, most of a reward's spread)."""
     good = rng.random(arms) < good_share
     quality = np.where(good, rng.beta(16, 4, arms), rng.beta(4, 6, arms))
-    difficulty = rng.normal(0.0, 1.0, n)
-    logit = np.log(quality / (1 - quality))[:, None] - 0.8 * (
-        difficulty[None, :] - difficulty.mean()
+    hardness = rng.normal(0.0, 1.0, n)
+    logit = np.log(quality / (1 - quality))[:, None] - difficulty * (
+        hardness[None, :] - hardness.mean()
     )
     p = 1.0 / (1.0 + np.exp(-logit))
     return (rng.random((arms, n)) < p).astype(np.float64)
+
+
+def near_copies_table(rng: np.random.Generator, arms: int, n: int) -> np.ndarray:
+    """Strongly correlated instances: an arm solves an example when its skill (a few good arms,
+    many middling ones) beats the example's difficulty, plus a little noise; arms agree on most
+    examples, as near copies of one instruction do (the pairs' differences vary far less than
+    the rewards)."""
+    good = rng.random(arms) < 0.1
+    skill = np.where(good, rng.uniform(0.6, 0.8, arms), rng.uniform(0.2, 0.65, arms))
+    hardness = rng.random(n)
+    noise = rng.normal(0.0, 0.05, (arms, n))
+    return (skill[:, None] + noise > hardness[None, :]).astype(np.float64)
+
+
+def simulator_table(seed: int, arms: int, n: int, spread: float = 4.0) -> np.ndarray:
+    """The simulator's rewards (engine.sim.world: latent qualities from its mixture, a shared
+    difficulty per example of logistic spread `spread`, each answer's correctness hashed from the
+    seed) for `arms` instructions on `n` examples of the built-in task larger_number: a third of
+    them variants of the others (their parent's quality plus a little noise)."""
+    from engine.sim import SimConfig
+    from engine.sim.world import World
+    from engine.task import load_task
+
+    task = load_task("larger_number", seed=seed)
+    world = World([task], SimConfig(tasks=(task,), seed=seed, difficulty_spread=spread))
+    parents = [f"Instruction {i}: pick the larger of the two numbers." for i in range(arms)]
+    texts = parents[: arms - arms // 3]
+    for i in range(arms // 3):
+        child = f"{texts[i]} Variant {i}."
+        world.register_variant(child, texts[i])
+        texts.append(child)
+    table = np.zeros((arms, n))
+    for a, text in enumerate(texts):
+        key = world.key(text)
+        for e in range(n):
+            table[a, e] = world._unit("answer", key, 0, e, 0) < world._p(key, 0, e)
+    return table
 
 
 def run_policy(
@@ -47,9 +103,10 @@ def run_policy(
     scoring_calls: int | None = None,
     max_pulls: int | None = None,
     rewards: str = "binary",
+    certify: bool = False,
 ) -> Outcome:
     arms, n = table.shape
-    policy = make_policy(
+    policy = bench_policy(
         policy_name,
         n=n,
         seed=seed,
@@ -77,4 +134,17 @@ def run_policy(
     true = table.mean(axis=1)
     eps = policy.epsilon
     regret = float(true.max() - true[pick]) if pick is not None else float("nan")
-    return Outcome(policy.pulls_used, pick, regret, regret <= eps + 1e-12)
+    proven = supported = None
+    if certify:
+        certificate = policy.certificate()
+        proven, supported = certificate.proven, certificate.supported
+    return Outcome(policy.pulls_used, pick, regret, regret <= eps + 1e-12, proven, supported)
+
+
+def _register() -> None:
+    from frace import FRace
+
+    BENCH_POLICIES["frace"] = FRace
+
+
+_register()

@@ -48,6 +48,7 @@ from engine.app import StudyConfig, execute, prepare
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.propose import Templates
+from engine.settings import SETTINGS
 from engine.study.intervals import mean_interval
 from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
 from engine.study.scoring import ClientScorer
@@ -90,7 +91,7 @@ class Budget:
 def strategies() -> tuple[str, ...]:
     """The proposal strategies this engine offers: ``resample`` always; ``reflect`` and
     ``both`` when its settings have the `variants` choice."""
-    if "variants" in StudyConfig.__struct_fields__:
+    if "variants" in {one.flat for one in SETTINGS}:
         return ("resample", "reflect", "both")
     return ("resample",)
 
@@ -193,7 +194,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any] | None:
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        if not sep or key not in StudyConfig.__struct_fields__:
+        if not sep or key not in {one.flat for one in SETTINGS}:
             raise SystemExit(f"--set {pair}: give KEY=VALUE with a setting of StudyConfig")
         try:
             options[key] = json.loads(text)
@@ -209,7 +210,7 @@ def study_config(
     target, proposer = servers
     variants = {"variants": strategy} if len(strategies()) > 1 else {}
     variants.update(options or {})
-    return StudyConfig(
+    return StudyConfig.of(
         task=str(task),
         model=target.model,
         base_url=target.url,

@@ -1,404 +1,250 @@
-"""The scheduler's worth on a real model: SmolLM2-135M through the local backend, on the 24
-instruction-induction tasks (Honovich et al. 2022, ../shared/data/instruction_induction).
+"""The scheduler on real models' rewards: every policy replayed on the recorded full evaluations
+in bench/recordings/ (made by bench/record.py; format in bench/recordings/README.md), with no
+model call.
 
-For each task, a fixed pool of at least 20 candidates: the task's human instruction, SmolLM2's
-own forward proposals, paraphrases of the human instruction and distractors, both written by rule
-(`paraphrases`, `distractors`). Every candidate is scored once on every example of the scoring
-pool with log-probability scoring (exp(mean token log-prob) of the accepted output: continuous
-rewards), which gives each candidate's true score on the pool and the true best.
+A recording holds, for each of the 24 instruction-induction tasks, a fixed pool of candidates
+scored once on every example of a scoring pool, so each candidate's true score on the pool and
+the true best are known. For each recording, tolerance, policy, task and seed, a study is
+replayed with `--in-flight` pulls outstanding that complete in random order (bench/_bandit_sim.py,
+the dispatcher's model) and no budget: each policy runs until its own rule ends it. Reported per
+recording, tolerance and policy: the share of runs whose pick is within 0.01 of the pool's best
+and within the tolerance, the cost as a share of full evaluation (candidates x examples), and
+for policies with a proof, the share of runs it proved; beside them the floor of
+`floor_cost`: what any procedure built from valid pairwise tests must spend on these pools.
 
-Then, for each policy and seed, a real `Study` (the engine's dispatcher, monitor, policy and
-budgets; the candidates given as the user's own, origin "user", no proposal calls) runs
-against a scorer that reads the recorded rewards of that one full evaluation -- the same
-rewards the model gives, deterministically, for the same (instruction, example) -- rather than
-calling the model again. Per policy: the share of runs whose pick is within epsilon of the true
-best on the pool, and the scoring calls as a share of full evaluation (candidates x pool size).
-`lucb`, `ttts` and `halving` get 10 % of full evaluation as their budget; `lucb` also runs to
-its own stopping rule with a budget of 35 % (`lucb-stop`), and the paper's filter
-(`ape-filter`) runs at its own cost, on the same pools and seeds; a random pick is the baseline
-that says how close the pool's rewards are.
+    .venv/bin/python bench/real_selection.py                    # every recording, ~10 min each
+    .venv/bin/python bench/real_selection.py --seeds 3 --tasks antonyms sum
+    .venv/bin/python bench/real_selection.py --engine --seeds 2 # through the engine's Study
 
-    nice -n 10 .venv/bin/python bench/real_selection.py                  # 24 tasks, ~70 min
-    .venv/bin/python bench/real_selection.py --tasks antonyms sum --seeds 3   # quicker
-    .venv/bin/python bench/real_selection.py --reuse                     # studies only
-
-The full evaluation is kept in bench/results/real_selection_rewards.json (``--reuse`` reads it
-instead of calling the model); the report goes to bench/results/real_selection.json and prints a
-Markdown table.
+``--engine`` runs the same studies through the real `Study` (dispatcher, monitor, policy) against
+a scorer that reads the recording instead of the replay loop (slower; F-Race is not an engine
+policy and is left out). ``--reuse`` is accepted and changes nothing: this bench never calls a
+model (bench/record.py makes recordings). Writes bench/results/real_selection.json and prints
+Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import statistics
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from math import comb
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.lowlevel
+import numpy as np
 
-from engine.errors import EndpointError
-from engine.llm.client import LLMClient
-from engine.llm.endpoint import EndpointConfig
-from engine.local import LocalSettings, serve_local
-from engine.local.models import served_model_name
-from engine.propose import Proposer, UserCandidate, instruction_key
-from engine.search import make_policy
-from engine.settings import StudyConfig
-from engine.study.scoring import ClientScorer, Score
-from engine.study.shared import StudySetup
-from engine.study.study import Study
-from engine.task import Splits, Task, load_task, split_task
-from engine.task.types import Example
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bandit_sim import run_policy
+from recording import RecordedTask, read, recordings, tables
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-DATA = ROOT.parent.parent / "shared" / "data" / "instruction_induction" / "induce"
-TASKS = tuple(sorted(p.stem for p in DATA.glob("*.json"))) if DATA.is_dir() else ()
-POLICIES = ("lucb", "ttts", "halving", "lucb-stop", "ape-filter")
-POOL_MIN = 20
-STRICT = 0.01  # a tighter tolerance than the engine's default, reported beside it
+RESULTS = Path(__file__).resolve().parent / "results"
+POLICIES = ("paired", "lucb", "ape-filter", "frace")
+STRICT = 0.01
+LABELS = {
+    "paired": "`paired` (the new default)",
+    "lucb": "`lucb` (today's)",
+    "ape-filter": "`ape-filter` (the paper's)",
+    "frace": "F-Race (irace's)",
+}
 
 
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) < 2 else text
+def default_epsilon(n: int) -> float:
+    return max(2.0 / n, 0.005)
 
 
-def paraphrases(human: str) -> list[str]:
-    """Rewordings of the human instruction by fixed rules (the same meaning, other words)."""
-    bare = human.rstrip(" .")
-    return [
-        f"Please {_lower_first(human)}",
-        f"Your task: {human}",
-        f"Instruction: {human}",
-        f"{bare}. Answer with the output only.",
-        f"Read the input. {human}",
-        f"For every input, {_lower_first(human)}",
-        f"{bare}. Be brief.",
-    ]
+def floor_cost(table: np.ndarray, epsilon: float, pair_delta: float) -> float:
+    """A lower bound on the cost of proving the best arm epsilon-good by valid pairwise tests at
+    level `pair_delta` on any [0, 1] rewards, as a share of full evaluation.
+
+    For each other arm b, raising b's k lowest rewards to 1 (k the fewest that put b more than
+    epsilon ahead of the best) gives a pool where the claim is false; a test that sees none of
+    those k examples sees the same data on both pools, so it may accept only if missing them is
+    rarer than `pair_delta`: C(n - k, c) / C(n, c) <= pair_delta after c shared examples. The
+    floor is the sum of those c over b, plus the largest for the best arm itself.
+    """
+    arms, n = table.shape
+    means = table.mean(axis=1)
+    best = int(np.argmax(means))
+    needed = []
+    for arm in range(arms):
+        if arm == best:
+            continue
+        gain = np.cumsum(np.sort(1.0 - table[arm])[::-1]) / n
+        k = min(int(np.searchsorted(gain, epsilon + means[best] - means[arm], side="right")) + 1, n)
+        needed.append(
+            next((c for c in range(n + 1) if comb(n - k, c) <= pair_delta * comb(n, c)), n)
+        )
+    return (sum(needed) + max(needed, default=0)) / table.size
 
 
-GENERIC_DISTRACTORS = (
-    "Repeat the input word for word.",
-    "Write the input backwards.",
-    "Translate the input into Italian.",
-    "Count the letters of the input.",
-    "Answer with yes or no.",
-)
+def task_floors(tasks: list[RecordedTask], fixed: float | None) -> tuple[float, float]:
+    """The mean floor over tasks with a share delta / (2 K) for each rival's test (what paired
+    and lucb give it), and with all of delta for each (the least any proof could pay)."""
+    union, single = [], []
+    for task in tasks:
+        arms, n = task.rewards.shape
+        epsilon = fixed or default_epsilon(n)
+        union.append(floor_cost(task.rewards, epsilon, 0.05 / (2 * arms)))
+        single.append(floor_cost(task.rewards, epsilon, 0.05))
+    return float(np.mean(union)), float(np.mean(single))
 
 
-def distractors(task: str, humans: dict[str, str], count: int) -> list[str]:
-    """Instructions for something else: generic ones, then the human instructions of other
-    tasks (the next ones in alphabetical order, so every run builds the same pool)."""
-    names = sorted(humans)
-    start = names.index(task) if task in names else 0
-    others = [humans[names[(start + step) % len(names)]] for step in range(1, len(names))]
-    return (list(GENERIC_DISTRACTORS) + others)[:count]
-
-
-def _unique(texts: list[str]) -> list[str]:
-    seen: set[str] = set()
-    kept = []
-    for text in texts:
-        key = instruction_key(text)
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(text)
-    return kept
-
-
-def load(name: str, scoring_size: int) -> tuple[Task, tuple[Example, ...], tuple[Example, ...]]:
-    """The task, its demo pool and its scoring pool (seed 0, as every study here uses)."""
-    task = load_task(str(DATA / f"{name}.json"), seed=0)
-    splits = split_task(task, seed=0, scoring_size=scoring_size, demo_size=50, test_size=10)
-    return task, splits.demo, splits.scoring
-
-
-async def own_proposals(client: LLMClient, demos: tuple[Example, ...], calls: int) -> list[str]:
-    """SmolLM2's forward proposals (completions template, 5 per call), cleaned."""
-    proposer = Proposer(client, demos, api="completions", seed=0)
-    texts: list[str] = []
-    for _ in range(calls):
-        batch = await proposer.propose(5)
-        texts += [p.text for p in batch.proposals]
-    return texts
-
-
-async def full_evaluation(
-    client: LLMClient, candidates: list[str], pool: tuple[Example, ...], metric: str
-) -> list[list[float]]:
-    """rewards[candidate][example]: every candidate on every example of the pool, once."""
-    scorer = ClientScorer(client, metric=metric, mode="logprob", api="completions")
-    rewards = []
-    for instruction in candidates:
-        row = []
-        for example in pool:
-            row.append((await scorer.score(instruction, example)).reward)
-        rewards.append(row)
-    return rewards
-
-
-def save(path: Path, recorded: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(recorded) + "\n")
-
-
-async def record(args: argparse.Namespace, recorded: dict[str, Any]) -> dict[str, Any]:
-    """The pools and their full evaluation, task by task (the model's part of the bench),
-    written after each task; tasks already in `recorded` are kept, not evaluated again."""
-    humans = {name: load(name, args.scoring_size)[0].human_instruction or "" for name in TASKS}
-    name = served_model_name(args.model)
-    settings = LocalSettings(model=args.model, name=name, threads=args.threads, queue=256)
-    path = Path(args.rewards)
-    async with serve_local(settings) as server:
-        endpoint = EndpointConfig(name="target", base_url=server.base_url, model=name)
-        async with LLMClient(endpoint) as client:
-            for task_name in args.tasks:
-                if task_name in recorded["tasks"]:
-                    continue
-                began = time.perf_counter()
-                task, demos, pool = load(task_name, args.scoring_size)
-                human = task.human_instruction or ""
-                own = await own_proposals(client, demos, args.proposal_calls)
-                pool_texts = _unique([human, *own[: args.own_max], *paraphrases(human)])
-                missing = max(args.pool - len(pool_texts), POOL_MIN - len(pool_texts), 0)
-                pool_texts = _unique(pool_texts + distractors(task_name, humans, missing + 3))
-                pool_texts = pool_texts[: max(args.pool, POOL_MIN)]
-                rewards = await full_evaluation(client, pool_texts, pool, task.metric)
-                recorded["tasks"][task_name] = {
-                    "candidates": pool_texts,
-                    "own": [t for t in pool_texts if t in own],
-                    "inputs": [example.input for example in pool],
-                    "rewards": rewards,
-                    "seconds": time.perf_counter() - began,
-                }
-                recorded["model_file"] = server.local.model.path.name
-                save(path, recorded)
-                print(
-                    f"{task_name}: {len(pool_texts)} candidates x {len(pool)} examples "
-                    f"({time.perf_counter() - began:.0f} s)",
-                    flush=True,
-                )
-    return recorded
-
-
-# -- the studies, against the recorded rewards ------------------------------------------------------
-
-
-class RecordedScorer:
-    """The reward the model gave `instruction` on `example` in the full evaluation: the same
-    number a call would return (log-probability scoring is deterministic), without the call."""
-
-    def __init__(self, candidates: list[str], rewards: list[list[float]]) -> None:
-        self._row = {text: index for index, text in enumerate(candidates)}
-        self._rewards = rewards
-
-    async def score(self, instruction: str, example: Example) -> Score:
-        await anyio.lowlevel.checkpoint()
-        return Score(self._rewards[self._row[instruction]][int(example.key)])
-
-
-class NoProposals:
-    """The pool is fixed: a study of the user's own candidates makes no proposal call."""
-
-    async def propose(self, count: int) -> Any:
-        raise EndpointError("this bench makes no proposal call")
-
-    async def vary(self, parent_text: str, parent_id: int, n: int) -> Any:
-        raise EndpointError("this bench makes no proposal call")
-
-
-def _plan(policy: str, full: int) -> tuple[str, int | None]:
-    """(engine policy, scoring-call budget) of a bench policy."""
-    if policy == "lucb-stop":
-        return "lucb", int(0.35 * full)
-    if policy == "ape-filter":
-        return "ape-filter", None
-    return policy, max(1, int(0.1 * full))
-
-
-async def one_study(name: str, entry: dict[str, Any], policy: str, seed: int) -> dict[str, Any]:
-    """One real `Study` over the task's fixed pool; its pick and its cost."""
-    candidates, rewards = entry["candidates"], entry["rewards"]
-    pool = tuple(Example(x, ("",), key=str(i)) for i, x in enumerate(entry["inputs"]))
-    full = len(candidates) * len(pool)
-    engine_policy, budget = _plan(policy, full)
-    config = StudyConfig.of(
-        task=name,
-        policy=engine_policy,
+def _job(job: tuple[np.ndarray, bool, str, int, int, float, float | None]) -> dict[str, Any]:
+    table, binary, name, seed, in_flight, epsilon, budget = job
+    outcome = run_policy(
+        table,
+        name,
         seed=seed,
-        initial_candidates=0,
-        variant_rounds=0,
-        budget_scoring_calls=budget,
-        concurrency=8,
-        no_cache=True,
+        in_flight=in_flight,
+        epsilon=epsilon,
+        scoring_calls=None if budget is None else max(1, int(budget * table.size)),
+        rewards="binary" if binary else "continuous",
+        certify=name in ("paired", "lucb"),
     )
-    settings = config.study()
-    settings = dataclasses.replace(
-        settings,
-        proposals=dataclasses.replace(settings.proposals, user_candidates=len(candidates)),
-    )
-    setup = StudySetup(
-        settings=settings,
-        task=Task(name, pool),
-        splits=Splits(demo=pool[:1], scoring=pool, test=()),
-        policy=make_policy(engine_policy, n=len(pool), seed=seed, initial_arms=len(candidates)),
-        scorer=RecordedScorer(candidates, rewards),
-        proposer=NoProposals(),
-        user_candidates=tuple(UserCandidate(text) for text in candidates),
-    )
-    result = await Study(setup).run()
-    means = [statistics.fmean(row) for row in rewards]
-    epsilon = max(2 / len(pool), 0.005)  # the engine's default
-    pick = result.winner_arm
     return {
-        "policy": policy,
-        "seed": seed,
-        "pick": pick,
-        "good": pick is not None and means[pick] >= max(means) - epsilon,
-        "good_strict": pick is not None and means[pick] >= max(means) - STRICT,
-        "gap": max(means) - (means[pick] if pick is not None else 0.0),
-        "cost": result.spend.scoring_calls / full,
-        "reason": result.reason,
+        "cost": outcome.pulls / table.size,
+        "gap": outcome.regret,
+        "proven": outcome.proven,
+        "supported": outcome.supported,
     }
 
 
-async def studies(recorded: dict[str, Any], seeds: int) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
-    limiter = anyio.CapacityLimiter(32)  # studies at once: their monitors tick in parallel
+def _plans(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
+    """(row name, policy, budget): every policy to its own end, then the budgeted ones."""
+    plans: list[tuple[str, str, float | None]] = [(name, name, None) for name in args.policies]
+    for budget in args.budgets:
+        plans += [(f"{name}, budget {budget:.0%}", name, budget) for name in ("paired", "lucb")]
+    return plans
 
-    async def run(name: str, entry: dict[str, Any], policy: str, seed: int) -> None:
-        async with limiter:
-            runs.append({"task": name, **await one_study(name, entry, policy, seed)})
 
-    async with anyio.create_task_group() as group:
-        for name, entry in recorded["tasks"].items():
-            for policy in POLICIES:
-                for seed in range(seeds):
-                    group.start_soon(run, name, entry, policy, seed)
+def run_replay(args: argparse.Namespace, tasks: list[RecordedTask]) -> list[dict[str, Any]]:
+    jobs, keys = [], []
+    for label, fixed in _tolerances(args):
+        for row, name, budget in _plans(args):
+            for task in tasks:
+                epsilon = fixed or default_epsilon(task.rewards.shape[1])
+                for seed in range(args.seeds):
+                    jobs.append(
+                        (task.rewards, task.binary, name, seed, args.in_flight, epsilon, budget)
+                    )
+                    keys.append((label, row, task.name, seed, epsilon))
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        outcomes = list(pool.map(_job, jobs, chunksize=max(1, len(jobs) // (8 * args.workers))))
+    return [
+        {"tolerance": label, "policy": name, "task": task, "seed": seed, "epsilon": epsilon, **o}
+        for (label, name, task, seed, epsilon), o in zip(keys, outcomes, strict=True)
+    ]
+
+
+def _tolerances(args: argparse.Namespace) -> list[tuple[str, float | None]]:
+    return [("0.01", STRICT), ("default (2 / n)", None)][: 2 if args.default_too else 1]
+
+
+def run_engine(args: argparse.Namespace, tasks: list[RecordedTask]) -> list[dict[str, Any]]:
+    from engine_replay import engine_study
+
+    runs = []
+    for label, fixed in _tolerances(args):
+        for name in [p for p in args.policies if p != "frace"]:
+            for task in tasks:
+                epsilon = fixed or default_epsilon(task.rewards.shape[1])
+                for seed in range(args.seeds):
+                    outcome = engine_study(task, name, seed, args.in_flight, epsilon)
+                    runs.append({"tolerance": label, "policy": name, "task": task.name,
+                                 "seed": seed, "epsilon": epsilon, **outcome})  # fmt: skip
     return runs
 
 
-def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    rows = {}
-    for policy in POLICIES:
-        mine = [run for run in runs if run["policy"] == policy]
-        rows[policy] = {
-            "runs": len(mine),
-            "good_share": statistics.fmean(run["good"] for run in mine),
-            "strict_share": statistics.fmean(run["good_strict"] for run in mine),
-            "cost_mean": statistics.fmean(run["cost"] for run in mine),
-            "cost_max": max(run["cost"] for run in mine),
-            "gap_mean": statistics.fmean(run["gap"] for run in mine),
-            "gap_max": max(run["gap"] for run in mine),
-            "stopped_by_rule": statistics.fmean("stopping rule" in run["reason"] for run in mine),
-        }
-    return rows
+def summary(runs: list[dict[str, Any]], epsilons: dict[str, float]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for run in runs:
+        rows.setdefault(run["tolerance"], {}).setdefault(run["policy"], []).append(run)
+    table: dict[str, Any] = {}
+    for tolerance, by_policy in rows.items():
+        table[tolerance] = {}
+        for policy, mine in by_policy.items():
+            gaps = np.array([r["gap"] for r in mine])
+            eps = np.array([r["epsilon"] for r in mine])
+            proven = [r["proven"] for r in mine if r["proven"] is not None]
+            supported = [r["supported"] for r in mine if r["supported"] is not None]
+            table[tolerance][policy] = {
+                "runs": len(mine),
+                "supported_mean": float(np.mean(supported)) if supported else None,
+                "within_strict": float(np.mean(gaps <= STRICT + 1e-12)),
+                "within_epsilon": float(np.mean(gaps <= eps + 1e-12)),
+                "cost_mean": float(np.mean([r["cost"] for r in mine])),
+                "cost_max": float(np.max([r["cost"] for r in mine])),
+                "gap_max": float(gaps.max()),
+                "proven": float(np.mean(proven)) if proven else None,
+            }
+    return table
 
 
-def random_pick(recorded: dict[str, Any]) -> dict[str, float]:
-    """The baseline: a pick uniformly at random from the pool, for nothing. Its chance of being
-    epsilon-good says how hard the pool is (rewards closer than epsilon make any pick good)."""
-    good, strict, gaps, spans = [], [], [], []
-    for entry in recorded["tasks"].values():
-        means = [statistics.fmean(row) for row in entry["rewards"]]
-        best, epsilon = max(means), max(2 / len(entry["inputs"]), 0.005)
-        good.append(statistics.fmean(m >= best - epsilon for m in means))
-        strict.append(statistics.fmean(m >= best - STRICT for m in means))
-        gaps.append(statistics.fmean(best - m for m in means))
-        spans.append(best - min(means))
-    return {
-        "runs": 0,
-        "good_share": statistics.fmean(good),
-        "strict_share": statistics.fmean(strict),
-        "cost_mean": 0.0,
-        "cost_max": 0.0,
-        "gap_mean": statistics.fmean(gaps),
-        "gap_max": max(spans),
-        "span_median": statistics.median(spans),
-    }
-
-
-def table(report: dict[str, Any]) -> str:
-    label = {
-        "lucb": "lucb, budget 10 %",
-        "ttts": "ttts, budget 10 %",
-        "halving": "halving, budget 10 %",
-        "lucb-stop": "lucb, its stopping rule (cap 35 %)",
-        "ape-filter": "ape-filter (the paper's), its own cost",
-        "random": "a random pick (no scoring call), expected",
-    }
-    lines = [
-        "| policy | runs | pick epsilon-good on the pool | within 0.01 | cost / full evaluation "
-        "(mean, max) | gap to the best (mean, max) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for policy, row in report["summary"].items():
-        lines.append(
-            f"| {label[policy]} | {row['runs']} | {row['good_share']:.1%} | "
-            f"{row['strict_share']:.1%} | "
-            f"{row['cost_mean']:.3f}, {row['cost_max']:.3f} | "
-            f"{row['gap_mean']:.4f}, {row['gap_max']:.4f} |"
-        )
-    lines.append("")
-    lines.append(
-        f"{report['tasks']} tasks x {report['seeds']} seeds; pools of {report['pool_min']}-"
-        f"{report['pool_max']} candidates on scoring pools of {report['scoring_min']}-"
-        f"{report['scoring_max']} examples, epsilon max(2 / n, 0.005) per task (0.05 at n = 40); "
-        f"rewards recorded from {report['model']}."
-    )
+def markdown(report: dict[str, Any]) -> str:
+    lines = []
+    for recording in report["recordings"]:
+        lines.append(f"\n**{recording['file']}** ({recording['model']}, {recording['scoring']}; "
+                     f"{recording['tasks']} tasks x {report['seeds']} seeds, "
+                     f"{report['in_flight']} in flight, no budget)\n")  # fmt: skip
+        lines.append("| tolerance | policy | pick within 0.01 | within the tolerance | "
+                     "cost / full (mean, max) | proven | tolerance supported (mean) |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|---|")
+        for tolerance, rows in recording["summary"].items():
+            for policy, row in rows.items():
+                proven = "-" if row["proven"] is None else f"{row['proven']:.0%}"
+                supported = row["supported_mean"]
+                supported_text = "-" if supported is None else f"{supported:.3f}"
+                lines.append(
+                    f"| {tolerance} | {LABELS.get(policy, policy)} | {row['within_strict']:.1%} | "
+                    f"{row['within_epsilon']:.1%} | {row['cost_mean']:.3f}, {row['cost_max']:.3f} "
+                    f"| {proven} | {supported_text} |"
+                )
+        for tolerance, (union, single) in recording["floors"].items():
+            lines.append(f"\nFloor of a proof at {tolerance}: {union:.2f} of full evaluation with "
+                         f"delta / (2 K) per rival, {single:.2f} with all of delta per rival.")  # fmt: skip
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
-    parser.add_argument("--model", default="smollm2", help="GGUF file or smollm2")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--scoring-size", type=int, default=50)
-    parser.add_argument("--pool", type=int, default=24, help="candidates per task (>= 20)")
-    parser.add_argument("--proposal-calls", type=int, default=2)
-    parser.add_argument("--own-max", type=int, default=8, help="most own proposals per pool")
+    parser.add_argument("--recordings", type=Path, nargs="+", default=None)
+    parser.add_argument("--tasks", nargs="+", default=None)
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--reuse", action="store_true", help="read the recorded evaluation")
-    parser.add_argument("--rewards", default=str(RESULTS / "real_selection_rewards.json"))
-    parser.add_argument("--out", default=str(RESULTS / "real_selection.json"))
+    parser.add_argument("--in-flight", type=int, default=256)
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES))
+    parser.add_argument("--strict-only", dest="default_too", action="store_false",
+                        help="only the 0.01 tolerance (default: also 2 / n)")  # fmt: skip
+    parser.add_argument("--budgets", type=float, nargs="*", default=[0.1, 0.35],
+                        help="shares of full evaluation for paired and lucb with a budget")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) // 2))
+    parser.add_argument("--engine", action="store_true", help="through the engine's Study")
+    parser.add_argument("--reuse", action="store_true", help="(always: no model is called)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "real_selection.json")
     args = parser.parse_args(argv)
-    rewards_path = Path(args.rewards)
-    recorded: dict[str, Any] = {"model": args.model, "scoring_size": args.scoring_size, "tasks": {}}
-    if rewards_path.is_file():
-        recorded = json.loads(rewards_path.read_text())
-    if not args.reuse:
-        recorded = anyio.run(record, args, recorded)
-    print(f"recorded evaluation in {rewards_path}")
-    if args.tasks != list(TASKS):
-        recorded["tasks"] = {k: v for k, v in recorded["tasks"].items() if k in args.tasks}
+    files = args.recordings or recordings()
+    if not files:
+        parser.error("no recordings: make one with bench/record.py")
     began = time.perf_counter()
-    runs = anyio.run(studies, recorded, args.seeds)
-    sizes = [len(entry["candidates"]) for entry in recorded["tasks"].values()]
-    scoring = [len(entry["inputs"]) for entry in recorded["tasks"].values()]
-    report = {
-        "model": recorded.get("model_file", recorded["model"]),
-        "tasks": len(recorded["tasks"]),
-        "task_names": sorted(recorded["tasks"]),
-        "seeds": args.seeds,
-        "scoring_min": min(scoring),
-        "scoring_max": max(scoring),
-        "pool_min": min(sizes),
-        "pool_max": max(sizes),
-        "summary": {**summary(runs), "random": random_pick(recorded)},
-        "runs": runs,
-        "study_seconds": time.perf_counter() - began,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report))
-    print(f"written to {out}")
+    report: dict[str, Any] = {"seeds": args.seeds, "in_flight": args.in_flight, "recordings": []}
+    for path in files:
+        data = read(path)
+        tasks = [t for t in tables(data) if args.tasks is None or t.name in args.tasks]
+        runs = run_engine(args, tasks) if args.engine else run_replay(args, tasks)
+        floors = {label: task_floors(tasks, fixed) for label, fixed in _tolerances(args)}
+        report["recordings"].append({
+            "file": path.name, "model": data.get("model_file", data["model"]),
+            "scoring": data["scoring"], "tasks": len(tasks), "floors": floors,
+            "summary": summary(runs, {}), "runs": runs,
+        })  # fmt: skip
+        print(markdown({**report, "recordings": report["recordings"][-1:]}), flush=True)
+    report["seconds"] = time.perf_counter() - began
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\n{report['seconds']:.0f} s; written to {args.out}")
     return 0
 
 

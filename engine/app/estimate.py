@@ -29,6 +29,7 @@ __all__ = ["EXPECTED_RATIO", "SpendEstimate", "estimate_spend"]
 
 #: Expected scoring calls / full evaluation, per policy (docs/benchmarks.md, rounded up).
 EXPECTED_RATIO = {
+    "paired": 0.25,
     "lucb": 0.25,
     "ttts": 0.20,
     "halving": 0.30,

@@ -245,6 +245,15 @@ def _report(
     if interrupted:
         console.print(_standing(result, prepared, interrupted), highlight=False, markup=False)
         return 130
+    proof = result.certificate
+    if result.ok and proof is not None and not proof.proven and proof.more_calls:
+        more = result.spend.scoring_calls + proof.more_calls
+        console.print(
+            f"to prove the pick: ape-engine resume {prepared.journal_path} "
+            f"--budget-scoring-calls {more}",
+            highlight=False,
+            markup=False,
+        )
     if result.error:
         print(f"ape-engine run: {result.error}", file=sys.stderr, flush=True)
     # a study the user ended (the UI's quit key) printed its report: that is not a failure

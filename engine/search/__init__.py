@@ -5,6 +5,6 @@ for pulls with `select(k)` and reports with `observe`, `cancel` and `record`.
 """
 
 from engine.search.factory import POLICIES, make_policy
-from engine.search.policy import ArmStats, BasePolicy, Policy, Pull
+from engine.search.policy import ArmStats, BasePolicy, Certificate, Policy, Pull
 
-__all__ = ["POLICIES", "ArmStats", "BasePolicy", "Policy", "Pull", "make_policy"]
+__all__ = ["POLICIES", "ArmStats", "BasePolicy", "Certificate", "Policy", "Pull", "make_policy"]

@@ -22,6 +22,7 @@ Everything is vectorised over arms: the scheduler evaluates bounds of every arm 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -166,3 +167,126 @@ class HypergeometricBounds:
 @lru_cache(maxsize=8)
 def _for_pool(n: int) -> HypergeometricBounds:
     return HypergeometricBounds(n)
+
+
+class BettingBounds:
+    """Two-sided confidence sequences for each arm's pool mean, by betting (Waudby-Smith &
+    Ramdas 2020, "Confidence sequences for sampling without replacement"), on a grid of means.
+
+    After t draws of sum S, the capital against a pool mean m bets on the next draw x against
+    mu_t(m) = (N m - S) / (N - t), the mean of the examples not yet drawn if the pool mean were m:
+    K+ multiplies by 1 + lambda (x - mu_t(m)) (it grows when m is too low), K- by 1 - lambda (x -
+    mu_t(m)) (when m is too high). Under the true m each is a nonnegative martingale, so by
+    Ville's inequality it ever reaches 1 / delta' with probability at most delta': valid at every
+    stopping time with no union over sample sizes. The bet (the predictable plug-in of
+    Waudby-Smith & Ramdas 2023, capped at 3/4) depends on past draws only, so K+ falls and K- grows
+    with m, and the values rejected on each side form one interval. A value of m whose examples
+    not yet drawn would need a mean outside [0, 1] is impossible and rejected at once.
+    """
+
+    def __init__(self, n: int, points: int = 401) -> None:
+        self.n = n
+        self.grid = np.linspace(0.0, 1.0, points)
+        self._k = 0
+        self.done: NDArray[Any] = np.zeros(0, dtype=np.int64)
+        self.sums: NDArray[Any] = np.zeros(0)
+        self.squares: NDArray[Any] = np.zeros(0)
+        # log K+ and log K- on the grid, and the values each rejected (or found impossible)
+        self.rising: NDArray[Any] = np.zeros((0, points))
+        self.falling: NDArray[Any] = np.zeros((0, points))
+        self.too_low: NDArray[Any] = np.zeros((0, points), dtype=bool)
+        self.too_high: NDArray[Any] = np.zeros((0, points), dtype=bool)
+        self.lower: NDArray[Any] = np.zeros(0)
+        self.upper: NDArray[Any] = np.ones(0)
+        self.threshold: NDArray[Any] = np.zeros(0)
+
+    def grow(self, size: int) -> None:
+        old = len(self.done)
+
+        def rows(array: NDArray[Any], fill: object = 0) -> NDArray[Any]:
+            grown = np.full((size, *array.shape[1:]), fill, dtype=array.dtype)
+            grown[:old] = array[:old]
+            return grown
+
+        self.done, self.sums, self.squares = rows(self.done), rows(self.sums), rows(self.squares)
+        self.rising, self.falling = rows(self.rising), rows(self.falling)
+        self.too_low, self.too_high = rows(self.too_low, False), rows(self.too_high, False)
+        self.lower, self.upper = rows(self.lower, 0.0), rows(self.upper, 1.0)
+        self.threshold = rows(self.threshold)
+
+    def add_arm(self, arm: int, side_delta: float) -> None:
+        """Arm `arm` with error probability `side_delta` on each side."""
+        if arm >= len(self.done):
+            self.grow(max(16, 2 * len(self.done), arm + 1))
+        self.threshold[arm] = np.log(1.0 / side_delta)
+
+    def step(self, arm: int, x: float) -> None:
+        """The arm's next draw along its run."""
+        n, t = self.n, int(self.done[arm])
+        s, s2 = float(self.sums[arm]), float(self.squares[arm])
+        variance = (0.25 + max(s2 - s * s / max(t, 1), 0.0)) / (t + 1.0)
+        log_term = float(self.threshold[arm])
+        bet = min(np.sqrt(2.0 * log_term / (variance * (t + 1.0) * np.log(t + 2.0))), 0.75)
+        remaining = (n * self.grid - s) / (n - t)
+        self.rising[arm] += np.log(np.maximum(1.0 + bet * (x - remaining), 1e-300))
+        self.falling[arm] += np.log(np.maximum(1.0 - bet * (x - remaining), 1e-300))
+        t += 1
+        s += x
+        left = n - t
+        after = (n * self.grid - s) / left if left else n * self.grid - s
+        # (with a margin: rounding in the sums never proves a value impossible)
+        impossible_low = after < -1e-9 if left else after < -1e-9 * n
+        impossible_high = after > 1.0 + 1e-9 if left else after > 1e-9 * n
+        self.too_low[arm] |= (self.rising[arm] >= log_term) | impossible_low
+        self.too_high[arm] |= (self.falling[arm] >= log_term) | impossible_high
+        self.done[arm], self.sums[arm], self.squares[arm] = t, s, s2 + x * x
+        low, high = self.too_low[arm], self.too_high[arm]
+        # K+ falls with m: the values rejected as too low run from 0 up to the largest one
+        # rejected, which is the lower bound (the mean lies above it); K- the other way
+        if low.any():
+            self.lower[arm] = max(self.lower[arm], self.grid[np.flatnonzero(low)[-1]])
+        if high.any():
+            self.upper[arm] = min(self.upper[arm], self.grid[np.flatnonzero(high)[0]])
+
+
+class PosteriorRatioBounds:
+    """Exact confidence sequences for each arm's pool mean when rewards are 0 or 1, by the
+    prior-posterior ratio (Waudby-Smith & Ramdas 2020, "Confidence sequences for sampling without
+    replacement", section 2).
+
+    The pool's count of ones N1 gets a uniform prior; after t draws with s ones its posterior is
+    s plus a beta-binomial(n - t, 1 + s, 1 + t - s). For the true N1 the ratio prior / posterior
+    is a nonnegative martingale with mean 1, so by Ville's inequality it ever reaches 1 / delta'
+    with probability at most delta': the values of N1 where it does are rejected, on both sides at
+    once, at every stopping time and with no union over sample sizes. The posterior of a uniform
+    prior is log-concave, so the values kept form an interval.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._log_factorial = np.concatenate(
+            [[0.0], np.cumsum(np.log(np.arange(1, n + 3, dtype=np.float64)))]
+        )
+        self._ones = np.arange(n + 1)
+
+    def _log_beta(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> FloatArray:
+        """log B(a, b) for positive integers."""
+        f = self._log_factorial
+        value: FloatArray = f[a - 1] + f[b - 1] - f[a + b - 1]
+        return value
+
+    def rejected(self, ones: int, draws: int, log_threshold: float) -> NDArray[np.bool_]:
+        """The pool counts N1 = 0..n that `ones` ones in `draws` draws reject."""
+        n, f = self.n, self._log_factorial
+        left = n - draws
+        rest = self._ones - ones  # ones among the examples not drawn
+        valid = (rest >= 0) & (rest <= left)
+        r = np.clip(rest, 0, left)
+        log_posterior = (
+            f[left] - f[r] - f[left - r]
+            + self._log_beta(r + 1 + ones, left - r + 1 + draws - ones)
+            - self._log_beta(np.array(1 + ones), np.array(1 + draws - ones))
+        )  # fmt: skip
+        log_prior = -np.log(n + 1.0)
+        result: NDArray[np.bool_] = ~valid | (log_prior - log_posterior >= log_threshold)
+        return result

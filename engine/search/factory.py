@@ -8,6 +8,7 @@ from engine.errors import ConfigError
 from engine.search.baselines import APEFilter, BatchedUCB, FullEvaluation, Uniform
 from engine.search.halving import SuccessiveHalving
 from engine.search.lucb import LUCB
+from engine.search.paired import PairedLUCB
 from engine.search.policy import BasePolicy
 from engine.search.ttts import TopTwoThompson
 
@@ -15,6 +16,7 @@ __all__ = ["POLICIES", "make_policy"]
 
 POLICIES: dict[str, type[BasePolicy]] = {
     "lucb": LUCB,
+    "paired": PairedLUCB,  # the default (engine.study.config)
     "ttts": TopTwoThompson,
     "halving": SuccessiveHalving,
     "ape-filter": APEFilter,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.search.certificate import Certificate
 from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["LUCB"]
@@ -44,6 +45,37 @@ class LUCB(BasePolicy):
         if self.num_arms and self._stop_rule():
             return self._leader_and_challenger()[0]
         return super().recommendation()
+
+    def certificate(self) -> Certificate:
+        """From LUCB's own bounds of each arm's mean: the recommendation is within
+        max_b upper_b - lower_rec of the best (proven when that is within epsilon)."""
+        arm = self.recommendation()
+        if arm is None:
+            return Certificate(None, False, 1.0, self.epsilon, self.delta, 0)
+        lower, upper = self.bounds()
+        rivals = self.candidates()
+        rivals[arm] = False
+        lead = float(upper[rivals].max() - lower[arm]) if rivals.any() else 0.0
+        supported = min(max(lead, 0.0), 1.0)
+        if supported <= self.epsilon:
+            return Certificate(arm, True, supported, self.epsilon, self.delta, 0)
+        return Certificate(arm, False, supported, self.epsilon, self.delta, self._more(arm, rivals))
+
+    def _more(self, arm: int, rivals: np.ndarray) -> int:
+        """Calls until each rival's bound would clear, if the means held and the widths shrank
+        as one over the square root of the count (each arm capped at the pool)."""
+        lower, upper = self.bounds()
+        means, count = self.means(), self.count[: self.num_arms]
+        needed = 0.0
+        leader_needed = float(count[arm])
+        for rival in np.flatnonzero(rivals & (upper - lower[arm] > self.epsilon)):
+            room = self.epsilon - (means[rival] - means[arm])
+            width = (upper[rival] - means[rival]) + (means[arm] - lower[arm])
+            scale = (width / room) ** 2 if room > 0 else np.inf
+            target = min(max(count[rival], 1.0) * scale, float(self.n))
+            needed += max(target - count[rival], 0.0)
+            leader_needed = max(leader_needed, min(max(count[arm], 1.0) * scale, float(self.n)))
+        return int(np.ceil(needed + leader_needed - count[arm]))
 
     def _after_observe(self, arm: int) -> None:
         k = self.num_arms

@@ -18,8 +18,10 @@ __all__ = [
     "bernoulli_kl",
     "characteristic_time",
     "finite_population_draws",
+    "kl_inf_above",
     "lower_bound_samples",
     "optimal_weights",
+    "paired_lower_bound_samples",
 ]
 
 _EPS = 1e-12
@@ -178,3 +180,34 @@ def lower_bound_samples(
         return float(len(mu) * n)
     total = t_star * float(bernoulli_kl(delta, 1 - delta))
     return float(finite_population_draws(total * optimal_weights(mu, epsilon), n).sum())
+
+
+def kl_inf_above(differences: NDArray[np.float64], epsilon: float) -> float:
+    """K_inf: the smallest KL(P || Q) over distributions Q on [-1, 1] with mean at least
+    `epsilon`, P the empirical distribution of `differences` (Honda & Takemura 2010's dual:
+    the largest mean of log(1 - lambda (d - epsilon)) over lambda in [0, 1 / (1 - epsilon)])."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.mean() >= epsilon:
+        return 0.0
+    bets = np.linspace(0.0, 1.0 / (1.0 - epsilon), 801)[:, None] * (1.0 - 1e-9)
+    return float(np.max(np.mean(np.log(1.0 - bets * (d[None, :] - epsilon)), axis=1)))
+
+
+def paired_lower_bound_samples(table: NDArray[np.float64], delta: float, epsilon: float) -> float:
+    """The oracle's cost when arms are compared on shared examples (the benchmark denominator
+    beside `lower_bound_samples`): each arm b needs kl(delta, 1 - delta) / K_inf of the
+    distribution of its per-example differences with the best arm (the alternative: b ahead by
+    more than epsilon), the best arm as many as the most demanding b; finite-population
+    adjusted and capped at the pool. `table` is K x n, rewards of every arm on every example."""
+    table = np.asarray(table, dtype=np.float64)
+    arms, n = table.shape
+    best = int(np.argmax(table.mean(axis=1)))
+    constant = float(bernoulli_kl(delta, 1 - delta))
+    needed = []
+    for arm in range(arms):
+        if arm == best:
+            continue
+        information = kl_inf_above(table[arm] - table[best], epsilon)
+        samples = constant / information if information > 0 else float("inf")
+        needed.append(float(finite_population_draws(min(samples, 1e12), n)))
+    return float(sum(needed) + max(needed, default=0.0))

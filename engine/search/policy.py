@@ -21,8 +21,10 @@ from numpy.typing import NDArray
 
 from engine.errors import ConfigError
 from engine.search.bounds import HypergeometricBounds, arm_delta, radius
+from engine.search.certificate import Certificate, certify
+from engine.search.differences import PairedBounds
 
-__all__ = ["ArmStats", "BasePolicy", "Policy", "Pull"]
+__all__ = ["ArmStats", "BasePolicy", "Certificate", "Policy", "Pull"]
 
 ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
 Rewards = Literal["binary", "continuous"]
@@ -103,6 +105,12 @@ class Policy(Protocol):
         """The stopping rule holds, the budget is spent, or no arm can be pulled."""
         ...
 
+    def certificate(self) -> Certificate:
+        """What the data prove about the recommendation now (for the report and the displays,
+        whenever they ask): whether the stopping rule holds, the smallest tolerance the
+        pairwise bounds support, and an estimate of the further calls a proof would need."""
+        ...
+
     @property
     def pulls_used(self) -> int:
         """Observations so far (replayed ones included)."""
@@ -160,6 +168,8 @@ class BasePolicy:
         self.arm_deltas: NDArray[Any] = np.zeros(0)
         self.returned: list[deque[int]] = []
         self._used = 0
+        # every arm's reward per example and the bounds on differences of pairs of arms
+        self.pairs = PairedBounds(n, self.order, self.epsilon, binary=rewards == "binary")
 
     # ---- arms and bookkeeping -------------------------------------------------------------
 
@@ -194,6 +204,7 @@ class BasePolicy:
         )
         if self._exact is not None:
             self._levels.append(self._exact.level(float(self.arm_deltas[arm])))
+        self.pairs.add_arm(float(self.arm_deltas[arm]))
         self.lower[arm], self.upper[arm] = 0.0, 1.0
         self._on_add(arm)
         return arm
@@ -259,11 +270,11 @@ class BasePolicy:
             self.pending[arm] -= 1
         else:
             raise ConfigError(f"arm {arm} already has an observation of example {example}")
-        self._add_observation(arm, reward)
+        self._add_observation(arm, example, reward)
         self._used += 1
         self._after_observe(arm)
 
-    def _add_observation(self, arm: int, reward: float) -> None:
+    def _add_observation(self, arm: int, example: int, reward: float) -> None:
         if self._exact is not None and reward not in (0.0, 1.0):
             raise ConfigError(
                 f"reward {reward} for arm {arm} is not 0 or 1, but the policy was told the rewards "
@@ -272,6 +283,7 @@ class BasePolicy:
         self.total[arm] += reward
         self.total_sq[arm] += reward * reward
         self.count[arm] += 1
+        self.pairs.observe(arm, example, reward)
         self.lower[arm], self.upper[arm] = self.arm_bounds(arm)
 
     def arm_bounds(self, arm: int, extra: int = 0) -> tuple[float, float]:
@@ -325,7 +337,7 @@ class BasePolicy:
         if not 0.0 <= reward <= 1.0:
             raise ConfigError(f"reward must be in [0, 1], not {reward} (arm {arm})")
         self.taken[arm, example] = True
-        self._add_observation(arm, reward)
+        self._add_observation(arm, example, reward)
         self._used += 1
         self._after_observe(arm)
 
@@ -410,28 +422,12 @@ class BasePolicy:
         )
 
     def arms(self) -> list[ArmStats]:
-        if self._k == 0:
-            return []
-        lower, upper = self.bounds()
-        mean = self.means()
-        leader = self.recommendation()
-        rows = []
-        for arm in range(self._k):
-            state: ArmState = self.state(arm) if arm != leader else "leader"
-            if self.dropped[arm]:
-                state = "dropped"
-            rows.append(
-                ArmStats(
-                    arm,
-                    float(mean[arm]),
-                    int(self.count[arm]),
-                    int(self.pending[arm]),
-                    float(lower[arm]),
-                    float(upper[arm]),
-                    state,
-                )
-            )
-        return rows
+        return [self.stats(arm) for arm in range(self._k)]
+
+    def certificate(self) -> Certificate:
+        """From the pairwise bounds: proven when they put the recommendation within epsilon
+        of every arm they have not shown to be worse (valid whichever policy chose the pulls)."""
+        return certify(self, self.recommendation())
 
     def budget_exhausted(self) -> bool:
         return self.scoring_calls is not None and self._used >= self.scoring_calls

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.errors import EngineError, JournalError
+from engine.search import Certificate
 from engine.study.budgets import Spend
 from engine.study.events import (
     EvaluationDone,
@@ -112,6 +113,7 @@ class StudyRecord:
     updated: float  # the journal file's last change
     engine: str
     settings: StudySettings  # the groups the study read (its policy's settings among them)
+    certificate: Certificate | None  # what the data prove about the pick
     task: TaskIdentity
     models: dict[str, Any]
     pools: PoolSizes
@@ -176,6 +178,7 @@ def record_of(
         reason=state.reason,
         error=state.fatal,
         arms=arm_rows(state, pools.scoring),
+        certificate=state.certificate() if state.arms else None,
         ranking=ranking,
         winner=winner,
         held_out=_held_out(state, replay.events),

@@ -4,9 +4,10 @@ last record)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.search import Certificate
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.snapshot import ArmRow
@@ -35,6 +36,7 @@ class StudyResult:
     warnings: tuple[str, ...] = ()
     scoring: dict[str, Any] = field(default_factory=dict)  # how the target was asked
     proposals: dict[str, dict[str, Any]] = field(default_factory=dict)  # by kind of call
+    certificate: Certificate | None = None  # what the data prove about the pick
 
     @property
     def ok(self) -> bool:
@@ -76,4 +78,5 @@ class StudyResult:
             "failures": dict(self.failures),
             "warnings": list(self.warnings),
             "scoring": dict(self.scoring),
+            "certificate": None if self.certificate is None else asdict(self.certificate),
         }

@@ -94,7 +94,7 @@ _ADJUST = {"resume": True, "live": True}  # may change on resume and while the s
 class SearchSettings(Group, frozen=True, kw_only=True):
     """What the scheduler is and how sure its pick must be; the pools it draws from."""
 
-    policy: Annotated[PolicyName, setting("scheduler policy", defines=True)] = "lucb"
+    policy: Annotated[PolicyName, setting("scheduler policy", defines=True)] = "paired"
     delta: Annotated[float, setting("error probability of the pick", gt=0, lt=1, defines=True)] = (
         0.05
     )

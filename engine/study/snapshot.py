@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from engine.decoding import Invalid, convert
 from engine.errors import EngineError
+from engine.search import Certificate
 from engine.search.policy import ArmState
 from engine.study.budgets import BudgetRow, Budgets, Spend
 from engine.study.events import StudyStatus
@@ -219,6 +220,7 @@ class StudySnapshot:
     held_out: HeldOutResult | None = None  # once the study ended: its test-pool scores
     extra: SnapshotExtra = field(default_factory=SnapshotExtra)
     endpoints: tuple[EndpointRow, ...] = ()  # one per endpoint of each role
+    certificate: Certificate | None = None  # what the data prove about the leader now
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""

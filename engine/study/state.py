@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import JournalError
 from engine.propose import instruction_key
+from engine.search import Certificate
 from engine.search.policy import Policy, Pull
 from engine.study.answers import AnswerBook
 from engine.study.budgets import Budgets, Spend
@@ -123,10 +124,19 @@ class StudyState:
         self.fatal: str | None = None
         self.evaluated: dict[str, dict[int, float]] = {}  # instruction -> test example -> reward
         self.result: dict[str, Any] | None = None
+        self._certified: tuple[tuple[int, ...], Certificate] | None = None  # when, and what
 
     def apply(self, event: Event) -> None:
         """Change the state by one fact (live, or replayed from a journal)."""
         _APPLY[type(event)](self, event)
+
+    def certificate(self) -> Certificate:
+        """What the data prove about the policy's pick now; read again only after new results
+        (displays ask several times a second)."""
+        seen = (self.policy.pulls_used, len(self.arms), len(self.dropped))
+        if self._certified is None or self._certified[0] != seen:
+            self._certified = (seen, self.policy.certificate())
+        return self._certified[1]
 
     def knows(self, instruction: str) -> bool:
         """Is `instruction` (up to case, spacing and punctuation) a candidate already?"""

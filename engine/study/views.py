@@ -225,6 +225,7 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
         held_out=held_out_of(state.result),
         extra=SnapshotExtra(spend=spend, reason=state.reason, errors=dict(state.first_errors)),
         endpoints=_endpoint_rows(shared),
+        certificate=state.certificate() if state.arms else None,
     )
 
 
@@ -252,6 +253,7 @@ def result(
         runner_up=by_role.get("runner_up"),
         human=by_role.get("human"),
         candidates=arm_rows(state, n),
+        certificate=state.certificate() if state.arms else None,
         spend=Spend.from_json(state.spend.to_json()),
         full_evaluation_calls=len(state.arms) * n,
         failures=dict(state.failure_kinds),

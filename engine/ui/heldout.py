@@ -14,11 +14,12 @@ from rich.text import Text
 
 from engine.study.snapshot import HeldOutScore, StudySnapshot
 from engine.ui import text as fmt
+from engine.ui.proof import pick_role, proof_line
 
 __all__ = ["held_out_lines", "held_out_panel", "held_out_rows"]
 
 _ROLES = (("winner", "winner"), ("runner_up", "runner-up"), ("human", "human"))
-_STYLE = {"winner": "bold green", "runner-up": "", "human": "cyan"}
+_STYLE = {"winner": "bold green", "best so far": "bold yellow", "runner-up": "", "human": "cyan"}
 
 
 def held_out_rows(snapshot: StudySnapshot) -> list[tuple[str, HeldOutScore]]:
@@ -26,7 +27,8 @@ def held_out_rows(snapshot: StudySnapshot) -> list[tuple[str, HeldOutScore]]:
     held = snapshot.held_out
     if held is None:
         return []
-    rows = [(label, getattr(held, role)) for role, label in _ROLES]
+    pick = pick_role(snapshot.certificate)
+    rows = [(pick if role == "winner" else label, getattr(held, role)) for role, label in _ROLES]
     return [(label, score) for label, score in rows if score is not None]
 
 
@@ -71,6 +73,8 @@ def held_out_lines(snapshot: StudySnapshot) -> list[str]:
     if not rows:
         return []
     lines = [f"held-out test pool of study {snapshot.study_id} (score [95 % interval]):"]
+    if snapshot.certificate is not None:
+        lines.insert(0, proof_line(snapshot.certificate))
     for label, score in rows:
         lines.append(f"  {_who(label, score)}: {_score(score)}")
         lines.append(f"    {score.instruction!r}")

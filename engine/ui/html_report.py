@@ -17,6 +17,7 @@ from engine.errors import ConfigError
 from engine.study.record import AnswerRow, StudyRecord
 from engine.ui.lineage import Node, families, kind_rows, origin_label
 from engine.ui.plots import PLOTS, plots_available
+from engine.ui.proof import pick_role, proof_line
 from engine.ui.show import clip, date
 
 __all__ = ["ANSWER_ROWS", "NO_PLOTS", "render_html", "write_html"]
@@ -42,6 +43,7 @@ th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: ta
 tr.wrong td.reward { color: #cf222e; font-weight: 600; }
 tr.winner td { background: #ddf4ff; }
 .meta { color: #59636e; } .note { background: #fff8c5; padding: 0.6em 1em; }
+.proven { background: #dafbe1; padding: 0.6em 1em; }
 .error { color: #cf222e; } figure { margin: 1em 0; } img { max-width: 100%; }
 td.text { white-space: pre-wrap; word-break: break-word; max-width: 28em; }
 """
@@ -77,6 +79,9 @@ def _header(record: StudyRecord) -> str:
     ]
     if record.error:
         parts.append(f'<p class="error">{_e(record.error)}</p>')
+    proven = record.certificate is not None and record.certificate.proven
+    kind = "proven" if proven else "note"
+    parts.append(f'<p class="{kind}" id="proof">{_e(proof_line(record.certificate))}</p>')
     parts.extend(f'<p class="note">warning: {_e(text)}</p>' for text in record.warnings)
     return "\n".join(parts)
 
@@ -102,7 +107,11 @@ def _held_out(record: StudyRecord, figures: dict[str, str]) -> str:
         low, high = row.interval
         rows.append(
             f'<tr class="{row.role}">'
-            + _cell(_ROLES.get(row.role, row.role))
+            + _cell(
+                pick_role(record.certificate)
+                if row.role == "winner"
+                else _ROLES.get(row.role, row.role)
+            )
             + _cell("" if row.arm is None else f"#{row.arm}")
             + _cell(row.instruction, "text")
             + _cell(f"{row.score:.3f}" if row.n else "-", "num")
@@ -116,7 +125,8 @@ def _held_out(record: StudyRecord, figures: dict[str, str]) -> str:
         )
     head = ["role", "#", "instruction", "test score", "95 % interval", "n"]
     against = [name for role, name in _AGAINST if record.held(role) is not None]
-    versus = f": the winner against {' and '.join(against)}" if against else ""
+    pick = pick_role(record.certificate)
+    versus = f": the {pick} against {' and '.join(against)}" if against else ""
     return (
         f'<section id="held-out"><h2>Held-out test pool{versus}</h2>'
         + figures.get("held-out", "")

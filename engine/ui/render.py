@@ -26,6 +26,7 @@ from engine.ui.heldout import held_out_panel, held_out_rows
 from engine.ui.keys import help_text
 from engine.ui.legend import leader_note, leader_rule
 from engine.ui.lineage import descent, origin_label
+from engine.ui.proof import proof_line
 from engine.ui.state import ordered_arms
 
 __all__ = [
@@ -55,6 +56,7 @@ _STATUS_STYLE = {
 _ARM_STYLE = {
     "leader": "bold green",
     "active": "",
+    "open": "",
     "complete": "cyan",
     "eliminated": "dim",
     "dropped": "dim strike",
@@ -164,7 +166,7 @@ def leaderboard_panel(
     instruction_width = max(8, inner - fixed)
     arms = ordered_arms(snapshot)
     counts = {state: sum(1 for row in arms if row.state == state) for state in _ARM_STYLE}
-    in_play = counts["leader"] + counts["active"]
+    in_play = counts["leader"] + counts["active"] + counts["open"]
     title = f"leaderboard · {len(arms)} candidates · {in_play} in play" + "".join(
         f" · {counts[state]} {state}"
         for state in ("complete", "eliminated", "dropped")
@@ -173,7 +175,9 @@ def leaderboard_panel(
     lines = [fmt.row_text(_arm_cells(None, columns, instruction_width, False), "bold")]
     note = leader_note(snapshot)
     family = _descent_line(snapshot, selected)
-    room = max(1, height - 3 - (note is not None) - (family is not None))  # borders, header, notes
+    proof = proof_line(snapshot.certificate) if snapshot.certificate is not None else None
+    notes = (note is not None) + (family is not None) + (proof is not None)
+    room = max(1, height - 3 - notes)  # borders, header, notes
     if not arms:
         lines.append(Text("waiting for the first candidates…", style="dim"))
     else:
@@ -196,6 +200,10 @@ def leaderboard_panel(
         lines.append(Text(family, style="dim", no_wrap=True, overflow="ellipsis"))
     if note is not None:
         lines.append(Text(note, style="italic", no_wrap=True, overflow="ellipsis"))
+    if proof is not None:
+        proven = snapshot.certificate is not None and snapshot.certificate.proven
+        style = "green" if proven else ("yellow" if snapshot.done else "dim")
+        lines.append(Text(proof, style=style, no_wrap=True, overflow="ellipsis"))
     return Panel(
         Text("\n").join(lines),
         title=fmt.shorten(title, max(10, width - 6)),
@@ -462,7 +470,7 @@ def plain_line(snapshot: StudySnapshot) -> str:
     spent = f"{calls.spent:.0f}" if calls else "0"
     limit = f"/{calls.limit:.0f}" if calls is not None and calls.limit is not None else ""
     arms = ordered_arms(snapshot)
-    in_play = sum(1 for row in arms if row.state in ("leader", "active"))
+    in_play = sum(1 for row in arms if row.state in ("leader", "active", "open"))
     leader = next((row for row in arms if row.arm == snapshot.winner), None)
     found = leader_rule(snapshot)
     rule = f" ({found[0]}, not highest mean)" if found is not None else ""

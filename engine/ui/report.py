@@ -12,6 +12,7 @@ from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.result import StudyResult
 from engine.ui.lineage import origin_label
+from engine.ui.proof import pick_role, proof_line
 
 __all__ = ["build_report", "candidates_table", "render_report", "spend_table"]
 
@@ -38,6 +39,8 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     parts: list[Table | Text] = [title]
     if result.error:
         parts.append(Text(result.error, style="red"))
+    proven = result.certificate is not None and result.certificate.proven
+    parts.append(Text(proof_line(result.certificate), style="green" if proven else "yellow"))
     for warning in result.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     final = _held_out_table(result)
@@ -57,7 +60,7 @@ def _held_out_table(result: StudyResult) -> Table:
     final.add_column("test score", justify="right")
     final.add_column("interval")
     for role, evaluation in (
-        ("winner", result.winner),
+        (pick_role(result.certificate), result.winner),
         ("runner-up", result.runner_up),
         ("human", result.human),
     ):

@@ -17,6 +17,7 @@ from rich.tree import Tree
 from engine.study.record import AnswerRow, HeldOut, StudyRecord
 from engine.study.snapshot import ArmRow
 from engine.ui.lineage import Node, families, kind_rows, origin_label
+from engine.ui.proof import pick_role, proof_line
 from engine.ui.report import candidates_table, spend_table
 
 __all__ = [
@@ -88,6 +89,8 @@ def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
     parts: list[RenderableType] = [_title(record)]
     if record.error:
         parts.append(Text(record.error, style="red"))
+    proven = record.certificate is not None and record.certificate.proven
+    parts.append(Text(proof_line(record.certificate), style="green" if proven else "yellow"))
     for warning in record.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     if record.held_out:
@@ -121,8 +124,9 @@ def _held_out(record: StudyRecord) -> Table:
     for column in ("role", "#", "instruction", "test score", "n"):
         table.add_column(column)
     for row in record.held_out:
+        role = pick_role(record.certificate) if row.role == "winner" else row.role
         table.add_row(
-            Text(_ROLES.get(row.role, row.role)),
+            Text(_ROLES.get(role, role)),
             Text("" if row.arm is None else str(row.arm)),
             Text(clip(row.instruction, 60)),
             Text(_held(row)),

@@ -32,11 +32,36 @@ BUDGET = 300
 
 
 def winner_reason(result: dict[str, Any]) -> str:
-    """How today's report says why the study ended and what its winner is worth: a study that
-    spent its scoring budget says so. (The words for a winner the budget stopped before it was
-    proven are changing; this is the one place this test says them.)"""
+    """Why the study ended, as the report says it: its scoring budget spent, or the policy's
+    stopping rule (which holds only when the pick is proven)."""
     spent = result["spend"]["scoring_calls"]
+    if result["certificate"]["proven"] and spent < BUDGET:
+        return "the policy's stopping rule holds: the winner is identified"
     return f"budget scoring_calls reached ({spent} of {BUDGET})"
+
+
+def proof_words(result: dict[str, Any]) -> tuple[str, str]:
+    """What the report says the pick is worth, from the certificate in the JSON: the pick's
+    role, and the line that says whether it is proven."""
+    proof = result["certificate"]
+    assert proof["arm"] == result["winner"]["arm"]
+    if proof["proven"]:
+        assert proof["supported"] <= proof["epsilon"] and proof["more_calls"] == 0
+        return "winner", (
+            f"proven: #{proof['arm']} is within {proof['epsilon']:.3f} of the best candidate on "
+            "the scoring pool (95% confidence)"
+        )
+    assert proof["supported"] > proof["epsilon"]
+    more = (
+        f"; about {proof['more_calls']:,} more scoring calls would likely prove it"
+        if proof["more_calls"]
+        else ""
+    )
+    return "best so far", (
+        f"not proven: #{proof['arm']} is the best so far, but the data put it within "
+        f"{proof['supported']:.3f} of the best (95% confidence), not within "
+        f"{proof['epsilon']:.3f}{more}"
+    )
 
 
 # -- the user's task file ------------------------------------------------------------------------
@@ -126,7 +151,7 @@ def check_estimate(lines: Lines) -> int:
     """The pools, the worst case and the expected spend; the candidates planned."""
     lines.exactly(
         "task 'upper': 22 demos, 68 scoring examples, 30 test examples, metric exact_match; "
-        "policy lucb"
+        "policy paired"
     )
     worst = lines.match(
         r"worst case \(full evaluation of (\d+) candidates x 68 examples\): ([\d,]+) calls "
@@ -171,16 +196,19 @@ def check_progress(lines: Lines, result: dict[str, Any]) -> None:
 def check_report(lines: Lines, result: dict[str, Any], url: str) -> None:
     """The report: why it ended, the held-out scores, the leaderboard, the spend."""
     lines.exactly(
-        f"Study {result['study_id']} on task 'upper' with policy lucb: finished "
+        f"Study {result['study_id']} on task 'upper' with policy paired: finished "
         f"({winner_reason(result)})"
     )
     assert result["reason"] == winner_reason(result)
+    pick, proof = proof_words(result)
+    lines.exactly(proof)
     held = lines.table("Held-out test pool (95 % interval)")
     assert held[0] == ["role", "instruction", "test score", "interval"]
     for row, role in zip(held[1:], ("winner", "runner_up"), strict=True):
         scored = result[role]
         low, high = scored["test_ci"]
-        assert row == [role.replace("_", "-"), clip(scored["instruction"], 70),
+        shown = pick if role == "winner" else "runner-up"
+        assert row == [shown, clip(scored["instruction"], 70),
                        f"{scored['test_score']:.3f}", f"[{low:.3f}, {high:.3f}] n=30"]  # fmt: skip
     board = lines.table("Candidates (scoring pool n=68)")
     assert board[0] == ["#", "instruction", "origin", "mean", "bounds", "pulls", "state"]
@@ -212,6 +240,13 @@ def check_report(lines: Lines, result: dict[str, Any], url: str) -> None:
     }
     lines.exactly(f"ran on: {where(url)}")
     lines.exactly("result written to out.json")
+    proof = result["certificate"]
+    if not proof["proven"] and proof["more_calls"]:
+        more = result["spend"]["scoring_calls"] + proof["more_calls"]
+        journal = f".ape/journals/upper-{result['study_id']}.jsonl"
+        lines.exactly(
+            f"to prove the pick: ape-engine resume {journal} --budget-scoring-calls {more}"
+        )
     lines.done()
 
 
@@ -255,11 +290,11 @@ def test_a_first_study_on_a_task_file_of_ones_own(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["status"] == "finished" and not result["warnings"] and not result["failures"]
     check_estimate(lines)
-    lines.match(rf"endpoint 'target' at {re.escape(url)}: model 'sim-1' answered in \d+\.\d\d s")
     lines.exactly(
         "response cache: .ape/cache.sqlite3 (a request made before is answered from it, free; "
         "--no-cache asks the model again)"
     )
+    lines.match(rf"endpoint 'target' at {re.escape(url)}: model 'sim-1' answered in \d+\.\d\d s")
     journal = f".ape/journals/upper-{result['study_id']}.jsonl"
     lines.exactly(f"journal: {journal} (resume with: ape-engine resume {journal})")
     check_progress(lines, result)

@@ -164,7 +164,7 @@ def test_pending_cap_spreads_pulls_in_flight() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    name=st.sampled_from(["lucb", "ttts", "uniform", "halving"]),
+    name=st.sampled_from(["paired", "lucb", "ttts", "uniform", "halving"]),
     ops=st.lists(
         st.tuples(st.integers(1, 6), st.booleans(), st.floats(0, 1)), min_size=1, max_size=40
     ),
@@ -213,7 +213,7 @@ def test_binary_rewards_use_exact_bounds_and_refuse_other_rewards() -> None:
         make_policy("lucb", n=n, seed=1, rewards="ternary")
 
 
-@pytest.mark.parametrize("name", ["lucb", "ttts"])
+@pytest.mark.parametrize("name", ["paired", "lucb", "ttts"])
 def test_many_in_flight_wait_for_results_but_never_stall(name: str) -> None:
     """With 256 slots the policy may hand out fewer pulls than slots (the results on their way
     should decide), but never none while nothing is in flight and it is not done."""
@@ -271,7 +271,7 @@ def test_halving_judges_a_late_arm_by_the_rung_records() -> None:
 
 
 @pytest.mark.parametrize("rewards", ["binary", "continuous"])
-@pytest.mark.parametrize("name", ["lucb", "ttts"])
+@pytest.mark.parametrize("name", ["paired", "lucb", "ttts"])
 def test_a_first_batch_spreads_over_every_arm(name: str, rewards: str) -> None:
     """Before any result, 256 slots over 50 arms go about 5 to each, not 32 to the first 8."""
     policy = make_policy(name, n=200, seed=0, rewards=rewards, initial_arms=50)

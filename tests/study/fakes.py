@@ -10,6 +10,7 @@ import anyio.lowlevel
 
 from engine.llm.errors import ServerError
 from engine.propose import Evidence, Parent, Proposal, ProposalBatch
+from engine.search import Certificate
 from engine.study.scoring import Score
 from engine.task.types import Example
 
@@ -134,6 +135,12 @@ class FakePolicy:
         if not pulled:
             return None
         return max(pulled, key=lambda a: (self.sums[a] / self.counts[a], -a))
+
+    def certificate(self) -> Certificate:
+        """Proven once every open arm is done (the fake's stopping rule), else nothing known."""
+        arm = self.recommendation()
+        proven = arm is not None and not any(self._open(a) for a in range(len(self.sums)))
+        return Certificate(arm, proven, 0.0 if proven else 1.0, 0.01, 0.05, 0)
 
     def budget_exhausted(self) -> bool:
         return self.budget is not None and self.pulls_used >= self.budget
