@@ -269,6 +269,8 @@ def prepare(
     journal = _journal_path(config.outputs.journal, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
     templates = load_templates(config.task.templates)
+    if task.fields:
+        templates = templates.for_fields()
     scoring = config.scoring
     custom = scorer or (load_scorer_function(scoring.scorer) if scoring.scorer else None)
     _check_judge(scoring)

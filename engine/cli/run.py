@@ -142,10 +142,12 @@ def run_prepared(
     def say(text: str) -> None:
         console.print(text, highlight=False, markup=False)
 
+    task = prepared.task
+    fields = f"input fields {', '.join(task.fields)}, " if task.fields else ""
     say(
-        f"task {prepared.task.name!r}: {len(prepared.splits.demo)} demos, "
+        f"task {task.name!r}: {len(prepared.splits.demo)} demos, "
         f"{len(prepared.splits.scoring)} scoring examples, {len(prepared.splits.test)} test "
-        f"examples, metric {prepared.task.metric}; policy {config.search.policy}"
+        f"examples, {fields}metric {task.metric}; policy {config.search.policy}"
     )
     for warning in prepared.task.warnings:
         say(f"warning: {warning}")

@@ -10,7 +10,7 @@ from rich.table import Table
 from engine.errors import ConfigError
 from engine.task.builtin import builtin_task, builtin_task_names
 from engine.task.load import load_task
-from engine.task.loaders import FORMATS
+from engine.task.loaders import FORMATS, Fields
 from engine.task.split import split_task
 from engine.task.types import Task
 
@@ -27,6 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="the file's format (default: guessed)")
     parser.add_argument(
         "--annotations", metavar="FILE", help="a file of human instructions for the task"
+    )
+    parser.add_argument(
+        "--input-field",
+        metavar="KEY",
+        help="the key (or CSV column) of the input; several, comma-separated (title,body), make "
+        "an input of named fields",
+    )
+    parser.add_argument(
+        "--output-field", metavar="KEY", help="the key (or CSV column) of the output"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of built-in tasks and splits")
     parser.add_argument("--examples", type=int, default=5, help="examples to show (default 5)")
@@ -64,6 +73,8 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
         )
     except ConfigError as error:
         console.print(f"pools: {error}")
+    if task.fields:
+        console.print(f"input fields: {', '.join(task.fields)}", markup=False, highlight=False)
     console.print(f"metric: {task.metric}")
     for warning in task.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
@@ -86,6 +97,9 @@ def main(args: argparse.Namespace) -> int:
     if args.path is None:
         _list_builtins(console, args.seed)
         return 0
-    task = load_task(args.path, seed=args.seed, format=args.format, annotations=args.annotations)
+    fields = Fields(args.input_field or "input", args.output_field or "output")
+    task = load_task(
+        args.path, seed=args.seed, format=args.format, annotations=args.annotations, fields=fields
+    )
     _describe(console, task, args.seed, max(0, args.examples))
     return 0

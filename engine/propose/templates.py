@@ -159,6 +159,15 @@ class Templates:
             self.merge_example.format(input=item.input, expected=item.expected) for item in evidence
         )
 
+    def for_fields(self) -> Templates:
+        """These templates for a task whose inputs have named fields: where a template says
+        ``Input: {input}``, the fields show labelled, one a line (``Title: ...\nBody: ...``),
+        in its place; a bare ``{input}`` shows them the same way."""
+        changes = {
+            name: getattr(self, name).replace("Input: {input}", "{input}") for name in PLACEHOLDERS
+        }
+        return dataclasses.replace(self, **changes)
+
     def insert_parts(self, demos: str) -> tuple[str, str]:
         """(prompt, suffix) of the insert template around its instruction slot."""
         parts: list[list[str]] = [[], []]

@@ -130,10 +130,16 @@ Text = Annotated[str, Meta(pattern=r"\S", description="not blank")]
 TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
-class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One example of an inline task: its expected output(s), and its choices if any."""
+FieldName = Annotated[str, Meta(pattern=r"\S", max_length=200, description="a field's name")]
+#: An input of named fields: ``{"title": "...", "body": "..."}``.
+NamedFields = Annotated[dict[FieldName, str], Meta(min_length=1, max_length=100)]
 
-    input: str
+
+class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One example of an inline task: its input (a text, or an object of named fields), its
+    expected output(s), and its choices if any."""
+
+    input: str | NamedFields
     output: Text | Annotated[list[Text], Meta(min_length=1)]
     choices: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)] | None = None
 
@@ -309,9 +315,16 @@ def _check_examples(task: InlineTask) -> None:
         raise RequestError(
             "task.examples: give choices for every example or for none", "task.examples"
         )
+    if len({isinstance(example.input, dict) for example in task.examples}) > 1:
+        raise RequestError(
+            "task.examples: give every example's input the same way (all text, or all objects "
+            "of named fields)",
+            "task.examples",
+        )
     first: dict[str, int] = {}
     for index, example in enumerate(task.examples):
-        before = first.setdefault(example.input, index)
+        key = example.input if isinstance(example.input, str) else orjson.dumps(example.input)
+        before = first.setdefault(str(key), index)
         earlier = task.examples[before]
         if before != index and set(earlier.outputs) != set(example.outputs):
             where = f"task.examples[{index}]"
@@ -358,6 +371,8 @@ def write_inline_task(task: InlineTask, folder: Path) -> Path:
     """Write an inline task as a BIG-Bench `task.json` (the format that carries a name and a
     human instruction) under `folder`, named by its content so a repeat reuses the file; the
     study's journal names this file, so a resumed study finds its task again."""
+    if any(isinstance(example.input, dict) for example in task.examples):
+        return _write_task_file(task, folder)
     multiple_choice = any(example.choices is not None for example in task.examples)
     examples: list[dict[str, Any]] = []
     for example in task.examples:
@@ -376,11 +391,36 @@ def write_inline_task(task: InlineTask, folder: Path) -> Path:
     if task.human_instruction:
         document["task_prefix"] = task.human_instruction
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    return _written(task.name, body, folder)
+
+
+def _written(name: str, body: bytes, folder: Path) -> Path:
+    """`body` as ``<folder>/<name>-<digest>/task.json`` (kept when it is there already)."""
     digest = hashlib.sha256(body).hexdigest()[:12]
-    path = inside(folder, f"{file_stem(task.name)}-{digest}") / "task.json"
+    path = inside(folder, f"{file_stem(name)}-{digest}") / "task.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(body + b"\n")
         temporary.replace(path)
     return path
+
+
+def _write_task_file(task: InlineTask, folder: Path) -> Path:
+    """An inline task whose inputs have named fields, as a task file (the "task" format:
+    BIG-Bench's takes text inputs only)."""
+    document: dict[str, Any] = {
+        "name": task.name,
+        "human_instruction": task.human_instruction,
+        "description": task.description,
+        "examples": [
+            {
+                "input": example.input,
+                "output": example.outputs,
+                **({"choices": example.choices} if example.choices is not None else {}),
+            }
+            for example in task.examples
+        ],
+    }
+    document = {key: value for key, value in document.items() if value is not None}
+    return _written(task.name, orjson.dumps(document, option=orjson.OPT_INDENT_2), folder)

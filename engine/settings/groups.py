@@ -26,7 +26,7 @@ class TaskSettings(Group, frozen=True, kw_only=True):
     name: Annotated[
         str,
         setting(
-            "a built-in task name or a task file (JSONL, CSV, instruction induction)",
+            "a built-in task name or a task file (JSONL, CSV, a JSON task, instruction induction)",
             flat="task",
             defines=True,
         ),
@@ -44,7 +44,13 @@ class TaskSettings(Group, frozen=True, kw_only=True):
     ) = None
     input_field: (
         Annotated[
-            str, setting("the key (or CSV column) of the input (input)", metavar="KEY", **_NAME)
+            str,
+            setting(
+                "the key (or CSV column) of the input (input); several, comma-separated, make an "
+                "input of named fields (title,body)",
+                metavar="KEY",
+                **_NAME,
+            ),
         ]
         | None
     ) = None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.serving.protocol import Generation, GenerationRequest, Scored
-from engine.sim.chat import SCORING_INPUT, talks, with_earlier_turns
+from engine.sim.chat import Question, read_question, talks, with_earlier_turns
 from engine.sim.config import SimConfig
 from engine.sim.derived import Derivation, Derivations
 from engine.sim.judge import judge_reply
@@ -63,7 +63,6 @@ __all__ = ["World"]
 _DEMO = re.compile(r"Input: (.*?)\nOutput: ?(.*?)(?=\n\nInput: |\n\n|\Z)", re.DOTALL)
 _VARIANT_MARK = "generate a variation of the following instruction"
 _FORWARD_MARKS = ("input-output pairs", "the instruction was", "reply with the instruction")
-_SCORING_OUTPUT = "\nOutput:"
 _STOPWORDS = frozenset(
     ("a", "an", "the", "of", "to", "and", "or", "with", "its", "it", "is", "in", "on", "for",
      "each", "given", "answer", "write", "input", "output")
@@ -90,14 +89,6 @@ class _TaskState:
     human_key: str
     words: frozenset[str]
     cores: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Question:
-    instruction: str
-    input: str
-    tail: str  # the text after "Output:" (the answer being scored, for echo)
-    tail_start: int  # its offset in the prompt
 
 
 class World:
@@ -284,23 +275,10 @@ class World:
 
     # -- reading prompts ------------------------------------------------------------------------
 
-    def _question(self, prompt: str) -> _Question | None:
-        split = prompt.rfind(SCORING_INPUT)
-        if split < 0:
-            return None
-        rest_start = split + len(SCORING_INPUT)
-        end = prompt.find(_SCORING_OUTPUT, rest_start)
-        if end < 0:
-            return None
-        tail_start = end + len(_SCORING_OUTPUT)
-        return _Question(
-            instruction=prompt[:split],
-            input=prompt[rest_start:end],
-            tail=prompt[tail_start:],
-            tail_start=tail_start,
-        )
+    def _question(self, prompt: str) -> Question | None:
+        return read_question(prompt, self._by_input)
 
-    def _locate(self, question: _Question) -> tuple[str, int, int] | None:
+    def _locate(self, question: Question) -> tuple[str, int, int] | None:
         found = self._examples_of(question.input.strip())
         if not found:
             return None
@@ -342,7 +320,7 @@ class World:
             texts = self._reflections(request)
         elif _VARIANT_MARK in lowered:
             texts = self._variants(request)
-        elif "Input:" in prompt and (
+        elif ("Input:" in prompt or "\nOutput: " in prompt) and (
             _FORWARD_MARKS[0] in lowered
             or prompt.rstrip().lower().endswith(_FORWARD_MARKS[1])
             or _FORWARD_MARKS[2] in prompt[-120:].lower()
@@ -387,7 +365,11 @@ class World:
 
     def _proposal_task(self, prompt: str) -> int | None:
         votes: dict[int, int] = {}
-        for x, _ in _DEMO.findall(prompt):
+        inputs = [x for x, _ in _DEMO.findall(prompt)]
+        if not inputs:  # demos of named fields: each block's lines before its output
+            blocks = (block.partition("\nOutput: ") for block in prompt.split("\n\n"))
+            inputs = [x for x, mark, _ in blocks if mark]
+        for x in inputs:
             for t, _e in self._examples_of(x.strip()):
                 votes[t] = votes.get(t, 0) + 1
         if not votes:
@@ -448,7 +430,7 @@ class World:
                 texts.append(merge_answer(child, rng, request.api))
         return texts or [GENERIC_ANSWER] * request.n
 
-    def _answers(self, request: GenerationRequest, question: _Question) -> list[Generation]:
+    def _answers(self, request: GenerationRequest, question: Question) -> list[Generation]:
         located = self._locate(question)
         if located is None:
             return [self._finish(request, UNKNOWN_INPUT_ANSWER)] * request.n

@@ -27,6 +27,9 @@ def header_bytes(name: str, metric: str, human: str | None) -> bytes:
 
 
 def example_bytes(example: Example, *prefix: str) -> bytes:
+    if example.fields is not None:  # the fields themselves, not how they are shown
+        named: list[Any] = [*prefix, dict(example.fields), list(example.outputs)]
+        return _ENCODE(named).encode("utf-8")
     texts = (example.input, *example.outputs)
     if not prefix and not any(_ESCAPED.search(text) for text in texts):  # JSON as it is
         outputs = '","'.join(example.outputs)

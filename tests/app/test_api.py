@@ -108,3 +108,21 @@ def test_examples_without_an_endpoint_are_refused_with_how_to_give_one() -> None
 def test_a_bad_example_names_its_index() -> None:
     with pytest.raises(ConfigError, match=r"examples\[1\]"):
         optimize([{"input": "a", "output": "b"}, {"in": "x"}], backend="sim")
+
+
+def test_dict_inputs_are_named_fields_shown_labelled() -> None:
+    examples = [
+        {
+            "input": {"title": f"order {i}", "body": f"{i} apples"},
+            "output": "yes" if i % 2 else "no",
+        }
+        for i in range(60)
+    ]
+    task = _task(examples, "Say yes for odd orders.")
+    assert task.fields == ("title", "body")
+    assert task.examples[1].input == "Title: order 1\nBody: 1 apples"
+    result = optimize(examples, backend="sim", human_instruction="Say yes for odd orders.", **SMALL)
+    assert result.status == "finished" and result.winner is not None
+    assert result.winner.test_score > 0  # the simulator read the fields it was shown
+    with pytest.raises(ConfigError, match="the same way"):
+        optimize([{"input": "a", "output": "b"}, {"input": {"x": "a"}, "output": "b"}])
