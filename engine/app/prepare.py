@@ -12,18 +12,24 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import msgspec
 
 from engine.app.endpoints import effective, resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
+from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, JournalError
 from engine.propose import Templates, UserCandidate, load_candidates, load_templates
 from engine.settings import SETTINGS, ScoringSettings, StudyConfig, TaskSettings
+from engine.settings.checks import Check, check_examples, checks_binary
 from engine.study.budgets import PriceTable
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.judging import RUBRICS, load_rubric
 from engine.study.locks import FileLock
+from engine.study.scheduler import reward_kind
 from engine.study.scoring import ScorerFunction
 from engine.study.settings import ProposalPlan, SearchSettings
 from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
@@ -36,6 +42,7 @@ __all__ = [
     "config_of",
     "prepare",
     "prepare_resume",
+    "study_checks",
     "study_splits",
     "study_task",
 ]
@@ -62,6 +69,17 @@ class Prepared:
     #: the journal's lock when the caller took it before reading the journal (`resume`, the
     #: service); `open_study` takes it itself otherwise
     lock: FileLock | None = None
+    #: the checks that score the answers (the settings', else the task file's); none: the metric
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def rewards(self) -> Literal["binary", "continuous"]:
+        """The scheduler's kind of rewards: binary when each is 0 or 1, else continuous."""
+        scoring = self.config.scoring
+        if self.checks:
+            return "binary" if checks_binary(self.checks, self.task.metric) else "continuous"
+        kind = reward_kind(scoring.mode, self.task.metric, custom=bool(scoring.scorer))
+        return "binary" if kind == "binary" else "continuous"
 
     @property
     def proposal_model(self) -> str:
@@ -114,6 +132,49 @@ def _with_metric(metric: str | None, task: Task) -> Task:
             )
         task = dataclasses.replace(task, metric=metric)
     return task
+
+
+def study_checks(scoring: ScoringSettings, task: Task) -> tuple[Check, ...]:
+    """The checks that score the answers: the settings', else the task file's (decoded as the
+    settings' are, a bad one named by its place in the file); none: the metric scores them."""
+    if scoring.checks is not None:
+        return tuple(scoring.checks)
+    if task.checks is None:
+        return ()
+    try:
+        return tuple(convert(list(task.checks), list[Check]))
+    except Invalid as error:
+        raise ConfigError(f"{task.source or task.name}: {error.within('checks')}") from None
+
+
+def _with_checks(
+    config: StudyConfig, task: Task, splits: Splits
+) -> tuple[StudyConfig, tuple[Check, ...]]:
+    """The study's checks (`study_checks`), checked; a task file's are put in the settings,
+    so that the journal's header and the result say what scored the study."""
+    checks = study_checks(config.scoring, task)
+    if checks and config.scoring.checks is None:
+        config = config.replace(checks=[msgspec.to_builtins(check) for check in checks])
+    _check_checks(config, checks, splits)
+    return config, checks
+
+
+def _check_checks(config: StudyConfig, checks: tuple[Check, ...], splits: Splits) -> None:
+    """Checks score the text of an answer: with execution accuracy only, and every expected
+    output they compare with must be one they read."""
+    if not checks:
+        return
+    scoring = config.scoring
+    if scoring.mode != "exec":
+        raise ConfigError(
+            f"checks: checks score the answer's text; use them with --scoring exec, not "
+            f"{scoring.mode}"
+        )
+    if scoring.scorer is not None:
+        raise ConfigError(
+            "checks: a custom scorer scores the answers itself; give one or the other"
+        )
+    check_examples(checks, (*splits.demo, *splits.scoring, *splits.test), "checks")
 
 
 def _candidates(
@@ -260,6 +321,7 @@ def prepare(
     seed, metric = config.search.seed, config.scoring.metric
     task = study_task(config.task, metric, seed) if task is None else _with_metric(metric, task)
     splits = study_splits(config.search, task)
+    config, checks = _with_checks(config, task, splits)
     prices = PriceTable(config.budgets.prices)
     _check_prices(config, prices)
     if replay is not None:
@@ -269,8 +331,7 @@ def prepare(
     journal = _journal_path(config.outputs.journal, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
     templates = load_templates(config.task.templates)
-    if task.fields:
-        templates = templates.for_fields()
+    templates = templates.for_fields() if task.fields else templates
     scoring = config.scoring
     custom = scorer or (load_scorer_function(scoring.scorer) if scoring.scorer else None)
     _check_judge(scoring)
@@ -298,6 +359,7 @@ def prepare(
         templates,
         custom,
         candidates,
+        checks=checks,
     )
 
 

@@ -136,7 +136,9 @@ def _record(replay: Replay, splits: Splits | None, metric: str | None = None) ->
     config = config_of(replay)
     scoring = config.scoring
     metric = metric or replay.started.task.metric or scoring.metric or "exact_match"
-    rewards = reward_kind(scoring.mode, metric, custom=bool(scoring.scorer))
+    rewards = replay.started.task.rewards or reward_kind(
+        scoring.mode, metric, custom=bool(scoring.scorer)
+    )
     return record_of(replay, config.study(), rewards=rewards, splits=splits)
 
 

@@ -58,6 +58,7 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "answer",
     "reward",
     "cached",
+    "note",
 )
 
 
@@ -121,6 +122,7 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "answer": row.answer,
                 "reward": row.reward,
                 "cached": row.cached,
+                "note": row.note,
             }
         )
     return rows

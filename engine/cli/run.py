@@ -144,10 +144,11 @@ def run_prepared(
 
     task = prepared.task
     fields = f"input fields {', '.join(task.fields)}, " if task.fields else ""
+    scored = f"checks {', '.join(c.name for c in prepared.checks)}" if prepared.checks else ""
     say(
         f"task {task.name!r}: {len(prepared.splits.demo)} demos, "
         f"{len(prepared.splits.scoring)} scoring examples, {len(prepared.splits.test)} test "
-        f"examples, {fields}metric {task.metric}; policy {config.search.policy}"
+        f"examples, {fields}{scored or f'metric {task.metric}'}; policy {config.search.policy}"
     )
     for warning in prepared.task.warnings:
         say(f"warning: {warning}")

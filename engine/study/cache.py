@@ -358,6 +358,7 @@ class CachedScorer:
                 cached=True,
                 model=str(hit[3]),
                 answer=str(hit[4]) if len(hit) > 4 else "",  # older entries kept no answer
+                note=str(hit[5]) if len(hit) > 5 else "",  # kept when the checks said why
             )
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # not an answer this version wrote: ask again
@@ -368,10 +369,9 @@ class CachedScorer:
         if hit is not None:
             return hit
         score = await self.scorer.score(instruction, example)
-        self.cache.put(
-            key,
-            [score.reward, score.prompt_tokens, score.completion_tokens, score.model, score.answer],
-        )
+        entry = [score.reward, score.prompt_tokens, score.completion_tokens, score.model]
+        entry += [score.answer, score.note] if score.note else [score.answer]
+        self.cache.put(key, entry)
         return score
 
 

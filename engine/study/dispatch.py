@@ -30,7 +30,7 @@ from engine.llm.errors import STOPS_STUDY
 from engine.llm.pacing.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
 from engine.llm.pacing.limiter import Permit, RateLimiter
 from engine.search.policy import Pull
-from engine.study.events import PullDone
+from engine.study.events import NOTE_CHARS, PullDone
 from engine.study.scoring import CachingScorer, PacedScorer, Score
 from engine.study.shared import Shared
 
@@ -215,6 +215,7 @@ class Dispatcher:
                 latency_s=round(max(0.0, score.latency_s), 4),
                 cached=score.cached,
                 answer=score.answer[: setup.settings.answer_chars],
+                note=score.note[:NOTE_CHARS],
             )
         )
         if not score.cached:

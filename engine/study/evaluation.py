@@ -17,7 +17,7 @@ from typing import Any, Literal
 import anyio
 
 from engine.errors import EndpointError
-from engine.study.events import EvaluationDone
+from engine.study.events import NOTE_CHARS, EvaluationDone
 from engine.study.intervals import mean_interval
 from engine.study.shared import Shared
 
@@ -93,6 +93,7 @@ class FinalEvaluation:
                 usd=score.usd(setup.prices, setup.scoring_model),
                 cached=score.cached,
                 answer=score.answer[: self._shared.setup.settings.answer_chars],
+                note=score.note[:NOTE_CHARS],
             )
         )
         shared.activity.evaluation_done += 1

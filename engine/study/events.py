@@ -22,6 +22,7 @@ from engine.study.settings import BudgetName
 
 __all__ = [
     "JOURNAL_VERSION",
+    "NOTE_CHARS",
     "ORIGINS",
     "ArmDropped",
     "ArmEliminated",
@@ -61,6 +62,8 @@ Reward = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
 Money = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
+NOTE_CHARS = 1000
 #: A candidate's kind: from the task's demos (initial), a rewording of a parent (resample), a
 #: revision of a parent that read its answers (reflect), two parents combined (merge), the
 #: task's human instruction, or the user's own.
@@ -87,6 +90,9 @@ class TaskIdentity(msgspec.Struct, frozen=True):
     name: str
     fingerprint: str
     metric: str = ""  # the metric the study scored by ("": a journal written before it was kept)
+    #: the scheduler's kind of rewards ("": a journal written before it was kept; the metric
+    #: and the scoring mode tell it)
+    rewards: Literal["", "binary", "continuous"] = ""
 
 
 class PoolSizes(msgspec.Struct, frozen=True):
@@ -145,6 +151,7 @@ class PullDone(Fact, frozen=True, tag="pull_done"):
     latency_s: Seconds = 0.0
     cached: bool = False
     answer: Text = ""
+    note: Note = ""  # why the task's checks gave less than 1 (the answer is not JSON, ...)
 
 
 class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
@@ -227,6 +234,7 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     usd: Money = 0.0
     cached: bool = False
     answer: Text = ""
+    note: Note = ""  # as `PullDone`'s
 
 
 class WarningExample(msgspec.Struct, frozen=True):

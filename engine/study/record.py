@@ -123,6 +123,7 @@ class AnswerRow:
     answer: str
     reward: float
     cached: bool
+    note: str = ""  # why the task's checks gave less than 1, when they said
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +353,7 @@ def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> l
                 answer=event.answer,
                 reward=event.reward,
                 cached=event.cached,
+                note=event.note,
             )
         )
     return rows

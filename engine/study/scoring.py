@@ -44,6 +44,7 @@ __all__ = [
     "CachingScorer",
     "ClientScorer",
     "CustomScorer",
+    "Grade",
     "PacedScorer",
     "Score",
     "Scorer",
@@ -54,6 +55,9 @@ __all__ = [
 SCORING_MAX_TOKENS = 16
 SCORING_STOP = ("\n",)
 ScorerFunction = Callable[[str, Example, Any], Awaitable[float]]
+#: A task's checks of an answer (`engine.settings.checks`): (answer, example) -> (reward in
+#: [0, 1], why it is below 1 when a check could not read the answer or refused it).
+Grade = Callable[[str, Example], tuple[float, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class Score:
     cached: bool = False
     model: str = ""
     answer: str = ""  # what the model answered (stripped), when it answered in text
+    note: str = ""  # why the task's checks gave less than 1, when they said (bad JSON, ...)
     # a judge's call within this one (engine.study.judging): its model and tokens, which the
     # tokens above include; it is priced at the judge model's price
     judge: tuple[str, int, int] | None = None
@@ -122,7 +127,9 @@ class ClientScorer:
     """Execution-accuracy or log-probability scoring through one client.
 
     `logprobs` is where log-probabilities come from: ``"echo"`` (completions echo, exact) or
-    ``"chat"`` (the greedy chat answer's own tokens; see the module docstring)."""
+    ``"chat"`` (the greedy chat answer's own tokens; see the module docstring). `grade`, when
+    given, scores the answer in place of the metric (a task's checks: the whole answer is
+    read, up to `max_tokens` and `stop`)."""
 
     def __init__(
         self,
@@ -134,6 +141,9 @@ class ClientScorer:
         template: str = Templates().scoring,
         logprobs: str = "echo",
         asking: ScoringPrompt | None = None,
+        grade: Grade | None = None,
+        max_tokens: int = SCORING_MAX_TOKENS,
+        stop: tuple[str, ...] = SCORING_STOP,
     ) -> None:
         self.client = client
         self.mode = mode
@@ -141,7 +151,10 @@ class ClientScorer:
         self.logprobs = logprobs
         self.metric = metric
         self.asking = asking or ScoringPrompt(Templates(scoring=template))
+        self.max_tokens = max_tokens
+        self.stop = list(stop) or None
         self._metric = metric_function(metric)
+        self._grade = grade
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -167,17 +180,21 @@ class ClientScorer:
         if self.api == "chat" or with_logprobs:
             completion = await self.client.chat(
                 self.asking.messages(instruction, example.input),
-                max_tokens=SCORING_MAX_TOKENS,
+                max_tokens=self.max_tokens,
                 temperature=0.0,
-                stop=list(SCORING_STOP),
+                stop=self.stop,
                 logprobs=with_logprobs,
             )
         else:
             completion = await self.client.complete(
-                prompt, max_tokens=SCORING_MAX_TOKENS, temperature=0.0, stop=list(SCORING_STOP)
+                prompt, max_tokens=self.max_tokens, temperature=0.0, stop=self.stop
             )
         answer = completion.text.strip()
-        reward = self._metric(read_answer(answer, self.metric), example)
+        note = ""
+        if self._grade is not None:
+            reward, note = self._grade(answer, example)
+        else:
+            reward = self._metric(read_answer(answer, self.metric), example)
         if with_logprobs:
             reward *= self._confidence(completion)
         return Score(
@@ -187,6 +204,7 @@ class ClientScorer:
             latency_s=completion.latency_s,
             model=completion.model,
             answer=answer,
+            note=note,
         )
 
     def _confidence(self, completion: Completion) -> float:

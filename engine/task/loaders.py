@@ -60,7 +60,7 @@ FORMATS = ("jsonl", "json", "csv", "task", "instruction-induction", "bigbench")
 RECORD_FORMATS = frozenset({"jsonl", "json", "csv", "task"})
 #: the keys of a task file (format "task": a JSON object with its examples and what goes with
 #: them); its examples are records as in JSON lines
-TASK_KEYS = ("name", "description", "human_instruction", "metric", "examples")
+TASK_KEYS = ("name", "description", "human_instruction", "metric", "checks", "examples")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +251,7 @@ class _Loaded:
     description: str | None = None
     test: tuple[Example, ...] | None = None
     scan: Scan | None = None  # a file read as a stream: its hashes, for the duplicate check
+    checks: tuple[Any, ...] | None = None  # a task file's, as written
 
 
 def _load_instruction_induction_file(path: Path, document: Any, own_human: bool) -> _Loaded:
@@ -276,7 +277,7 @@ def _text(document: dict[str, Any], key: str, path: Path) -> str | None:
 
 def _load_task_document(path: Path, document: Any, fields: Fields) -> _Loaded:
     """A task file: its examples (records as in JSON lines), name, description, human
-    instruction and metric."""
+    instruction, metric and checks (kept as written: the settings decode them)."""
     if not isinstance(document, dict) or not isinstance(document.get("examples"), list):
         raise DatasetError(f"{path}: expected a task object with an 'examples' list")
     for key in document:
@@ -295,12 +296,18 @@ def _load_task_document(path: Path, document: Any, fields: Fields) -> _Loaded:
     ]
     if any(example.choices for example in examples):
         metric = "multiple_choice" if "metric" not in document else metric
+    checks = document.get("checks")
+    if checks is not None and (not isinstance(checks, list) or not checks):
+        raise DatasetError(
+            f"{path}: 'checks' must be a list of checks, each an object with its kind"
+        )
     return _Loaded(
         examples,
         metric,
         name=_text(document, "name", path) or path.stem,
         human=_text(document, "human_instruction", path),
         description=_text(document, "description", path),
+        checks=tuple(checks) if checks is not None else None,
     )
 
 
@@ -405,6 +412,7 @@ def load_file(
         source=str(path),
         warnings=warnings,
         fields=named,
+        checks=loaded.checks,
     )
 
 

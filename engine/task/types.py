@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["BINARY_METRICS", "METRICS", "Example", "FieldValues", "Task"]
 
@@ -58,3 +59,6 @@ class Task:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     #: the names of the input's fields, in the order they first appear (none: one text)
     fields: tuple[str, ...] = ()
+    #: the checks of an answer a task file declares, as written (decoded JSON: a list of
+    #: tables, each with its kind); the settings decode them (`engine.settings.checks`)
+    checks: tuple[Any, ...] | None = None

@@ -216,7 +216,7 @@ def _answer_row(row: AnswerRow, with_task: bool) -> str:
         + _cell(row.example, "num")
         + _cell(row.input if with_task else "", "text")
         + _cell(" | ".join(row.expected), "text")
-        + _cell(row.answer, "text")
+        + _cell(row.answer + (f" ({row.note})" if row.note else ""), "text")
         + f'<td class="num reward">{row.reward:.2f}</td>'
         + "</tr>"
     )

@@ -232,7 +232,7 @@ def _wrong_table(record: StudyRecord, arm: ArmRecord, wrong: int) -> RenderableT
             Text(str(row.example)),
             Text(clip(row.input, 40) if record.with_task else "(task not loaded)"),
             Text(clip(" | ".join(row.expected), 24)),
-            Text(clip(row.answer, 40)),
+            Text(clip(row.answer, 40) + (f" ({clip(row.note, 60)})" if row.note else "")),
             Text(f"{row.reward:.2f}"),
         )
     return Group(Text(head, style="italic"), table)
