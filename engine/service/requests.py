@@ -28,9 +28,11 @@ from msgspec import UNSET, Meta, UnsetType
 from engine.decoding import Invalid, decode_json
 from engine.errors import ConfigError, EngineError
 from engine.settings import RENAMED, SETTINGS
+from engine.settings.checks import Check
 from engine.settings.groups import MetricName
 from engine.settings.roles import EndpointName
 from engine.study.settings import MAX_COUNT
+from engine.task.fields import text_of
 from engine.task.paths import file_stem, inside
 
 __all__ = [
@@ -131,6 +133,8 @@ TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
 FieldName = Annotated[str, Meta(pattern=r"\S", max_length=200, description="a field's name")]
+#: A structured answer: a JSON object.
+Answer = Annotated[dict[str, Any], Meta(min_length=1)]
 #: An input of named fields: ``{"title": "...", "body": "..."}``.
 NamedFields = Annotated[dict[FieldName, str], Meta(min_length=1, max_length=100)]
 
@@ -140,12 +144,15 @@ class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     expected output(s), and its choices if any."""
 
     input: str | NamedFields
-    output: Text | Annotated[list[Text], Meta(min_length=1)]
+    #: text, a JSON object (a structured answer), or a list of accepted ones
+    output: Text | Answer | Annotated[list[Text | Answer], Meta(min_length=1)]
     choices: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)] | None = None
 
     @property
     def outputs(self) -> list[str]:
-        return [self.output] if isinstance(self.output, str) else list(self.output)
+        """The accepted outputs as the task file reads them (an object as JSON text)."""
+        listed = self.output if isinstance(self.output, list) else [self.output]
+        return [one if isinstance(one, str) else text_of(one) for one in listed]
 
 
 class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,6 +163,7 @@ class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     human_instruction: Text | None = None
     description: str | None = None
     metric: MetricName | None = None
+    checks: Annotated[list[Check], Meta(min_length=1, max_length=100)] | None = None
 
 
 class InlineCandidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -291,6 +299,8 @@ def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
             )
         if task.metric is not None and settings.get("metric") is None:
             settings["metric"] = task.metric
+        if task.checks is not None and settings.get("checks") is None:
+            settings["checks"] = msgspec.to_builtins(task.checks)
     elif not settings.get("task"):
         raise RequestError(
             "config.task: missing; give a built-in task name or a task file as config.task, "

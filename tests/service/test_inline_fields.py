@@ -56,3 +56,17 @@ def test_bad_inline_fields_name_the_field(
     with pytest.raises(RequestError, match=problem) as raised:
         parse_create(body(examples))
     assert raised.value.field.startswith(field)
+
+
+def test_an_inline_tasks_checks_become_the_studys_settings() -> None:
+    examples = [{"input": {"q": f"{i}"}, "output": {"a": i}} for i in range(4)]
+    raw = orjson.loads(body(examples))
+    raw["task"]["checks"] = [{"kind": "json", "required": ["a"]}]
+    settings, _ = parse_create(orjson.dumps(raw))
+    assert settings["checks"] == [
+        {"kind": "json", "required": ["a"], "schema": None, "compare": [], "weight": 1.0}
+    ]
+    raw["task"]["checks"] = [{"kind": "regex", "pattern": "("}]
+    with pytest.raises(RequestError, match=r"task.checks\[0\]: pattern: not a regular") as raised:
+        parse_create(orjson.dumps(raw))
+    assert raised.value.field == "task.checks[0]"
