@@ -23,8 +23,10 @@ from engine.app.prepare import Prepared, prepare
 from engine.app.records import open_record
 from engine.cli.flags import FLAGGED, add_setting_flags, checked_config, given_settings
 from engine.cli.interrupts import Interrupts
-from engine.errors import EngineError
+from engine.decoding import read_text
+from engine.errors import ConfigError, EngineError
 from engine.settings import StudyConfig, load_config_file
+from engine.study.gate import GATE_EXIT
 from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
@@ -62,6 +64,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         settings.update(load_config_file(args.config))
     flags = given_settings(args)
     settings.update(flags)
+    settings = with_baseline_file(settings)
     config = checked_config(settings, flags=flags.keys() & FLAGGED.keys())
     named = "model" in settings or "model" in settings.get("target", {})
     if config.backend.kind == "local" and not named:
@@ -69,6 +72,24 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 
         config = config.replace(model=served_model_name(config.backend.local_model))
     return config
+
+
+def with_baseline_file(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with a gate's baseline that names a file (``--baseline prod.txt``) read: the
+    instruction is the file's text. Only the command line reads it; a service request's
+    baseline is always the instruction itself."""
+    gate = settings.get("gate")
+    nested = isinstance(gate, dict) and "baseline" in gate and "baseline" not in settings
+    value = gate["baseline"] if nested else settings.get("baseline")  # type: ignore[index]
+    if not isinstance(value, str) or "\n" in value or not Path(value).expanduser().is_file():
+        return settings
+    where = f"--baseline {value!r}"
+    text = read_text(Path(value).expanduser(), where).strip()
+    if not text:
+        raise ConfigError(f"{where}: the file is empty; it holds the baseline instruction")
+    if nested:
+        return {**settings, "gate": {**gate, "baseline": text}}  # type: ignore[dict-item]
+    return {**settings, "baseline": text}
 
 
 def _write(data: dict[str, Any], path: str) -> None:
@@ -224,6 +245,10 @@ def _report(
         return 130
     if result.error:
         print(f"ape-engine run: {result.error}", file=sys.stderr, flush=True)
+    if result.gate is not None:  # one line for the pipeline's log, and its exit code
+        console.print(result.gate.line, highlight=False, markup=False, soft_wrap=True)
+        if not result.gate.passed and (result.ok or not result.error):
+            return GATE_EXIT
     # a study the user ended (the UI's quit key) printed its report: that is not a failure
     return 0 if result.ok or (result.status == "cancelled" and not result.error) else 1
 

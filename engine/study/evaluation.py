@@ -23,12 +23,12 @@ from engine.study.shared import Shared
 
 __all__ = ["Evaluation", "FinalEvaluation", "Role"]
 
-Role = Literal["winner", "runner_up", "human"]
+Role = Literal["winner", "runner_up", "human", "baseline"]
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    role: str  # "winner", "runner_up" or "human"
+    role: str  # "winner", "runner_up", "human" or "baseline" (the gate's)
     instruction: str
     test_score: float
     test_ci: tuple[float, float]

@@ -225,7 +225,7 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     """One call of the final evaluation on the held-out test pool; a resumed study does not
     pay for it again."""
 
-    role: Literal["winner", "runner_up", "human"]
+    role: Literal["winner", "runner_up", "human", "baseline"]
     instruction: Text
     example: Index
     reward: Reward

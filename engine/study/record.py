@@ -86,7 +86,7 @@ class ArmRecord:
 class HeldOut:
     """An instruction's score on the held-out test pool (`n` examples scored so far)."""
 
-    role: str  # "winner", "runner_up" or "human"
+    role: str  # "winner", "runner_up", "human" or "baseline" (the gate's)
     instruction: str
     arm: int | None  # the candidate it is, if it is one
     score: float
@@ -314,7 +314,7 @@ def _held_out(state: StudyState, events: list[Event]) -> tuple[HeldOut, ...]:
     if "human" not in roles and human in state.evaluated:  # evaluated as the winner, once
         roles["human"] = human
     rows = []
-    for role in ("winner", "runner_up", "human"):
+    for role in ("winner", "runner_up", "human", "baseline"):
         if role not in roles:
             continue
         instruction = roles[role]

@@ -26,6 +26,7 @@ __all__ = [
     "BudgetLimits",
     "BudgetName",
     "FailureLimits",
+    "Gate",
     "ParentChoice",
     "Price",
     "ProposalPlan",
@@ -265,6 +266,41 @@ class FailureLimits(Group, frozen=True, kw_only=True):
     ] = 0.1
 
 
+class Gate(Group, frozen=True, kw_only=True):
+    """A pass or fail after the final evaluation, for a pipeline (CI): the winner's held-out
+    score against a floor, and against a baseline instruction evaluated on the same test
+    examples (`engine.study.gate`)."""
+
+    fail_under: (
+        Annotated[
+            float,
+            setting(
+                "fail (exit 3) when the winner's held-out score is below this",
+                ge=0,
+                le=1,
+                metavar="SCORE",
+                resume=True,
+            ),
+        ]
+        | None
+    ) = None
+    baseline: (
+        Annotated[
+            str,
+            setting(
+                "an instruction to beat (yours in production; on the command line, or a file "
+                "holding it), evaluated on the same test examples: fail (exit 3) when the "
+                "winner scores below it",
+                min_length=1,
+                max_length=MAX_INSTRUCTION_CHARS,
+                metavar="INSTRUCTION|FILE",
+                resume=True,
+            ),
+        ]
+        | None
+    ) = None
+
+
 class StudySettings(Group, frozen=True, kw_only=True):
     """Everything the study itself reads."""
 
@@ -273,5 +309,6 @@ class StudySettings(Group, frozen=True, kw_only=True):
     throughput: Throughput = Throughput()
     proposals: ProposalPlan = ProposalPlan()
     failures: FailureLimits = FailureLimits()
+    gate: Gate = Gate()
     answer_chars: int = 200  # of each model answer kept in the events (0: none)
     user_candidates: int = 0  # the user's own candidates, added before any proposal

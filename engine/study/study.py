@@ -265,6 +265,9 @@ class Study:
         human = self.setup.task.human_instruction
         if human:
             targets.append(("human", human))
+        baseline = self.setup.settings.gate.baseline
+        if targets and baseline:  # the gate's, on the same test examples
+            targets.append(("baseline", baseline))
         if not targets or not self.setup.splits.test:
             return ()
         return await FinalEvaluation(self._shared, targets).run()

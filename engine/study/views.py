@@ -7,6 +7,7 @@ from engine.search.policy import ArmState
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.events import StudyStatus
+from engine.study.gate import gate_verdict
 from engine.study.result import CandidateResult, StudyResult
 from engine.study.shared import Shared
 from engine.study.snapshot import (
@@ -254,4 +255,8 @@ def result(
         warnings=tuple(warning.message for warning in state.warnings),
         scoring=dict(shared.setup.scoring),
         proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
+        baseline=by_role.get("baseline"),
+        gate=gate_verdict(
+            shared.setup.settings.gate, by_role.get("winner"), by_role.get("baseline"), status
+        ),
     )

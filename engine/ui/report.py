@@ -60,6 +60,7 @@ def _held_out_table(result: StudyResult) -> Table:
         ("winner", result.winner),
         ("runner-up", result.runner_up),
         ("human", result.human),
+        ("baseline", result.baseline),
     ):
         if evaluation is not None:
             score, interval = _score(evaluation)
