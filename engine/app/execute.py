@@ -354,6 +354,7 @@ async def _setup(
         scoring_model=config.target.model or "",
         user_candidates=prepared.candidates,
         scoring=_scoring_format(prepared),
+        scoring_demos=scoring_demo_count(config.scoring.demos, config.target.api or "chat"),
     )
 
 

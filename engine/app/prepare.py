@@ -29,6 +29,7 @@ from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.judging import RUBRICS, load_rubric
 from engine.study.locks import FileLock
+from engine.study.prompting import scoring_demo_count
 from engine.study.scheduler import reward_kind
 from engine.study.scoring import ScorerFunction
 from engine.study.settings import ProposalPlan, SearchSettings
@@ -175,6 +176,33 @@ def _check_checks(config: StudyConfig, checks: tuple[Check, ...], splits: Splits
             "checks: a custom scorer scores the answers itself; give one or the other"
         )
     check_examples(checks, (*splits.demo, *splits.scoring, *splits.test), "checks")
+
+
+def _check_demo_search(config: StudyConfig) -> None:
+    """The demo search varies the demos a scoring prompt shows: it needs some, and a scorer
+    that shows them."""
+    plan = config.proposals
+    if not plan.demo_search:
+        return
+    if config.scoring.scorer is not None:
+        raise ConfigError(
+            "demo_search: a custom scorer builds its own prompts, so it shows no demo set; "
+            "give one or the other"
+        )
+    if scoring_demo_count(config.scoring.demos, config.target.api or "chat") == 0:
+        raise ConfigError(
+            "demo_search: the scoring prompt shows no demos (scoring_demos 0, the default on "
+            "completions); give --scoring-demos K"
+        )
+    if plan.variant_rounds == 0:
+        raise ConfigError("demo_search: demo sets come in the variant rounds; give variant_rounds")
+
+
+def _templates(settings: TaskSettings, task: Task) -> Templates:
+    """The prompt templates: the defaults, or the file's; for a task of named fields, each
+    ``Input: {input}`` shows them labelled (`Templates.for_fields`)."""
+    templates = load_templates(settings.templates)
+    return templates.for_fields() if task.fields else templates
 
 
 def _candidates(
@@ -330,9 +358,9 @@ def prepare(
     study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
     journal = _journal_path(config.outputs.journal, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
-    templates = load_templates(config.task.templates)
-    templates = templates.for_fields() if task.fields else templates
+    templates = _templates(config.task, task)
     scoring = config.scoring
+    _check_demo_search(config)
     custom = scorer or (load_scorer_function(scoring.scorer) if scoring.scorer else None)
     _check_judge(scoring)
     candidates = _candidates(config.task.candidates, config.proposals, replay)

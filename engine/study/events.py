@@ -29,6 +29,7 @@ __all__ = [
     "BudgetChanged",
     "CallFailed",
     "CandidateAdded",
+    "DemoSet",
     "EvaluationDone",
     "Event",
     "Fact",
@@ -66,9 +67,13 @@ Note = Annotated[str, msgspec.Meta(max_length=1000)]
 NOTE_CHARS = 1000
 #: A candidate's kind: from the task's demos (initial), a rewording of a parent (resample), a
 #: revision of a parent that read its answers (reflect), two parents combined (merge), the
-#: task's human instruction, or the user's own.
-Origin = Literal["initial", "resample", "reflect", "merge", "human", "user"]
-ORIGINS: tuple[Origin, ...] = ("initial", "resample", "reflect", "merge", "human", "user")
+#: task's human instruction, the user's own, or a parent's instruction with a demo set of its
+#: own (demos: the demo search).
+Origin = Literal["initial", "resample", "reflect", "merge", "human", "user", "demos"]
+ORIGINS: tuple[Origin, ...] = ("initial", "resample", "reflect", "merge", "human", "user", "demos")
+#: A demo set: examples of the demo pool, by their place in it, in the order the prompt shows
+#: them (None: the study's own scoring demos).
+DemoSet = Annotated[list[Index], msgspec.Meta(max_length=64)] | None
 Role = Literal["scoring", "proposal", "evaluation"]
 #: "quarantined": the service died twice running the study, which runs again only when asked
 StudyStatus = Literal[
@@ -131,6 +136,7 @@ class CandidateAdded(Fact, frozen=True, tag="candidate_added"):
     origin: Origin
     parents: Annotated[list[Index], msgspec.Meta(max_length=8)] = []
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""  # a user's candidate's name
+    demos: DemoSet = None  # its own demo set (origin "demos"); None: the study's
 
     @property
     def parent(self) -> int | None:
@@ -171,7 +177,7 @@ class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     model: str = ""
     raw: list[Text] = []
     reasons: dict[str, Count] = {}
-    proposal_kind: Literal["initial", "resample", "reflect", "merge"] | None = None
+    proposal_kind: Literal["initial", "resample", "reflect", "merge", "demos"] | None = None
     latency_s: Seconds = 0.0  # the calls' round trips, summed
 
 
@@ -235,6 +241,7 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     cached: bool = False
     answer: Text = ""
     note: Note = ""  # as `PullDone`'s
+    demos: DemoSet = None  # the candidate's own demo set, when it has one
 
 
 class WarningExample(msgspec.Struct, frozen=True):

@@ -21,6 +21,7 @@ paper's zero-shot setting).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "CHAT_FORMATS",
     "CHAT_SCORING_DEMOS",
     "OUTPUT_ONLY",
+    "Demos",
     "ScoringPrompt",
     "pick_demos",
     "scoring_demo_count",
@@ -45,6 +47,8 @@ OUTPUT_ONLY = (
 
 
 CHAT_SCORING_DEMOS = 3
+#: A candidate's own scoring demos (the demo search), or None: the study's.
+Demos = tuple[Example, ...] | None
 
 
 def scoring_demo_count(configured: int | None, api: str) -> int:
@@ -70,6 +74,10 @@ class ScoringPrompt:
     templates: Templates
     demos: tuple[Example, ...] = ()
     chat_format: str = "output-only"
+
+    def with_demos(self, demos: Demos) -> ScoringPrompt:
+        """The same prompt with a candidate's own demos (None: these)."""
+        return self if demos is None else dataclasses.replace(self, demos=demos)
 
     def _question(self, text: str) -> str:
         """The scoring template without its instruction: the bare ``Input: x\\nOutput:``."""

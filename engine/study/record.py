@@ -40,7 +40,7 @@ from engine.study.intervals import mean_interval
 from engine.study.journal import Replay
 from engine.study.scheduler import study_policy, user_candidates_in
 from engine.study.settings import StudySettings
-from engine.study.state import StudyState
+from engine.study.state import StudyState, prompt_key
 from engine.study.views import ranked_arms, state_of_arm
 from engine.task.split import Splits
 
@@ -76,6 +76,9 @@ class ArmRecord:
     lower: float
     upper: float
     state: str
+    demos: tuple[int, ...] | None = None  # its own demo set, by place in the demo pool
+    #: those demos as (input, output), when the task was loaded (`splits`)
+    demo_texts: tuple[tuple[str, str], ...] | None = None
 
     @property
     def parent(self) -> int | None:
@@ -197,7 +200,7 @@ def record_of(
         status=_status(replay, state, updated),
         reason=state.reason,
         error=state.fatal,
-        arms=_arms(state),
+        arms=_arms(state, splits),
         ranking=ranking,
         winner=winner,
         held_out=_held_out(state, replay.events),
@@ -281,9 +284,13 @@ def _status(replay: Replay, state: StudyState, updated: float) -> RecordStatus:
     return "running" if time.time() - updated < RUNNING_WITHIN_S else "stopped"
 
 
-def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
+def _arms(state: StudyState, splits: Splits | None) -> tuple[ArmRecord, ...]:
     rows = []
+    pool = splits.demo if splits is not None else ()
     for arm in state.arms:
+        texts = None
+        if arm.demos is not None and pool and all(i < len(pool) for i in arm.demos):
+            texts = tuple((pool[i].input, pool[i].outputs[0]) for i in arm.demos)
         stats = state.policy.stats(arm.index)
         rows.append(
             ArmRecord(
@@ -297,6 +304,8 @@ def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
                 lower=float(stats.lower),
                 upper=float(stats.upper),
                 state=state_of_arm(state, arm.index),
+                demos=arm.demos,
+                demo_texts=texts,
             )
         )
     return tuple(rows)
@@ -305,29 +314,27 @@ def _arms(state: StudyState) -> tuple[ArmRecord, ...]:
 def _held_out(state: StudyState, events: list[Event]) -> tuple[HeldOut, ...]:
     """The instructions evaluated on the test pool, by role (the latest for each role: a study
     resumed with a larger budget may evaluate another winner)."""
-    roles: dict[str, str] = {}
+    roles: dict[str, tuple[str, str]] = {}  # role -> (prompt key, instruction)
     for event in events:
         if isinstance(event, EvaluationDone):
-            roles[event.role] = event.instruction
-    arms = {arm.instruction: arm.index for arm in state.arms}
+            roles[event.role] = (prompt_key(event.instruction, event.demos), event.instruction)
+    arms = {arm.prompt: arm.index for arm in state.arms}
     human = next((arm.instruction for arm in state.arms if arm.origin == "human"), None)
     if "human" not in roles and human in state.evaluated:  # evaluated as the winner, once
-        roles["human"] = human
+        roles["human"] = (human, human)
     rows = []
     for role in ("winner", "runner_up", "human", "baseline"):
         if role not in roles:
             continue
-        instruction = roles[role]
-        rewards = list(state.evaluated.get(instruction, {}).values())
+        key, instruction = roles[role]
+        rewards = list(state.evaluated.get(key, {}).values())
         score, interval = mean_interval(rewards)
-        rows.append(
-            HeldOut(role, instruction, arms.get(instruction), score, interval, len(rewards))
-        )
+        rows.append(HeldOut(role, instruction, arms.get(key), score, interval, len(rewards)))
     return tuple(rows)
 
 
 def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> list[AnswerRow]:
-    arms = {arm.instruction: arm.index for arm in state.arms}
+    arms = {arm.prompt: arm.index for arm in state.arms}
     instructions = [arm.instruction for arm in state.arms]
     rows = []
     for event in events:
@@ -335,7 +342,8 @@ def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> l
             arm: int | None = event.arm
             instruction, pool, role = instructions[event.arm], "scoring", ""
         elif isinstance(event, EvaluationDone):
-            arm, instruction = arms.get(event.instruction), event.instruction
+            arm = arms.get(prompt_key(event.instruction, event.demos))
+            instruction = event.instruction
             pool, role = "test", event.role
         else:
             continue

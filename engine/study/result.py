@@ -25,13 +25,15 @@ class CandidateResult:
     upper: float
     pulls: int
     state: str
+    #: its own demos (input, output), when it has them (the demo search)
+    demos: tuple[tuple[str, str], ...] | None = None
 
     @property
     def parent(self) -> int | None:
         return self.parents[0] if self.parents else None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "arm": self.arm,
             "instruction": self.instruction,
             "origin": self.origin,
@@ -43,6 +45,9 @@ class CandidateResult:
             "pulls": self.pulls,
             "state": self.state,
         }
+        if self.demos is not None:
+            data["demos"] = [{"input": x, "output": y} for x, y in self.demos]
+        return data
 
 
 @dataclass(frozen=True, slots=True)

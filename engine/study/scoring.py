@@ -34,7 +34,7 @@ from engine.llm.probing.capabilities import Capability, require_capability
 from engine.llm.protocol.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.study.budgets import PriceTable
-from engine.study.prompting import ScoringPrompt
+from engine.study.prompting import Demos, ScoringPrompt
 from engine.task.metrics import metric_function, read_answer
 from engine.task.types import Example
 
@@ -94,11 +94,12 @@ class Score:
 class Scorer(Protocol):
     """What the study calls to score a candidate."""
 
-    async def score(self, instruction: str, example: Example) -> Score:
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
         """Called once per pull, and per example of the final evaluation: the reward of
-        `instruction` on `example` in [0, 1]. A call that fails for good raises
-        `EndpointError` (the pull goes back to the pool; it is never scored as 0); a paused
-        study's call not yet sent raises `CallHeldBack`."""
+        `instruction` on `example` in [0, 1], shown the candidate's own `demos` when it has
+        them (the demo search; None: the study's scoring demos). A call that fails for good
+        raises `EndpointError` (the pull goes back to the pool; it is never scored as 0); a
+        paused study's call not yet sent raises `CallHeldBack`."""
         ...
 
 
@@ -117,7 +118,7 @@ class PacedScorer(Scorer, Protocol):
 class CachingScorer(Scorer, Protocol):
     """A scorer that may already hold an answer (the response cache)."""
 
-    def cached(self, instruction: str, example: Example) -> Score | None:
+    def cached(self, instruction: str, example: Example, demos: Demos = None) -> Score | None:
         """Called before a scoring call is started: the answer held for it, without a call
         (the dispatcher takes such answers at once, so the policy's next choice knows them)."""
         ...
@@ -160,11 +161,11 @@ class ClientScorer:
     def limiter(self) -> RateLimiter | None:
         return self.client.limiter
 
-    def prompt(self, instruction: str, example: Example) -> str:
-        return self.asking.completion(instruction, example.input)
+    def prompt(self, instruction: str, example: Example, demos: Demos = None) -> str:
+        return self.asking.with_demos(demos).completion(instruction, example.input)
 
-    async def score(self, instruction: str, example: Example) -> Score:
-        prompt = self.prompt(instruction, example)
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        prompt = self.prompt(instruction, example, demos)
         if self.mode == "logprob" and self.logprobs == "echo":
             answer = example.outputs[0] if example.outputs else ""
             result = await self.client.continuation_logprob(prompt, " " + answer)
@@ -179,7 +180,7 @@ class ClientScorer:
         completion: Completion
         if self.api == "chat" or with_logprobs:
             completion = await self.client.chat(
-                self.asking.messages(instruction, example.input),
+                self.asking.with_demos(demos).messages(instruction, example.input),
                 max_tokens=self.max_tokens,
                 temperature=0.0,
                 stop=self.stop,
@@ -284,7 +285,9 @@ class CustomScorer:
     def limiter(self) -> RateLimiter | None:
         return self.client.limiter
 
-    async def score(self, instruction: str, example: Example) -> Score:
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        """The function's reward (it builds its own prompt: a demo set is not its to show,
+        and the demo search is refused with a custom scorer)."""
         metered = _MeteredClient(self.client)
         try:
             value = await self.function(instruction, example, metered)

@@ -239,12 +239,26 @@ class ProposalPlan(Group, frozen=True, kw_only=True):
     merge: Annotated[
         bool, setting("each round also merges two parents that win on different examples")
     ] = False
+    demo_search: Annotated[
+        bool,
+        setting(
+            "also search the scoring demos: each variant round pairs the leader's instruction "
+            "with demo sets of its own from the demo pool (random, diverse, and examples it "
+            "answers right), raced as candidates",
+            defines=True,
+        ),
+    ] = False
+    demo_sets: Annotated[
+        int,
+        setting("demo sets a round proposes for its leader (the demo search)", ge=1, le=30),
+    ] = 3
 
     def planned(self, user_candidates: int = 0) -> int:
-        """The candidates the study plans: the first batch, every variant round (its merge
-        included), the human instruction, the user's own (the scheduler shares its error
-        probability among that many)."""
+        """The candidates the study plans: the first batch, every variant round (its merge and
+        its demo sets included), the human instruction, the user's own (the scheduler shares
+        its error probability among that many)."""
         per_round = (self.variant_leaders + int(self.merge)) * self.variants_per_leader
+        per_round += self.demo_sets if self.demo_search else 0
         variants = self.variant_rounds * per_round
         planned = self.initial_candidates + variants + int(self.include_human) + user_candidates
         return max(1, min(planned, self.max_candidates))

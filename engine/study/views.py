@@ -9,7 +9,7 @@ from engine.study.evaluation import Evaluation
 from engine.study.events import StudyStatus
 from engine.study.gate import gate_verdict
 from engine.study.result import CandidateResult, StudyResult
-from engine.study.shared import Shared
+from engine.study.shared import Shared, demo_set
 from engine.study.snapshot import (
     ArmRow,
     EndpointRow,
@@ -208,6 +208,14 @@ def snapshot(shared: Shared, study_id: str) -> StudySnapshot:
     )
 
 
+def shown_demos(
+    shared: Shared, demos: tuple[int, ...] | None
+) -> tuple[tuple[str, str], ...] | None:
+    """A candidate's own demos as (input, output), for the result (None: the study's)."""
+    found = demo_set(shared, demos)
+    return None if found is None else tuple((d.input, d.outputs[0]) for d in found)
+
+
 def result(
     shared: Shared,
     study_id: str,
@@ -232,6 +240,7 @@ def result(
                 upper=float(stats.upper),
                 pulls=int(stats.count),
                 state=arm_state(shared, arm.index),
+                demos=shown_demos(shared, arm.demos),
             )
         )
     n = len(shared.setup.splits.scoring)

@@ -16,7 +16,7 @@ from rich.tree import Tree
 
 from engine.study.record import AnswerRow, ArmRecord, HeldOut, StudyRecord
 from engine.ui.lineage import Node, families, kind_rows, origin_label
-from engine.ui.report import candidates_table, spend_table
+from engine.ui.report import candidates_table, demos_table, spend_table, with_demos
 
 __all__ = [
     "build_show",
@@ -92,6 +92,9 @@ def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
     if record.held_out:
         parts.append(_held_out(record))
     parts.append(_leaderboard(record, top))
+    winner = record.arms[record.winner] if record.winner is not None else None
+    if winner is not None and winner.demos is not None:
+        parts.append(_winner_demos(winner))
     tree = lineage_tree(record)
     if tree is not None:
         parts.append(tree)
@@ -123,7 +126,9 @@ def _held_out(record: StudyRecord) -> Table:
         table.add_row(
             Text(_ROLES.get(row.role, row.role)),
             Text("" if row.arm is None else str(row.arm)),
-            Text(clip(row.instruction, 60)),
+            Text(
+                with_demos(row.instruction, None if row.arm is None else record.arms[row.arm].demos)
+            ),
             Text(_held(row)),
             Text(str(row.n)),
         )
@@ -138,7 +143,7 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
     for arm in ranked[:top]:
         board.add_row(
             Text(str(arm.arm)),
-            Text(clip(arm.instruction, 60)),
+            Text(with_demos(arm.instruction, arm.demos)),
             Text(origin_label(arm.origin, arm.parents)),
             Text(f"{arm.mean:.3f}" if arm.pulls else "-"),
             Text(f"[{arm.lower:.2f}, {arm.upper:.2f}]"),
@@ -148,6 +153,14 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
     if len(ranked) > top:
         board.add_row("", Text(f"... and {len(ranked) - top} more"), "", "", "", "", "")
     return board
+
+
+def _winner_demos(arm: ArmRecord) -> RenderableType:
+    title = f"#{arm.arm}'s demos (the demo search)"
+    if arm.demo_texts is not None:
+        return demos_table(title, arm.demo_texts)
+    places = ", ".join(f"#{place}" for place in arm.demos or ())
+    return Text(f"{title}: the demo pool's {places} (the task was not loaded)")
 
 
 def _node_text(record: StudyRecord, node: Node) -> Text:
