@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def write_task(folder: Path) -> None:
 
 
 @pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[GenerationRequest]]:
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[GenerationRequest]:
     """Every request the in-process server's backend is asked (simulator or local model)."""
     from engine.local.backend import LocalBackend
     from engine.sim.world import World
@@ -74,7 +73,7 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[GenerationRequest]]:
 
     monkeypatch.setattr(World, "generate_now", recorded_now)
     monkeypatch.setattr(LocalBackend, "generate", recorded)
-    yield seen
+    return seen
 
 
 def scoring_questions(asked: list[GenerationRequest]) -> list[str]:
