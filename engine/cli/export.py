@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
     "test_lower",
     "test_upper",
     "test_n",
+    "demos",
 )
 ANSWER_COLUMNS: tuple[str, ...] = (
     "study_id",
@@ -74,6 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_state_dir(parser)
 
 
+def _demos(
+    places: tuple[int, ...] | None, texts: tuple[tuple[str, str], ...] | None
+) -> list[Any] | None:
+    """A candidate's own demo set (the demo search): each demo's input and output when the
+    task loaded, else its place in the demo pool; None for the study's demos."""
+    if places is None:
+        return None
+    if texts is None:
+        return list(places)
+    return [{"input": shown, "output": output} for shown, output in texts]
+
+
 def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
     rows = []
     for arm in record.arms:
@@ -96,6 +110,7 @@ def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "test_lower": round(held.interval[0], 6) if held else None,
                 "test_upper": round(held.interval[1], 6) if held else None,
                 "test_n": held.n if held else None,
+                "demos": _demos(arm.demos, arm.demo_texts),
             }
         )
     return rows
@@ -128,6 +143,11 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
     return rows
 
 
+def _cell(value: Any) -> str:
+    """An item of a list in a CSV cell: a demo (a dict) as JSON, anything else as text."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+
+
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     """A header, then the rows; a list (the expected outputs, the parents) joined by `` | ``,
     None empty."""
@@ -137,7 +157,7 @@ def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     for row in rows:
         writer.writerow(
             {
-                k: " | ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                k: " | ".join(map(_cell, v)) if isinstance(v, list) else ("" if v is None else v)
                 for k, v in row.items()
             }
         )

@@ -76,6 +76,9 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
     if task.fields:
         console.print(f"input fields: {', '.join(task.fields)}", markup=False, highlight=False)
     console.print(f"metric: {task.metric}")
+    if task.checks:
+        kinds = ", ".join(str(c.get("kind")) if isinstance(c, dict) else "?" for c in task.checks)
+        console.print(f"checks: {kinds} (they score the answers in place of the metric)")
     for warning in task.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
     console.print(f"human instruction: {task.human_instruction or '(none)'}")

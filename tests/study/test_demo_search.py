@@ -3,6 +3,8 @@ the record with them, resumed as they were; a journal without them reads as befo
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from pathlib import Path
@@ -91,6 +93,23 @@ def test_the_demo_search_races_demo_sets_and_reports_them(tmp_path: Path) -> Non
     record = open_record(journal)
     assert all(record.arms[e.arm].demos == tuple(e.demos or ()) for e in added)
     assert all(record.arms[e.arm].demo_texts is not None for e in added)
+
+
+def test_export_gives_each_candidates_own_demos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = tmp_path / "study.jsonl"
+    optimize("antonyms", journal=str(journal), **SEARCH)
+    capsys.readouterr()
+    assert main(["export", str(journal), "--jsonl", "--candidates"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    searched = [row for row in rows if row["origin"] == "demos"]
+    assert searched and all(len(row["demos"]) == 3 for row in searched)
+    assert all(row["demos"] is None for row in rows if row["origin"] != "demos")
+    assert main(["export", str(journal), "--csv", "--candidates"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    cell = next(row["demos"] for row in table if row["origin"] == "demos")
+    assert [json.loads(one) for one in cell.split(" | ")][0].keys() == {"input", "output"}
 
 
 def events_instruction(events: list[object], arm: int) -> str:

@@ -219,3 +219,17 @@ def test_every_check_is_a_reward_in_0_1_for_any_answer(answer: str, output: str)
         assert 0.0 <= reward <= 1.0 and isinstance(why, str)
     reward, _ = grader(checks(*ALL_KINDS), "f1")(answer, example)
     assert 0.0 <= reward <= 1.0
+
+
+def test_tasks_names_a_task_files_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    examples = [{"input": f"q{i}", "output": str(i)} for i in range(8)]
+    document = {"examples": examples, "checks": [{"kind": "number"}, {"kind": "length", "max": 9}]}
+    path = tmp_path / "numbers.json"
+    path.write_text(json.dumps(document))
+    assert main(["tasks", str(path)]) == 0
+    assert "checks: number, length (they score the answers" in capsys.readouterr().out
