@@ -109,7 +109,8 @@ def test_export_gives_each_candidates_own_demos(
     assert main(["export", str(journal), "--csv", "--candidates"]) == 0
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     cell = next(row["demos"] for row in table if row["origin"] == "demos")
-    assert [json.loads(one) for one in cell.split(" | ")][0].keys() == {"input", "output"}
+    demos = [json.loads(one) for one in cell.split(" | ")]
+    assert len(demos) == 3 and all(demo.keys() == {"input", "output"} for demo in demos)
 
 
 def events_instruction(events: list[object], arm: int) -> str:
