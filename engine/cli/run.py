@@ -74,6 +74,14 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     return config
 
 
+def _is_file(value: str) -> bool:
+    """Does `value` name a file? (An instruction too long for a path names none.)"""
+    try:
+        return Path(value).expanduser().is_file()
+    except OSError:
+        return False
+
+
 def with_baseline_file(settings: dict[str, Any]) -> dict[str, Any]:
     """`settings` with a gate's baseline that names a file (``--baseline prod.txt``) read: the
     instruction is the file's text. Only the command line reads it; a service request's
@@ -81,7 +89,7 @@ def with_baseline_file(settings: dict[str, Any]) -> dict[str, Any]:
     gate = settings.get("gate")
     nested = isinstance(gate, dict) and "baseline" in gate and "baseline" not in settings
     value = gate["baseline"] if nested else settings.get("baseline")  # type: ignore[index]
-    if not isinstance(value, str) or "\n" in value or not Path(value).expanduser().is_file():
+    if not isinstance(value, str) or "\n" in value or not _is_file(value):
         return settings
     where = f"--baseline {value!r}"
     text = read_text(Path(value).expanduser(), where).strip()

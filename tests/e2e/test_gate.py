@@ -129,6 +129,8 @@ def test_a_bad_gate_is_refused_before_any_call(
     empty.write_text("\n")
     assert main(["run", *SMALL, "--baseline", str(empty)]) == 1
     assert "the file is empty; it holds the baseline instruction" in capsys.readouterr().err
+    long = "Add the two numbers and write the sum. " * 200  # too long to be a file's name
+    assert main(["run", *SMALL, "--baseline", long, "--dry-run"]) == 0
 
 
 def test_the_gate_in_python_and_in_a_service_request() -> None:
