@@ -35,6 +35,7 @@ from engine.app.prepare import prepare
 from engine.errors import ConfigError, DatasetError
 from engine.llm.protocol.results import Completion
 from engine.propose import Templates, load_templates
+from engine.propose.templates import fill
 from engine.settings import StudyConfig
 from engine.study.result import StudyResult
 from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction
@@ -113,7 +114,8 @@ def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunct
     """Execution accuracy with `metric(answer, example)` in place of a named metric."""
 
     async def scorer(instruction: str, example: Example, client: Any) -> float:
-        prompt = templates.scoring.format(instruction=instruction, input=example.input)
+        named = {"instruction": instruction, "input": example.input}
+        prompt = fill(templates.scoring, example.fields, **named)
         kwargs: dict[str, Any] = {"max_tokens": SCORING_MAX_TOKENS, "temperature": 0.0}
         answer: Completion
         if api == "completions":
@@ -215,8 +217,7 @@ async def optimize_async(
     function = scorer
     if function is None and callable(metric):
         templates = load_templates(config_settings.get("templates"))
-        if value is not None and value.fields:
-            templates = templates.for_fields()
+        templates = templates.for_task(value.fields if value is not None else ())
         function = metric_scorer(metric, config_settings.get("api", "chat"), templates)
     if function is not None:
         config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"

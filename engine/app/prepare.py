@@ -199,10 +199,11 @@ def _check_demo_search(config: StudyConfig) -> None:
 
 
 def _templates(settings: TaskSettings, task: Task) -> Templates:
-    """The prompt templates: the defaults, or the file's; for a task of named fields, each
-    ``Input: {input}`` shows them labelled (`Templates.for_fields`)."""
-    templates = load_templates(settings.templates)
-    return templates.for_fields() if task.fields else templates
+    """The prompt templates: the defaults, or the file's, checked against the task's fields
+    (`Templates.for_task`: a placeholder may name one; each ``Input: {input}`` shows them
+    labelled)."""
+    where = f"templates file {settings.templates!r}" if settings.templates else "templates"
+    return load_templates(settings.templates).for_task(task.fields, where)
 
 
 def _candidates(

@@ -150,14 +150,14 @@ class JudgeScorer:
         asking = self.asking.with_demos(demos)
         if self.api == "chat":
             completion = await self.target.chat(
-                asking.messages(instruction, example.input),
+                asking.messages(instruction, example.input, example.fields),
                 max_tokens=JUDGE_ANSWER_TOKENS,
                 temperature=0.0,
                 stop=["\n"],
             )
         else:
             completion = await self.target.complete(
-                asking.completion(instruction, example.input),
+                asking.completion(instruction, example.input, example.fields),
                 max_tokens=JUDGE_ANSWER_TOKENS,
                 temperature=0.0,
                 stop=["\n"],

@@ -162,7 +162,8 @@ class ClientScorer:
         return self.client.limiter
 
     def prompt(self, instruction: str, example: Example, demos: Demos = None) -> str:
-        return self.asking.with_demos(demos).completion(instruction, example.input)
+        asking = self.asking.with_demos(demos)
+        return asking.completion(instruction, example.input, example.fields)
 
     async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
         prompt = self.prompt(instruction, example, demos)
@@ -180,7 +181,7 @@ class ClientScorer:
         completion: Completion
         if self.api == "chat" or with_logprobs:
             completion = await self.client.chat(
-                self.asking.with_demos(demos).messages(instruction, example.input),
+                self.asking.with_demos(demos).messages(instruction, example.input, example.fields),
                 max_tokens=self.max_tokens,
                 temperature=0.0,
                 stop=self.stop,

@@ -159,3 +159,35 @@ def test_an_example_of_fields_compares_by_its_fields() -> None:
     one = with_fields((("a", "1"),), ("x",), key="k")
     assert one == Example("A: 1", ("x",), key="k", fields=(("a", "1"),))
     assert one != Example("A: 1", ("x",), key="k")
+
+
+def test_a_template_may_name_the_fields_of_the_task(tmp_path: Path) -> None:
+    from engine.errors import ConfigError
+    from engine.propose import load_templates
+
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'scoring = "{instruction}\\n\\nTicket {title}: {body}\\nDepartment:"\n'
+        'demo = "Ticket {title}: {body}\\nDepartment: {output}"\n'
+    )
+    templates = load_templates(path).for_task(("title", "body"))
+    example = with_fields((("title", "#7"), ("body", "charged twice")), ("billing",))
+    demo = with_fields((("title", "#1"), ("body", "lost parcel")), ("shipping",))
+    asking = ScoringPrompt(templates, (demo,), "output-only")
+    assert asking.completion("Route it.", example.input, example.fields) == (
+        "Route it.\n\nTicket #1: lost parcel\nDepartment: shipping\n\nTicket #7: charged twice"
+        "\nDepartment:"
+    )
+    messages = asking.messages("Route it.", example.input, example.fields)
+    assert messages[-1]["content"] == "Ticket #7: charged twice\nDepartment:"
+    problem = r"\{title\}, which is neither one of its own .* the task's fields are name, body"
+    with pytest.raises(ConfigError, match=problem):
+        load_templates(path).for_task(("name", "body"))
+    path.write_text('scoring = "{instruction}\\n\\nTicket {titel}\\nDepartment:"\n')
+    with pytest.raises(ConfigError, match=r"has the placeholder \{titel\}"):
+        load_templates(path).for_task(("title", "body"))
+    with pytest.raises(ConfigError, match="the task's inputs are text, with no fields"):
+        load_templates(path).for_task(())
+    path.write_text('variant = "Reword {instruction} for {title}"\n')  # one instruction: no fields
+    with pytest.raises(ConfigError, match=r"field 'variant' has the placeholder \{title\}"):
+        load_templates(path)
