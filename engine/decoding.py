@@ -187,7 +187,7 @@ def invalid(error: msgspec.ValidationError, data: Any, type_: Any) -> Invalid:
             problem = "missing; it is required"
         else:
             problem = "unknown field" + suggest(named["name"], names)
-    elif problem.startswith("Invalid enum value") and walk.choices():
+    elif problem.startswith(("Invalid enum value", "Invalid value")) and walk.choices():
         problem += f"; choose one of {', '.join(walk.choices())}"
     elif problem.startswith("Expected") and not isinstance(walk.data, dict | list):
         if walk.data is _UNKNOWN:
@@ -269,11 +269,14 @@ class _Walk:
         self.data = data
         self.type: Any = type_
         self.path = ""
+        self.tags: list[str] = []  # the tags a tagged union allows, at its tag field
 
     def field(self, name: str) -> None:
         self.path = join(self.path, name)
+        self.tags = _tags(self.type, name)
+        kind = _tagged(self.type, self.data)
         self.data = self.data.get(name, _UNKNOWN) if isinstance(self.data, dict) else _UNKNOWN
-        self.type = _field_types(self.type).get(name)
+        self.type = _field_types(kind).get(name)
 
     def index(self, index: int) -> None:
         self.path += f"[{index}]"
@@ -296,11 +299,11 @@ class _Walk:
         self.data, self.type = _UNKNOWN, None
 
     def names(self) -> list[str]:
-        return list(_field_types(self.type))
+        return list(_field_types(_tagged(self.type, self.data)))
 
     def choices(self) -> list[str]:
         literals = [t for t in _members(self.type) if typing.get_origin(t) is typing.Literal]
-        return [str(value) for t in literals for value in typing.get_args(t)]
+        return [str(value) for t in literals for value in typing.get_args(t)] or self.tags
 
 
 _SEQ = (list, tuple, set, frozenset)
@@ -313,6 +316,27 @@ def _members(type_: Any) -> list[Any]:
     if typing.get_origin(type_) in (typing.Union, types.UnionType):
         return [m for arg in typing.get_args(type_) for m in _members(arg)]
     return [] if type_ is None else [type_]
+
+
+def _structs(type_: Any) -> list[Any]:
+    return [m for m in _members(type_) if isinstance(m, type) and issubclass(m, msgspec.Struct)]
+
+
+def _tags(type_: Any, name: str) -> list[str]:
+    """The tags of a union of tagged Structs whose tag field is `name` (else none)."""
+    configs = [member.__struct_config__ for member in _structs(type_)]
+    if len(configs) < 2 or any(config.tag_field != name for config in configs):
+        return []
+    return [str(config.tag) for config in configs]
+
+
+def _tagged(type_: Any, data: Any) -> Any:
+    """The member of a union of tagged Structs that `data` names by its tag, else `type_`."""
+    for member in _structs(type_):
+        config = member.__struct_config__
+        if config.tag_field and isinstance(data, dict) and data.get(config.tag_field) == config.tag:
+            return member
+    return type_
 
 
 def _field_types(type_: Any) -> dict[str, Any]:

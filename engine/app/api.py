@@ -37,13 +37,15 @@ from typing import Any
 
 from engine.app.execute import cache_path, execute
 from engine.app.prepare import prepare
-from engine.errors import ConfigError, ScorerError
+from engine.errors import ConfigError, DatasetError, ScorerError
 from engine.llm.protocol.results import Completion
 from engine.propose import Templates, load_templates
+from engine.propose.templates import fill
 from engine.settings import StudyConfig
 from engine.study.result import StudyResult
 from engine.study.scoring import SCORING_MAX_TOKENS, SCORING_STOP, ScorerFunction, example_text
 from engine.task import Example, Task
+from engine.task.fields import field_names, input_of, text_of
 
 __all__ = ["Endpoint", "optimize", "optimize_async"]
 
@@ -80,13 +82,19 @@ def _example(item: Example | Mapping[str, Any], index: int) -> Example:
     if not isinstance(item, Mapping) or "input" not in item or "output" not in item:
         raise ConfigError(f"examples[{index}]: give an Example or a dict with input and output")
     output = item["output"]
-    outputs = tuple(str(o) for o in output) if isinstance(output, list | tuple) else (str(output),)
+    listed = output if isinstance(output, list | tuple) else (output,)
+    outputs = tuple(text_of(o) if isinstance(o, Mapping) else str(o) for o in listed)
     choices = item.get("choices")
+    try:  # a dict input is an input of named fields
+        text, fields = input_of(item["input"], f"examples[{index}].input")
+    except DatasetError as error:
+        raise ConfigError(str(error)) from None
     return Example(
-        input=str(item["input"]),
+        input=text,
         outputs=outputs,
         choices=tuple(str(c) for c in choices) if choices else None,
         key=str(index + 1),
+        fields=fields,
     )
 
 
@@ -105,9 +113,15 @@ def _task(task: Task | Iterable[Example | Mapping[str, Any]], human: str | None)
     examples = tuple(_example(item, index) for index, item in enumerate(task))
     if not examples:
         raise ConfigError("examples: give at least 3 examples")
+    if len({e.fields is None for e in examples}) > 1:
+        raise ConfigError(
+            "examples: give every example's input the same way (all text, or all dicts of "
+            "named fields)"
+        )
     digest = hashlib.sha256(repr([(e.input, e.outputs) for e in examples]).encode()).hexdigest()
     metric = "multiple_choice" if all(e.choices for e in examples) else "exact_match"
-    return Task(f"examples-{digest[:8]}", examples, metric, human_instruction=human)
+    named = field_names(examples)
+    return Task(f"examples-{digest[:8]}", examples, metric, human_instruction=human, fields=named)
 
 
 def _check_metric(metric: Metric) -> None:
@@ -137,7 +151,8 @@ def metric_scorer(metric: Metric, api: str, templates: Templates) -> ScorerFunct
     name = _name(metric)
 
     async def scorer(instruction: str, example: Example, client: Any) -> float:
-        prompt = templates.scoring.format(instruction=instruction, input=example.input)
+        named = {"instruction": instruction, "input": example.input}
+        prompt = fill(templates.scoring, example.fields, **named)
         kwargs: dict[str, Any] = {"max_tokens": SCORING_MAX_TOKENS, "temperature": 0.0}
         answer: Completion
         if api == "completions":
@@ -259,6 +274,7 @@ async def optimize_async(
     function = scorer
     if function is None and callable(metric):
         templates = load_templates(config_settings.get("templates"))
+        templates = templates.for_task(value.fields if value is not None else ())
         function = metric_scorer(metric, config_settings.get("api", "chat"), templates)
     if function is not None:
         config_settings["scorer"] = f"{function.__module__}:{function.__qualname__}"

@@ -127,6 +127,10 @@ def _call_tokens(
         judge_chars = rubric + mean_input + mean_output
         judge_in = estimate_tokens("x" * int(judge_chars)) + JUDGE_ANSWER_TOKENS
         judge_out = JUDGE_REPLY_TOKENS
+    elif scoring.answer_tokens is not None:
+        scoring_in, scoring_out = prompt, scoring.answer_tokens
+    elif scoring.checks:  # read whole, up to 256 tokens: about as long as the expected output
+        scoring_in, scoring_out = prompt, 2 * estimate_tokens("x" * int(mean_output)) + 8
     else:
         scoring_in, scoring_out = prompt, SCORING_MAX_TOKENS
     demo_chars = plan.demos_per_proposal * (mean_input + mean_output + 20) + 200

@@ -46,7 +46,7 @@ from engine.study.locks import journal_lock
 from engine.study.observers import Observer
 from engine.study.prompting import pick_demos, scoring_demo_count
 from engine.study.result import StudyResult
-from engine.study.scheduler import reward_kind, study_policy, user_candidates_in
+from engine.study.scheduler import study_policy, user_candidates_in
 from engine.study.settings import StudySettings, Throughput
 from engine.study.shared import StudySetup
 from engine.study.study import Study
@@ -78,8 +78,7 @@ def _settings(prepared: Prepared) -> StudySettings:
 
 
 def _policy(prepared: Prepared) -> Policy:
-    scoring = prepared.config.scoring
-    rewards = reward_kind(scoring.mode, prepared.task.metric, custom=bool(scoring.scorer))
+    rewards = prepared.rewards
     return study_policy(_settings(prepared), n=len(prepared.splits.scoring), rewards=rewards)
 
 
@@ -94,6 +93,7 @@ def _scoring_format(prepared: Prepared) -> dict[str, Any]:
         "api": api,
         "chat_format": config.scoring.chat_format if api == "chat" else None,
         "demos": [{"input": d.input, "output": d.outputs[0]} for d in demos],
+        **({"checks": msgspec.to_builtins(list(prepared.checks))} if prepared.checks else {}),
     }
 
 
@@ -300,7 +300,7 @@ def _started(prepared: Prepared) -> StudyStarted:
         engine=__version__,
         created=time.time(),
         config=config.to_json(),
-        task=TaskIdentity(task.name, task_fingerprint(task), task.metric),
+        task=TaskIdentity(task.name, task_fingerprint(task), task.metric, prepared.rewards),
         models=models,
         pools=PoolSizes(len(splits.demo), len(splits.scoring), len(splits.test)),
     )
@@ -365,6 +365,7 @@ async def _setup(
         say=say,
         demos=prepared.splits.demo,
         judge=roles.judge,
+        checks=prepared.checks,
     )
     proposer = await build_proposer(
         config.proposals,
@@ -392,6 +393,7 @@ async def _setup(
         scoring_model=config.target.model or "",
         user_candidates=prepared.candidates,
         scoring=_scoring_format(prepared),
+        scoring_demos=scoring_demo_count(config.scoring.demos, config.target.api or "chat"),
     )
 
 

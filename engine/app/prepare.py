@@ -13,18 +13,25 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import msgspec
 
 from engine.app.endpoints import effective, resolve_endpoints
 from engine.app.estimate import SpendEstimate, estimate_spend
 from engine.app.scoring import load_scorer_function
+from engine.decoding import Invalid, convert
 from engine.errors import ConfigError, JournalError, setting, setting_value
 from engine.propose import Templates, UserCandidate, load_candidates, load_templates
 from engine.settings import SETTINGS, Role, ScoringSettings, StudyConfig, TaskSettings
+from engine.settings.checks import Check, check_examples, checks_binary
 from engine.study.budgets import PriceTable
 from engine.study.events import EvaluationDone, PullDone
 from engine.study.journal import Replay, replay_journal, task_fingerprint
 from engine.study.judging import RUBRICS, load_rubric
 from engine.study.locks import FileLock
+from engine.study.prompting import scoring_demo_count
+from engine.study.scheduler import reward_kind
 from engine.study.scoring import ScorerFunction
 from engine.study.settings import ProposalPlan, SearchSettings
 from engine.task import METRICS, Fields, Splits, Task, load_task, split_task
@@ -37,6 +44,7 @@ __all__ = [
     "config_of",
     "prepare",
     "prepare_resume",
+    "study_checks",
     "study_splits",
     "study_task",
 ]
@@ -66,6 +74,17 @@ class Prepared:
     # the target's settings taken from the environment, as the official client takes them
     # (base_url from $OPENAI_BASE_URL, api_key_env OPENAI_API_KEY)
     from_environment: tuple[str, ...] = ()
+    #: the checks that score the answers (the settings', else the task file's); none: the metric
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def rewards(self) -> Literal["binary", "continuous"]:
+        """The scheduler's kind of rewards: binary when each is 0 or 1, else continuous."""
+        scoring = self.config.scoring
+        if self.checks:
+            return "binary" if checks_binary(self.checks, self.task.metric) else "continuous"
+        kind = reward_kind(scoring.mode, self.task.metric, custom=bool(scoring.scorer))
+        return "binary" if kind == "binary" else "continuous"
 
     @property
     def proposal_model(self) -> str:
@@ -120,6 +139,77 @@ def _with_metric(metric: str | None, task: Task) -> Task:
             )
         task = dataclasses.replace(task, metric=metric)
     return task
+
+
+def study_checks(scoring: ScoringSettings, task: Task) -> tuple[Check, ...]:
+    """The checks that score the answers: the settings', else the task file's (decoded as the
+    settings' are, a bad one named by its place in the file); none: the metric scores them."""
+    if scoring.checks is not None:
+        return tuple(scoring.checks)
+    if task.checks is None:
+        return ()
+    try:
+        return tuple(convert(list(task.checks), list[Check]))
+    except Invalid as error:
+        raise ConfigError(f"{task.source or task.name}: {error.within('checks')}") from None
+
+
+def _with_checks(
+    config: StudyConfig, task: Task, splits: Splits
+) -> tuple[StudyConfig, tuple[Check, ...]]:
+    """The study's checks (`study_checks`), checked; a task file's are put in the settings,
+    so that the journal's header and the result say what scored the study."""
+    checks = study_checks(config.scoring, task)
+    if checks and config.scoring.checks is None:
+        config = config.replace(checks=[msgspec.to_builtins(check) for check in checks])
+    _check_checks(config, checks, splits)
+    return config, checks
+
+
+def _check_checks(config: StudyConfig, checks: tuple[Check, ...], splits: Splits) -> None:
+    """Checks score the text of an answer: with execution accuracy only, and every expected
+    output they compare with must be one they read."""
+    if not checks:
+        return
+    scoring = config.scoring
+    if scoring.mode != "exec":
+        raise ConfigError(
+            f"checks: checks score the answer's text; use them with --scoring exec, not "
+            f"{scoring.mode}"
+        )
+    if scoring.scorer is not None:
+        raise ConfigError(
+            "checks: a custom scorer scores the answers itself; give one or the other"
+        )
+    check_examples(checks, (*splits.demo, *splits.scoring, *splits.test), "checks")
+
+
+def _check_demo_search(config: StudyConfig) -> None:
+    """The demo search varies the demos a scoring prompt shows: it needs some, and a scorer
+    that shows them."""
+    plan = config.proposals
+    if not plan.demo_search:
+        return
+    if config.scoring.scorer is not None:
+        raise ConfigError(
+            "demo_search: a custom scorer builds its own prompts, so it shows no demo set; "
+            "give one or the other"
+        )
+    if scoring_demo_count(config.scoring.demos, config.target.api or "chat") == 0:
+        raise ConfigError(
+            "demo_search: the scoring prompt shows no demos (scoring_demos 0, the default on "
+            "completions); give --scoring-demos K"
+        )
+    if plan.variant_rounds == 0:
+        raise ConfigError("demo_search: demo sets come in the variant rounds; give variant_rounds")
+
+
+def _templates(settings: TaskSettings, task: Task) -> Templates:
+    """The prompt templates: the defaults, or the file's, checked against the task's fields
+    (`Templates.for_task`: a placeholder may name one; each ``Input: {input}`` shows them
+    labelled)."""
+    where = f"templates file {settings.templates!r}" if settings.templates else "templates"
+    return load_templates(settings.templates).for_task(task.fields, where)
 
 
 def _candidates(
@@ -263,6 +353,22 @@ def _from_environment(
     return tuple(taken)
 
 
+def _estimate(
+    config: StudyConfig, task: Task, splits: Splits, prices: PriceTable, candidates: int
+) -> SpendEstimate:
+    return estimate_spend(
+        config.study(candidates),
+        config.scoring,
+        splits,
+        api=config.target.api or "chat",
+        human=bool(task.human_instruction),
+        prices=prices,
+        scoring_model=config.target.model or "",
+        proposal_model=effective(config.proposal, config.target).model or "",
+        judge_model=effective(config.judge, config.target).model or "",
+    )
+
+
 def prepare(
     config: StudyConfig,
     *,
@@ -285,6 +391,7 @@ def prepare(
     seed, metric = config.search.seed, config.scoring.metric
     task = study_task(config.task, metric, seed) if task is None else _with_metric(metric, task)
     splits = study_splits(config.search, task)
+    config, checks = _with_checks(config, task, splits)
     prices = PriceTable(config.budgets.prices)
     _check_prices(config, prices)
     if replay is not None:
@@ -293,28 +400,18 @@ def prepare(
     study_id = replay.study_id if replay is not None else uuid.uuid4().hex[:12]
     journal = _journal_path(config.outputs.journal, task, study_id, replay is not None, journals)
     config = config.replace(journal=str(journal))
-    templates = load_templates(config.task.templates)
+    templates = _templates(config.task, task)
     scoring = config.scoring
+    _check_demo_search(config)
     custom = scorer or (load_scorer_function(scoring.scorer) if scoring.scorer else None)
     _check_judge(scoring)
     candidates = _candidates(config.task.candidates, config.proposals, replay)
-    estimate = estimate_spend(
-        config.study(len(candidates)),
-        scoring,
-        splits,
-        api=config.target.api or "chat",
-        human=bool(task.human_instruction),
-        prices=prices,
-        scoring_model=config.target.model or "",
-        proposal_model=effective(config.proposal, config.target).model or "",
-        judge_model=effective(config.judge, config.target).model or "",
-    )
     return Prepared(
         config,
         task,
         splits,
         prices,
-        estimate,
+        _estimate(config, task, splits, prices, len(candidates)),
         study_id,
         journal,
         replay,
@@ -322,6 +419,7 @@ def prepare(
         custom,
         candidates,
         from_environment=from_environment,
+        checks=checks,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -37,6 +38,7 @@ __all__ = [
     "list_studies",
     "open_record",
     "read_record",
+    "study_settings",
 ]
 
 Say = Callable[[str], None]
@@ -136,7 +138,9 @@ def _record(replay: Replay, splits: Splits | None, metric: str | None = None) ->
     config = config_of(replay)
     scoring = config.scoring
     metric = metric or replay.started.task.metric or scoring.metric or "exact_match"
-    rewards = reward_kind(scoring.mode, metric, custom=bool(scoring.scorer))
+    rewards = replay.started.task.rewards or reward_kind(
+        scoring.mode, metric, custom=bool(scoring.scorer)
+    )
     return record_of(replay, config.study(), rewards=rewards, splits=splits)
 
 
@@ -150,6 +154,12 @@ def _pools(replay: Replay) -> tuple[Splits | None, str | None]:
         return study_splits(config.search, task), task.metric
     except (EngineError, OSError):
         return None, None
+
+
+def study_settings(record: StudyRecord) -> dict[str, Any]:
+    """A study's settings by flat name, as its journal's header holds them (for `compare`)."""
+    replay = replay_journal(record.path)
+    return config_of(replay).flat()
 
 
 def list_studies(state: Path = DEFAULT_STATE_DIR) -> Listing:

@@ -10,9 +10,11 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from engine.errors import ConfigError, setting
 from engine.llm.client import LLMClient
@@ -20,6 +22,7 @@ from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.llm.probing.capabilities import Capability
 from engine.propose import Templates
 from engine.settings import ScoringSettings
+from engine.settings.checks import Check, grader
 from engine.study.cache import CachedScorer, ResponseCache
 from engine.study.judging import JUDGE_ANSWER_TOKENS, JudgeScorer, load_rubric
 from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
@@ -130,16 +133,30 @@ def _judge_scorer(
     return JudgeScorer(client, judge, rubric, asking, api=api), identity
 
 
+#: The most tokens of an answer scored by checks (a JSON object, several lines) by default.
+CHECKED_ANSWER_TOKENS = 256
+
+
+def answer_limits(scoring: ScoringSettings, checks: Sequence[Check]) -> tuple[int, tuple[str, ...]]:
+    """The most tokens of the target's answer and where it stops: the end of its first line
+    (the metrics read no more), or, with checks, all of it."""
+    if checks:
+        return scoring.answer_tokens or CHECKED_ANSWER_TOKENS, ()
+    return scoring.answer_tokens or SCORING_MAX_TOKENS, SCORING_STOP
+
+
 async def _client_scorer(
-    mode: str,
+    scoring: ScoringSettings,
     client: LLMClient | EndpointPool,
     metric: str,
     asking: ScoringPrompt,
     api: str,
     say: Callable[[str], None],
+    checks: Sequence[Check],
 ) -> tuple[Scorer, dict[str, Any]]:
-    """Execution accuracy or log-probability, checked against the endpoint; and what defines
-    its answers (the response cache's key)."""
+    """Execution accuracy (by the metric, or by the checks) or log-probability, checked
+    against the endpoint; and what defines its answers (the response cache's key)."""
+    mode = scoring.mode
     path = "echo"
     if mode == "logprob":
         path = await _logprob_path(client, api)
@@ -149,18 +166,31 @@ async def _client_scorer(
                 "log-probability scoring uses the chat answer's own log-probs instead: "
                 "exp(mean log-prob) of the greedy answer when the task accepts it, else 0"
             )
-    scorer = ClientScorer(client, metric=metric, mode=mode, api=api, logprobs=path, asking=asking)
+    max_tokens, stop = answer_limits(scoring, checks)
+    scorer = ClientScorer(
+        client,
+        metric=metric,
+        mode=mode,
+        api=api,
+        logprobs=path,
+        asking=asking,
+        grade=grader(checks, metric) if checks else None,
+        max_tokens=max_tokens,
+        stop=stop,
+    )
     identity = {
         "mode": mode,
         "logprobs": path if mode == "logprob" else None,
         "api": api,
         "template": asking.templates.scoring,
-        "max_tokens": SCORING_MAX_TOKENS,
+        "max_tokens": max_tokens,
         "temperature": 0.0,
-        "stop": list(SCORING_STOP),
+        "stop": list(stop),
         "metric": metric,
         **asking.identity(),
     }
+    if checks:
+        identity["checks"] = msgspec.to_builtins(list(checks))
     return scorer, identity
 
 
@@ -179,6 +209,7 @@ async def build_scorer(
     say: Callable[[str], None] = print,
     demos: tuple[Example, ...] = (),
     judge: LLMClient | None = None,
+    checks: Sequence[Check] = (),
 ) -> Scorer:
     """The study's scorer, checked against the endpoint before any scoring call; the target
     `model` speaks `api`; its scoring demos are drawn once from `demos` (the demo pool) by the
@@ -196,7 +227,7 @@ async def build_scorer(
     elif scoring.mode == "judge":
         scorer, identity = _judge_scorer(scoring, client, judge, asking, api)
     else:
-        scorer, identity = await _client_scorer(scoring.mode, client, metric, asking, api, say)
+        scorer, identity = await _client_scorer(scoring, client, metric, asking, api, say, checks)
     if cache is None:
         return scorer
     return CachedScorer(

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("engine.cli.resume", "continue a study from its journal"),
     "studies": ("engine.cli.studies", "list the studies in a state folder (.ape)"),
     "show": ("engine.cli.show", "show a study from its journal: scores, answers, spend (--html)"),
+    "compare": (
+        "engine.cli.compare",
+        "studies side by side: winners, held-out scores, spend, settings that differ (--html)",
+    ),
     "export": ("engine.cli.export", "write a study's candidates or answers as CSV or JSONL"),
     "cache": ("engine.cli.cache", "show or clear the response cache (stats | clear)"),
     "sim": ("engine.cli.sim", "run the simulated OpenAI-compatible LLM server (not a real model)"),

@@ -37,6 +37,7 @@ ANSWER_COLUMNS: tuple[str, ...] = (
     "answer",
     "reward",
     "cached",
+    "note",
 )
 
 
@@ -78,6 +79,7 @@ def answer_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "answer": row.answer,
                 "reward": row.reward,
                 "cached": row.cached,
+                "note": row.note,
             }
         )
     return rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -48,6 +49,7 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
     "test_lower",
     "test_upper",
     "test_n",
+    "demos",
 )
 #: The columns of `ape-engine studies --format json|tsv`, one row per study.
 STUDY_COLUMNS: tuple[str, ...] = (
@@ -80,10 +82,15 @@ def add_format_flag(parser: argparse._ActionsContainer, choices: Sequence[str], 
     )
 
 
+def _item(value: Any) -> str:
+    """An item of a list in a cell: a demo (a dict) as JSON, anything else as text."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+
+
 def _cell(value: Any) -> str:
     """One cell of CSV or TSV: a list joined by `` | ``, None empty."""
     if isinstance(value, list | tuple):
-        return " | ".join(map(str, value))
+        return " | ".join(map(_item, value))
     return "" if value is None else str(value)
 
 
@@ -141,6 +148,18 @@ def _iso(seconds: float) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds)) if seconds else None
 
 
+def _demos(
+    places: tuple[int, ...] | None, texts: tuple[tuple[str, str], ...] | None
+) -> list[Any] | None:
+    """A candidate's own demo set (the demo search): each demo's input and output when the
+    task loaded, else its place in the demo pool; None for the study's demos."""
+    if places is None:
+        return None
+    if texts is None:
+        return list(places)
+    return [{"input": shown, "output": output} for shown, output in texts]
+
+
 def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
     """One row per candidate, in the order of the study (`ape-engine export --candidates`):
     its text, kind, parents, state, pulls, mean and bounds on the scoring pool, and its score
@@ -166,6 +185,7 @@ def candidate_rows(record: StudyRecord) -> list[dict[str, Any]]:
                 "test_lower": _rounded(held.interval[0]) if held else None,
                 "test_upper": _rounded(held.interval[1]) if held else None,
                 "test_n": held.n if held else None,
+                "demos": _demos(arm.demos, arm.demo_texts),
             }
         )
     return rows

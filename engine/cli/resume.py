@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.app.prepare import config_of, prepare
 from engine.cli.flags import add_setting_flags, checked_config, given_settings
-from engine.cli.run import add_html_flag, run_with_ui
+from engine.cli.run import add_html_flag, run_with_ui, with_baseline_file
 from engine.errors import JournalError
 from engine.settings import SETTINGS
 from engine.study.events import BudgetChanged
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     # or pays for anything
     with journal_lock(args.journal, "ape-engine resume") as lock:
         replay = replay_journal(args.journal)
-        changes = given_settings(args, ADJUSTABLE)
+        changes = with_baseline_file(given_settings(args, ADJUSTABLE))
         settings = {**config_of(replay).to_json(), **changes, "journal": args.journal}
         config = checked_config(settings, flags=changes)
         finished = replay.finished is not None and replay.finished.status == "finished"

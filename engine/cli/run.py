@@ -30,8 +30,10 @@ from engine.cli.flags import (
     named_in_file,
 )
 from engine.cli.interrupts import Interrupts
-from engine.errors import EngineError, naming
+from engine.decoding import read_text
+from engine.errors import ConfigError, EngineError, naming
 from engine.settings import StudyConfig, load_config_file
+from engine.study.gate import GATE_EXIT
 from engine.study.result import StudyResult
 from engine.study.study import Study
 from engine.ui import Display, follow, make_ui
@@ -76,6 +78,7 @@ def config_from_args(
     settings: dict[str, Any] = dict(file_settings(args) if in_file is None else in_file)
     flags = given_settings(args)
     settings.update(flags)
+    settings = with_baseline_file(settings)
     config = checked_config(settings, flags=flags.keys() & FLAGGED.keys())
     named = "model" in settings or "model" in settings.get("target", {})
     if config.backend.kind == "local" and not named:
@@ -83,6 +86,32 @@ def config_from_args(
 
         config = config.replace(model=served_model_name(config.backend.local_model))
     return config
+
+
+def _is_file(value: str) -> bool:
+    """Does `value` name a file? (An instruction too long for a path names none.)"""
+    try:
+        return Path(value).expanduser().is_file()
+    except OSError:
+        return False
+
+
+def with_baseline_file(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with a gate's baseline that names a file (``--baseline prod.txt``) read: the
+    instruction is the file's text. Only the command line reads it; a service request's
+    baseline is always the instruction itself."""
+    gate = settings.get("gate")
+    nested = isinstance(gate, dict) and "baseline" in gate and "baseline" not in settings
+    value = gate["baseline"] if nested else settings.get("baseline")  # type: ignore[index]
+    if not isinstance(value, str) or "\n" in value or not _is_file(value):
+        return settings
+    where = f"--baseline {value!r}"
+    text = read_text(Path(value).expanduser(), where).strip()
+    if not text:
+        raise ConfigError(f"{where}: the file is empty; it holds the baseline instruction")
+    if nested:
+        return {**settings, "gate": {**gate, "baseline": text}}  # type: ignore[dict-item]
+    return {**settings, "baseline": text}
 
 
 def _write(data: dict[str, Any], path: str) -> None:
@@ -156,10 +185,13 @@ def run_prepared(
     def say(text: str) -> None:
         console.print(text, highlight=False, markup=False)
 
+    task = prepared.task
+    fields = f"input fields {', '.join(task.fields)}, " if task.fields else ""
+    scored = f"checks {', '.join(c.name for c in prepared.checks)}" if prepared.checks else ""
     say(
-        f"task {prepared.task.name!r}: {len(prepared.splits.demo)} demos, "
+        f"task {task.name!r}: {len(prepared.splits.demo)} demos, "
         f"{len(prepared.splits.scoring)} scoring examples, {len(prepared.splits.test)} test "
-        f"examples, metric {prepared.task.metric}; policy {config.search.policy}"
+        f"examples, {fields}{scored or f'metric {task.metric}'}; policy {config.search.policy}"
     )
     for warning in prepared.task.warnings:
         say(f"warning: {warning}")
@@ -256,6 +288,10 @@ def _report(
         )
     if result.error:
         print(f"ape-engine run: {result.error}", file=sys.stderr, flush=True)
+    if result.gate is not None:  # one line for the pipeline's log, and its exit code
+        console.print(result.gate.line, highlight=False, markup=False, soft_wrap=True)
+        if not result.gate.passed and (result.ok or not result.error):
+            return GATE_EXIT
     # a study the user ended (the UI's quit key) printed its report: that is not a failure
     return 0 if result.ok or (result.status == "cancelled" and not result.error) else 1
 

@@ -41,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--annotations", metavar="FILE", help="a file of human instructions for the task"
     )
+    parser.add_argument(
+        "--input-field",
+        metavar="KEY",
+        help="the key (or CSV column) of the input; several, comma-separated (title,body), make "
+        "an input of named fields",
+    )
+    parser.add_argument(
+        "--output-field", metavar="KEY", help="the key (or CSV column) of the output"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of built-in tasks and splits")
     parser.add_argument("--examples", type=int, default=5, help="examples to show (default 5)")
 
@@ -77,7 +86,12 @@ def _describe(console: Console, task: Task, seed: int, shown: int) -> None:
         )
     except ConfigError as error:
         console.print(f"pools: {error}")
+    if task.fields:
+        console.print(f"input fields: {', '.join(task.fields)}", markup=False, highlight=False)
     console.print(f"metric: {task.metric}")
+    if task.checks:
+        kinds = ", ".join(str(c.get("kind")) if isinstance(c, dict) else "?" for c in task.checks)
+        console.print(f"checks: {kinds} (they score the answers in place of the metric)")
     for warning in task.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
     console.print(f"human instruction: {task.human_instruction or '(none)'}")

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.task.types import FieldValues
+
 __all__ = ["CandidateSource", "Evidence", "Parent", "Proposal", "ProposalBatch"]
 
 
@@ -44,6 +46,7 @@ class Evidence:
     expected: str
     answer: str
     right: bool
+    fields: FieldValues | None = None  # the input's named fields, when it has them
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,11 +109,12 @@ class Proposer:
         """This call's demos: `demos_per_call` drawn without replacement from the pool."""
         count = min(self.demos_per_call, len(self.demos))
         chosen = self._rng.choice(len(self.demos), size=count, replace=False)
-        pairs = []
+        pairs, fields = [], []
         for index in chosen:
             example = self.demos[int(index)]
             pairs.append((example.input, example.outputs[0] if example.outputs else ""))
-        return self.templates.demos(pairs)
+            fields.append(example.fields)
+        return self.templates.demos(pairs, fields)
 
     async def propose(self, count: int) -> ProposalBatch:
         demos = self.sample_demos()

@@ -13,7 +13,10 @@ for one instruction that keeps both. Each template is a Python format string wit
 placeholders (``{demos}``, ``{instruction}``, ``{input}``, ``{output}``, ...; write literal braces as
 ``{{`` and ``}}``). Users override any of them with a TOML or JSON file whose top-level keys are
 the field names of `Templates`; a template that lacks a placeholder it needs, or names one it
-cannot have, is a `ConfigError` naming the file and the field.
+cannot have, is a `ConfigError` naming the file and the field. The templates that show one
+example's input (`FIELD_TEMPLATES`) may also name a field of a task of named fields
+(``{title}``: that field's value), checked against the task's fields when the study is
+prepared (`Templates.for_task`); such a template may leave ``{input}`` out.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from engine.decoding import load_toml
 from engine.errors import ConfigError
 from engine.nesting import json_depth_problem
 from engine.propose.proposal import Evidence
+from engine.task.types import FieldValues
 
-__all__ = ["PLACEHOLDERS", "Templates", "load_templates", "placeholders"]
+__all__ = ["FIELD_TEMPLATES", "PLACEHOLDERS", "Templates", "fill", "load_templates", "placeholders"]
 
 _INTRO = (
     "I gave a friend an instruction and some inputs. The friend read the instruction and wrote "
@@ -57,6 +61,16 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "merge_chat": frozenset({"first", "second", "first_only", "second_only"}),
     "merge_example": frozenset({"input", "expected"}),
 }
+#: The templates that show one example's input: they may name its fields (``{title}``).
+FIELD_TEMPLATES = frozenset({"demo", "scoring", "reflect_wrong", "reflect_right", "merge_example"})
+
+
+def fill(template: str, fields: FieldValues | None = None, **named: str) -> str:
+    """`template` with its placeholders filled: `named`, and the input's named `fields` (a
+    placeholder of the template's own wins over a field of the same name)."""
+    return template.format_map({**dict(fields or ()), **named})
+
+
 _REFLECT_INTRO = (
     "A language model was given this instruction for a task:\n\n{instruction}\n\nHere are some "
     "of its answers, each with the input and the expected output:\n\n{examples}\n\n"
@@ -139,8 +153,15 @@ class Templates:
         for name in PLACEHOLDERS:
             check_template(self, name, "templates")
 
-    def demos(self, pairs: list[tuple[str, str]]) -> str:
-        return self.demo_separator.join(self.demo.format(input=x, output=y) for x, y in pairs)
+    def demos(
+        self, pairs: Sequence[tuple[str, str]], fields: Sequence[FieldValues | None] = ()
+    ) -> str:
+        """The {demos}: each (input, output) pair by `demo`, with its input's `fields` (in the
+        pairs' order) when they have some."""
+        named = list(fields) + [None] * (len(pairs) - len(fields))
+        return self.demo_separator.join(
+            fill(self.demo, f, input=x, output=y) for (x, y), f in zip(pairs, named, strict=True)
+        )
 
     def evidence(self, evidence: Sequence[Evidence]) -> str:
         """A reflection's {examples}: each answer by `reflect_wrong` or `reflect_right`."""
@@ -148,7 +169,8 @@ class Templates:
         for item in evidence:
             template = self.reflect_right if item.right else self.reflect_wrong
             answer = item.answer if item.answer.strip() else "(no answer kept)"
-            parts.append(template.format(input=item.input, expected=item.expected, answer=answer))
+            named = {"input": item.input, "expected": item.expected, "answer": answer}
+            parts.append(fill(template, item.fields, **named))
         return self.demo_separator.join(parts)
 
     def merge_examples(self, evidence: Sequence[Evidence]) -> str:
@@ -156,8 +178,46 @@ class Templates:
         if not evidence:
             return "(none)"
         return self.demo_separator.join(
-            self.merge_example.format(input=item.input, expected=item.expected) for item in evidence
+            fill(self.merge_example, item.fields, input=item.input, expected=item.expected)
+            for item in evidence
         )
+
+    def for_fields(self) -> Templates:
+        """These templates for a task whose inputs have named fields: where a template says
+        ``Input: {input}``, the fields show labelled, one a line (``Title: ...\nBody: ...``),
+        in its place; a bare ``{input}`` shows them the same way."""
+        changes = {
+            name: getattr(self, name).replace("Input: {input}", "{input}") for name in PLACEHOLDERS
+        }
+        return dataclasses.replace(self, **changes)
+
+    def field_placeholders(self) -> dict[str, list[str]]:
+        """Per template, the placeholders that can only be fields of the task's input."""
+        found = {}
+        for name in sorted(FIELD_TEMPLATES):
+            own = [p for p in placeholders(getattr(self, name)) if p not in PLACEHOLDERS[name]]
+            if own:
+                found[name] = own
+        return found
+
+    def for_task(self, fields: Sequence[str], where: str = "templates") -> Templates:
+        """These templates for a task whose inputs have the named `fields` (none: text
+        inputs): a placeholder that names no field is a `ConfigError` naming the template;
+        for a task of fields, `for_fields`."""
+        for name, named in self.field_placeholders().items():
+            for placeholder in named:
+                if placeholder not in fields:
+                    allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS[name]))
+                    have = (
+                        f"the task's fields are {', '.join(fields)}"
+                        if fields
+                        else ("the task's inputs are text, with no fields")
+                    )
+                    raise ConfigError(
+                        f"{where}: field {name!r} has the placeholder {{{placeholder}}}, which "
+                        f"is neither one of its own ({allowed}) nor a field of the task; {have}"
+                    )
+        return self.for_fields() if fields else self
 
     def insert_parts(self, demos: str) -> tuple[str, str]:
         """(prompt, suffix) of the insert template around its instruction slot."""
@@ -197,13 +257,20 @@ def check_template(templates: Templates, name: str, where: str) -> None:
         ) from None
     needed = PLACEHOLDERS[name]
     allowed = ", ".join("{" + p + "}" for p in sorted(needed)) or "none"
+    named_fields = False  # a template of one example may name its input's fields instead
     for placeholder in found:
-        if placeholder not in needed:
-            raise ConfigError(
-                f"{where}: field {name!r} has the placeholder {{{placeholder}}}, which it cannot "
-                f"fill; its placeholders are: {allowed} (literal braces: {{{{ and }}}})"
-            )
+        if placeholder in needed:
+            continue
+        if name in FIELD_TEMPLATES and placeholder.isidentifier():
+            named_fields = True  # checked against the task's fields (`Templates.for_task`)
+            continue
+        raise ConfigError(
+            f"{where}: field {name!r} has the placeholder {{{placeholder}}}, which it cannot "
+            f"fill; its placeholders are: {allowed} (literal braces: {{{{ and }}}})"
+        )
     for placeholder in sorted(needed):
+        if placeholder == "input" and named_fields:
+            continue
         if placeholder not in found:
             raise ConfigError(
                 f"{where}: field {name!r} lacks the placeholder {{{placeholder}}}; it needs "

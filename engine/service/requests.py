@@ -28,9 +28,11 @@ from msgspec import UNSET, Meta, UnsetType
 from engine.decoding import Invalid, decode_json
 from engine.errors import ConfigError, EngineError
 from engine.settings import RENAMED, SETTINGS
+from engine.settings.checks import Check
 from engine.settings.groups import MetricName
 from engine.settings.roles import EndpointName
 from engine.study.settings import MAX_COUNT
+from engine.task.fields import text_of
 from engine.task.paths import file_stem, inside
 
 __all__ = [
@@ -130,16 +132,27 @@ Text = Annotated[str, Meta(pattern=r"\S", description="not blank")]
 TaskName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
-class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One example of an inline task: its expected output(s), and its choices if any."""
+FieldName = Annotated[str, Meta(pattern=r"\S", max_length=200, description="a field's name")]
+#: A structured answer: a JSON object.
+Answer = Annotated[dict[str, Any], Meta(min_length=1)]
+#: An input of named fields: ``{"title": "...", "body": "..."}``.
+NamedFields = Annotated[dict[FieldName, str], Meta(min_length=1, max_length=100)]
 
-    input: str
-    output: Text | Annotated[list[Text], Meta(min_length=1)]
+
+class Example(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One example of an inline task: its input (a text, or an object of named fields), its
+    expected output(s), and its choices if any."""
+
+    input: str | NamedFields
+    #: text, a JSON object (a structured answer), or a list of accepted ones
+    output: Text | Answer | Annotated[list[Text | Answer], Meta(min_length=1)]
     choices: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)] | None = None
 
     @property
     def outputs(self) -> list[str]:
-        return [self.output] if isinstance(self.output, str) else list(self.output)
+        """The accepted outputs as the task file reads them (an object as JSON text)."""
+        listed = self.output if isinstance(self.output, list) else [self.output]
+        return [one if isinstance(one, str) else text_of(one) for one in listed]
 
 
 class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -150,6 +163,7 @@ class InlineTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     human_instruction: Text | None = None
     description: str | None = None
     metric: MetricName | None = None
+    checks: Annotated[list[Check], Meta(min_length=1, max_length=100)] | None = None
 
 
 class InlineCandidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -285,6 +299,8 @@ def parse_create(raw: bytes) -> tuple[dict[str, Any], InlineTask | None]:
             )
         if task.metric is not None and settings.get("metric") is None:
             settings["metric"] = task.metric
+        if task.checks is not None and settings.get("checks") is None:
+            settings["checks"] = msgspec.to_builtins(task.checks)
     elif not settings.get("task"):
         raise RequestError(
             "config.task: missing; give a built-in task name or a task file as config.task, "
@@ -309,9 +325,16 @@ def _check_examples(task: InlineTask) -> None:
         raise RequestError(
             "task.examples: give choices for every example or for none", "task.examples"
         )
+    if len({isinstance(example.input, dict) for example in task.examples}) > 1:
+        raise RequestError(
+            "task.examples: give every example's input the same way (all text, or all objects "
+            "of named fields)",
+            "task.examples",
+        )
     first: dict[str, int] = {}
     for index, example in enumerate(task.examples):
-        before = first.setdefault(example.input, index)
+        key = example.input if isinstance(example.input, str) else orjson.dumps(example.input)
+        before = first.setdefault(str(key), index)
         earlier = task.examples[before]
         if before != index and set(earlier.outputs) != set(example.outputs):
             where = f"task.examples[{index}]"
@@ -358,6 +381,8 @@ def write_inline_task(task: InlineTask, folder: Path) -> Path:
     """Write an inline task as a BIG-Bench `task.json` (the format that carries a name and a
     human instruction) under `folder`, named by its content so a repeat reuses the file; the
     study's journal names this file, so a resumed study finds its task again."""
+    if any(isinstance(example.input, dict) for example in task.examples):
+        return _write_task_file(task, folder)
     multiple_choice = any(example.choices is not None for example in task.examples)
     examples: list[dict[str, Any]] = []
     for example in task.examples:
@@ -376,11 +401,36 @@ def write_inline_task(task: InlineTask, folder: Path) -> Path:
     if task.human_instruction:
         document["task_prefix"] = task.human_instruction
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    return _written(task.name, body, folder)
+
+
+def _written(name: str, body: bytes, folder: Path) -> Path:
+    """`body` as ``<folder>/<name>-<digest>/task.json`` (kept when it is there already)."""
     digest = hashlib.sha256(body).hexdigest()[:12]
-    path = inside(folder, f"{file_stem(task.name)}-{digest}") / "task.json"
+    path = inside(folder, f"{file_stem(name)}-{digest}") / "task.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(body + b"\n")
         temporary.replace(path)
     return path
+
+
+def _write_task_file(task: InlineTask, folder: Path) -> Path:
+    """An inline task whose inputs have named fields, as a task file (the "task" format:
+    BIG-Bench's takes text inputs only)."""
+    document: dict[str, Any] = {
+        "name": task.name,
+        "human_instruction": task.human_instruction,
+        "description": task.description,
+        "examples": [
+            {
+                "input": example.input,
+                "output": example.outputs,
+                **({"choices": example.choices} if example.choices is not None else {}),
+            }
+            for example in task.examples
+        ],
+    }
+    document = {key: value for key, value in document.items() if value is not None}
+    return _written(task.name, orjson.dumps(document, option=orjson.OPT_INDENT_2), folder)

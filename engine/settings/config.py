@@ -28,6 +28,7 @@ from engine.settings.roles import Role
 from engine.study.settings import (
     BudgetLimits,
     FailureLimits,
+    Gate,
     ProposalPlan,
     SearchSettings,
     StudySettings,
@@ -71,6 +72,9 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         FailureLimits, group("failures (the study stops past the larger of the two)")
     ] = FailureLimits()
     throughput: Annotated[Throughput, group("throughput")] = Throughput()
+    gate: Annotated[
+        Gate, group("gate (CI): exit 3 after the final evaluation when the winner falls short")
+    ] = Gate()
     outputs: Annotated[Outputs, group("state and output")] = Outputs()
     backend: Annotated[BackendSettings, group("in-process server (no --base-url)")] = (
         BackendSettings()
@@ -143,6 +147,7 @@ class StudyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             throughput=self.throughput,
             proposals=self.proposals,
             failures=self.failures,
+            gate=self.gate,
             answer_chars=self.outputs.answer_chars,
             user_candidates=user_candidates,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from engine.decoding import setting
+from engine.settings.checks import Check
 from engine.study.settings import Group
 from engine.task import METRICS
 
@@ -26,7 +27,7 @@ class TaskSettings(Group, frozen=True, kw_only=True):
     name: Annotated[
         str,
         setting(
-            "a built-in task name or a task file (JSONL, CSV, instruction induction)",
+            "a built-in task name or a task file (JSONL, CSV, a JSON task, instruction induction)",
             flat="task",
             defines=True,
         ),
@@ -44,7 +45,13 @@ class TaskSettings(Group, frozen=True, kw_only=True):
     ) = None
     input_field: (
         Annotated[
-            str, setting("the key (or CSV column) of the input (input)", metavar="KEY", **_NAME)
+            str,
+            setting(
+                "the key (or CSV column) of the input (input); several, comma-separated, make an "
+                "input of named fields (title,body)",
+                metavar="KEY",
+                **_NAME,
+            ),
         ]
         | None
     ) = None
@@ -108,6 +115,34 @@ class ScoringSettings(Group, frozen=True, kw_only=True):
                 ge=0,
                 le=64,
                 flat="scoring_demos",
+                defines=True,
+            ),
+        ]
+        | None
+    ) = None
+    checks: (
+        Annotated[
+            list[Check],
+            setting(
+                "checks of the answer in place of the metric (label, json, number, regex, "
+                "contains_all, contains_any, length, match), each a table with its kind; "
+                "several score their weighted mean (TOML [[scoring.checks]]; when left out, "
+                "the task file's)",
+                max_length=100,
+                flag="",
+                defines=True,
+            ),
+        ]
+        | None
+    ) = None
+    answer_tokens: (
+        Annotated[
+            int,
+            setting(
+                "most tokens of the target's answer (16, to the end of its first line; 256 "
+                "with checks, every line)",
+                ge=1,
+                le=8192,
                 defines=True,
             ),
         ]

@@ -33,8 +33,9 @@ REFLECT_MARK = "a language model was given this instruction for a task:"
 MERGE_MARK = "two instructions were written for the same task."
 _REFLECTED = re.compile(r"^(.*?[.!?])\s+(?:For example, the answer|Check each answer:|Do not "
                         r"answer|Give the answer in the form)\b.*$", re.DOTALL)  # fmt: skip
-_WRONG = re.compile(
-    r"Input: (.*?)\nExpected output: (.*?)\nThe model's answer \(wrong\): (.*?)(?=\n\n|\Z)",
+_WRONG = re.compile(  # an input of named fields shows them without "Input:"
+    r"(?:^|\n\n)(?:Input: )?((?:(?!\n\n).)*?)\nExpected output: (.*?)\nThe model's answer "
+    r"\(wrong\): (.*?)(?=\n\n|\Z)",
     re.DOTALL,
 )
 _PARENT = re.compile(r"for a task:\n\n(.*?)\n\nHere are some of its answers", re.DOTALL)

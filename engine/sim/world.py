@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.serving.protocol import Generation, GenerationRequest, Scored
-from engine.sim.chat import SCORING_INPUT, talks, with_earlier_turns
+from engine.sim.chat import Question, read_question, talks, with_earlier_turns
 from engine.sim.config import SimConfig
 from engine.sim.derived import Derivation, Derivations
 from engine.sim.judge import judge_reply
@@ -51,7 +51,6 @@ __all__ = ["World"]
 
 _VARIANT_MARK = "generate a variation of the following instruction"
 _FORWARD_MARKS = ("input-output pairs", "the instruction was", "reply with the instruction")
-_SCORING_OUTPUT = "\nOutput:"
 _STOPWORDS = frozenset(
     ("a", "an", "the", "of", "to", "and", "or", "with", "its", "it", "is", "in", "on", "for",
      "each", "given", "answer", "write", "input", "output")
@@ -96,14 +95,6 @@ class _TaskState:
             words=frozenset(instruction_key(words).split()) - _STOPWORDS,
             cores=cores_of(task.human_instruction, task.description),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Question:
-    instruction: str
-    input: str
-    tail: str  # the text after "Output:" (the answer being scored, for echo)
-    tail_start: int  # its offset in the prompt
 
 
 class World:
@@ -274,23 +265,10 @@ class World:
 
     # -- reading prompts ------------------------------------------------------------------------
 
-    def _question(self, prompt: str) -> _Question | None:
-        split = prompt.rfind(SCORING_INPUT)
-        if split < 0:
-            return None
-        rest_start = split + len(SCORING_INPUT)
-        end = prompt.find(_SCORING_OUTPUT, rest_start)
-        if end < 0:
-            return None
-        tail_start = end + len(_SCORING_OUTPUT)
-        return _Question(
-            instruction=prompt[:split],
-            input=prompt[rest_start:end],
-            tail=prompt[tail_start:],
-            tail_start=tail_start,
-        )
+    def _question(self, prompt: str) -> Question | None:
+        return read_question(prompt, self._by_input)
 
-    def _locate(self, question: _Question) -> tuple[str, int, int] | None:
+    def _locate(self, question: Question) -> tuple[str, int, int] | None:
         found = self.examples_of(question.input.strip())
         if not found:
             return None
@@ -332,7 +310,7 @@ class World:
             texts = self._writer.reflections(request)
         elif _VARIANT_MARK in lowered:
             texts = self._writer.variants(request)
-        elif "Input:" in prompt and (
+        elif ("Input:" in prompt or "\nOutput: " in prompt) and (
             _FORWARD_MARKS[0] in lowered
             or prompt.rstrip().lower().endswith(_FORWARD_MARKS[1])
             or _FORWARD_MARKS[2] in prompt[-120:].lower()
@@ -358,7 +336,7 @@ class World:
             scored = answer_tokens(tokens, mean_logprob, self._unit)
         return Generation(text, reason, scored)
 
-    def _answers(self, request: GenerationRequest, question: _Question) -> list[Generation]:
+    def _answers(self, request: GenerationRequest, question: Question) -> list[Generation]:
         located = self._locate(question)
         if located is None:
             return [self._finish(request, UNKNOWN_INPUT_ANSWER)] * request.n

@@ -57,7 +57,11 @@ class Writer:
 
     def _task(self, prompt: str) -> int | None:
         votes: dict[int, int] = {}
-        for x, _ in _DEMO.findall(prompt):
+        inputs = [x for x, _ in _DEMO.findall(prompt)]
+        if not inputs:  # demos of named fields: each block's lines before its output
+            blocks = (block.partition("\nOutput: ") for block in prompt.split("\n\n"))
+            inputs = [x for x, mark, _ in blocks if mark]
+        for x in inputs:
             for t, _e in self._world.examples_of(x.strip()):
                 votes[t] = votes.get(t, 0) + 1
         if not votes:

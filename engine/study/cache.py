@@ -42,6 +42,7 @@ from engine.errors import setting_value
 from engine.llm.pacing.limiter import RateLimiter
 from engine.propose import CandidateSource, Evidence, Parent, Proposal, ProposalBatch
 from engine.study.legacy import V2_ORIGINS
+from engine.study.prompting import Demos
 from engine.study.scoring import PacedScorer, Score, Scorer
 from engine.task.types import Example
 
@@ -336,19 +337,20 @@ class CachedScorer:
     def limiter(self) -> RateLimiter | None:
         return self.scorer.limiter if isinstance(self.scorer, PacedScorer) else None
 
-    def _key(self, instruction: str, example: Example) -> str:
-        return self.cache.key(
-            {
-                **self.request,
-                "instruction": instruction,
-                "input": example.input,
-                "outputs": list(example.outputs),
-            }
-        )
+    def _key(self, instruction: str, example: Example, demos: Demos) -> str:
+        request = {
+            **self.request,
+            "instruction": instruction,
+            "input": example.input,
+            "outputs": list(example.outputs),
+        }
+        if demos is not None:  # a candidate's own demo set, in place of the study's
+            request["candidate_demos"] = [[demo.input, demo.outputs[0]] for demo in demos]
+        return self.cache.key(request)
 
-    def cached(self, instruction: str, example: Example) -> Score | None:
+    def cached(self, instruction: str, example: Example, demos: Demos = None) -> Score | None:
         """The answer the cache holds, without a call (None when it holds none)."""
-        hit = self.cache.get(self._key(instruction, example))
+        hit = self.cache.get(self._key(instruction, example, demos))
         if hit is None:
             return None
         try:
@@ -360,20 +362,24 @@ class CachedScorer:
                 cached=True,
                 model=str(hit[3]),
                 answer=str(hit[4]) if len(hit) > 4 else "",  # older entries kept no answer
+                note=str(hit[5]) if len(hit) > 5 else "",  # kept when the checks said why
             )
         except (TypeError, ValueError, IndexError, KeyError):
             return None  # not an answer this version wrote: ask again
 
-    async def score(self, instruction: str, example: Example) -> Score:
-        key = self._key(instruction, example)
-        hit = self.cached(instruction, example)
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        key = self._key(instruction, example, demos)
+        hit = self.cached(instruction, example, demos)
         if hit is not None:
             return hit
-        score = await self.scorer.score(instruction, example)
-        self.cache.put(
-            key,
-            [score.reward, score.prompt_tokens, score.completion_tokens, score.model, score.answer],
+        score = await (
+            self.scorer.score(instruction, example)
+            if demos is None
+            else self.scorer.score(instruction, example, demos)
         )
+        entry = [score.reward, score.prompt_tokens, score.completion_tokens, score.model]
+        entry += [score.answer, score.note] if score.note else [score.answer]
+        self.cache.put(key, entry)
         return score
 
 

@@ -30,9 +30,9 @@ from engine.llm.errors import STOPS_STUDY
 from engine.llm.pacing.gate import ADMITTED, SEND_GATE, Admitted, CallHeldBack
 from engine.llm.pacing.limiter import Permit, RateLimiter
 from engine.search.policy import Pull
-from engine.study.events import PullDone
+from engine.study.events import NOTE_CHARS, PullDone
 from engine.study.scoring import CachingScorer, PacedScorer, Score
-from engine.study.shared import Shared
+from engine.study.shared import Shared, demo_set
 
 __all__ = ["Dispatcher", "FailureReport", "by_candidate", "by_endpoint"]
 
@@ -166,9 +166,12 @@ class Dispatcher:
         scorer = self._shared.setup.scorer
         if not isinstance(scorer, CachingScorer):
             return None
-        state = self._shared.state
+        arm = self._shared.state.arms[pull.arm]
         example = self._shared.setup.splits.scoring[pull.example]
-        return scorer.cached(state.arms[pull.arm].instruction, example)
+        demos = demo_set(self._shared, arm.demos)
+        if demos is None:
+            return scorer.cached(arm.instruction, example)
+        return scorer.cached(arm.instruction, example, demos)
 
     async def _send(self, pull: Pull, slot: object, permit: Permit | None) -> None:
         shared = self._shared
@@ -178,10 +181,15 @@ class Dispatcher:
         ADMITTED.set(admitted)  # this task's own context: its first call takes the permit
         settled = False
         try:
-            instruction = shared.state.arms[pull.arm].instruction
+            arm = shared.state.arms[pull.arm]
             example = shared.setup.splits.scoring[pull.example]
+            demos = demo_set(shared, arm.demos)
             try:
-                score = await shared.setup.scorer.score(instruction, example)
+                score = await (
+                    shared.setup.scorer.score(arm.instruction, example)
+                    if demos is None
+                    else shared.setup.scorer.score(arm.instruction, example, demos)
+                )
             except CallHeldBack:  # paused before it was sent: nothing was paid
                 policy.cancel(pull)
                 settled = True
@@ -220,6 +228,7 @@ class Dispatcher:
                 latency_s=round(max(0.0, score.latency_s), 4),
                 cached=score.cached,
                 answer=score.answer[: setup.settings.answer_chars],
+                note=score.note[:NOTE_CHARS],
             )
         )
         if not score.cached:

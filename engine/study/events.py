@@ -22,12 +22,14 @@ from engine.study.settings import BudgetName
 
 __all__ = [
     "JOURNAL_VERSION",
+    "NOTE_CHARS",
     "ORIGINS",
     "ArmDropped",
     "ArmEliminated",
     "BudgetChanged",
     "CallFailed",
     "CandidateAdded",
+    "DemoSet",
     "EvaluationDone",
     "Event",
     "Fact",
@@ -61,11 +63,17 @@ Reward = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
 Money = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
+NOTE_CHARS = 1000
 #: A candidate's kind: from the task's demos (initial), a rewording of a parent (resample), a
 #: revision of a parent that read its answers (reflect), two parents combined (merge), the
-#: task's human instruction, or the user's own.
-Origin = Literal["initial", "resample", "reflect", "merge", "human", "user"]
-ORIGINS: tuple[Origin, ...] = ("initial", "resample", "reflect", "merge", "human", "user")
+#: task's human instruction, the user's own, or a parent's instruction with a demo set of its
+#: own (demos: the demo search).
+Origin = Literal["initial", "resample", "reflect", "merge", "human", "user", "demos"]
+ORIGINS: tuple[Origin, ...] = ("initial", "resample", "reflect", "merge", "human", "user", "demos")
+#: A demo set: examples of the demo pool, by their place in it, in the order the prompt shows
+#: them (None: the study's own scoring demos).
+DemoSet = Annotated[list[Index], msgspec.Meta(max_length=64)] | None
 Role = Literal["scoring", "proposal", "evaluation"]
 #: "quarantined": the service died twice running the study, which runs again only when asked
 StudyStatus = Literal[
@@ -87,6 +95,9 @@ class TaskIdentity(msgspec.Struct, frozen=True):
     name: str
     fingerprint: str
     metric: str = ""  # the metric the study scored by ("": a journal written before it was kept)
+    #: the scheduler's kind of rewards ("": a journal written before it was kept; the metric
+    #: and the scoring mode tell it)
+    rewards: Literal["", "binary", "continuous"] = ""
 
 
 class PoolSizes(msgspec.Struct, frozen=True):
@@ -125,6 +136,7 @@ class CandidateAdded(Fact, frozen=True, tag="candidate_added"):
     origin: Origin
     parents: Annotated[list[Index], msgspec.Meta(max_length=8)] = []
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""  # a user's candidate's name
+    demos: DemoSet = None  # its own demo set (origin "demos"); None: the study's
 
     @property
     def parent(self) -> int | None:
@@ -145,6 +157,7 @@ class PullDone(Fact, frozen=True, tag="pull_done"):
     latency_s: Seconds = 0.0
     cached: bool = False
     answer: Text = ""
+    note: Note = ""  # why the task's checks gave less than 1 (the answer is not JSON, ...)
 
 
 class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
@@ -164,7 +177,7 @@ class ProposalsDone(Fact, frozen=True, tag="proposals_done"):
     model: str = ""
     raw: list[Text] = []
     reasons: dict[str, Count] = {}
-    proposal_kind: Literal["initial", "resample", "reflect", "merge"] | None = None
+    proposal_kind: Literal["initial", "resample", "reflect", "merge", "demos"] | None = None
     latency_s: Seconds = 0.0  # the calls' round trips, summed
 
 
@@ -218,7 +231,7 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     """One call of the final evaluation on the held-out test pool; a resumed study does not
     pay for it again."""
 
-    role: Literal["winner", "runner_up", "human"]
+    role: Literal["winner", "runner_up", "human", "baseline"]
     instruction: Text
     example: Index
     reward: Reward
@@ -227,6 +240,8 @@ class EvaluationDone(Fact, frozen=True, tag="evaluation_done"):
     usd: Money = 0.0
     cached: bool = False
     answer: Text = ""
+    note: Note = ""  # as `PullDone`'s
+    demos: DemoSet = None  # the candidate's own demo set, when it has one
 
 
 class WarningExample(msgspec.Struct, frozen=True):

@@ -33,7 +33,7 @@ from engine.errors import ConfigError, EndpointError
 from engine.llm.client import LLMClient
 from engine.llm.pool.endpoint_pool import EndpointPool
 from engine.nesting import json_depth_problem
-from engine.study.prompting import ScoringPrompt
+from engine.study.prompting import Demos, ScoringPrompt
 from engine.study.scoring import Score
 from engine.task.metrics import read_answer
 from engine.task.types import Example
@@ -144,17 +144,20 @@ class JudgeScorer:
     asking: ScoringPrompt
     api: str = "chat"
 
-    async def _answer(self, instruction: str, example: Example) -> tuple[str, int, int, float]:
+    async def _answer(
+        self, instruction: str, example: Example, demos: Demos
+    ) -> tuple[str, int, int, float]:
+        asking = self.asking.with_demos(demos)
         if self.api == "chat":
             completion = await self.target.chat(
-                self.asking.messages(instruction, example.input),
+                asking.messages(instruction, example.input, example.fields),
                 max_tokens=JUDGE_ANSWER_TOKENS,
                 temperature=0.0,
                 stop=["\n"],
             )
         else:
             completion = await self.target.complete(
-                self.asking.completion(instruction, example.input),
+                asking.completion(instruction, example.input, example.fields),
                 max_tokens=JUDGE_ANSWER_TOKENS,
                 temperature=0.0,
                 stop=["\n"],
@@ -163,8 +166,10 @@ class JudgeScorer:
         answer = completion.text.strip()
         return answer, usage.prompt_tokens, usage.completion_tokens, completion.latency_s
 
-    async def score(self, instruction: str, example: Example) -> Score:
-        answer, prompt_tokens, completion_tokens, latency = await self._answer(instruction, example)
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        answer, prompt_tokens, completion_tokens, latency = await self._answer(
+            instruction, example, demos
+        )
         reply = await self.judge.chat(
             [{"role": "user", "content": self.rubric.prompt(example, read_answer(answer))}],
             max_tokens=JUDGE_REPLY_TOKENS,

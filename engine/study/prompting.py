@@ -21,17 +21,20 @@ paper's zero-shot setting).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.propose import Templates
-from engine.task.types import Example
+from engine.propose.templates import fill
+from engine.task.types import Example, FieldValues
 
 __all__ = [
     "CHAT_FORMATS",
     "CHAT_SCORING_DEMOS",
     "OUTPUT_ONLY",
+    "Demos",
     "ScoringPrompt",
     "pick_demos",
     "scoring_demo_count",
@@ -45,6 +48,8 @@ OUTPUT_ONLY = (
 
 
 CHAT_SCORING_DEMOS = 3
+#: A candidate's own scoring demos (the demo search), or None: the study's.
+Demos = tuple[Example, ...] | None
 
 
 def scoring_demo_count(configured: int | None, api: str) -> int:
@@ -71,33 +76,43 @@ class ScoringPrompt:
     demos: tuple[Example, ...] = ()
     chat_format: str = "output-only"
 
-    def _question(self, text: str) -> str:
+    def with_demos(self, demos: Demos) -> ScoringPrompt:
+        """The same prompt with a candidate's own demos (None: these)."""
+        return self if demos is None else dataclasses.replace(self, demos=demos)
+
+    def _question(self, text: str, fields: FieldValues | None = None) -> str:
         """The scoring template without its instruction: the bare ``Input: x\\nOutput:``."""
-        return self.templates.scoring.format(instruction="", input=text).strip()
+        return fill(self.templates.scoring, fields, instruction="", input=text).strip()
 
-    def completion(self, instruction: str, text: str) -> str:
+    def completion(self, instruction: str, text: str, fields: FieldValues | None = None) -> str:
+        """The prompt of `instruction` on the input `text` (whose named `fields`, when it has
+        them, a template may show one by one)."""
+        scoring = self.templates.scoring
         if not self.demos:
-            return self.templates.scoring.format(instruction=instruction, input=text)
-        shown = self.templates.demos([(d.input, d.outputs[0]) for d in self.demos])
-        return self.templates.scoring.format(instruction=f"{instruction}\n\n{shown}", input=text)
+            return fill(scoring, fields, instruction=instruction, input=text)
+        pairs = [(d.input, d.outputs[0]) for d in self.demos]
+        shown = self.templates.demos(pairs, [d.fields for d in self.demos])
+        return fill(scoring, fields, instruction=f"{instruction}\n\n{shown}", input=text)
 
-    def messages(self, instruction: str, text: str) -> list[dict[str, str]]:
+    def messages(
+        self, instruction: str, text: str, fields: FieldValues | None = None
+    ) -> list[dict[str, str]]:
         messages: list[dict[str, str]] = []
         if self.chat_format == "output-only":
             messages.append({"role": "system", "content": OUTPUT_ONLY})
         first = True
         for demo in self.demos:
-            asked = self._ask(instruction, demo.input, first)
+            asked = self._ask(instruction, demo.input, demo.fields, first)
             messages.append({"role": "user", "content": asked})
             messages.append({"role": "assistant", "content": demo.outputs[0]})
             first = False
-        messages.append({"role": "user", "content": self._ask(instruction, text, first)})
+        messages.append({"role": "user", "content": self._ask(instruction, text, fields, first)})
         return messages
 
-    def _ask(self, instruction: str, text: str, first: bool) -> str:
+    def _ask(self, instruction: str, text: str, fields: FieldValues | None, first: bool) -> str:
         if first:
-            return self.templates.scoring.format(instruction=instruction, input=text)
-        return self._question(text)
+            return fill(self.templates.scoring, fields, instruction=instruction, input=text)
+        return self._question(text, fields)
 
     def identity(self) -> dict[str, object]:
         """What changes every request (part of the response cache's key)."""

@@ -23,10 +23,13 @@ import anyio
 from engine.errors import EndpointError
 from engine.llm.errors import STOPS_STUDY
 from engine.propose import Proposal, ProposalBatch, instruction_key
+from engine.study.demos import Bootstrap, right_set, round_plan
 from engine.study.dispatch import FailureReport
 from engine.study.events import CandidateAdded, ProposalsDone, VariantRoundStarted
-from engine.study.shared import Shared
-from engine.study.variants import VariantCall, round_calls
+from engine.study.scoring import Score
+from engine.study.shared import Shared, demo_set
+from engine.study.state import prompt_key
+from engine.study.variants import VariantCall, leaders, round_calls
 
 _CALL_KINDS = ("initial", "resample", "reflect", "merge")
 
@@ -155,6 +158,8 @@ class ProposalLoop:
         async with anyio.create_task_group() as group:
             for call in calls:
                 group.start_soon(ask, call)
+        if plan.demo_search:
+            await self._demo_round(number)
         kinds = sorted({call.kind for call in calls})
         shared.activity.message = (
             f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"
@@ -171,6 +176,89 @@ class ProposalLoop:
             return lambda: proposer.reflect(first, call.evidence, call.n)
         second = call.parents[1]
         return lambda: proposer.merge(first, second, call.evidence, call.second_evidence, call.n)
+
+    # -- the demo search ---------------------------------------------------------------------------
+
+    async def _demo_round(self, number: int) -> None:
+        """The round's demo sets for its leader (`engine.study.demos`), each a candidate."""
+        shared = self._shared
+        best = leaders(shared.state, 1)
+        pool, k = shared.setup.splits.demo, shared.setup.scoring_demos
+        if not best or not pool or k <= 0:
+            return
+        parent = shared.state.arms[best[0]]
+        plan = round_plan(parent.index, pool, k, shared.setup.settings.proposals.demo_sets, number)
+        sets = [demos for _, demos in plan.sets]
+        if plan.bootstrap is not None:
+            right = await self._bootstrap(parent.instruction, parent.demos, plan.bootstrap)
+            if right:
+                sets.append(right_set(right, k))
+        for demos in sets:
+            if demos and len(shared.state.arms) < shared.setup.settings.proposals.max_candidates:
+                self._add_demos(parent.instruction, parent.index, demos)
+
+    async def _bootstrap(
+        self, instruction: str, own: tuple[int, ...] | None, bootstrap: Bootstrap
+    ) -> dict[int, float]:
+        """The leader's rewards on a few demo-pool examples (for the set of those it answers
+        right); the calls count as proposal calls of kind "demos"."""
+        shared = self._shared
+        if not shared.state.budgets.allows_proposal_call(
+            shared.state.spend, shared.activity.proposals_in_flight
+        ):
+            return {}
+        scorer, demos = shared.setup.scorer, demo_set(shared, own)
+        scores: dict[int, Score] = {}
+
+        async def one(index: int) -> None:
+            example = shared.setup.splits.demo[index]
+            try:
+                scores[index] = await (
+                    scorer.score(instruction, example)
+                    if demos is None
+                    else scorer.score(instruction, example, demos)
+                )
+            except EndpointError as error:
+                self._failed(error, "proposal", isinstance(error, STOPS_STUDY))
+
+        shared.activity.proposals_in_flight += 1
+        try:
+            async with anyio.create_task_group() as group:
+                for index in bootstrap.examples:
+                    group.start_soon(one, index)
+        finally:
+            shared.activity.proposals_in_flight -= 1
+        tried = [scores[i] for i in bootstrap.examples if i in scores]
+        prices, model = shared.setup.prices, shared.setup.scoring_model
+        shared.emit(
+            ProposalsDone(
+                calls=len(tried),
+                prompt_tokens=sum(s.prompt_tokens for s in tried),
+                completion_tokens=sum(s.completion_tokens for s in tried),
+                usd=sum(s.usd(prices, model) for s in tried),
+                cached_calls=sum(s.cached for s in tried),
+                generated=int(any(s.reward > 0 for s in tried)),
+                model=model,
+                proposal_kind="demos",
+                latency_s=min(sum(s.latency_s for s in tried), 1e9),
+            )
+        )
+        return {i: scores[i].reward for i in bootstrap.examples if i in scores}
+
+    def _add_demos(self, instruction: str, parent: int, demos: tuple[int, ...]) -> None:
+        shared = self._shared
+        if prompt_key(instruction, demos) in shared.state.prompts:
+            return
+        shared.emit(
+            CandidateAdded(
+                arm=len(shared.state.arms),
+                instruction=instruction,
+                origin="demos",
+                parents=[parent],
+                demos=list(demos),
+            )
+        )
+        shared.activity.notify()
 
     # -- calls and candidates --------------------------------------------------------------------
 

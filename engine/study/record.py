@@ -42,7 +42,7 @@ from engine.study.journal import Replay
 from engine.study.scheduler import study_policy, user_candidates_in
 from engine.study.settings import StudySettings
 from engine.study.snapshot import ArmRow
-from engine.study.state import StudyState
+from engine.study.state import StudyState, prompt_key
 from engine.study.views import arm_rows, ranked_arms
 from engine.task.split import Splits
 
@@ -66,7 +66,7 @@ TIMELINE_POINTS = 400
 class HeldOut:
     """An instruction's score on the held-out test pool (`n` examples scored so far)."""
 
-    role: str  # "winner", "runner_up" or "human"
+    role: str  # "winner", "runner_up", "human" or "baseline" (the gate's)
     instruction: str
     arm: int | None  # the candidate it is, if it is one
     score: float
@@ -103,6 +103,7 @@ class AnswerRow:
     answer: str
     reward: float
     cached: bool
+    note: str = ""  # why the task's checks gave less than 1, when they said
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ def record_of(
         status=_status(replay, state, updated),
         reason=state.reason,
         error=state.fatal,
-        arms=arm_rows(state, pools.scoring),
+        arms=arm_rows(state, pools.scoring, demo_pool=splits.demo if splits else ()),
         certificate=state.certificate() if state.arms else None,
         ranking=ranking,
         winner=winner,
@@ -265,29 +266,27 @@ def _status(replay: Replay, state: StudyState, updated: float) -> RecordStatus:
 def _held_out(state: StudyState, events: list[Event]) -> tuple[HeldOut, ...]:
     """The instructions evaluated on the test pool, by role (the latest for each role: a study
     resumed with a larger budget may evaluate another winner)."""
-    roles: dict[str, str] = {}
+    roles: dict[str, tuple[str, str]] = {}  # role -> (prompt key, instruction)
     for event in events:
         if isinstance(event, EvaluationDone):
-            roles[event.role] = event.instruction
-    arms = {arm.instruction: arm.index for arm in state.arms}
+            roles[event.role] = (prompt_key(event.instruction, event.demos), event.instruction)
+    arms = {arm.prompt: arm.index for arm in state.arms}
     human = next((arm.instruction for arm in state.arms if arm.origin == "human"), None)
     if "human" not in roles and human in state.evaluated:  # evaluated as the winner, once
-        roles["human"] = human
+        roles["human"] = (human, human)
     rows = []
-    for role in ("winner", "runner_up", "human"):
+    for role in ("winner", "runner_up", "human", "baseline"):
         if role not in roles:
             continue
-        instruction = roles[role]
-        rewards = list(state.evaluated.get(instruction, {}).values())
+        key, instruction = roles[role]
+        rewards = list(state.evaluated.get(key, {}).values())
         score, interval = mean_interval(rewards)
-        rows.append(
-            HeldOut(role, instruction, arms.get(instruction), score, interval, len(rewards))
-        )
+        rows.append(HeldOut(role, instruction, arms.get(key), score, interval, len(rewards)))
     return tuple(rows)
 
 
 def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> list[AnswerRow]:
-    arms = {arm.instruction: arm.index for arm in state.arms}
+    arms = {arm.prompt: arm.index for arm in state.arms}
     instructions = [arm.instruction for arm in state.arms]
     rows = []
     for event in events:
@@ -295,7 +294,8 @@ def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> l
             arm: int | None = event.arm
             instruction, pool, role = instructions[event.arm], "scoring", ""
         elif isinstance(event, EvaluationDone):
-            arm, instruction = arms.get(event.instruction), event.instruction
+            arm = arms.get(prompt_key(event.instruction, event.demos))
+            instruction = event.instruction
             pool, role = "test", event.role
         else:
             continue
@@ -313,6 +313,7 @@ def _answers(state: StudyState, events: list[Event], splits: Splits | None) -> l
                 answer=event.answer,
                 reward=event.reward,
                 cached=event.cached,
+                note=event.note,
             )
         )
     return rows

@@ -10,6 +10,7 @@ from typing import Any
 from engine.search import Certificate
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
+from engine.study.gate import GateVerdict
 from engine.study.snapshot import ArmRow
 
 __all__ = ["StudyResult"]
@@ -37,6 +38,8 @@ class StudyResult:
     scoring: dict[str, Any] = field(default_factory=dict)  # how the target was asked
     proposals: dict[str, dict[str, Any]] = field(default_factory=dict)  # by kind of call
     certificate: Certificate | None = None  # what the data prove about the pick
+    baseline: Evaluation | None = None  # the gate's baseline on the test pool
+    gate: GateVerdict | None = None  # pass or fail (`engine.study.gate`), when it has one
 
     @property
     def ok(self) -> bool:
@@ -69,6 +72,8 @@ class StudyResult:
             "winner": evaluation(self.winner, self.winner_arm),
             "runner_up": evaluation(self.runner_up, self.runner_up_arm),
             "human": evaluation(self.human, None),
+            "baseline": evaluation(self.baseline, None),
+            "gate": self.gate.to_json() if self.gate is not None else None,
             "candidates": [candidate.to_json() for candidate in self.candidates],
             "spend": self.spend.to_json(),
             "proposal_share": self.spend.proposal_share(),

@@ -34,7 +34,7 @@ from engine.llm.probing.capabilities import Capability, require_capability
 from engine.llm.protocol.results import Completion, ContinuationLogprob, Usage
 from engine.propose import Templates
 from engine.study.budgets import PriceTable
-from engine.study.prompting import ScoringPrompt
+from engine.study.prompting import Demos, ScoringPrompt
 from engine.task.metrics import metric_function, read_answer
 from engine.task.types import Example
 
@@ -44,6 +44,7 @@ __all__ = [
     "CachingScorer",
     "ClientScorer",
     "CustomScorer",
+    "Grade",
     "PacedScorer",
     "Score",
     "Scorer",
@@ -55,6 +56,9 @@ __all__ = [
 SCORING_MAX_TOKENS = 16
 SCORING_STOP = ("\n",)
 ScorerFunction = Callable[[str, Example, Any], Awaitable[float]]
+#: A task's checks of an answer (`engine.settings.checks`): (answer, example) -> (reward in
+#: [0, 1], why it is below 1 when a check could not read the answer or refused it).
+Grade = Callable[[str, Example], tuple[float, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class Score:
     cached: bool = False
     model: str = ""
     answer: str = ""  # what the model answered (stripped), when it answered in text
+    note: str = ""  # why the task's checks gave less than 1, when they said (bad JSON, ...)
     # a judge's call within this one (engine.study.judging): its model and tokens, which the
     # tokens above include; it is priced at the judge model's price
     judge: tuple[str, int, int] | None = None
@@ -90,12 +95,13 @@ class Score:
 class Scorer(Protocol):
     """What the study calls to score a candidate."""
 
-    async def score(self, instruction: str, example: Example) -> Score:
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
         """Called once per pull, and per example of the final evaluation: the reward of
-        `instruction` on `example` in [0, 1]. A call that fails for good raises
-        `EndpointError` (the pull goes back to the pool; it is never scored as 0); a paused
-        study's call not yet sent raises `CallHeldBack`; the user's own scoring code failing
-        raises `ScorerError` (the study stops)."""
+        `instruction` on `example` in [0, 1], shown the candidate's own `demos` when it has
+        them (the demo search; None: the study's scoring demos). A call that fails for good
+        raises `EndpointError` (the pull goes back to the pool; it is never scored as 0); a
+        paused study's call not yet sent raises `CallHeldBack`; the user's own scoring code
+        failing raises `ScorerError` (the study stops)."""
         ...
 
 
@@ -114,7 +120,7 @@ class PacedScorer(Scorer, Protocol):
 class CachingScorer(Scorer, Protocol):
     """A scorer that may already hold an answer (the response cache)."""
 
-    def cached(self, instruction: str, example: Example) -> Score | None:
+    def cached(self, instruction: str, example: Example, demos: Demos = None) -> Score | None:
         """Called before a scoring call is started: the answer held for it, without a call
         (the dispatcher takes such answers at once, so the policy's next choice knows them)."""
         ...
@@ -124,7 +130,9 @@ class ClientScorer:
     """Execution-accuracy or log-probability scoring through one client.
 
     `logprobs` is where log-probabilities come from: ``"echo"`` (completions echo, exact) or
-    ``"chat"`` (the greedy chat answer's own tokens; see the module docstring)."""
+    ``"chat"`` (the greedy chat answer's own tokens; see the module docstring). `grade`, when
+    given, scores the answer in place of the metric (a task's checks: the whole answer is
+    read, up to `max_tokens` and `stop`)."""
 
     def __init__(
         self,
@@ -136,6 +144,9 @@ class ClientScorer:
         template: str = Templates().scoring,
         logprobs: str = "echo",
         asking: ScoringPrompt | None = None,
+        grade: Grade | None = None,
+        max_tokens: int = SCORING_MAX_TOKENS,
+        stop: tuple[str, ...] = SCORING_STOP,
     ) -> None:
         self.client = client
         self.mode = mode
@@ -143,17 +154,21 @@ class ClientScorer:
         self.logprobs = logprobs
         self.metric = metric
         self.asking = asking or ScoringPrompt(Templates(scoring=template))
+        self.max_tokens = max_tokens
+        self.stop = list(stop) or None
         self._metric = metric_function(metric)
+        self._grade = grade
 
     @property
     def limiter(self) -> RateLimiter | None:
         return self.client.limiter
 
-    def prompt(self, instruction: str, example: Example) -> str:
-        return self.asking.completion(instruction, example.input)
+    def prompt(self, instruction: str, example: Example, demos: Demos = None) -> str:
+        asking = self.asking.with_demos(demos)
+        return asking.completion(instruction, example.input, example.fields)
 
-    async def score(self, instruction: str, example: Example) -> Score:
-        prompt = self.prompt(instruction, example)
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        prompt = self.prompt(instruction, example, demos)
         if self.mode == "logprob" and self.logprobs == "echo":
             answer = example.outputs[0] if example.outputs else ""
             result = await self.client.continuation_logprob(prompt, " " + answer)
@@ -168,18 +183,22 @@ class ClientScorer:
         completion: Completion
         if self.api == "chat" or with_logprobs:
             completion = await self.client.chat(
-                self.asking.messages(instruction, example.input),
-                max_tokens=SCORING_MAX_TOKENS,
+                self.asking.with_demos(demos).messages(instruction, example.input, example.fields),
+                max_tokens=self.max_tokens,
                 temperature=0.0,
-                stop=list(SCORING_STOP),
+                stop=self.stop,
                 logprobs=with_logprobs,
             )
         else:
             completion = await self.client.complete(
-                prompt, max_tokens=SCORING_MAX_TOKENS, temperature=0.0, stop=list(SCORING_STOP)
+                prompt, max_tokens=self.max_tokens, temperature=0.0, stop=self.stop
             )
         answer = completion.text.strip()
-        reward = self._metric(read_answer(answer, self.metric), example)
+        note = ""
+        if self._grade is not None:
+            reward, note = self._grade(answer, example)
+        else:
+            reward = self._metric(read_answer(answer, self.metric), example)
         if with_logprobs:
             reward *= self._confidence(completion)
         return Score(
@@ -189,6 +208,7 @@ class ClientScorer:
             latency_s=completion.latency_s,
             model=completion.model,
             answer=answer,
+            note=note,
         )
 
     def _confidence(self, completion: Completion) -> float:
@@ -279,7 +299,9 @@ class CustomScorer:
     def limiter(self) -> RateLimiter | None:
         return self.client.limiter
 
-    async def score(self, instruction: str, example: Example) -> Score:
+    async def score(self, instruction: str, example: Example, demos: Demos = None) -> Score:
+        """The function's reward (it builds its own prompt: a demo set is not its to show,
+        and the demo search is refused with a custom scorer)."""
         metered = _MeteredClient(self.client)
         try:
             value = await self.function(instruction, example, metered)

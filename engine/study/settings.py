@@ -26,6 +26,7 @@ __all__ = [
     "BudgetLimits",
     "BudgetName",
     "FailureLimits",
+    "Gate",
     "ParentChoice",
     "Price",
     "ProposalPlan",
@@ -238,12 +239,26 @@ class ProposalPlan(Group, frozen=True, kw_only=True):
     merge: Annotated[
         bool, setting("each round also merges two parents that win on different examples")
     ] = False
+    demo_search: Annotated[
+        bool,
+        setting(
+            "also search the scoring demos: each variant round pairs the leader's instruction "
+            "with demo sets of its own from the demo pool (random, diverse, and examples it "
+            "answers right), raced as candidates",
+            defines=True,
+        ),
+    ] = False
+    demo_sets: Annotated[
+        int,
+        setting("demo sets a round proposes for its leader (the demo search)", ge=1, le=30),
+    ] = 3
 
     def planned(self, user_candidates: int = 0) -> int:
-        """The candidates the study plans: the first batch, every variant round (its merge
-        included), the human instruction, the user's own (the scheduler shares its error
-        probability among that many)."""
+        """The candidates the study plans: the first batch, every variant round (its merge and
+        its demo sets included), the human instruction, the user's own (the scheduler shares
+        its error probability among that many)."""
         per_round = (self.variant_leaders + int(self.merge)) * self.variants_per_leader
+        per_round += self.demo_sets if self.demo_search else 0
         variants = self.variant_rounds * per_round
         planned = self.initial_candidates + variants + int(self.include_human) + user_candidates
         return max(1, min(planned, self.max_candidates))
@@ -265,6 +280,41 @@ class FailureLimits(Group, frozen=True, kw_only=True):
     ] = 0.1
 
 
+class Gate(Group, frozen=True, kw_only=True):
+    """A pass or fail after the final evaluation, for a pipeline (CI): the winner's held-out
+    score against a floor, and against a baseline instruction evaluated on the same test
+    examples (`engine.study.gate`)."""
+
+    fail_under: (
+        Annotated[
+            float,
+            setting(
+                "fail (exit 3) when the winner's held-out score is below this",
+                ge=0,
+                le=1,
+                metavar="SCORE",
+                resume=True,
+            ),
+        ]
+        | None
+    ) = None
+    baseline: (
+        Annotated[
+            str,
+            setting(
+                "an instruction to beat (yours in production; on the command line, or a file "
+                "holding it), evaluated on the same test examples: fail (exit 3) when the "
+                "winner scores below it",
+                min_length=1,
+                max_length=MAX_INSTRUCTION_CHARS,
+                metavar="INSTRUCTION|FILE",
+                resume=True,
+            ),
+        ]
+        | None
+    ) = None
+
+
 class StudySettings(Group, frozen=True, kw_only=True):
     """Everything the study itself reads."""
 
@@ -273,5 +323,6 @@ class StudySettings(Group, frozen=True, kw_only=True):
     throughput: Throughput = Throughput()
     proposals: ProposalPlan = ProposalPlan()
     failures: FailureLimits = FailureLimits()
+    gate: Gate = Gate()
     answer_chars: int = 200  # of each model answer kept in the events (0: none)
     user_candidates: int = 0  # the user's own candidates, added before any proposal

@@ -10,7 +10,7 @@ setup, the state of facts, the live activity, and `emit`, the one way to change 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,9 @@ from engine.study.scoring import Scorer
 from engine.study.settings import StudySettings
 from engine.study.state import StudyState
 from engine.task.split import Splits
-from engine.task.types import Task
+from engine.task.types import Example, Task
 
-__all__ = ["Shared", "StudySetup"]
+__all__ = ["Shared", "StudySetup", "demo_set"]
 
 
 @dataclass(slots=True)
@@ -49,6 +49,8 @@ class StudySetup:
     user_candidates: tuple[UserCandidate, ...] = ()  # the user's own, added before proposals
     scoring: dict[str, Any] = field(default_factory=dict)  # how the target is asked (result)
     time_s: Callable[[], float] = time.monotonic
+    #: demos a scoring prompt shows (a candidate's own set in the demo search has as many)
+    scoring_demos: int = 0
 
 
 @dataclass(slots=True)
@@ -57,3 +59,11 @@ class Shared:
     state: StudyState
     activity: Activity
     emit: Callable[[Event], None]
+
+
+def demo_set(shared: Shared, demos: Sequence[int] | None) -> tuple[Example, ...] | None:
+    """A candidate's own demos, from their places in the demo pool (None: the study's)."""
+    if demos is None:
+        return None
+    pool = shared.setup.splits.demo
+    return tuple(pool[index] for index in demos)

@@ -66,6 +66,9 @@ class ArmRow:
     parent: int | None = None
     parents: tuple[int, ...] = ()
     name: str = ""
+    demos: tuple[int, ...] | None = None  # its own demo set, by place in the demo pool
+    #: those demos as (input, output), when the task's pools are known
+    demo_texts: tuple[tuple[str, str], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The candidate in a result record (`StudyResult.to_json`)."""
@@ -83,6 +86,8 @@ class ArmRow:
         }
         if self.name:
             shown["name"] = self.name
+        if self.demo_texts is not None:
+            shown["demos"] = [{"input": x, "output": y} for x, y in self.demo_texts]
         return shown
 
 

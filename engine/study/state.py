@@ -10,7 +10,7 @@ fact and lives in `engine.study.activity`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from engine.study.events import (
 )
 from engine.study.settings import StudySettings
 
-__all__ = ["Arm", "ProposalTally", "StudyState"]
+__all__ = ["Arm", "ProposalTally", "StudyState", "prompt_key"]
 
 _ANSWERS_KEPT = 8  # the latest answers, for a warning's examples
 
@@ -58,10 +58,25 @@ class Arm:
     origin: str
     parents: tuple[int, ...] = ()
     name: str = ""
+    demos: tuple[int, ...] | None = None  # its own demo set (the demo pool's); None: the study's
 
     @property
     def parent(self) -> int | None:
         return self.parents[0] if self.parents else None
+
+    @property
+    def prompt(self) -> str:
+        """What tells it from another candidate: its instruction, and its demos when it has
+        its own (`prompt_key`)."""
+        return prompt_key(self.instruction, self.demos)
+
+
+def prompt_key(instruction: str, demos: Sequence[int] | None) -> str:
+    """A candidate's prompt as a key: the instruction alone, or with its own demo set (two
+    candidates may share an instruction and differ in their demos)."""
+    if demos is None:
+        return instruction
+    return f"{instruction}\x1fdemos {','.join(map(str, demos))}"
 
 
 @dataclass(slots=True)
@@ -101,6 +116,7 @@ class StudyState:
         self.reason = ""
         self.arms: list[Arm] = []
         self.keys: set[str] = set()  # `instruction_key` of every candidate
+        self.prompts: set[str] = set()  # `prompt_key` of every candidate
         self.dropped: set[int] = set()
         self.eliminated: set[int] = set()
         self.leader: int | None = None
@@ -122,7 +138,8 @@ class StudyState:
         self.failure_kinds: dict[str, int] = {}
         self.first_errors: dict[str, str] = {}  # error kind -> the first such failure's message
         self.fatal: str | None = None
-        self.evaluated: dict[str, dict[int, float]] = {}  # instruction -> test example -> reward
+        # prompt (`prompt_key`) -> test example -> reward
+        self.evaluated: dict[str, dict[int, float]] = {}
         self.result: dict[str, Any] | None = None
         self._certified: tuple[tuple[int, ...], Certificate] | None = None  # when, and what
 
@@ -157,8 +174,11 @@ class StudyState:
                 f"candidate {event.arm} out of order: the study has {len(self.arms)} candidates"
             )
         parents = tuple(event.parents)
-        self.arms.append(Arm(arm, event.instruction, event.origin, parents, event.name))
+        demos = tuple(event.demos) if event.demos is not None else None
+        added = Arm(arm, event.instruction, event.origin, parents, event.name, demos)
+        self.arms.append(added)
         self.keys.add(instruction_key(event.instruction))
+        self.prompts.add(added.prompt)
         self.book.add_arm()
 
     def _pull(self, event: PullDone) -> None:
@@ -237,7 +257,8 @@ class StudyState:
         self.leader = event.arm
 
     def _evaluation(self, event: EvaluationDone) -> None:
-        self.evaluated.setdefault(event.instruction, {})[event.example] = event.reward
+        key = prompt_key(event.instruction, event.demos)
+        self.evaluated.setdefault(key, {})[event.example] = event.reward
         self.spend.add_call(
             "evaluation",
             prompt_tokens=event.prompt_tokens,

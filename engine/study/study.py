@@ -34,7 +34,7 @@ from engine.study import views
 from engine.study.activity import Activity
 from engine.study.budgets import check_limit
 from engine.study.dispatch import Dispatcher
-from engine.study.evaluation import Evaluation, FinalEvaluation, Role
+from engine.study.evaluation import Evaluation, FinalEvaluation, Target
 from engine.study.events import (
     ArmDropped,
     BudgetChanged,
@@ -262,11 +262,15 @@ class Study:
 
     async def _final_evaluation(self) -> tuple[Evaluation, ...]:
         order = views.ranked(self._shared)
-        targets: list[tuple[Role, str]] = [("winner", self.arms[i].instruction) for i in order[:1]]
-        targets += [("runner_up", self.arms[i].instruction) for i in order[1:2]]
+        arms = self.arms
+        targets = [Target("winner", arms[i].instruction, arms[i].demos) for i in order[:1]]
+        targets += [Target("runner_up", arms[i].instruction, arms[i].demos) for i in order[1:2]]
         human = self.setup.task.human_instruction
         if human:
-            targets.append(("human", human))
+            targets.append(Target("human", human))
+        baseline = self.setup.settings.gate.baseline
+        if targets and baseline:  # the gate's, on the same test examples
+            targets.append(Target("baseline", baseline))
         if not targets or not self.setup.splits.test:
             return ()
         evaluations: tuple[Evaluation, ...] = ()

@@ -89,13 +89,15 @@ def _clip(text: str) -> str:
 def _shown(answer: KeptAnswer, pool: Sequence[Example], right: bool) -> Evidence:
     example = pool[answer.example]
     expected = example.outputs[0] if example.outputs else ""
-    return Evidence(_clip(example.input), _clip(expected), _clip(answer.answer), right)
+    return Evidence(
+        _clip(example.input), _clip(expected), _clip(answer.answer), right, example.fields
+    )
 
 
 def _example(example: Example) -> Evidence:
     """An example as a merge shows it: the input and the expected output."""
     expected = example.outputs[0] if example.outputs else ""
-    return Evidence(_clip(example.input), _clip(expected), "", right=True)
+    return Evidence(_clip(example.input), _clip(expected), "", right=True, fields=example.fields)
 
 
 def evidence_of(

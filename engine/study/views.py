@@ -3,10 +3,13 @@ final `StudyResult`, both built from the shared state and never changing it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine.search.policy import ArmState
 from engine.study.budgets import Spend
 from engine.study.evaluation import Evaluation
 from engine.study.events import StudyStatus
+from engine.study.gate import gate_verdict
 from engine.study.result import StudyResult
 from engine.study.shared import Shared
 from engine.study.snapshot import (
@@ -21,6 +24,7 @@ from engine.study.snapshot import (
     held_out_of,
 )
 from engine.study.state import StudyState
+from engine.task.types import Example
 
 __all__ = [
     "arm_rows",
@@ -78,11 +82,20 @@ def ranked_arms(state: StudyState) -> list[int]:
     return order
 
 
-def arm_rows(state: StudyState, n: int, leader: int | None = None) -> tuple[ArmRow, ...]:
+def arm_rows(
+    state: StudyState,
+    n: int,
+    leader: int | None = None,
+    demo_pool: Sequence[Example] = (),
+) -> tuple[ArmRow, ...]:
     """Every candidate as one row (the live board, the result, a journal read back); `leader`,
-    when given, is marked so unless it was dropped or eliminated."""
+    when given, is marked so unless it was dropped or eliminated. A candidate with demos of
+    its own (the demo search) shows them as (input, output) when `demo_pool` is given."""
     rows = []
     for arm in state.arms:
+        texts = None
+        if arm.demos is not None and demo_pool and all(i < len(demo_pool) for i in arm.demos):
+            texts = tuple((demo_pool[i].input, demo_pool[i].outputs[0]) for i in arm.demos)
         stats = state.policy.stats(arm.index)
         shown = final_state_of_arm(state, arm.index)
         if arm.index == leader and shown not in ("dropped", "eliminated"):
@@ -102,6 +115,8 @@ def arm_rows(state: StudyState, n: int, leader: int | None = None) -> tuple[ArmR
                 parent=arm.parent,
                 parents=arm.parents,
                 name=arm.name,
+                demos=arm.demos,
+                demo_texts=texts,
             )
         )
     return tuple(rows)
@@ -252,7 +267,7 @@ def result(
         winner=by_role.get("winner"),
         runner_up=by_role.get("runner_up"),
         human=by_role.get("human"),
-        candidates=arm_rows(state, n),
+        candidates=arm_rows(state, n, demo_pool=shared.setup.splits.demo),
         certificate=state.certificate() if state.arms else None,
         spend=Spend.from_json(state.spend.to_json()),
         full_evaluation_calls=len(state.arms) * n,
@@ -261,4 +276,8 @@ def result(
         warnings=tuple(warning.message for warning in state.warnings),
         scoring=dict(shared.setup.scoring),
         proposals={kind: tally.to_json() for kind, tally in state.proposal_kinds.items()},
+        baseline=by_role.get("baseline"),
+        gate=gate_verdict(
+            shared.setup.settings.gate, by_role.get("winner"), by_role.get("baseline"), status
+        ),
     )

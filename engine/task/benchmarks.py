@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DatasetError
+from engine.task.fields import text_of
 from engine.task.reading import parse_json, read_text
 from engine.task.types import Example
 
@@ -35,14 +36,19 @@ INSTRUCTION_INDUCTION_METRICS = {
 
 
 def outputs_of(value: Any, where: str) -> tuple[str, ...]:
-    """An example's accepted outputs: a string (or number), or a list of them."""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
+    """An example's accepted outputs: a string (or number), or a list of them; a JSON object (a
+    structured answer) is one output, written as JSON."""
+    if isinstance(value, str | int | float | dict) and not isinstance(value, bool):
         values: list[Any] = [value]
     elif isinstance(value, list):
         values = value
     else:
-        raise DatasetError(f"{where}: 'output' must be a string or a list of strings")
-    outputs = tuple(str(v) for v in values if str(v).strip())
+        raise DatasetError(
+            f"{where}: 'output' must be a string, a JSON object or a list of them (several "
+            "accepted outputs)"
+        )
+    texts = (text_of(v) if isinstance(v, dict | list) else str(v) for v in values)
+    outputs = tuple(text for text in texts if text.strip())
     if not outputs:
         raise DatasetError(f"{where}: the example has no output")
     return outputs

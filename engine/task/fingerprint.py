@@ -27,6 +27,9 @@ def header_bytes(name: str, metric: str, human: str | None) -> bytes:
 
 
 def example_bytes(example: Example, *prefix: str) -> bytes:
+    if example.fields is not None:  # the fields themselves, not how they are shown
+        named: list[Any] = [*prefix, dict(example.fields), list(example.outputs)]
+        return _ENCODE(named).encode("utf-8")
     texts = (example.input, *example.outputs)
     if not prefix and not any(_ESCAPED.search(text) for text in texts):  # JSON as it is
         outputs = '","'.join(example.outputs)
@@ -36,7 +39,16 @@ def example_bytes(example: Example, *prefix: str) -> bytes:
 
 
 def task_fingerprint(task: Task) -> str:
-    """A hash of the task's examples, metric and human instruction."""
+    """A hash of the task's examples, metric and human instruction, and the checks a task
+    file declares."""
+    found = _examples_fingerprint(task)
+    if task.checks is None:
+        return found
+    checks = json.dumps(list(task.checks), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{found}\x1f{checks}".encode()).hexdigest()[:16]
+
+
+def _examples_fingerprint(task: Task) -> str:
     header = header_bytes(task.name, task.metric, task.human_instruction)
     if task.test_examples is None:
         known = getattr(task.examples, "fingerprint", None)

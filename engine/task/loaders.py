@@ -1,11 +1,13 @@
-"""Task files: JSON lines, a JSON array, CSV, the instruction-induction JSON format and BIG-Bench
-`task.json`.
+"""Task files: JSON lines, a JSON array, CSV, a task file (one JSON object with its examples, name,
+human instruction and metric), the instruction-induction JSON format and BIG-Bench `task.json`.
 
 JSON lines and CSV are read as a stream (`engine.task.stream`): a large file is read through
 once and only where each example starts is kept, so loading it takes memory for the examples a
 study keeps, not for the file. JSON documents are parsed whole. An input or an output longer
 than `MAX_TEXT_CHARS` is refused with its line (or key). The input and output are the ``input`` and ``output`` keys (columns) unless
-`input_field` and `output_field` name others (``country,capital``). Every error is a
+`input_field` and `output_field` name others (``country,capital``). An input that is an object,
+or several input keys (``title,body``), is an input of named fields (`engine.task.fields`);
+every example of a file gives its input the same way. Every error is a
 `DatasetError` that names the file and the line or example key, and says what was expected. In
 the user's own formats, one input with two different outputs is refused naming both lines; in the
 published benchmarks (instruction induction, BIG-Bench) it is a warning, as is an exact repeat
@@ -31,9 +33,18 @@ from engine.task.benchmarks import (
     read_annotations,
 )
 from engine.task.duplicates import check_duplicates, check_duplicates_by_hash
+from engine.task.fields import field_names, input_of, rendered
 from engine.task.reading import MAX_TEXT_CHARS, first_lines, parse_json, read_text
-from engine.task.stream import ExampleFile, Scan, csv_reader, line_reader, scan_csv, scan_lines
-from engine.task.types import Example, Task
+from engine.task.stream import (
+    ExampleFile,
+    Scan,
+    csv_reader,
+    line_reader,
+    same_kind,
+    scan_csv,
+    scan_lines,
+)
+from engine.task.types import METRICS, Example, FieldValues, Task
 
 __all__ = [
     "FORMATS",
@@ -44,17 +55,27 @@ __all__ = [
     "read_annotations",
 ]
 
-FORMATS = ("jsonl", "json", "csv", "instruction-induction", "bigbench")
+FORMATS = ("jsonl", "json", "csv", "task", "instruction-induction", "bigbench")
 #: the formats whose examples are records with named fields (`Fields` apply to them)
-RECORD_FORMATS = frozenset({"jsonl", "json", "csv"})
+RECORD_FORMATS = frozenset({"jsonl", "json", "csv", "task"})
+#: the keys of a task file (format "task": a JSON object with its examples and what goes with
+#: them); its examples are records as in JSON lines
+TASK_KEYS = ("name", "description", "human_instruction", "metric", "checks", "examples")
 
 
 @dataclass(frozen=True, slots=True)
 class Fields:
-    """The keys (or CSV columns) that hold an example's input and its output."""
+    """The keys (or CSV columns) that hold an example's input and its output. Several input
+    keys, comma-separated (``title,body``), make an input of named fields."""
 
     input: str = "input"
     output: str = "output"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The input's keys: one, or the several of an input of named fields."""
+        names = tuple(name.strip() for name in self.input.split(",") if name.strip())
+        return names or (self.input,)
 
 
 def _guess(path: Path, first: str, more: bool) -> str:
@@ -88,13 +109,22 @@ def _document_format(path: Path, document: Any) -> str:
     if isinstance(document, dict) and isinstance(document.get("examples"), dict):
         return "instruction-induction"
     if isinstance(document, dict) and isinstance(document.get("examples"), list):
-        return "bigbench"
+        return "task" if _is_task_document(document) else "bigbench"
     if isinstance(document, dict) and "input" in document:
         return "jsonl"
     raise DatasetError(
         f"{path}: a JSON object that is no known task format; expected a list of examples, an "
         "'examples' object (instruction induction), an 'examples' list (BIG-Bench) or JSON lines"
     )
+
+
+def _is_task_document(document: dict[str, Any]) -> bool:
+    """A task file of ours, told apart from a BIG-Bench task by its keys: its own ("human_
+    instruction"), or examples whose answer is an ``output`` (BIG-Bench's is a ``target``)."""
+    examples = document["examples"]
+    first = examples[0] if examples else None
+    own = "human_instruction" in document or "checks" in document
+    return own or (isinstance(first, dict) and "output" in first and "target" not in first)
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -112,16 +142,28 @@ def _naming_hint(names: list[str]) -> str:
         given = setting_values(("input_field", names[0]), ("output_field", names[1]))
         return f"; if {names[0]!r} is the input and {names[1]!r} the output, give {given}"
     given = setting_values(("input_field", "NAME"), ("output_field", "NAME"))
-    return f"; name the input and the output with {given}"
+    return (
+        f"; name the input and the output with {given} (several input names, comma-separated, "
+        "make an input of named fields: title,body)"
+    )
+
+
+def _input(record: dict[str, Any], where: str, fields: Fields) -> tuple[str, FieldValues | None]:
+    """An example's input: one key's value (text, or an object of named fields), or the
+    several keys `fields` names as its fields."""
+    names = fields.inputs
+    if len(names) == 1:
+        return input_of(record[names[0]], where)
+    return input_of({name: record[name] for name in names}, where)
 
 
 def _example(record: Any, where: str, key: str, fields: Fields) -> Example:
-    """One example from a JSON object of a JSON lines or JSON array file."""
+    """One example from a JSON object of a JSON lines, JSON array or task file."""
     if not isinstance(record, dict):
         raise DatasetError(
             f"{where}: expected a JSON object with {fields.input!r} and {fields.output!r}"
         )
-    for field in (fields.input, fields.output):
+    for field in (*fields.inputs, fields.output):
         if field not in record:
             raise DatasetError(f"{where}: missing field {field!r}{_naming_hint(list(record))}")
     outputs = outputs_of(record[fields.output], where)
@@ -135,7 +177,8 @@ def _example(record: Any, where: str, key: str, fields: Fields) -> Example:
             raise DatasetError(
                 f"{where}: output {missing[0]!r} is not one of the 'choices' {list(choices)}"
             )
-    example = Example(str(record[fields.input]), outputs=outputs, choices=choices, key=key)
+    text, named = _input(record, where, fields)
+    example = Example(text, outputs=outputs, choices=choices, key=key, fields=named)
     return checked_size(example, where)
 
 
@@ -181,8 +224,10 @@ def _load_json_array(path: Path, document: Any, fields: Fields) -> Iterator[Exam
 def _load_csv(path: Path, fields: Fields, scan: Scan) -> ExampleFile:
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
 
+    names = fields.inputs
+
     def check(header: list[str]) -> None:
-        for field in (fields.input, fields.output):
+        for field in (*names, fields.output):
             if field not in header:
                 raise DatasetError(
                     f"{path}: line 1: missing column {field!r}; the header has "
@@ -191,10 +236,12 @@ def _load_csv(path: Path, fields: Fields, scan: Scan) -> ExampleFile:
 
     def parse(row: dict[str, Any], number: int) -> Example:
         where = f"{path}: line {number}"
+        named = tuple((name, row.get(name) or "") for name in names) if len(names) > 1 else None
         example = Example(
-            input=row.get(fields.input) or "",
+            input=rendered(named) if named else row.get(names[0]) or "",
             outputs=outputs_of(row.get(fields.output) or "", where),
             key=f"line {number}",
+            fields=named,
         )
         return checked_size(example, where)
 
@@ -211,6 +258,7 @@ class _Loaded:
     description: str | None = None
     test: tuple[Example, ...] | None = None
     scan: Scan | None = None  # a file read as a stream: its hashes, for the duplicate check
+    checks: tuple[Any, ...] | None = None  # a task file's, as written
 
 
 def _load_instruction_induction_file(path: Path, document: Any, own_human: bool) -> _Loaded:
@@ -223,6 +271,51 @@ def _load_instruction_induction_file(path: Path, document: Any, own_human: bool)
         document = parse_json(execute, read_text(execute))
         loaded.test = tuple(load_instruction_induction(execute, document))
     return loaded
+
+
+def _text(document: dict[str, Any], key: str, path: Path) -> str | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DatasetError(f"{path}: {key!r} must be a string, not {type(value).__name__}")
+    return value.strip() or None
+
+
+def _load_task_document(path: Path, document: Any, fields: Fields) -> _Loaded:
+    """A task file: its examples (records as in JSON lines), name, description, human
+    instruction, metric and checks (kept as written: the settings decode them)."""
+    if not isinstance(document, dict) or not isinstance(document.get("examples"), list):
+        raise DatasetError(f"{path}: expected a task object with an 'examples' list")
+    for key in document:
+        if key not in TASK_KEYS:
+            raise DatasetError(
+                f"{path}: unknown key {key!r}; a task file holds {', '.join(TASK_KEYS)}"
+            )
+    metric = _text(document, "metric", path) or "exact_match"
+    if metric not in METRICS:
+        raise DatasetError(
+            f"{path}: 'metric': unknown metric {metric!r}; one of {', '.join(METRICS)}"
+        )
+    examples = [
+        _example(record, f"{path}: examples[{index}]", f"examples[{index}]", fields)
+        for index, record in enumerate(document["examples"])
+    ]
+    if any(example.choices for example in examples):
+        metric = "multiple_choice" if "metric" not in document else metric
+    checks = document.get("checks")
+    if checks is not None and (not isinstance(checks, list) or not checks):
+        raise DatasetError(
+            f"{path}: 'checks' must be a list of checks, each an object with its kind"
+        )
+    return _Loaded(
+        examples,
+        metric,
+        name=_text(document, "name", path) or path.stem,
+        human=_text(document, "human_instruction", path),
+        description=_text(document, "description", path),
+        checks=tuple(checks) if checks is not None else None,
+    )
 
 
 def _load_bigbench_file(path: Path, document: Any) -> _Loaded:
@@ -250,7 +343,7 @@ def _load(
             fmt = _document_format(path, document)
     if fmt in ("jsonl", "csv"):  # read as a stream: see engine.task.stream
         scan = Scan()
-        scan.start(path.stem, human)
+        scan.start(path.stem, human, str(path))
         load = _load_jsonl if fmt == "jsonl" else _load_csv
         loaded = _Loaded(load(path, fields, scan), name=path.stem, human=human)
         if scan.choices:
@@ -261,6 +354,8 @@ def _load(
         document = parse_json(path, read_text(path))
     if fmt == "json":
         return fmt, _Loaded(list(_load_json_array(path, document, fields)), name=path.stem)
+    if fmt == "task":
+        return fmt, _load_task_document(path, document, fields)
     if fmt == "instruction-induction":
         return fmt, _load_instruction_induction_file(path, document, own_human)
     return fmt, _load_bigbench_file(path, document)
@@ -313,6 +408,7 @@ def load_file(
     if not examples:
         raise DatasetError(f"{path}: no examples; expected at least one example with an output")
     warnings = _duplicates(path, loaded, strict=fmt in RECORD_FORMATS)
+    named = tuple(loaded.scan.fields) if loaded.scan is not None else _field_names(path, examples)
     return Task(
         name=loaded.name,
         examples=examples if isinstance(examples, ExampleFile) else tuple(examples),
@@ -322,4 +418,17 @@ def load_file(
         test_examples=loaded.test,
         source=str(path),
         warnings=warnings,
+        fields=named,
+        checks=loaded.checks,
     )
+
+
+def _field_names(path: Path, examples: Sequence[Example]) -> tuple[str, ...]:
+    """The field names of examples read whole, which give their inputs all one way."""
+    first = examples[0]
+    for example in examples:
+        if (example.fields is None) != (first.fields is None):
+            raise DatasetError(
+                same_kind(str(path), example.key, first.fields is not None, first.key)
+            )
+    return field_names(examples)

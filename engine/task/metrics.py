@@ -26,6 +26,7 @@ __all__ = [
     "multiple_choice",
     "normalise",
     "read_answer",
+    "same_choice",
     "score",
 ]
 
@@ -69,6 +70,12 @@ def read_answer(raw: str, metric: str = "exact_match") -> str:
 def _plain(text: str) -> str:
     """Lower case, hyphens as spaces, no punctuation, single spaces (no article removal)."""
     return " ".join(text.lower().replace("-", " ").translate(_PUNCTUATION).split())
+
+
+def same_choice(first: str, second: str) -> bool:
+    """Do two choices name the same thing, case, hyphens, punctuation and spacing aside (articles
+    kept: "(a)" is a choice)?"""
+    return _plain(first) == _plain(second)
 
 
 def normalise(text: str) -> str:

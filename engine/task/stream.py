@@ -28,7 +28,7 @@ from engine.task.fingerprint import example_bytes, header_bytes
 from engine.task.reading import iter_lines_at
 from engine.task.types import METRICS, Example
 
-__all__ = ["ExampleFile", "Scan"]
+__all__ = ["ExampleFile", "Scan", "same_kind"]
 
 _CHUNK_EXAMPLES = 4096  # examples hashed into the fingerprints at a time
 _AGAIN = 1 << 14  # bytes read at a time to read one example again
@@ -49,11 +49,14 @@ class Scan:
     inputs: array[int] = field(default_factory=lambda: array("q"))  # hash of the input
     outputs: array[int] = field(default_factory=lambda: array("q"))  # of outputs and choices
     choices: bool = False  # some example has choices (multiple choice)
+    fields: dict[str, None] = field(default_factory=dict)  # the inputs' field names, in order
+    where: str = ""  # the file, for an error
+    _kind: tuple[bool, int] | None = None  # the first example: fields or not, and its line
     _hashes: dict[str, Any] = field(default_factory=dict)
     _pending: list[bytes] = field(default_factory=list)
 
-    def start(self, name: str, human: str | None) -> None:
-        self.name, self.human = name, human
+    def start(self, name: str, human: str | None, where: str = "") -> None:
+        self.name, self.human, self.where = name, human, where
         self._hashes = {
             metric: hashlib.sha256(header_bytes(name, metric, human)) for metric in METRICS
         }
@@ -65,6 +68,12 @@ class Scan:
         self.outputs.append(hash((frozenset(example.outputs), example.choices)))
         if example.choices is not None:
             self.choices = True
+        if self._kind is None:
+            self._kind = (example.fields is not None, line)
+        elif self._kind[0] != (example.fields is not None):
+            raise DatasetError(same_kind(self.where, line, self._kind[0], f"line {self._kind[1]}"))
+        for name, _ in example.fields or ():
+            self.fields.setdefault(name)
         self._pending.append(example_bytes(example))
         if len(self._pending) >= _CHUNK_EXAMPLES:
             self._flush()
@@ -82,6 +91,16 @@ class Scan:
             header_bytes(self.name, metric, self.human): hashed.hexdigest()[:16]
             for metric, hashed in self._hashes.items()
         }
+
+
+def same_kind(where: str, line: int | str, fields: bool, first: str) -> str:
+    """What is wrong with an example whose input is not of the kind of the first one's."""
+    kinds = ("text", "an object of named fields")
+    at = f"line {line}" if isinstance(line, int) else line
+    return (
+        f"{where}: {at}: the input is {kinds[not fields]}, but {first}'s is {kinds[fields]}; "
+        "give every example's input the same way"
+    )
 
 
 class ExampleFile(Sequence[Example]):

@@ -135,6 +135,15 @@ def _held_out(record: StudyRecord, figures: dict[str, str]) -> str:
     )
 
 
+def _demos(places: tuple[int, ...] | None, texts: tuple[tuple[str, str], ...] | None) -> str:
+    """A candidate's own demo set, under its instruction (the demo search)."""
+    if places is None:
+        return ""
+    if texts is None:
+        return "\n+ demos: the demo pool's " + ", ".join(f"#{place}" for place in places)
+    return "\n+ demos:" + "".join(f"\n  {shown!r} -> {output!r}" for shown, output in texts)
+
+
 def _leaderboard(record: StudyRecord, figures: dict[str, str]) -> str:
     rows = []
     for arm in record.ranked():
@@ -142,7 +151,7 @@ def _leaderboard(record: StudyRecord, figures: dict[str, str]) -> str:
         rows.append(
             f'<tr class="{css}">'
             + _cell(f"#{arm.arm}")
-            + _cell(arm.instruction, "text")
+            + _cell(arm.instruction + _demos(arm.demos, arm.demo_texts), "text")
             + _cell(origin_label(arm.origin, arm.parents))
             + _cell(f"{arm.mean:.3f}" if arm.pulls else "-", "num")
             + _cell(_interval(arm.lower, arm.upper))
@@ -228,7 +237,7 @@ def _answer_row(row: AnswerRow, with_task: bool) -> str:
         + _cell(row.example, "num")
         + _cell(row.input if with_task else "", "text")
         + _cell(" | ".join(row.expected), "text")
-        + _cell(row.answer, "text")
+        + _cell(row.answer + (f" ({row.note})" if row.note else ""), "text")
         + f'<td class="num reward">{row.reward:.2f}</td>'
         + "</tr>"
     )

@@ -19,7 +19,7 @@ from engine.study.record import StudyRecord
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["PLOTS", "plots_available"]
+__all__ = ["PLOTS", "compared", "plots_available"]
 
 _LEADER = "#1f6feb"
 _OTHER = "#8b949e"
@@ -135,6 +135,24 @@ def held_out(record: StudyRecord) -> bytes:
     axes.set_xlabel(
         f"score on the held-out test pool ({record.pools.test} examples), 95 % interval"
     )
+    return _png(figure)
+
+
+def compared(rows: list[tuple[str, str, float, float, float]]) -> bytes:
+    """Held-out scores of several studies side by side: (label, role, score, low, high) per
+    row, the winners blue, the human instructions amber, the baselines grey."""
+    colors = {"winner": _LEADER, "human": _HUMAN}
+    figure = _figure(8, 1.2 + 0.45 * max(len(rows), 1))
+    axes = figure.add_subplot()
+    for position, (_, role, score, low, high) in enumerate(rows):
+        color = colors.get(role, _OTHER)
+        axes.plot([low, high], [position, position], color=color, linewidth=2)
+        axes.plot([score], [position], "o", color=color)
+    axes.set_yticks(range(len(rows)), [label for label, *_ in rows])
+    axes.invert_yaxis()
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_xlabel("score on each study's held-out test pool, 95 % interval")
+    axes.grid(axis="x", alpha=0.3)
     return _png(figure)
 
 

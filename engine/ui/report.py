@@ -4,6 +4,8 @@ full evaluation would have cost. Pure functions of a `StudyResult`; `render_repo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -14,7 +16,14 @@ from engine.study.result import StudyResult
 from engine.ui.lineage import origin_label
 from engine.ui.proof import pick_role, proof_line
 
-__all__ = ["build_report", "candidates_table", "render_report", "spend_table"]
+__all__ = [
+    "build_report",
+    "candidates_table",
+    "demos_table",
+    "render_report",
+    "spend_table",
+    "with_demos",
+]
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -28,6 +37,24 @@ def _score(evaluation: Evaluation | None) -> tuple[str, str]:
     low, high = evaluation.test_ci
     failed = f", {evaluation.failed} failed" if evaluation.failed else ""
     return (f"{evaluation.test_score:.3f}", f"[{low:.3f}, {high:.3f}] n={evaluation.n}{failed}")
+
+
+def with_demos(instruction: str, demos: Sequence[object] | None, width: int = 60) -> str:
+    """A candidate's instruction as a board shows it, and its own demo set when it has one
+    (the demo search): ``Translate it. + 3 demos``."""
+    if demos is None:
+        return _clip(instruction, width)
+    return f"{_clip(instruction, max(10, width - 10))} + {len(demos)} demos"
+
+
+def demos_table(title: str, demos: Sequence[tuple[str, str]]) -> Table:
+    """A candidate's own demos, in the order its prompt shows them."""
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "input", "output"):
+        table.add_column(column)
+    for place, (shown, output) in enumerate(demos, start=1):
+        table.add_row(str(place), Text(_clip(shown, 60)), Text(_clip(output, 40)))
+    return table
 
 
 def build_report(result: StudyResult, *, top: int = 10) -> Group:
@@ -46,6 +73,8 @@ def build_report(result: StudyResult, *, top: int = 10) -> Group:
     final = _held_out_table(result)
     if final.row_count:
         parts.append(final)
+    if result.winner is not None and result.winner.demos is not None:
+        parts.append(demos_table("The winner's demos (the demo search)", result.winner.demos))
     parts.append(_leaderboard(result, top))
     parts.append(spend_table(result.spend, result.full_evaluation_calls))
     return Group(*parts)
@@ -63,10 +92,13 @@ def _held_out_table(result: StudyResult) -> Table:
         (pick_role(result.certificate), result.winner),
         ("runner-up", result.runner_up),
         ("human", result.human),
+        ("baseline", result.baseline),
     ):
         if evaluation is not None:
             score, interval = _score(evaluation)
-            final.add_row(role, _clip(evaluation.instruction), score, interval)
+            final.add_row(
+                role, with_demos(evaluation.instruction, evaluation.demos, 70), score, interval
+            )
     return final
 
 
@@ -96,7 +128,7 @@ def _leaderboard(result: StudyResult, top: int) -> Table:
     for candidate in ranked[:top]:
         board.add_row(
             str(candidate.arm),
-            _clip(candidate.instruction, 60),
+            with_demos(candidate.instruction, candidate.demos),
             origin_label(candidate.origin, candidate.parents),
             f"{candidate.mean:.3f}" if candidate.pulls else "-",
             f"[{candidate.lower:.2f}, {candidate.upper:.2f}]",

@@ -18,7 +18,7 @@ from engine.study.record import AnswerRow, HeldOut, StudyRecord
 from engine.study.snapshot import ArmRow
 from engine.ui.lineage import Node, families, kind_rows, origin_label
 from engine.ui.proof import pick_role, proof_line
-from engine.ui.report import candidates_table, spend_table
+from engine.ui.report import candidates_table, demos_table, spend_table, with_demos
 
 __all__ = [
     "build_show",
@@ -96,6 +96,9 @@ def build_show(record: StudyRecord, *, top: int = 10, wrong: int = 3) -> Group:
     if record.held_out:
         parts.append(_held_out(record))
     parts.append(_leaderboard(record, top))
+    winner = record.arms[record.winner] if record.winner is not None else None
+    if winner is not None and winner.demos is not None:
+        parts.append(_winner_demos(winner))
     tree = lineage_tree(record)
     if tree is not None:
         parts.append(tree)
@@ -128,7 +131,9 @@ def _held_out(record: StudyRecord) -> Table:
         table.add_row(
             Text(_ROLES.get(role, role)),
             Text("" if row.arm is None else str(row.arm)),
-            Text(clip(row.instruction, 60)),
+            Text(
+                with_demos(row.instruction, None if row.arm is None else record.arms[row.arm].demos)
+            ),
             Text(_held(row)),
             Text(str(row.n)),
         )
@@ -143,7 +148,7 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
     for arm in ranked[:top]:
         board.add_row(
             Text(str(arm.arm)),
-            Text(clip(arm.instruction, 60)),
+            Text(with_demos(arm.instruction, arm.demos)),
             Text(origin_label(arm.origin, arm.parents)),
             Text(f"{arm.mean:.3f}" if arm.pulls else "-"),
             Text(f"[{arm.lower:.2f}, {arm.upper:.2f}]"),
@@ -153,6 +158,14 @@ def _leaderboard(record: StudyRecord, top: int) -> Table:
     if len(ranked) > top:
         board.add_row("", Text(f"... and {len(ranked) - top} more"), "", "", "", "", "")
     return board
+
+
+def _winner_demos(arm: ArmRow) -> RenderableType:
+    title = f"#{arm.arm}'s demos (the demo search)"
+    if arm.demo_texts is not None:
+        return demos_table(title, arm.demo_texts)
+    places = ", ".join(f"#{place}" for place in arm.demos or ())
+    return Text(f"{title}: the demo pool's {places} (the task was not loaded)")
 
 
 def _node_text(record: StudyRecord, node: Node) -> Text:
@@ -237,7 +250,7 @@ def _wrong_table(record: StudyRecord, arm: ArmRow, wrong: int) -> RenderableType
             Text(str(row.example)),
             Text(clip(row.input, 40) if record.with_task else "(task not loaded)"),
             Text(clip(" | ".join(row.expected), 24)),
-            Text(clip(row.answer, 40)),
+            Text(clip(row.answer, 40) + (f" ({clip(row.note, 60)})" if row.note else "")),
             Text(f"{row.reward:.2f}"),
         )
     return Group(Text(head, style="italic"), table)

@@ -132,3 +132,21 @@ def test_optimize_says_where_it_writes_and_what_the_cache_answered(
     ) in said
     optimize("larger_number", say=None, **settings)
     assert capsys.readouterr().err == ""
+
+
+def test_dict_inputs_are_named_fields_shown_labelled() -> None:
+    examples = [
+        {
+            "input": {"title": f"order {i}", "body": f"{i} apples"},
+            "output": "yes" if i % 2 else "no",
+        }
+        for i in range(60)
+    ]
+    task = _task(examples, "Say yes for odd orders.")
+    assert task.fields == ("title", "body")
+    assert task.examples[1].input == "Title: order 1\nBody: 1 apples"
+    result = optimize(examples, backend="sim", human_instruction="Say yes for odd orders.", **SMALL)
+    assert result.status == "finished" and result.winner is not None
+    assert result.winner.test_score > 0  # the simulator read the fields it was shown
+    with pytest.raises(ConfigError, match="the same way"):
+        optimize([{"input": "a", "output": "b"}, {"input": {"x": "a"}, "output": "b"}])

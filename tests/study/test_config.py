@@ -150,8 +150,8 @@ def run_args(*argv: str) -> argparse.Namespace:
 
 
 def test_every_setting_but_the_price_table_is_a_flag() -> None:
-    # the endpoint tables are files' and a repeated --base-url's
-    tables = {"prices", "endpoints", "proposal_endpoints", "judge_endpoints"}
+    # the endpoint tables are files' and a repeated --base-url's; checks are tables
+    tables = {"prices", "endpoints", "proposal_endpoints", "judge_endpoints", "checks"}
     assert set(FLAGGED) == {one.flat for one in SETTINGS} - tables
     config = run_cli.config_from_args(
         run_args("--task", "sum", "--policy", "ttts", "--include-human", "--no-cache")

@@ -204,7 +204,7 @@ def test_bigbench_exact_str_match_and_both_fields(tmp_path: Path) -> None:
         (
             "null.jsonl",
             '{"input": "a", "output": null}\n',
-            r"null\.jsonl: line 1: 'output' must be a string or a list of strings",
+            r"null\.jsonl: line 1: 'output' must be a string, a JSON object or a list of them",
         ),
         (
             "notobject.jsonl",
