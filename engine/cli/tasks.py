@@ -29,26 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, help="the file's format (default: guessed)")
     parser.add_argument(
-        "--input-field",
-        metavar="NAME",
-        help="the key (CSV column) of a JSON lines, JSON or CSV file holding the input (input)",
-    )
-    parser.add_argument(
-        "--output-field",
-        metavar="NAME",
-        help="the key (CSV column) holding the accepted output or outputs (output)",
-    )
-    parser.add_argument(
         "--annotations", metavar="FILE", help="a file of human instructions for the task"
     )
     parser.add_argument(
         "--input-field",
         metavar="KEY",
-        help="the key (or CSV column) of the input; several, comma-separated (title,body), make "
-        "an input of named fields",
+        help="the key (CSV column) of a JSON lines, JSON or CSV file holding the input (input); "
+        "several, comma-separated (title,body), make an input of named fields",
     )
     parser.add_argument(
-        "--output-field", metavar="KEY", help="the key (or CSV column) of the output"
+        "--output-field",
+        metavar="KEY",
+        help="the key (CSV column) holding the accepted output or outputs (output)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of built-in tasks and splits")
     parser.add_argument("--examples", type=int, default=5, help="examples to show (default 5)")

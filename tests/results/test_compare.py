@@ -16,15 +16,24 @@ from engine.app import optimize
 from engine.app.records import open_record, study_settings
 from engine.cli import main
 from engine.ui.compare import differing, labelled, render_compare_html
-from tests.results.conftest import SHORT
+from tests.results.conftest import SHORT, copy_of
 
 CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
-def other(study_dir: Path) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory, journal: Path) -> Path:
+    """A state folder of its own holding a copy of the shared study (the shared folder holds
+    that one study only, as the other commands' tests count)."""
+    root = tmp_path_factory.mktemp("compare")
+    copy_of(journal, root / "journals")
+    return root
+
+
+@pytest.fixture(scope="module")
+def other(folder: Path) -> Path:
     """The same task with another policy, a larger budget and a baseline, in the same folder."""
-    journal = study_dir / "journals" / "larger_number-other.jsonl"
+    journal = folder / "journals" / "larger_number-other.jsonl"
     settings = {**SHORT, "policy": "ttts", "budget_scoring_calls": 160}
     result = optimize("larger_number", journal=str(journal), baseline="Say a number.", **settings)  # type: ignore[arg-type]
     assert result.status == "finished", result.reason
@@ -45,7 +54,7 @@ def test_compare_shows_winners_scores_spend_and_what_differs(
         assert f"{held.score:.3f} [{low:.3f}, {high:.3f}] n={held.n}" in out
         assert record.study_id in out and f"{record.spend.scoring_calls:,}" in out
     assert "Settings that differ" in out
-    assert re.search(r"policy\s+│ lucb\s+│ ttts", out)
+    assert re.search(r"policy\s+│ paired\s+│ ttts", out)
     assert re.search(r"budget_scoring_calls\s+│ 120\s+│ 160", out)
     assert re.search(r"baseline\s+│ -\s+│ Say a number\.", out)
     assert "journal" not in [line.split("│")[0].strip() for line in out.splitlines()]
@@ -53,14 +62,14 @@ def test_compare_shows_winners_scores_spend_and_what_differs(
 
 
 def test_compare_by_id_and_bad_input(
-    study_dir: Path, journal: Path, other: Path, capsys: pytest.CaptureFixture[str]
+    folder: Path, journal: Path, other: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ids = [open_record(path).study_id for path in (journal, other)]
-    assert main(["compare", *ids, "--state-dir", str(study_dir)]) == 0
+    assert main(["compare", *ids, "--state-dir", str(folder)]) == 0
     capsys.readouterr()
     assert main(["compare", str(journal)]) == 2
     assert "give two studies or more" in capsys.readouterr().err
-    assert main(["compare", str(journal), "no-such-study", "--state-dir", str(study_dir)]) == 2
+    assert main(["compare", str(journal), "no-such-study", "--state-dir", str(folder)]) == 2
 
 
 def test_the_settings_that_differ_and_a_different_task(journal: Path, other: Path) -> None:

@@ -124,7 +124,7 @@ def test_a_winner_with_its_own_demos_is_evaluated_with_them(tmp_path: Path) -> N
     result = optimize("antonyms", journal=str(journal), seed=2, **{**SEARCH, "budget_scoring_calls": 600})  # fmt: skip
     winner = next(c for c in result.candidates if c.arm == result.winner_arm)
     assert winner.origin == "demos" and result.winner is not None
-    assert result.winner.demos == winner.demos
+    assert result.winner.demos == winner.demo_texts
     evaluated = [e for e in read_events(journal) if isinstance(e, EvaluationDone) and e.role == "winner"]  # fmt: skip
     assert evaluated and all(e.demos is not None and len(e.demos) == 3 for e in evaluated)
     data = json.loads(json.dumps(result.to_json()))
