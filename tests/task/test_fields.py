@@ -71,7 +71,9 @@ def test_several_keys_or_csv_columns_make_the_fields(tmp_path: Path) -> None:
         (("title", "hi"), ("body", "there")),
         (("title", "yo"), ("body", "a, b")),
     ]
-    with pytest.raises(DatasetError, match=r"missing column 'input'.*input_field=NAME.*several input names"):
+    with pytest.raises(
+        DatasetError, match=r"missing column 'input'.*input_field=NAME.*several input names"
+    ):
         load_task(write(tmp_path, "u.csv", csv))
     text = '{"title": "a", "body": "c", "output": "b"}\n{"title": 1}\n'
     with pytest.raises(DatasetError, match=r"line 2: missing field 'body'"):
