@@ -45,6 +45,7 @@ arm is beaten when some pair proves it worse (its upper bound against another ar
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -130,8 +131,7 @@ class PairedBounds:
     def __init__(self, n: int, order: NDArray[np.int64], epsilon: float, binary: bool) -> None:
         self.n = n
         self.order = order
-        self.rank = np.empty(n, dtype=np.int64)
-        self.rank[order] = np.arange(n)
+        self.rank = np.argsort(order)  # each example's place in `order`
         self.epsilon = epsilon
         self.binary = binary
         self.grid = difference_grid(epsilon)
@@ -177,18 +177,8 @@ class PairedBounds:
 
     def _grow(self) -> None:
         size = max(16, 2 * self._capacity)
-        old = self._capacity
-
-        def rows(array: NDArray[Any], fill: object = 0) -> NDArray[Any]:
-            grown = np.full((size, *array.shape[1:]), fill, dtype=array.dtype)
-            grown[:old] = array[:old]
-            return grown
-
-        def square(array: NDArray[Any], fill: object = 0) -> NDArray[Any]:
-            grown = np.full((size, size, *array.shape[2:]), fill, dtype=array.dtype)
-            grown[:old, :old] = array[:old, :old]
-            return grown
-
+        rows = functools.partial(_grown, size=size, old=self._capacity, square=False)
+        square = functools.partial(_grown, size=size, old=self._capacity, square=True)
         self.rewards, self.seen = rows(self.rewards), rows(self.seen, False)
         self.prefix, self.total, self.count = rows(self.prefix), rows(self.total), rows(self.count)
         self.run_total, self.beaten = rows(self.run_total), rows(self.beaten, False)
@@ -308,17 +298,9 @@ class PairedBounds:
     ) -> None:
         """The betting capital of each pair on its next draw `y`, and its bound."""
         n = self.n
-        s, s2 = self.sum_y[a, b], self.sum_y2[a, b]
+        s = self.sum_y[a, b]
         left = (n - t).astype(np.float64)  # examples not yet drawn, this one included
-        # the running mean and variance of y, each with one prior draw (a half, a quarter)
-        mean = (0.5 + s) / (t + 1.0)
-        variance = (0.25 + np.maximum(s2 - s * s / np.maximum(t, 1), 0.0)) / (t + 1.0)
-        remaining_target = (n * self._target - s) / left
-        remaining_zero = (n * 0.5 - s) / left
-        gap = remaining_target - mean
-        bet = np.clip(gap / (variance + gap**2), 0.0, None)
-        cap = BET_CAP / np.maximum(1.0 - remaining_zero, 1e-12)
-        bet = np.where(remaining_zero >= 1.0, 0.0, np.minimum(bet, cap))
+        bet = _bet_size(n, t, s, self.sum_y2[a, b], self._target)
         remaining = (n * self._m[None, :] - s[:, None]) / left[:, None]
         factor = 1.0 - bet[:, None] * (y[:, None] - remaining)
         capital = self.capital[a, b] + np.log(np.maximum(factor, 1e-300))
@@ -442,3 +424,35 @@ class PairedBounds:
         second = np.divide(self.sum_y2[a, :k], c, out=np.zeros(k), where=c > 0)
         variance: FloatArray = np.where(c > 1, 4.0 * np.maximum(second - mean_y**2, 0.0), 1.0)
         return variance
+
+
+def _grown(
+    array: NDArray[Any], fill: object = 0, *, size: int, old: int, square: bool
+) -> NDArray[Any]:
+    """`array` grown to `size` rows (and columns, when `square`), its first `old` kept."""
+    if square:
+        grown = np.full((size, size, *array.shape[2:]), fill, dtype=array.dtype)
+        grown[:old, :old] = array[:old, :old]
+    else:
+        grown = np.full((size, *array.shape[1:]), fill, dtype=array.dtype)
+        grown[:old] = array[:old]
+    return grown
+
+
+def _bet_size(
+    n: int, t: NDArray[np.int64], s: FloatArray, s2: FloatArray, target: float
+) -> FloatArray:
+    """Each pair's bet on its next draw, from the sum `s` and sum of squares `s2` of its `t`
+    draws so far: the gap between the mean the not-yet-drawn examples need for the target and
+    the running mean, over the running variance, capped so the capital stays positive."""
+    left = (n - t).astype(np.float64)  # examples not yet drawn, this one included
+    # the running mean and variance of y, each with one prior draw (a half, a quarter)
+    mean = (0.5 + s) / (t + 1.0)
+    variance = (0.25 + np.maximum(s2 - s * s / np.maximum(t, 1), 0.0)) / (t + 1.0)
+    remaining_target = (n * target - s) / left
+    remaining_zero = (n * 0.5 - s) / left
+    gap = remaining_target - mean
+    bet = np.clip(gap / (variance + gap**2), 0.0, None)
+    cap = BET_CAP / np.maximum(1.0 - remaining_zero, 1e-12)
+    sized: FloatArray = np.where(remaining_zero >= 1.0, 0.0, np.minimum(bet, cap))
+    return sized

@@ -11,10 +11,9 @@ counting pulls already in flight; `observe` and `cancel` report what became of t
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,20 +22,13 @@ from engine.errors import ConfigError
 from engine.search.bounds import HypergeometricBounds, arm_delta, radius
 from engine.search.certificate import Certificate, certify
 from engine.search.differences import PairedBounds
+from engine.search.ledger import ArmLedger, Pull
 
 __all__ = ["ArmStats", "BasePolicy", "Certificate", "Policy", "Pull"]
 
 ArmState = Literal["leader", "active", "eliminated", "complete", "dropped"]
 Rewards = Literal["binary", "continuous"]
 REWARDS: tuple[Rewards, ...] = ("binary", "continuous")
-
-
-@dataclass(frozen=True, slots=True)
-class Pull:
-    """Score `arm` on example `example` (an index into the scoring pool)."""
-
-    arm: int
-    example: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +109,7 @@ class Policy(Protocol):
         ...
 
 
-class BasePolicy:
+class BasePolicy(ArmLedger):
     """Arms, without-replacement order, counts, pending pulls and bounds; subclasses choose."""
 
     name = "base"
@@ -142,63 +134,22 @@ class BasePolicy:
             raise ConfigError(f"max_pending_per_arm must be at least 1, not {max_pending_per_arm}")
         if rewards not in REWARDS:
             raise ConfigError(f"rewards must be one of {', '.join(REWARDS)}, not {rewards!r}")
-        self.n = n
         self.rewards = rewards
         self._levels: list[int] = []  # each arm's grid level of the exact bounds
         self._exact = HypergeometricBounds.for_pool(n) if rewards == "binary" else None
         self.delta = delta
         self.epsilon = max(2.0 / n, 0.005) if epsilon is None else float(epsilon)
         self.scoring_calls = scoring_calls
-        self.max_pending = max_pending_per_arm
         self.initial_arms = initial_arms
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(n)
-        self._capacity = 0
-        self._k = 0
-        self.total: NDArray[Any] = np.zeros(0)
-        self.total_sq: NDArray[Any] = np.zeros(0)
-        self.count: NDArray[Any] = np.zeros(0)
-        self.pending: NDArray[Any] = np.zeros(0)
-        self.position: NDArray[Any] = np.zeros(0, dtype=np.int64)
-        self.taken: NDArray[Any] = np.zeros((0, n), dtype=bool)
-        self.eliminated: NDArray[Any] = np.zeros(0, dtype=bool)
-        self.dropped: NDArray[Any] = np.zeros(0, dtype=bool)
-        self.lower: NDArray[Any] = np.zeros(0)  # bounds of each arm's pool mean, kept current
-        self.upper: NDArray[Any] = np.zeros(0)
-        self.arm_deltas: NDArray[Any] = np.zeros(0)
-        self.returned: list[deque[int]] = []
+        super().__init__(n=n, seed=seed, max_pending=max_pending_per_arm)
         self._used = 0
         # every arm's reward per example and the bounds on differences of pairs of arms
         self.pairs = PairedBounds(n, self.order, self.epsilon, binary=rewards == "binary")
 
     # ---- arms and bookkeeping -------------------------------------------------------------
 
-    def _grow(self) -> None:
-        size = max(16, 2 * self._capacity)
-
-        def extend(array: NDArray[Any]) -> NDArray[Any]:
-            grown = np.zeros((size, *array.shape[1:]), dtype=array.dtype)
-            grown[: self._capacity] = array[: self._capacity]
-            return grown
-
-        self.total, self.total_sq, self.count, self.pending = (
-            extend(a) for a in (self.total, self.total_sq, self.count, self.pending)
-        )
-        self.position = extend(self.position)
-        self.taken = extend(self.taken)
-        self.eliminated = extend(self.eliminated)
-        self.dropped = extend(self.dropped)
-        self.lower, self.upper, self.arm_deltas = (
-            extend(a) for a in (self.lower, self.upper, self.arm_deltas)
-        )
-        self._capacity = size
-
     def add_arm(self) -> int:
-        if self._k == self._capacity:
-            self._grow()
-        arm = self._k
-        self._k += 1
-        self.returned.append(deque())
+        arm = self._new_row()
         self.arm_deltas[arm] = float(
             arm_delta(arm, delta=self.delta, initial_arms=self.initial_arms)
         )
@@ -229,33 +180,6 @@ class BasePolicy:
         if self.scoring_calls is None:
             return float("inf")
         return float(self.scoring_calls - self._used - self.pending[: self._k].sum())
-
-    def _check(self, arm: int) -> None:
-        if not 0 <= arm < self._k:
-            raise ConfigError(f"no arm {arm}; arms are 0..{self._k - 1}")
-
-    def available(self, arm: int) -> int:
-        """Examples this arm has not yet been pulled on (observed or in flight)."""
-        return int(self.n - self.count[arm] - self.pending[arm])
-
-    def _take(self, arm: int) -> Pull | None:
-        """The arm's next example along the shared order, or None when it has none left."""
-        queue = self.returned[arm]
-        if queue:
-            example = queue.popleft()
-        else:
-            position = int(self.position[arm])
-            row = self.taken[arm]
-            while position < self.n and row[self.order[position]]:
-                position += 1
-            if position >= self.n:
-                self.position[arm] = position
-                return None
-            example = int(self.order[position])
-            self.position[arm] = position + 1
-        self.taken[arm, example] = True
-        self.pending[arm] += 1
-        return Pull(arm, example)
 
     def observe(self, pull: Pull, reward: float) -> None:
         arm, example = pull.arm, pull.example
@@ -319,14 +243,6 @@ class BasePolicy:
     def _after_observe(self, arm: int) -> None:
         """Hook: eliminations and schedule updates."""
 
-    def cancel(self, pull: Pull) -> None:
-        """The call failed for good: the example goes back to the arm's pool, nothing is scored."""
-        self._check(pull.arm)
-        if self.pending[pull.arm] > 0:
-            self.pending[pull.arm] -= 1
-        self.taken[pull.arm, pull.example] = False
-        self.returned[pull.arm].append(pull.example)
-
     def record(self, arm: int, example: int, reward: float) -> None:
         """Replay an observation from a journal (it was never selected in this process)."""
         self._check(arm)
@@ -347,22 +263,6 @@ class BasePolicy:
 
     # ---- read-outs --------------------------------------------------------------------------
 
-    def means(self) -> NDArray[np.float64]:
-        k = self._k
-        mean: NDArray[np.float64] = np.divide(
-            self.total[:k], self.count[:k], out=np.full(k, 0.5), where=self.count[:k] > 0
-        )
-        return mean
-
-    def variances(self) -> NDArray[np.float64]:
-        k = self._k
-        mean = self.means()
-        second = np.divide(
-            self.total_sq[:k], self.count[:k], out=np.full(k, 0.25), where=self.count[:k] > 0
-        )
-        variance: NDArray[np.float64] = np.maximum(second - mean * mean, 0.0)
-        return variance
-
     def bounds(self, *, virtual: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Lower and upper bounds of every arm's pool mean.
 
@@ -375,17 +275,6 @@ class BasePolicy:
             for arm in np.flatnonzero(self.pending[:k] > 0):
                 lower[arm], upper[arm] = self.arm_bounds(int(arm), int(self.pending[arm]))
         return lower, upper
-
-    def live(self) -> NDArray[np.bool_]:
-        """Arms that may still receive pulls."""
-        k = self._k
-        live: NDArray[np.bool_] = ~self.eliminated[:k] & ~self.dropped[:k]
-        return live
-
-    def candidates(self) -> NDArray[np.bool_]:
-        """Arms that may still be recommended (not dropped)."""
-        candidates: NDArray[np.bool_] = ~self.dropped[: self._k]
-        return candidates
 
     def recommendation(self) -> int | None:
         """The best arm by lower bound among the arms that may be recommended."""
@@ -472,18 +361,3 @@ class BasePolicy:
         )
         total = float(np.clip(room, 0, None)[live].sum())
         return int(min(total, max(self.budget_left(), 0.0)))
-
-    def pullable(self) -> NDArray[np.bool_]:
-        """Every arm's `can_pull`, at once."""
-        k = self._k
-        mask: NDArray[np.bool_] = (
-            self.live()
-            & (self.pending[:k] < self.max_pending)
-            & (self.count[:k] + self.pending[:k] < self.n)
-        )
-        return mask
-
-    def can_pull(self, arm: int) -> bool:
-        return bool(
-            self.live()[arm] and self.pending[arm] < self.max_pending and self.available(arm) > 0
-        )
