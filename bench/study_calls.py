@@ -8,7 +8,7 @@ in-process simulator serving the task with the run's seed; full evaluation is th
 counted in the same run (candidates x pool size). Prints a table and writes JSON to
 bench/results/study_calls.json.
 
-    .venv/bin/python bench/study_calls.py                       # lucb and ttts, 10 seeds
+    .venv/bin/python bench/study_calls.py                       # paired, lucb and ttts, 10 seeds
     .venv/bin/python bench/study_calls.py --policy lucb --seeds 3 --epsilon 0.05
 """
 
@@ -97,12 +97,12 @@ async def one_study(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="larger_number")
-    parser.add_argument("--policy", action="append", help="repeatable (lucb and ttts)")
+    parser.add_argument("--policy", action="append", help="repeatable (paired, lucb and ttts)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epsilon", type=float, default=None, help="default: 2 / pool size")
     parser.add_argument("--scoring-size", type=int, default=200)
     args = parser.parse_args()
-    policies = args.policy or ["lucb", "ttts"]
+    policies = args.policy or ["paired", "lucb", "ttts"]
     folder = Path("/tmp") / f"ape-bench-{time.time_ns()}"
     folder.mkdir()
     runs = []
