@@ -27,7 +27,7 @@ LLAMA_KEY := $(shell printf '%s %s' '$(LLAMA_CPP)' '$(LLAMA_CMAKE_ARGS)' | sha25
 WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ape-engine/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-$(LLAMA_KEY)
 
-.PHONY: install install-local test lint demo demo-real bench bench-real bench-dspy bench-proposals clean
+.PHONY: install install-local test lint demo demo-real bench bench-selection bench-real bench-dspy bench-proposals clean
 
 install: $(STAMP)
 
@@ -80,6 +80,10 @@ demo-real: install-local
 	$(BIN)/ape-engine run --backend local --local-model smollm2 --task antonyms --scoring logprob --api completions --initial-candidates 12 --scoring-size 60 --test-size 60 --budget-seconds 150 --concurrency 8 --no-cache
 
 # APE's instruction against the human one with SmolLM2 as proposer and target (under 30 min)
+# the scheduler on the recorded rewards in bench/recordings/: no model is called
+bench-selection: install
+	$(BIN)/python bench/real_selection.py
+
 bench-real: install-local
 	$(BIN)/python bench/real_model.py
 
