@@ -79,6 +79,7 @@ async def test_reflections_join_the_running_study_with_their_kind_and_parents(
     first_round = next(i for i, r in enumerate(records) if r["kind"] == "variant_round_started")
     first_reflection = next(i for i, r in enumerate(records) if r.get("proposal_kind") == "reflect")
     assert first_round < first_reflection
+    assert any(r["kind"] == "pull_done" for r in records[first_round:first_reflection])
 
 
 @pytest.mark.anyio
