@@ -218,6 +218,7 @@ def study_config(
         proposal_base_url=proposer.url,
         api="chat",
         scoring="exec",
+        policy="lucb",  # the rows of every engine version compare the proposals, not policies
         scoring_demos=demos,
         seed=seed,
         initial_candidates=budget.initial_candidates,
