@@ -252,7 +252,7 @@ def goals(
     correlated: dict[str, dict[str, dict[str, float]]],
     count: int,
 ) -> list[list[object]]:
-    """The project's goals for the scheduler, with what was measured (issue 23's for paired)."""
+    """The project's goals for the scheduler, with what was measured."""
     top, one = str(max(args.in_flight)), str(min(args.in_flight))
     tenth = str(min(args.budgets, key=lambda b: abs(b - 0.1)))
     rows: list[list[object]] = []
@@ -260,7 +260,7 @@ def goals(
         paired = results["paired"][top]
         rows += [
             ["paired wrong picks at the top level = 0", paired["wrong"], paired["wrong"] == 0],
-            ["paired cost <= 0.10 of full (issue 23)", paired["cost_median"], paired["cost_median"] <= 0.10],
+            ["paired cost <= 0.10 of full", paired["cost_median"], paired["cost_median"] <= 0.10],
             ["paired cost below lucb's", paired["cost_median"] / results["lucb"][top]["cost_median"],
              paired["cost_median"] < results["lucb"][top]["cost_median"]],
         ]  # fmt: skip
