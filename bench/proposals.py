@@ -42,6 +42,7 @@ from typing import Any
 import anyio
 from models import MODELS, ensure
 from proposal_report import Ledger, report, study_key
+from real_model import DEFAULT_TASKS
 
 import engine
 from engine.app import StudyConfig, execute, prepare
@@ -63,16 +64,7 @@ WORK = RESULTS / "proposals-work"
 SHARED = ROOT.parent.parent / "shared" / "data"
 SUITES = {"ii": SHARED / "instruction_induction" / "induce", "bigbench": SHARED / "bigbench_ii"}
 #: the eight tasks of bench/real_model.py: the demo-turn runs and the GEPA peer
-EIGHT = (
-    "antonyms",
-    "first_word_letter",
-    "larger_animal",
-    "letters_list",
-    "singular_to_plural",
-    "sum",
-    "synonyms",
-    "translation_en-es",
-)
+EIGHT = DEFAULT_TASKS
 DSPY_PYTHON = ROOT / ".venv-dspy" / "bin" / "python"
 
 
