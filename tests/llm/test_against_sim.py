@@ -368,7 +368,10 @@ async def test_adaptive_finds_an_unknown_limit_with_few_429s() -> None:
             successes = await run_for(client, duration, workers=32)
             final_rpm = client.limiter.reading().requests_per_minute
     after = [e for e in transport.log if e.sent_at - start >= warm]
-    # the slow start overshoots on the allowance the server saved meanwhile, then settles
+    # the slow start overshoots on the allowance the server saved meanwhile, then settles: the
+    # 429s that end it are over in a cut or two, not a cut per 429 at 0.9 each (seven of them)
+    ended = [e for e in transport.log if e.sent_at - start >= 1.0 and e.status == 429]
+    assert len(ended) <= 4, [round(e.sent_at - start, 2) for e in ended]
     assert sum(1 for e in after if e.status == 429) <= 2  # of about 25 requests
     achieved = sum(1 for t in successes if warm <= t < duration) / ((duration - warm) * 10)
     assert 0.75 <= achieved <= 1.1

@@ -270,6 +270,47 @@ async def test_adaptive_429_below_a_burst_inflated_accepted_rate() -> None:
 
 
 @pytest.mark.anyio
+async def test_adaptive_429s_right_after_a_cut_use_what_was_counted_since() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=1200, adaptive=True, clock=clock)
+    limiter.reconfigure(requests_per_minute=None)  # 20/s, searching from there
+    for step in range(40):  # 40/s accepted for 1 s: the server's stored burst
+        await advance_to(clock, step * 0.025)
+        limiter.on_success()
+    limiter.on_rate_limited(None, sent_at=clock.time())  # below the burst: x 0.9
+    assert limiter.reading().requests_per_minute == pytest.approx(1200 * 0.9)
+    cut_at = clock.time()
+    for step in (1, 2, 3):  # the server now takes 10/s
+        await advance_to(clock, cut_at + step * 0.1)
+        limiter.on_success()
+    await advance_to(clock, cut_at + 0.3)
+    # refused again 0.3 s after the cut: too short to measure over the window, so the three
+    # counted since the cut say 10/s, where another x 0.9 would leave it at 16.2/s
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(0.95 * 10 * 60)
+    await advance_to(clock, clock.time() + 0.1)
+    # and once more with nothing counted since: the current rate x 0.9
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(0.9 * 0.95 * 10 * 60)
+
+
+@pytest.mark.anyio
+async def test_adaptive_429s_right_after_a_cut_never_more_than_halve_it() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=1200, adaptive=True, clock=clock)
+    limiter.reconfigure(requests_per_minute=None)
+    for step in range(40):
+        await advance_to(clock, step * 0.025)
+        limiter.on_success()
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    cut_at = clock.time()
+    await advance_to(clock, cut_at + 0.4)
+    limiter.on_success()  # one in 0.4 s: 2.5/s, too few to cut 18/s to that at once
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(1200 * 0.9 * 0.5)
+
+
+@pytest.mark.anyio
 async def test_header_sync_creates_buckets_and_lowers_levels() -> None:
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=100, burst_s=1.0, clock=clock)

@@ -85,6 +85,7 @@ class AimdSearch:
     was last cut and last raised, and the rate the server has been accepting."""
 
     __slots__ = (
+        "_accepted_since_cut",
         "_buckets",
         "_last_decrease_at",
         "_last_increase_at",
@@ -102,6 +103,7 @@ class AimdSearch:
         self._last_decrease_at = -math.inf
         self._last_increase_at = -math.inf
         self._meter = RateMeter(settings.window_s)
+        self._accepted_since_cut = 0
 
     def start(self, requests_per_minute: float | None, now: float) -> None:
         """Search under the user's limit, from it; without one, from the current rate, or (no
@@ -123,6 +125,7 @@ class AimdSearch:
     def on_success(self, now: float, limiting: bool) -> None:
         """A call succeeded: count it, and climb when the limiter is `limiting` the rate."""
         self._meter.add(now)
+        self._accepted_since_cut += 1
         bucket = self._buckets.get("requests")
         elapsed = now - self._last_increase_at
         self._last_increase_at = now
@@ -148,6 +151,7 @@ class AimdSearch:
         bucket.set_rate(rate, self._buckets.burst_s, now)
         self._step_per_s = rate * self.settings.increase_per_s
         self._last_decrease_at = now
+        self._accepted_since_cut = 0
 
     def _cut_rate(self, bucket: TokenBucket, now: float) -> float:
         accepted = self._meter.rate_per_s(now)
@@ -161,8 +165,14 @@ class AimdSearch:
             return accepted * self.settings.decrease
         # refused although already below what was accepted lately: that rate came from the
         # server's stored burst, now spent. What it accepted since our last cut is its real
-        # rate; without that, cut the current rate
+        # rate, read over the window when there is half a second of it, else counted since
+        # the cut (a storm of 429s right after a cut is over in one more cut, never more than
+        # halving); without either, cut the current rate
         since = self._meter.rate_since(self._last_decrease_at, now)
+        span = now - self._last_decrease_at
+        if since <= 0 and self._accepted_since_cut > 0 and 0 < span <= self.settings.window_s:
+            counted = self._accepted_since_cut / max(span, 1e-3)
+            since = max(counted, bucket.rate_per_s * 0.5 / self.settings.decrease)
         if 0 < since < bucket.rate_per_s:
             return since * self.settings.decrease
         return bucket.rate_per_s * self.settings.stale_decrease
