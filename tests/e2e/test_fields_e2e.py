@@ -141,10 +141,10 @@ def test_the_same_task_runs_on_smollm2(
     write_task(tmp_path)
     code = main(
         ["run", "--config", "study.toml", "--backend", "local", "--local-model",
-         str(smollm2_path), "--local-threads", "1", "--model", "smollm2",
-         "--initial-candidates", "4", "--candidates-per-call", "2", "--variant-rounds", "0",
-         "--scoring-size", "12", "--test-size", "4", "--budget-scoring-calls", "24",
-         "--answer-tokens", "40", "--concurrency", "2", "--no-cache", "--journal",
+         str(smollm2_path), "--local-threads", "2", "--model", "smollm2",
+         "--initial-candidates", "2", "--candidates-per-call", "2", "--variant-rounds", "0",
+         "--scoring-size", "4", "--test-size", "2", "--budget-scoring-calls", "8",
+         "--answer-tokens", "24", "--concurrency", "2", "--no-cache", "--journal",
          "study.jsonl", "--json", "result.json", "--html", "report.html"]
     )  # fmt: skip
     out = capsys.readouterr().out

@@ -31,7 +31,7 @@ def test_a_reflection_on_smollm2_runs_and_its_answers_are_handled(
         task="antonyms",
         backend="local",
         local_model=str(smollm2_path),
-        local_threads=1,
+        local_threads=2,
         model="smollm2",
         api="chat",
         candidates=str(mine),

@@ -49,8 +49,9 @@ def pool_score(server: SimServer, instruction: str, pool: list[Example], metric:
     every example, asked of its world directly, so no request is counted."""
     assert server.world is not None
     right = 0.0
+    scoring = Templates().scoring
     for example in pool:
-        prompt = Templates().scoring.format(instruction=instruction, input=example.input)
+        prompt = scoring.format(instruction=instruction, input=example.input)
         request = GenerationRequest(
             api="chat", model="sim-1", prompt=prompt, max_tokens=16, temperature=0.0, stop=("\n",)
         )

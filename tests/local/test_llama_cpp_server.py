@@ -23,9 +23,9 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STUDY = [
-    "--task", "antonyms", "--model", "smollm2", "--initial-candidates", "4",
-    "--candidates-per-call", "2", "--variant-rounds", "0", "--scoring-size", "12",
-    "--test-size", "8", "--demo-size", "6", "--budget-scoring-calls", "30", "--concurrency", "2",
+    "--task", "antonyms", "--model", "smollm2", "--initial-candidates", "2",
+    "--candidates-per-call", "2", "--variant-rounds", "0", "--scoring-size", "8",
+    "--test-size", "4", "--demo-size", "6", "--budget-scoring-calls", "12", "--concurrency", "2",
     "--no-cache",
 ]  # fmt: skip
 
@@ -65,7 +65,7 @@ def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -
         process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--n_ctx", "1024", "--n_threads", "1", "--verbose", "False"],
+             "--n_ctx", "1024", "--n_threads", "2", "--verbose", "False"],
             stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
@@ -102,7 +102,7 @@ def test_an_execution_accuracy_study_through_it_finishes_with_a_winner(
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "adapted: one choice per request" in done.stdout  # it ignores n
     assert result["status"] == "finished" and result["winner"] is not None
-    assert result["winner"]["n"] == 8 and not result["failures"]
+    assert result["winner"]["n"] == 4 and not result["failures"]
     assert result["endpoints"]["target"]["base_url"] == llama_server
 
 

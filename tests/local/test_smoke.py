@@ -59,11 +59,12 @@ def test_a_short_study_with_the_local_model_finishes_with_a_result(
         model="smollm2",
         scoring="logprob",
         api="completions",
-        initial_candidates=5,
+        local_threads=2,
+        initial_candidates=3,
         variant_rounds=0,
-        scoring_size=16,
-        test_size=16,
-        budget_scoring_calls=48,
+        scoring_size=8,
+        test_size=8,
+        budget_scoring_calls=24,
         concurrency=8,
         no_cache=True,
         journal=str(tmp_path / "study.jsonl"),
@@ -71,10 +72,10 @@ def test_a_short_study_with_the_local_model_finishes_with_a_result(
     result = anyio.run(run_study, config)
     assert result.ok, result.error
     assert result.winner is not None and result.human is not None
-    assert result.winner.n == 16 and result.winner.failed == 0
+    assert result.winner.n == 8 and result.winner.failed == 0
     assert 0.0 < result.winner.test_score <= 1.0
     assert 0.0 < result.human.test_score <= 1.0
-    assert result.spend.scoring_calls <= 48 + 8
+    assert result.spend.scoring_calls <= 24 + 8
     assert result.spend.proposal_calls >= 1
     assert len(result.candidates) >= 2
     header = orjson.loads((tmp_path / "study.jsonl").read_text().splitlines()[0])

@@ -40,7 +40,7 @@ async def test_a_request_cannot_send_the_services_keys_anywhere(
     body = exfiltrating_bodies(capture.url, secret_env, str(key_file))[case]
     async with running_service(tmp_path / "state") as service:
         status, answer = await service.call("POST", "/v1/studies", body)
-        with anyio.move_on_after(2.0):  # what the study would send, it sends in this time
+        with anyio.move_on_after(0.5):  # what the study would send, it sends in this time
             await capture.arrived.wait()
         assert not capture.leaked(), capture.requests
         assert not capture.requests  # nothing reaches a URL a request names
