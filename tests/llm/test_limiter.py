@@ -269,16 +269,23 @@ async def test_adaptive_429_below_a_burst_inflated_accepted_rate() -> None:
     assert limiter.reading().requests_per_minute == pytest.approx(0.95 * 5 * 60, rel=0.06)
 
 
-@pytest.mark.anyio
-async def test_adaptive_429s_right_after_a_cut_use_what_was_counted_since() -> None:
+async def _cut_after_a_burst() -> tuple[FakeClock, RateLimiter]:
+    """Searching from 20/s, 40/s accepted for 1 s (the server's stored burst), then a 429:
+    below the burst, the current rate x 0.9."""
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=1200, adaptive=True, clock=clock)
-    limiter.reconfigure(requests_per_minute=None)  # 20/s, searching from there
-    for step in range(40):  # 40/s accepted for 1 s: the server's stored burst
+    limiter.reconfigure(requests_per_minute=None)
+    for step in range(40):
         await advance_to(clock, step * 0.025)
         limiter.on_success()
-    limiter.on_rate_limited(None, sent_at=clock.time())  # below the burst: x 0.9
+    limiter.on_rate_limited(None, sent_at=clock.time())
     assert limiter.reading().requests_per_minute == pytest.approx(1200 * 0.9)
+    return clock, limiter
+
+
+@pytest.mark.anyio
+async def test_adaptive_429s_right_after_a_cut_use_what_was_counted_since() -> None:
+    clock, limiter = await _cut_after_a_burst()
     cut_at = clock.time()
     for step in (1, 2, 3):  # the server now takes 10/s
         await advance_to(clock, cut_at + step * 0.1)
@@ -296,13 +303,7 @@ async def test_adaptive_429s_right_after_a_cut_use_what_was_counted_since() -> N
 
 @pytest.mark.anyio
 async def test_adaptive_429s_right_after_a_cut_never_more_than_halve_it() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(requests_per_minute=1200, adaptive=True, clock=clock)
-    limiter.reconfigure(requests_per_minute=None)
-    for step in range(40):
-        await advance_to(clock, step * 0.025)
-        limiter.on_success()
-    limiter.on_rate_limited(None, sent_at=clock.time())
+    clock, limiter = await _cut_after_a_burst()
     cut_at = clock.time()
     await advance_to(clock, cut_at + 0.4)
     limiter.on_success()  # one in 0.4 s: 2.5/s, too few to cut 18/s to that at once

@@ -165,16 +165,17 @@ class AimdSearch:
             return accepted * self.settings.decrease
         # refused although already below what was accepted lately: that rate came from the
         # server's stored burst, now spent. What it accepted since our last cut is its real
-        # rate, read over the window when there is half a second of it, else counted since
-        # the cut (a storm of 429s right after a cut is over in one more cut, never more than
-        # halving); without either, cut the current rate
+        # rate: measured when there is half a second of it, else counted since the cut (a
+        # storm of 429s right after a cut ends in one more cut, which at most halves the
+        # rate); without either, cut the current rate
         since = self._meter.rate_since(self._last_decrease_at, now)
+        if 0 < since < bucket.rate_per_s:
+            return since * self.settings.decrease
         span = now - self._last_decrease_at
         if since <= 0 and self._accepted_since_cut > 0 and 0 < span <= self.settings.window_s:
             counted = self._accepted_since_cut / max(span, 1e-3)
-            since = max(counted, bucket.rate_per_s * 0.5 / self.settings.decrease)
-        if 0 < since < bucket.rate_per_s:
-            return since * self.settings.decrease
+            if counted < bucket.rate_per_s:
+                return max(counted * self.settings.decrease, bucket.rate_per_s * 0.5)
         return bucket.rate_per_s * self.settings.stale_decrease
 
     def adopt_limit(self, bucket: TokenBucket, rate_per_s: float, now: float) -> bool:
