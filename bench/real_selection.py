@@ -81,6 +81,24 @@ def floor_cost(table: np.ndarray, epsilon: float, pair_delta: float) -> float:
     return (sum(needed) + max(needed, default=0)) / table.size
 
 
+def pairing_gain(table: np.ndarray, top: int = 5) -> float:
+    """How much pairing narrows a comparison among the `top` candidates of a pool: the median
+    over their pairs of (var a + var b) / var(a - b) across examples. A bound on a difference
+    needs about that many times fewer examples from the pairs than from two separate arms; 1
+    when example difficulty is not shared, inf when two of them differ by the same amount on
+    every example."""
+    means = table.mean(axis=1)
+    best = np.argsort(-means)[: min(top, len(means))]
+    ratios = []
+    for i, a in enumerate(best):
+        for b in best[i + 1 :]:
+            apart = float(table[a].var() + table[b].var())
+            paired = float((table[a] - table[b]).var())
+            if apart > 0:
+                ratios.append(apart / paired if paired > 1e-12 * apart else float("inf"))
+    return float(np.median(ratios)) if ratios else 1.0
+
+
 def task_floors(tasks: list[RecordedTask], fixed: float | None) -> tuple[float, float]:
     """The mean floor over tasks with a share delta / (2 K) for each rival's test (what paired
     and lucb give it), and with all of delta for each (the least any proof could pay)."""
@@ -203,6 +221,12 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{row['within_epsilon']:.1%} | {row['cost_mean']:.3f}, {row['cost_max']:.3f} "
                     f"| {proven} | {supported_text} |"
                 )
+        gains = np.array(list(recording["pairing_gain"].values()))
+        if len(gains):
+            low, middle, high = np.quantile(gains, [0.25, 0.5, 0.75])
+            lines.append(f"\nPairing gain among each task's top five, (var a + var b) / "
+                         f"var(a - b): median {middle:.1f} over tasks (quartiles {low:.1f}, "
+                         f"{high:.1f}).")  # fmt: skip
         for tolerance, (union, single) in recording["floors"].items():
             lines.append(f"\nFloor of a proof at {tolerance}: {union:.2f} of full evaluation with "
                          f"delta / (2 K) per rival, {single:.2f} with all of delta per rival.")  # fmt: skip
@@ -235,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [t for t in tables(data) if args.tasks is None or t.name in args.tasks]
         runs = run_engine(args, tasks) if args.engine else run_replay(args, tasks)
         floors = {label: task_floors(tasks, fixed) for label, fixed in _tolerances(args)}
+        gains = {task.name: pairing_gain(task.rewards) for task in tasks}
         report["recordings"].append({
             "file": path.name, "model": data.get("model_file", data["model"]),
             "scoring": data["scoring"], "tasks": len(tasks), "floors": floors,
-            "summary": summary(runs, {}), "runs": runs,
+            "pairing_gain": gains, "summary": summary(runs, {}), "runs": runs,
         })  # fmt: skip
         print(markdown({**report, "recordings": report["recordings"][-1:]}), flush=True)
     report["seconds"] = time.perf_counter() - began

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,27 @@ sys.path.insert(0, str(BENCH))
 import models  # noqa: E402
 from proposal_report import Ledger, report, study_key, summarise  # noqa: E402
 from real_model import combine, interquartile_mean  # noqa: E402
+from real_selection import pairing_gain  # noqa: E402
+
+# -- the pairing gain of a recorded pool --------------------------------------------------------------
+
+
+def test_shared_difficulty_makes_pairing_gain_large_and_independence_does_not() -> None:
+    rng = np.random.default_rng(0)
+    difficulty = rng.random(200)
+    shared = np.clip(
+        np.array([[0.9], [0.85], [0.8]]) - difficulty + rng.normal(0, 0.02, (3, 200)), 0, 1
+    )
+    apart = rng.random((3, 200))
+    assert pairing_gain(shared) > 20
+    assert 0.7 < pairing_gain(apart) < 1.4
+
+
+def test_arms_a_constant_apart_have_an_infinite_gain_and_constant_arms_none() -> None:
+    ramp = np.linspace(0.0, 0.5, 10)
+    assert pairing_gain(np.stack([ramp, ramp + 0.1])) == float("inf")
+    assert pairing_gain(np.full((3, 10), 0.5)) == 1.0
+
 
 # -- interquartile mean and intervals ---------------------------------------------------------------
 
