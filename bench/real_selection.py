@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from itertools import combinations
 from math import comb
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,11 @@ def pairing_gain(table: np.ndarray, top: int = 5) -> float:
     means = table.mean(axis=1)
     best = np.argsort(-means)[: min(top, len(means))]
     ratios = []
-    for i, a in enumerate(best):
-        for b in best[i + 1 :]:
-            apart = float(table[a].var() + table[b].var())
-            paired = float((table[a] - table[b]).var())
-            if apart > 0:
-                ratios.append(apart / paired if paired > 1e-12 * apart else float("inf"))
+    for a, b in combinations(best, 2):
+        apart = float(table[a].var() + table[b].var())
+        paired = float((table[a] - table[b]).var())
+        if apart > 0:
+            ratios.append(apart / paired if paired > 1e-12 * apart else float("inf"))
     return float(np.median(ratios)) if ratios else 1.0
 
 
