@@ -312,6 +312,26 @@ async def test_adaptive_429s_right_after_a_cut_never_more_than_halve_it() -> Non
 
 
 @pytest.mark.anyio
+async def test_adaptive_429s_after_a_cut_do_not_reuse_the_rate_before_it() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=1200, adaptive=True, clock=clock)
+    limiter.reconfigure(requests_per_minute=None)
+    for step in range(38):  # 19/s accepted for 2 s at 20/s
+        await advance_to(clock, step / 19)
+        limiter.on_success()
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(0.95 * 19 * 60, rel=0.03)
+    cut_at = clock.time()
+    for step in (1, 2, 3):  # the server now takes 10/s
+        await advance_to(clock, cut_at + step * 0.1)
+        limiter.on_success()
+    # refused again: the window's mean still holds the 19/s before the cut, now a little under
+    # the rate; cutting to 0.95 x that again would take a 429 per 5 % to reach 10/s
+    limiter.on_rate_limited(None, sent_at=clock.time())
+    assert limiter.reading().requests_per_minute == pytest.approx(0.95 * 10 * 60)
+
+
+@pytest.mark.anyio
 async def test_header_sync_creates_buckets_and_lowers_levels() -> None:
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=100, burst_s=1.0, clock=clock)

@@ -161,13 +161,16 @@ class AimdSearch:
             # back off but keep searching fast
             return bucket.rate_per_s * 0.5
         self._slow_start = False
-        if bucket.rate_per_s >= accepted:
+        cut_in_window = now - self._last_decrease_at <= self.settings.window_s
+        if bucket.rate_per_s >= accepted and not cut_in_window:
             return accepted * self.settings.decrease
         # refused although already below what was accepted lately: that rate came from the
-        # server's stored burst, now spent. What it accepted since our last cut is its real
-        # rate: measured when there is half a second of it, else counted since the cut (a
-        # storm of 429s right after a cut ends in one more cut, which at most halves the
-        # rate); without either, cut the current rate
+        # server's stored burst, now spent. Or refused again soon after a cut: the window
+        # still holds the rate before it, which that cut has used already, and cutting to it
+        # once more per 429 walks down in steps of 5 %. Either way, what the server accepted
+        # since our last cut is its real rate: measured when there is half a second of it,
+        # else counted since the cut (a storm of 429s right after a cut ends in one more cut,
+        # which at most halves the rate); without either, cut the current rate
         since = self._meter.rate_since(self._last_decrease_at, now)
         if 0 < since < bucket.rate_per_s:
             return since * self.settings.decrease
