@@ -202,6 +202,39 @@ def summary(runs: list[dict[str, Any]], epsilons: dict[str, float]) -> dict[str,
     return table
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test of `wins` against `losses` (the ties left out)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(wins, losses) + 1)) / (1 << n)
+    return min(1.0, 2.0 * tail)
+
+
+def budget_duels(runs: list[dict[str, Any]]) -> list[str]:
+    """For each tolerance and budget, `paired` against `lucb` on the same task and seed: the
+    runs where only one of them picks within 0.01, and the sign test of the two counts."""
+    within = {(r["tolerance"], r["policy"], r["task"], r["seed"]): r["gap"] <= STRICT + 1e-12
+              for r in runs}  # fmt: skip
+    duels: dict[tuple[str, str], list[int]] = {}
+    for (tolerance, policy, task, seed), mine in within.items():
+        if not policy.startswith("paired, "):
+            continue
+        theirs = within.get((tolerance, policy.replace("paired", "lucb", 1), task, seed))
+        if theirs is None:
+            continue
+        count = duels.setdefault((tolerance, policy.removeprefix("paired, ")), [0, 0])
+        count[0] += mine and not theirs
+        count[1] += theirs and not mine
+    lines = []
+    for (tolerance, budget), (wins, losses) in duels.items():
+        p = sign_test(wins, losses)
+        shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        lines.append(f"\nAt {tolerance}, {budget}: within 0.01 with `paired` only in {wins} runs, "
+                     f"with `lucb` only in {losses} (same task and seed; sign test {shown}).")  # fmt: skip
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = []
     for recording in report["recordings"]:
@@ -221,6 +254,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{row['within_epsilon']:.1%} | {row['cost_mean']:.3f}, {row['cost_max']:.3f} "
                     f"| {proven} | {supported_text} |"
                 )
+        lines += budget_duels(recording["runs"])
         gains = np.array(list(recording["pairing_gain"].values()))
         if len(gains):
             low, middle, high = np.quantile(gains, [0.25, 0.5, 0.75])

@@ -22,7 +22,7 @@ sys.path.insert(0, str(BENCH))
 import models  # noqa: E402
 from proposal_report import Ledger, report, study_key, summarise  # noqa: E402
 from real_model import combine, interquartile_mean  # noqa: E402
-from real_selection import pairing_gain  # noqa: E402
+from real_selection import budget_duels, pairing_gain, sign_test  # noqa: E402
 
 # -- the pairing gain of a recorded pool --------------------------------------------------------------
 
@@ -45,6 +45,24 @@ def test_arms_a_constant_apart_have_an_infinite_gain_and_constant_arms_none() ->
 
 
 # -- interquartile mean and intervals ---------------------------------------------------------------
+
+
+def test_the_sign_test_is_exact() -> None:
+    assert sign_test(0, 5) == pytest.approx(2 / 32)
+    assert sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
+    assert sign_test(4, 4) == 1.0 and sign_test(0, 0) == 1.0
+
+
+def test_budget_duels_count_the_runs_only_one_policy_got_right() -> None:
+    def run(policy: str, seed: int, gap: float) -> dict[str, Any]:
+        return {"tolerance": "0.01", "policy": policy, "task": "sum", "seed": seed, "gap": gap}
+
+    runs = [run("paired", 0, 0.5)]  # no budget: not a duel
+    for seed, (mine, theirs) in enumerate([(0.0, 0.1), (0.0, 0.1), (0.1, 0.0), (0.0, 0.0)]):
+        runs += [run("paired, budget 35%", seed, mine), run("lucb, budget 35%", seed, theirs)]
+    (line,) = budget_duels(runs)
+    assert "budget 35%" in line and "`paired` only in 2 runs" in line
+    assert "`lucb` only in 1" in line and "p = 1.000" in line
 
 
 def test_iqm_is_the_mean_of_the_middle_half() -> None:
