@@ -18,7 +18,7 @@ from real_model import combine, half_width, interquartile_mean
 __all__ = ["IDENTITY", "ORDER", "Ledger", "label", "report", "study_key", "summarise"]
 
 #: The fields that name a study: a rerun skips a study whose identity is in the ledger.
-IDENTITY = ("suite", "task", "strategy", "scoring_demos", "seed", "budget", "options")
+IDENTITY = ("suite", "task", "strategy", "scoring_demos", "seed", "budget", "options", "start")
 ORDER = ("resample", "reflect", "both", "gepa")
 ENGINE = ("resample", "reflect", "both")
 
@@ -168,7 +168,7 @@ def _table(summary: dict[str, Any], names: list[str]) -> list[str]:
 
 
 #: the origin of an initial proposal (engine versions before and after the variants setting)
-INITIAL = ("proposal", "initial")
+INITIAL = ("proposal", "initial", "user")  # "user": the shared initial candidates
 
 
 def _variant_picks(origins: list[str | None]) -> str:
@@ -210,13 +210,15 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
     """Markdown: one table per setting (suite, scoring demos, budget), with its comparisons."""
     settings: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        setting = json.dumps([record["suite"], record["scoring_demos"], record["budget"]])
+        setting = json.dumps(
+            [record["suite"], record["scoring_demos"], record["budget"], record.get("start")]
+        )
         settings.setdefault(setting, []).append(record)
     if not settings:
         return "no finished study yet"
     out = []
     for setting, group in settings.items():
-        suite, demos, budget = json.loads(setting)
+        suite, demos, budget, start = json.loads(setting)
         summary = summarise(group)
         names = sorted(summary["spend"], key=lambda name: (ORDER.index(_base(name)), name))
         seeds = sorted({record["seed"] for record in group})
@@ -226,6 +228,11 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
             f"candidates, {budget['variant_rounds']} variant round(s), scoring pool "
             f"{budget['scoring_size']}, {budget['scoring_calls']} scoring calls, "
             f"{budget['test_size']} test examples"
+            + (
+                "; every strategy starts from the same initial candidates"
+                if start == "shared"
+                else "; each study proposes its own initial candidates"
+            )
         )
         out.append("")
         out += _table(summary, names)

@@ -12,7 +12,16 @@ cache of its own (a resumed study finds its answers): a cache shared between str
 answer a later strategy's scoring calls at once, spending its budget before the variant round's
 proposals come back.
 
+The strategies differ only in their variant round, so by default (``--start shared``) every
+strategy of a task and seed starts from the same initial candidates, given to it as the user's
+own: those the ``resample`` study with its own start proposed (that study runs first when the
+ledger lacks it, and is reported in a table of its own). With ``--start own`` each study
+proposes its own initial candidates, as a user's study does; the proposer samples at
+temperature 1, so two such studies share no initial candidate, and most picks come from the
+initial round: their difference is mostly which candidates the initial round drew.
+
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
+    nice -n 10 .venv/bin/python bench/proposals.py --start own         # each its own start
     nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
     nice -n 10 .venv/bin/python bench/proposals.py --tasks-set eight --strategies engine gepa
     .venv/bin/python bench/proposals.py --report                       # the tables so far
@@ -61,6 +70,8 @@ LEDGER = RESULTS / "proposals.jsonl"
 #: each strategy's response cache: a resumed study finds its answers, another strategy does not
 CACHE = RESULTS / "proposals-cache-{strategy}.sqlite3"
 WORK = RESULTS / "proposals-work"
+#: the initial candidates every strategy of a task and seed starts from (``--start shared``)
+POOLS = WORK / "pools"
 SHARED = ROOT.parent.parent / "shared" / "data"
 SUITES = {"ii": SHARED / "instruction_induction" / "induce", "bigbench": SHARED / "bigbench_ii"}
 #: the eight tasks of bench/real_model.py: the demo-turn runs and the GEPA peer
@@ -198,10 +209,16 @@ def parse_options(pairs: list[str]) -> dict[str, Any] | None:
 def study_config(
     task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
+    pool: Path | None = None,
 ) -> StudyConfig:  # fmt: skip
+    """The study's settings; with a `pool`, it starts from those candidates (the user's own)
+    and proposes no initial round of its own."""
     target, proposer = servers
-    variants = {"variants": strategy} if len(strategies()) > 1 else {}
+    variants: dict[str, Any] = {"variants": strategy} if len(strategies()) > 1 else {}
     variants.update(options or {})
+    if pool is not None:
+        variants["candidates"] = str(pool)
+    cache = str(CACHE).format(strategy=strategy + ("-shared" if pool is not None else ""))
     return StudyConfig.of(
         task=str(task),
         model=target.model,
@@ -213,14 +230,14 @@ def study_config(
         policy="lucb",  # the rows of every engine version compare the proposals, not policies
         scoring_demos=demos,
         seed=seed,
-        initial_candidates=budget.initial_candidates,
+        initial_candidates=0 if pool is not None else budget.initial_candidates,
         variant_rounds=budget.variant_rounds,
         scoring_size=budget.scoring_size,
         test_size=budget.test_size,
         budget_scoring_calls=budget.scoring_calls,
         concurrency=budget.concurrency,
         timeout_s=900.0,  # one thread per model: a call may wait behind several others
-        cache=str(CACHE).format(strategy=strategy),
+        cache=cache,
         journal=str(journal),
         **variants,
     )
@@ -233,16 +250,49 @@ def _evaluation(value: Any) -> dict[str, Any] | None:
             "ci": list(value.test_ci), "n": value.n, "failed": value.failed}  # fmt: skip
 
 
+def journal_path(
+    name: str, strategy: str, demos: int | None, seed: int, options: dict[str, Any] | None,
+    shared: bool = False,
+) -> Path:  # fmt: skip
+    start = "-shared" if shared else ""
+    return WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}{start}.jsonl"
+
+
+def initial_pool(journal: Path) -> list[str]:
+    """The instructions a finished study proposed in its initial round, in the order they came
+    (its journal's `candidate_added` events of origin ``initial``)."""
+    pool = []
+    for number, line in enumerate(journal.read_text().splitlines(), start=1):
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            raise SystemExit(f"{journal}:{number}: not a JSON line") from None
+        if event.get("kind") == "candidate_added" and event.get("origin") == "initial":
+            pool.append(event["instruction"])
+    if not pool:
+        raise SystemExit(f"{journal}: no initial candidate in it")
+    return pool
+
+
+def write_pool(path: Path, pool: list[str]) -> None:
+    """`pool` as a candidates file (JSON Lines: an instruction may hold a line break)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps({"instruction": one}) + "\n" for one in pool)
+    part = path.with_suffix(".part")
+    part.write_text(text)
+    part.replace(path)
+
+
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
-    servers: tuple[Server, Server], options: dict[str, Any] | None,
+    servers: tuple[Server, Server], options: dict[str, Any] | None, pool: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
-    examples, and what it spent."""
-    journal = WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}.jsonl"
+    examples, and what it spent. With a `pool`, it starts from those candidates."""
+    journal = journal_path(name, strategy, demos, seed, options, shared=pool is not None)
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
-    config = study_config(task, strategy, demos, seed, budget, servers, journal, options)
+    config = study_config(task, strategy, demos, seed, budget, servers, journal, options, pool)
     began = time.perf_counter()
     result = await execute(prepare(config), say=lambda _: None)
     if not result.ok or result.winner is None or result.human is None:
@@ -365,38 +415,82 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Path, str, int]]:
     ]
 
 
+class _Run:
+    """One run of the bench: its ledger, servers and settings, and each study to its end."""
+
+    def __init__(self, args: argparse.Namespace, budget: Budget, servers: tuple[Server, Server]):
+        self.args, self.budget, self.servers = args, budget, servers
+        self.ledger = Ledger(LEDGER)
+        self.demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
+        self.commit = engine_commit()
+        self.options = parse_options(args.set)
+
+    def base(self, name: str, strategy: str, seed: int, shared: bool) -> dict[str, Any]:
+        """A study's identity (the ledger's key); `start` only where the start is shared, so
+        the studies with their own start keep the identity they always had."""
+        base = {"suite": self.args.suite, "task": name, "strategy": strategy,
+                "scoring_demos": self.demos, "seed": seed, "budget": asdict(self.budget),
+                "options": None if strategy == "gepa" else self.options}  # fmt: skip
+        return {**base, "start": "shared"} if shared else base
+
+    async def study(
+        self, name: str, path: Path, strategy: str, seed: int, pool: Path | None = None
+    ) -> bool:
+        """One study, unless the ledger has it; False when it failed (the next run tries it
+        again)."""
+        base = self.base(name, strategy, seed, shared=pool is not None)
+        if study_key(base) in self.ledger.done():
+            return True
+        start = " (shared start)" if pool is not None else ""
+        print(f"{name} {strategy} demos={self.demos} seed={seed}{start} ...", flush=True)
+        budget, servers = self.budget, self.servers
+        try:
+            if strategy == "gepa":
+                calls = gepa_budget(self.ledger, base, budget.scoring_calls)
+                outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers)
+            else:
+                outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
+                                             servers, self.options, pool)  # fmt: skip
+        except (RuntimeError, subprocess.CalledProcessError) as error:
+            # not recorded: the next run tries it again; the others go on meanwhile
+            print(f"  failed, left for the next run: {error}", flush=True)
+            return False
+        record = {**base, **outcome, "engine": self.commit, "target": servers[0].file,
+                  "proposer": servers[1].file,
+                  "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
+        self.ledger.append(record)
+        print(f"  pick {outcome['pick']['score']:.3f} human {outcome['human']['score']:.3f} "
+              f"({outcome['seconds']:.0f} s): {outcome['pick']['instruction'][:80]!r}",
+              flush=True)  # fmt: skip
+        return True
+
+    async def pool(self, name: str, path: Path, seed: int) -> Path | None:
+        """The initial candidates every strategy of this task and seed starts from: those of
+        the `resample` study with its own start (run first when the ledger lacks it)."""
+        file = POOLS / f"{name}-{self.demos}-{seed}-{_tag(self.options)}.jsonl"
+        if file.is_file():
+            return file
+        if not await self.study(name, path, "resample", seed):
+            return None
+        journal = journal_path(name, "resample", self.demos, seed, self.options)
+        if not journal.is_file():
+            print(f"  no journal of its own-start resample study ({journal}): delete its line "
+                  "from the ledger to run it again", flush=True)  # fmt: skip
+            return None
+        write_pool(file, initial_pool(journal))
+        return file
+
+
 async def run(args: argparse.Namespace, budget: Budget) -> None:
-    ledger = Ledger(LEDGER)
-    demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
-    commit = engine_commit()
-    options = parse_options(args.set)
     with bench_servers(args.threads, args.ports) as servers:
+        bench = _Run(args, budget, servers)
         for name, path, strategy, seed in _plan(args):
-            base = {"suite": args.suite, "task": name, "strategy": strategy,
-                    "scoring_demos": demos, "seed": seed, "budget": asdict(budget),
-                    "options": None if strategy == "gepa" else options}  # fmt: skip
-            if study_key(base) in ledger.done():
-                continue
-            print(f"{name} {strategy} demos={demos} seed={seed} ...", flush=True)
-            try:
-                if strategy == "gepa":
-                    calls = gepa_budget(ledger, base, budget.scoring_calls)
-                    outcome = await gepa_study(name, path, demos, seed, budget, calls, servers)
-                else:
-                    outcome = await engine_study(
-                        name, path, strategy, demos, seed, budget, servers, options
-                    )
-            except (RuntimeError, subprocess.CalledProcessError) as error:
-                # not recorded: the next run tries it again; the others go on meanwhile
-                print(f"  failed, left for the next run: {error}", flush=True)
-                continue
-            record = {**base, **outcome, "engine": commit, "target": servers[0].file,
-                      "proposer": servers[1].file,
-                      "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
-            ledger.append(record)
-            print(f"  pick {outcome['pick']['score']:.3f} human {outcome['human']['score']:.3f} "
-                  f"({outcome['seconds']:.0f} s): {outcome['pick']['instruction'][:80]!r}",
-                  flush=True)  # fmt: skip
+            pool = None
+            if args.start == "shared" and strategy != "gepa":
+                pool = await bench.pool(name, path, seed)
+                if pool is None:
+                    continue
+            await bench.study(name, path, strategy, seed, pool)
 
 
 def _stop(number: int, _frame: object) -> None:
@@ -416,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     add("--set", action="append", default=[], metavar="KEY=VALUE",
         help="another setting of the engine's studies (parents=pareto, merge=true)")  # fmt: skip
     add("--scoring-demos", default="0", help="demo turns before the input: 0 or default (3)")
+    add("--start", choices=("shared", "own"), default="shared",
+        help="shared: every strategy starts from the same initial candidates; own: each "
+             "study proposes its own")  # fmt: skip
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")
     add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),

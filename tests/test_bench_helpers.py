@@ -226,6 +226,55 @@ def test_settings_are_reported_apart() -> None:
     assert "scoring demos default (3)" in text
 
 
+def test_a_shared_start_is_another_study_and_its_table_stands_apart() -> None:
+    own = _record("a", "resample", 0.5, 0.5)
+    assert study_key(own) == study_key({**own, "start": None})  # older lines keep their key
+    shared = _record("a", "resample", 0.6, 0.5, start="shared")
+    assert study_key(shared) != study_key(own)
+    text = report([own, shared])
+    assert "each study proposes its own initial candidates" in text
+    assert "every strategy starts from the same initial candidates" in text
+
+
+def test_a_pick_from_the_shared_start_is_not_a_variant() -> None:
+    records = [_record(task, "reflect", 0.5, 0.5, start="shared") for task in "ab"]
+    records[0]["pick"]["origin"] = "user"
+    records[1]["pick"]["origin"] = "reflect"
+    assert "| picks from the variant round | | 1 / 2 |" in report(records)
+
+
+def test_the_shared_start_is_the_initial_round_of_a_journal(tmp_path: Path) -> None:
+    from proposals import Budget, Server, initial_pool, study_config, write_pool
+
+    from engine.propose.candidates import load_candidates
+
+    def added(instruction: str, origin: str) -> dict[str, Any]:
+        return {"kind": "candidate_added", "instruction": instruction, "origin": origin}
+
+    events = [
+        {"kind": "study_started"},
+        added("Add the numbers.", "initial"),
+        added("Add them.\nThen stop.", "initial"),
+        added("Add the numbers, twice.", "resample"),
+    ]
+    journal = tmp_path / "j.jsonl"
+    journal.write_text("".join(json.dumps(event) + "\n" for event in events))
+    pool = initial_pool(journal)
+    assert pool == ["Add the numbers.", "Add them.\nThen stop."]
+    file = tmp_path / "pools" / "sum.jsonl"
+    write_pool(file, pool)
+    assert [one.instruction for one in load_candidates(file)] == pool
+    server = Server(url="http://127.0.0.1:1/v1", model="m", file="m.gguf")
+    config = study_config(tmp_path / "sum.json", "reflect", 0, 0, Budget(), (server, server),
+                          tmp_path / "s.jsonl", pool=file)  # fmt: skip
+    flat = config.flat()
+    assert flat["candidates"] == str(file) and flat["initial_candidates"] == 0
+    assert flat["variants"] == "reflect" and flat["cache"].endswith("cache-reflect-shared.sqlite3")
+    journal.write_text(json.dumps({"kind": "study_started"}) + "\n")
+    with pytest.raises(SystemExit, match="no initial candidate"):
+        initial_pool(journal)
+
+
 # -- the bench models' chunk assembler ----------------------------------------------------------
 
 
