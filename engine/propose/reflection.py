@@ -3,13 +3,17 @@
 A reflection answers with a diagnosis and then the revised instruction, which the templates ask
 for on one line after ``Instruction:``; models write it in many ways: ``**Revised
 instruction:** ...``, a heading (``### Improved Instruction``) over the instruction, a fenced
-block, the label on a line of its own. `read_revision` takes the last labelled line (a
-diagnosis may quote the old instruction first), else the last label inside a line ("The
-improved instruction should be: ..."), else the paragraph under a heading that names an
-instruction, else the last fenced block, else an answer that is one paragraph and no
-diagnosis (a completions model continuing "Instruction:"). What it finds is cleaned and judged
-like any proposal (`engine.propose.normalise.judge_proposal`); an answer with no instruction in
-it is rejected as ``no_instruction``.
+block, the label on a line of its own, or a sentence that leads into it ("The improved
+instruction that makes the model give the expected outputs would be:", "The instruction should
+read:") with the instruction after the colon, quoted, or on the next line. `read_revision`
+takes the last labelled line (a diagnosis may quote the old instruction first), else the last
+sentence that leads into one, else the paragraph under a heading that names an instruction,
+else the last fenced block, else an answer that is one paragraph and no diagnosis (a
+completions model continuing "Instruction:"). Where the instruction is a paragraph of several
+lines, its first line is a second reading: a model asked for one line often comments on the
+next. Each reading is cleaned and judged like any proposal
+(`engine.propose.normalise.judge_proposal`) and the first one kept wins; an answer with no
+instruction in it is rejected as ``no_instruction``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _INLINE = re.compile(  # "The improved instruction should be: ...", "... is as follows:"
-    rf"\b{_WORDS}\s+instruction\b[^:\uff1a\n]{{0,40}}[:\uff1a][\s*_]*(.*)$",
+    rf"\b{_WORDS}\s+instruction\b[^:\uff1a\n]{{0,80}}[:\uff1a][\s*_]*(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+#: "The instruction should read:" with no adjective: the instruction must follow quoted or on
+#: the next line (unquoted on the same line it is as likely more diagnosis)
+_LEADS = re.compile(
+    r"\binstruction\s+(?:should|would|could|must|will|might)\s+(?:read|say|be|look\s+like|"
+    r"become|state)\b[^:\uff1a\n]{0,40}[:\uff1a][\s*_]*(.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _QUOTED = {'"': '"', "\u201c": "\u201d", "'": "'", "`": "`"}
@@ -39,7 +50,7 @@ _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 _DIAGNOSIS = re.compile(r"^\s*[*_#]*\s*(?:diagnosis|analysis|reasoning)\b", re.IGNORECASE)
 
 
-def _paragraph_after(lines: list[str], start: int) -> str:
+def _paragraph_after(lines: list[str], start: int) -> list[str]:
     """The lines of the first paragraph from `start` on (blank lines before it skipped)."""
     taken: list[str] = []
     for line in lines[start:]:
@@ -47,7 +58,15 @@ def _paragraph_after(lines: list[str], start: int) -> str:
             taken.append(line.strip())
         elif taken:
             break
-    return " ".join(taken)
+    return taken
+
+
+def _readings(taken: list[str]) -> list[str]:
+    """A paragraph's lines as readings: the whole, then its first line alone."""
+    if not taken:
+        return []
+    whole = " ".join(taken)
+    return [whole, _unquoted(taken[0])] if len(taken) > 1 else [_unquoted(whole)]
 
 
 def _unquoted(text: str) -> str:
@@ -60,32 +79,52 @@ def _unquoted(text: str) -> str:
     return text
 
 
-def read_revision(text: str) -> str:
-    """The revised instruction an answer holds, not yet cleaned ('' when it holds none)."""
+def _after_colon(found: re.Match[str], text: str, *, quoted_only: bool) -> list[str]:
+    """The readings after a lead-in's colon: the rest of its line (quoted, where `quoted_only`
+    says so), else the paragraph that follows."""
+    content = found.group(1).strip().strip("*_").strip()
+    if content:
+        inner = _unquoted(content)
+        if quoted_only and inner == content:
+            return []
+        return [inner]
+    return _readings(_paragraph_after(text[found.end() :].splitlines(), 0))
+
+
+def _revisions(text: str) -> list[str]:
+    """The readings of the revised instruction an answer holds, the likeliest first, not yet
+    cleaned (none when it holds none)."""
     lines = text.splitlines()
     for index in range(len(lines) - 1, -1, -1):
         found = _LABELLED.match(lines[index])
         if found is None:
             continue
         content = found.group(1).strip().strip("*_").strip()
-        return _unquoted(content) or _paragraph_after(lines, index + 1)
-    inline = list(_INLINE.finditer(text))  # "... The improved instruction should be: ..."
-    if inline:
-        content = inline[-1].group(1).strip().strip("*_").strip()
         if content:
-            return _unquoted(content)
-        following = text[inline[-1].end() :].splitlines()
-        return _paragraph_after(following, 0)
+            return [_unquoted(content)]
+        return _readings(_paragraph_after(lines, index + 1))
+    leads = [(m.start(), m, False) for m in _INLINE.finditer(text)]
+    leads += [(m.start(), m, True) for m in _LEADS.finditer(text)]
+    for _, found, quoted_only in sorted(leads, key=lambda lead: lead[0], reverse=True):
+        readings = _after_colon(found, text, quoted_only=quoted_only)
+        if readings:
+            return readings
     for index in range(len(lines) - 1, -1, -1):
         if _HEADING.match(lines[index]):
-            return _paragraph_after(lines, index + 1)
+            return _readings(_paragraph_after(lines, index + 1))
     fenced = _FENCE.findall(text)
     if fenced:
-        return " ".join(fenced[-1].split())
+        return [" ".join(fenced[-1].split())]
     paragraphs = [part for part in re.split(r"\n\s*\n", text.strip()) if part.strip()]
     if len(paragraphs) == 1 and not _DIAGNOSIS.match(paragraphs[0]):
-        return paragraphs[0]
-    return ""
+        return [paragraphs[0]]
+    return []
+
+
+def read_revision(text: str) -> str:
+    """The revised instruction an answer holds, not yet cleaned ('' when it holds none)."""
+    found = _revisions(text)
+    return found[0] if found else ""
 
 
 def judge_revision(text: str, *, max_chars: int | None) -> tuple[str, str]:
@@ -93,7 +132,8 @@ def judge_revision(text: str, *, max_chars: int | None) -> tuple[str, str]:
     when the answer holds none, else a reason of `judge_proposal`."""
     if not text.strip():
         return "", "empty"
-    revision = read_revision(text)
-    if not revision:
+    readings = _revisions(text)
+    if not readings:
         return "", "no_instruction"
-    return judge_proposal(revision, max_chars=max_chars, imperative=False)
+    verdicts = [judge_proposal(one, max_chars=max_chars, imperative=False) for one in readings]
+    return next((verdict for verdict in verdicts if verdict[0]), verdicts[0])

@@ -73,6 +73,45 @@ def test_the_revised_instruction_is_read_in_the_forms_models_write_it(
     assert " ".join(read_revision(answer).split()) == instruction
 
 
+@pytest.mark.parametrize(
+    ("answer", "instruction"),
+    [  # as Qwen2.5-Coder-1.5B wrote them in the proposals bench, diagnoses shortened
+        (
+            "They all mention a non-animal.\n\nThe instruction should read:\n"
+            '"Identify the larger animal of the two. The output is one animal name."\n'
+            "This improved instruction clearly tells the model the task.",
+            "Identify the larger animal of the two. The output is one animal name.",
+        ),
+        (
+            "The instruction does not say what form the answer takes.\n\nAn improved "
+            "instruction that makes the model give the expected outputs would be:\n"
+            "Rewrite each word in the given sentence to its plural form.\n"
+            "The instruction clearly tells the model that each word should be plural.",
+            "Rewrite each word in the given sentence to its plural form.",
+        ),
+        (
+            "The model adds the first number to 28. To make the model give the expected outputs, "
+            'the instruction should say: "Calculate the sum of the two input numbers." The '
+            "answer will be in the form of an integer.",
+            "Calculate the sum of the two input numbers.",
+        ),
+        (
+            "They do not translate. An improved instruction that makes the model give the "
+            'expected outputs would be: "Translate each word into Latin." This improved '
+            "instruction specifies the language.",
+            "Translate each word into Latin.",
+        ),
+    ],
+)
+def test_a_revision_led_into_by_a_sentence_is_found(answer: str, instruction: str) -> None:
+    assert judge_revision(answer, max_chars=400) == (instruction, "")
+
+
+def test_an_unquoted_lead_without_an_adjective_is_more_diagnosis() -> None:
+    answer = "The instruction should be clearer: it must say what to add, and it does not."
+    assert judge_revision(answer, max_chars=400)[0] == ""
+
+
 def test_the_last_labelled_line_wins_over_a_quoted_old_one() -> None:
     answer = (
         "Instruction: Add them. (the old one)\nDiagnosis: vague.\nInstruction: Add both numbers."
