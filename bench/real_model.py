@@ -24,6 +24,10 @@ instruction's execution accuracy on each task's held-out examples under each cha
 and how many tasks score above 0 under each (the engine's default format is chosen by it):
 
     nice -n 10 .venv/bin/python bench/real_model.py --formats --threads 1   # 24 tasks, ~15 min
+
+``--system TEXT`` (repeatable) adds, in the same run, the two output-only formats with that
+system message (`Templates.scoring_system`) in place of the default one; for every format the
+bench also counts the answers that only repeat words of the system message (``echo``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 import tempfile
@@ -218,8 +223,31 @@ FORMATS = {
 }
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def echoes(answer: str, system: str) -> bool:
+    """An answer of three or more words that are a run of the system message's words."""
+    words, said = _words(answer), " ".join(_words(system))
+    return len(words) >= 3 and f" {' '.join(words)} " in f" {said} "
+
+
+def formats(systems: list[str]) -> dict[str, tuple[str, int, str | None]]:
+    """name -> (chat format, scoring demos, system message or None for the default): the
+    four formats, then the output-only ones again with each of `systems`."""
+    chosen: dict[str, tuple[str, int, str | None]] = {
+        name: (chat_format, demos, None) for name, (chat_format, demos) in FORMATS.items()
+    }
+    for number, system in enumerate(systems, start=1):
+        chosen[f"output-only/s{number}"] = ("output-only", 0, system)
+        chosen[f"output-only+demos/s{number}"] = ("output-only", 3, system)
+    return chosen
+
+
 async def formats_bench(args: argparse.Namespace) -> dict[str, Any]:
     """The human instruction's execution accuracy under each chat format, per task."""
+    chosen = formats(args.system)
     name = served_model_name(args.model)
     settings = LocalSettings(model=args.model, name=name, threads=args.threads, queue=256)
     rows: list[dict[str, Any]] = []
@@ -231,41 +259,54 @@ async def formats_bench(args: argparse.Namespace) -> dict[str, Any]:
                 task = load_task(task_path(spec), seed=0)
                 splits = split_task(task, seed=0, test_size=args.test_size)
                 human = task.human_instruction or ""
-                row: dict[str, Any] = {"task": task.name, "n": len(splits.test), "answers": {}}
-                for label, (chat_format, demos) in FORMATS.items():
+                row: dict[str, Any] = {
+                    "task": task.name, "n": len(splits.test), "answers": {}, "echo": {}
+                }  # fmt: skip
+                for label, (chat_format, demos, system) in chosen.items():
+                    templates = Templates() if system is None else Templates(scoring_system=system)
                     asking = ScoringPrompt(
-                        Templates(), pick_demos(splits.demo, demos, 0), chat_format
+                        templates, pick_demos(splits.demo, demos, 0), chat_format
                     )
                     scorer = ClientScorer(client, metric=task.metric, asking=asking)
                     scores = [await scorer.score(human, example) for example in splits.test]
                     row[label] = statistics.fmean(s.reward for s in scores)
                     row["answers"][label] = [s.answer for s in scores[:3]]
+                    said = templates.scoring_system if chat_format == "output-only" else ""
+                    row["echo"][label] = sum(echoes(s.answer, said) for s in scores) / len(scores)
                 rows.append(row)
-                print(
-                    f"{task.name}: " + "  ".join(f"{k} {row[k]:.2f}" for k in FORMATS), flush=True
-                )
+                print(f"{task.name}: " + "  ".join(f"{k} {row[k]:.2f}" for k in chosen), flush=True)
             model_file = server.local.model.path.name
     return {
         "model": model_file,
         "test_size": args.test_size,
         "tasks": rows,
-        "above_zero": {label: sum(row[label] > 0 for row in rows) for label in FORMATS},
-        "mean": {label: statistics.fmean(row[label] for row in rows) for label in FORMATS},
+        "formats": list(chosen),
+        "systems": args.system,
+        "above_zero": {label: sum(row[label] > 0 for row in rows) for label in chosen},
+        "mean": {label: statistics.fmean(row[label] for row in rows) for label in chosen},
+        "echo": {label: statistics.fmean(row["echo"][label] for row in rows) for label in chosen},
         "seconds": time.perf_counter() - started,
     }
 
 
 def formats_table(report: dict[str, Any]) -> str:
-    lines = ["| task | " + " | ".join(FORMATS) + " |", "|---" * (len(FORMATS) + 1) + "|"]
+    names = report.get("formats", list(FORMATS))
+    lines = ["| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for row in report["tasks"]:
-        lines.append(f"| {row['task']} | " + " | ".join(f"{row[k]:.2f}" for k in FORMATS) + " |")
+        lines.append(f"| {row['task']} | " + " | ".join(f"{row[k]:.2f}" for k in names) + " |")
     above, mean = report["above_zero"], report["mean"]
     count = len(report["tasks"])
     lines.append(
-        "| **tasks above 0** | " + " | ".join(f"**{above[k]} / {count}**" for k in FORMATS) + " |"
+        "| **tasks above 0** | " + " | ".join(f"**{above[k]} / {count}**" for k in names) + " |"
     )
-    lines.append("| **mean** | " + " | ".join(f"**{mean[k]:.3f}**" for k in FORMATS) + " |")
+    lines.append("| **mean** | " + " | ".join(f"**{mean[k]:.3f}**" for k in names) + " |")
+    if "echo" in report:
+        echo = report["echo"]
+        lines.append("| answers repeating the system message | "
+                     + " | ".join(f"{echo[k]:.1%}" for k in names) + " |")  # fmt: skip
     lines.append("")
+    for number, system in enumerate(report.get("systems", []), start=1):
+        lines.append(f"s{number}: {system!r}")
     lines.append(
         f"Human instruction, execution accuracy on {report['test_size']} held-out examples per "
         f"task; {report['model']}, {report['seconds'] / 60:.1f} min."
@@ -316,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="bench/results/real_model[_formats].json")
     parser.add_argument("--formats", action="store_true",
                         help="the human instruction under each chat format instead")  # fmt: skip
+    parser.add_argument("--system", action="append", default=[], metavar="TEXT",
+                        help="with --formats: the output-only formats with this system message too")  # fmt: skip
     args = parser.parse_args(argv)
     if args.formats:
         if args.tasks == list(DEFAULT_TASKS):

@@ -407,3 +407,17 @@ def test_a_strategy_with_other_settings_has_a_column_of_its_own() -> None:
     text = report(records)
     assert "| task | human | resample | reflect | reflect merge=True parents=pareto |" in text
     assert "reflect merge=True parents=pareto >= resample on 1 of 1 tasks" in text
+
+
+# -- the chat formats bench ------------------------------------------------------------------------
+
+
+def test_an_answer_that_repeats_the_system_message_is_an_echo() -> None:
+    from real_model import echoes, formats
+
+    system = "Follow the user's instruction. Reply with the output only: no label, nothing else."
+    assert echoes("No label, nothing else.", system)
+    assert not echoes("nothing else", system)  # two words: too short to tell
+    assert not echoes("cold", system) and not echoes("the label is cold", system)
+    assert not echoes("no label", "")
+    assert list(formats(["Answer alone."]))[-2:] == ["output-only/s1", "output-only+demos/s1"]

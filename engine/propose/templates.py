@@ -53,6 +53,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "demo": frozenset({"input", "output"}),
     "demo_separator": frozenset(),
     "scoring": frozenset({"instruction", "input"}),
+    "scoring_system": frozenset(),
     "reflect": frozenset({"instruction", "examples"}),
     "reflect_chat": frozenset({"instruction", "examples"}),
     "reflect_wrong": frozenset({"input", "expected", "answer"}),
@@ -111,6 +112,11 @@ class Templates:
     demo_separator: str = "\n\n"
     #: what the target model is asked: the instruction, then one example's input
     scoring: str = "{instruction}\n\nInput: {input}\nOutput:"
+    #: chat, output-only format: the system message before the instruction
+    scoring_system: str = (
+        "Follow the user's instruction. Reply with the output only: no explanation, no label, "
+        "no quotes, nothing else."
+    )
     #: reflection, completions: the model continues after "Diagnosis:" and ends with the
     #: revised instruction after "Instruction:"
     reflect: str = (

@@ -41,10 +41,8 @@ __all__ = [
 ]
 
 CHAT_FORMATS = ("plain", "output-only")
-OUTPUT_ONLY = (
-    "Follow the user's instruction. Reply with the output only: no explanation, no label, "
-    "no quotes, nothing else."
-)
+#: the default system message of the output-only format (`Templates.scoring_system`)
+OUTPUT_ONLY = Templates().scoring_system
 
 
 CHAT_SCORING_DEMOS = 3
@@ -99,7 +97,7 @@ class ScoringPrompt:
     ) -> list[dict[str, str]]:
         messages: list[dict[str, str]] = []
         if self.chat_format == "output-only":
-            messages.append({"role": "system", "content": OUTPUT_ONLY})
+            messages.append({"role": "system", "content": fill(self.templates.scoring_system)})
         first = True
         for demo in self.demos:
             asked = self._ask(instruction, demo.input, demo.fields, first)
@@ -116,7 +114,10 @@ class ScoringPrompt:
 
     def identity(self) -> dict[str, object]:
         """What changes every request (part of the response cache's key)."""
-        return {
+        identity: dict[str, object] = {
             "chat_format": self.chat_format,
             "demos": [[d.input, d.outputs[0]] for d in self.demos],
         }
+        if self.chat_format == "output-only" and self.templates.scoring_system != OUTPUT_ONLY:
+            identity["system"] = self.templates.scoring_system  # the default keeps older keys
+        return identity

@@ -42,3 +42,18 @@ def test_demos_are_drawn_once_per_seed_and_default_by_api() -> None:
     assert pick_demos(pool, 0, 7) == () and len(pick_demos(pool[:2], 5, 1)) == 2
     assert (scoring_demo_count(None, "chat"), scoring_demo_count(None, "completions")) == (3, 0)
     assert scoring_demo_count(1, "chat") == 1
+
+
+def test_the_system_message_is_a_template_and_a_new_one_is_another_cache_key() -> None:
+    default = ScoringPrompt(Templates(), (), "output-only")
+    assert "system" not in default.identity()  # the keys of earlier studies still match
+    own = ScoringPrompt(
+        Templates(scoring_system="Answer with the output alone."), (), "output-only"
+    )
+    assert own.messages("Add.", "1 2")[0] == {
+        "role": "system",
+        "content": "Answer with the output alone.",
+    }
+    assert own.identity()["system"] == "Answer with the output alone."
+    plain = ScoringPrompt(Templates(scoring_system="Answer with the output alone."), (), "plain")
+    assert "system" not in plain.identity()
