@@ -59,7 +59,9 @@ from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.propose import Templates
 from engine.settings import SETTINGS
+from engine.study.events import CandidateAdded
 from engine.study.intervals import mean_interval
+from engine.study.journal import read_events
 from engine.study.prompting import ScoringPrompt, pick_demos, scoring_demo_count
 from engine.study.scoring import ClientScorer
 from engine.task import load_task, split_task
@@ -260,15 +262,13 @@ def journal_path(
 
 def initial_pool(journal: Path) -> list[str]:
     """The instructions a finished study proposed in its initial round, in the order they came
-    (its journal's `candidate_added` events of origin ``initial``)."""
-    pool = []
-    for number, line in enumerate(journal.read_text().splitlines(), start=1):
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            raise SystemExit(f"{journal}:{number}: not a JSON line") from None
-        if event.get("kind") == "candidate_added" and event.get("origin") == "initial":
-            pool.append(event["instruction"])
+    (its journal's `candidate_added` events of origin ``initial``, read by the engine's own
+    reader: a damaged line is named by its number)."""
+    pool = [
+        event.instruction
+        for event in read_events(journal)
+        if isinstance(event, CandidateAdded) and event.origin == "initial"
+    ]
     if not pool:
         raise SystemExit(f"{journal}: no initial candidate in it")
     return pool

@@ -26,7 +26,9 @@ VARIANT_KINDS = ("reflect", "merge")
 
 
 def answers(caches: list[Path]) -> list[str]:
-    """The raw answers of the cached proposal calls that made reflections or merges."""
+    """The raw answers of the cached proposal calls that made reflections or merges (a cache
+    entry names the kind of the proposals it kept only; one that kept none is known by the
+    diagnosis the reflection templates ask for, "what the wrong answers have in common")."""
     found: list[str] = []
     for cache in caches:
         with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:

@@ -247,18 +247,22 @@ def test_the_shared_start_is_the_initial_round_of_a_journal(tmp_path: Path) -> N
     from proposals import Budget, Server, initial_pool, study_config, write_pool
 
     from engine.propose.candidates import load_candidates
+    from engine.study.events import CandidateAdded
+    from engine.study.journal import JournalWriter
+    from tests.study.test_journal import started
 
-    def added(instruction: str, origin: str) -> dict[str, Any]:
-        return {"kind": "candidate_added", "instruction": instruction, "origin": origin}
-
-    events = [
-        {"kind": "study_started"},
-        added("Add the numbers.", "initial"),
-        added("Add them.\nThen stop.", "initial"),
-        added("Add the numbers, twice.", "resample"),
-    ]
     journal = tmp_path / "j.jsonl"
-    journal.write_text("".join(json.dumps(event) + "\n" for event in events))
+    writer = JournalWriter(journal)
+    for event in [
+        started(),
+        CandidateAdded(arm=0, instruction="Add the numbers.", origin="initial"),
+        CandidateAdded(arm=1, instruction="Add them.\nThen stop.", origin="initial"),
+        CandidateAdded(
+            arm=2, instruction="Add the numbers, twice.", origin="resample", parents=[0]
+        ),
+    ]:
+        writer(event)
+    writer.close()
     pool = initial_pool(journal)
     assert pool == ["Add the numbers.", "Add them.\nThen stop."]
     file = tmp_path / "pools" / "sum.jsonl"
@@ -270,9 +274,12 @@ def test_the_shared_start_is_the_initial_round_of_a_journal(tmp_path: Path) -> N
     flat = config.flat()
     assert flat["candidates"] == str(file) and flat["initial_candidates"] == 0
     assert flat["variants"] == "reflect" and flat["cache"].endswith("cache-reflect-shared.sqlite3")
-    journal.write_text(json.dumps({"kind": "study_started"}) + "\n")
+    empty = tmp_path / "empty.jsonl"
+    writer = JournalWriter(empty)
+    writer(started())
+    writer.close()
     with pytest.raises(SystemExit, match="no initial candidate"):
-        initial_pool(journal)
+        initial_pool(empty)
 
 
 # -- the bench models' chunk assembler ----------------------------------------------------------
