@@ -5,15 +5,17 @@ for on one line after ``Instruction:``; models write it in many ways: ``**Revise
 instruction:** ...``, a heading (``### Improved Instruction``) over the instruction, a fenced
 block, the label on a line of its own, or a sentence that leads into it ("The improved
 instruction that makes the model give the expected outputs would be:", "The instruction should
-read:") with the instruction after the colon, quoted, or on the next line. `read_revision`
-takes the last labelled line (a diagnosis may quote the old instruction first), else the last
-sentence that leads into one, else the paragraph under a heading that names an instruction,
-else the last fenced block, else an answer that is one paragraph and no diagnosis (a
-completions model continuing "Instruction:"). Where the instruction is a paragraph of several
-lines, its first line is a second reading: a model asked for one line often comments on the
-next. Each reading is cleaned and judged like any proposal
-(`engine.propose.normalise.judge_proposal`) and the first one kept wins; an answer with no
-instruction in it is rejected as ``no_instruction``.
+read:") with the instruction after the colon, quoted, or on the next line. The readings,
+likeliest first: the labelled lines from the last up (a diagnosis may quote the old
+instruction first; the last one may be the template's ``<the improved instruction>`` left as
+written), then the sentences that lead into one from the last up; an answer with neither gives
+the paragraph under a heading that names an instruction, else the last fenced block, else
+itself where it is one paragraph and no diagnosis (a completions model continuing
+"Instruction:"). Where the instruction is a paragraph of several lines, its first line is a
+further reading: a model asked for one line often comments on the next. Each reading is
+cleaned and judged like any proposal (`engine.propose.normalise.judge_proposal`) and the first
+one kept wins (an old instruction read this way is a duplicate the proposer drops); an answer
+with no instruction in it is rejected as ``no_instruction``.
 """
 
 from __future__ import annotations
@@ -93,22 +95,26 @@ def _after_colon(found: re.Match[str], text: str, *, quoted_only: bool) -> list[
 
 def _revisions(text: str) -> list[str]:
     """The readings of the revised instruction an answer holds, the likeliest first, not yet
-    cleaned (none when it holds none)."""
+    cleaned (none when it holds none): each labelled line from the last up, then each lead-in
+    from the last up, then the other forms. A later reading is tried only where the earlier ones
+    are not kept: "Instruction: <the improved instruction>" left as written after a revision
+    given under another label."""
     lines = text.splitlines()
+    readings: list[str] = []
     for index in range(len(lines) - 1, -1, -1):
         found = _LABELLED.match(lines[index])
         if found is None:
             continue
         content = found.group(1).strip().strip("*_").strip()
-        if content:
-            return [_unquoted(content)]
-        return _readings(_paragraph_after(lines, index + 1))
+        readings += (
+            [_unquoted(content)] if content else _readings(_paragraph_after(lines, index + 1))
+        )
     leads = [(m.start(), m, False) for m in _INLINE.finditer(text)]
     leads += [(m.start(), m, True) for m in _LEADS.finditer(text)]
     for _, found, quoted_only in sorted(leads, key=lambda lead: lead[0], reverse=True):
-        readings = _after_colon(found, text, quoted_only=quoted_only)
-        if readings:
-            return readings
+        readings += _after_colon(found, text, quoted_only=quoted_only)
+    if readings:
+        return readings
     for index in range(len(lines) - 1, -1, -1):
         if _HEADING.match(lines[index]):
             return _readings(_paragraph_after(lines, index + 1))

@@ -119,6 +119,28 @@ def test_the_last_labelled_line_wins_over_a_quoted_old_one() -> None:
     assert read_revision(answer) == "Add both numbers."
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # the asked-for line left as the template wrote it, the revision under another label
+        "The sum is missing.\n\n**Instruction:** Add the two numbers and give the sum.\n\n"
+        "**Improved Instruction:** <the improved instruction>",
+        # ... or led into by a sentence
+        "The sum is missing. The improved instruction would be:\n\nAdd the two numbers and "
+        "give the sum.\n\nInstruction: <the improved instruction>",
+    ],
+)
+def test_a_placeholder_left_in_the_last_line_falls_back_to_the_revision_before(
+    answer: str,
+) -> None:
+    assert judge_revision(answer, max_chars=400) == ("Add the two numbers and give the sum.", "")
+
+
+def test_an_answer_whose_every_reading_is_rejected_says_why_its_likeliest_was() -> None:
+    answer = "Instruction: What is the sum?\nInstruction: <the improved instruction>"
+    assert judge_revision(answer, max_chars=400) == ("", "about_the_task")
+
+
 def test_a_revision_is_judged_like_a_proposal_and_none_is_no_instruction() -> None:
     assert judge_revision("Diagnosis: x.\nInstruction: Add the numbers.", max_chars=400) == (
         "Add the numbers.",
