@@ -58,6 +58,7 @@ class Activity:
         self.initial_done = False  # the first batch of candidates is in
         self.proposer_idle = False  # no more proposals will come
         self.pulls_at_last_round = 0
+        self.round_in_flight = False  # a variant round's proposal calls are not all back
         self.stop_requested = False
         self.start_paused = False  # paused before it ran (a service restarting a paused study)
         self.message = ""

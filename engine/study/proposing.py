@@ -37,12 +37,15 @@ __all__ = ["ProposalLoop", "scoring_limit", "variants_due"]
 
 
 def variants_due(shared: Shared) -> bool:
-    """Are variant rounds still to come?"""
+    """Are variant rounds still to come, or the proposals of one still on their way? (A round
+    counts as done when it starts; its candidates are still to come until its calls are back.)"""
     plan = shared.setup.settings.proposals
-    return (
+    activity = shared.activity
+    if activity.proposer_idle:
+        return False
+    return activity.round_in_flight or (
         shared.state.variant_rounds_done < plan.variant_rounds
         and len(shared.state.arms) < plan.max_candidates
-        and not shared.activity.proposer_idle
     )
 
 
@@ -76,6 +79,7 @@ class ProposalLoop:
             await self._variant_round()
         activity.proposer_idle = True
         self._budget_changed()
+        activity.notify()
 
     # -- the first batch -------------------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class ProposalLoop:
         plan = shared.setup.settings.proposals
         number = shared.state.variant_rounds_done + 1
         shared.activity.pulls_at_last_round = shared.state.policy.pulls_used
+        shared.activity.round_in_flight = True  # the share stays kept until its calls are back
         shared.emit(VariantRoundStarted(number=number))
         calls = round_calls(shared.state, shared.setup.splits.scoring, plan, number)
         # at most `concurrency` at once, as the first batch: an endpoint's connections are
@@ -155,16 +160,20 @@ class ProposalLoop:
             async with slots:
                 await self._call(self._asker(call))
 
-        async with anyio.create_task_group() as group:
-            for call in calls:
-                group.start_soon(ask, call)
-        if plan.demo_search:
-            await self._demo_round(number)
+        try:
+            async with anyio.create_task_group() as group:
+                for call in calls:
+                    group.start_soon(ask, call)
+            if plan.demo_search:
+                await self._demo_round(number)
+        finally:
+            shared.activity.round_in_flight = False
         kinds = sorted({call.kind for call in calls})
         shared.activity.message = (
             f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"
         )
         self._budget_changed()
+        shared.activity.notify()  # the share kept for the round is open: wake the dispatcher
 
     def _asker(self, call: VariantCall) -> Callable[[], Awaitable[ProposalBatch]]:
         """The proposer's method for one call of a round, with its arguments."""

@@ -216,6 +216,29 @@ async def test_a_share_of_the_call_budget_is_kept_for_variants() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("variants", ["resample", "reflect"])
+async def test_the_share_stays_kept_while_the_last_round_s_calls_are_out(variants: str) -> None:
+    """A reflection takes far longer than a scoring call: the scheduler must not spend the
+    share kept for the round's candidates on the old ones before they arrive."""
+    study, _, scorer, proposer = make_study(
+        variant_rounds=1,
+        variant_leaders=1,
+        variants_per_leader=3,
+        variants=variants,
+        budget_scoring_calls=200,
+        new_candidate_share=0.25,
+    )
+    scorer.delay_s = 0.001
+    proposer.delay_s = 0.5  # long enough for 200 scoring calls at the scorer's pace
+    result = await study.run()
+    old = sum(c.pulls for c in result.candidates if c.origin == "initial")
+    new = sum(c.pulls for c in result.candidates if c.origin == variants)
+    assert old <= 150 + 4  # the policy's share while the round was out, and calls in flight
+    assert new >= 46
+    assert result.spend.scoring_calls <= 200 + 4
+
+
+@pytest.mark.anyio
 async def test_cancel_stops_the_study_and_skips_the_final_evaluation() -> None:
     scorer = FakeScorer(delay_s=0.002)
     events = EventBus()
