@@ -55,7 +55,7 @@ class Uniform(BasePolicy):
         if self.num_arms == 0:
             return None
         if not self.budget_exhausted():
-            return int(np.argmax(np.where(self.candidates(), self.means(), -np.inf)))
+            return int(np.argmax(np.where(self.recommendable(), self.means(), -np.inf)))
         return super().recommendation()
 
 
@@ -98,7 +98,7 @@ class BatchedUCB(BasePolicy):
         if self.num_arms == 0:
             return None
         if not self.budget_exhausted():
-            return int(np.argmax(np.where(self.candidates(), self.means(), -np.inf)))
+            return int(np.argmax(np.where(self.recommendable(), self.means(), -np.inf)))
         return super().recommendation()
 
 

@@ -142,6 +142,13 @@ class ArmLedger:
         candidates: NDArray[np.bool_] = ~self.dropped[: self._k]
         return candidates
 
+    def recommendable(self) -> NDArray[np.bool_]:
+        """The candidates a pick is made among: those scored at least once, where any is (the
+        mean of an arm never scored is unknown, not the 0.5 `means` gives it)."""
+        candidates = self.candidates()
+        scored: NDArray[np.bool_] = candidates & (self.count[: self._k] > 0)
+        return scored if scored.any() else candidates
+
     def pullable(self) -> NDArray[np.bool_]:
         """Every arm's `can_pull`, at once."""
         k = self._k

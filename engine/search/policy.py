@@ -281,7 +281,7 @@ class BasePolicy(ArmLedger):
         if self._k == 0:
             return None
         lower, _ = self.bounds()
-        lower = np.where(self.candidates(), lower + 1e-12 * self.means(), -np.inf)
+        lower = np.where(self.recommendable(), lower + 1e-12 * self.means(), -np.inf)
         if not np.isfinite(lower).any():
             return None
         return int(np.argmax(lower))

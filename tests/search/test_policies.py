@@ -280,3 +280,17 @@ def test_a_first_batch_spreads_over_every_arm(name: str, rewards: str) -> None:
     per_arm = np.bincount([p.arm for p in policy.select(256)], minlength=50)
     assert per_arm.sum() == 256
     assert per_arm.min() >= 2 and per_arm.max() <= 8
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_an_arm_never_scored_is_not_the_pick_while_another_was(name: str) -> None:
+    """When the budget stops a study with every scored candidate at 0, a candidate that came
+    last and got no call is no better a pick: its mean is unknown, not 0.5."""
+    n = 40
+    policy = make_policy(name, n=n, seed=0, scoring_calls=30)
+    for _ in range(3):
+        policy.add_arm()
+    zeros = np.zeros((3, n))
+    drive(policy, zeros)
+    late = policy.add_arm()
+    assert policy.recommendation() not in (None, late)
