@@ -152,6 +152,14 @@ class ProposalLoop:
         shared.activity.round_in_flight = True  # the share stays kept until its calls are back
         shared.emit(VariantRoundStarted(number=number))
         calls = round_calls(shared.state, shared.setup.splits.scoring, plan, number)
+        kinds = sorted({call.kind for call in calls})
+        kept = ""
+        if shared.state.budgets.limit("scoring_calls") is not None:
+            kept = f", {shared.state.share:.0%} of the scoring budget kept for their candidates"
+        shared.activity.message = (
+            f"variant round {number} ({', '.join(kinds)}): {len(calls)} proposal "
+            f"call{'s' if len(calls) != 1 else ''} out{kept}"
+        )
         # at most `concurrency` at once, as the first batch: an endpoint's connections are
         # that many, and a call queued for one longer than its timeout would fail
         slots = anyio.CapacityLimiter(max(1, shared.activity.concurrency))
@@ -168,7 +176,6 @@ class ProposalLoop:
                 await self._demo_round(number)
         finally:
             shared.activity.round_in_flight = False
-        kinds = sorted({call.kind for call in calls})
         shared.activity.message = (
             f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"
         )

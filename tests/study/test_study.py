@@ -312,3 +312,27 @@ async def test_the_first_event_a_journal_gets_is_the_study_started() -> None:
     await study.run()
     assert isinstance(seen[0], StudyStarted) and isinstance(seen[1], BudgetChanged)
     assert isinstance(seen[-1], StudyFinished) and study.study_id == "s1"
+
+
+@pytest.mark.anyio
+async def test_while_a_round_is_out_the_status_says_what_the_scoring_waits_for() -> None:
+    study, _, _, proposer = make_study(
+        variant_rounds=1, variant_leaders=1, variants_per_leader=2, variants="reflect",
+        budget_scoring_calls=200, new_candidate_share=0.25,
+    )  # fmt: skip
+    proposer.delay_s = 0.3
+    seen: list[str] = []
+
+    async def watch() -> None:
+        while True:
+            seen.append(study.snapshot().message)
+            await anyio.sleep(0.02)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        await study.run()
+        group.cancel_scope.cancel()
+    assert (
+        "variant round 1 (reflect): 1 proposal call out, 25% of the scoring budget kept for "
+        "their candidates"
+    ) in seen
