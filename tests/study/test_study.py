@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import pytest
 
@@ -336,3 +338,35 @@ async def test_while_a_round_is_out_the_status_says_what_the_scoring_waits_for()
         "variant round 1 (reflect): 1 proposal call out, 25% of the scoring budget kept for "
         "their candidates"
     ) in seen
+
+
+@pytest.mark.anyio
+async def test_lowering_the_share_while_a_round_is_out_lets_the_scoring_go_on() -> None:
+    study, _, _, proposer = make_study(
+        variant_rounds=1, variant_leaders=1, variants_per_leader=2, variants="reflect",
+        budget_scoring_calls=200, new_candidate_share=0.25,
+    )  # fmt: skip
+    proposer.delay_s = 2.0
+
+    def scored() -> int:
+        return study.state.spend.scoring_calls
+
+    async def release() -> None:
+        await _until(lambda: scored() >= 150, timeout_s=10)  # the old pool's share
+        await anyio.sleep(0.3)
+        assert scored() <= 154  # the scoring waits for the round
+        study.set_new_candidate_share(0.0)
+        await _until(lambda: scored() > 154, timeout_s=1.5)  # well before the round is back
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(release)
+        result = await study.run()
+    assert result.spend.scoring_calls <= 204
+
+
+async def _until(condition: Callable[[], bool], *, timeout_s: float) -> None:
+    with anyio.fail_after(timeout_s):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.01)
