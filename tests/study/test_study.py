@@ -318,11 +318,7 @@ async def test_the_first_event_a_journal_gets_is_the_study_started() -> None:
 
 @pytest.mark.anyio
 async def test_while_a_round_is_out_the_status_says_what_the_scoring_waits_for() -> None:
-    study, _, _, proposer = make_study(
-        variant_rounds=1, variant_leaders=1, variants_per_leader=2, variants="reflect",
-        budget_scoring_calls=200, new_candidate_share=0.25,
-    )  # fmt: skip
-    proposer.delay_s = 0.3
+    study = _slow_reflection_study(delay_s=0.3)
     seen: list[str] = []
 
     async def watch() -> None:
@@ -342,11 +338,7 @@ async def test_while_a_round_is_out_the_status_says_what_the_scoring_waits_for()
 
 @pytest.mark.anyio
 async def test_lowering_the_share_while_a_round_is_out_lets_the_scoring_go_on() -> None:
-    study, _, _, proposer = make_study(
-        variant_rounds=1, variant_leaders=1, variants_per_leader=2, variants="reflect",
-        budget_scoring_calls=200, new_candidate_share=0.25,
-    )  # fmt: skip
-    proposer.delay_s = 2.0
+    study = _slow_reflection_study(delay_s=2.0)
 
     def scored() -> int:
         return study.state.spend.scoring_calls
@@ -370,3 +362,13 @@ async def _until(condition: Callable[[], bool], *, timeout_s: float) -> None:
             if condition():
                 return
             await anyio.sleep(0.01)
+
+
+def _slow_reflection_study(*, delay_s: float) -> Study:
+    """200 scoring calls, a quarter kept for one round of reflections that take `delay_s`."""
+    study, _, _, proposer = make_study(
+        variant_rounds=1, variant_leaders=1, variants_per_leader=2, variants="reflect",
+        budget_scoring_calls=200, new_candidate_share=0.25,
+    )  # fmt: skip
+    proposer.delay_s = delay_s
+    return study
