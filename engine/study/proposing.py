@@ -16,7 +16,7 @@ a quota error.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -146,10 +146,24 @@ class ProposalLoop:
 
     async def _variant_round(self) -> None:
         shared = self._shared
+        shared.activity.round_in_flight = True  # the share stays kept until its calls are back
+        try:
+            kinds = await self._round_calls()
+        finally:
+            shared.activity.round_in_flight = False
+        shared.activity.message = (
+            f"variant round {shared.state.variant_rounds_done} ({', '.join(kinds)}): "
+            f"{len(shared.state.arms)} candidates"
+        )
+        self._budget_changed()
+        shared.activity.notify()  # the share kept for the round is open: wake the dispatcher
+
+    async def _round_calls(self) -> Sequence[str]:
+        """Start the next round and wait for its calls; the kinds of call it made."""
+        shared = self._shared
         plan = shared.setup.settings.proposals
         number = shared.state.variant_rounds_done + 1
         shared.activity.pulls_at_last_round = shared.state.policy.pulls_used
-        shared.activity.round_in_flight = True  # the share stays kept until its calls are back
         shared.emit(VariantRoundStarted(number=number))
         calls = round_calls(shared.state, shared.setup.splits.scoring, plan, number)
         kinds = sorted({call.kind for call in calls})
@@ -168,19 +182,12 @@ class ProposalLoop:
             async with slots:
                 await self._call(self._asker(call))
 
-        try:
-            async with anyio.create_task_group() as group:
-                for call in calls:
-                    group.start_soon(ask, call)
-            if plan.demo_search:
-                await self._demo_round(number)
-        finally:
-            shared.activity.round_in_flight = False
-        shared.activity.message = (
-            f"variant round {number} ({', '.join(kinds)}): {len(shared.state.arms)} candidates"
-        )
-        self._budget_changed()
-        shared.activity.notify()  # the share kept for the round is open: wake the dispatcher
+        async with anyio.create_task_group() as group:
+            for call in calls:
+                group.start_soon(ask, call)
+        if plan.demo_search:
+            await self._demo_round(number)
+        return kinds
 
     def _asker(self, call: VariantCall) -> Callable[[], Awaitable[ProposalBatch]]:
         """The proposer's method for one call of a round, with its arguments."""
