@@ -282,6 +282,40 @@ def test_the_shared_start_is_the_initial_round_of_a_journal(tmp_path: Path) -> N
         initial_pool(empty)
 
 
+def test_variant_gains_compares_each_variant_with_its_parent_where_both_were_scored(
+    tmp_path: Path,
+) -> None:
+    from variant_gains import read_study, report
+
+    from engine.study.events import CandidateAdded, PullDone, StudyFinished
+    from engine.study.journal import JournalWriter
+    from tests.study.test_journal import started
+
+    def pull(arm: int, example: int, reward: float) -> PullDone:
+        return PullDone(arm=arm, example=example, reward=reward, prompt_tokens=1,
+                        completion_tokens=1, usd=0.0)  # fmt: skip
+
+    journal = tmp_path / "sum-reflect-0-0-defaults-shared.jsonl"
+    writer = JournalWriter(journal)
+    events = [started(), CandidateAdded(arm=0, instruction="Add.", origin="user"),
+              CandidateAdded(arm=1, instruction="Add both.", origin="reflect", parents=[0]),
+              CandidateAdded(arm=2, instruction="Sum.", origin="resample", parents=[0])]  # fmt: skip
+    events += [pull(0, x, 0.0) for x in range(6)] + [pull(1, x, 1.0) for x in range(4)]
+    events += [pull(2, 0, 0.0), StudyFinished(status="finished", reason="budget", winner=2)]
+    for event in events:
+        writer(event)
+    writer.close()
+    study = read_study(journal)
+    assert study is not None and study.key == "reflect (shared start)"
+    assert study.gains(min_shared=3) == [("reflect", 1.0), ("resample", None)]
+    assert study.variant_share() == 5 / 11
+    table = report([study], min_shared=3)
+    assert "| reflect | 1 | 1 | +1.000 | 1 | 0 | 0 |" in table
+    assert "| resample | 1 | 0 | - | 0 | 0 | 0 |" in table
+    assert "| reflect (shared start) | 1 | 45% | 0 | 0 |" in table
+    assert read_study(tmp_path / "not-a-bench-journal.jsonl") is None
+
+
 # -- the bench models' chunk assembler ----------------------------------------------------------
 
 
