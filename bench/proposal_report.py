@@ -18,7 +18,17 @@ from real_model import combine, half_width, interquartile_mean
 __all__ = ["IDENTITY", "ORDER", "Ledger", "label", "report", "study_key", "summarise"]
 
 #: The fields that name a study: a rerun skips a study whose identity is in the ledger.
-IDENTITY = ("suite", "task", "strategy", "scoring_demos", "seed", "budget", "options", "start")
+IDENTITY = (
+    "suite",
+    "task",
+    "strategy",
+    "scoring_demos",
+    "seed",
+    "budget",
+    "options",
+    "start",
+    "system",
+)
 ORDER = ("resample", "reflect", "both", "gepa")
 ENGINE = ("resample", "reflect", "both")
 
@@ -211,14 +221,15 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
     settings: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         setting = json.dumps(
-            [record["suite"], record["scoring_demos"], record["budget"], record.get("start")]
-        )
+            [record["suite"], record["scoring_demos"], record["budget"], record.get("start"),
+             record.get("system")]
+        )  # fmt: skip
         settings.setdefault(setting, []).append(record)
     if not settings:
         return "no finished study yet"
     out = []
     for setting, group in settings.items():
-        suite, demos, budget, start = json.loads(setting)
+        suite, demos, budget, start, system = json.loads(setting)
         summary = summarise(group)
         names = sorted(summary["spend"], key=lambda name: (ORDER.index(_base(name)), name))
         seeds = sorted({record["seed"] for record in group})
@@ -233,6 +244,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
                 if start == "shared"
                 else "; each study proposes its own initial candidates"
             )
+            + (f"; output-only system message {system!r}" if system is not None else "")
         )
         out.append("")
         out += _table(summary, names)

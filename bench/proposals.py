@@ -19,11 +19,14 @@ ledger lacks it, and is reported in a table of its own). With ``--start own`` ea
 proposes its own initial candidates, as a user's study does; the proposer samples at
 temperature 1, so two such studies share no initial candidate, and most picks come from the
 initial round: their difference is mostly which candidates the initial round drew.
+``--system TEXT`` runs the engine's studies with another output-only system message (the
+same initial candidates: they are proposed without it), in tables of their own.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --start own         # each its own start
     nice -n 10 .venv/bin/python bench/proposals.py --scoring-demos default --tasks-set eight
     nice -n 10 .venv/bin/python bench/proposals.py --tasks-set eight --strategies engine gepa
+    nice -n 10 .venv/bin/python bench/proposals.py --system "Reply with just the output."
     .venv/bin/python bench/proposals.py --report                       # the tables so far
     nice -n 10 .venv/bin/python bench/proposals.py --suite bigbench    # the final check only
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -208,18 +212,37 @@ def parse_options(pairs: list[str]) -> dict[str, Any] | None:
     return options or None
 
 
+def system_tag(system: str | None) -> str:
+    """A file-name part for another output-only system message ('' for the engine's own)."""
+    if system is None:
+        return ""
+    return "-s" + hashlib.sha256(system.encode()).hexdigest()[:8]
+
+
+def templates_file(system: str) -> Path:
+    """A templates file giving the output-only system message `system` (written once)."""
+    path = WORK / "templates" / f"system{system_tag(system)}.json"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"scoring_system": system}) + "\n")
+    return path
+
+
 def study_config(
     task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
-    pool: Path | None = None,
+    pool: Path | None = None, system: str | None = None,
 ) -> StudyConfig:  # fmt: skip
     """The study's settings; with a `pool`, it starts from those candidates (the user's own)
-    and proposes no initial round of its own."""
+    and proposes no initial round of its own; with a `system`, the output-only system message
+    is that one."""
     target, proposer = servers
     variants: dict[str, Any] = {"variants": strategy} if len(strategies()) > 1 else {}
     variants.update(options or {})
     if pool is not None:
         variants["candidates"] = str(pool)
+    if system is not None:
+        variants["templates"] = str(templates_file(system))
     cache = str(CACHE).format(strategy=strategy + ("-shared" if pool is not None else ""))
     return StudyConfig.of(
         task=str(task),
@@ -254,9 +277,9 @@ def _evaluation(value: Any) -> dict[str, Any] | None:
 
 def journal_path(
     name: str, strategy: str, demos: int | None, seed: int, options: dict[str, Any] | None,
-    shared: bool = False,
+    shared: bool = False, system: str | None = None,
 ) -> Path:  # fmt: skip
-    start = "-shared" if shared else ""
+    start = ("-shared" if shared else "") + system_tag(system)
     return WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}{start}.jsonl"
 
 
@@ -286,13 +309,15 @@ def write_pool(path: Path, pool: list[str]) -> None:
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], options: dict[str, Any] | None, pool: Path | None = None,
+    system: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
     examples, and what it spent. With a `pool`, it starts from those candidates."""
-    journal = journal_path(name, strategy, demos, seed, options, shared=pool is not None)
+    journal = journal_path(name, strategy, demos, seed, options, pool is not None, system)
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
-    config = study_config(task, strategy, demos, seed, budget, servers, journal, options, pool)
+    config = study_config(task, strategy, demos, seed, budget, servers, journal, options, pool,
+                          system)  # fmt: skip
     began = time.perf_counter()
     result = await execute(prepare(config), say=lambda _: None)
     if not result.ok or result.winner is None or result.human is None:
@@ -424,14 +449,20 @@ class _Run:
         self.demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
         self.commit = engine_commit()
         self.options = parse_options(args.set)
+        self.system: str | None = args.system
 
     def base(self, name: str, strategy: str, seed: int, shared: bool) -> dict[str, Any]:
-        """A study's identity (the ledger's key); `start` only where the start is shared, so
-        the studies with their own start keep the identity they always had."""
+        """A study's identity (the ledger's key); `start` only where the start is shared and
+        `system` only where the system message is not the engine's, so the other studies keep
+        the identity they always had."""
         base = {"suite": self.args.suite, "task": name, "strategy": strategy,
                 "scoring_demos": self.demos, "seed": seed, "budget": asdict(self.budget),
                 "options": None if strategy == "gepa" else self.options}  # fmt: skip
-        return {**base, "start": "shared"} if shared else base
+        if shared:
+            base["start"] = "shared"
+        if self.system is not None:
+            base["system"] = self.system
+        return base
 
     async def study(
         self, name: str, path: Path, strategy: str, seed: int, pool: Path | None = None
@@ -450,7 +481,7 @@ class _Run:
                 outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers)
             else:
                 outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
-                                             servers, self.options, pool)  # fmt: skip
+                                             servers, self.options, pool, self.system)  # fmt: skip
         except (RuntimeError, subprocess.CalledProcessError) as error:
             # not recorded: the next run tries it again; the others go on meanwhile
             print(f"  failed, left for the next run: {error}", flush=True)
@@ -472,7 +503,8 @@ class _Run:
             return file
         if not await self.study(name, path, "resample", seed):
             return None
-        journal = journal_path(name, "resample", self.demos, seed, self.options)
+        journal = journal_path(name, "resample", self.demos, seed, self.options,
+                               system=self.system)  # fmt: skip
         if not journal.is_file():
             print(f"  no journal of its own-start resample study ({journal}): delete its line "
                   "from the ledger to run it again", flush=True)  # fmt: skip
@@ -513,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     add("--start", choices=("shared", "own"), default="shared",
         help="shared: every strategy starts from the same initial candidates; own: each "
              "study proposes its own")  # fmt: skip
+    add("--system", default=None, metavar="TEXT",
+        help="another output-only system message for the engine's studies (not GEPA's, which "
+             "asks with DSPy's own prompts); part of each study's identity")  # fmt: skip
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")
     add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),
@@ -523,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scoring_demos not in ("default",) and not args.scoring_demos.isdigit():
         parser.error("--scoring-demos: give a number or default")
+    if args.system is not None and "gepa" in (args.strategies or []):
+        parser.error("--system: GEPA asks with DSPy's own prompts; run it without --system")
     budget = Budget(**{field: getattr(args, field) for field in asdict(Budget())})
     if not args.report:
         signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the model servers too

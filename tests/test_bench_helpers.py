@@ -236,6 +236,37 @@ def test_a_shared_start_is_another_study_and_its_table_stands_apart() -> None:
     assert "every strategy starts from the same initial candidates" in text
 
 
+def test_another_system_message_is_another_study_with_its_own_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import proposals
+    from proposals import Budget, Server, journal_path, study_config
+
+    monkeypatch.setattr(proposals, "WORK", tmp_path / "work")  # where its templates file goes
+
+    from engine.propose.templates import load_templates
+
+    plain = _record("a", "resample", 0.5, 0.5, start="shared")
+    other = _record("a", "resample", 0.6, 0.5, start="shared", system="Just the output.")
+    assert study_key(plain) == study_key({**plain, "system": None})  # older lines keep theirs
+    assert study_key(other) != study_key(plain)
+    text = report([plain, other])
+    assert text.count("every strategy starts from the same initial candidates") == 2
+    assert "output-only system message 'Just the output.'" in text
+    own = journal_path("sum", "reflect", 0, 0, None, shared=True)
+    assert own.name == "sum-reflect-0-0-defaults-shared.jsonl"
+    named = journal_path("sum", "reflect", 0, 0, None, shared=True, system="Just the output.")
+    assert named.name.startswith("sum-reflect-0-0-defaults-shared-s") and named != own
+    server = Server(url="http://127.0.0.1:1/v1", model="m", file="m.gguf")
+    config = study_config(tmp_path / "sum.json", "reflect", 0, 0, Budget(), (server, server),
+                          named, system="Just the output.")  # fmt: skip
+    templates = load_templates(config.flat()["templates"])
+    assert templates.scoring_system == "Just the output."
+    engine_own = study_config(tmp_path / "sum.json", "reflect", 0, 0, Budget(), (server, server),
+                              own)  # fmt: skip
+    assert engine_own.flat()["templates"] is None
+
+
 def test_a_pick_from_the_shared_start_is_not_a_variant() -> None:
     records = [_record(task, "reflect", 0.5, 0.5, start="shared") for task in "ab"]
     records[0]["pick"]["origin"] = "user"
