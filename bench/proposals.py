@@ -20,7 +20,9 @@ proposes its own initial candidates, as a user's study does; the proposer sample
 temperature 1, so two such studies share no initial candidate, and most picks come from the
 initial round: their difference is mostly which candidates the initial round drew.
 ``--system TEXT`` runs the engine's studies with another output-only system message (the
-same initial candidates: they are proposed without it), in tables of their own.
+same initial candidates: they are proposed without it), in tables of their own. A study's
+identity names its system message unless it is the engine's first one
+(`FIRST_SCORING_SYSTEM`), so rows written before the default changed keep their keys.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --start own         # each its own start
@@ -62,6 +64,7 @@ from engine.app import StudyConfig, execute, prepare
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import EndpointConfig
 from engine.propose import Templates
+from engine.propose.templates import FIRST_SCORING_SYSTEM
 from engine.settings import SETTINGS
 from engine.study.events import CandidateAdded
 from engine.study.intervals import mean_interval
@@ -309,11 +312,12 @@ def write_pool(path: Path, pool: list[str]) -> None:
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], options: dict[str, Any] | None, pool: Path | None = None,
-    system: str | None = None,
+    system: str | None = None, system_key: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
-    examples, and what it spent. With a `pool`, it starts from those candidates."""
-    journal = journal_path(name, strategy, demos, seed, options, pool is not None, system)
+    examples, and what it spent. With a `pool`, it starts from those candidates; with a
+    `system`, that output-only system message (`system_key`: its name in the file names)."""
+    journal = journal_path(name, strategy, demos, seed, options, pool is not None, system_key)
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
     config = study_config(task, strategy, demos, seed, budget, servers, journal, options, pool,
@@ -344,16 +348,19 @@ async def engine_study(
 
 
 async def score_on_test(
-    task: Path, instruction: str, demos: int | None, seed: int, budget: Budget, target: Server
-) -> dict[str, Any]:
+    task: Path, instruction: str, demos: int | None, seed: int, budget: Budget, target: Server,
+    system: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """`instruction` on the study's test examples, asked and scored as the engine's final
-    evaluation asks and scores (`ClientScorer`, the same demos, chat format and metric)."""
+    evaluation asks and scores (`ClientScorer`, the same demos, chat format, system message
+    (`system`; None: the engine's) and metric)."""
     loaded = load_task(str(task), seed=seed)
     splits = split_task(
         loaded, seed=seed, scoring_size=budget.scoring_size, test_size=budget.test_size
     )
     shown = pick_demos(splits.demo, scoring_demo_count(demos, "chat"), seed)
-    asking = ScoringPrompt(Templates(), shown, "output-only")
+    templates = Templates() if system is None else Templates(scoring_system=system)
+    asking = ScoringPrompt(templates, shown, "output-only")
     endpoint = EndpointConfig(name="target", base_url=target.url, model=target.model,
                               concurrency=budget.concurrency, timeout_s=900.0)  # fmt: skip
     async with LLMClient(endpoint) as client:
@@ -383,10 +390,11 @@ def gepa_budget(ledger: Ledger, key_base: dict[str, Any], fallback: int) -> int:
 
 async def gepa_study(
     name: str, task: Path, demos: int | None, seed: int, budget: Budget, calls: int,
-    servers: tuple[Server, Server],
+    servers: tuple[Server, Server], system: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """GEPA (bench/gepa_peer.py, in the DSPy environment) on the task's pools with `calls`
-    target calls, then its pick and the human instruction on the test examples."""
+    target calls, then its pick and the human instruction on the test examples, asked as the
+    engine asks (with `system`, that system message)."""
     if not DSPY_PYTHON.is_file():
         raise SystemExit(f"no DSPy environment at {DSPY_PYTHON.parent.parent}: make bench-dspy")
     target, proposer = servers
@@ -411,8 +419,8 @@ async def gepa_study(
     if code != 0:
         raise subprocess.CalledProcessError(code, command)
     peer = json.loads(out.read_text())
-    pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target)
-    human = await score_on_test(task, peer["human"], demos, seed, budget, target)
+    pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target, system)
+    human = await score_on_test(task, peer["human"], demos, seed, budget, target, system)
     spend = {"scoring_calls": peer["target_calls"], "proposal_calls": peer["reflection_calls"],
              "metric_calls": peer["metric_calls"], "budget": calls}  # fmt: skip
     return {"pick": pick, "human": human, "runner_up": None, "spend": spend,
@@ -449,7 +457,11 @@ class _Run:
         self.demos = None if args.scoring_demos == "default" else int(args.scoring_demos)
         self.commit = engine_commit()
         self.options = parse_options(args.set)
-        self.system: str | None = args.system
+        self.system: str | None = args.system  # None: the engine's own
+        # the system message in a study's identity: None for the one of the rows written
+        # before it could change (the engine's first), so that they keep their keys
+        said = args.system if args.system is not None else Templates().scoring_system
+        self.system_key = None if said == FIRST_SCORING_SYSTEM else said
 
     def base(self, name: str, strategy: str, seed: int, shared: bool) -> dict[str, Any]:
         """A study's identity (the ledger's key); `start` only where the start is shared and
@@ -460,8 +472,8 @@ class _Run:
                 "options": None if strategy == "gepa" else self.options}  # fmt: skip
         if shared:
             base["start"] = "shared"
-        if self.system is not None:
-            base["system"] = self.system
+        if self.system_key is not None:
+            base["system"] = self.system_key
         return base
 
     async def study(
@@ -478,10 +490,12 @@ class _Run:
         try:
             if strategy == "gepa":
                 calls = gepa_budget(self.ledger, base, budget.scoring_calls)
-                outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers)
+                outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers,
+                                           self.system)  # fmt: skip
             else:
                 outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
-                                             servers, self.options, pool, self.system)  # fmt: skip
+                                             servers, self.options, pool, self.system,
+                                             self.system_key)  # fmt: skip
         except (RuntimeError, subprocess.CalledProcessError) as error:
             # not recorded: the next run tries it again; the others go on meanwhile
             print(f"  failed, left for the next run: {error}", flush=True)
@@ -504,7 +518,7 @@ class _Run:
         if not await self.study(name, path, "resample", seed):
             return None
         journal = journal_path(name, "resample", self.demos, seed, self.options,
-                               system=self.system)  # fmt: skip
+                               system=self.system_key)  # fmt: skip
         if not journal.is_file():
             print(f"  no journal of its own-start resample study ({journal}): delete its line "
                   "from the ledger to run it again", flush=True)  # fmt: skip
@@ -546,8 +560,9 @@ def main(argv: list[str] | None = None) -> int:
         help="shared: every strategy starts from the same initial candidates; own: each "
              "study proposes its own")  # fmt: skip
     add("--system", default=None, metavar="TEXT",
-        help="another output-only system message for the engine's studies (not GEPA's, which "
-             "asks with DSPy's own prompts); part of each study's identity")  # fmt: skip
+        help="another output-only system message for the engine's studies and the test scores "
+             "of GEPA's pick (GEPA searches with DSPy's own prompts); part of each study's "
+             "identity")  # fmt: skip
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")
     add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),
@@ -558,8 +573,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scoring_demos not in ("default",) and not args.scoring_demos.isdigit():
         parser.error("--scoring-demos: give a number or default")
-    if args.system is not None and "gepa" in (args.strategies or []):
-        parser.error("--system: GEPA asks with DSPy's own prompts; run it without --system")
     budget = Budget(**{field: getattr(args, field) for field in asdict(Budget())})
     if not args.report:
         signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the model servers too

@@ -267,6 +267,30 @@ def test_another_system_message_is_another_study_with_its_own_table(
     assert engine_own.flat()["templates"] is None
 
 
+@pytest.mark.parametrize(
+    ("system", "named"),
+    [(None, "engine's own"), ("first", None), ("Reply with the answer.", "Reply with the answer.")],
+)
+def test_a_study_names_its_system_message_unless_it_is_the_first_one(
+    system: str | None, named: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    import proposals
+
+    from engine.propose import Templates
+    from engine.propose.templates import FIRST_SCORING_SYSTEM
+
+    monkeypatch.setattr(proposals, "LEDGER", tmp_path / "ledger.jsonl")
+    given = FIRST_SCORING_SYSTEM if system == "first" else system
+    args = argparse.Namespace(suite="ii", scoring_demos="0", set=[], system=given)
+    run = proposals._Run(args, proposals.Budget(), ())  # type: ignore[arg-type]
+    base = run.base("sum", "reflect", 0, shared=True)
+    expected = Templates().scoring_system if named == "engine's own" else named
+    assert base.get("system") == expected
+    assert run.system == given  # what the study is given: None leaves the engine's own
+
+
 def test_a_pick_from_the_shared_start_is_not_a_variant() -> None:
     records = [_record(task, "reflect", 0.5, 0.5, start="shared") for task in "ab"]
     records[0]["pick"]["origin"] = "user"

@@ -37,7 +37,15 @@ from engine.nesting import json_depth_problem
 from engine.propose.proposal import Evidence
 from engine.task.types import FieldValues
 
-__all__ = ["FIELD_TEMPLATES", "PLACEHOLDERS", "Templates", "fill", "load_templates", "placeholders"]
+__all__ = [
+    "FIELD_TEMPLATES",
+    "FIRST_SCORING_SYSTEM",
+    "PLACEHOLDERS",
+    "Templates",
+    "fill",
+    "load_templates",
+    "placeholders",
+]
 
 _INTRO = (
     "I gave a friend an instruction and some inputs. The friend read the instruction and wrote "
@@ -84,6 +92,14 @@ _MERGE_INTRO = (
 )
 
 
+#: The output-only system message of engine versions before 2026-12-08: what a scoring
+#: request's cache key leaves out, so that the answers cached by those studies still match.
+FIRST_SCORING_SYSTEM = (
+    "Follow the user's instruction. Reply with the output only: no explanation, no label, "
+    "no quotes, nothing else."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Templates:
     """Every template the proposer and the scorer use (defaults: the paper's)."""
@@ -112,11 +128,10 @@ class Templates:
     demo_separator: str = "\n\n"
     #: what the target model is asked: the instruction, then one example's input
     scoring: str = "{instruction}\n\nInput: {input}\nOutput:"
-    #: chat, output-only format: the system message before the instruction
-    scoring_system: str = (
-        "Follow the user's instruction. Reply with the output only: no explanation, no label, "
-        "no quotes, nothing else."
-    )
+    #: chat, output-only format: the system message before the instruction. Short on purpose:
+    #: small models repeat a list of what not to write (`FIRST_SCORING_SYSTEM`) instead of
+    #: answering an instruction they do not follow (docs/benchmarks.md, "Another system message")
+    scoring_system: str = "Follow the user's instruction. Reply with just the output it asks for."
     #: reflection, completions: the model continues after "Diagnosis:" and ends with the
     #: revised instruction after "Instruction:"
     reflect: str = (

@@ -3,6 +3,7 @@ whether a chatty chat model would wrap its answer in a sentence."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass
 
@@ -60,12 +61,17 @@ def with_earlier_turns(request: GenerationRequest) -> str:
     return prompt if split < 0 else users[0][:split] + "\n\n" + prompt
 
 
+#: a system message that asks for the output alone
+_OUTPUT_ALONE = re.compile(r"\boutput only\b|\b(?:just|only) the output\b", re.IGNORECASE)
+
+
 def talks(request: GenerationRequest) -> bool:
     """Would a chatty chat model write a sentence here? Yes, unless a system message asks for
-    the output only or an assistant turn already showed a bare output."""
+    the output alone ("the output only", "just the output") or an assistant turn already showed
+    a bare output."""
     if request.api != "chat":
         return False
     for role, content in request.messages:
-        if role == "assistant" or (role == "system" and "output only" in content.lower()):
+        if role == "assistant" or (role == "system" and _OUTPUT_ALONE.search(content)):
             return False
     return True

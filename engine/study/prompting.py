@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.propose import Templates
-from engine.propose.templates import fill
+from engine.propose.templates import FIRST_SCORING_SYSTEM, fill
 from engine.task.types import Example, FieldValues
 
 __all__ = [
@@ -118,6 +118,7 @@ class ScoringPrompt:
             "chat_format": self.chat_format,
             "demos": [[d.input, d.outputs[0]] for d in self.demos],
         }
-        if self.chat_format == "output-only" and self.templates.scoring_system != OUTPUT_ONLY:
-            identity["system"] = self.templates.scoring_system  # the default keeps older keys
+        system = self.templates.scoring_system
+        if self.chat_format == "output-only" and system != FIRST_SCORING_SYSTEM:
+            identity["system"] = system  # the first default keeps the keys of older studies
         return identity

@@ -4,6 +4,7 @@ the output-only system message and demo turns on chat, and demos drawn from the 
 from __future__ import annotations
 
 from engine.propose import Templates
+from engine.propose.templates import FIRST_SCORING_SYSTEM
 from engine.study.prompting import OUTPUT_ONLY, ScoringPrompt, pick_demos, scoring_demo_count
 from engine.task.types import Example
 
@@ -45,8 +46,10 @@ def test_demos_are_drawn_once_per_seed_and_default_by_api() -> None:
 
 
 def test_the_system_message_is_a_template_and_a_new_one_is_another_cache_key() -> None:
+    first = ScoringPrompt(Templates(scoring_system=FIRST_SCORING_SYSTEM), (), "output-only")
+    assert "system" not in first.identity()  # the keys of earlier studies still match
     default = ScoringPrompt(Templates(), (), "output-only")
-    assert "system" not in default.identity()  # the keys of earlier studies still match
+    assert default.identity()["system"] == OUTPUT_ONLY != FIRST_SCORING_SYSTEM
     own = ScoringPrompt(
         Templates(scoring_system="Answer with the output alone."), (), "output-only"
     )
