@@ -141,5 +141,6 @@ def judge_revision(text: str, *, max_chars: int | None) -> tuple[str, str]:
     readings = _revisions(text)
     if not readings:
         return "", "no_instruction"
-    verdicts = [judge_proposal(one, max_chars=max_chars, imperative=False) for one in readings]
-    return next((verdict for verdict in verdicts if verdict[0]), verdicts[0])
+    verdicts = (judge_proposal(one, max_chars=max_chars, imperative=False) for one in readings)
+    first = next(verdicts)  # judged only until one is kept
+    return first if first[0] else next((verdict for verdict in verdicts if verdict[0]), first)

@@ -79,7 +79,6 @@ class ProposalLoop:
             await self._variant_round()
         activity.proposer_idle = True
         self._budget_changed()
-        activity.notify()
 
     # -- the first batch -------------------------------------------------------------------------
 
@@ -155,8 +154,7 @@ class ProposalLoop:
             f"variant round {shared.state.variant_rounds_done} ({', '.join(kinds)}): "
             f"{len(shared.state.arms)} candidates"
         )
-        self._budget_changed()
-        shared.activity.notify()  # the share kept for the round is open: wake the dispatcher
+        self._budget_changed()  # the share kept for the round is open
 
     async def _round_calls(self) -> Sequence[str]:
         """Start the next round and wait for its calls; the kinds of call it made."""

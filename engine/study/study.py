@@ -315,9 +315,11 @@ class Study:
         self._shared.activity.notify()
 
     def _sync_budget(self) -> None:
-        """The policy owns the scoring-call budget: tell it what is open to the current pool."""
+        """The policy owns the scoring-call budget: tell it what is open to the current pool,
+        and wake the parts that wait for more of it."""
         limit = scoring_limit(self._shared)
         self.state.policy.set_budget(None if limit is None else int(limit))
+        self._shared.activity.notify()
 
     def _stop(self, status: str, reason: str) -> None:
         activity = self._shared.activity
