@@ -86,6 +86,7 @@ demo-real: install-local
 # the scheduler on the recorded rewards in bench/recordings/: no model is called
 bench-selection: install
 	$(BIN)/python bench/real_selection.py
+	$(BIN)/python bench/budget_pick.py
 
 bench-real: install-local
 	$(BIN)/python bench/real_model.py

@@ -144,7 +144,19 @@ def run_policy(
 def _register() -> None:
     from frace import FRace
 
+    from engine.search.paired import PairedLUCB
+
+    class RawMeanPaired(PairedLUCB):
+        """`paired` with the leader by raw mean, as before the adjusted estimate (the baseline
+        of bench/budget_pick.py)."""
+
+        name = "paired-raw"
+
+        def estimates(self, fresh: bool = True) -> np.ndarray:
+            return self.means()
+
     BENCH_POLICIES["frace"] = FRace
+    BENCH_POLICIES["paired-raw"] = RawMeanPaired
 
 
 _register()

@@ -20,8 +20,11 @@ the policy waits for their results.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from engine.search.adjusted import AdjustedMeans
 from engine.search.policy import BasePolicy, Pull
 
 __all__ = ["PairedLUCB"]
@@ -29,6 +32,10 @@ __all__ = ["PairedLUCB"]
 
 class PairedLUCB(BasePolicy):
     name = "paired"
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._adjusted = AdjustedMeans(self.n)
 
     def _skip(self) -> np.ndarray:
         """Arms whose pairs need no update: dropped or eliminated."""
@@ -41,14 +48,25 @@ class PairedLUCB(BasePolicy):
         self.pairs.sync(skip=self._skip())
         self.eliminated[:k] |= self.pairs.worse(self.candidates()) & ~self.dropped[:k]
 
-    def leader(self) -> int | None:
-        """The best mean among the arms left (None before any result)."""
+    def estimates(self, fresh: bool = True) -> np.ndarray:
+        """Each arm's mean as the leader is chosen by: adjusted for the examples it was scored
+        on and shrunk by their number (`engine.search.adjusted`; 1/2 before any result).
+        Choosing pulls may use a fit a few results old (`fresh=False`)."""
+        return self._adjusted.estimate(self.num_arms, fresh=fresh)
+
+    def _add_observation(self, arm: int, example: int, reward: float) -> None:
+        super()._add_observation(arm, example, reward)
+        self._adjusted.observe(arm, example, reward)
+
+    def leader(self, fresh: bool = True) -> int | None:
+        """The best estimate among the arms left (None before any result)."""
         k = self.num_arms
         live = self.live() & (self.count[:k] > 0)
         if not live.any():
             return None
         # ties go to the arm seen on more examples
-        score = np.where(live, self.means() + 1e-9 * self.count[:k] / self.n, -np.inf)
+        estimates = self.estimates(fresh)
+        score = np.where(live, estimates + 1e-9 * self.count[:k] / self.n, -np.inf)
         return int(np.argmax(score))
 
     def _rivals(self, leader: int) -> np.ndarray:
@@ -60,7 +78,12 @@ class PairedLUCB(BasePolicy):
         k = self.num_arms
         if k == 1:
             return bool(self.count[0] >= self.n)
-        leader = self.leader()
+        # a fit a few results old says whether it is worth a fresh one: the proof is about
+        # the leader the pick will be
+        return self._proven(self.leader(fresh=False)) and self._proven(self.leader())
+
+    def _proven(self, leader: int | None) -> bool:
+        """Every rival left is proven at most epsilon better than `leader`."""
         if leader is None:
             return False
         rivals = self._rivals(leader)
@@ -88,7 +111,7 @@ class PairedLUCB(BasePolicy):
 
     def _select(self, k: int) -> list[Pull]:
         self.pairs.sync(skip=self._skip())
-        leader = self.leader()
+        leader = self.leader(fresh=False)
         arms = self.num_arms
         walked = (self.count[:arms] + self.pending[:arms]).astype(np.float64)
         if leader is None:  # nothing back yet: the arm walked least leads the first batch

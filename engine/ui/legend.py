@@ -2,7 +2,10 @@
 
 The leader is the policy's pick (`Policy.recommendation`), not the best mean: LUCB and the shared
 rule take the highest lower bound, so early in a study a candidate with a few lucky pulls has a
-higher mean and a wider interval than the leader; halving takes the best of its highest rung.
+higher mean and a wider interval than the leader; `paired` takes the best mean adjusted for the
+examples each was scored on and shrunk by their number (`engine.search.adjusted`), so a late
+candidate that started on easy examples ranks below one that beat it on those; halving takes
+the best of its highest rung.
 The screen says so under the board only when it applies (docs/ui.md, "The leader").
 """
 
@@ -25,6 +28,8 @@ def leader_rule(snapshot: StudySnapshot) -> tuple[str, ArmRow, ArmRow] | None:
     if not higher:
         return None
     best = max(higher, key=lambda row: (row.mean, -row.arm))
+    if snapshot.policy == "paired":
+        return "best mean on the examples they share", leader, best
     if all(leader.lower >= row.lower for row in rows):
         return "highest lower bound", leader, best
     return f"the {snapshot.policy} policy's pick", leader, best

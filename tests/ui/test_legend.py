@@ -89,3 +89,15 @@ def test_a_leader_by_another_rule_is_named_as_the_policy_s_pick() -> None:
     note = leader_note(replace(base, arms=rows))
     assert note is not None
     assert note.startswith("★ leader = the halving policy's pick, not highest mean (#3: mean 0.950")
+
+
+def test_the_paired_leader_is_named_by_its_rule() -> None:
+    """`paired` compares on the examples the candidates share: its leader below another row's
+    raw mean is explained by that, whatever the lower bounds."""
+    base = make_snapshot(policy="paired")
+    rows = tuple(
+        replace(row, mean=0.95, lower=0.90, pulls=6) if row.arm == 3 else row for row in base.arms
+    )
+    note = leader_note(replace(base, arms=rows))
+    assert note is not None
+    assert note.startswith("★ leader = best mean on the examples they share, not highest mean")
