@@ -28,6 +28,7 @@ IDENTITY = (
     "options",
     "start",
     "system",
+    "policy",
 )
 ORDER = ("resample", "reflect", "both", "gepa")
 ENGINE = ("resample", "reflect", "both")
@@ -216,20 +217,34 @@ def _scorer_check(summary: dict[str, Any]) -> list[str]:
             f"test score on {same} of {count} tasks (the same scorer and examples)"]  # fmt: skip
 
 
+def _setting(record: dict[str, Any], policy: str | None = None) -> str:
+    """The table a record belongs in: suite, scoring demos, budget, start, system, policy."""
+    return json.dumps(
+        [record["suite"], record["scoring_demos"], record["budget"], record.get("start"),
+         record.get("system"), policy]
+    )  # fmt: skip
+
+
 def report(records: list[dict[str, Any]], *, models: list[str] | None = None) -> str:
     """Markdown: one table per setting (suite, scoring demos, budget), with its comparisons."""
     settings: dict[str, list[dict[str, Any]]] = {}
+    peers: list[dict[str, Any]] = []
     for record in records:
-        setting = json.dumps(
-            [record["suite"], record["scoring_demos"], record["budget"], record.get("start"),
-             record.get("system")]
-        )  # fmt: skip
-        settings.setdefault(setting, []).append(record)
+        if record["strategy"] == "gepa":  # the engine's policy is not GEPA's: beside each
+            peers.append(record)
+            continue
+        settings.setdefault(_setting(record, record.get("policy")), []).append(record)
+    for record in peers:
+        tables = [
+            key for key in settings if json.loads(key)[:5] == json.loads(_setting(record))[:5]
+        ]
+        for key in tables or [_setting(record)]:
+            settings.setdefault(key, []).append(record)
     if not settings:
         return "no finished study yet"
     out = []
     for setting, group in settings.items():
-        suite, demos, budget, start, system = json.loads(setting)
+        suite, demos, budget, start, system, policy = json.loads(setting)
         summary = summarise(group)
         names = sorted(summary["spend"], key=lambda name: (ORDER.index(_base(name)), name))
         seeds = sorted({record["seed"] for record in group})
@@ -245,6 +260,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
                 else "; each study proposes its own initial candidates"
             )
             + (f"; output-only system message {system!r}" if system is not None else "")
+            + (f"; policy `{policy}`" if policy is not None else "; policy `lucb`")
         )
         out.append("")
         out += _table(summary, names)

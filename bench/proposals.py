@@ -22,7 +22,9 @@ initial round: their difference is mostly which candidates the initial round dre
 ``--system TEXT`` runs the engine's studies with another output-only system message (the
 same initial candidates: they are proposed without it), in tables of their own. A study's
 identity names its system message unless it is the engine's first one
-(`FIRST_SCORING_SYSTEM`), so rows written before the default changed keep their keys.
+(`FIRST_SCORING_SYSTEM`), so rows written before the default changed keep their keys. The
+studies use the engine's default scheduler policy (``--policy`` another); the identity names
+the policy unless it is ``lucb``, which every row had until 2026-12-08.
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --start own         # each its own start
@@ -234,7 +236,7 @@ def templates_file(system: str) -> Path:
 def study_config(
     task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
-    pool: Path | None = None, system: str | None = None,
+    pool: Path | None = None, system: str | None = None, policy: str = "lucb",
 ) -> StudyConfig:  # fmt: skip
     """The study's settings; with a `pool`, it starts from those candidates (the user's own)
     and proposes no initial round of its own; with a `system`, the output-only system message
@@ -255,7 +257,7 @@ def study_config(
         proposal_base_url=proposer.url,
         api="chat",
         scoring="exec",
-        policy="lucb",  # the rows of every engine version compare the proposals, not policies
+        policy=policy,
         scoring_demos=demos,
         seed=seed,
         initial_candidates=0 if pool is not None else budget.initial_candidates,
@@ -280,9 +282,10 @@ def _evaluation(value: Any) -> dict[str, Any] | None:
 
 def journal_path(
     name: str, strategy: str, demos: int | None, seed: int, options: dict[str, Any] | None,
-    shared: bool = False, system: str | None = None,
+    shared: bool = False, system: str | None = None, policy: str = "lucb",
 ) -> Path:  # fmt: skip
     start = ("-shared" if shared else "") + system_tag(system)
+    start += "" if policy == "lucb" else f"-{policy}"
     return WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}{start}.jsonl"
 
 
@@ -312,16 +315,17 @@ def write_pool(path: Path, pool: list[str]) -> None:
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], options: dict[str, Any] | None, pool: Path | None = None,
-    system: str | None = None, system_key: str | None = None,
+    system: str | None = None, system_key: str | None = None, policy: str = "lucb",
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
     examples, and what it spent. With a `pool`, it starts from those candidates; with a
     `system`, that output-only system message (`system_key`: its name in the file names)."""
-    journal = journal_path(name, strategy, demos, seed, options, pool is not None, system_key)
+    journal = journal_path(name, strategy, demos, seed, options, pool is not None, system_key,
+                           policy)  # fmt: skip
     journal.parent.mkdir(parents=True, exist_ok=True)
     journal.unlink(missing_ok=True)  # an interrupted study starts again (its calls are cached)
     config = study_config(task, strategy, demos, seed, budget, servers, journal, options, pool,
-                          system)  # fmt: skip
+                          system, policy)  # fmt: skip
     began = time.perf_counter()
     result = await execute(prepare(config), say=lambda _: None)
     if not result.ok or result.winner is None or result.human is None:
@@ -462,6 +466,7 @@ class _Run:
         # before it could change (the engine's first), so that they keep their keys
         said = args.system if args.system is not None else Templates().scoring_system
         self.system_key = None if said == FIRST_SCORING_SYSTEM else said
+        self.policy: str = args.policy
 
     def base(self, name: str, strategy: str, seed: int, shared: bool) -> dict[str, Any]:
         """A study's identity (the ledger's key); `start` only where the start is shared and
@@ -474,6 +479,8 @@ class _Run:
             base["start"] = "shared"
         if self.system_key is not None:
             base["system"] = self.system_key
+        if self.policy != "lucb" and strategy != "gepa":
+            base["policy"] = self.policy
         return base
 
     async def study(
@@ -495,7 +502,7 @@ class _Run:
             else:
                 outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
                                              servers, self.options, pool, self.system,
-                                             self.system_key)  # fmt: skip
+                                             self.system_key, self.policy)  # fmt: skip
         except (RuntimeError, subprocess.CalledProcessError) as error:
             # not recorded: the next run tries it again; the others go on meanwhile
             print(f"  failed, left for the next run: {error}", flush=True)
@@ -518,7 +525,7 @@ class _Run:
         if not await self.study(name, path, "resample", seed):
             return None
         journal = journal_path(name, "resample", self.demos, seed, self.options,
-                               system=self.system_key)  # fmt: skip
+                               system=self.system_key, policy=self.policy)  # fmt: skip
         if not journal.is_file():
             print(f"  no journal of its own-start resample study ({journal}): delete its line "
                   "from the ledger to run it again", flush=True)  # fmt: skip
@@ -563,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         help="another output-only system message for the engine's studies and the test scores "
              "of GEPA's pick (GEPA searches with DSPy's own prompts); part of each study's "
              "identity")  # fmt: skip
+    policy = next(one for one in SETTINGS if one.flat == "policy")
+    add("--policy", choices=policy.choices, default=policy.default,
+        help=f"the engine studies' scheduler policy (default: the engine's, {policy.default})")  # fmt: skip
     add("--seeds", type=int, default=1)
     add("--threads", type=int, default=1, help="llama.cpp threads per model")
     add("--ports", type=int, nargs=2, default=[18431, 18432], metavar=("TARGET", "PROPOSER"),

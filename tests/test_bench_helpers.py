@@ -283,12 +283,42 @@ def test_a_study_names_its_system_message_unless_it_is_the_first_one(
 
     monkeypatch.setattr(proposals, "LEDGER", tmp_path / "ledger.jsonl")
     given = FIRST_SCORING_SYSTEM if system == "first" else system
-    args = argparse.Namespace(suite="ii", scoring_demos="0", set=[], system=given)
+    args = argparse.Namespace(suite="ii", scoring_demos="0", set=[], system=given, policy="lucb")
     run = proposals._Run(args, proposals.Budget(), ())  # type: ignore[arg-type]
     base = run.base("sum", "reflect", 0, shared=True)
     expected = Templates().scoring_system if named == "engine's own" else named
     assert base.get("system") == expected
     assert run.system == given  # what the study is given: None leaves the engine's own
+
+
+def test_a_study_names_its_policy_unless_it_is_lucb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of `lucb`, the policy of every row until the default was used, keep their keys;
+    another policy is in the identity, the journal's name and a table of its own, with the
+    GEPA peer beside each policy's table."""
+    import argparse
+
+    import proposals
+
+    monkeypatch.setattr(proposals, "LEDGER", tmp_path / "ledger.jsonl")
+    bases = {}
+    for policy in ("lucb", "paired"):
+        args = argparse.Namespace(suite="ii", scoring_demos="0", set=[], system=None,
+                                  policy=policy)  # fmt: skip
+        run = proposals._Run(args, proposals.Budget(), ())  # type: ignore[arg-type]
+        bases[policy] = run.base("sum", "reflect", 0, shared=True)
+        assert "policy" not in run.base("sum", "gepa", 0, shared=False)
+    assert "policy" not in bases["lucb"] and bases["paired"]["policy"] == "paired"
+    assert study_key(bases["lucb"]) != study_key(bases["paired"])
+    names = {proposals.journal_path("sum", "reflect", 0, 0, None, True, policy=p).name
+             for p in ("lucb", "paired")}  # fmt: skip
+    assert len(names) == 2
+    records = [_record("a", "reflect", 0.5, 0.5), _record("a", "gepa", 0.4, 0.5)]
+    records.append({**_record("a", "reflect", 0.6, 0.5), "policy": "paired"})
+    text = report(records)
+    assert "policy `lucb`" in text and "policy `paired`" in text
+    assert text.count("| gepa |") == 2
 
 
 def test_a_pick_from_the_shared_start_is_not_a_variant() -> None:
