@@ -40,6 +40,9 @@ class ArmStats:
     lower: float
     upper: float
     state: ArmState
+    #: what the policy ranks the arms by for its leader: the mean, or for `paired` the mean
+    #: adjusted for the examples the arm was scored on and shrunk by their number
+    estimate: float = 0.5
 
 
 class Policy(Protocol):
@@ -297,17 +300,23 @@ class BasePolicy(ArmLedger):
             return "complete"
         return "active"
 
+    def estimates(self, fresh: bool = True) -> NDArray[np.float64]:
+        """What the arms are ranked by for the leader: their means (1/2 before any result)."""
+        return self.means()
+
     def stats(self, arm: int) -> ArmStats:
         self._check(arm)
         lower, upper = self.bounds()
+        mean = float(self.means()[arm])
         return ArmStats(
             arm=arm,
-            mean=float(self.means()[arm]),
+            mean=mean,
             count=int(self.count[arm]),
             pending=int(self.pending[arm]),
             lower=float(lower[arm]),
             upper=float(upper[arm]),
             state=self.state(arm),
+            estimate=float(self.estimates()[arm]),
         )
 
     def arms(self) -> list[ArmStats]:

@@ -51,7 +51,9 @@ class VariantCall:
 
 
 def leaders(state: StudyState, count: int) -> list[int]:
-    """The `count` best candidates by mean still in play (pulled, not eliminated or dropped)."""
+    """The `count` best candidates still in play (pulled, not eliminated or dropped), by what
+    the policy ranks its leader by (`ArmStats.estimate`: for `paired`, the mean judged on the
+    examples the candidates share; a mean from a few lucky pulls is not a leader)."""
     ranked = []
     for arm in state.arms:
         if arm.index in state.dropped:
@@ -59,7 +61,7 @@ def leaders(state: StudyState, count: int) -> list[int]:
         stats = state.policy.stats(arm.index)
         if stats.count == 0 or stats.state in ("eliminated", "dropped"):
             continue
-        ranked.append((stats.mean, stats.count, -arm.index, arm.index))
+        ranked.append((stats.estimate, stats.count, -arm.index, arm.index))
     ranked.sort(reverse=True)
     return [item[3] for item in ranked[:count]]
 

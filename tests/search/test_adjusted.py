@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.search import make_policy
 from engine.search.adjusted import AdjustedMeans
+from engine.study.variants import leaders
 
 
 def fed(rewards: np.ndarray, seen: np.ndarray) -> AdjustedMeans:
@@ -80,7 +83,8 @@ def test_a_late_arm_is_judged_on_the_examples_it_shares() -> None:
 
 def test_the_paired_pick_at_a_budget_stop_is_not_the_lucky_late_arm() -> None:
     """The same story through the policy: the budget ends with the late arm's raw mean on top,
-    and the pick is the arm that was better on the examples both were scored on."""
+    and the pick, and the leader a variant round takes as a parent, is the arm that was better
+    on the examples both were scored on."""
     n = 40
     policy = make_policy("paired", n=n, seed=0, delta=0.05, rewards="binary", initial_arms=2)
     for _ in range(2):
@@ -103,3 +107,8 @@ def test_the_paired_pick_at_a_budget_stop_is_not_the_lucky_late_arm() -> None:
     means = policy.means()
     assert means[late] > means[0]
     assert policy.recommendation() == 0
+    # and the leader that gets variants is the same one
+    assert policy.stats(late).estimate < policy.stats(0).estimate
+    arms = [SimpleNamespace(index=arm) for arm in range(3)]
+    state = SimpleNamespace(arms=arms, dropped=set(), policy=policy)
+    assert leaders(state, 1) == [0]  # type: ignore[arg-type]

@@ -30,6 +30,10 @@ class FakeStats:
     upper: float
     state: str
 
+    @property
+    def estimate(self) -> float:
+        return self.mean
+
 
 class FakePolicy:
     """Pulls the least-pulled arm next, examples in order without replacement; done when every
