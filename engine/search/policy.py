@@ -307,10 +307,9 @@ class BasePolicy(ArmLedger):
     def stats(self, arm: int) -> ArmStats:
         self._check(arm)
         lower, upper = self.bounds()
-        mean = float(self.means()[arm])
         return ArmStats(
             arm=arm,
-            mean=mean,
+            mean=float(self.means()[arm]),
             count=int(self.count[arm]),
             pending=int(self.pending[arm]),
             lower=float(lower[arm]),
