@@ -225,6 +225,13 @@ def _setting(record: dict[str, Any], policy: str | None = None) -> str:
     )  # fmt: skip
 
 
+def _peer_of(setting: list[Any], record: dict[str, Any]) -> bool:
+    """Whether a GEPA row goes beside an engine table: the same suite, demos, budget and
+    system message, whatever the engine's start and policy (GEPA has neither)."""
+    mine = json.loads(_setting(record))
+    return all(setting[i] == mine[i] for i in (0, 1, 2, 4))
+
+
 def report(records: list[dict[str, Any]], *, models: list[str] | None = None) -> str:
     """Markdown: one table per setting (suite, scoring demos, budget), with its comparisons."""
     settings: dict[str, list[dict[str, Any]]] = {}
@@ -235,9 +242,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
             continue
         settings.setdefault(_setting(record, record.get("policy")), []).append(record)
     for record in peers:
-        tables = [
-            key for key in settings if json.loads(key)[:5] == json.loads(_setting(record))[:5]
-        ]
+        tables = [key for key in settings if _peer_of(json.loads(key), record)]
         for key in tables or [_setting(record)]:
             settings.setdefault(key, []).append(record)
     if not settings:

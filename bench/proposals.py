@@ -24,7 +24,10 @@ same initial candidates: they are proposed without it), in tables of their own. 
 identity names its system message unless it is the engine's first one
 (`FIRST_SCORING_SYSTEM`), so rows written before the default changed keep their keys. The
 studies use the engine's default scheduler policy (``--policy`` another); the identity names
-the policy unless it is ``lucb``, which every row had until 2026-12-08.
+the policy unless it is ``lucb``, which every row had until 2026-12-08. GEPA searches with
+DSPy's own prompts, so a GEPA row under another system message takes the search of a finished
+row of the same task, seed and budget and scores its pick and the human instruction again
+(``search_from`` names that row).
 
     nice -n 10 .venv/bin/python bench/proposals.py                     # zero-shot, 24 tasks
     nice -n 10 .venv/bin/python bench/proposals.py --start own         # each its own start
@@ -432,6 +435,37 @@ async def gepa_study(
             "peer": peer, "seconds": time.perf_counter() - began}  # fmt: skip
 
 
+def gepa_lender(ledger: Ledger, base: dict[str, Any], calls: int) -> dict[str, Any] | None:
+    """A finished GEPA row whose search this study can take: the same task, seed, demos,
+    pools and call budget under another system message (GEPA searches with DSPy's own
+    prompts, so only the test scores depend on the system message)."""
+    same = ("suite", "task", "scoring_demos", "seed", "budget")
+    found = [
+        record
+        for record in ledger.records()
+        if record["strategy"] == "gepa"
+        and "peer" in record
+        and all(record.get(k) == base.get(k) for k in same)
+        and record["spend"].get("budget") == calls
+    ]
+    return found[-1] if found else None
+
+
+async def gepa_rescore(
+    task: Path, lender: dict[str, Any], demos: int | None, seed: int, budget: Budget,
+    target: Server, system: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A lender's GEPA search, its pick and the human instruction scored again on the test
+    examples with this run's system message."""
+    began = time.perf_counter()
+    peer = lender["peer"]
+    pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target, system)
+    human = await score_on_test(task, peer["human"], demos, seed, budget, target, system)
+    return {"pick": pick, "human": human, "runner_up": None, "spend": lender["spend"],
+            "candidates": lender["candidates"], "reason": lender["reason"], "peer": peer,
+            "search_from": lender.get("finished"), "seconds": time.perf_counter() - began}  # fmt: skip
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -497,8 +531,14 @@ class _Run:
         try:
             if strategy == "gepa":
                 calls = gepa_budget(self.ledger, base, budget.scoring_calls)
-                outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers,
-                                           self.system)  # fmt: skip
+                lender = gepa_lender(self.ledger, base, calls)
+                if lender is not None:
+                    print(f"  GEPA's search of {lender.get('finished')}, scored again", flush=True)
+                    outcome = await gepa_rescore(path, lender, self.demos, seed, budget,
+                                                 servers[0], self.system)  # fmt: skip
+                else:
+                    outcome = await gepa_study(name, path, self.demos, seed, budget, calls,
+                                               servers, self.system)  # fmt: skip
             else:
                 outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
                                              servers, self.options, pool, self.system,

@@ -547,3 +547,35 @@ def test_an_answer_that_repeats_the_system_message_is_an_echo() -> None:
     assert not echoes("cold", system) and not echoes("the label is cold", system)
     assert not echoes("no label", "")
     assert list(formats(["Answer alone."]))[-2:] == ["output-only/s1", "output-only+demos/s1"]
+
+
+def test_a_gepa_search_is_lent_to_another_system_message_only_for_the_same_budget() -> None:
+    """GEPA's search does not see the system message: a row of another one lends its search
+    when the task, seed, demos, pools and call budget are the same, and never otherwise."""
+    from proposals import gepa_lender
+
+    budget = {"initial_candidates": 12, "scoring_calls": 200}
+    lender = {"suite": "ii", "task": "sum", "strategy": "gepa", "scoring_demos": 0, "seed": 0,
+              "budget": budget, "spend": {"budget": 200}, "peer": {"instruction": "x"},
+              "finished": "then"}  # fmt: skip
+
+    class Rows:
+        def records(self) -> list[dict[str, Any]]:
+            return [lender, {**lender, "strategy": "reflect"}]
+
+    base = {"suite": "ii", "task": "sum", "strategy": "gepa", "scoring_demos": 0, "seed": 0,
+            "budget": budget, "system": "Reply with the answer."}  # fmt: skip
+    assert gepa_lender(Rows(), base, 200) is lender  # type: ignore[arg-type]
+    assert gepa_lender(Rows(), base, 180) is None  # type: ignore[arg-type]
+    assert gepa_lender(Rows(), {**base, "seed": 1}, 200) is None  # type: ignore[arg-type]
+    assert gepa_lender(Rows(), {**base, "task": "diff"}, 200) is None  # type: ignore[arg-type]
+
+
+def test_the_gepa_peer_sits_beside_a_shared_start_table_of_its_system_message() -> None:
+    records = [{**_record("a", "reflect", 0.5, 0.5, start="shared"), "policy": "paired"},
+               _record("a", "gepa", 0.4, 0.5)]  # fmt: skip
+    (table,) = [part for part in report(records).split("### ") if "policy `paired`" in part]
+    assert "| gepa |" in table
+    other = {**_record("a", "gepa", 0.4, 0.5), "system": "Reply with the answer."}
+    (table,) = [part for part in report([records[0], other]).split("### ") if "paired" in part]
+    assert "gepa" not in table
