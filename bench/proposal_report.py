@@ -139,6 +139,14 @@ def _count(tasks: dict[str, Any], mine: str, other: str) -> tuple[int, int]:
     return sum(row[mine][0] >= row[other][0] for row in both), len(both)
 
 
+def _split(tasks: dict[str, Any], mine: str, other: str) -> str:
+    """How the tasks with both divide: higher, equal, lower (most ties are both at 0)."""
+    both = [(row[mine][0], row[other][0]) for row in tasks.values() if mine in row and other in row]
+    higher = sum(a > b for a, b in both)
+    lower = sum(a < b for a, b in both)
+    return f"{higher} higher, {len(both) - higher - lower} equal, {lower} lower"
+
+
 def _iqm(tasks: dict[str, Any], name: str, among: list[str] | None = None) -> float:
     rows = [row for task, row in tasks.items() if among is None or task in among]
     return interquartile_mean([row[name][0] for row in rows if name in row])
@@ -197,13 +205,15 @@ def _comparisons(tasks: dict[str, Any], names: list[str]) -> list[str]:
             at_least, count = _count(tasks, name, "resample")
             shared = [t for t, row in tasks.items() if name in row and "resample" in row]
             gain = _iqm(tasks, name, shared) - _iqm(tasks, "resample", shared)
-            lines.append(f"- {name} >= resample on {at_least} of {count} tasks; IQM "
-                         f"{gain:+.3f} (goal: >= 16 of 24, +0.05)")  # fmt: skip
+            lines.append(f"- {name} >= resample on {at_least} of {count} tasks "
+                         f"({_split(tasks, name, 'resample')}); IQM {gain:+.3f} "
+                         "(goal: >= 16 of 24, +0.05)")  # fmt: skip
     for name in names:
         if _base(name) in ENGINE and "gepa" in names:
             at_least, count = _count(tasks, name, "gepa")
             shared = [t for t, row in tasks.items() if name in row and "gepa" in row]
-            lines.append(f"- {name} >= GEPA on {at_least} of {count} tasks (IQM over them "
+            lines.append(f"- {name} >= GEPA on {at_least} of {count} tasks "
+                         f"({_split(tasks, name, 'gepa')}; IQM over them "
                          f"{_iqm(tasks, name, shared):.3f} vs {_iqm(tasks, 'gepa', shared):.3f};"
                          " goal: >= 3/4)")  # fmt: skip
     return lines

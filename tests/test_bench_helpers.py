@@ -185,9 +185,9 @@ def test_the_summary_counts_tasks_at_or_above_the_human_instruction() -> None:
     assert "gepa" not in summary["tasks"]["b"]
     text = report(records)
     assert "| **pick >= human** | | 1 / 2 | 2 / 2 | 1 / 1 |" in text
-    assert "reflect >= resample on 2 of 2 tasks" in text
+    assert "reflect >= resample on 2 of 2 tasks (2 higher, 0 equal, 0 lower)" in text
     assert "reflect >= GEPA on 1 of 1 tasks" in text
-    assert "resample >= GEPA on 0 of 1 tasks" in text
+    assert "resample >= GEPA on 0 of 1 tasks (0 higher, 0 equal, 1 lower" in text
     # proposal share: 10 of 210 calls for the engine, 30 of 240 for GEPA
     assert "| proposal share of calls | | 4.8% | 4.8% | 12.5% |" in text
     assert "the engine's own test score on 1 of 1 tasks" in text
