@@ -29,9 +29,11 @@ from engine.study.events import CandidateAdded, PullDone, StudyFinished  # noqa:
 from engine.study.journal import read_events  # noqa: E402
 
 JOURNALS = ROOT / "results" / "proposals-work" / "journals"
-#: {task}-{strategy}-{demos}-{seed}-{options}[-shared].jsonl (bench/proposals.py `journal_path`)
+#: {task}-{strategy}-{demos}-{seed}-{options}[-shared][-s<sha8>][-<policy>].jsonl
+#: (bench/proposals.py `journal_path`: the system message's tag, a policy other than lucb)
 NAME = re.compile(r"^(?P<task>.+?)-(?P<strategy>resample|reflect|both)-(?P<demos>[^-]+)-"
-                  r"(?P<seed>\d+)-(?P<options>.+?)(?P<shared>-shared)?\.jsonl$")  # fmt: skip
+                  r"(?P<seed>\d+)-(?P<options>.+?)(?P<shared>-shared)?(?P<system>-s[0-9a-f]{8})?"
+                  r"(?:-(?P<policy>paired|ttts|halving|ape-filter|ucb|uniform|full))?\.jsonl$")  # fmt: skip
 VARIANT_ORIGINS = ("resample", "reflect", "merge", "demos")
 
 
@@ -41,6 +43,8 @@ class Study:
 
     strategy: str
     shared: bool
+    system: str | None = None  # the tag of another system message than the first
+    policy: str = "lucb"
     origins: list[str] = field(default_factory=list)
     parents: list[list[int]] = field(default_factory=list)
     rewards: dict[int, dict[int, float]] = field(default_factory=dict)
@@ -48,7 +52,10 @@ class Study:
 
     @property
     def key(self) -> str:
-        return f"{self.strategy} ({'shared' if self.shared else 'own'} start)"
+        system = f", system {self.system}" if self.system else ""
+        return (
+            f"{self.strategy} ({'shared' if self.shared else 'own'} start{system}, {self.policy})"
+        )
 
     def variant_share(self) -> float:
         pulls = sum(len(seen) for seen in self.rewards.values())
@@ -78,7 +85,8 @@ def read_study(path: Path) -> Study | None:
     named = NAME.match(path.name)
     if named is None:
         return None
-    study = Study(named["strategy"], named["shared"] is not None)
+    study = Study(named["strategy"], named["shared"] is not None,
+                  named["system"] and named["system"][1:], named["policy"] or "lucb")  # fmt: skip
     for event in read_events(path):
         if isinstance(event, CandidateAdded):
             study.origins.append(event.origin)
@@ -126,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="examples a variant and its parent must share to be compared")  # fmt: skip
     parser.add_argument("--start", choices=("own", "shared"), default=None,
                         help="only the studies with this start (default: both)")  # fmt: skip
+    parser.add_argument("--policy", default=None,
+                        help="only the studies of this scheduler policy (default: every one)")  # fmt: skip
     args = parser.parse_args(argv)
     paths = sorted(path for folder in args.journals for path in folder.glob("*.jsonl"))
     studies = [study for path in paths if (study := read_study(path)) is not None]
     if args.start is not None:
         studies = [study for study in studies if study.shared == (args.start == "shared")]
+    if args.policy is not None:
+        studies = [study for study in studies if study.policy == args.policy]
     if not studies:
         parser.error(f"no finished proposals-bench journals in {args.journals}")
     print(f"{len(studies)} finished studies")

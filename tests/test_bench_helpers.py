@@ -391,14 +391,21 @@ def test_variant_gains_compares_each_variant_with_its_parent_where_both_were_sco
         writer(event)
     writer.close()
     study = read_study(journal)
-    assert study is not None and study.key == "reflect (shared start)"
+    assert study is not None and study.key == "reflect (shared start, lucb)"
     assert study.gains(min_shared=3) == [("reflect", 1.0), ("resample", None)]
     assert study.variant_share() == 5 / 11
     table = report([study], min_shared=3)
     assert "| reflect | 1 | 1 | +1.000 | 1 | 0 | 0 |" in table
     assert "| resample | 1 | 0 | - | 0 | 0 | 0 |" in table
-    assert "| reflect (shared start) | 1 | 45% | 0 | 0 |" in table
+    assert "| reflect (shared start, lucb) | 1 | 45% | 0 | 0 |" in table
     assert read_study(tmp_path / "not-a-bench-journal.jsonl") is None
+    # another system message and policy are in the name (bench/proposals.py `journal_path`)
+    named = tmp_path / "sum-reflect-0-0-defaults-shared-s7ee33647-paired.jsonl"
+    journal.rename(named)
+    study = read_study(named)
+    assert study is not None and (study.shared, study.system, study.policy) == (
+        True, "s7ee33647", "paired")  # fmt: skip
+    assert study.key == "reflect (shared start, system s7ee33647, paired)"
 
 
 # -- the bench models' chunk assembler ----------------------------------------------------------
