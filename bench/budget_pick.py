@@ -12,7 +12,7 @@ regret on the pool (the best candidate's pool mean less the pick's), the share o
 run in the same process. Then the policy's CPU per pull on a synthetic pool of 200 candidates
 and 400 examples (64 in flight), as a ratio to `paired-raw` (median of 3).
 
-    .venv/bin/python bench/budget_pick.py             # both recordings, 10 seeds, ~5 min
+    .venv/bin/python bench/budget_pick.py             # every recording, 10 seeds, ~25 min
     .venv/bin/python bench/budget_pick.py --seeds 3
 
 Writes bench/results/budget_pick.json.
