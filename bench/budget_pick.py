@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bandit_sim import bench_policy, run_policy, synthetic_table
-from recording import read, recordings, tables
+from recording import RecordedTask, read, recordings, tables
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLICIES = ("paired", "paired-raw", "lucb")
@@ -40,15 +40,15 @@ BASELINE = "paired-raw"
 BUDGET, SHARE, EARLY, IN_FLIGHT = 200, 0.25, 0.6, 8
 
 
-def budget_study(table: np.ndarray, name: str, seed: int) -> tuple[float, bool]:
-    """One study on a K x n table: the pick's regret on the pool, and whether it joined late."""
-    arms, n = table.shape
+def budget_study(task: RecordedTask, name: str, seed: int) -> tuple[float, bool]:
+    """One study on a task's K x n table: the pick's regret on the pool, and whether it joined
+    late."""
+    arms, n = task.rewards.shape
     rng = np.random.default_rng(seed)
-    table = table[rng.permutation(arms)]
+    table = task.rewards[rng.permutation(arms)]
     early = max(2, int(arms * EARLY))
-    binary = bool(np.isin(table, (0.0, 1.0)).all())
     policy = bench_policy(name, n=n, seed=seed, delta=0.05, epsilon=None, scoring_calls=None,
-                          initial_arms=early, rewards="binary" if binary else "continuous")  # fmt: skip
+                          initial_arms=early, rewards="binary" if task.binary else "continuous")  # fmt: skip
     for _ in range(early):
         policy.add_arm()
     completion = np.random.default_rng(seed + 7919)
@@ -94,7 +94,7 @@ def main() -> None:
         tasks = tables(read(path))
         rows: dict[str, dict[str, float]] = {}
         for name in POLICIES:
-            runs = [budget_study(task.rewards, name, seed)
+            runs = [budget_study(task, name, seed)
                     for task in tasks for seed in range(args.seeds)]  # fmt: skip
             regret = np.array([r for r, _ in runs])
             rows[name] = {"mean_regret": float(regret.mean()),

@@ -15,7 +15,16 @@ from typing import Any
 
 from real_model import combine, half_width, interquartile_mean
 
-__all__ = ["IDENTITY", "ORDER", "Ledger", "label", "report", "study_key", "summarise"]
+__all__ = [
+    "IDENTITY",
+    "ORDER",
+    "UNNAMED_POLICY",
+    "Ledger",
+    "label",
+    "report",
+    "study_key",
+    "summarise",
+]
 
 #: The fields that name a study: a rerun skips a study whose identity is in the ledger.
 IDENTITY = (
@@ -31,6 +40,8 @@ IDENTITY = (
     "policy",
 )
 ORDER = ("resample", "reflect", "both", "gepa")
+#: the policy of every row until 2026-12-08: a row of it names no policy, so it keeps its key
+UNNAMED_POLICY = "lucb"
 ENGINE = ("resample", "reflect", "both")
 
 
@@ -235,11 +246,13 @@ def _setting(record: dict[str, Any], policy: str | None = None) -> str:
     )  # fmt: skip
 
 
-def _peer_of(setting: list[Any], record: dict[str, Any]) -> bool:
+def _peer_of(setting: str, record: dict[str, Any]) -> bool:
     """Whether a GEPA row goes beside an engine table: the same suite, demos, budget and
     system message, whatever the engine's start and policy (GEPA has neither)."""
-    mine = json.loads(_setting(record))
-    return all(setting[i] == mine[i] for i in (0, 1, 2, 4))
+    suite, demos, budget, _, system, _ = json.loads(setting)
+    return [suite, demos, budget, system] == [
+        record["suite"], record["scoring_demos"], record["budget"], record.get("system")
+    ]  # fmt: skip
 
 
 def report(records: list[dict[str, Any]], *, models: list[str] | None = None) -> str:
@@ -252,7 +265,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
             continue
         settings.setdefault(_setting(record, record.get("policy")), []).append(record)
     for record in peers:
-        tables = [key for key in settings if _peer_of(json.loads(key), record)]
+        tables = [key for key in settings if _peer_of(key, record)]
         for key in tables or [_setting(record)]:
             settings.setdefault(key, []).append(record)
     if not settings:
@@ -275,7 +288,7 @@ def report(records: list[dict[str, Any]], *, models: list[str] | None = None) ->
                 else "; each study proposes its own initial candidates"
             )
             + (f"; output-only system message {system!r}" if system is not None else "")
-            + (f"; policy `{policy}`" if policy is not None else "; policy `lucb`")
+            + f"; policy `{policy or UNNAMED_POLICY}`"
         )
         out.append("")
         out += _table(summary, names)

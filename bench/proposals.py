@@ -61,7 +61,7 @@ from typing import Any
 
 import anyio
 from models import MODELS, ensure
-from proposal_report import Ledger, report, study_key
+from proposal_report import UNNAMED_POLICY, Ledger, report, study_key
 from real_model import DEFAULT_TASKS
 
 import engine
@@ -239,7 +239,7 @@ def templates_file(system: str) -> Path:
 def study_config(
     task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], journal: Path, options: dict[str, Any] | None = None,
-    pool: Path | None = None, system: str | None = None, policy: str = "lucb",
+    pool: Path | None = None, system: str | None = None, policy: str = UNNAMED_POLICY,
 ) -> StudyConfig:  # fmt: skip
     """The study's settings; with a `pool`, it starts from those candidates (the user's own)
     and proposes no initial round of its own; with a `system`, the output-only system message
@@ -285,10 +285,10 @@ def _evaluation(value: Any) -> dict[str, Any] | None:
 
 def journal_path(
     name: str, strategy: str, demos: int | None, seed: int, options: dict[str, Any] | None,
-    shared: bool = False, system: str | None = None, policy: str = "lucb",
+    shared: bool = False, system: str | None = None, policy: str = UNNAMED_POLICY,
 ) -> Path:  # fmt: skip
     start = ("-shared" if shared else "") + system_tag(system)
-    start += "" if policy == "lucb" else f"-{policy}"
+    start += "" if policy == UNNAMED_POLICY else f"-{policy}"
     return WORK / "journals" / f"{name}-{strategy}-{demos}-{seed}-{_tag(options)}{start}.jsonl"
 
 
@@ -318,7 +318,7 @@ def write_pool(path: Path, pool: list[str]) -> None:
 async def engine_study(
     name: str, task: Path, strategy: str, demos: int | None, seed: int, budget: Budget,
     servers: tuple[Server, Server], options: dict[str, Any] | None, pool: Path | None = None,
-    system: str | None = None, system_key: str | None = None, policy: str = "lucb",
+    system: str | None = None, system_key: str | None = None, policy: str = UNNAMED_POLICY,
 ) -> dict[str, Any]:  # fmt: skip
     """One study to its end; its pick, the human instruction and the runner-up on the test
     examples, and what it spent. With a `pool`, it starts from those candidates; with a
@@ -395,46 +395,6 @@ def gepa_budget(ledger: Ledger, key_base: dict[str, Any], fallback: int) -> int:
     return max(spent, default=fallback)
 
 
-async def gepa_study(
-    name: str, task: Path, demos: int | None, seed: int, budget: Budget, calls: int,
-    servers: tuple[Server, Server], system: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """GEPA (bench/gepa_peer.py, in the DSPy environment) on the task's pools with `calls`
-    target calls, then its pick and the human instruction on the test examples, asked as the
-    engine asks (with `system`, that system message)."""
-    if not DSPY_PYTHON.is_file():
-        raise SystemExit(f"no DSPy environment at {DSPY_PYTHON.parent.parent}: make bench-dspy")
-    target, proposer = servers
-    out = WORK / "gepa" / f"{name}-{demos}-{seed}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(DSPY_PYTHON), str(ROOT / "gepa_peer.py"), "--task", str(task),
-               "--seed", str(seed), "--scoring-size", str(budget.scoring_size),
-               "--test-size", str(budget.test_size), "--max-metric-calls", str(calls),
-               "--target-url", target.url, "--target-model", target.model,
-               "--reflection-url", proposer.url, "--reflection-model", proposer.model,
-               "--out", str(out)]  # fmt: skip
-    if demos is not None:
-        command += ["--scoring-demos", str(demos)]
-    began = time.perf_counter()
-    with (WORK / "gepa" / f"{name}-{demos}-{seed}.log").open("w") as log:
-        async with await anyio.open_process(command, stdout=log, stderr=log) as process:
-            try:
-                code = await process.wait()
-            except BaseException:  # a stopped run stops the peer too (it would be waited for)
-                process.kill()
-                raise
-    if code != 0:
-        raise subprocess.CalledProcessError(code, command)
-    peer = json.loads(out.read_text())
-    pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target, system)
-    human = await score_on_test(task, peer["human"], demos, seed, budget, target, system)
-    spend = {"scoring_calls": peer["target_calls"], "proposal_calls": peer["reflection_calls"],
-             "metric_calls": peer["metric_calls"], "budget": calls}  # fmt: skip
-    return {"pick": pick, "human": human, "runner_up": None, "spend": spend,
-            "candidates": {"gepa": peer["candidates"]}, "reason": peer["reason"],
-            "peer": peer, "seconds": time.perf_counter() - began}  # fmt: skip
-
-
 def gepa_lender(ledger: Ledger, base: dict[str, Any], calls: int) -> dict[str, Any] | None:
     """A finished GEPA row whose search this study can take: the same task, seed, demos,
     pools and call budget under another system message (GEPA searches with DSPy's own
@@ -451,19 +411,60 @@ def gepa_lender(ledger: Ledger, base: dict[str, Any], calls: int) -> dict[str, A
     return found[-1] if found else None
 
 
-async def gepa_rescore(
-    task: Path, lender: dict[str, Any], demos: int | None, seed: int, budget: Budget,
-    target: Server, system: str | None = None,
+async def gepa_study(
+    name: str, task: Path, demos: int | None, seed: int, budget: Budget, calls: int,
+    servers: tuple[Server, Server], system: str | None = None,
+    lender: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A lender's GEPA search, its pick and the human instruction scored again on the test
-    examples with this run's system message."""
+    """GEPA (bench/gepa_peer.py, in the DSPy environment) on the task's pools with `calls`
+    target calls, then its pick and the human instruction on the test examples, asked as the
+    engine asks (with `system`, that system message). With a `lender` (`gepa_lender`), its
+    search is taken and only the test scores are new."""
+    target, proposer = servers
     began = time.perf_counter()
-    peer = lender["peer"]
+    if lender is None:
+        peer = await _gepa_search(name, task, demos, seed, budget, calls, target, proposer)
+        spend = {"scoring_calls": peer["target_calls"], "proposal_calls": peer["reflection_calls"],
+                 "metric_calls": peer["metric_calls"], "budget": calls}  # fmt: skip
+        lent: dict[str, Any] = {}
+    else:
+        peer, spend = lender["peer"], lender["spend"]
+        lent = {"search_from": lender.get("finished")}
     pick = await score_on_test(task, peer["instruction"], demos, seed, budget, target, system)
     human = await score_on_test(task, peer["human"], demos, seed, budget, target, system)
-    return {"pick": pick, "human": human, "runner_up": None, "spend": lender["spend"],
-            "candidates": lender["candidates"], "reason": lender["reason"], "peer": peer,
-            "search_from": lender.get("finished"), "seconds": time.perf_counter() - began}  # fmt: skip
+    return {"pick": pick, "human": human, "runner_up": None, "spend": spend,
+            "candidates": {"gepa": peer["candidates"]}, "reason": peer["reason"],
+            "peer": peer, **lent, "seconds": time.perf_counter() - began}  # fmt: skip
+
+
+async def _gepa_search(
+    name: str, task: Path, demos: int | None, seed: int, budget: Budget, calls: int,
+    target: Server, proposer: Server,
+) -> dict[str, Any]:  # fmt: skip
+    """bench/gepa_peer.py's run in the DSPy environment: what it wrote (its pick and spend)."""
+    if not DSPY_PYTHON.is_file():
+        raise SystemExit(f"no DSPy environment at {DSPY_PYTHON.parent.parent}: make bench-dspy")
+    out = WORK / "gepa" / f"{name}-{demos}-{seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(DSPY_PYTHON), str(ROOT / "gepa_peer.py"), "--task", str(task),
+               "--seed", str(seed), "--scoring-size", str(budget.scoring_size),
+               "--test-size", str(budget.test_size), "--max-metric-calls", str(calls),
+               "--target-url", target.url, "--target-model", target.model,
+               "--reflection-url", proposer.url, "--reflection-model", proposer.model,
+               "--out", str(out)]  # fmt: skip
+    if demos is not None:
+        command += ["--scoring-demos", str(demos)]
+    with (WORK / "gepa" / f"{name}-{demos}-{seed}.log").open("w") as log:
+        async with await anyio.open_process(command, stdout=log, stderr=log) as process:
+            try:
+                code = await process.wait()
+            except BaseException:  # a stopped run stops the peer too (it would be waited for)
+                process.kill()
+                raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+    peer: dict[str, Any] = json.loads(out.read_text())
+    return peer
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -513,7 +514,7 @@ class _Run:
             base["start"] = "shared"
         if self.system_key is not None:
             base["system"] = self.system_key
-        if self.policy != "lucb" and strategy != "gepa":
+        if self.policy != UNNAMED_POLICY and strategy != "gepa":
             base["policy"] = self.policy
         return base
 
@@ -534,11 +535,8 @@ class _Run:
                 lender = gepa_lender(self.ledger, base, calls)
                 if lender is not None:
                     print(f"  GEPA's search of {lender.get('finished')}, scored again", flush=True)
-                    outcome = await gepa_rescore(path, lender, self.demos, seed, budget,
-                                                 servers[0], self.system)  # fmt: skip
-                else:
-                    outcome = await gepa_study(name, path, self.demos, seed, budget, calls,
-                                               servers, self.system)  # fmt: skip
+                outcome = await gepa_study(name, path, self.demos, seed, budget, calls, servers,
+                                           self.system, lender)  # fmt: skip
             else:
                 outcome = await engine_study(name, path, strategy, self.demos, seed, budget,
                                              servers, self.options, pool, self.system,

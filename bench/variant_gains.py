@@ -25,15 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from engine.settings import SETTINGS  # noqa: E402
 from engine.study.events import CandidateAdded, PullDone, StudyFinished  # noqa: E402
 from engine.study.journal import read_events  # noqa: E402
 
 JOURNALS = ROOT / "results" / "proposals-work" / "journals"
+POLICY = next(one for one in SETTINGS if one.flat == "policy")
 #: {task}-{strategy}-{demos}-{seed}-{options}[-shared][-s<sha8>][-<policy>].jsonl
 #: (bench/proposals.py `journal_path`: the system message's tag, a policy other than lucb)
+_POLICIES = "|".join(re.escape(one) for one in POLICY.choices if one != "lucb")
 NAME = re.compile(r"^(?P<task>.+?)-(?P<strategy>resample|reflect|both)-(?P<demos>[^-]+)-"
                   r"(?P<seed>\d+)-(?P<options>.+?)(?P<shared>-shared)?(?P<system>-s[0-9a-f]{8})?"
-                  r"(?:-(?P<policy>paired|ttts|halving|ape-filter|ucb|uniform|full))?\.jsonl$")  # fmt: skip
+                  rf"(?:-(?P<policy>{_POLICIES}))?\.jsonl$")  # fmt: skip
 VARIANT_ORIGINS = ("resample", "reflect", "merge", "demos")
 
 

@@ -14,8 +14,8 @@ crossed design: reward = mean + theta_a + beta_e + noise.
   means (backfitting, warm-started from the last fit, so a new observation costs an iteration
   or two); beta is centred over the examples seen. The fit keeps only sums (each arm's and each
   example's rewards and counts, and which cells were seen), so a sweep is two matrix-vector
-  products. On the examples two arms share, theta_b -
-  theta_a moves with their paired difference, not with what either saw alone.
+  products. On the examples two arms share, theta_b - theta_a moves with their paired
+  difference, not with what either saw alone.
 - the noise variance from the residuals, the spread of the true arm effects by the method of
   moments (the thetas' variance less the average noise variance of a theta, at least a tiny
   positive value), and each theta shrunk towards their average by tau^2 / (tau^2 +

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from engine.search.factory import make_policy
 from engine.search.policy import Pull
 from engine.study.snapshot import ArmRow
@@ -80,24 +82,20 @@ def test_a_dropped_row_or_one_not_pulled_does_not_count() -> None:
     assert leader_note(replace(base, arms=rows)) is None
 
 
-def test_a_leader_by_another_rule_is_named_as_the_policy_s_pick() -> None:
-    base = make_snapshot(policy="halving")
-    # halving's pick: the best mean of its highest rung, here neither best mean nor lower bound
+@pytest.mark.parametrize(
+    ("policy", "rule"),
+    [
+        # halving's pick: the best mean of its highest rung, neither best mean nor lower bound
+        ("halving", "the halving policy's pick"),
+        # paired compares on the examples the candidates share, whatever the lower bounds
+        ("paired", "best mean on the examples they share"),
+    ],
+)
+def test_a_leader_by_another_rule_is_named_by_it(policy: str, rule: str) -> None:
+    base = make_snapshot(policy=policy)
     rows = tuple(
         replace(row, mean=0.95, lower=0.90, pulls=40) if row.arm == 3 else row for row in base.arms
     )
     note = leader_note(replace(base, arms=rows))
     assert note is not None
-    assert note.startswith("★ leader = the halving policy's pick, not highest mean (#3: mean 0.950")
-
-
-def test_the_paired_leader_is_named_by_its_rule() -> None:
-    """`paired` compares on the examples the candidates share: its leader below another row's
-    raw mean is explained by that, whatever the lower bounds."""
-    base = make_snapshot(policy="paired")
-    rows = tuple(
-        replace(row, mean=0.95, lower=0.90, pulls=6) if row.arm == 3 else row for row in base.arms
-    )
-    note = leader_note(replace(base, arms=rows))
-    assert note is not None
-    assert note.startswith("★ leader = best mean on the examples they share, not highest mean")
+    assert note.startswith(f"★ leader = {rule}, not highest mean (#3: mean 0.950")
